@@ -1,0 +1,125 @@
+//! Typed values as the keyspace stores them in DRAM.
+//!
+//! Only strings exist so far; hashes, lists, sets and sorted sets join this
+//! enum with the data-types work. Commands match on [`Value`] and answer
+//! `WRONGTYPE` themselves.
+
+/// A value stored under a key.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Value {
+    /// A binary-safe string (Redis's `string` type, also used by the bit commands).
+    Str(StrValue),
+}
+
+/// The type name a value reports through `TYPE` and `SCAN ... TYPE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueType {
+    /// `string`
+    String,
+}
+
+impl ValueType {
+    /// The name Redis uses for this type.
+    pub fn name(self) -> &'static str {
+        match self {
+            ValueType::String => "string",
+        }
+    }
+}
+
+impl Value {
+    /// Builds a string value from bytes.
+    pub fn string(bytes: impl Into<Vec<u8>>) -> Self {
+        Value::Str(StrValue::new(bytes.into()))
+    }
+
+    /// The value's type.
+    pub fn value_type(&self) -> ValueType {
+        match self {
+            Value::Str(_) => ValueType::String,
+        }
+    }
+
+    /// Approximate DRAM bytes used by the value (heap and inline), for
+    /// `MEMORY USAGE` and tier accounting.
+    pub fn mem_usage(&self) -> usize {
+        match self {
+            Value::Str(s) => std::mem::size_of::<Value>() + s.bytes.capacity(),
+        }
+    }
+
+    /// The Redis encoding name `OBJECT ENCODING` reports.
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            Value::Str(s) => s.encoding(),
+        }
+    }
+}
+
+/// The longest string Redis stores in the `embstr` encoding.
+const EMBSTR_MAX: usize = 44;
+
+/// A string value with the facts needed to report Redis's encoding.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StrValue {
+    /// The bytes.
+    pub bytes: Vec<u8>,
+    /// Set once the string has been modified in place (APPEND, SETRANGE,
+    /// SETBIT...): Redis reports such strings as `raw` whatever their length.
+    pub raw: bool,
+}
+
+impl StrValue {
+    /// A freshly written string (as by `SET`).
+    pub fn new(bytes: Vec<u8>) -> Self {
+        StrValue { bytes, raw: false }
+    }
+
+    /// The encoding Redis would report: `int`, `embstr` or `raw`.
+    pub fn encoding(&self) -> &'static str {
+        if !self.raw && is_int_encodable(&self.bytes) {
+            "int"
+        } else if !self.raw && self.bytes.len() <= EMBSTR_MAX {
+            "embstr"
+        } else {
+            "raw"
+        }
+    }
+
+    /// Mutable access for in-place edits; marks the string `raw` as Redis does.
+    pub fn bytes_mut(&mut self) -> &mut Vec<u8> {
+        self.raw = true;
+        &mut self.bytes
+    }
+}
+
+/// Whether Redis would store these bytes with the `int` encoding: a canonical
+/// signed 64-bit decimal (no leading zeros or `+`, at most 20 characters).
+pub fn is_int_encodable(b: &[u8]) -> bool {
+    if b.is_empty() || b.len() > 20 {
+        return false;
+    }
+    std::str::from_utf8(b)
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .is_some_and(|v| v.to_string().as_bytes() == b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodings() {
+        assert_eq!(StrValue::new(b"123".to_vec()).encoding(), "int");
+        assert_eq!(StrValue::new(b"-9223372036854775808".to_vec()).encoding(), "int");
+        assert_eq!(StrValue::new(b"0123".to_vec()).encoding(), "embstr");
+        assert_eq!(StrValue::new(b"+1".to_vec()).encoding(), "embstr");
+        assert_eq!(StrValue::new(vec![b'a'; 44]).encoding(), "embstr");
+        assert_eq!(StrValue::new(vec![b'a'; 45]).encoding(), "raw");
+        let mut s = StrValue::new(b"ab".to_vec());
+        s.bytes_mut().push(b'c');
+        assert_eq!(s.encoding(), "raw");
+    }
+}
