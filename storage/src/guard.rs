@@ -42,7 +42,14 @@ impl<'a> Guard<'a> {
         locks: SmallVec<[(usize, MutexGuard<'a, Shard>); 2]>,
         now: u64,
     ) -> Self {
-        Guard { ks, db, locks, now, clock: ks.clock_secs(), touch: true }
+        Guard {
+            ks,
+            db,
+            locks,
+            now,
+            clock: ks.clock_secs(),
+            touch: true,
+        }
     }
 
     /// The database this guard works in.
@@ -65,7 +72,11 @@ impl<'a> Guard<'a> {
     /// the caller; it is reported as absent rather than crashing the server.
     fn shard(&mut self, hash: u64) -> Option<&mut Shard> {
         let want = self.ks.shard_of(hash);
-        let found = self.locks.iter_mut().find(|(i, _)| *i == want).map(|(_, s)| &mut **s);
+        let found = self
+            .locks
+            .iter_mut()
+            .find(|(i, _)| *i == want)
+            .map(|(_, s)| &mut **s);
         debug_assert!(found.is_some(), "key's shard was not locked by this guard");
         found
     }
@@ -153,7 +164,12 @@ impl<'a> Guard<'a> {
                     SetExpiry::At(t) => t,
                     _ => 0,
                 };
-                let entry = Entry { key: key.into(), value, expire_at, access: clock };
+                let entry = Entry {
+                    key: key.into(),
+                    value,
+                    expire_at,
+                    access: clock,
+                };
                 if let Some(s) = self.shard(hash) {
                     s.insert_new(hash, entry, |k| ks.hash(k));
                 }
@@ -175,7 +191,8 @@ impl<'a> Guard<'a> {
     /// The deadline of `key`: `None` if the key is absent, `Some(None)` if it
     /// has no TTL.
     pub fn expire_at(&mut self, key: &[u8]) -> Option<Option<u64>> {
-        self.live(key).map(|e| (e.expire_at != 0).then_some(e.expire_at))
+        self.live(key)
+            .map(|e| (e.expire_at != 0).then_some(e.expire_at))
     }
 
     /// Sets (or with `None` clears) the deadline of `key`. Returns false if the

@@ -170,8 +170,16 @@ impl Keyspace {
                 expires += n;
             }
         }
-        let avg_ttl = if expires == 0 { 0 } else { (ttl_sum / expires as u128) as u64 };
-        DbInfo { keys, expires, avg_ttl }
+        let avg_ttl = if expires == 0 {
+            0
+        } else {
+            (ttl_sum / expires as u128) as u64
+        };
+        DbInfo {
+            keys,
+            expires,
+            avg_ttl,
+        }
     }
 
     /// Removes every key of `db`.
@@ -286,7 +294,11 @@ impl Keyspace {
                 }
             }
         }
-        let next = if shard >= shards { 0 } else { (shard << 32) | from };
+        let next = if shard >= shards {
+            0
+        } else {
+            (shard << 32) | from
+        };
         (next, out)
     }
 
@@ -336,7 +348,9 @@ impl Keyspace {
                     // Find one entry with this hash and deadline and remove it.
                     let key = s
                         .table
-                        .find(hash, |e| e.expire_at == deadline && self.hash(&e.key) == hash)
+                        .find(hash, |e| {
+                            e.expire_at == deadline && self.hash(&e.key) == hash
+                        })
                         .map(|e| e.key.clone());
                     if let Some(key) = key {
                         s.remove(hash, &key);
@@ -347,7 +361,9 @@ impl Keyspace {
                 }
             }
         }
-        self.stats.expired_keys.fetch_add(removed as u64, Ordering::Relaxed);
+        self.stats
+            .expired_keys
+            .fetch_add(removed as u64, Ordering::Relaxed);
         removed
     }
 

@@ -18,8 +18,8 @@
 
 pub mod clock;
 pub mod error;
-pub mod glob;
 mod expiry;
+pub mod glob;
 mod guard;
 pub mod keyspace;
 mod shard;
