@@ -324,7 +324,8 @@ mod tests {
         let ks = ks();
         let far = crate::clock::now_ms() + 100_000;
         let mut g = ks.lock(0, [&b"a"[..], b"b"]).expect("db 0");
-        g.set(b"a", Value::string("1"), SetExpiry::At(far)).expect("set");
+        g.set(b"a", Value::string("1"), SetExpiry::At(far))
+            .expect("set");
         let d = g.take(b"a").expect("a is live");
         assert_eq!(d.expire_at, Some(far));
         assert!(!g.exists(b"a"));

@@ -79,7 +79,9 @@ impl Flushed {
 
 impl std::fmt::Debug for Flushed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Flushed").field("keys", &self.len()).finish()
+        f.debug_struct("Flushed")
+            .field("keys", &self.len())
+            .finish()
     }
 }
 
@@ -497,7 +499,9 @@ mod tests {
             assert_eq!(seen.len(), 200, "count {count}");
             assert!(!seen.iter().any(|k| k == b"dead"));
         }
-        let (_, keys) = ks.scan(0, 0, 1000, &|k, _| crate::glob::matches(b"key:1?", k, false));
+        let (_, keys) = ks.scan(0, 0, 1000, &|k, _| {
+            crate::glob::matches(b"key:1?", k, false)
+        });
         assert_eq!(keys.len(), 10);
     }
 }

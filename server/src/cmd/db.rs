@@ -71,8 +71,14 @@ fn swap_index(a: &[u8], msg: &str) -> Result<i64, CmdError> {
 
 /// SWAPDB runs alone (EXCLUSIVE): no command sees a half-swapped pair.
 fn swapdb(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
-    let a = swap_index(args.get(1).copied().unwrap_or_default(), "invalid first DB index")?;
-    let b = swap_index(args.get(2).copied().unwrap_or_default(), "invalid second DB index")?;
+    let a = swap_index(
+        args.get(1).copied().unwrap_or_default(),
+        "invalid first DB index",
+    )?;
+    let b = swap_index(
+        args.get(2).copied().unwrap_or_default(),
+        "invalid second DB index",
+    )?;
     let in_range = |v: i64| v >= 0 && (v as usize) < DB_COUNT;
     if !in_range(a) || !in_range(b) {
         return Err(CmdError::msg(DB_RANGE));

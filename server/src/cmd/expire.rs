@@ -101,7 +101,11 @@ impl Conditions {
         if self.xx && current.is_none() {
             return false;
         }
-        if self.gt && !current.is_some_and(|c| when > c) {
+        let greater = match current {
+            Some(c) => when > c,
+            None => false,
+        };
+        if self.gt && !greater {
             return false;
         }
         if self.lt && current.is_some_and(|c| when >= c) {
@@ -184,13 +188,15 @@ fn ttl_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], millis: bool, absolute: bool) 
         None => -2,
         Some(None) => -1,
         Some(Some(at)) => {
+            // Deadlines are at most i64::MAX, so rounding in u64 cannot
+            // overflow (Redis's C arithmetic gives the same exact result).
             let t = if absolute { at } else { at.saturating_sub(now) };
-            let t = i64::try_from(t).unwrap_or(i64::MAX);
-            if millis {
+            let t = if millis {
                 t
             } else {
                 t.saturating_add(500) / 1000
-            }
+            };
+            i64::try_from(t).unwrap_or(i64::MAX)
         }
     };
     ctx.out.int(reply);
@@ -226,7 +232,9 @@ mod tests {
         for bad in [&["nx", "xx"][..], &["nx", "gt"], &["lt", "nx"]] {
             assert!(matches!(parse(bad), Err(CmdError::Msg(m)) if m.starts_with("ERR NX and XX")));
         }
-        assert!(matches!(parse(&["gt", "lt"]), Err(CmdError::Msg(m)) if m.starts_with("ERR GT and LT")));
+        assert!(
+            matches!(parse(&["gt", "lt"]), Err(CmdError::Msg(m)) if m.starts_with("ERR GT and LT"))
+        );
         assert_eq!(
             parse(&["foo"]),
             Err(CmdError::msg("ERR Unsupported option foo"))
@@ -253,7 +261,10 @@ mod tests {
     fn deadlines_overflow_like_redis() {
         let e = |a: &str, u, b| deadline(a.as_bytes(), u, b, "expire");
         assert_eq!(e("-5", Unit::Seconds, 1000), Ok(-4000));
-        assert_eq!(e("9223372036854775", Unit::Seconds, 0), Ok(9223372036854775000));
+        assert_eq!(
+            e("9223372036854775", Unit::Seconds, 0),
+            Ok(9223372036854775000)
+        );
         assert!(e("9223372036854776", Unit::Seconds, 0).is_err());
         assert!(e("-9223372036854776", Unit::Seconds, 0).is_err());
         assert!(e("9223372036854775807", Unit::Millis, 1).is_err());
