@@ -128,7 +128,11 @@ pub fn first_bit(s: &[u8], bit: bool) -> i64 {
     match s.iter().position(|&b| b != skip) {
         Some(i) => {
             let b = s.get(i).copied().unwrap_or(0);
-            let within = if bit { b.leading_zeros() } else { (!b).leading_zeros() };
+            let within = if bit {
+                b.leading_zeros()
+            } else {
+                (!b).leading_zeros()
+            };
             i as i64 * 8 + i64::from(within)
         }
         None if bit => -1,
@@ -147,9 +151,23 @@ struct BitRange {
 
 /// The index arithmetic shared by BITCOUNT and BITPOS.
 fn resolve_range(len: usize, start: i64, end: i64, is_bit: bool) -> BitRange {
-    let totlen = if is_bit { (len as i64) << 3 } else { len as i64 };
-    let mut start = if start < 0 { totlen.wrapping_add(start) } else { start }.max(0);
-    let mut end = if end < 0 { totlen.wrapping_add(end) } else { end }.max(0);
+    let totlen = if is_bit {
+        (len as i64) << 3
+    } else {
+        len as i64
+    };
+    let mut start = if start < 0 {
+        totlen.wrapping_add(start)
+    } else {
+        start
+    }
+    .max(0);
+    let mut end = if end < 0 {
+        totlen.wrapping_add(end)
+    } else {
+        end
+    }
+    .max(0);
     if end >= totlen {
         end = totlen - 1;
     }
@@ -455,7 +473,11 @@ pub fn set_bits(p: &mut [u8], offset: u64, bits: u32, value: u64) {
 /// the range of a `bits`-wide unsigned integer, and the value to store
 /// instead (`None` for FAIL).
 pub fn unsigned_overflow(value: u64, incr: i64, bits: u32, ow: Overflow) -> Option<Option<u64>> {
-    let max = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
+    let max = if bits == 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    };
     let max_incr = max.wrapping_sub(value) as i64;
     let min_incr = value.wrapping_neg() as i64;
     let wrap = || value.wrapping_add(incr as u64) & !(u64::MAX.checked_shl(bits).unwrap_or(0));
@@ -501,9 +523,7 @@ pub fn signed_overflow(value: i64, incr: i64, bits: u32, ow: Overflow) -> Option
         Overflow::Sat => Some(sat),
         Overflow::Fail => None,
     };
-    if value > max
-        || (bits != 64 && incr > max_incr)
-        || (value >= 0 && incr > 0 && incr > max_incr)
+    if value > max || (bits != 64 && incr > max_incr) || (value >= 0 && incr > 0 && incr > max_incr)
     {
         Some(limit(max))
     } else if value < min

@@ -199,7 +199,10 @@ fn parse_string_options(args: &[&[u8]], for_set: bool) -> Result<StringOptions, 
             !o.keepttl
                 && !o.persist
                 && has_next
-                && o.expire.map_or(true, |e| (e.seconds, e.relative) == unit)
+                && match o.expire {
+                    None => true,
+                    Some(e) => (e.seconds, e.relative) == unit,
+                }
         }) {
             o.expire = Some(ExpireArg {
                 at: j + 1,
@@ -297,7 +300,7 @@ fn mget(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 }
 
 fn mset_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], nx: bool) -> CmdResult {
-    if args.len() % 2 == 0 {
+    if args.len() & 1 == 0 {
         return Err(CmdError::Arity(if nx { "msetnx" } else { "mset" }.into()));
     }
     let pairs = args.get(1..).unwrap_or_default();
@@ -307,7 +310,11 @@ fn mset_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], nx: bool) -> CmdResult {
         return Ok(());
     }
     for pair in pairs.chunks_exact(2) {
-        g.set(nth(pair, 0), Value::string(nth(pair, 1)), SetExpiry::Persist)?;
+        g.set(
+            nth(pair, 0),
+            Value::string(nth(pair, 1)),
+            SetExpiry::Persist,
+        )?;
     }
     if nx {
         ctx.out.int(1);
@@ -371,10 +378,8 @@ fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         (Some(ms), _) => {
             g.set_expire_at(key, Some(ms));
         }
-        _ if o.persist => {
-            if g.expire_at(key).flatten().is_some() {
-                g.set_expire_at(key, None);
-            }
+        _ if o.persist && g.expire_at(key).flatten().is_some() => {
+            g.set_expire_at(key, None);
         }
         _ => {}
     }
@@ -512,8 +517,18 @@ fn byte_range(len: usize, start: i64, end: i64) -> Option<(usize, usize)> {
         return None;
     }
     let len_i = len as i64;
-    let start = if start < 0 { len_i.wrapping_add(start) } else { start }.max(0);
-    let mut end = if end < 0 { len_i.wrapping_add(end) } else { end }.max(0);
+    let start = if start < 0 {
+        len_i.wrapping_add(start)
+    } else {
+        start
+    }
+    .max(0);
+    let mut end = if end < 0 {
+        len_i.wrapping_add(end)
+    } else {
+        end
+    }
+    .max(0);
     if end >= len_i {
         end = len_i - 1;
     }
@@ -656,7 +671,7 @@ fn lcs(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             ctx.out.int(i64::from(r.b.0));
             ctx.out.int(i64::from(r.b.1));
             if o.with_match_len {
-                ctx.out.int(i64::from(r.a.1 - r.a.0 + 1));
+                ctx.out.int(i64::from(r.a.1.wrapping_sub(r.a.0).wrapping_add(1)));
             }
         }
         ctx.out.bulk(b"len");

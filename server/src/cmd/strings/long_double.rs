@@ -156,7 +156,7 @@ impl LongDouble {
         if digits.len() <= 17 {
             out.push('0');
             out.push('.');
-            out.extend(std::iter::repeat('0').take(17 - digits.len()));
+            out.push_str(&"0".repeat(17 - digits.len()));
             out.push_str(&digits);
         } else {
             let (int, frac) = digits.split_at(digits.len() - 17);
@@ -491,7 +491,9 @@ impl Big {
             }
         }
         if limbs > 0 {
-            self.0.splice(0..0, std::iter::repeat(0).take(limbs));
+            let mut shifted = vec![0; limbs];
+            shifted.extend_from_slice(&self.0);
+            self.0 = shifted;
         }
     }
 
@@ -586,8 +588,23 @@ mod tests {
     #[test]
     fn parse_rejects_like_string2ld() {
         for bad in [
-            "", " 1", "1 ", "nan", "-nan", "1e", "1e+", ".", "-", "0x", "0xg", "1.2.3", "abc",
-            "1e99999", "1e-99999", "0x1p99999", "infinit",
+            "",
+            " 1",
+            "1 ",
+            "nan",
+            "-nan",
+            "1e",
+            "1e+",
+            ".",
+            "-",
+            "0x",
+            "0xg",
+            "1.2.3",
+            "abc",
+            "1e99999",
+            "1e-99999",
+            "0x1p99999",
+            "infinit",
         ] {
             assert_eq!(LongDouble::parse(bad.as_bytes()), None, "{bad:?}");
         }
@@ -608,6 +625,9 @@ mod tests {
         assert_eq!(LongDouble::parse(b"1.2e4932"), None);
         // Denormals are accepted (strtold's ERANGE with a nonzero value).
         assert!(LongDouble::parse(b"4e-4951").is_some());
-        assert_eq!(LongDouble::from_i64(i64::MIN).to_human(), "-9223372036854775808");
+        assert_eq!(
+            LongDouble::from_i64(i64::MIN).to_human(),
+            "-9223372036854775808"
+        );
     }
 }
