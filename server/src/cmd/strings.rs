@@ -671,7 +671,8 @@ fn lcs(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             ctx.out.int(i64::from(r.b.0));
             ctx.out.int(i64::from(r.b.1));
             if o.with_match_len {
-                ctx.out.int(i64::from(r.a.1.wrapping_sub(r.a.0).wrapping_add(1)));
+                ctx.out
+                    .int(i64::from(r.a.1.wrapping_sub(r.a.0).wrapping_add(1)));
             }
         }
         ctx.out.bulk(b"len");
