@@ -16,15 +16,21 @@
 #![deny(unsafe_code)]
 #![warn(clippy::unwrap_used)]
 
+pub mod arena;
 pub mod clock;
 pub mod error;
 pub mod glob;
 mod expiry;
 mod guard;
 pub mod keyspace;
+pub mod persist;
 mod shard;
 pub mod value;
 
+pub use arena::{
+    Addr, Arena, ArenaConfig, ArenaStats, ArenaSync, Persistence, RecordIn, RecordRef,
+    RecoveredRecord, RecoveryStats, Ticket,
+};
 pub use error::{Error, Result};
 pub use guard::{Guard, SetExpiry};
 pub use keyspace::{Keyspace, KeyspaceConfig, DB_COUNT};
