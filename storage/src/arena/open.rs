@@ -195,7 +195,12 @@ fn format(medium: &dyn Medium, config: &ArenaConfig) -> Result<Superblock> {
     if dirty {
         medium.fence();
     }
-    medium.write(0, &sb.encode())?;
+    // Everything but the magic first; the magic word commits the format.
+    let bytes = sb.encode();
+    let (magic, rest) = bytes.split_at(8);
+    medium.write(8, rest)?;
+    medium.persist(8, rest.len() as u64)?;
+    medium.write(0, magic)?;
     medium.persist(0, SUPERBLOCK_LEN as u64)?;
     tracing::info!(
         "arena: formatted {} bytes as {} segments of {} bytes",

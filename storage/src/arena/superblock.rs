@@ -14,7 +14,10 @@
 //!     56    8 clean word       CLEAN_MAGIC after a clean shutdown, else 0
 //! ```
 //!
-//! Bytes 0..56 are written once, when the arena is formatted. The clean word
+//! Bytes 8..56 are written once, when the arena is formatted, and persisted;
+//! only then is the magic word written and persisted. The magic is the
+//! commit word of formatting: a zero magic means formatting never completed
+//! (a crash while formatting), and the arena is formatted again. The clean word
 //! is outside the checksum and is a single aligned 8-byte store, so flipping
 //! it is failure-atomic and a crash while flipping cannot corrupt the
 //! superblock.
@@ -97,7 +100,9 @@ impl Superblock {
             .get(..SUPERBLOCK_LEN)
             .and_then(|s| s.try_into().ok())
             .ok_or_else(|| Error::BadArena("arena shorter than its superblock".into()))?;
-        if b.iter().all(|x| *x == 0) {
+        if b[0..8] == [0u8; 8] {
+            // The magic word is written last when formatting, so a zero
+            // magic means formatting never completed.
             return Ok(Found::Blank);
         }
         if b[0..8] != MAGIC {
@@ -174,6 +179,9 @@ mod tests {
         sb.clean = true;
         assert_eq!(Superblock::decode(&sb.encode()).unwrap(), Found::Valid(sb));
         assert_eq!(Superblock::decode(&[0; 64]).unwrap(), Found::Blank);
+        let mut half = sb.encode();
+        half[0..8].fill(0);
+        assert_eq!(Superblock::decode(&half).unwrap(), Found::Blank);
     }
 
     #[test]
