@@ -35,6 +35,21 @@ pub enum SetExpiry {
     At(u64),
 }
 
+/// A key's value and metadata lifted out of the keyspace, to be stored again
+/// under another name or in another database with [`Guard::put`] (`RENAME`,
+/// `MOVE`, `COPY`). The deadline travels with the value, so a renamed or moved
+/// key keeps its TTL, as in Redis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detached {
+    /// The value.
+    pub value: Value,
+    /// Absolute deadline in Unix ms, or `None` for a key without a TTL.
+    pub expire_at: Option<u64>,
+    /// Last access time (the keyspace's LRU clock), kept when the guard does
+    /// not touch keys (`CLIENT NO-TOUCH`).
+    access: u32,
+}
+
 /// Locks held on the shards of the keys a command touches.
 pub struct Guard<'a> {
     ks: &'a Keyspace,
@@ -133,8 +148,9 @@ impl<'a> Guard<'a> {
         Some(Found { pos, kh, handle })
     }
 
-    /// Removes a found key from the index, its tier and the arena.
-    fn delete(&mut self, f: Found) -> Option<Value> {
+    /// Removes a found key from the index, its tier and the arena; returns
+    /// its value (if it could be read), deadline and access time.
+    fn delete(&mut self, f: Found) -> Option<(Option<Value>, u64, u32)> {
         let lane = self.lane(f.pos);
         let ks = self.ks;
         let shard = self.shard(f.pos)?;
@@ -153,7 +169,7 @@ impl<'a> Guard<'a> {
                 if let Some(addr) = e.copy {
                     ks.drop_record(lane, addr);
                 }
-                Some(e.value)
+                Some((Some(e.value), e.expire_at, e.access))
             }
             Target::Cold(addr) => {
                 let arena = ks.tiers.arena.as_ref()?;
@@ -166,7 +182,7 @@ impl<'a> Guard<'a> {
                 }
                 ks.tiers.stats.cold_keys.fetch_sub(1, Ordering::Relaxed);
                 ks.drop_record(lane, addr);
-                value
+                Some((value, deadline, 0))
             }
         }
     }
@@ -364,7 +380,61 @@ impl<'a> Guard<'a> {
     /// Removes `key`, returning its value if it was live.
     pub fn remove(&mut self, key: &[u8]) -> Option<Value> {
         let f = self.live(key)?;
-        self.delete(f)
+        self.delete(f)?.0
+    }
+
+    /// Removes `key` and returns its value with its deadline, ready to be
+    /// [`Guard::put`] elsewhere (`RENAME`, `MOVE`). `None` if the key is absent
+    /// or expired.
+    pub fn take(&mut self, key: &[u8]) -> Option<Detached> {
+        let f = self.live(key)?;
+        let (value, deadline, access) = self.delete(f)?;
+        Some(Detached { value: value?, expire_at: (deadline != 0).then_some(deadline), access })
+    }
+
+    /// A copy of the value of `key` with its deadline (`COPY`), without
+    /// changing the key. Counts as an access (the copy is a fresh object
+    /// whose access time is now, as Redis's duplicated object).
+    pub fn duplicate(&mut self, key: &[u8]) -> Option<Detached> {
+        let clock = self.clock;
+        let value = self.get(key)?.clone();
+        let deadline = self.expire_at(key)?;
+        Some(Detached { value, expire_at: deadline, access: clock })
+    }
+
+    /// Stores a detached value under `key` with its deadline, replacing
+    /// whatever `key` held (live or expired). The access time becomes now
+    /// unless the guard does not touch keys, in which case the detached
+    /// entry's own access time is kept.
+    pub fn put(&mut self, key: &[u8], d: Detached) -> Result<()> {
+        let (touch, access) = (self.touch, d.access);
+        // Any previous entry goes, whether or not its deadline has passed.
+        if let Some(f) = self.find_any(key) {
+            self.delete(f);
+        }
+        let expiry = match d.expire_at {
+            Some(t) => SetExpiry::At(t),
+            None => SetExpiry::Persist,
+        };
+        self.set(key, d.value, expiry)?;
+        if !touch {
+            if let Some(f) = self.find_any(key) {
+                if let Target::Hot(slot) = f.handle.target() {
+                    if let Some(e) = self.hot_entry(f.pos, slot) {
+                        e.access = access;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Finds `key` whether or not its deadline has passed.
+    fn find_any(&mut self, key: &[u8]) -> Option<Found> {
+        let (pos, kh) = self.locate(key)?;
+        let arena = self.ks.tiers.arena.as_ref();
+        let handle = self.shard(pos)?.find(kh, key, arena)?;
+        Some(Found { pos, kh, handle })
     }
 
     /// The deadline of `key`: `None` if the key is absent, `Some(None)` if it
@@ -508,5 +578,123 @@ impl Drop for Guard<'_> {
         if !self.dirty.is_empty() || self.ks.tiers.past_hard_limit() {
             self.flush();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keyspace::KeyspaceConfig;
+    use crate::ValueType;
+
+    fn ks() -> Keyspace {
+        Keyspace::new(KeyspaceConfig { shards_per_db: 4, ..Default::default() })
+    }
+
+    fn string_of(g: &mut Guard<'_>, key: &[u8]) -> Option<Vec<u8>> {
+        match g.get(key)? {
+            Value::Str(s) => Some(s.bytes.clone()),
+        }
+    }
+
+    #[test]
+    fn take_then_put_renames_with_ttl() {
+        let ks = ks();
+        let far = crate::clock::now_ms() + 100_000;
+        let mut g = ks.lock(0, [&b"a"[..], b"b"]).expect("db 0");
+        g.set(b"a", Value::string("1"), SetExpiry::At(far))
+            .expect("set");
+        let d = g.take(b"a").expect("a is live");
+        assert_eq!(d.expire_at, Some(far));
+        assert!(!g.exists(b"a"));
+        g.put(b"b", d).expect("put");
+        assert_eq!(string_of(&mut g, b"b"), Some(b"1".to_vec()));
+        assert_eq!(g.expire_at(b"b"), Some(Some(far)));
+        assert_eq!(g.take(b"a"), None);
+        drop(g);
+        // The expiry index follows the key: one volatile key in db 0.
+        assert_eq!(ks.db_info(0).expires, 1);
+        assert_eq!(ks.db_info(0).keys, 1);
+    }
+
+    #[test]
+    fn put_replaces_value_and_deadline() {
+        let ks = ks();
+        let far = crate::clock::now_ms() + 100_000;
+        let mut g = ks.lock(0, [&b"src"[..], b"dst"]).expect("db 0");
+        g.set(b"src", Value::string("new"), SetExpiry::Persist)
+            .expect("set");
+        g.set(b"dst", Value::string("old"), SetExpiry::At(far))
+            .expect("set");
+        let d = g.take(b"src").expect("src");
+        g.put(b"dst", d).expect("put");
+        assert_eq!(string_of(&mut g, b"dst"), Some(b"new".to_vec()));
+        assert_eq!(g.expire_at(b"dst"), Some(None));
+        drop(g);
+        let info = ks.db_info(0);
+        assert_eq!((info.keys, info.expires), (1, 0));
+    }
+
+    #[test]
+    fn put_over_an_expired_key() {
+        let ks = ks();
+        let mut g = ks.lock(0, [&b"x"[..], b"y"]).expect("db 0");
+        g.set(b"x", Value::string("v"), SetExpiry::Persist)
+            .expect("set");
+        // A deadline already in the past: the entry is still stored until
+        // someone looks, and `put` must replace it cleanly.
+        g.set(b"y", Value::string("gone"), SetExpiry::At(1))
+            .expect("set");
+        let d = g.take(b"x").expect("x");
+        g.put(b"y", d).expect("put");
+        assert_eq!(string_of(&mut g, b"y"), Some(b"v".to_vec()));
+        drop(g);
+        let info = ks.db_info(0);
+        assert_eq!((info.keys, info.expires), (1, 0));
+    }
+
+    #[test]
+    fn duplicate_leaves_the_source() {
+        let ks = ks();
+        let far = crate::clock::now_ms() + 100_000;
+        let mut g = ks.lock(0, [&b"a"[..], b"b", b"missing"]).expect("db 0");
+        g.set(b"a", Value::string("v"), SetExpiry::At(far))
+            .expect("set");
+        let d = g.duplicate(b"a").expect("a");
+        g.put(b"b", d).expect("put");
+        assert_eq!(string_of(&mut g, b"a"), Some(b"v".to_vec()));
+        assert_eq!(string_of(&mut g, b"b"), Some(b"v".to_vec()));
+        assert_eq!(g.expire_at(b"b"), Some(Some(far)));
+        assert_eq!(g.duplicate(b"missing"), None);
+        drop(g);
+        assert_eq!(ks.db_info(0).expires, 2);
+    }
+
+    #[test]
+    fn move_between_databases() {
+        let ks = ks();
+        let mut src = ks.lock_one(0, b"k").expect("db 0");
+        src.set(b"k", Value::string("v"), SetExpiry::Persist)
+            .expect("set");
+        let mut dst = ks.lock_one(3, b"k").expect("db 3");
+        let d = src.take(b"k").expect("k");
+        dst.put(b"k", d).expect("put");
+        drop((src, dst));
+        assert_eq!(ks.type_of(0, b"k"), None);
+        assert_eq!(ks.type_of(3, b"k"), Some(ValueType::String));
+        assert_eq!(ks.dbsize(0), 0);
+        assert_eq!(ks.dbsize(3), 1);
+    }
+
+    #[test]
+    fn expired_keys_cannot_be_taken() {
+        let ks = ks();
+        let mut g = ks.lock_one(0, b"k").expect("db 0");
+        g.set(b"k", Value::string("v"), SetExpiry::At(1))
+            .expect("set");
+        assert_eq!(g.take(b"k"), None);
+        assert_eq!(g.duplicate(b"k"), None);
+        drop(g);
+        assert_eq!(ks.dbsize(0), 0);
     }
 }

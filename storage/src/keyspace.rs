@@ -76,6 +76,32 @@ pub struct DbInfo {
     pub avg_ttl: u64,
 }
 
+/// The contents of flushed databases, detached from the keyspace so that the
+/// caller chooses where the DRAM is freed: dropping it frees every value
+/// (`FLUSHALL ASYNC` drops it on a background thread, as Redis's lazyfree).
+#[derive(Default)]
+pub struct Flushed {
+    shards: Vec<Shard>,
+}
+
+impl Flushed {
+    /// Number of keys (live or expired) the flushed databases held.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.len()).sum()
+    }
+
+    /// Whether the flushed databases held no key at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl std::fmt::Debug for Flushed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flushed").field("keys", &self.len()).finish()
+    }
+}
+
 /// The whole data set of a server.
 pub struct Keyspace {
     pub(crate) dbs: Box<[Database]>,
@@ -506,17 +532,41 @@ impl Keyspace {
 
     /// Removes every key of `db`.
     pub fn flush_db(&self, db: usize) {
-        let Some(d) = self.dbs.get(db) else { return };
+        drop(self.detach_db(db));
+    }
+
+    /// Empties `db` at once and hands its former DRAM contents to the caller,
+    /// who frees them wherever it likes (`FLUSHDB ASYNC`). Each shard is
+    /// swapped out under its lock, so the database is empty as soon as this
+    /// returns; the arena records are released (tombstoned in `pmem` mode)
+    /// before it returns, so a restart never resurrects flushed keys. Run it
+    /// under [`Keyspace::exclusive`] for an atomic flush.
+    pub fn detach_db(&self, db: usize) -> Flushed {
+        let mut out = Flushed::default();
         let per_db = self.shards_per_db();
-        for (i, m) in d.shards.iter().enumerate() {
-            let old = std::mem::take(&mut *m.lock());
-            self.forget_shard(old, db * per_db + i);
+        if let Some(d) = self.dbs.get(db) {
+            out.shards.reserve(d.shards.len());
+            for (i, m) in d.shards.iter().enumerate() {
+                let old = std::mem::take(&mut *m.lock());
+                self.forget_shard(&old, db * per_db + i);
+                out.shards.push(old);
+            }
         }
+        out
+    }
+
+    /// [`Keyspace::detach_db`] for every database (`FLUSHALL ASYNC`).
+    pub fn detach_all(&self) -> Flushed {
+        let mut out = Flushed::default();
+        for db in 0..self.dbs.len() {
+            out.shards.append(&mut self.detach_db(db).shards);
+        }
+        out
     }
 
     /// Releases (or in `pmem` mode tombstones) every record of a shard's
     /// contents that were taken out of the keyspace.
-    fn forget_shard(&self, old: Shard, lane: usize) {
+    fn forget_shard(&self, old: &Shard, lane: usize) {
         let s = &self.tiers.stats;
         for h in old.index.iter() {
             match h.target() {
@@ -539,9 +589,7 @@ impl Keyspace {
 
     /// Removes every key of every database.
     pub fn flush_all(&self) {
-        for db in 0..self.dbs.len() {
-            self.flush_db(db);
-        }
+        drop(self.detach_all());
     }
 
     /// Swaps two databases. Run under [`Keyspace::exclusive`]. In `pmem` mode
@@ -791,5 +839,85 @@ impl Keyspace {
             Some(a) => a.close(),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SetExpiry;
+
+    fn filled(n: usize, db: usize) -> Keyspace {
+        let ks = Keyspace::new(KeyspaceConfig { shards_per_db: 4, ..Default::default() });
+        for i in 0..n {
+            let key = format!("key:{i}");
+            let mut g = ks.lock_one(db, key.as_bytes()).expect("db");
+            g.set(key.as_bytes(), Value::string("v"), SetExpiry::Persist)
+                .expect("set");
+        }
+        ks
+    }
+
+    #[test]
+    fn detach_db_empties_one_database() {
+        let ks = filled(50, 2);
+        let mut g = ks.lock_one(5, b"other").expect("db 5");
+        g.set(b"other", Value::string("v"), SetExpiry::Persist)
+            .expect("set");
+        drop(g);
+        let flushed = ks.detach_db(2);
+        assert_eq!(flushed.len(), 50);
+        assert!(!flushed.is_empty());
+        assert_eq!(ks.dbsize(2), 0);
+        assert_eq!(ks.dbsize(5), 1);
+        // Freed on another thread, as FLUSHDB ASYNC does.
+        std::thread::spawn(move || drop(flushed))
+            .join()
+            .expect("drop thread");
+        assert!(ks.detach_db(99).is_empty());
+    }
+
+    #[test]
+    fn detach_all_empties_everything() {
+        let ks = filled(10, 0);
+        let mut g = ks.lock_one(15, b"x").expect("db 15");
+        g.set(b"x", Value::string("v"), SetExpiry::At(1))
+            .expect("set");
+        drop(g);
+        let flushed = ks.detach_all();
+        assert_eq!(flushed.len(), 11);
+        assert!((0..DB_COUNT).all(|db| ks.dbsize(db) == 0));
+        assert_eq!(ks.db_info(15).expires, 0);
+    }
+
+    #[test]
+    fn full_scan_visits_every_live_key_once() {
+        let ks = filled(200, 0);
+        let mut g = ks.lock_one(0, b"dead").expect("db 0");
+        g.set(b"dead", Value::string("v"), SetExpiry::At(1))
+            .expect("set");
+        drop(g);
+        for count in [1, 7, 10, 1000] {
+            let mut seen = Vec::new();
+            let mut cursor = 0;
+            loop {
+                let (next, keys) = ks.scan(0, cursor, count, &|_, _| true);
+                seen.extend(keys);
+                cursor = next;
+                if cursor == 0 {
+                    break;
+                }
+            }
+            seen.sort();
+            let before = seen.len();
+            seen.dedup();
+            assert_eq!(before, seen.len(), "no duplicates without rehash");
+            assert_eq!(seen.len(), 200, "count {count}");
+            assert!(!seen.iter().any(|k| k == b"dead"));
+        }
+        let (_, keys) = ks.scan(0, 0, 1000, &|k, _| {
+            crate::glob::matches(b"key:1?", k, false)
+        });
+        assert_eq!(keys.len(), 10);
     }
 }

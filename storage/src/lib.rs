@@ -34,6 +34,6 @@ pub use arena::{
     RecoveredRecord, RecoveryStats, Ticket,
 };
 pub use error::{Error, Result};
-pub use guard::{Guard, SetExpiry};
-pub use keyspace::{Keyspace, KeyspaceConfig, DB_COUNT};
+pub use guard::{Detached, Guard, SetExpiry};
+pub use keyspace::{Flushed, Keyspace, KeyspaceConfig, DB_COUNT};
 pub use value::{StrValue, Value, ValueType};
