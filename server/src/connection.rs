@@ -57,6 +57,16 @@ impl Connection {
         let mut shutdown = srv.shutdown_signal();
         loop {
             self.process(srv, client);
+            // Writes of this batch must be durable before any reply leaves
+            // (`persistence pmem`): one wait covers the whole batch (group commit).
+            let ticket = amber_storage::tier::take_ticket();
+            if ticket != amber_storage::Ticket::NONE {
+                let tiers = &srv.keyspace.tiers;
+                if let Err(e) = tokio::task::block_in_place(|| tiers.wait_durable(ticket)) {
+                    tracing::error!(error = %e, "the arena failed to persist; closing the connection");
+                    return Ok(());
+                }
+            }
             if !self.out.is_empty() {
                 self.stream.write_all(self.out.as_bytes()).await?;
                 srv.stats
