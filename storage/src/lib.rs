@@ -19,8 +19,8 @@
 pub mod arena;
 pub mod clock;
 pub mod error;
-pub mod glob;
 mod expiry;
+pub mod glob;
 mod guard;
 pub mod keyspace;
 pub mod persist;

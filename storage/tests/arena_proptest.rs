@@ -38,7 +38,13 @@ fn op() -> impl Strategy<Value = Op> {
         proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..4),
         prop_oneof![Just(0u64), 1u64..u64::MAX],
     )
-        .prop_map(|(db, kind, key, parts, expire_at)| Op { db, kind, key, parts, expire_at })
+        .prop_map(|(db, kind, key, parts, expire_at)| Op {
+            db,
+            kind,
+            key,
+            parts,
+            expire_at,
+        })
 }
 
 proptest! {

@@ -24,7 +24,10 @@ fn cpu_seconds() -> f64 {
 }
 
 fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 #[test]
@@ -35,7 +38,11 @@ fn recover_ten_million_small_records() {
     let per = (32 + 16 + vlen as u64 + 7) & !7;
     let seg = 4u64 << 20;
     let size = 4096 + (keys * per / (seg - 64) + 8) * seg;
-    let base = if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm" } else { "/tmp" };
+    let base = if std::path::Path::new("/dev/shm").is_dir() {
+        "/dev/shm"
+    } else {
+        "/tmp"
+    };
     let dir = tempfile::tempdir_in(base).expect("tempdir");
     let mut cfg = ArenaConfig::new(dir.path().join("speed.arena"), size);
     cfg.segment_size = seg;
@@ -55,13 +62,25 @@ fn recover_ten_million_small_records() {
                     for i in (w..keys).step_by(2) {
                         let key = format!("key:{i:012}");
                         arena
-                            .append(w as usize, RecordIn { db: 0, kind: 0, key: key.as_bytes(), value: &[value], expire_at: 0 })
+                            .append(
+                                w as usize,
+                                RecordIn {
+                                    db: 0,
+                                    kind: 0,
+                                    key: key.as_bytes(),
+                                    value: &[value],
+                                    expire_at: 0,
+                                },
+                            )
                             .expect("append");
                     }
                 });
             }
         });
-        eprintln!("loaded {keys} records of {per} bytes in {:?} (2 writers)", t.elapsed());
+        eprintln!(
+            "loaded {keys} records of {per} bytes in {:?} (2 writers)",
+            t.elapsed()
+        );
         arena.close().expect("close");
     }
     let cpu = cpu_seconds();
@@ -69,9 +88,11 @@ fn recover_ten_million_small_records() {
     let arena = Arena::open(&cfg).expect("reopen");
     let open = t.elapsed();
     let n = AtomicU64::new(0);
-    let stats = arena.recover(|_| {
-        n.fetch_add(1, Ordering::Relaxed);
-    }).expect("recover");
+    let stats = arena
+        .recover(|_| {
+            n.fetch_add(1, Ordering::Relaxed);
+        })
+        .expect("recover");
     let cpu = cpu_seconds() - cpu;
     eprintln!(
         "open {:?}, recover {:?} wall, {cpu:.2} s CPU ({} threads): {} keys, {} records, {} segments",

@@ -253,7 +253,9 @@ impl Arena {
         for (db, key) in need_tombstone.into_inner() {
             match self.tombstone(self.writer_lanes(), db, &key) {
                 Ok(_) => stats.tombstones_written += 1,
-                Err(e) => tracing::warn!("arena: could not write a tombstone for an expired key: {e}"),
+                Err(e) => {
+                    tracing::warn!("arena: could not write a tombstone for an expired key: {e}")
+                }
             }
         }
         if stats.tombstones_written > 0 {
@@ -303,7 +305,9 @@ impl Inner {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(&seg) = segs.get(i) else { break };
             let Ok(meta) = self.meta(seg) else { continue };
-            let Ok(mut iter) = self.scan(seg, None) else { continue };
+            let Ok(mut iter) = self.scan(seg, None) else {
+                continue;
+            };
             t.segments += 1;
             t.max_seq = t.max_seq.max(meta.gen.load(Ordering::Relaxed));
             let base = self.seg_base(seg);
@@ -437,7 +441,10 @@ impl Inner {
                 .get((bit / 64) as usize)
                 .is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (bit % 64)) != 0);
             if won {
-                if let Some(key) = self.medium.read(pos + HEADER_LEN as u64, h.key_len as usize) {
+                if let Some(key) = self
+                    .medium
+                    .read(pos + HEADER_LEN as u64, h.key_len as usize)
+                {
                     live += len;
                     c.0 += 1;
                     c.1 += len;
