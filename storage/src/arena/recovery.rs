@@ -6,16 +6,20 @@
 //!    hashed by `(db, key)` and appended as a 24-byte slot `(address +
 //!    flags, sequence, hash)` to one of 256 partition lists of that worker
 //!    (sequential writes only).
-//! 2. **Merge and report** (parallel over partitions): a partition's slots
-//!    from all workers go into one hash table sized exactly, small enough to
-//!    stay in cache; on a key collision the higher sequence number wins, the
-//!    loser is dead and lowers its segment's `min_dead_seq`. The winners are
-//!    then visited in address order. Each surviving slot is either a
-//!    tombstone (dropped), expired (dropped; if older versions exist a
-//!    tombstone is written for it afterwards, see the compaction module), or
-//!    live: its bytes count as live in its segment and the visitor is called
-//!    with its address, db, key, kind and deadline.
-//! 3. **Resume**: the sequence counter restarts above every sequence number
+//! 2. **Merge** (parallel over partitions): a partition's slots from all
+//!    workers go into one hash table sized exactly, small enough to stay in
+//!    cache; on a key collision the higher sequence number wins, the loser
+//!    is dead and lowers its segment's `min_dead_seq`. A winning tombstone
+//!    or expired record is dropped (an expired key with older versions gets
+//!    a tombstone written afterwards, see the compaction module); a live
+//!    winner sets its bit in a bitmap with one bit per 32 bytes of arena
+//!    (the smallest record), i.e. arena size / 256 bytes of DRAM.
+//! 3. **Report** (parallel over segments): each segment is walked again in
+//!    address order (headers only, already verified) and every record whose
+//!    bit is set counts as live and is passed to the visitor with its
+//!    address, db, key, kind and deadline. The mapping is only ever read
+//!    sequentially.
+//! 4. **Resume**: the sequence counter restarts above every sequence number
 //!    and generation seen; recovered segments stay sealed (new appends go to
 //!    fresh segments with new generations, so bytes after a torn record can
 //!    never be mistaken for new records); empty ones return to the free list.
