@@ -23,9 +23,24 @@ fn config(path: &Path, sync: ArenaSync) -> ArenaConfig {
     c
 }
 
-fn put(arena: &Arena, writer: usize, key: &str, value: &str, expire_at: u64) -> (Addr, amber_storage::Ticket) {
+fn put(
+    arena: &Arena,
+    writer: usize,
+    key: &str,
+    value: &str,
+    expire_at: u64,
+) -> (Addr, amber_storage::Ticket) {
     arena
-        .append(writer, RecordIn { db: 0, kind: 2, key: key.as_bytes(), value: &[value.as_bytes()], expire_at })
+        .append(
+            writer,
+            RecordIn {
+                db: 0,
+                kind: 2,
+                key: key.as_bytes(),
+                value: &[value.as_bytes()],
+                expire_at,
+            },
+        )
         .expect("append")
 }
 
@@ -73,7 +88,7 @@ fn reopen_recovers_values_ttls_and_deletes() {
     let (a, exp) = found[&b"k2"[..].to_vec()];
     assert_eq!(arena.read(a).expect("read").value, b"v2");
     assert_eq!(exp, far);
-    assert!(!found.contains_key(&b"gone"[..].to_vec()));
+    assert!(!found.contains_key(&b"gone"[..]));
     // Live bytes were rebuilt.
     assert!(arena.stats().live_bytes > 0);
 }
@@ -89,7 +104,16 @@ fn appends_before_recover_are_refused_on_an_existing_arena() {
     }
     let arena = Arena::open(&config(&path, ArenaSync::No)).expect("reopen");
     let err = arena
-        .append(0, RecordIn { db: 0, kind: 0, key: b"x", value: &[], expire_at: 0 })
+        .append(
+            0,
+            RecordIn {
+                db: 0,
+                kind: 0,
+                key: b"x",
+                value: &[],
+                expire_at: 0,
+            },
+        )
         .unwrap_err();
     assert!(matches!(err, Error::BadArena(_)), "{err}");
     recover_all(&arena);
@@ -140,7 +164,12 @@ fn bad_files_are_clear_errors_never_wiped() {
 
     let p = dir.path().join("truncated");
     make_arena(&p);
-    OpenOptions::new().write(true).open(&p).expect("open").set_len(SIZE / 2).expect("truncate");
+    OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .expect("open")
+        .set_len(SIZE / 2)
+        .expect("truncate");
     let e = open_err(&p, None);
     assert!(e.contains("truncated"), "{e}");
 
@@ -181,8 +210,11 @@ fn a_corrupt_record_is_reported_and_skipped() {
     corrupt(&p, a2.get() + 32 + 6 + 2, b"X");
     let arena = Arena::open(&config(&p, ArenaSync::Always)).expect("open");
     let found = recover_all(&arena);
-    assert!(found.contains_key(&b"first"[..].to_vec()));
-    assert!(!found.contains_key(&b"second"[..].to_vec()), "a corrupt record never counts");
+    assert!(found.contains_key(&b"first"[..]));
+    assert!(
+        !found.contains_key(&b"second"[..]),
+        "a corrupt record never counts"
+    );
     assert!(matches!(arena.read(a2), Err(Error::Corrupt(_))));
     assert_eq!(arena.read(a1).expect("read").value, b"value-1");
     assert!(matches!(arena.read(Addr::new(3)), Err(Error::Corrupt(_))));
@@ -199,7 +231,16 @@ fn arena_full_loses_nothing() {
         recover_all(&arena);
         let err = loop {
             let key = format!("key{}", written.len());
-            match arena.append(written.len(), RecordIn { db: 1, kind: 0, key: key.as_bytes(), value: &[&value], expire_at: 0 }) {
+            match arena.append(
+                written.len(),
+                RecordIn {
+                    db: 1,
+                    kind: 0,
+                    key: key.as_bytes(),
+                    value: &[&value],
+                    expire_at: 0,
+                },
+            ) {
                 Ok((addr, _)) => written.push((key, addr)),
                 Err(e) => break e,
             }
@@ -207,7 +248,16 @@ fn arena_full_loses_nothing() {
         assert_eq!(err, Error::ArenaFull);
         // Too large for any segment.
         let huge = vec![0u8; SEG as usize];
-        let e = arena.append(0, RecordIn { db: 0, kind: 0, key: b"h", value: &[&huge], expire_at: 0 });
+        let e = arena.append(
+            0,
+            RecordIn {
+                db: 0,
+                kind: 0,
+                key: b"h",
+                value: &[&huge],
+                expire_at: 0,
+            },
+        );
         assert_eq!(e.unwrap_err(), Error::RecordTooLarge);
         for (key, addr) in &written {
             let r = arena.read(*addr).expect("read after full");
@@ -247,7 +297,10 @@ fn group_commit_wakes_every_waiter() {
     let writes = (threads * per) as u64;
     assert!(s.persist_calls > 0);
     // Group commit: fewer msync batches than writes (followers ride along).
-    eprintln!("group commit: {writes} acknowledged writes, {} msync batches", s.persist_calls);
+    eprintln!(
+        "group commit: {writes} acknowledged writes, {} msync batches",
+        s.persist_calls
+    );
     assert!(s.persist_calls <= writes + 1);
 }
 
@@ -274,21 +327,30 @@ fn concurrent_lanes_and_compaction_then_recover() {
     let p = dir.path().join("cc");
     let mut cfg = config(&p, ArenaSync::No);
     cfg.size = 4096 + 32 * SEG;
-    let index: Vec<Mutex<HashMap<Vec<u8>, Addr>>> = (0..4).map(|_| Mutex::new(HashMap::new())).collect();
+    let index: Vec<Mutex<HashMap<Vec<u8>, Addr>>> =
+        (0..4).map(|_| Mutex::new(HashMap::new())).collect();
     {
         let arena = Arena::open(&cfg).expect("open");
         recover_all(&arena);
         std::thread::scope(|s| {
-            for w in 0..4usize {
+            for (w, shard) in index.iter().enumerate() {
                 let arena = &arena;
-                let shard = &index[w];
                 s.spawn(move || {
                     for i in 0..3000u32 {
                         let key = format!("w{w}-k{}", i % 50).into_bytes();
                         let value = format!("w{w}-i{i}-{}", "x".repeat((i % 200) as usize));
                         let mut idx = shard.lock();
                         let (addr, _) = arena
-                            .append(w, RecordIn { db: 0, kind: 0, key: &key, value: &[value.as_bytes()], expire_at: 0 })
+                            .append(
+                                w,
+                                RecordIn {
+                                    db: 0,
+                                    kind: 0,
+                                    key: &key,
+                                    value: &[value.as_bytes()],
+                                    expire_at: 0,
+                                },
+                            )
                             .expect("append");
                         if let Some(old) = idx.insert(key, addr) {
                             arena.release(old).expect("release");

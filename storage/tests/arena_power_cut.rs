@@ -36,6 +36,9 @@ fn config() -> ArenaConfig {
 /// `None` for a delete.
 type Outcome = Option<(Vec<u8>, u64)>;
 
+/// What recovery found: (db, key) -> (value, expire_at).
+type Found = HashMap<(u8, Vec<u8>), (Vec<u8>, u64)>;
+
 #[derive(Default)]
 struct KeyHistory {
     /// Outcomes in order; `acked` counts how many of the first ones were
@@ -58,7 +61,7 @@ impl Model {
     }
 
     /// Checks a recovered state against the model.
-    fn check(&self, found: &HashMap<(u8, Vec<u8>), (Vec<u8>, u64)>, label: &str) {
+    fn check(&self, found: &Found, label: &str) {
         for (k, h) in &self.keys {
             let got: Outcome = found.get(k).cloned();
             // Allowed: the last acknowledged outcome, or any later one.
@@ -71,7 +74,8 @@ impl Model {
                 allowed.contains(&got),
                 "{label}: key {:?} recovered as {:?}; acked {} of {} ops; allowed {:?}",
                 String::from_utf8_lossy(&k.1),
-                got.as_ref().map(|g| (String::from_utf8_lossy(&g.0).into_owned(), g.1)),
+                got.as_ref()
+                    .map(|g| (String::from_utf8_lossy(&g.0).into_owned(), g.1)),
                 h.acked,
                 h.ops.len(),
                 allowed.len()
@@ -109,7 +113,14 @@ impl Driver<'_> {
         self.pending.clear();
     }
 
-    fn set(&mut self, writer: usize, db: u8, key: &[u8], value: &[u8], expire_at: u64) -> Option<amber_storage::Ticket> {
+    fn set(
+        &mut self,
+        writer: usize,
+        db: u8,
+        key: &[u8],
+        value: &[u8],
+        expire_at: u64,
+    ) -> Option<amber_storage::Ticket> {
         let half = value.len() / 2;
         let parts: [&[u8]; 2] = [&value[..half], &value[half..]];
         let rec = RecordIn {
@@ -218,24 +229,39 @@ fn workload(d: &mut Driver<'_>, seed: u64, ops: usize) {
 }
 
 /// Recovers from a durable image and returns key -> (value, expire_at).
-fn recover(image: &[u8], mode: PersistMode, label: &str) -> (Arena, HashMap<(u8, Vec<u8>), (Vec<u8>, u64)>) {
+fn recover(image: &[u8], mode: PersistMode, label: &str) -> (Arena, Found) {
     let medium = Arc::new(SimMedium::from_image(image, mode));
-    let arena = Arena::with_medium(&config(), medium).unwrap_or_else(|e| panic!("{label}: open: {e}"));
+    let arena =
+        Arena::with_medium(&config(), medium).unwrap_or_else(|e| panic!("{label}: open: {e}"));
     let found = Mutex::new(Vec::new());
     arena
-        .recover_at(NOW, |r| found.lock().push((r.addr, r.db, r.key.to_vec(), r.expire_at)))
+        .recover_at(NOW, |r| {
+            found
+                .lock()
+                .push((r.addr, r.db, r.key.to_vec(), r.expire_at))
+        })
         .unwrap_or_else(|e| panic!("{label}: recover: {e}"));
     let mut map = HashMap::new();
     for (addr, db, key, exp) in found.into_inner() {
-        let rec = arena.read(addr).unwrap_or_else(|e| panic!("{label}: corrupt record returned: {e}"));
+        let rec = arena
+            .read(addr)
+            .unwrap_or_else(|e| panic!("{label}: corrupt record returned: {e}"));
         assert_eq!(rec.key, &key[..]);
         assert_eq!(rec.expire_at(), exp);
-        assert!(map.insert((db, key), (rec.value.to_vec(), exp)).is_none(), "{label}: key reported twice");
+        assert!(
+            map.insert((db, key), (rec.value.to_vec(), exp)).is_none(),
+            "{label}: key reported twice"
+        );
     }
     (arena, map)
 }
 
-fn run_workload(mode: PersistMode, seed: u64, ops: usize, cut: Option<(u64, Option<u64>)>) -> (Arc<SimMedium>, Model) {
+fn run_workload(
+    mode: PersistMode,
+    seed: u64,
+    ops: usize,
+    cut: Option<(u64, Option<u64>)>,
+) -> (Arc<SimMedium>, Model) {
     let sim = Arc::new(SimMedium::new(SIZE as usize, mode));
     if let Some((n, tear)) = cut {
         match tear {
@@ -256,7 +282,10 @@ fn run_workload(mode: PersistMode, seed: u64, ops: usize, cut: Option<(u64, Opti
         };
         workload(&mut d, seed, ops);
         let stats = arena.stats();
-        assert!(stats.compactions > 0 || cut.is_some(), "the workload must compact");
+        assert!(
+            stats.compactions > 0 || cut.is_some(),
+            "the workload must compact"
+        );
         d.model
         // Arena dropped here: close() persists more, after the workload.
     };
@@ -278,7 +307,16 @@ fn cut_everywhere(mode: PersistMode, seed: u64, ops: usize, tear: bool) -> u64 {
         model.check(&found, &label);
         // The recovered arena takes new writes and compacts.
         let (addr, _) = arena
-            .append(0, RecordIn { db: 0, kind: 1, key: b"after", value: &[b"x"], expire_at: 0 })
+            .append(
+                0,
+                RecordIn {
+                    db: 0,
+                    kind: 1,
+                    key: b"after",
+                    value: &[b"x"],
+                    expire_at: 0,
+                },
+            )
             .unwrap_or_else(|e| panic!("{label}: append after recovery: {e}"));
         assert_eq!(arena.read(addr).expect("read").value, b"x");
     }
@@ -322,7 +360,11 @@ fn second_crash_after_recovery_and_compaction() {
         let mut d = Driver {
             arena: &arena,
             sim: &sim2,
-            index: found.into_inner().into_iter().map(|(a, db, k)| ((db, k), a)).collect(),
+            index: found
+                .into_inner()
+                .into_iter()
+                .map(|(a, db, k)| ((db, k), a))
+                .collect(),
             model,
             pending: Vec::new(),
             group: false,

@@ -102,10 +102,7 @@ impl<'a> Iterator for SegmentRecords<'a> {
             return None;
         }
         let inner: &'a Inner = self.inner;
-        let Some(bytes) = inner
-            .medium
-            .read(self.pos, (self.end - self.pos) as usize)
-        else {
+        let Some(bytes) = inner.medium.read(self.pos, (self.end - self.pos) as usize) else {
             self.stopped = Some(Invalid::Torn);
             return None;
         };

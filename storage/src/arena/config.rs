@@ -125,7 +125,7 @@ impl ArenaConfig {
 
     /// Checks the numbers before anything touches the file.
     pub fn validate(&self) -> Result<()> {
-        if self.segment_size < 4096 || self.segment_size % 4096 != 0 {
+        if self.segment_size < 4096 || !self.segment_size.is_multiple_of(4096) {
             return Err(Error::BadArena(format!(
                 "segment size {} must be a multiple of 4096",
                 self.segment_size
@@ -151,6 +151,7 @@ impl ArenaConfig {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

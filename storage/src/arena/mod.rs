@@ -454,7 +454,7 @@ impl Inner {
     fn locate(&self, addr: Addr) -> Result<u32> {
         let a = addr.0;
         let bad = || Error::Corrupt(format!("{addr} is not a record address"));
-        if a < DATA_OFFSET || a % 8 != 0 {
+        if a < DATA_OFFSET || !a.is_multiple_of(8) {
             return Err(bad());
         }
         let seg = (a - DATA_OFFSET) / self.segment_size;
@@ -750,9 +750,9 @@ impl Inner {
 }
 
 fn strategy_for(mode: PersistMode, persistence: Persistence) -> Strategy {
-        match (persistence, mode) {
-            (Persistence::None, _) => Strategy::Off,
-            (Persistence::Pmem, PersistMode::CacheFlush) => Strategy::Immediate,
-            (Persistence::Pmem, PersistMode::Msync) => Strategy::Group,
-        }
+    match (persistence, mode) {
+        (Persistence::None, _) => Strategy::Off,
+        (Persistence::Pmem, PersistMode::CacheFlush) => Strategy::Immediate,
+        (Persistence::Pmem, PersistMode::Msync) => Strategy::Group,
+    }
 }

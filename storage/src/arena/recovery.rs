@@ -3,23 +3,29 @@
 //! 1. **Scan** (parallel over segments, `std::thread::scope`): every segment
 //!    whose header validated at open is read record by record until the
 //!    first invalid one (end of data or a torn write). Each valid record is
-//!    hashed by `(db, key)` into one of 64 partitions, each a hash table of
-//!    24-byte slots `(address + flags, sequence, hash)` behind its own
-//!    mutex; records are batched per partition so a lock is taken once per
-//!    few hundred records. On a key collision the higher sequence number
-//!    wins; the loser is dead and lowers its segment's `min_dead_seq`.
-//! 2. **Report** (parallel over partitions): each surviving slot is either a
-//!    tombstone (dropped), expired (dropped; if older versions exist a
-//!    tombstone is written for it afterwards, see the compaction module), or
-//!    live: its bytes count as live in its segment and the visitor is called
-//!    with its address, db, key, kind and deadline.
-//! 3. **Resume**: the sequence counter restarts above every sequence number
+//!    hashed by `(db, key)` and appended as a 24-byte slot `(address +
+//!    flags, sequence, hash)` to one of 256 partition lists of that worker
+//!    (sequential writes only).
+//! 2. **Merge** (parallel over partitions): a partition's slots from all
+//!    workers go into one hash table sized exactly, small enough to stay in
+//!    cache; on a key collision the higher sequence number wins, the loser
+//!    is dead and lowers its segment's `min_dead_seq`. A winning tombstone
+//!    or expired record is dropped (an expired key with older versions gets
+//!    a tombstone written afterwards, see the compaction module); a live
+//!    winner sets its bit in a bitmap with one bit per 32 bytes of arena
+//!    (the smallest record), i.e. arena size / 256 bytes of DRAM.
+//! 3. **Report** (parallel over segments): each segment is walked again in
+//!    address order (headers only, already verified) and every record whose
+//!    bit is set counts as live and is passed to the visitor with its
+//!    address, db, key, kind and deadline. The mapping is only ever read
+//!    sequentially.
+//! 4. **Resume**: the sequence counter restarts above every sequence number
 //!    and generation seen; recovered segments stay sealed (new appends go to
 //!    fresh segments with new generations, so bytes after a torn record can
 //!    never be mistaken for new records); empty ones return to the free list.
 
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hashbrown::{DefaultHashBuilder, HashTable};
@@ -79,10 +85,11 @@ pub struct RecoveryStats {
     pub duration: Duration,
 }
 
-const PARTITIONS: usize = 64;
-const BATCH: usize = 256;
+const PARTITION_BITS: u32 = 8;
+const PARTITIONS: usize = 1 << PARTITION_BITS;
 const TOMB_BIT: u64 = 1 << 62;
 const MULTI_BIT: u64 = 1 << 63;
+const EXPIRED_BIT: u64 = 1 << 61;
 const ADDR_MASK: u64 = (1 << 48) - 1;
 
 #[derive(Debug, Clone, Copy)]
@@ -97,7 +104,6 @@ struct Slot {
 struct ScanTotals {
     segments: u64,
     records: u64,
-    superseded: u64,
     torn: u64,
     max_seq: u64,
 }
@@ -136,14 +142,12 @@ impl Arena {
             .clamp(1, 8)
             .min(segs.len().max(1));
         let hasher = DefaultHashBuilder::default();
-        let tables: Vec<Mutex<HashTable<Slot>>> =
-            (0..PARTITIONS).map(|_| Mutex::new(HashTable::new())).collect();
 
-        // Phase 1: scan segments.
+        // Phase 1: scan segments into per-worker, per-partition slot lists.
         let next = AtomicUsize::new(0);
-        let totals: Vec<ScanTotals> = std::thread::scope(|s| {
+        let scanned: Vec<(ScanTotals, Vec<Vec<Slot>>)> = std::thread::scope(|s| {
             let workers: Vec<_> = (0..threads)
-                .map(|_| s.spawn(|| inner.scan_worker(&segs, &next, &tables, &hasher)))
+                .map(|_| s.spawn(|| inner.scan_worker(&segs, &next, &hasher, now_ms)))
                 .collect();
             workers
                 .into_iter()
@@ -155,28 +159,40 @@ impl Arena {
             ..RecoveryStats::default()
         };
         let mut max_seq = 0;
-        for t in &totals {
+        for (t, _) in &scanned {
             stats.segments_scanned += t.segments;
             stats.records_scanned += t.records;
-            stats.superseded += t.superseded;
             stats.torn_segments += t.torn;
             max_seq = max_seq.max(t.max_seq);
         }
 
-        // Phase 2: report the winners.
+        // Phase 2: per partition, keep the newest record per key in a
+        // table sized exactly (small enough to stay in cache). Live winners
+        // are marked in a bitmap with one bit per 32 bytes of arena (the
+        // smallest record); tombstones and expired winners are settled here.
+        let winners: Vec<AtomicU64> = (0..(inner.size / 32).div_ceil(64))
+            .map(|_| AtomicU64::new(0))
+            .collect();
         let next = AtomicUsize::new(0);
         let need_tombstone: Mutex<Vec<(u8, Vec<u8>)>> = Mutex::new(Vec::new());
-        let counts: Vec<[u64; 4]> = std::thread::scope(|s| {
+        let counts: Vec<[u64; 3]> = std::thread::scope(|s| {
             let workers: Vec<_> = (0..threads)
                 .map(|_| {
                     s.spawn(|| {
-                        let mut c = [0u64; 4];
+                        let mut c = [0u64; 3];
                         loop {
                             let p = next.fetch_add(1, Ordering::Relaxed);
-                            let Some(table) = tables.get(p) else { break };
-                            let table = std::mem::take(&mut *table.lock());
+                            if p >= PARTITIONS {
+                                break;
+                            }
+                            let lists = scanned.iter().filter_map(|(_, parts)| parts.get(p));
+                            let total = lists.clone().map(Vec::len).sum();
+                            let mut table = HashTable::with_capacity(total);
+                            for list in lists {
+                                c[2] += inner.merge(&mut table, list);
+                            }
                             for slot in table {
-                                inner.report(slot, now_ms, &visitor, &need_tombstone, &mut c);
+                                inner.settle(slot, &winners, &need_tombstone, &mut c);
                             }
                         }
                         c
@@ -188,11 +204,38 @@ impl Arena {
                 .map(|w| w.join().unwrap_or_default())
                 .collect()
         });
+        drop(scanned);
         for c in counts {
-            stats.live_keys += c[0];
-            stats.live_bytes += c[1];
-            stats.deleted_keys += c[2];
-            stats.expired_keys += c[3];
+            stats.deleted_keys += c[0];
+            stats.expired_keys += c[1];
+            stats.superseded += c[2];
+        }
+
+        // Phase 3: report the live winners, segment by segment in address
+        // order (sequential reads of the mapping).
+        let next = AtomicUsize::new(0);
+        let live: Vec<(u64, u64)> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut c = (0u64, 0u64);
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(&seg) = segs.get(i) else { break };
+                            inner.report_segment(seg, &winners, &visitor, &mut c);
+                        }
+                        c
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().unwrap_or_default())
+                .collect()
+        });
+        for (keys, bytes) in live {
+            stats.live_keys += keys;
+            stats.live_bytes += bytes;
         }
 
         // Phase 3: resume.
@@ -214,7 +257,9 @@ impl Arena {
         for (db, key) in need_tombstone.into_inner() {
             match self.tombstone(self.writer_lanes(), db, &key) {
                 Ok(_) => stats.tombstones_written += 1,
-                Err(e) => tracing::warn!("arena: could not write a tombstone for an expired key: {e}"),
+                Err(e) => {
+                    tracing::warn!("arena: could not write a tombstone for an expired key: {e}")
+                }
             }
         }
         if stats.tombstones_written > 0 {
@@ -255,16 +300,18 @@ impl Inner {
         &self,
         segs: &[u32],
         next: &AtomicUsize,
-        tables: &[Mutex<HashTable<Slot>>],
         hasher: &DefaultHashBuilder,
-    ) -> ScanTotals {
+        now_ms: u64,
+    ) -> (ScanTotals, Vec<Vec<Slot>>) {
         let mut t = ScanTotals::default();
-        let mut batches: Vec<Vec<Slot>> = (0..PARTITIONS).map(|_| Vec::with_capacity(BATCH)).collect();
+        let mut parts: Vec<Vec<Slot>> = (0..PARTITIONS).map(|_| Vec::new()).collect();
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(&seg) = segs.get(i) else { break };
             let Ok(meta) = self.meta(seg) else { continue };
-            let Ok(mut iter) = self.scan(seg, None) else { continue };
+            let Ok(mut iter) = self.scan(seg, None) else {
+                continue;
+            };
             t.segments += 1;
             t.max_seq = t.max_seq.max(meta.gen.load(Ordering::Relaxed));
             let base = self.seg_base(seg);
@@ -276,18 +323,17 @@ impl Inner {
                 if rec.is_tombstone() {
                     word |= TOMB_BIT;
                     tomb += rec.len();
+                } else if rec.expire_at() != 0 && rec.expire_at() <= now_ms {
+                    word |= EXPIRED_BIT;
                 }
                 let hash = hasher.hash_one((rec.db(), rec.key));
-                let p = (hash >> 58) as usize % PARTITIONS;
-                if let Some(batch) = batches.get_mut(p) {
-                    batch.push(Slot {
+                let p = (hash >> (64 - PARTITION_BITS)) as usize;
+                if let Some(list) = parts.get_mut(p) {
+                    list.push(Slot {
                         word,
                         seq: rec.seq(),
                         hash,
                     });
-                    if batch.len() >= BATCH {
-                        self.merge(tables, p, batch, &mut t);
-                    }
                 }
             }
             if iter.stopped() == Some(Invalid::Torn) {
@@ -298,36 +344,26 @@ impl Inner {
             meta.tomb.store(tomb, Ordering::Relaxed);
             meta.live.store(0, Ordering::Relaxed);
         }
-        for p in 0..PARTITIONS {
-            if let Some(batch) = batches.get_mut(p) {
-                if !batch.is_empty() {
-                    self.merge(tables, p, batch, &mut t);
-                }
-            }
-        }
-        t
+        (t, parts)
     }
 
-    /// Merges a batch into partition `p`: newest sequence number per key.
-    fn merge(
-        &self,
-        tables: &[Mutex<HashTable<Slot>>],
-        p: usize,
-        batch: &mut Vec<Slot>,
-        t: &mut ScanTotals,
-    ) {
-        let Some(table) = tables.get(p) else { return };
-        let mut table = table.lock();
-        for slot in batch.drain(..) {
-            let Some((db, key)) = self.key_at(slot.word & ADDR_MASK) else {
-                continue;
-            };
+    /// Merges slots into a partition's table: newest sequence number per
+    /// key. Returns how many records were superseded.
+    fn merge(&self, table: &mut HashTable<Slot>, list: &[Slot]) -> u64 {
+        let mut superseded = 0;
+        for &slot in list {
+            // The incoming key is read only when a stored hash matches (a
+            // real duplicate, or a rare 64-bit collision).
+            let mut incoming: Option<Option<(u8, &[u8])>> = None;
             let same = |s: &Slot| {
-                s.hash == slot.hash && self.key_at(s.word & ADDR_MASK) == Some((db, key))
+                s.hash == slot.hash && {
+                    let mine = *incoming.get_or_insert_with(|| self.key_at(slot.word & ADDR_MASK));
+                    mine.is_some() && self.key_at(s.word & ADDR_MASK) == mine
+                }
             };
             match table.find_mut(slot.hash, same) {
                 Some(old) => {
-                    t.superseded += 1;
+                    superseded += 1;
                     let newer = slot.seq > old.seq
                         || (slot.seq == old.seq && slot.word & ADDR_MASK > old.word & ADDR_MASK);
                     let loser = if newer {
@@ -348,6 +384,7 @@ impl Inner {
                 }
             }
         }
+        superseded
     }
 
     fn mark_dead(&self, addr: u64, seq: u64) {
@@ -358,51 +395,77 @@ impl Inner {
         }
     }
 
-    fn report<F>(
+    /// Settles one partition winner: tombstones and expired records are
+    /// counted (and an expired key with older versions queued for a
+    /// tombstone); live ones are marked in the bitmap.
+    fn settle(
         &self,
         slot: Slot,
-        now_ms: u64,
-        visitor: &F,
+        winners: &[AtomicU64],
         need_tombstone: &Mutex<Vec<(u8, Vec<u8>)>>,
-        c: &mut [u64; 4],
-    ) where
-        F: Fn(RecoveredRecord<'_>) + Sync,
-    {
+        c: &mut [u64; 3],
+    ) {
         let addr = slot.word & ADDR_MASK;
         if slot.word & TOMB_BIT != 0 {
-            c[2] += 1;
-            return;
-        }
-        let Some(head) = self.medium.read(addr, HEADER_LEN) else { return };
-        let Some((_, h)) = Header::parse(head) else { return };
-        let Some(key) = self.medium.read(addr + HEADER_LEN as u64, h.key_len as usize) else {
-            return;
-        };
-        if h.expire_at != 0 && h.expire_at <= now_ms {
-            c[3] += 1;
-            self.mark_dead(addr, h.seq);
+            c[0] += 1;
+        } else if slot.word & EXPIRED_BIT != 0 {
+            c[1] += 1;
+            self.mark_dead(addr, slot.seq);
             if slot.word & MULTI_BIT != 0 {
-                need_tombstone.lock().push((h.db, key.to_vec()));
+                if let Some((db, key)) = self.key_at(addr) {
+                    need_tombstone.lock().push((db, key.to_vec()));
+                }
             }
-            return;
-        }
-        let len = h.len();
-        if let Ok(seg) = self.locate(Addr(addr)) {
-            if let Ok(meta) = self.meta(seg) {
-                meta.live.fetch_add(len, Ordering::Relaxed);
+        } else {
+            let bit = addr / 32;
+            if let Some(w) = winners.get((bit / 64) as usize) {
+                w.fetch_or(1 << (bit % 64), Ordering::Relaxed);
             }
         }
-        c[0] += 1;
-        c[1] += len;
-        visitor(RecoveredRecord {
-            addr: Addr(addr),
-            db: h.db,
-            kind: h.kind,
-            key,
-            expire_at: h.expire_at,
-            seq: h.seq,
-            value_len: h.value_len,
-            record_len: len,
-        });
+    }
+
+    /// Visits the live winners of one segment (records were verified by
+    /// the scan; here only headers are parsed).
+    fn report_segment<F>(&self, seg: u32, winners: &[AtomicU64], visitor: &F, c: &mut (u64, u64))
+    where
+        F: Fn(RecoveredRecord<'_>) + Sync,
+    {
+        let Ok(meta) = self.meta(seg) else { return };
+        let base = self.seg_base(seg);
+        let end = base + super::SEGMENT_HEADER_LEN + meta.used.load(Ordering::Relaxed);
+        let mut pos = base + super::SEGMENT_HEADER_LEN;
+        let mut live = 0;
+        while pos < end {
+            let Some((_, h)) = self.medium.read(pos, HEADER_LEN).and_then(Header::parse) else {
+                break;
+            };
+            let len = h.len();
+            let bit = pos / 32;
+            let won = winners
+                .get((bit / 64) as usize)
+                .is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (bit % 64)) != 0);
+            if won {
+                if let Some(key) = self
+                    .medium
+                    .read(pos + HEADER_LEN as u64, h.key_len as usize)
+                {
+                    live += len;
+                    c.0 += 1;
+                    c.1 += len;
+                    visitor(RecoveredRecord {
+                        addr: Addr(pos),
+                        db: h.db,
+                        kind: h.kind,
+                        key,
+                        expire_at: h.expire_at,
+                        seq: h.seq,
+                        value_len: h.value_len,
+                        record_len: len,
+                    });
+                }
+            }
+            pos += len;
+        }
+        meta.live.store(live, Ordering::Relaxed);
     }
 }

@@ -144,6 +144,7 @@ impl Default for SegmentMeta {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

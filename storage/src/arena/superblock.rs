@@ -135,12 +135,12 @@ impl Superblock {
         let data = u64_at(b, 40);
         if data != DATA_OFFSET
             || sb.segment_size < 4096
-            || sb.segment_size % 4096 != 0
+            || !sb.segment_size.is_multiple_of(4096)
             || sb
                 .segment_count
                 .checked_mul(sb.segment_size)
                 .and_then(|n| n.checked_add(DATA_OFFSET))
-                .map_or(true, |end| end > sb.size)
+                .is_none_or(|end| end > sb.size)
         {
             return Err(Error::BadArena(format!(
                 "superblock geometry is inconsistent (size {}, segment size {}, {} segments)",
@@ -168,6 +168,7 @@ pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

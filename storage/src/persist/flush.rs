@@ -175,6 +175,7 @@ fn fence(_kind: FlushKind) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -3,8 +3,8 @@
 //! `msync`.
 
 use std::fs::{File, OpenOptions};
-use std::path::Path;
 use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::ptr::NonNull;
 
 use super::flush::FlushKind;
@@ -39,9 +39,8 @@ impl MappedFile {
     ///   differs from `size` is a clear error (a truncated file or a changed
     ///   `pmem-size`), never a resize.
     pub fn open(path: &Path, size: u64, wipe: bool) -> Result<MappedFile> {
-        let io = |what: &str, e: std::io::Error| {
-            Error::Io(format!("{what} {}: {e}", path.display()))
-        };
+        let io =
+            |what: &str, e: std::io::Error| Error::Io(format!("{what} {}: {e}", path.display()));
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| io("creating the directory of", e))?;
         }
@@ -61,7 +60,10 @@ impl MappedFile {
                 std::io::Error::last_os_error()
             )));
         }
-        let len = file.metadata().map_err(|e| io("reading the size of", e))?.len();
+        let len = file
+            .metadata()
+            .map_err(|e| io("reading the size of", e))?
+            .len();
         if wipe {
             file.set_len(0).map_err(|e| io("wiping", e))?;
             file.set_len(size).map_err(|e| io("sizing", e))?;

@@ -227,6 +227,7 @@ impl Medium for SimMedium {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
