@@ -63,8 +63,16 @@ pub fn keyspace_config(config: &Config) -> Result<KeyspaceConfig, String> {
     ks.dram_budget = config.get_i64("dram-budget").max(0) as u64;
     let path = config.get("pmem-path").unwrap_or_default();
     let mut arena = ArenaConfig::new(path, config.get_i64("pmem-size").max(0) as u64);
-    arena.persistence = config.get("persistence").unwrap_or_default().parse().map_err(|e| format!("{e}"))?;
-    arena.sync = config.get("arena-sync").unwrap_or_default().parse().map_err(|e| format!("{e}"))?;
+    arena.persistence = config
+        .get("persistence")
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    arena.sync = config
+        .get("arena-sync")
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e| format!("{e}"))?;
     ks.arena = Some(arena);
     Ok(ks)
 }

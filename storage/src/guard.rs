@@ -389,7 +389,11 @@ impl<'a> Guard<'a> {
     pub fn take(&mut self, key: &[u8]) -> Option<Detached> {
         let f = self.live(key)?;
         let (value, deadline, access) = self.delete(f)?;
-        Some(Detached { value: value?, expire_at: (deadline != 0).then_some(deadline), access })
+        Some(Detached {
+            value: value?,
+            expire_at: (deadline != 0).then_some(deadline),
+            access,
+        })
     }
 
     /// A copy of the value of `key` with its deadline (`COPY`), without
@@ -399,7 +403,11 @@ impl<'a> Guard<'a> {
         let clock = self.clock;
         let value = self.get(key)?.clone();
         let deadline = self.expire_at(key)?;
-        Some(Detached { value, expire_at: deadline, access: clock })
+        Some(Detached {
+            value,
+            expire_at: deadline,
+            access: clock,
+        })
     }
 
     /// Stores a detached value under `key` with its deadline, replacing
@@ -588,7 +596,10 @@ mod tests {
     use crate::ValueType;
 
     fn ks() -> Keyspace {
-        Keyspace::new(KeyspaceConfig { shards_per_db: 4, ..Default::default() })
+        Keyspace::new(KeyspaceConfig {
+            shards_per_db: 4,
+            ..Default::default()
+        })
     }
 
     fn string_of(g: &mut Guard<'_>, key: &[u8]) -> Option<Vec<u8>> {

@@ -98,7 +98,9 @@ impl Flushed {
 
 impl std::fmt::Debug for Flushed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Flushed").field("keys", &self.len()).finish()
+        f.debug_struct("Flushed")
+            .field("keys", &self.len())
+            .finish()
     }
 }
 
@@ -848,7 +850,10 @@ mod tests {
     use crate::SetExpiry;
 
     fn filled(n: usize, db: usize) -> Keyspace {
-        let ks = Keyspace::new(KeyspaceConfig { shards_per_db: 4, ..Default::default() });
+        let ks = Keyspace::new(KeyspaceConfig {
+            shards_per_db: 4,
+            ..Default::default()
+        });
         for i in 0..n {
             let key = format!("key:{i}");
             let mut g = ks.lock_one(db, key.as_bytes()).expect("db");
