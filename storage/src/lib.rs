@@ -36,4 +36,5 @@ pub use arena::{
 pub use error::{Error, Result};
 pub use guard::{Detached, Guard, SetExpiry};
 pub use keyspace::{Flushed, Keyspace, KeyspaceConfig, DB_COUNT};
+pub use tier::EvictionPolicy;
 pub use value::{StrValue, Value, ValueType};
