@@ -131,7 +131,8 @@ impl Connection {
     /// Parses and executes every complete request in the input buffer.
     fn process(&mut self, srv: &ServerState, client: &mut Client) {
         // `CONFIG SET proto-max-bulk-len` applies to connections already open.
-        self.parser.max_bulk_len = srv.config.hot.proto_max_bulk_len.load(Ordering::Relaxed) as usize;
+        self.parser.max_bulk_len =
+            srv.config.hot.proto_max_bulk_len.load(Ordering::Relaxed) as usize;
         let mut consumed = 0;
         while !client.close_after_reply {
             let pending = self.input.get(consumed..).unwrap_or_default();

@@ -273,7 +273,8 @@ impl Keyspace {
     /// Appends the record of a hot entry; notes the durability ticket.
     pub(crate) fn write_record(&self, lane: usize, db: usize, e: &HotEntry) -> Result<Addr> {
         let arena = self.tiers.arena.as_ref().ok_or(Error::OutOfMemory)?;
-        let (kind, parts) = codec::encode(&e.value);
+        let (kind, bytes) = codec::encode(&e.value);
+        let parts: [&[u8]; 1] = [bytes.as_ref()];
         let (addr, ticket) = arena.append(
             lane,
             RecordIn {

@@ -27,6 +27,7 @@ pub mod keyspace;
 pub mod persist;
 mod shard;
 pub mod tier;
+pub mod types;
 pub mod value;
 
 pub use arena::{

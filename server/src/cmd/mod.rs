@@ -17,11 +17,15 @@ pub mod db;
 pub mod debug;
 pub mod error;
 pub mod expire;
+pub mod hashes;
 pub mod info;
 pub mod keys;
+pub mod lists;
 pub mod object;
+pub mod sets;
 pub mod strings;
 pub mod table;
+pub mod zsets;
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -82,10 +86,14 @@ pub fn all_handlers() -> Vec<(&'static str, Handler)> {
         db::COMMANDS,
         debug::COMMANDS,
         expire::COMMANDS,
+        hashes::COMMANDS,
         info::COMMANDS,
         keys::COMMANDS,
+        lists::COMMANDS,
         object::COMMANDS,
+        sets::COMMANDS,
         strings::COMMANDS,
+        zsets::COMMANDS,
     ];
     families.iter().flat_map(|f| f.iter().copied()).collect()
 }
