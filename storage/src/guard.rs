@@ -589,6 +589,7 @@ mod tests {
     fn string_of(g: &mut Guard<'_>, key: &[u8]) -> Option<Vec<u8>> {
         match g.get(key)? {
             Value::Str(s) => Some(s.bytes.clone()),
+            _ => None,
         }
     }
 
