@@ -3,7 +3,7 @@
 and print every reply that differs. (The test suite's Rust runner,
 tests/src/conformance.rs, is the authority; this is for quick iteration.)
 
-Usage: tools/redis-diff.py [--amber-bin PATH] SCRIPT.redis ...
+Usage: [AMBER_EXTRA_ARGS="--dram-budget 0"] tools/redis-diff.py [--amber-bin PATH] SCRIPT.redis ...
 
 Script format (same as the test suite): one command per line, split like
 redis-cli/inline commands ("double quotes", 'single', \\x41 escapes). Blank
@@ -69,7 +69,8 @@ def main():
     if args[:1] == ["--amber-bin"]: amber, args = args[1], args[2:]
     d = tempfile.mkdtemp()
     rp, rs = start(["redis-server", "--port", "17379", "--save", "", "--dir", d], 17379)
-    ap, as_ = start([amber, "--port", "17380", "--dir", d, "--pmem-path", d + "/a.arena", "--pmem-size", "256mb"], 17380)
+    extra = os.environ.get("AMBER_EXTRA_ARGS", "").split()
+    ap, as_ = start([amber, "--port", "17380", "--dir", d, "--pmem-path", d + "/a.arena", "--pmem-size", "256mb"] + extra, 17380)
     rf, af = rs.makefile("rb"), as_.makefile("rb")
     bad = 0
     try:

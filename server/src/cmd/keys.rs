@@ -146,7 +146,7 @@ fn scan(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         i += 2;
     }
     let stats = &ctx.srv.stats;
-    let filter = |key: &[u8], value: &amber_storage::Value| {
+    let filter = |key: &[u8], value_type: amber_storage::ValueType| {
         if pattern.is_some_and(|p| !glob::matches(p, key, false)) {
             return false;
         }
@@ -154,7 +154,7 @@ fn scan(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             Some(t) => {
                 // Redis looks the key up to learn its type: a read lookup.
                 stats.hit(true);
-                t.eq_ignore_ascii_case(value.value_type().name().as_bytes())
+                t.eq_ignore_ascii_case(value_type.name().as_bytes())
             }
             None => true,
         }
