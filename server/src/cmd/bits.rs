@@ -6,7 +6,7 @@ use amber_storage::{Guard, SetExpiry};
 
 use super::args::{self, c_str, is_c, nth};
 use super::error::{CmdError, CmdResult};
-use super::strings::{max_bulk_len, raw_string, read_string, string_mut, string_of};
+use super::strings::{existing_string_mut, max_bulk_len, raw_string, read_string, string_of};
 use super::{Ctx, Handler};
 
 /// This family's commands.
@@ -53,7 +53,7 @@ fn string_for_bits<'g>(
     if !exists {
         g.set(key, raw_string(vec![0; need]), SetExpiry::Persist)?;
     }
-    let s = string_mut(g, key)?.ok_or_else(|| CmdError::err("no such key"))?;
+    let s = existing_string_mut(g, key)?;
     let bytes = s.bytes_mut();
     let grown = bytes.len() < need;
     if grown {

@@ -75,6 +75,16 @@ pub fn string_mut<'g>(
     }
 }
 
+/// The string at `key`, which the caller has just seen exist, for an
+/// in-place edit. Errors if the value cannot be loaded after all (a cold
+/// record the arena can no longer read).
+pub fn existing_string_mut<'g>(
+    g: &'g mut Guard<'_>,
+    key: &[u8],
+) -> Result<&'g mut StrValue, CmdError> {
+    string_mut(g, key)?.ok_or_else(|| CmdError::err("the value of the key could not be loaded"))
+}
+
 /// The configured `proto-max-bulk-len`: the largest string a command may build.
 pub fn max_bulk_len(ctx: &Ctx<'_>) -> u64 {
     ctx.srv
@@ -396,14 +406,9 @@ fn append(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         }
         Some(cur) => {
             check_string_length(ctx, cur.len() as u64, tail.len() as u64)?;
-            match string_mut(&mut g, key)? {
-                Some(s) => {
-                    let bytes = s.bytes_mut();
-                    bytes.extend_from_slice(tail);
-                    bytes.len()
-                }
-                None => 0,
-            }
+            let bytes = existing_string_mut(&mut g, key)?.bytes_mut();
+            bytes.extend_from_slice(tail);
+            bytes.len()
         }
     };
     ctx.out.int(len as i64);
@@ -435,11 +440,10 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
         // Rewrite in place, reusing the allocation; the result is a fresh
         // integer as far as OBJECT ENCODING is concerned.
         Some(_) => {
-            if let Some(s) = string_mut(&mut g, key)? {
-                s.bytes.clear();
-                s.bytes.extend_from_slice(digits);
-                s.raw = false;
-            }
+            let s = existing_string_mut(&mut g, key)?;
+            s.bytes.clear();
+            s.bytes.extend_from_slice(digits);
+            s.raw = false;
         }
         None => g.set(key, Value::string(digits), SetExpiry::Persist)?,
     }
@@ -564,21 +568,15 @@ fn setrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         return Ok(());
     }
     check_string_length(ctx, offset, value.len() as u64)?;
-    let len = match string_mut(&mut g, key)? {
-        Some(s) => {
-            let bytes = s.bytes_mut();
-            let (from, to) = (offset as usize, offset as usize + value.len());
-            if bytes.len() < to {
-                bytes.resize(to, 0);
-            }
-            if let Some(dst) = bytes.get_mut(from..to) {
-                dst.copy_from_slice(value);
-            }
-            bytes.len()
-        }
-        None => 0,
-    };
-    ctx.out.int(len as i64);
+    let bytes = existing_string_mut(&mut g, key)?.bytes_mut();
+    let (from, to) = (offset as usize, offset as usize + value.len());
+    if bytes.len() < to {
+        bytes.resize(to, 0);
+    }
+    if let Some(dst) = bytes.get_mut(from..to) {
+        dst.copy_from_slice(value);
+    }
+    ctx.out.int(bytes.len() as i64);
     Ok(())
 }
 
