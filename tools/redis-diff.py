@@ -55,6 +55,12 @@ def read_reply(f):
     one()
     return bytes(raw)
 
+def free_port():
+    """A port nothing listens on now (so parallel runs do not meet)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
 def start(cmd, port):
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(200):
@@ -68,9 +74,10 @@ def main():
     amber = "target/debug/amber-server"
     if args[:1] == ["--amber-bin"]: amber, args = args[1], args[2:]
     d = tempfile.mkdtemp()
-    rp, rs = start(["redis-server", "--port", "17379", "--save", "", "--dir", d], 17379)
+    rport, aport = free_port(), free_port()
+    rp, rs = start(["redis-server", "--port", str(rport), "--save", "", "--dir", d], rport)
     extra = os.environ.get("AMBER_EXTRA_ARGS", "").split()
-    ap, as_ = start([amber, "--port", "17380", "--dir", d, "--pmem-path", d + "/a.arena", "--pmem-size", "256mb"] + extra, 17380)
+    ap, as_ = start([amber, "--port", str(aport), "--dir", d, "--pmem-path", d + "/a.arena", "--pmem-size", "256mb"] + extra, aport)
     rf, af = rs.makefile("rb"), as_.makefile("rb")
     bad = 0
     try:
