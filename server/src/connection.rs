@@ -63,8 +63,8 @@ impl Connection {
             // Writes of this batch must be durable before any reply leaves
             // (`persistence pmem`): one wait covers the whole batch (group commit).
             let ticket = amber_storage::tier::take_ticket();
-            if ticket != amber_storage::Ticket::NONE {
-                let tiers = &srv.keyspace.tiers;
+            let tiers = &srv.keyspace.tiers;
+            if ticket != amber_storage::Ticket::NONE && tiers.must_wait() {
                 if let Err(e) = tokio::task::block_in_place(|| tiers.wait_durable(ticket)) {
                     tracing::error!(error = %e, "the arena failed to persist; closing the connection");
                     return Ok(());
