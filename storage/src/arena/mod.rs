@@ -714,7 +714,12 @@ impl Inner {
         meta.span.store(span, Ordering::Relaxed);
         meta.gen.store(gen, Ordering::Release);
         meta.set_state(State::Active);
-        for m in self.metas.iter().skip(first as usize + 1).take(span as usize - 1) {
+        for m in self
+            .metas
+            .iter()
+            .skip(first as usize + 1)
+            .take(span as usize - 1)
+        {
             m.set_state(State::Continued);
         }
         let base = self.seg_base(first);
@@ -813,7 +818,8 @@ impl Inner {
         meta.gen.store(gen, Ordering::Release);
         meta.set_state(State::Active);
         let base = self.seg_base(seg);
-        self.medium.write(base, &segment::encode_header(seg, gen, 1))?;
+        self.medium
+            .write(base, &segment::encode_header(seg, gen, 1))?;
         match self.strategy {
             Strategy::Immediate => {
                 self.medium.persist(base, SEGMENT_HEADER_LEN)?;

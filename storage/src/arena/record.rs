@@ -142,7 +142,10 @@ pub fn key_checksum(gen: u64, fields: &[u8], key: &[u8]) -> u32 {
 /// Checks the header and key of a record (`head`: its 40 header bytes)
 /// against the key checksum under generation `gen`.
 pub fn key_is_valid(gen: u64, head: &[u8], key: &[u8]) -> bool {
-    let (Some(fields), Some(stored)) = (head.get(4..KEY_CRC_AT), head.get(KEY_CRC_AT..KEY_CRC_AT + 4)) else {
+    let (Some(fields), Some(stored)) = (
+        head.get(4..KEY_CRC_AT),
+        head.get(KEY_CRC_AT..KEY_CRC_AT + 4),
+    ) else {
         return false;
     };
     key_checksum(gen, fields, key).to_le_bytes() == stored
