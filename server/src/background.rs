@@ -39,6 +39,14 @@ async fn tiering(srv: Arc<ServerState>) {
     loop {
         tokio::time::sleep(Duration::from_millis(10)).await;
         tick += 1;
+        let maxmemory = srv.config.get_i64("maxmemory").max(0) as u64;
+        // `CONFIG SET dram-budget` takes effect here.
+        let budget = srv.config.get_i64("dram-budget").max(0) as u64;
+        srv.keyspace
+            .tiers
+            .budget
+            .store(budget, std::sync::atomic::Ordering::Relaxed);
+        srv.keyspace.tiers.refresh_pressure(maxmemory);
         let over = srv.keyspace.tiers.over_budget() > 0;
         let compact = tick % 10 == 0;
         if !over && !compact {

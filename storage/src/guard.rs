@@ -153,37 +153,21 @@ impl<'a> Guard<'a> {
     fn delete(&mut self, f: Found) -> Option<(Option<Value>, u64, u32)> {
         let lane = self.lane(f.pos);
         let ks = self.ks;
-        let shard = self.shard(f.pos)?;
-        shard.unindex_handle(f.handle);
-        match f.handle.target() {
-            Target::Hot(slot) => {
-                let e = shard.hot.remove(slot)?;
-                if e.expire_at != 0 {
-                    shard.expiry.remove(e.expire_at, f.kh.short as u64);
-                }
-                ks.tiers.stats.hot_keys.fetch_sub(1, Ordering::Relaxed);
-                ks.tiers
-                    .stats
-                    .hot_bytes
-                    .fetch_sub(e.charged as i64, Ordering::Relaxed);
-                if let Some(addr) = e.copy {
-                    ks.drop_record(lane, addr);
-                }
-                Some((Some(e.value), e.expire_at, e.access))
-            }
+        let cold = match f.handle.target() {
             Target::Cold(addr) => {
-                let arena = ks.tiers.arena.as_ref()?;
-                let (value, deadline) = match arena.read(addr) {
-                    Ok(r) => (codec::decode(r.kind(), r.value), r.expire_at()),
-                    Err(_) => (None, 0),
-                };
-                if deadline != 0 {
-                    shard.expiry.remove(deadline, f.kh.short as u64);
-                }
-                ks.tiers.stats.cold_keys.fetch_sub(1, Ordering::Relaxed);
-                ks.drop_record(lane, addr);
-                Some((value, deadline, 0))
+                let r = ks.tiers.arena.as_ref()?.read(addr).ok();
+                Some(r.map_or((None, 0), |r| {
+                    (codec::decode(r.kind(), r.value), r.expire_at())
+                }))
             }
+            Target::Hot(_) => None,
+        };
+        let shard = self.shard(f.pos)?;
+        let hot = ks.remove_handle(shard, lane, f.handle);
+        match (hot, cold) {
+            (Some(e), _) => Some((Some(e.value), e.expire_at, e.access)),
+            (None, Some((value, deadline))) => Some((value, deadline, 0)),
+            (None, None) => None,
         }
     }
 
@@ -605,6 +589,7 @@ mod tests {
     fn string_of(g: &mut Guard<'_>, key: &[u8]) -> Option<Vec<u8>> {
         match g.get(key)? {
             Value::Str(s) => Some(s.bytes.clone()),
+            _ => None,
         }
     }
 

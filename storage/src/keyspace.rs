@@ -18,7 +18,7 @@ use crate::guard::Guard;
 use crate::shard::{KeyHash, Shard};
 use crate::tier::handle::{short_hash, Handle, Target, MAX_INDEXED_ARENA};
 use crate::tier::slab::HotEntry;
-use crate::tier::{note_ticket, Tiers};
+use crate::tier::{note_ticket, EvictionPolicy, Tiers};
 use crate::value::{Value, ValueType};
 use crate::{Error, Result};
 
@@ -273,7 +273,8 @@ impl Keyspace {
     /// Appends the record of a hot entry; notes the durability ticket.
     pub(crate) fn write_record(&self, lane: usize, db: usize, e: &HotEntry) -> Result<Addr> {
         let arena = self.tiers.arena.as_ref().ok_or(Error::OutOfMemory)?;
-        let (kind, parts) = codec::encode(&e.value);
+        let (kind, bytes) = codec::encode(&e.value);
+        let parts: [&[u8]; 1] = [bytes.as_ref()];
         let (addr, ticket) = arena.append(
             lane,
             RecordIn {
@@ -477,6 +478,112 @@ impl Keyspace {
             }
         }
         freed
+    }
+
+    /// Removes the entry behind `h` from a locked shard: index, hot slab or
+    /// arena record (tombstoned in `pmem` mode), expiry index and counters.
+    /// Returns the hot entry if the key was hot. The caller has read whatever
+    /// it needs from a cold record first.
+    pub(crate) fn remove_handle(&self, s: &mut Shard, lane: usize, h: Handle) -> Option<HotEntry> {
+        s.unindex_handle(h);
+        let stats = &self.tiers.stats;
+        match h.target() {
+            Target::Hot(slot) => {
+                let e = s.hot.remove(slot)?;
+                if e.expire_at != 0 {
+                    s.expiry.remove(e.expire_at, h.short_hash() as u64);
+                }
+                stats.hot_keys.fetch_sub(1, Ordering::Relaxed);
+                stats
+                    .hot_bytes
+                    .fetch_sub(e.charged as i64, Ordering::Relaxed);
+                if let Some(addr) = e.copy {
+                    self.drop_record(lane, addr);
+                }
+                Some(e)
+            }
+            Target::Cold(addr) => {
+                let deadline = self
+                    .tiers
+                    .arena
+                    .as_ref()
+                    .and_then(|a| a.read(addr).ok())
+                    .map_or(0, |r| r.expire_at());
+                if deadline != 0 {
+                    s.expiry.remove(deadline, h.short_hash() as u64);
+                }
+                stats.cold_keys.fetch_sub(1, Ordering::Relaxed);
+                self.drop_record(lane, addr);
+                None
+            }
+        }
+    }
+
+    /// Evicts up to `want` keys under `policy` to make room (`maxmemory-policy`).
+    ///
+    /// Candidates are taken a few at a time from a random shard: for the
+    /// volatile policies the keys with the nearest deadlines (the expiry
+    /// index is ordered by deadline); otherwise the first handles of the
+    /// shard's table (hash order, so effectively random), preferring cold
+    /// keys (already judged cold by the demoter) and then the hot entry least
+    /// recently (or, for LFU, least frequently) used. Space in the arena comes
+    /// back when the compactor rewrites the emptied segments. Returns how many
+    /// keys were evicted.
+    pub fn evict(&self, policy: EvictionPolicy, want: usize) -> usize {
+        if policy == EvictionPolicy::NoEviction {
+            return 0;
+        }
+        let per_db = self.shards_per_db();
+        let mut rng = rand::thread_rng();
+        let mut evicted = 0;
+        for _ in 0..want.saturating_mul(4).max(16) {
+            if evicted >= want {
+                break;
+            }
+            let db = rng.gen_range(0..self.dbs.len());
+            let i = rng.gen_range(0..per_db);
+            let Some(m) = self.dbs.get(db).and_then(|d| d.shards.get(i)) else {
+                continue;
+            };
+            let mut s = m.lock();
+            let arena = self.tiers.arena.as_ref();
+            let victim: Option<Handle> = if policy.volatile_only() {
+                s.expiry
+                    .due(u64::MAX, 1)
+                    .first()
+                    .and_then(|&(deadline, short)| {
+                        s.index
+                            .iter_hash(crate::tier::handle::table_hash(short as u32))
+                            .find(|h| {
+                                h.short_hash() as u64 == short
+                                    && s.deadline_of(**h, arena) == deadline
+                            })
+                            .copied()
+                    })
+            } else {
+                let lfu = policy == EvictionPolicy::AllKeysLfu;
+                s.index
+                    .iter()
+                    .take(8)
+                    .copied()
+                    .min_by_key(|h| match h.target() {
+                        Target::Cold(_) => (0u8, 0u32),
+                        Target::Hot(slot) => s
+                            .hot
+                            .get(slot)
+                            .map_or((1, 0), |e| (1, if lfu { e.freq as u32 } else { e.access })),
+                    })
+            };
+            if let Some(h) = victim {
+                self.remove_handle(&mut s, db * per_db + i, h);
+                evicted += 1;
+            }
+        }
+        self.tiers
+            .stats
+            .evicted_keys
+            .fetch_add(evicted as u64, Ordering::Relaxed);
+        evicted
     }
 
     // ----- whole-database operations -----

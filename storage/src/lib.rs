@@ -27,6 +27,7 @@ pub mod keyspace;
 pub mod persist;
 mod shard;
 pub mod tier;
+pub mod types;
 pub mod value;
 
 pub use arena::{
@@ -36,4 +37,5 @@ pub use arena::{
 pub use error::{Error, Result};
 pub use guard::{Detached, Guard, SetExpiry};
 pub use keyspace::{Flushed, Keyspace, KeyspaceConfig, DB_COUNT};
+pub use tier::EvictionPolicy;
 pub use value::{StrValue, Value, ValueType};

@@ -11,7 +11,8 @@ pub(crate) mod handle;
 pub(crate) mod slab;
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use crate::arena::{Arena, Persistence, Ticket};
 
@@ -34,6 +35,57 @@ pub struct TierStats {
     pub arena_writes: AtomicU64,
     /// Writes that could not be persisted (arena full or I/O error).
     pub persist_failures: AtomicU64,
+    /// Keys removed by `maxmemory-policy` to make room.
+    pub evicted_keys: AtomicU64,
+}
+
+/// Redis's `maxmemory-policy`: what to do when memory (DRAM budget and arena)
+/// is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvictionPolicy {
+    /// Refuse writes with `-OOM`.
+    NoEviction,
+    /// Evict any key, least recently used first.
+    AllKeysLru,
+    /// Evict any key, least frequently used first.
+    AllKeysLfu,
+    /// Evict any key.
+    AllKeysRandom,
+    /// Evict keys with a TTL, least recently used first.
+    VolatileLru,
+    /// Evict keys with a TTL, least frequently used first.
+    VolatileLfu,
+    /// Evict keys with a TTL.
+    VolatileRandom,
+    /// Evict keys with a TTL, nearest deadline first.
+    VolatileTtl,
+}
+
+impl EvictionPolicy {
+    /// Whether only keys with a TTL may be evicted.
+    pub fn volatile_only(self) -> bool {
+        matches!(
+            self,
+            Self::VolatileLru | Self::VolatileLfu | Self::VolatileRandom | Self::VolatileTtl
+        )
+    }
+}
+
+impl FromStr for EvictionPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "noeviction" => Self::NoEviction,
+            "allkeys-lru" => Self::AllKeysLru,
+            "allkeys-lfu" => Self::AllKeysLfu,
+            "allkeys-random" => Self::AllKeysRandom,
+            "volatile-lru" => Self::VolatileLru,
+            "volatile-lfu" => Self::VolatileLfu,
+            "volatile-random" => Self::VolatileRandom,
+            "volatile-ttl" => Self::VolatileTtl,
+            other => return Err(format!("unknown maxmemory-policy '{other}'")),
+        })
+    }
 }
 
 /// What the shards share about tiering.
@@ -45,6 +97,9 @@ pub struct Tiers {
     pub budget: AtomicU64,
     /// Counters.
     pub stats: TierStats,
+    /// Set by [`Tiers::refresh_pressure`] when no more data fits: the arena is
+    /// nearly out of free segments, or `maxmemory` is exceeded.
+    pub memory_full: AtomicBool,
 }
 
 thread_local! {
@@ -74,6 +129,7 @@ impl Tiers {
             arena,
             budget: AtomicU64::new(budget),
             stats: TierStats::default(),
+            memory_full: AtomicBool::new(false),
         }
     }
 
@@ -102,6 +158,31 @@ impl Tiers {
     pub fn past_hard_limit(&self) -> bool {
         let budget = self.budget.load(Ordering::Relaxed);
         self.arena.is_some() && self.over_budget() > budget / 10
+    }
+
+    /// Recomputes [`Tiers::memory_full`] (called every few ms by the server's
+    /// background task, not per command: it walks the segment table). Memory
+    /// is full when the arena's free segments fall under 5% of it (at least
+    /// four segments; the arena itself keeps one or two more for the
+    /// compactor), or when `maxmemory` (if not 0) is below DRAM in use plus
+    /// live arena bytes. Without an arena only `maxmemory` counts.
+    pub fn refresh_pressure(&self, maxmemory: u64) -> bool {
+        let hot = self.stats.hot_bytes.load(Ordering::Relaxed).max(0) as u64;
+        let full = match &self.arena {
+            Some(a) => {
+                let st = a.stats();
+                let reserve = (st.size / 20).max(4 * st.segment_size);
+                st.free_bytes < reserve || (maxmemory > 0 && hot + st.live_bytes > maxmemory)
+            }
+            None => maxmemory > 0 && hot > maxmemory,
+        };
+        self.memory_full.store(full, Ordering::Relaxed);
+        full
+    }
+
+    /// Whether no more data fits (see [`Tiers::refresh_pressure`]).
+    pub fn is_full(&self) -> bool {
+        self.memory_full.load(Ordering::Relaxed)
     }
 
     /// Waits until `ticket` is durable (no-op without write-through).
