@@ -43,7 +43,11 @@ fn parse_in_pieces(bytes: &[u8], cuts: &[usize]) -> Result<Vec<Request>, String>
             let pending = &available[consumed..];
             match p.parse(pending, true) {
                 Ok(Some(Frame::Multibulk { len })) => {
-                    let args = p.spans().iter().map(|r| pending[r.clone()].to_vec()).collect();
+                    let args = p
+                        .spans()
+                        .iter()
+                        .map(|r| pending[r.clone()].to_vec())
+                        .collect();
                     out.push(args);
                     consumed += len;
                 }
@@ -239,11 +243,18 @@ fn check2(v: &V, f: &F2) -> Result<(), String> {
         }
         (V::Set(items), F2::Array(g)) => {
             items.len() == g.len()
-                && items.iter().zip(g).all(|(i, g)| check2(&V::Bulk(i.clone()), g).is_ok())
+                && items
+                    .iter()
+                    .zip(g)
+                    .all(|(i, g)| check2(&V::Bulk(i.clone()), g).is_ok())
         }
         _ => false,
     };
-    if ok { Ok(()) } else { Err(format!("RESP2: wrote {v:?}, reference decoded {f:?}")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("RESP2: wrote {v:?}, reference decoded {f:?}"))
+    }
 }
 
 fn check3(v: &V, f: &F3) -> Result<(), String> {
@@ -270,19 +281,33 @@ fn check3(v: &V, f: &F3) -> Result<(), String> {
                 return Err("map size".into());
             }
             for (k, v) in pairs {
-                let key = F3::BlobString { data: k.clone(), attributes: None };
-                let got = data.get(&key).ok_or_else(|| format!("map lacks key {k:?}"))?;
+                let key = F3::BlobString {
+                    data: k.clone(),
+                    attributes: None,
+                };
+                let got = data
+                    .get(&key)
+                    .ok_or_else(|| format!("map lacks key {k:?}"))?;
                 check3(v, got)?;
             }
             return Ok(());
         }
         (V::Set(items), F3::Set { data, .. }) => {
             items.len() == data.len()
-                && items.iter().all(|i| data.contains(&F3::BlobString { data: i.clone(), attributes: None }))
+                && items.iter().all(|i| {
+                    data.contains(&F3::BlobString {
+                        data: i.clone(),
+                        attributes: None,
+                    })
+                })
         }
         _ => false,
     };
-    if ok { Ok(()) } else { Err(format!("RESP3: wrote {v:?}, reference decoded {f:?}")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("RESP3: wrote {v:?}, reference decoded {f:?}"))
+    }
 }
 
 proptest! {
@@ -322,11 +347,23 @@ proptest! {
 /// `%.17g` doubles written by the writer read back exactly (RESP3 `,`).
 #[test]
 fn doubles_round_trip() {
-    for d in [0.1, 1.0 / 3.0, 1e-300, 123456789.125, -2.5e17, f64::MAX, f64::MIN_POSITIVE] {
+    for d in [
+        0.1,
+        1.0 / 3.0,
+        1e-300,
+        123456789.125,
+        -2.5e17,
+        f64::MAX,
+        f64::MIN_POSITIVE,
+    ] {
         let mut w = ReplyWriter::new();
         w.proto = Protocol::Resp3;
         w.double(d);
         let text = &w.as_bytes()[1..w.len() - 2];
-        assert!(same_double(text, d), "{d} written as {}", String::from_utf8_lossy(text));
+        assert!(
+            same_double(text, d),
+            "{d} written as {}",
+            String::from_utf8_lossy(text)
+        );
     }
 }

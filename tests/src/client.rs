@@ -88,7 +88,13 @@ impl RespClient {
         self.try_cmd(args).unwrap_or_else(|e| {
             panic!(
                 "{} failed: {e}",
-                reply::show(&args.iter().map(|a| a.as_ref().to_vec()).collect::<Vec<_>>().join(&b' '))
+                reply::show(
+                    &args
+                        .iter()
+                        .map(|a| a.as_ref().to_vec())
+                        .collect::<Vec<_>>()
+                        .join(&b' ')
+                )
             )
         })
     }
@@ -120,7 +126,10 @@ impl RespClient {
             match self.stream.read(&mut chunk) {
                 Ok(0) => return (out, true),
                 Ok(n) => out.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => {
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        || e.kind() == io::ErrorKind::TimedOut =>
+                {
                     return (out, false)
                 }
                 // A reset after the server closed with unread input pending.

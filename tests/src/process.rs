@@ -47,14 +47,12 @@ pub fn free_port() -> u16 {
     static LOCK: Mutex<()> = Mutex::new(());
     let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     if NEXT.load(Ordering::Relaxed) == 0 {
-        let seed = std::process::id()
-            .wrapping_mul(2654435761)
-            .wrapping_add(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.subsec_nanos())
-                    .unwrap_or(0),
-            );
+        let seed = std::process::id().wrapping_mul(2654435761).wrapping_add(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0),
+        );
         NEXT.store(20_000 + seed % 10_000, Ordering::Relaxed);
     }
     for _ in 0..10_000 {
@@ -182,7 +180,9 @@ impl ServerProcess {
 
     /// The exit status, if it has exited.
     pub fn try_wait(&mut self) -> Option<ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// Whether the process is still running.
@@ -319,7 +319,10 @@ pub fn memory_text(v: &str) -> String {
         ("g", 1000 * 1000 * 1000),
     ];
     for (suffix, mult) in units {
-        if let Some(n) = lower.strip_suffix(suffix).and_then(|n| n.parse::<u64>().ok()) {
+        if let Some(n) = lower
+            .strip_suffix(suffix)
+            .and_then(|n| n.parse::<u64>().ok())
+        {
             return (n * mult).to_string();
         }
     }

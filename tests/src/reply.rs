@@ -98,7 +98,11 @@ fn parse_at(buf: &[u8], start: usize, depth: usize) -> Result<Option<(Reply, usi
         }
         b'*' | b'~' | b'>' | b'%' | b'|' => {
             let n = count(&reply.head)?;
-            let elems = if kind == b'%' || kind == b'|' { n * 2 } else { n };
+            let elems = if kind == b'%' || kind == b'|' {
+                n * 2
+            } else {
+                n
+            };
             for _ in 0..elems.max(0) {
                 match parse_at(buf, next, depth + 1)? {
                     Some((item, end)) => {

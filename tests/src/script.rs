@@ -149,7 +149,9 @@ pub fn parse_script(text: &[u8]) -> Result<Vec<Line>, String> {
                         .ok()
                         .and_then(|s| s.trim().parse::<u64>().ok())
                         .filter(|&ms| ms <= 10_000)
-                        .ok_or_else(|| format!("line {no}: @sleep needs milliseconds (<= 10000)"))?;
+                        .ok_or_else(|| {
+                            format!("line {no}: @sleep needs milliseconds (<= 10000)")
+                        })?;
                     lines.push(Line {
                         no,
                         text: shown,
@@ -227,7 +229,10 @@ fn approx_equal(a: &Reply, b: &Reply) -> bool {
     }
     a.head == b.head
         && a.items.len() == b.items.len()
-        && a.items.iter().zip(&b.items).all(|(x, y)| approx_equal(x, y))
+        && a.items
+            .iter()
+            .zip(&b.items)
+            .all(|(x, y)| approx_equal(x, y))
 }
 
 /// Whether `redis` and `amber` (one reply's raw bytes each) match under `mode`.
@@ -258,8 +263,14 @@ mod tests {
     #[test]
     fn splitting() {
         let s = |l: &str| split_args(l.as_bytes()).unwrap();
-        assert_eq!(s("SET k v"), vec![b"SET".to_vec(), b"k".to_vec(), b"v".to_vec()]);
-        assert_eq!(s(r#"SET "a b" 'c d'"#)[1..], [b"a b".to_vec(), b"c d".to_vec()]);
+        assert_eq!(
+            s("SET k v"),
+            vec![b"SET".to_vec(), b"k".to_vec(), b"v".to_vec()]
+        );
+        assert_eq!(
+            s(r#"SET "a b" 'c d'"#)[1..],
+            [b"a b".to_vec(), b"c d".to_vec()]
+        );
         assert_eq!(s(r#"X "\x41\x00\n\"\\""#)[1], b"A\x00\n\"\\".to_vec());
         assert_eq!(s(r#"X '\x41'"#)[1], br"\x41".to_vec());
         assert_eq!(s(r#"X """#)[1], b"".to_vec());
@@ -272,9 +283,17 @@ mod tests {
         let lines = parse_script(text).unwrap();
         assert_eq!(lines.len(), 4);
         assert_eq!(lines[0].no, 3);
-        assert!(matches!(lines[1].step, Step::Command { mode: Mode::Sorted, .. }));
+        assert!(matches!(
+            lines[1].step,
+            Step::Command {
+                mode: Mode::Sorted,
+                ..
+            }
+        ));
         assert_eq!(lines[2].step, Step::Sleep(5));
-        assert!(matches!(lines[3].step, Step::Command { mode: Mode::Approx, ref argv } if argv.len() == 2));
+        assert!(
+            matches!(lines[3].step, Step::Command { mode: Mode::Approx, ref argv } if argv.len() == 2)
+        );
         assert!(parse_script(b"@bogus PING").is_err());
         assert!(parse_script(b"@sorted").is_err());
     }
@@ -290,7 +309,11 @@ mod tests {
         let b = b"*2\r\n$1\r\nb\r\n$1\r\na\r\n";
         assert!(replies_match(Mode::Sorted, a, b));
         assert!(!replies_match(Mode::Exact, a, b));
-        assert!(!replies_match(Mode::Sorted, a, b"*2\r\n$1\r\na\r\n$1\r\na\r\n"));
+        assert!(!replies_match(
+            Mode::Sorted,
+            a,
+            b"*2\r\n$1\r\na\r\n$1\r\na\r\n"
+        ));
         // Nested: SCAN's [cursor, [keys]].
         let s1 = b"*2\r\n$1\r\n0\r\n*2\r\n$1\r\nx\r\n$1\r\ny\r\n";
         let s2 = b"*2\r\n$1\r\n0\r\n*2\r\n$1\r\ny\r\n$1\r\nx\r\n";

@@ -16,7 +16,10 @@ fn cli_same(pair: &Pair, args: &[&str]) -> String {
     let a = redis_cli(pair.amber.port, args);
     assert_eq!(r.code, Some(0), "redis-cli {args:?} vs redis: {r:?}");
     assert_eq!(a.code, Some(0), "redis-cli {args:?} vs amber: {a:?}");
-    assert_eq!(a.stdout, r.stdout, "redis-cli {args:?}: amber (left) vs redis (right)");
+    assert_eq!(
+        a.stdout, r.stdout,
+        "redis-cli {args:?}: amber (left) vs redis (right)"
+    );
     a.stdout
 }
 
@@ -27,12 +30,24 @@ fn redis_cli_commands() {
     assert_eq!(cli_same(&pair, &["SET", "foo", "bar"]), "OK\n");
     assert_eq!(cli_same(&pair, &["GET", "foo"]), "bar\n");
     assert_eq!(cli_same(&pair, &["GET", "nosuchkey"]), "\n");
-    assert_eq!(cli_same(&pair, &["--no-raw", "GET", "nosuchkey"]), "(nil)\n");
-    assert_eq!(cli_same(&pair, &["SET", "q", "hello world \"quoted\""]), "OK\n");
+    assert_eq!(
+        cli_same(&pair, &["--no-raw", "GET", "nosuchkey"]),
+        "(nil)\n"
+    );
+    assert_eq!(
+        cli_same(&pair, &["SET", "q", "hello world \"quoted\""]),
+        "OK\n"
+    );
     assert_eq!(cli_same(&pair, &["GET", "q"]), "hello world \"quoted\"\n");
-    assert_eq!(cli_same(&pair, &["--no-raw", "GET", "q"]), "\"hello world \\\"quoted\\\"\"\n");
+    assert_eq!(
+        cli_same(&pair, &["--no-raw", "GET", "q"]),
+        "\"hello world \\\"quoted\\\"\"\n"
+    );
     assert_eq!(cli_same(&pair, &["SET", "bin", "a\tb\nc"]), "OK\n");
-    assert_eq!(cli_same(&pair, &["--no-raw", "GET", "bin"]), "\"a\\tb\\nc\"\n");
+    assert_eq!(
+        cli_same(&pair, &["--no-raw", "GET", "bin"]),
+        "\"a\\tb\\nc\"\n"
+    );
     assert_eq!(cli_same(&pair, &["ECHO", "x y"]), "x y\n");
     assert_eq!(cli_same(&pair, &["-n", "2", "GET", "foo"]), "\n");
     // Errors: redis-cli prints them (and a blank line) and exits 0 when not on a tty.
@@ -48,7 +63,10 @@ fn redis_cli_commands() {
     let mut r = pair.redis.client();
     if supports(&mut a, "incr", redis_arity(&mut r, "incr")) {
         assert_eq!(cli_same(&pair, &["INCR", "counter"]), "1\n");
-        assert_eq!(cli_same(&pair, &["--no-raw", "INCR", "counter"]), "(integer) 2\n");
+        assert_eq!(
+            cli_same(&pair, &["--no-raw", "INCR", "counter"]),
+            "(integer) 2\n"
+        );
     } else {
         eprintln!("SKIP redis-cli INCR: INCR is not implemented on this Amber yet");
     }
@@ -78,7 +96,10 @@ fn redis_benchmark_completes() {
     );
     let text = format!("{}{}", out.stdout, out.stderr);
     assert_eq!(out.code, Some(0), "redis-benchmark failed: {text}");
-    assert!(!text.contains("Error"), "redis-benchmark reported errors: {text}");
+    assert!(
+        !text.contains("Error"),
+        "redis-benchmark reported errors: {text}"
+    );
     if config_ok {
         assert!(!text.contains("WARNING"), "{text}");
     }
@@ -102,7 +123,9 @@ fn redis_crate_basic_ops() {
     use redis::Commands;
     let pair = Pair::start(&[], &[]);
     let client = redis::Client::open(format!("redis://127.0.0.1:{}/", pair.amber.port)).unwrap();
-    let mut con = client.get_connection().expect("connect with the redis crate");
+    let mut con = client
+        .get_connection()
+        .expect("connect with the redis crate");
     let _: () = con.set("rk", "value").unwrap();
     let v: String = con.get("rk").unwrap();
     assert_eq!(v, "value");
@@ -112,19 +135,32 @@ fn redis_crate_basic_ops() {
     let _: () = con.set("bin", &bin[..]).unwrap();
     let got: Vec<u8> = con.get("bin").unwrap();
     assert_eq!(got, bin);
-    let _: () = redis::cmd("SET").arg("ttl").arg("x").arg("EX").arg(100).query(&mut con).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("ttl")
+        .arg("x")
+        .arg("EX")
+        .arg(100)
+        .query(&mut con)
+        .unwrap();
     let pong: String = redis::cmd("PING").query(&mut con).unwrap();
     assert_eq!(pong, "PONG");
     // Pipelines arrive as one write.
     let (a, b): (String, String) = redis::pipe()
-        .cmd("SET").arg("p1").arg("1").ignore()
-        .cmd("GET").arg("p1")
-        .cmd("ECHO").arg("e")
+        .cmd("SET")
+        .arg("p1")
+        .arg("1")
+        .ignore()
+        .cmd("GET")
+        .arg("p1")
+        .cmd("ECHO")
+        .arg("e")
         .query(&mut con)
         .unwrap();
     assert_eq!((a.as_str(), b.as_str()), ("1", "e"));
     // Errors surface as errors.
-    let err = redis::cmd("NOSUCHCMD").query::<String>(&mut con).unwrap_err();
+    let err = redis::cmd("NOSUCHCMD")
+        .query::<String>(&mut con)
+        .unwrap_err();
     assert!(err.to_string().contains("unknown command"), "{err}");
     let mut a = pair.amber.client();
     let mut r = pair.redis.client();

@@ -26,7 +26,11 @@ fn corpus() -> Vec<PathBuf> {
         .filter(|p| p.extension().is_some_and(|x| x == "redis"))
         .collect();
     files.sort();
-    assert!(!files.is_empty(), "no conformance scripts in {}", dir.display());
+    assert!(
+        !files.is_empty(),
+        "no conformance scripts in {}",
+        dir.display()
+    );
     files
 }
 
@@ -112,13 +116,19 @@ fn run_file(pair: &mut Pair, path: &PathBuf, lines: &[Line], bad: &mut Vec<Misma
             bad.push(Mismatch(msg));
         }
         // QUIT closes both connections: carry on with fresh ones.
-        if argv.first().is_some_and(|c| c.eq_ignore_ascii_case(b"quit")) {
+        if argv
+            .first()
+            .is_some_and(|c| c.eq_ignore_ascii_case(b"quit"))
+        {
             redis = connect(&pair.redis, false);
             amber = connect(&pair.amber, false);
         }
     }
     // The connection must still be in step: one more round trip.
-    let (r, a) = (redis.try_cmd(&["ECHO", "end"]), amber.try_cmd(&["ECHO", "end"]));
+    let (r, a) = (
+        redis.try_cmd(&["ECHO", "end"]),
+        amber.try_cmd(&["ECHO", "end"]),
+    );
     if r.as_ref().ok() != a.as_ref().ok() {
         let msg = format!("{name}: after the last line, ECHO end: redis {r:?}, amber {a:?}");
         eprintln!("{msg}");

@@ -54,9 +54,25 @@ fn value() -> impl Strategy<Value = Arg> {
     prop_oneof![
         Just(lit("")),
         prop::sample::select(vec![
-            "0", "1", "-1", "42", "007", " 1", "1 ", "+1", "1.5", "-0", "1e3", "abc",
-            "9223372036854775807", "-9223372036854775808", "9223372036854775808",
-            "3.0", "0.1", "-2.5e-3", "inf",
+            "0",
+            "1",
+            "-1",
+            "42",
+            "007",
+            " 1",
+            "1 ",
+            "+1",
+            "1.5",
+            "-0",
+            "1e3",
+            "abc",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "9223372036854775808",
+            "3.0",
+            "0.1",
+            "-2.5e-3",
+            "inf",
         ])
         .prop_map(lit),
         "[a-z]{1,6}".prop_map(|s| Arg::Lit(s.into_bytes())),
@@ -130,11 +146,15 @@ fn command(name: &'static str) -> BoxedStrategy<Cmd> {
         "set" => (key(), value(), set_options())
             .prop_map(move |(k, v, o)| c([vec![k, v], o].concat()))
             .boxed(),
-        "setnx" | "getset" | "append" => {
-            (key(), value()).prop_map(move |(k, v)| c(vec![k, v])).boxed()
-        }
-        "setex" => (key(), secs(), value()).prop_map(move |(k, s, v)| c(vec![k, s, v])).boxed(),
-        "psetex" => (key(), millis(), value()).prop_map(move |(k, s, v)| c(vec![k, s, v])).boxed(),
+        "setnx" | "getset" | "append" => (key(), value())
+            .prop_map(move |(k, v)| c(vec![k, v]))
+            .boxed(),
+        "setex" => (key(), secs(), value())
+            .prop_map(move |(k, s, v)| c(vec![k, s, v]))
+            .boxed(),
+        "psetex" => (key(), millis(), value())
+            .prop_map(move |(k, s, v)| c(vec![k, s, v]))
+            .boxed(),
         "mget" | "del" | "unlink" | "exists" | "touch" => keys(4).prop_map(c).boxed(),
         "mset" | "msetnx" => prop::collection::vec((key(), value()), 1..4)
             .prop_map(move |kv| c(kv.into_iter().flat_map(|(k, v)| [k, v]).collect()))
@@ -151,8 +171,12 @@ fn command(name: &'static str) -> BoxedStrategy<Cmd> {
         )
             .prop_map(move |(k, o)| c([vec![k], o].concat()))
             .boxed(),
-        "incrby" | "decrby" => (key(), int_arg()).prop_map(move |(k, n)| c(vec![k, n])).boxed(),
-        "incrbyfloat" => (key(), float_arg()).prop_map(move |(k, n)| c(vec![k, n])).boxed(),
+        "incrby" | "decrby" => (key(), int_arg())
+            .prop_map(move |(k, n)| c(vec![k, n]))
+            .boxed(),
+        "incrbyfloat" => (key(), float_arg())
+            .prop_map(move |(k, n)| c(vec![k, n]))
+            .boxed(),
         "getrange" | "substr" => (key(), int_arg(), int_arg())
             .prop_map(move |(k, a, b)| c(vec![k, a, b]))
             .boxed(),
@@ -169,7 +193,13 @@ fn command(name: &'static str) -> BoxedStrategy<Cmd> {
         "pexpire" => (key(), millis(), expire_flag())
             .prop_map(move |(k, s, f)| c([vec![k, s], f].concat()))
             .boxed(),
-        "expireat" => (key(), prop_oneof![(100i64..5000).prop_map(Arg::AtSecs), Just(Arg::AtSecs(-100))])
+        "expireat" => (
+            key(),
+            prop_oneof![
+                (100i64..5000).prop_map(Arg::AtSecs),
+                Just(Arg::AtSecs(-100))
+            ],
+        )
             .prop_map(move |(k, t)| c(vec![k, t]))
             .boxed(),
         "rename" | "renamenx" => (key(), key()).prop_map(move |(a, b)| c(vec![a, b])).boxed(),
@@ -185,8 +215,16 @@ fn command(name: &'static str) -> BoxedStrategy<Cmd> {
         "setbit" => (key(), 0u32..64, prop::sample::select(vec!["0", "1", "2"]))
             .prop_map(move |(k, o, b)| c(vec![k, lit(&o.to_string()), lit(b)]))
             .boxed(),
-        "getbit" => (key(), 0u32..80).prop_map(move |(k, o)| c(vec![k, lit(&o.to_string())])).boxed(),
-        "bitcount" => (key(), prop_oneof![Just(vec![]), (int_arg(), int_arg()).prop_map(|(a, b)| vec![a, b])])
+        "getbit" => (key(), 0u32..80)
+            .prop_map(move |(k, o)| c(vec![k, lit(&o.to_string())]))
+            .boxed(),
+        "bitcount" => (
+            key(),
+            prop_oneof![
+                Just(vec![]),
+                (int_arg(), int_arg()).prop_map(|(a, b)| vec![a, b])
+            ],
+        )
             .prop_map(move |(k, r)| c([vec![k], r].concat()))
             .boxed(),
         other => panic!("no strategy for {other}"),
@@ -195,11 +233,46 @@ fn command(name: &'static str) -> BoxedStrategy<Cmd> {
 
 /// Every command the mix may use.
 const CANDIDATES: &[&str] = &[
-    "get", "set", "setnx", "setex", "psetex", "mget", "mset", "msetnx", "getset", "getdel",
-    "getex", "append", "strlen", "incr", "decr", "incrby", "decrby", "incrbyfloat", "getrange",
-    "substr", "setrange", "del", "unlink", "exists", "type", "touch", "expire", "pexpire",
-    "expireat", "ttl", "pttl", "persist", "expiretime", "pexpiretime", "rename", "renamenx",
-    "copy", "setbit", "getbit", "bitcount",
+    "get",
+    "set",
+    "setnx",
+    "setex",
+    "psetex",
+    "mget",
+    "mset",
+    "msetnx",
+    "getset",
+    "getdel",
+    "getex",
+    "append",
+    "strlen",
+    "incr",
+    "decr",
+    "incrby",
+    "decrby",
+    "incrbyfloat",
+    "getrange",
+    "substr",
+    "setrange",
+    "del",
+    "unlink",
+    "exists",
+    "type",
+    "touch",
+    "expire",
+    "pexpire",
+    "expireat",
+    "ttl",
+    "pttl",
+    "persist",
+    "expiretime",
+    "pexpiretime",
+    "rename",
+    "renamenx",
+    "copy",
+    "setbit",
+    "getbit",
+    "bitcount",
 ];
 
 /// How closely a command's replies must agree.
@@ -239,7 +312,12 @@ fn close_enough(name: &str, r: &[u8], a: &[u8]) -> bool {
     if tol == 0 {
         return false;
     }
-    let parse = |b: &[u8]| reply::parse(b).ok().flatten().and_then(|(r, _)| r.integer());
+    let parse = |b: &[u8]| {
+        reply::parse(b)
+            .ok()
+            .flatten()
+            .and_then(|(r, _)| r.integer())
+    };
     match (parse(r), parse(a)) {
         // Negative values (-1 no expiry, -2 no key) must match exactly.
         (Some(x), Some(y)) if x >= 0 && y >= 0 => (x - y).abs() <= tol,
@@ -298,7 +376,10 @@ fn random_command_sequences_match_redis() {
     let pair = Pair::start(&[], &[]);
     let (mut redis, mut amber) = pair.clients();
     let names = supported_commands(&mut amber, &mut redis, CANDIDATES, "differential");
-    assert!(names.contains(&"set") && names.contains(&"get"), "GET/SET missing: {names:?}");
+    assert!(
+        names.contains(&"set") && names.contains(&"get"),
+        "GET/SET missing: {names:?}"
+    );
     eprintln!("differential: command mix: {}", names.join(" "));
     let flush = amber.cmd(&["FLUSHALL"]) == b"+OK\r\n";
     let strategies: Vec<BoxedStrategy<Cmd>> = names.iter().map(|&n| command(n)).collect();
@@ -323,7 +404,11 @@ fn random_command_sequences_match_redis() {
     let mut runner = TestRunner::new(config);
     let result = runner.run(&seq, |cmds| run_case(&mut servers.borrow_mut(), &cmds));
     let mut amber_proc = pair.amber;
-    assert!(amber_proc.is_running(), "amber died; log:\n{}", amber_proc.log_text());
+    assert!(
+        amber_proc.is_running(),
+        "amber died; log:\n{}",
+        amber_proc.log_text()
+    );
     if let Err(e) = result {
         panic!("Amber and Redis disagree (minimal case):\n{e}");
     }

@@ -48,15 +48,30 @@ fn protocol_errors_match_redis_and_close() {
         ("invalid multibulk length (sign)", b"*+1\r\n".to_vec()),
         ("multibulk count over INT_MAX", b"*3000000000\r\n".to_vec()),
         ("expected '$'", b"*1\r\n+foo\r\n".to_vec()),
-        ("expected '$' (inline after header)", b"*2\r\n$4\r\nECHO\r\nhello\r\n".to_vec()),
+        (
+            "expected '$' (inline after header)",
+            b"*2\r\n$4\r\nECHO\r\nhello\r\n".to_vec(),
+        ),
         ("invalid bulk length", b"*1\r\n$abc\r\n".to_vec()),
         ("negative bulk length", b"*1\r\n$-1\r\n".to_vec()),
-        ("bulk length with leading zero", b"*1\r\n$04\r\nPING\r\n".to_vec()),
-        ("bulk over proto-max-bulk-len", b"*1\r\n$536870913\r\n".to_vec()),
+        (
+            "bulk length with leading zero",
+            b"*1\r\n$04\r\nPING\r\n".to_vec(),
+        ),
+        (
+            "bulk over proto-max-bulk-len",
+            b"*1\r\n$536870913\r\n".to_vec(),
+        ),
         ("unbalanced double quote", b"SET \"a b\r\n".to_vec()),
         ("unbalanced single quote", b"SET 'a b\r\n".to_vec()),
-        ("closing quote not followed by space", b"ECHO \"a\"b\r\n".to_vec()),
-        ("reply before the error", b"PING\r\n*1\r\n$4\r\nPING\r\n*x\r\n".to_vec()),
+        (
+            "closing quote not followed by space",
+            b"ECHO \"a\"b\r\n".to_vec(),
+        ),
+        (
+            "reply before the error",
+            b"PING\r\n*1\r\n$4\r\nPING\r\n*x\r\n".to_vec(),
+        ),
     ];
     cases.push(("too big inline request", vec![b'a'; 70 * 1024]));
     let mut big_count = b"*".to_vec();
@@ -75,12 +90,20 @@ fn protocol_errors_match_redis_and_close() {
             show(&r)
         );
         if r != a {
-            failures.push(format!("{what}:\n  redis: {}\n  amber: {}", show(&r), show(&a)));
+            failures.push(format!(
+                "{what}:\n  redis: {}\n  amber: {}",
+                show(&r),
+                show(&a)
+            ));
         }
     }
     let mut amber = pair.amber;
     assert!(amber.is_running(), "amber died: {}", amber.log_text());
-    assert!(failures.is_empty(), "protocol errors differ:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "protocol errors differ:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -129,7 +152,10 @@ fn ten_megabyte_set_in_64k_pieces() {
     }
     assert_eq!(c.read_reply().unwrap(), b"+OK\r\n");
     let got = c.read_parsed_cmd(&["GET", "big"]);
-    assert!(got.data.as_deref() == Some(&value[..]), "GET big returned a different value");
+    assert!(
+        got.data.as_deref() == Some(&value[..]),
+        "GET big returned a different value"
+    );
     eprintln!("10 MB SET + GET in {:?}", start.elapsed());
 }
 
@@ -161,7 +187,12 @@ fn proto_max_bulk_len_at_startup() {
     for server in [&pair.redis, &pair.amber] {
         let mut c = server.client();
         let (r, _) = echo_of(&mut c, 1024 * 1024);
-        assert_eq!(r.len(), 1024 * 1024 + 12, "{}: 1 MB ECHO", server.kind.name());
+        assert_eq!(
+            r.len(),
+            1024 * 1024 + 12,
+            "{}: 1 MB ECHO",
+            server.kind.name()
+        );
     }
     let (r, a) = garbage_on_both(&pair, b"*2\r\n$4\r\nECHO\r\n$1048577\r\n");
     assert!(show(&r).contains("invalid bulk length"));
@@ -185,14 +216,20 @@ fn has_config_set(amber: &mut RespClient, what: &str) -> bool {
 #[test]
 fn proto_max_bulk_len_via_config_set() {
     let pair = Pair::start(&[], &[]);
-    if !has_config_set(&mut pair.amber.client(), "proto-max-bulk-len via CONFIG SET") {
+    if !has_config_set(
+        &mut pair.amber.client(),
+        "proto-max-bulk-len via CONFIG SET",
+    ) {
         return;
     }
     let mut results = Vec::new();
     for server in [&pair.redis, &pair.amber] {
         // Set it and use it on the same connection: the limit applies at once.
         let mut c = server.client();
-        assert_eq!(c.cmd(&["CONFIG", "SET", "proto-max-bulk-len", "1mb"]), b"+OK\r\n");
+        assert_eq!(
+            c.cmd(&["CONFIG", "SET", "proto-max-bulk-len", "1mb"]),
+            b"+OK\r\n"
+        );
         assert_eq!(
             c.cmd(&["CONFIG", "GET", "proto-max-bulk-len"]),
             b"*2\r\n$18\r\nproto-max-bulk-len\r\n$7\r\n1048576\r\n"
@@ -202,7 +239,11 @@ fn proto_max_bulk_len_via_config_set() {
         results.push((server.kind, show(&got), closed));
         // Values below 1mb are refused, as in Redis.
         let mut c = server.client();
-        results.push((server.kind, show(&c.cmd(&["CONFIG", "SET", "proto-max-bulk-len", "1000"])), true));
+        results.push((
+            server.kind,
+            show(&c.cmd(&["CONFIG", "SET", "proto-max-bulk-len", "1000"])),
+            true,
+        ));
     }
     assert!(results[0].1.contains("invalid bulk length"), "{results:?}");
     assert_eq!(results[2], (Kind::Amber, results[0].1.clone(), true));
@@ -241,7 +282,12 @@ fn client_query_buffer_limit() {
     for s in [&pair.redis, &pair.amber] {
         let mut c = s.client();
         let v = vec![b'v'; 512 * 1024];
-        assert_eq!(c.cmd(&[&b"SET"[..], b"ok", &v]), b"+OK\r\n", "{}", s.kind.name());
+        assert_eq!(
+            c.cmd(&[&b"SET"[..], b"ok", &v]),
+            b"+OK\r\n",
+            "{}",
+            s.kind.name()
+        );
     }
     // Raised via CONFIG SET (once it exists), a 3 MB request now passes.
     let mut ac = pair.amber.client();
@@ -249,9 +295,17 @@ fn client_query_buffer_limit() {
         for s in [&pair.redis, &pair.amber] {
             let mut c = s.client();
             let name = s.kind.name();
-            assert_eq!(c.cmd(&["CONFIG", "SET", "client-query-buffer-limit", "8mb"]), b"+OK\r\n", "{name}");
+            assert_eq!(
+                c.cmd(&["CONFIG", "SET", "client-query-buffer-limit", "8mb"]),
+                b"+OK\r\n",
+                "{name}"
+            );
             let v = vec![b'v'; 3 * 1024 * 1024];
-            assert_eq!(c.cmd(&[&b"SET"[..], b"big", &v]), b"+OK\r\n", "{name}: 3 MB under an 8 MB limit");
+            assert_eq!(
+                c.cmd(&[&b"SET"[..], b"big", &v]),
+                b"+OK\r\n",
+                "{name}: 3 MB under an 8 MB limit"
+            );
         }
     }
 }
@@ -269,7 +323,11 @@ fn client_query_buffer_limit_single_write() {
     assert!(r.1 && r.0.is_empty(), "redis: {r:?}");
     for _ in 0..5 {
         let a = over_query_limit(&pair.amber, false);
-        assert_eq!(show(&a.0), "", "amber executed a 2 MB request over a 1 MB limit");
+        assert_eq!(
+            show(&a.0),
+            "",
+            "amber executed a 2 MB request over a 1 MB limit"
+        );
         assert!(a.1);
     }
 }
@@ -286,13 +344,22 @@ fn maxclients_refuses_extra_clients() {
         }
         let mut extra = server.client();
         let (got, closed) = extra.read_until_close(CLOSE_WAIT);
-        assert!(closed, "{}: the 4th client was not closed", server.kind.name());
+        assert!(
+            closed,
+            "{}: the 4th client was not closed",
+            server.kind.name()
+        );
         seen.push(show(&got));
         // Closing one makes room again.
         drop(held.pop());
         std::thread::sleep(Duration::from_millis(200));
         let mut again = server.client();
-        assert_eq!(again.cmd(&["PING"]), b"+PONG\r\n", "{}: after a client left", server.kind.name());
+        assert_eq!(
+            again.cmd(&["PING"]),
+            b"+PONG\r\n",
+            "{}: after a client left",
+            server.kind.name()
+        );
     }
     assert_eq!(seen[0], "-ERR max number of clients reached\\r\\n");
     assert_eq!(seen[1], seen[0]);
@@ -319,7 +386,11 @@ fn idle_check(server: &ServerProcess) {
         let mut idle_closed_at = None;
         // Redis checks timeouts in its cron: allow up to ~3.5 s.
         while started.elapsed() < Duration::from_millis(3500) {
-            assert_eq!(busy.cmd(&["PING"]), b"+PONG\r\n", "{name}: busy client closed");
+            assert_eq!(
+                busy.cmd(&["PING"]),
+                b"+PONG\r\n",
+                "{name}: busy client closed"
+            );
             if idle_closed_at.is_none() {
                 idle.set_timeout(Duration::from_millis(200));
                 let (got, closed) = idle.read_until_close(Duration::from_millis(200));
@@ -332,7 +403,10 @@ fn idle_check(server: &ServerProcess) {
             }
         }
         let at = idle_closed_at.unwrap_or_else(|| panic!("{name}: idle client never closed"));
-        assert!(at >= Duration::from_millis(900), "{name}: idle client closed too early, {at:?}");
+        assert!(
+            at >= Duration::from_millis(900),
+            "{name}: idle client closed too early, {at:?}"
+        );
     }
 }
 
@@ -398,14 +472,23 @@ fn inline_commands() {
         for _ in 0..*n {
             let (rr, ar) = (r.read_reply().unwrap(), a.read_reply().unwrap());
             if rr != ar {
-                failures.push(format!("{}:\n  redis: {}\n  amber: {}", show(bytes), show(&rr), show(&ar)));
+                failures.push(format!(
+                    "{}:\n  redis: {}\n  amber: {}",
+                    show(bytes),
+                    show(&rr),
+                    show(&ar)
+                ));
             }
         }
         // In step: nothing extra was answered.
         let (rr, ar) = (r.cmd(&["ECHO", "sync"]), a.cmd(&["ECHO", "sync"]));
         assert_eq!(show(&ar), show(&rr), "out of step after {}", show(bytes));
     }
-    assert!(failures.is_empty(), "inline replies differ:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "inline replies differ:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -435,7 +518,11 @@ fn resp3_via_hello_3() {
         &["ECHO", "x"],
         &["GET"],
     ] {
-        amber_tests::assert_same(&mut r, &mut a, &cmd.iter().map(|s| s.as_bytes()).collect::<Vec<_>>());
+        amber_tests::assert_same(
+            &mut r,
+            &mut a,
+            &cmd.iter().map(|s| s.as_bytes()).collect::<Vec<_>>(),
+        );
     }
     let hr = keys(&mut r, &["HELLO", "2"]);
     let ha = keys(&mut a, &["HELLO", "2"]);
@@ -452,7 +539,10 @@ fn auth_with_requirepass() {
         let args: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
         amber_tests::assert_same(r, a, &args)
     };
-    assert_eq!(same(&mut r, &mut a, &["GET", "k"]), b"-NOAUTH Authentication required.\r\n");
+    assert_eq!(
+        same(&mut r, &mut a, &["GET", "k"]),
+        b"-NOAUTH Authentication required.\r\n"
+    );
     same(&mut r, &mut a, &["PING"]);
     same(&mut r, &mut a, &["SET", "k", "v"]);
     same(&mut r, &mut a, &["NOSUCH"]);
@@ -471,7 +561,13 @@ fn auth_with_requirepass() {
     let (mut r2, mut a2) = pair.clients();
     let hr = r2.cmd(&["HELLO", "3", "AUTH", "default", "s3cret"]);
     let ha = a2.cmd(&["HELLO", "3", "AUTH", "default", "s3cret"]);
-    assert_eq!((hr[0], ha[0]), (b'%', b'%'), "{} / {}", show(&hr), show(&ha));
+    assert_eq!(
+        (hr[0], ha[0]),
+        (b'%', b'%'),
+        "{} / {}",
+        show(&hr),
+        show(&ha)
+    );
     same(&mut r2, &mut a2, &["GET", "k"]);
     same(&mut r2, &mut a2, &["GET", "nokey"]);
     // Unauthenticated clients get Redis's tighter request limits.
@@ -491,14 +587,32 @@ fn shutdown_command_exits_zero() {
         c.send(&["SHUTDOWN"]).unwrap();
         let (got, closed) = c.read_until_close(Duration::from_secs(10));
         if kind == Kind::Amber && show(&got).contains("unknown command") {
-            eprintln!("SKIP SHUTDOWN: not implemented on this Amber yet ({})", show(&got));
+            eprintln!(
+                "SKIP SHUTDOWN: not implemented on this Amber yet ({})",
+                show(&got)
+            );
             assert!(s.is_running());
             return;
         }
-        assert!(closed, "{}: SHUTDOWN did not close the connection: {}", kind.name(), show(&got));
-        assert!(got.is_empty(), "{}: SHUTDOWN replied {}", kind.name(), show(&got));
+        assert!(
+            closed,
+            "{}: SHUTDOWN did not close the connection: {}",
+            kind.name(),
+            show(&got)
+        );
+        assert!(
+            got.is_empty(),
+            "{}: SHUTDOWN replied {}",
+            kind.name(),
+            show(&got)
+        );
         let status = s.wait_exit(Duration::from_secs(10));
-        assert_eq!(status.and_then(|s| s.code()), Some(0), "{} after SHUTDOWN: {status:?}", kind.name());
+        assert_eq!(
+            status.and_then(|s| s.code()),
+            Some(0),
+            "{} after SHUTDOWN: {status:?}",
+            kind.name()
+        );
     }
 }
 
@@ -532,31 +646,48 @@ fn bad_configuration_stops_startup() {
     let dir = tempfile::tempdir().unwrap();
     let port = amber_tests::process::free_port().to_string();
     let run = |args: &[&str]| {
-        let out = amber_tests::process::run_amber_to_exit(args, dir.path(), Duration::from_secs(10))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let out =
+            amber_tests::process::run_amber_to_exit(args, dir.path(), Duration::from_secs(10))
+                .unwrap_or_else(|e| panic!("{e}"));
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(!out.status.success(), "{args:?} started successfully: {text}");
+        assert!(
+            !out.status.success(),
+            "{args:?} started successfully: {text}"
+        );
         text
     };
     let t = run(&["--port", "abc"]);
     assert!(t.contains(">>> 'port \"abc\"'"), "{t}");
-    assert!(t.contains("argument couldn't be parsed into an integer"), "{t}");
+    assert!(
+        t.contains("argument couldn't be parsed into an integer"),
+        "{t}"
+    );
     let t = run(&["--port", &port, "--no-such-directive", "1"]);
     assert!(t.contains("no-such-directive"), "{t}");
-    assert!(t.contains("Bad directive or wrong number of arguments"), "{t}");
+    assert!(
+        t.contains("Bad directive or wrong number of arguments"),
+        "{t}"
+    );
     let t = run(&["--port", &port, "--maxmemory-policy", "sometimes"]);
     assert!(t.contains("maxmemory-policy"), "{t}");
     let conf = dir.path().join("bad.conf");
-    std::fs::write(&conf, format!("port {port}\n# a comment\n\nmaxclients -5\nbind 127.0.0.1\n")).unwrap();
+    std::fs::write(
+        &conf,
+        format!("port {port}\n# a comment\n\nmaxclients -5\nbind 127.0.0.1\n"),
+    )
+    .unwrap();
     let conf_s = conf.display().to_string();
     let t = run(&[&conf_s]);
     assert!(t.contains(&conf_s), "message does not name the file: {t}");
     assert!(t.contains("line 4"), "message does not name the line: {t}");
-    assert!(t.contains(">>> 'maxclients -5'"), "message does not quote the line: {t}");
+    assert!(
+        t.contains(">>> 'maxclients -5'"),
+        "message does not quote the line: {t}"
+    );
     let t = run(&[&dir.path().join("missing.conf").display().to_string()]);
     assert!(t.contains("missing.conf"), "{t}");
 }
@@ -579,9 +710,17 @@ fn keys_expire_lazily_and_actively() {
             assert_eq!(c.cmd(&["PEXPIRE", "e2", "50"]), b":1\r\n", "{name}");
         }
         std::thread::sleep(Duration::from_millis(150));
-        assert_eq!(c.cmd(&["GET", "e1"]), b"$-1\r\n", "{name}: e1 outlived its PX 50");
+        assert_eq!(
+            c.cmd(&["GET", "e1"]),
+            b"$-1\r\n",
+            "{name}: e1 outlived its PX 50"
+        );
         if pexpire {
-            assert_eq!(c.cmd(&["GET", "e2"]), b"$-1\r\n", "{name}: e2 outlived PEXPIRE 50");
+            assert_eq!(
+                c.cmd(&["GET", "e2"]),
+                b"$-1\r\n",
+                "{name}: e2 outlived PEXPIRE 50"
+            );
         }
         // Active: keys nobody reads disappear from DBSIZE.
         if dbsize {
@@ -598,7 +737,11 @@ fn keys_expire_lazily_and_actively() {
                 if n == b":1\r\n" {
                     break;
                 }
-                assert!(Instant::now() < deadline, "{name}: DBSIZE still {} after 3 s", show(&n));
+                assert!(
+                    Instant::now() < deadline,
+                    "{name}: DBSIZE still {} after 3 s",
+                    show(&n)
+                );
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
