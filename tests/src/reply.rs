@@ -190,7 +190,7 @@ mod tests {
             assert_eq!(parse(&buf[..cut]).unwrap(), None, "cut {cut}");
         }
         let (r, n) = parse(b"%1\r\n+a\r\n_\r\n").unwrap().unwrap();
-        assert_eq!((r.items.len(), n), (2, 12));
+        assert_eq!((r.items.len(), n), (2, 11));
         let (r, _) = parse(b"$-1\r\n").unwrap().unwrap();
         assert_eq!(r.data, None);
         let (r, _) = parse(b"*-1\r\n").unwrap().unwrap();
@@ -207,7 +207,7 @@ mod tests {
             b"-ERR x\r\n",
             b":-5\r\n",
             b"$0\r\n\r\n",
-            b"*3\r\n$1\r\na\r\n*0\r\n$-1\r\n",
+            b"*3\r\n$1\r\na\r\n*0\r\n$0\r\n\r\n",
             b"%2\r\n+a\r\n:1\r\n+b\r\n,1.5\r\n",
             b"~2\r\n+a\r\n+b\r\n",
             b"#t\r\n",
@@ -220,6 +220,12 @@ mod tests {
                 .unwrap()
                 .unwrap()
                 .1;
+            assert_eq!(ours, theirs, "{}", show(s));
+        }
+        // RESP2-only nulls (RESP3 has `_`).
+        for s in [&b"$-1\r\n"[..], b"*-1\r\n", b"*2\r\n$-1\r\n*-1\r\n"] {
+            let ours = parse(s).unwrap().unwrap().1;
+            let theirs = redis_protocol::resp2::decode::decode(s).unwrap().unwrap().1;
             assert_eq!(ours, theirs, "{}", show(s));
         }
     }
