@@ -17,7 +17,8 @@ pub enum Mode {
     Shape,
     /// Run on both, compare nothing.
     Ignore,
-    /// Integers (at any level) may differ by 1; everything else exact.
+    /// Integers (at any level) may differ by max(1, 1% of Redis's value);
+    /// everything else exact.
     Approx,
     /// A known divergence from Redis (a server bug, reported): the replies
     /// must *differ*; once they match the runner fails, asking for the
@@ -222,7 +223,9 @@ fn approx_equal(a: &Reply, b: &Reply) -> bool {
         return false;
     }
     if let (Some(x), Some(y)) = (a.integer(), b.integer()) {
-        return (x - y).abs() <= 1;
+        // `a` is Redis's reply: max(1, 1% of it), as tools/redis-diff.py.
+        let tol = (x.unsigned_abs() / 100).max(1);
+        return x.abs_diff(y) <= tol;
     }
     if a.items.is_empty() && b.items.is_empty() {
         return a.raw == b.raw;
@@ -304,6 +307,8 @@ mod tests {
         assert!(!replies_match(Mode::Exact, b":1\r\n", b":2\r\n"));
         assert!(replies_match(Mode::Approx, b":100\r\n", b":99\r\n"));
         assert!(!replies_match(Mode::Approx, b":100\r\n", b":98\r\n"));
+        assert!(replies_match(Mode::Approx, b":100000\r\n", b":99001\r\n"));
+        assert!(!replies_match(Mode::Approx, b":100000\r\n", b":98999\r\n"));
         assert!(!replies_match(Mode::Approx, b":1\r\n", b"$1\r\n1\r\n"));
         let a = b"*2\r\n$1\r\na\r\n$1\r\nb\r\n";
         let b = b"*2\r\n$1\r\nb\r\n$1\r\na\r\n";

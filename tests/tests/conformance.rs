@@ -148,7 +148,13 @@ fn run_corpus(label: &str, amber_args: &[&str]) {
         if let [name, value] = pair_args {
             if let Some(name) = name.strip_prefix("--") {
                 let got = c.cmd(&["CONFIG", "GET", name]);
-                if got.starts_with(b"*2\r\n") {
+                if !got.starts_with(b"*2\r\n") {
+                    eprintln!(
+                        "[{label}] SKIP checking that --{name} reached the server: \
+                         CONFIG GET answered {}",
+                        show_short(&got, 120)
+                    );
+                } else {
                     let parsed = reply::parse(&got).ok().flatten().map(|(r, _)| r);
                     let v = parsed.and_then(|r| r.items.get(1).map(|i| i.text()));
                     let want = amber_tests::process::memory_text(value);
