@@ -53,8 +53,9 @@ pub struct ChartInput<'a> {
 pub fn write_chart(input: &ChartInput<'_>, stem: &Path) -> Result<(), String> {
     ensure_font()?;
     let size = (1400u32, 1050u32);
-    let svg = stem.with_extension("svg");
-    let png = stem.with_extension("png");
+    // Not with_extension: stems like `chart-zipf0.99` contain dots.
+    let svg = std::path::PathBuf::from(format!("{}.svg", stem.display()));
+    let png = std::path::PathBuf::from(format!("{}.png", stem.display()));
     {
         let root = SVGBackend::new(&svg, size).into_drawing_area();
         draw(&root, input)?;
@@ -66,6 +67,26 @@ pub fn write_chart(input: &ChartInput<'_>, stem: &Path) -> Result<(), String> {
         root.present().map_err(|e| format!("png: {e:?}"))?;
     }
     Ok(())
+}
+
+/// Grid values 1, 2, 5, 10, 20, 50... inside `lo..hi`.
+fn one_two_five(lo: f64, hi: f64) -> Vec<f64> {
+    let mut out = Vec::new();
+    let mut decade = 10f64.powf(lo.max(1e-6).log10().floor());
+    // Bounded: at most 40 decades.
+    for _ in 0..40 {
+        for m in [1.0, 2.0, 5.0] {
+            let v = decade * m;
+            if v >= lo && v <= hi {
+                out.push(v);
+            }
+        }
+        decade *= 10.0;
+        if decade > hi {
+            break;
+        }
+    }
+    out
 }
 
 fn short(n: u64) -> String {
@@ -136,7 +157,7 @@ where
         .iter()
         .flat_map(|(_, p)| p.iter().map(|q| q.1))
         .fold(1.0f64, f64::max)
-        * 1.18;
+        * 1.45; // headroom so the legend sits above the lines
     let xfmt = |x: &f64| {
         let r = 2f64.powf(*x);
         if (r - r.round()).abs() < 0.01 {
@@ -241,20 +262,18 @@ where
             .x_label_area_size(50)
             .y_label_area_size(100)
             .caption("p99 latency", (FAMILY, 22))
-            .build_cartesian_2d(xmin..xmax, (lo..hi).log_scale())
+            .build_cartesian_2d(xmin..xmax, (lo..hi).log_scale().with_key_points(one_two_five(lo, hi)))
             .map_err(e)?;
         chart
             .configure_mesh()
             .x_labels(8)
-            .y_labels(6)
+            .y_labels(12)
             .x_label_formatter(&xfmt)
             .y_label_formatter(&|y| {
-                if *y >= 10.0 {
+                if *y >= 1.0 {
                     format!("{y:.0}")
-                } else if *y >= 1.0 {
-                    format!("{y:.1}")
                 } else {
-                    format!("{y:.2}")
+                    format!("{y}")
                 }
             })
             .x_desc("data-set size / DRAM budget (log scale)")
