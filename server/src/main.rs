@@ -1,1 +1,151 @@
-fn main() {}
+//! The `amber-server` binary, used like `redis-server`:
+//! `amber-server [CONFIG_FILE] [--directive value ...]`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use amber_server::{config, ServerState};
+use tracing_subscriber::EnvFilter;
+
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+fn usage() -> &'static str {
+    "Usage: amber-server [/path/to/amber.conf] [options]\n       \
+     amber-server - (read config from stdin)\n       \
+     amber-server -v or --version\n       \
+     amber-server -h or --help\n\n\
+     Examples:\n       \
+     amber-server (run with the embedded defaults: arena in ./data)\n       \
+     amber-server configs/amber.conf\n       \
+     amber-server --port 7777 --dram-budget 256mb\n"
+}
+
+fn init_logging(loglevel: &str) {
+    let level = match loglevel {
+        "debug" => "debug",
+        "verbose" => "info",
+        "notice" => "info",
+        "warning" => "warn",
+        _ => "off",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("-v" | "--version") => {
+            println!(
+                "Amber server v={} (Redis 7.0 compatible)",
+                env!("CARGO_PKG_VERSION")
+            );
+            return ExitCode::SUCCESS;
+        }
+        Some("-h" | "--help") => {
+            print!("{}", usage());
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
+    let mut stdin_file = None;
+    let file = match args.first() {
+        Some(a) if a == "-" => {
+            args.remove(0);
+            let mut text = String::new();
+            if std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).is_ok() {
+                let path =
+                    std::env::temp_dir().join(format!("amber-stdin-{}.conf", std::process::id()));
+                if std::fs::write(&path, text).is_ok() {
+                    stdin_file = Some(path);
+                }
+            }
+            stdin_file.clone()
+        }
+        Some(a) if !a.starts_with("--") => Some(PathBuf::from(args.remove(0))),
+        _ => None,
+    };
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let config = match config::load(file.as_deref(), &env, &args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(p) = stdin_file {
+        let _ = std::fs::remove_file(p);
+    }
+    init_logging(&config.get("loglevel").unwrap_or_default());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async_main(config))
+}
+
+async fn async_main(config: config::Config) -> ExitCode {
+    let bind = config.get("bind").unwrap_or_default();
+    let port = config.get_i64("port") as u16;
+    let dir = config.get("dir").unwrap_or_default();
+    if !dir.is_empty() {
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            tracing::error!(dir = %dir, error = %e, "cannot create the data directory");
+            return ExitCode::FAILURE;
+        }
+    }
+    let listeners = match amber_server::bind(&bind, port).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(bind = %bind, port, error = %e, "could not create server TCP listening socket");
+            return ExitCode::FAILURE;
+        }
+    };
+    let srv = Arc::new(ServerState::new(config));
+    if let Some(addr) = listeners.first().and_then(|l| l.local_addr().ok()) {
+        srv.port
+            .store(addr.port(), std::sync::atomic::Ordering::Relaxed);
+    }
+    let signals = srv.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("received a shutdown signal, shutting down");
+        signals.request_shutdown();
+    });
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        port = srv.port.load(std::sync::atomic::Ordering::Relaxed),
+        pid = std::process::id(),
+        "Amber is ready to accept connections"
+    );
+    amber_server::run(srv, listeners).await;
+    tracing::info!("Amber is now ready to exit, bye bye...");
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
+}

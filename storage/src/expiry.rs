@@ -47,12 +47,6 @@ impl ExpiryIndex {
             .collect()
     }
 
-    /// Drops every entry.
-    pub(crate) fn clear(&mut self) {
-        self.by_deadline.clear();
-        self.len = 0;
-    }
-
     /// Sum of the remaining time to live of all volatile keys and their count,
     /// for `INFO keyspace`'s `avg_ttl`.
     pub(crate) fn ttl_sum(&self, now: u64) -> (u128, usize) {

@@ -25,6 +25,21 @@ pub enum SetExpiry {
     At(u64),
 }
 
+/// A key's value and metadata lifted out of the keyspace, to be stored again
+/// under another name or in another database with [`Guard::put`] (`RENAME`,
+/// `MOVE`, `COPY`). The deadline travels with the value, so a renamed or moved
+/// key keeps its TTL, as in Redis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detached {
+    /// The value.
+    pub value: Value,
+    /// Absolute deadline in Unix ms, or `None` for a key without a TTL.
+    pub expire_at: Option<u64>,
+    /// Last access time (the keyspace's LRU clock), kept when the guard does
+    /// not touch keys (`CLIENT NO-TOUCH`).
+    access: u32,
+}
+
 /// Locks held on the shards of the keys a command touches.
 pub struct Guard<'a> {
     ks: &'a Keyspace,
@@ -42,7 +57,14 @@ impl<'a> Guard<'a> {
         locks: SmallVec<[(usize, MutexGuard<'a, Shard>); 2]>,
         now: u64,
     ) -> Self {
-        Guard { ks, db, locks, now, clock: ks.clock_secs(), touch: true }
+        Guard {
+            ks,
+            db,
+            locks,
+            now,
+            clock: ks.clock_secs(),
+            touch: true,
+        }
     }
 
     /// The database this guard works in.
@@ -65,7 +87,11 @@ impl<'a> Guard<'a> {
     /// the caller; it is reported as absent rather than crashing the server.
     fn shard(&mut self, hash: u64) -> Option<&mut Shard> {
         let want = self.ks.shard_of(hash);
-        let found = self.locks.iter_mut().find(|(i, _)| *i == want).map(|(_, s)| &mut **s);
+        let found = self
+            .locks
+            .iter_mut()
+            .find(|(i, _)| *i == want)
+            .map(|(_, s)| &mut **s);
         debug_assert!(found.is_some(), "key's shard was not locked by this guard");
         found
     }
@@ -153,7 +179,12 @@ impl<'a> Guard<'a> {
                     SetExpiry::At(t) => t,
                     _ => 0,
                 };
-                let entry = Entry { key: key.into(), value, expire_at, access: clock };
+                let entry = Entry {
+                    key: key.into(),
+                    value,
+                    expire_at,
+                    access: clock,
+                };
                 if let Some(s) = self.shard(hash) {
                     s.insert_new(hash, entry, |k| ks.hash(k));
                 }
@@ -175,7 +206,8 @@ impl<'a> Guard<'a> {
     /// The deadline of `key`: `None` if the key is absent, `Some(None)` if it
     /// has no TTL.
     pub fn expire_at(&mut self, key: &[u8]) -> Option<Option<u64>> {
-        self.live(key).map(|e| (e.expire_at != 0).then_some(e.expire_at))
+        self.live(key)
+            .map(|e| (e.expire_at != 0).then_some(e.expire_at))
     }
 
     /// Sets (or with `None` clears) the deadline of `key`. Returns false if the
@@ -212,7 +244,179 @@ impl<'a> Guard<'a> {
         }
     }
 
+    /// Removes `key` and returns its value with its deadline, ready to be
+    /// [`Guard::put`] elsewhere (`RENAME`, `MOVE`). `None` if the key is absent
+    /// or expired.
+    pub fn take(&mut self, key: &[u8]) -> Option<Detached> {
+        self.live(key)?;
+        let hash = self.ks.hash(key);
+        let e = self.shard(hash)?.remove(hash, key)?;
+        self.modified(key);
+        Some(Detached {
+            value: e.value,
+            expire_at: (e.expire_at != 0).then_some(e.expire_at),
+            access: e.access,
+        })
+    }
+
+    /// A copy of the value of `key` with its deadline (`COPY`), without
+    /// changing the key. Counts as an access (the copy is a fresh object
+    /// whose access time is now, as Redis's duplicated object).
+    pub fn duplicate(&mut self, key: &[u8]) -> Option<Detached> {
+        let (touch, clock) = (self.touch, self.clock);
+        let e = self.live(key)?;
+        if touch {
+            e.access = clock;
+        }
+        Some(Detached {
+            value: e.value.clone(),
+            expire_at: (e.expire_at != 0).then_some(e.expire_at),
+            access: clock,
+        })
+    }
+
+    /// Stores a detached value under `key` with its deadline, replacing
+    /// whatever `key` held (live or expired). The access time becomes now
+    /// unless the guard does not touch keys, in which case the detached
+    /// entry's own access time is kept.
+    pub fn put(&mut self, key: &[u8], d: Detached) -> Result<()> {
+        let hash = self.ks.hash(key);
+        let (touch, clock, ks) = (self.touch, self.clock, self.ks);
+        let Some(shard) = self.shard(hash) else {
+            return Ok(());
+        };
+        // Any previous entry goes, whether or not its deadline has passed.
+        shard.remove(hash, key);
+        let entry = Entry {
+            key: key.into(),
+            value: d.value,
+            expire_at: d.expire_at.unwrap_or(0),
+            access: if touch { clock } else { d.access },
+        };
+        shard.insert_new(hash, entry, |k| ks.hash(k));
+        self.modified(key);
+        Ok(())
+    }
+
     /// The one place every modification of a key passes through. The tiered
     /// engine persists here; WATCH and keyspace notifications hook in here.
     fn modified(&mut self, _key: &[u8]) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keyspace::KeyspaceConfig;
+    use crate::ValueType;
+
+    fn ks() -> Keyspace {
+        Keyspace::new(KeyspaceConfig { shards_per_db: 4 })
+    }
+
+    fn string_of(g: &mut Guard<'_>, key: &[u8]) -> Option<Vec<u8>> {
+        match g.get(key)? {
+            Value::Str(s) => Some(s.bytes.clone()),
+        }
+    }
+
+    #[test]
+    fn take_then_put_renames_with_ttl() {
+        let ks = ks();
+        let far = crate::clock::now_ms() + 100_000;
+        let mut g = ks.lock(0, [&b"a"[..], b"b"]).expect("db 0");
+        g.set(b"a", Value::string("1"), SetExpiry::At(far))
+            .expect("set");
+        let d = g.take(b"a").expect("a is live");
+        assert_eq!(d.expire_at, Some(far));
+        assert!(!g.exists(b"a"));
+        g.put(b"b", d).expect("put");
+        assert_eq!(string_of(&mut g, b"b"), Some(b"1".to_vec()));
+        assert_eq!(g.expire_at(b"b"), Some(Some(far)));
+        assert_eq!(g.take(b"a"), None);
+        drop(g);
+        // The expiry index follows the key: one volatile key in db 0.
+        assert_eq!(ks.db_info(0).expires, 1);
+        assert_eq!(ks.db_info(0).keys, 1);
+    }
+
+    #[test]
+    fn put_replaces_value_and_deadline() {
+        let ks = ks();
+        let far = crate::clock::now_ms() + 100_000;
+        let mut g = ks.lock(0, [&b"src"[..], b"dst"]).expect("db 0");
+        g.set(b"src", Value::string("new"), SetExpiry::Persist)
+            .expect("set");
+        g.set(b"dst", Value::string("old"), SetExpiry::At(far))
+            .expect("set");
+        let d = g.take(b"src").expect("src");
+        g.put(b"dst", d).expect("put");
+        assert_eq!(string_of(&mut g, b"dst"), Some(b"new".to_vec()));
+        assert_eq!(g.expire_at(b"dst"), Some(None));
+        drop(g);
+        let info = ks.db_info(0);
+        assert_eq!((info.keys, info.expires), (1, 0));
+    }
+
+    #[test]
+    fn put_over_an_expired_key() {
+        let ks = ks();
+        let mut g = ks.lock(0, [&b"x"[..], b"y"]).expect("db 0");
+        g.set(b"x", Value::string("v"), SetExpiry::Persist)
+            .expect("set");
+        // A deadline already in the past: the entry is still stored until
+        // someone looks, and `put` must replace it cleanly.
+        g.set(b"y", Value::string("gone"), SetExpiry::At(1))
+            .expect("set");
+        let d = g.take(b"x").expect("x");
+        g.put(b"y", d).expect("put");
+        assert_eq!(string_of(&mut g, b"y"), Some(b"v".to_vec()));
+        drop(g);
+        let info = ks.db_info(0);
+        assert_eq!((info.keys, info.expires), (1, 0));
+    }
+
+    #[test]
+    fn duplicate_leaves_the_source() {
+        let ks = ks();
+        let far = crate::clock::now_ms() + 100_000;
+        let mut g = ks.lock(0, [&b"a"[..], b"b", b"missing"]).expect("db 0");
+        g.set(b"a", Value::string("v"), SetExpiry::At(far))
+            .expect("set");
+        let d = g.duplicate(b"a").expect("a");
+        g.put(b"b", d).expect("put");
+        assert_eq!(string_of(&mut g, b"a"), Some(b"v".to_vec()));
+        assert_eq!(string_of(&mut g, b"b"), Some(b"v".to_vec()));
+        assert_eq!(g.expire_at(b"b"), Some(Some(far)));
+        assert_eq!(g.duplicate(b"missing"), None);
+        drop(g);
+        assert_eq!(ks.db_info(0).expires, 2);
+    }
+
+    #[test]
+    fn move_between_databases() {
+        let ks = ks();
+        let mut src = ks.lock_one(0, b"k").expect("db 0");
+        src.set(b"k", Value::string("v"), SetExpiry::Persist)
+            .expect("set");
+        let mut dst = ks.lock_one(3, b"k").expect("db 3");
+        let d = src.take(b"k").expect("k");
+        dst.put(b"k", d).expect("put");
+        drop((src, dst));
+        assert_eq!(ks.type_of(0, b"k"), None);
+        assert_eq!(ks.type_of(3, b"k"), Some(ValueType::String));
+        assert_eq!(ks.dbsize(0), 0);
+        assert_eq!(ks.dbsize(3), 1);
+    }
+
+    #[test]
+    fn expired_keys_cannot_be_taken() {
+        let ks = ks();
+        let mut g = ks.lock_one(0, b"k").expect("db 0");
+        g.set(b"k", Value::string("v"), SetExpiry::At(1))
+            .expect("set");
+        assert_eq!(g.take(b"k"), None);
+        assert_eq!(g.duplicate(b"k"), None);
+        drop(g);
+        assert_eq!(ks.dbsize(0), 0);
+    }
 }

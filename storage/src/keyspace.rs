@@ -57,6 +57,34 @@ pub struct DbInfo {
     pub avg_ttl: u64,
 }
 
+/// The contents of flushed databases, detached from the keyspace so that the
+/// caller chooses where the memory is freed: dropping it frees every value
+/// (`FLUSHALL ASYNC` drops it on a background thread, as Redis's lazyfree).
+#[derive(Default)]
+pub struct Flushed {
+    shards: Vec<Shard>,
+}
+
+impl Flushed {
+    /// Number of keys (live or expired) the flushed databases held.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.table.len()).sum()
+    }
+
+    /// Whether the flushed databases held no key at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl std::fmt::Debug for Flushed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flushed")
+            .field("keys", &self.len())
+            .finish()
+    }
+}
+
 /// The whole data set of a server.
 pub struct Keyspace {
     pub(crate) dbs: Box<[Database]>,
@@ -170,8 +198,16 @@ impl Keyspace {
                 expires += n;
             }
         }
-        let avg_ttl = if expires == 0 { 0 } else { (ttl_sum / expires as u128) as u64 };
-        DbInfo { keys, expires, avg_ttl }
+        let avg_ttl = if expires == 0 {
+            0
+        } else {
+            (ttl_sum / expires as u128) as u64
+        };
+        DbInfo {
+            keys,
+            expires,
+            avg_ttl,
+        }
     }
 
     /// Removes every key of `db`.
@@ -190,6 +226,30 @@ impl Keyspace {
         for db in 0..self.dbs.len() {
             self.flush_db(db);
         }
+    }
+
+    /// Empties `db` at once and hands its former contents to the caller,
+    /// who frees them wherever it likes (`FLUSHDB ASYNC`). Each shard is
+    /// swapped out under its lock, so the database is empty as soon as this
+    /// returns; run it under [`Keyspace::exclusive`] for an atomic flush.
+    pub fn detach_db(&self, db: usize) -> Flushed {
+        let mut out = Flushed::default();
+        if let Some(d) = self.dbs.get(db) {
+            out.shards.reserve(d.shards.len());
+            for s in d.shards.iter() {
+                out.shards.push(std::mem::take(&mut *s.lock()));
+            }
+        }
+        out
+    }
+
+    /// [`Keyspace::detach_db`] for every database (`FLUSHALL ASYNC`).
+    pub fn detach_all(&self) -> Flushed {
+        let mut out = Flushed::default();
+        for db in 0..self.dbs.len() {
+            out.shards.append(&mut self.detach_db(db).shards);
+        }
+        out
     }
 
     /// Swaps two databases. Run under [`Keyspace::exclusive`].
@@ -286,7 +346,11 @@ impl Keyspace {
                 }
             }
         }
-        let next = if shard >= shards { 0 } else { (shard << 32) | from };
+        let next = if shard >= shards {
+            0
+        } else {
+            (shard << 32) | from
+        };
         (next, out)
     }
 
@@ -336,7 +400,9 @@ impl Keyspace {
                     // Find one entry with this hash and deadline and remove it.
                     let key = s
                         .table
-                        .find(hash, |e| e.expire_at == deadline && self.hash(&e.key) == hash)
+                        .find(hash, |e| {
+                            e.expire_at == deadline && self.hash(&e.key) == hash
+                        })
                         .map(|e| e.key.clone());
                     if let Some(key) = key {
                         s.remove(hash, &key);
@@ -347,7 +413,9 @@ impl Keyspace {
                 }
             }
         }
-        self.stats.expired_keys.fetch_add(removed as u64, Ordering::Relaxed);
+        self.stats
+            .expired_keys
+            .fetch_add(removed as u64, Ordering::Relaxed);
         removed
     }
 
@@ -355,5 +423,85 @@ impl Keyspace {
     pub fn type_of(&self, db: usize, key: &[u8]) -> Option<ValueType> {
         let mut g = self.lock_one(db, key).ok()?;
         g.peek(key).map(Value::value_type)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SetExpiry;
+
+    fn filled(n: usize, db: usize) -> Keyspace {
+        let ks = Keyspace::new(KeyspaceConfig { shards_per_db: 4 });
+        for i in 0..n {
+            let key = format!("key:{i}");
+            let mut g = ks.lock_one(db, key.as_bytes()).expect("db");
+            g.set(key.as_bytes(), Value::string("v"), SetExpiry::Persist)
+                .expect("set");
+        }
+        ks
+    }
+
+    #[test]
+    fn detach_db_empties_one_database() {
+        let ks = filled(50, 2);
+        let mut g = ks.lock_one(5, b"other").expect("db 5");
+        g.set(b"other", Value::string("v"), SetExpiry::Persist)
+            .expect("set");
+        drop(g);
+        let flushed = ks.detach_db(2);
+        assert_eq!(flushed.len(), 50);
+        assert!(!flushed.is_empty());
+        assert_eq!(ks.dbsize(2), 0);
+        assert_eq!(ks.dbsize(5), 1);
+        // Freed on another thread, as FLUSHDB ASYNC does.
+        std::thread::spawn(move || drop(flushed))
+            .join()
+            .expect("drop thread");
+        assert!(ks.detach_db(99).is_empty());
+    }
+
+    #[test]
+    fn detach_all_empties_everything() {
+        let ks = filled(10, 0);
+        let mut g = ks.lock_one(15, b"x").expect("db 15");
+        g.set(b"x", Value::string("v"), SetExpiry::At(1))
+            .expect("set");
+        drop(g);
+        let flushed = ks.detach_all();
+        assert_eq!(flushed.len(), 11);
+        assert!((0..DB_COUNT).all(|db| ks.dbsize(db) == 0));
+        assert_eq!(ks.db_info(15).expires, 0);
+    }
+
+    #[test]
+    fn full_scan_visits_every_live_key_once() {
+        let ks = filled(200, 0);
+        let mut g = ks.lock_one(0, b"dead").expect("db 0");
+        g.set(b"dead", Value::string("v"), SetExpiry::At(1))
+            .expect("set");
+        drop(g);
+        for count in [1, 7, 10, 1000] {
+            let mut seen = Vec::new();
+            let mut cursor = 0;
+            loop {
+                let (next, keys) = ks.scan(0, cursor, count, &|_, _| true);
+                seen.extend(keys);
+                cursor = next;
+                if cursor == 0 {
+                    break;
+                }
+            }
+            seen.sort();
+            let before = seen.len();
+            seen.dedup();
+            assert_eq!(before, seen.len(), "no duplicates without rehash");
+            assert_eq!(seen.len(), 200, "count {count}");
+            assert!(!seen.iter().any(|k| k == b"dead"));
+        }
+        let (_, keys) = ks.scan(0, 0, 1000, &|k, _| {
+            crate::glob::matches(b"key:1?", k, false)
+        });
+        assert_eq!(keys.len(), 10);
     }
 }

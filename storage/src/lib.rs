@@ -18,14 +18,14 @@
 
 pub mod clock;
 pub mod error;
-pub mod glob;
 mod expiry;
+pub mod glob;
 mod guard;
 pub mod keyspace;
 mod shard;
 pub mod value;
 
 pub use error::{Error, Result};
-pub use guard::{Guard, SetExpiry};
-pub use keyspace::{Keyspace, KeyspaceConfig, DB_COUNT};
+pub use guard::{Detached, Guard, SetExpiry};
+pub use keyspace::{Flushed, Keyspace, KeyspaceConfig, DB_COUNT};
 pub use value::{StrValue, Value, ValueType};

@@ -74,10 +74,4 @@ impl Shard {
         }
         true
     }
-
-    /// Removes everything.
-    pub(crate) fn clear(&mut self) {
-        self.table.clear();
-        self.expiry.clear();
-    }
 }

@@ -113,7 +113,10 @@ mod tests {
     #[test]
     fn encodings() {
         assert_eq!(StrValue::new(b"123".to_vec()).encoding(), "int");
-        assert_eq!(StrValue::new(b"-9223372036854775808".to_vec()).encoding(), "int");
+        assert_eq!(
+            StrValue::new(b"-9223372036854775808".to_vec()).encoding(),
+            "int"
+        );
         assert_eq!(StrValue::new(b"0123".to_vec()).encoding(), "embstr");
         assert_eq!(StrValue::new(b"+1".to_vec()).encoding(), "embstr");
         assert_eq!(StrValue::new(vec![b'a'; 44]).encoding(), "embstr");

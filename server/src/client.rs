@@ -1,0 +1,174 @@
+//! Client state: what one connection remembers between commands, and the
+//! registry `CLIENT LIST` / `CLIENT KILL` work on.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+/// The part of a client other connections can see (for `CLIENT LIST`,
+/// `CLIENT KILL`, `INFO clients`).
+#[derive(Debug)]
+pub struct ClientHandle {
+    /// Unique, increasing id (`CLIENT ID`).
+    pub id: u64,
+    /// Peer address.
+    pub addr: SocketAddr,
+    /// Local address.
+    pub laddr: SocketAddr,
+    /// Socket file descriptor.
+    pub fd: i32,
+    /// When the connection was accepted.
+    pub created: Instant,
+    /// Milliseconds since `created` of the last command.
+    pub last_interaction_ms: AtomicU64,
+    /// Selected database.
+    pub db: AtomicUsize,
+    /// Protocol version (2 or 3).
+    pub resp: AtomicUsize,
+    /// Mutable descriptive fields.
+    pub info: Mutex<ClientInfo>,
+    /// Set by `CLIENT KILL`; the connection closes at its next chance.
+    pub killed: AtomicBool,
+    /// Wakes the connection task when it is killed.
+    pub wake: Notify,
+}
+
+/// Descriptive fields of a client that change rarely.
+#[derive(Debug, Default, Clone)]
+pub struct ClientInfo {
+    /// `CLIENT SETNAME`.
+    pub name: Vec<u8>,
+    /// `CLIENT SETINFO LIB-NAME`.
+    pub lib_name: Vec<u8>,
+    /// `CLIENT SETINFO LIB-VER`.
+    pub lib_ver: Vec<u8>,
+    /// Full name of the last command run.
+    pub last_cmd: String,
+    /// Bytes pending in the query buffer, updated per batch.
+    pub qbuf: usize,
+    /// Whether the client is in MULTI.
+    pub multi: Option<usize>,
+    /// `CLIENT NO-EVICT`.
+    pub no_evict: bool,
+    /// `CLIENT NO-TOUCH`.
+    pub no_touch: bool,
+}
+
+impl ClientHandle {
+    /// Records the command being run (for `CLIENT LIST`'s `cmd=` and `idle=`).
+    pub fn set_last_command(&self, name: &str) {
+        self.last_interaction_ms
+            .store(self.created.elapsed().as_millis() as u64, Ordering::Relaxed);
+        let mut info = self.info.lock();
+        if info.last_cmd != name {
+            info.last_cmd.clear();
+            info.last_cmd.push_str(name);
+        }
+    }
+
+    /// Seconds since the last command.
+    pub fn idle_secs(&self) -> u64 {
+        let now = self.created.elapsed().as_millis() as u64;
+        now.saturating_sub(self.last_interaction_ms.load(Ordering::Relaxed)) / 1000
+    }
+
+    /// Asks the connection to close.
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+}
+
+/// Every connected client.
+#[derive(Debug, Default)]
+pub struct ClientRegistry {
+    clients: Mutex<BTreeMap<u64, Arc<ClientHandle>>>,
+    next_id: AtomicU64,
+}
+
+impl ClientRegistry {
+    /// Registers a new connection and returns its handle.
+    pub fn register(&self, addr: SocketAddr, laddr: SocketAddr, fd: i32) -> Arc<ClientHandle> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let handle = Arc::new(ClientHandle {
+            id,
+            addr,
+            laddr,
+            fd,
+            created: Instant::now(),
+            last_interaction_ms: AtomicU64::new(0),
+            db: AtomicUsize::new(0),
+            resp: AtomicUsize::new(2),
+            info: Mutex::new(ClientInfo::default()),
+            killed: AtomicBool::new(false),
+            wake: Notify::new(),
+        });
+        self.clients.lock().insert(id, handle.clone());
+        handle
+    }
+
+    /// Removes a closed connection.
+    pub fn unregister(&self, id: u64) {
+        self.clients.lock().remove(&id);
+    }
+
+    /// A snapshot of all clients, by id.
+    pub fn all(&self) -> Vec<Arc<ClientHandle>> {
+        self.clients.lock().values().cloned().collect()
+    }
+
+    /// Number of connected clients.
+    pub fn len(&self) -> usize {
+        self.clients.lock().len()
+    }
+
+    /// Whether no client is connected.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The client with this id.
+    pub fn get(&self, id: u64) -> Option<Arc<ClientHandle>> {
+        self.clients.lock().get(&id).cloned()
+    }
+}
+
+/// The state a connection keeps between its commands.
+#[derive(Debug)]
+pub struct Client {
+    /// Shared, visible part.
+    pub handle: Arc<ClientHandle>,
+    /// Selected database.
+    pub db: usize,
+    /// Authenticated (always true when no password is required at connect).
+    pub authenticated: bool,
+    /// `CLIENT NO-TOUCH`: reads do not update access times.
+    pub no_touch: bool,
+    /// Close the connection once the pending replies are written (`QUIT`,
+    /// protocol errors).
+    pub close_after_reply: bool,
+}
+
+impl Client {
+    /// A fresh client.
+    pub fn new(handle: Arc<ClientHandle>, authenticated: bool) -> Self {
+        Client {
+            handle,
+            db: 0,
+            authenticated,
+            no_touch: false,
+            close_after_reply: false,
+        }
+    }
+
+    /// Selects a database.
+    pub fn select(&mut self, db: usize) {
+        self.db = db;
+        self.handle.db.store(db, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,6 @@
+//! Commands of the `admin` family (being written).
+
+use super::Handler;
+
+/// This family's commands.
+pub const COMMANDS: &[(&str, Handler)] = &[];

@@ -1,0 +1,209 @@
+//! Commands: the dispatcher and one module per command family.
+//!
+//! Every command is a plain function `fn(&mut Ctx, &[&[u8]]) -> CmdResult`
+//! registered by name in its family's `COMMANDS` list. `args[0]` is the
+//! command name as the client sent it, like Redis's `argv`. The dispatcher
+//! checks, in Redis's order: existence, arity, authentication; then calls
+//! the handler and turns an `Err` into one error reply.
+
+pub mod admin;
+pub mod args;
+pub mod bits;
+pub mod clients;
+pub mod command;
+pub mod config_cmd;
+pub mod connection;
+pub mod db;
+pub mod debug;
+pub mod error;
+pub mod expire;
+pub mod info;
+pub mod keys;
+pub mod object;
+pub mod strings;
+pub mod table;
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use amber_storage::Guard;
+
+pub use error::{CmdError, CmdResult};
+pub use table::{CommandDef, CommandTable, Extension, Flags};
+
+use crate::client::Client;
+use crate::resp::ReplyWriter;
+use crate::state::ServerState;
+
+/// A command handler.
+pub type Handler = fn(&mut Ctx<'_>, &[&[u8]]) -> CmdResult;
+
+/// Everything a command can reach while it runs.
+pub struct Ctx<'a> {
+    /// Server-wide state.
+    pub srv: &'a ServerState,
+    /// The calling client's state.
+    pub client: &'a mut Client,
+    /// Where the reply goes.
+    pub out: &'a mut ReplyWriter,
+}
+
+impl<'a> Ctx<'a> {
+    /// The client's selected database.
+    pub fn db(&self) -> usize {
+        self.client.db
+    }
+
+    /// Locks the shards of `keys` in the client's database.
+    pub fn lock<'k>(
+        &self,
+        keys: impl IntoIterator<Item = &'k [u8]>,
+    ) -> Result<Guard<'a>, CmdError> {
+        let mut g = self.srv.keyspace.lock(self.client.db, keys)?;
+        g.set_touch(!self.client.no_touch);
+        Ok(g)
+    }
+
+    /// Locks the shard of one key in the client's database.
+    pub fn lock_one(&self, key: &[u8]) -> Result<Guard<'a>, CmdError> {
+        self.lock(std::iter::once(key))
+    }
+}
+
+/// Every family's handlers, by full command name.
+pub fn all_handlers() -> Vec<(&'static str, Handler)> {
+    let families: &[&[(&'static str, Handler)]] = &[
+        admin::COMMANDS,
+        bits::COMMANDS,
+        clients::COMMANDS,
+        command::COMMANDS,
+        config_cmd::COMMANDS,
+        connection::COMMANDS,
+        db::COMMANDS,
+        debug::COMMANDS,
+        expire::COMMANDS,
+        info::COMMANDS,
+        keys::COMMANDS,
+        object::COMMANDS,
+        strings::COMMANDS,
+    ];
+    families.iter().flat_map(|f| f.iter().copied()).collect()
+}
+
+/// Amber's own commands and subcommands, with their metadata.
+pub fn all_extensions() -> Vec<(Extension, Handler)> {
+    Vec::new()
+}
+
+/// The result of resolving `args` to a command.
+pub enum Resolved<'t> {
+    /// A command to run.
+    Found(&'t CommandDef),
+    /// An error reply (unknown command or subcommand, wrong arity).
+    Rejected(CmdError),
+}
+
+/// Finds the command for `args` and checks existence and arity, with Redis's texts.
+pub fn resolve<'t>(table: &'t CommandTable, args: &[&[u8]]) -> Resolved<'t> {
+    let Some(&name) = args.first() else {
+        return Resolved::Rejected(CmdError::err("empty command"));
+    };
+    let def = match table.get(name) {
+        Some(def) if def.is_container() && args.len() >= 2 => {
+            let sub = args.get(1).copied().unwrap_or_default();
+            match table::lookup(&def.subcommands, sub) {
+                Some(s) => s.as_ref(),
+                None => {
+                    return Resolved::Rejected(CmdError::err(format!(
+                        "unknown subcommand '{}'. Try {} HELP.",
+                        truncated(sub, 128),
+                        String::from_utf8_lossy(name).to_uppercase()
+                    )))
+                }
+            }
+        }
+        Some(def) => def.as_ref(),
+        None => return Resolved::Rejected(unknown_command(args)),
+    };
+    if !def.arity_ok(args.len()) {
+        return Resolved::Rejected(CmdError::Arity(def.name.clone()));
+    }
+    Resolved::Found(def)
+}
+
+fn truncated(b: &[u8], n: usize) -> String {
+    String::from_utf8_lossy(b.get(..n.min(b.len())).unwrap_or_default()).into_owned()
+}
+
+/// Redis's `unknown command` error, quoting the first arguments.
+fn unknown_command(args: &[&[u8]]) -> CmdError {
+    let mut quoted = String::new();
+    for a in args.iter().skip(1) {
+        if quoted.len() >= 128 {
+            break;
+        }
+        let room = 128 - quoted.len();
+        quoted.push('\'');
+        quoted.push_str(&truncated(a, room));
+        quoted.push_str("' ");
+    }
+    let name = args.first().map(|n| truncated(n, 128)).unwrap_or_default();
+    CmdError::err(format!(
+        "unknown command '{name}', with args beginning with: {quoted}"
+    ))
+}
+
+/// Executes one command for a client, writing its reply to `ctx.out`.
+pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    let srv = ctx.srv;
+    srv.stats.commands.fetch_add(1, Ordering::Relaxed);
+    let def = match resolve(&srv.commands, args) {
+        Resolved::Found(def) => def,
+        Resolved::Rejected(e) => {
+            // Arity errors count as rejected calls of the command, as in Redis.
+            if let Some(def) = args.first().and_then(|n| srv.commands.get(n)) {
+                def.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            }
+            reply_error(ctx, &e);
+            return;
+        }
+    };
+    ctx.client.handle.set_last_command(&def.name);
+    if !ctx.client.authenticated && !def.flags.has(Flags::NO_AUTH) && srv.auth_required() {
+        def.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        reply_error(ctx, &CmdError::msg(error::NOAUTH));
+        return;
+    }
+    let Some(handler) = def.handler else {
+        reply_error(ctx, &CmdError::Arity(def.name.clone()));
+        return;
+    };
+    // Ordinary commands share the keyspace gate; cross-database commands
+    // (and EXEC) hold it alone so no other command interleaves.
+    let keyspace = &srv.keyspace;
+    let _gate = if def.flags.has(Flags::EXCLUSIVE) {
+        Gate::Alone(keyspace.exclusive())
+    } else {
+        Gate::Shared(keyspace.shared())
+    };
+    let start = Instant::now();
+    let result = handler(ctx, args);
+    let usec = start.elapsed().as_micros() as u64;
+    def.stats.record(usec, result.is_err());
+    if let Err(e) = result {
+        reply_error(ctx, &e);
+    }
+}
+
+/// A held keyspace gate (kept alive for the command's duration).
+enum Gate<'a> {
+    Shared(#[allow(dead_code)] parking_lot::RwLockReadGuard<'a, ()>),
+    Alone(#[allow(dead_code)] parking_lot::RwLockWriteGuard<'a, ()>),
+}
+
+/// Writes an error reply and counts it in the error statistics.
+pub fn reply_error(ctx: &mut Ctx<'_>, e: &CmdError) {
+    let text = e.text();
+    ctx.srv.stats.record_error(&text);
+    ctx.out.error(&text);
+}

@@ -1,0 +1,380 @@
+//! The command table: Redis 7.0's metadata joined with Amber's handlers.
+//!
+//! Metadata (arity, flags, key positions, and the raw `COMMAND INFO` /
+//! `COMMAND DOCS` replies in RESP2 and RESP3) comes from
+//! `redis_commands.json`, dumped from a real Redis 7.0 by
+//! `tools/dump-redis-commands.py`, so introspection answers exactly as Redis
+//! does. A command exists in Amber only when a family module registers a
+//! handler for it; Amber's own extensions carry hand-written metadata.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use super::Handler;
+
+/// Command flags Amber acts on (a subset of Redis's).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flags(u32);
+
+impl Flags {
+    /// Modifies the keyspace.
+    pub const WRITE: Flags = Flags(1);
+    /// Only reads.
+    pub const READONLY: Flags = Flags(1 << 1);
+    /// Refused when memory is exhausted.
+    pub const DENYOOM: Flags = Flags(1 << 2);
+    /// Allowed before authentication.
+    pub const NO_AUTH: Flags = Flags(1 << 3);
+    /// Refused inside MULTI.
+    pub const NO_MULTI: Flags = Flags(1 << 4);
+    /// Administrative.
+    pub const ADMIN: Flags = Flags(1 << 5);
+    /// Allowed in RESP2 subscribe mode.
+    pub const PUBSUB: Flags = Flags(1 << 6);
+    /// Must run alone (under the keyspace's exclusive gate). Amber's own flag.
+    pub const EXCLUSIVE: Flags = Flags(1 << 7);
+    /// May block the client.
+    pub const BLOCKING: Flags = Flags(1 << 8);
+    /// Keys are found by parsing the arguments.
+    pub const MOVABLE_KEYS: Flags = Flags(1 << 9);
+
+    /// Does `self` include all of `other`?
+    pub fn has(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    fn from_names(names: &[String]) -> Flags {
+        let mut f = 0;
+        for n in names {
+            f |= match n.as_str() {
+                "write" => Self::WRITE.0,
+                "readonly" => Self::READONLY.0,
+                "denyoom" => Self::DENYOOM.0,
+                "no_auth" => Self::NO_AUTH.0,
+                "no_multi" => Self::NO_MULTI.0,
+                "admin" => Self::ADMIN.0,
+                "pubsub" => Self::PUBSUB.0,
+                "blocking" => Self::BLOCKING.0,
+                "movablekeys" => Self::MOVABLE_KEYS.0,
+                _ => 0,
+            };
+        }
+        Flags(f)
+    }
+}
+
+impl std::ops::BitOr for Flags {
+    type Output = Flags;
+    fn bitor(self, rhs: Flags) -> Flags {
+        Flags(self.0 | rhs.0)
+    }
+}
+
+#[derive(Deserialize)]
+struct DumpFile {
+    commands: Vec<DumpCommand>,
+}
+
+#[derive(Deserialize, Clone)]
+struct DumpCommand {
+    name: String,
+    arity: i32,
+    flags: Vec<String>,
+    first_key: i32,
+    last_key: i32,
+    step: i32,
+    #[serde(default)]
+    subcommands: Vec<DumpCommand>,
+    #[serde(default)]
+    info2: String,
+    #[serde(default)]
+    info3: String,
+    #[serde(default)]
+    docs2: String,
+    #[serde(default)]
+    docs3: String,
+}
+
+/// Per-command counters for `INFO commandstats`.
+#[derive(Debug, Default)]
+pub struct CommandStats {
+    /// Completed calls.
+    pub calls: AtomicU64,
+    /// Total microseconds spent in the handler.
+    pub usec: AtomicU64,
+    /// Calls refused before running (arity, auth, ...).
+    pub rejected: AtomicU64,
+    /// Calls that ran and answered an error.
+    pub failed: AtomicU64,
+}
+
+impl CommandStats {
+    /// Records one call.
+    pub fn record(&self, usec: u64, failed: bool) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.usec.fetch_add(usec, Ordering::Relaxed);
+        if failed {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Resets every counter (`CONFIG RESETSTAT`).
+    pub fn reset(&self) {
+        for c in [&self.calls, &self.usec, &self.rejected, &self.failed] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// One command (or subcommand) Amber can execute.
+pub struct CommandDef {
+    /// Call statistics.
+    pub stats: CommandStats,
+    /// Full lowercase name (`get`, `config|get`).
+    pub name: String,
+    /// Redis arity: exact when positive, minimum when negative.
+    pub arity: i32,
+    /// Flags.
+    pub flags: Flags,
+    /// First key position (0: none).
+    pub first_key: i32,
+    /// Last key position (-1: last argument).
+    pub last_key: i32,
+    /// Step between keys.
+    pub step: i32,
+    /// The handler (containers have none of their own).
+    pub handler: Option<Handler>,
+    /// Subcommands by lowercase name (containers only).
+    pub subcommands: HashMap<Vec<u8>, Arc<CommandDef>>,
+    /// Raw `COMMAND INFO` entry, RESP2 and RESP3.
+    pub info: [Vec<u8>; 2],
+    /// Raw `COMMAND DOCS` value, RESP2 and RESP3.
+    pub docs: [Vec<u8>; 2],
+}
+
+impl CommandDef {
+    /// Whether `argc` (including the name) fits the arity.
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let a = self.arity;
+        if a > 0 {
+            argc == a as usize
+        } else {
+            argc >= (-a) as usize
+        }
+    }
+
+    /// Whether this is a container of subcommands (`CONFIG`, `CLIENT`, ...).
+    pub fn is_container(&self) -> bool {
+        !self.subcommands.is_empty()
+    }
+
+    /// The key arguments of a call, by the legacy (first, last, step) triple.
+    pub fn keys<'a>(&self, args: &[&'a [u8]]) -> Vec<&'a [u8]> {
+        if self.first_key <= 0 || self.step <= 0 {
+            return Vec::new();
+        }
+        let last = if self.last_key < 0 {
+            args.len() as i32 + self.last_key
+        } else {
+            self.last_key
+        };
+        (self.first_key..=last.min(args.len() as i32 - 1))
+            .step_by(self.step as usize)
+            .filter_map(|i| args.get(i as usize).copied())
+            .collect()
+    }
+}
+
+/// Commands that run alone under the keyspace's exclusive gate: they touch
+/// several databases, or must look atomic across shards.
+const EXCLUSIVE_COMMANDS: &[&str] = &["swapdb", "move", "copy", "exec", "flushall", "flushdb"];
+
+/// Hand-written metadata for commands Redis does not have.
+pub struct Extension {
+    /// Full lowercase name.
+    pub name: &'static str,
+    /// Arity.
+    pub arity: i32,
+    /// Flags.
+    pub flags: Flags,
+    /// One-line summary for `COMMAND DOCS`.
+    pub summary: &'static str,
+}
+
+/// All commands, looked up case-insensitively without allocating.
+pub struct CommandTable {
+    commands: HashMap<Vec<u8>, Arc<CommandDef>>,
+}
+
+/// Longest command name we look up (longer names cannot exist).
+const MAX_NAME: usize = 32;
+
+impl CommandTable {
+    /// Builds the table from the Redis metadata dump, the handlers each
+    /// family registers (`(full name, handler)`) and Amber's extensions.
+    pub fn build(
+        handlers: &[(&'static str, Handler)],
+        extensions: &[(Extension, Handler)],
+    ) -> Self {
+        let dump: DumpFile =
+            serde_json::from_str(include_str!("redis_commands.json")).unwrap_or(DumpFile {
+                commands: Vec::new(),
+            });
+        let by_name: HashMap<&str, &DumpCommand> =
+            dump.commands.iter().map(|c| (c.name.as_str(), c)).collect();
+        let handler_of = |name: &str| handlers.iter().find(|(n, _)| *n == name).map(|(_, h)| *h);
+        let mut commands = HashMap::new();
+        for (name, _) in handlers.iter().filter(|(n, _)| !n.contains('|')) {
+            if let Some(dc) = by_name.get(name) {
+                commands.insert(
+                    name.as_bytes().to_vec(),
+                    Arc::new(Self::def(dc, &handler_of)),
+                );
+            } else {
+                tracing::error!(
+                    command = name,
+                    "handler registered for a command with no metadata"
+                );
+            }
+        }
+        // Containers whose subcommands are registered but not the container itself.
+        for (name, _) in handlers.iter().filter(|(n, _)| n.contains('|')) {
+            let parent = name.split('|').next().unwrap_or_default();
+            if !commands.contains_key(parent.as_bytes()) {
+                if let Some(dc) = by_name.get(parent) {
+                    commands.insert(
+                        parent.as_bytes().to_vec(),
+                        Arc::new(Self::def(dc, &handler_of)),
+                    );
+                }
+            }
+        }
+        for (ext, handler) in extensions {
+            let def = Self::extension_def(ext, *handler);
+            match ext.name.split_once('|') {
+                Some((parent, sub)) => {
+                    if let Some(p) = commands.get_mut(parent.as_bytes()).and_then(Arc::get_mut) {
+                        p.subcommands.insert(sub.as_bytes().to_vec(), Arc::new(def));
+                    }
+                }
+                None => {
+                    commands.insert(ext.name.as_bytes().to_vec(), Arc::new(def));
+                }
+            }
+        }
+        CommandTable { commands }
+    }
+
+    fn def(dc: &DumpCommand, handler_of: &dyn Fn(&str) -> Option<Handler>) -> CommandDef {
+        let subcommands = dc
+            .subcommands
+            .iter()
+            .filter(|s| handler_of(&s.name).is_some())
+            .map(|s| {
+                let sub = s.name.split('|').nth(1).unwrap_or_default();
+                (sub.as_bytes().to_vec(), Arc::new(Self::def(s, handler_of)))
+            })
+            .collect();
+        let mut flags = Flags::from_names(&dc.flags);
+        if EXCLUSIVE_COMMANDS.contains(&dc.name.as_str()) {
+            flags = flags | Flags::EXCLUSIVE;
+        }
+        let bytes = |s: &str| s.chars().map(|c| c as u32 as u8).collect::<Vec<u8>>();
+        CommandDef {
+            stats: CommandStats::default(),
+            name: dc.name.clone(),
+            arity: dc.arity,
+            flags,
+            first_key: dc.first_key,
+            last_key: dc.last_key,
+            step: dc.step,
+            handler: handler_of(&dc.name),
+            subcommands,
+            info: [bytes(&dc.info2), bytes(&dc.info3)],
+            docs: [bytes(&dc.docs2), bytes(&dc.docs3)],
+        }
+    }
+
+    fn extension_def(ext: &Extension, handler: Handler) -> CommandDef {
+        let mut w2 = crate::resp::ReplyWriter::new();
+        let mut w3 = crate::resp::ReplyWriter::new();
+        w3.proto = crate::resp::Protocol::Resp3;
+        let mut info = [Vec::new(), Vec::new()];
+        let mut docs = [Vec::new(), Vec::new()];
+        for (i, w) in [&mut w2, &mut w3].into_iter().enumerate() {
+            w.array(10);
+            w.bulk(ext.name.as_bytes());
+            w.int(ext.arity as i64);
+            w.set(0);
+            w.int(0);
+            w.int(0);
+            w.int(0);
+            w.set(0);
+            w.set(0);
+            w.array(0);
+            w.array(0);
+            info[i] = w.as_bytes().to_vec();
+            w.clear();
+            w.map(3);
+            w.bulk(b"summary");
+            w.bulk(ext.summary.as_bytes());
+            w.bulk(b"since");
+            w.bulk(b"amber 0.1.0");
+            w.bulk(b"group");
+            w.bulk(b"server");
+            docs[i] = w.as_bytes().to_vec();
+        }
+        CommandDef {
+            stats: CommandStats::default(),
+            name: ext.name.to_string(),
+            arity: ext.arity,
+            flags: ext.flags,
+            first_key: 0,
+            last_key: 0,
+            step: 0,
+            handler: Some(handler),
+            subcommands: HashMap::new(),
+            info,
+            docs,
+        }
+    }
+
+    /// Looks up a top-level command by name, case-insensitively.
+    pub fn get(&self, name: &[u8]) -> Option<&Arc<CommandDef>> {
+        lookup(&self.commands, name)
+    }
+
+    /// All top-level commands.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<CommandDef>> {
+        self.commands.values()
+    }
+
+    /// Number of top-level commands.
+    pub fn len(&self) -> usize {
+        self.commands.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.commands.is_empty()
+    }
+}
+
+/// Case-insensitive lookup through a stack buffer (no allocation).
+pub fn lookup<'m>(
+    map: &'m HashMap<Vec<u8>, Arc<CommandDef>>,
+    name: &[u8],
+) -> Option<&'m Arc<CommandDef>> {
+    if name.len() > MAX_NAME {
+        return None;
+    }
+    let mut buf = [0u8; MAX_NAME];
+    let lower = buf.get_mut(..name.len())?;
+    for (d, s) in lower.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    map.get(&lower[..])
+}

@@ -1,0 +1,165 @@
+//! One client connection: read, parse every complete request, execute them
+//! in order, write all their replies with one write, repeat.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use smallvec::SmallVec;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::client::Client;
+use crate::cmd::{self, Ctx};
+use crate::resp::{Frame, ReplyWriter, RequestParser};
+use crate::state::ServerState;
+
+/// Smallest free space kept in the read buffer before a read.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// A connection's buffers and parser.
+struct Connection {
+    stream: TcpStream,
+    input: BytesMut,
+    parser: RequestParser,
+    out: ReplyWriter,
+}
+
+/// Serves one accepted connection until it closes, is killed, or the server
+/// shuts down.
+pub async fn serve(srv: Arc<ServerState>, stream: TcpStream) {
+    let (Ok(addr), Ok(laddr)) = (stream.peer_addr(), stream.local_addr()) else {
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    let fd = {
+        use std::os::fd::AsRawFd;
+        stream.as_raw_fd()
+    };
+    let handle = srv.clients.register(addr, laddr, fd);
+    let mut client = Client::new(handle.clone(), !srv.auth_required());
+    let max_bulk = srv.config.hot.proto_max_bulk_len.load(Ordering::Relaxed) as usize;
+    let mut conn = Connection {
+        stream,
+        input: BytesMut::with_capacity(READ_CHUNK),
+        parser: RequestParser::new(max_bulk),
+        out: ReplyWriter::new(),
+    };
+    if let Err(e) = conn.run(&srv, &mut client).await {
+        tracing::debug!(client = handle.id, error = %e, "connection closed");
+    }
+    srv.clients.unregister(handle.id);
+}
+
+impl Connection {
+    async fn run(&mut self, srv: &Arc<ServerState>, client: &mut Client) -> std::io::Result<()> {
+        let mut shutdown = srv.shutdown_signal();
+        loop {
+            self.process(srv, client);
+            if !self.out.is_empty() {
+                self.stream.write_all(self.out.as_bytes()).await?;
+                srv.stats
+                    .net_output_bytes
+                    .fetch_add(self.out.len() as u64, Ordering::Relaxed);
+                self.out.clear();
+            }
+            if client.close_after_reply || client.handle.killed.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let limit = srv
+                .config
+                .hot
+                .client_query_buffer_limit
+                .load(Ordering::Relaxed) as usize;
+            if self.input.len() > limit {
+                tracing::warn!(
+                    client = client.handle.id,
+                    "closing client that reached max query buffer length"
+                );
+                return Ok(());
+            }
+            // Make room: the whole of a large bulk being received, or a chunk.
+            let wanted = self.parser.bytes_wanted().saturating_sub(self.input.len());
+            self.input
+                .reserve(wanted.clamp(READ_CHUNK, limit.max(READ_CHUNK)));
+            let timeout = srv.config.hot.timeout.load(Ordering::Relaxed);
+            let idle = async {
+                if timeout == 0 {
+                    std::future::pending::<()>().await
+                } else {
+                    tokio::time::sleep(Duration::from_secs(timeout)).await
+                }
+            };
+            tokio::select! {
+                n = self.stream.read_buf(&mut self.input) => {
+                    let n = n?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    srv.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                _ = client.handle.wake.notified() => {
+                    if client.handle.killed.load(Ordering::Relaxed) {
+                        return Ok(());
+                    }
+                }
+                _ = shutdown.changed() => return Ok(()),
+                _ = idle => return Ok(()),
+            }
+        }
+    }
+
+    /// Parses and executes every complete request in the input buffer.
+    fn process(&mut self, srv: &ServerState, client: &mut Client) {
+        let mut consumed = 0;
+        while !client.close_after_reply {
+            let pending = self.input.get(consumed..).unwrap_or_default();
+            let frame = match self
+                .parser
+                .parse(pending, client.authenticated || !srv.auth_required())
+            {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(client = client.handle.id, error = %e.0, "protocol error");
+                    srv.stats.record_error(&format!("ERR {}", e.0));
+                    self.out.error(&format!("ERR {}", e.0));
+                    client.close_after_reply = true;
+                    break;
+                }
+            };
+            let mut ctx = Ctx {
+                srv,
+                client: &mut *client,
+                out: &mut self.out,
+            };
+            match frame {
+                Frame::Multibulk { len } => {
+                    let bytes = pending.get(..len).unwrap_or_default();
+                    let args: SmallVec<[&[u8]; 8]> = self
+                        .parser
+                        .spans()
+                        .iter()
+                        .map(|r| bytes.get(r.clone()).unwrap_or_default())
+                        .collect();
+                    cmd::execute(&mut ctx, &args);
+                    consumed += len;
+                }
+                Frame::Inline { len } => {
+                    let args: SmallVec<[&[u8]; 8]> = self
+                        .parser
+                        .inline_args()
+                        .iter()
+                        .map(|a| a.as_slice())
+                        .collect();
+                    cmd::execute(&mut ctx, &args);
+                    consumed += len;
+                }
+                Frame::Empty { len } => consumed += len,
+            }
+        }
+        self.input.advance(consumed);
+        client.handle.info.lock().qbuf = self.input.len();
+    }
+}

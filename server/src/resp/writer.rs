@@ -1,0 +1,276 @@
+//! The reply writer: appends RESP2 or RESP3 replies to the connection's
+//! output buffer, which leaves in one write per pipelined batch.
+//!
+//! Replies that differ between protocol versions (null, map, set, double,
+//! boolean, push) are written according to [`Protocol`], so commands never
+//! branch on the client's protocol themselves.
+
+/// The protocol version a client chose with `HELLO`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// RESP2, the default.
+    #[default]
+    Resp2,
+    /// RESP3.
+    Resp3,
+}
+
+/// An output buffer with RESP encoders.
+#[derive(Debug, Default)]
+pub struct ReplyWriter {
+    buf: Vec<u8>,
+    /// The protocol replies are written in.
+    pub proto: Protocol,
+}
+
+impl ReplyWriter {
+    /// An empty writer for RESP2.
+    pub fn new() -> Self {
+        ReplyWriter {
+            buf: Vec::with_capacity(16 * 1024),
+            proto: Protocol::Resp2,
+        }
+    }
+
+    /// The bytes written so far.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Number of bytes written so far.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Drops everything written (after it was sent).
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        // Do not keep a huge buffer around after one big reply.
+        if self.buf.capacity() > 1024 * 1024 {
+            self.buf.shrink_to(16 * 1024);
+        }
+    }
+
+    /// Discards what was written after `mark` (to replace a partial reply).
+    pub fn truncate(&mut self, mark: usize) {
+        self.buf.truncate(mark);
+    }
+
+    /// Appends already-encoded RESP.
+    pub fn raw(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    fn header(&mut self, tag: u8, n: i64) {
+        self.buf.push(tag);
+        self.buf
+            .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+        self.buf.extend_from_slice(b"\r\n");
+    }
+
+    /// `+OK`
+    pub fn ok(&mut self) {
+        self.buf.extend_from_slice(b"+OK\r\n");
+    }
+
+    /// A simple string (`+text`). `text` must not contain CR or LF.
+    pub fn simple(&mut self, text: &str) {
+        self.buf.push(b'+');
+        self.buf.extend_from_slice(text.as_bytes());
+        self.buf.extend_from_slice(b"\r\n");
+    }
+
+    /// An error reply. `text` is the full message including its code
+    /// (`ERR ...`, `WRONGTYPE ...`); newlines are replaced by spaces as Redis does.
+    pub fn error(&mut self, text: &str) {
+        self.buf.push(b'-');
+        self.buf.extend(
+            text.bytes()
+                .map(|c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
+        );
+        self.buf.extend_from_slice(b"\r\n");
+    }
+
+    /// An integer reply.
+    pub fn int(&mut self, n: i64) {
+        self.header(b':', n);
+    }
+
+    /// A bulk string.
+    pub fn bulk(&mut self, data: &[u8]) {
+        self.header(b'$', data.len() as i64);
+        self.buf.extend_from_slice(data);
+        self.buf.extend_from_slice(b"\r\n");
+    }
+
+    /// A bulk string holding the decimal form of `n`.
+    pub fn bulk_int(&mut self, n: i64) {
+        self.bulk(itoa::Buffer::new().format(n).as_bytes());
+    }
+
+    /// The null reply: `$-1` in RESP2, `_` in RESP3.
+    pub fn null(&mut self) {
+        match self.proto {
+            Protocol::Resp2 => self.buf.extend_from_slice(b"$-1\r\n"),
+            Protocol::Resp3 => self.buf.extend_from_slice(b"_\r\n"),
+        }
+    }
+
+    /// The null array: `*-1` in RESP2, `_` in RESP3.
+    pub fn null_array(&mut self) {
+        match self.proto {
+            Protocol::Resp2 => self.buf.extend_from_slice(b"*-1\r\n"),
+            Protocol::Resp3 => self.buf.extend_from_slice(b"_\r\n"),
+        }
+    }
+
+    /// An array header of `n` elements.
+    pub fn array(&mut self, n: usize) {
+        self.header(b'*', n as i64);
+    }
+
+    /// A map header of `n` key/value pairs (a flat array of 2n in RESP2).
+    pub fn map(&mut self, n: usize) {
+        match self.proto {
+            Protocol::Resp2 => self.header(b'*', 2 * n as i64),
+            Protocol::Resp3 => self.header(b'%', n as i64),
+        }
+    }
+
+    /// A set header of `n` elements (an array in RESP2).
+    pub fn set(&mut self, n: usize) {
+        match self.proto {
+            Protocol::Resp2 => self.header(b'*', n as i64),
+            Protocol::Resp3 => self.header(b'~', n as i64),
+        }
+    }
+
+    /// A push header of `n` elements (an array in RESP2).
+    pub fn push(&mut self, n: usize) {
+        match self.proto {
+            Protocol::Resp2 => self.header(b'*', n as i64),
+            Protocol::Resp3 => self.header(b'>', n as i64),
+        }
+    }
+
+    /// A boolean: `#t`/`#f` in RESP3, `:1`/`:0` in RESP2.
+    pub fn boolean(&mut self, b: bool) {
+        match (self.proto, b) {
+            (Protocol::Resp2, true) => self.buf.extend_from_slice(b":1\r\n"),
+            (Protocol::Resp2, false) => self.buf.extend_from_slice(b":0\r\n"),
+            (Protocol::Resp3, true) => self.buf.extend_from_slice(b"#t\r\n"),
+            (Protocol::Resp3, false) => self.buf.extend_from_slice(b"#f\r\n"),
+        }
+    }
+
+    /// A double: `,1.5` in RESP3, a bulk string in RESP2, formatted like
+    /// Redis's `%.17g` (shortest round-trip form, `inf`/`-inf`/`nan`).
+    pub fn double(&mut self, d: f64) {
+        let text = format_double(d);
+        match self.proto {
+            Protocol::Resp2 => self.bulk(text.as_bytes()),
+            Protocol::Resp3 => {
+                self.buf.push(b',');
+                self.buf.extend_from_slice(text.as_bytes());
+                self.buf.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+
+    /// A verbatim string (`=len\r\ntxt:...` in RESP3, a bulk string in RESP2).
+    pub fn verbatim(&mut self, format: &str, text: &[u8]) {
+        match self.proto {
+            Protocol::Resp2 => self.bulk(text),
+            Protocol::Resp3 => {
+                self.header(b'=', (text.len() + 4) as i64);
+                self.buf.extend_from_slice(format.as_bytes());
+                self.buf.push(b':');
+                self.buf.extend_from_slice(text);
+                self.buf.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+}
+
+/// Formats a double the way Redis replies with one (`addReplyDouble`):
+/// integral values within 2^53 without a fraction, `inf`, `-inf`, `nan`,
+/// otherwise `%.17g`.
+pub fn format_double(d: f64) -> String {
+    if d.is_nan() {
+        return "nan".into();
+    }
+    if d.is_infinite() {
+        return if d > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    format_g17(d)
+}
+
+/// C's `%.17g`.
+pub fn format_g17(d: f64) -> String {
+    if d == 0.0 {
+        return if d.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
+    }
+    let exp = d.abs().log10().floor() as i32;
+    // Decide with the exponent of the value as rounded to 17 significant digits.
+    let sci = format!("{:.16e}", d);
+    let (mantissa, e) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let e: i32 = e.parse().unwrap_or(exp);
+    if !(-4..17).contains(&e) {
+        let m = trim_zeros(mantissa);
+        let sign = if e < 0 { '-' } else { '+' };
+        format!("{m}e{sign}{:02}", e.abs())
+    } else {
+        let decimals = (16 - e).max(0) as usize;
+        trim_zeros(&format!("{:.*}", decimals, d)).to_string()
+    }
+}
+
+fn trim_zeros(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn g17_matches_c() {
+        assert_eq!(format_g17(1.5), "1.5");
+        assert_eq!(format_g17(10.0), "10");
+        assert_eq!(format_g17(0.1), "0.10000000000000001");
+        assert_eq!(format_g17(1e20), "1e+20");
+        assert_eq!(format_g17(1.0e-5), "1.0000000000000001e-05");
+        assert_eq!(format_g17(-3.25), "-3.25");
+        assert_eq!(format_g17(123456789012345680.0), "1.2345678901234568e+17");
+        assert_eq!(format_g17(0.0001), "0.0001");
+    }
+
+    #[test]
+    fn protocol_dependent_replies() {
+        let mut w = ReplyWriter::new();
+        w.null();
+        w.map(1);
+        w.boolean(true);
+        assert_eq!(w.as_bytes(), b"$-1\r\n*2\r\n:1\r\n");
+        let mut w = ReplyWriter::new();
+        w.proto = Protocol::Resp3;
+        w.null();
+        w.map(1);
+        w.boolean(true);
+        w.double(2.5);
+        assert_eq!(w.as_bytes(), b"_\r\n%1\r\n#t\r\n,2.5\r\n");
+    }
+}

@@ -1,0 +1,126 @@
+//! [`ServerState`]: everything the connections of one server share.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use amber_storage::{Keyspace, KeyspaceConfig};
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::client::ClientRegistry;
+use crate::cmd::{self, CommandTable};
+use crate::config::Config;
+
+/// Server-wide counters for `INFO stats`.
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    /// Connections accepted.
+    pub connections: AtomicU64,
+    /// Connections refused (maxclients).
+    pub rejected_connections: AtomicU64,
+    /// Commands processed.
+    pub commands: AtomicU64,
+    /// Bytes read from clients.
+    pub net_input_bytes: AtomicU64,
+    /// Bytes written to clients.
+    pub net_output_bytes: AtomicU64,
+    /// Key lookups that found a key.
+    pub keyspace_hits: AtomicU64,
+    /// Key lookups that found nothing.
+    pub keyspace_misses: AtomicU64,
+    /// Error replies by error code (`ERR`, `WRONGTYPE`, ...).
+    pub errors: Mutex<HashMap<String, u64>>,
+    /// Total error replies.
+    pub total_errors: AtomicU64,
+}
+
+impl ServerStats {
+    /// Counts one error reply by its code (the first word).
+    pub fn record_error(&self, text: &str) {
+        self.total_errors.fetch_add(1, Ordering::Relaxed);
+        let code = text.split(' ').next().unwrap_or("ERR").to_string();
+        *self.errors.lock().entry(code).or_insert(0) += 1;
+    }
+
+    /// Counts a key lookup.
+    pub fn hit(&self, found: bool) {
+        if found {
+            self.keyspace_hits.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.keyspace_misses.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What the connections of one server share.
+pub struct ServerState {
+    /// The data.
+    pub keyspace: Keyspace,
+    /// Configuration.
+    pub config: Config,
+    /// The command table.
+    pub commands: CommandTable,
+    /// Connected clients.
+    pub clients: ClientRegistry,
+    /// Counters.
+    pub stats: ServerStats,
+    /// Process start.
+    pub started: Instant,
+    /// A random 40-hex-digit id of this run (`INFO server`'s `run_id`).
+    pub run_id: String,
+    /// The TCP port actually bound.
+    pub port: std::sync::atomic::AtomicU16,
+    /// Unix time of the last successful save point (`LASTSAVE`).
+    pub last_save: AtomicU64,
+    /// `DEBUG SET-ACTIVE-EXPIRE`.
+    pub active_expire: AtomicBool,
+    shutdown: watch::Sender<bool>,
+}
+
+impl ServerState {
+    /// A server with this configuration and an empty keyspace.
+    pub fn new(config: Config) -> Self {
+        let shards = config.get_i64("shards");
+        let mut ks_config = KeyspaceConfig::default();
+        if shards > 0 {
+            ks_config.shards_per_db = shards as usize;
+        }
+        let run_id: String = (0..40)
+            .map(|_| format!("{:x}", rand::random::<u8>() % 16))
+            .collect();
+        ServerState {
+            keyspace: Keyspace::new(ks_config),
+            config,
+            commands: CommandTable::build(&cmd::all_handlers(), &cmd::all_extensions()),
+            clients: ClientRegistry::default(),
+            stats: ServerStats::default(),
+            started: Instant::now(),
+            run_id,
+            port: Default::default(),
+            last_save: AtomicU64::new(amber_storage::clock::now_ms() / 1000),
+            active_expire: AtomicBool::new(true),
+            shutdown: watch::channel(false).0,
+        }
+    }
+
+    /// Whether clients must authenticate.
+    pub fn auth_required(&self) -> bool {
+        self.config.hot.auth_required.load(Ordering::Relaxed)
+    }
+
+    /// Asks the server to stop (SIGTERM, SIGINT, `SHUTDOWN`).
+    pub fn request_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// A receiver that sees `true` once shutdown is requested.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Whether shutdown was requested.
+    pub fn shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+}
