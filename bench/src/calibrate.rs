@@ -52,7 +52,12 @@ pub struct CalRow {
     pub server_cpu_us_gen: f64,
 }
 
-async fn generator_run(server: &ServerProc, p: &CalibrateParams, pipeline: usize, set: bool) -> Result<(f64, f64, f64), String> {
+async fn generator_run(
+    server: &ServerProc,
+    p: &CalibrateParams,
+    pipeline: usize,
+    set: bool,
+) -> Result<(f64, f64, f64), String> {
     let spec = LoadSpec {
         addr: server.addr(),
         connections: p.clients,
@@ -112,7 +117,8 @@ pub async fn run(p: &CalibrateParams) -> Result<(Vec<CalRow>, String), String> {
     let mut rows = Vec::new();
     for &pl in &p.pipelines {
         for (test, set) in [("set", true), ("get", false)] {
-            let (mut rb, mut gen, mut gcpu, mut s_rb, mut s_gen) = (vec![], vec![], vec![], vec![], vec![]);
+            let (mut rb, mut gen, mut gcpu, mut s_rb, mut s_gen) =
+                (vec![], vec![], vec![], vec![], vec![]);
             for round in 0..p.rounds {
                 // Alternate which tool goes first.
                 for which in 0..2 {

@@ -89,7 +89,17 @@ fn default_tests(suite: Suite) -> Vec<String> {
     let t: &[&str] = match suite {
         Suite::Strings => &["set", "get"],
         Suite::Types => &[
-            "lpush", "rpush", "lpop", "rpop", "sadd", "hset", "spop", "zadd", "zpopmin", "lrange_100", "mset",
+            "lpush",
+            "rpush",
+            "lpop",
+            "rpop",
+            "sadd",
+            "hset",
+            "spop",
+            "zadd",
+            "zpopmin",
+            "lrange_100",
+            "mset",
         ],
     };
     t.iter().map(|s| s.to_string()).collect()
@@ -126,7 +136,10 @@ fn measure(server: &ServerProc, bin: &Path, args: &RedisBenchmarkArgs) -> Result
     let timeout = Duration::from_secs(600);
     let res = redis_benchmark::run(bin, args, timeout)?;
     let after = procfs::cpu_seconds(server.pid).ok_or("server died during the run")?;
-    let rps = res.first().map(|r| r.rps).ok_or("redis-benchmark printed no result")?;
+    let rps = res
+        .first()
+        .map(|r| r.rps)
+        .ok_or("redis-benchmark printed no result")?;
     Ok(Run {
         rps,
         cpu_us_per_req: (after - before) / args.requests as f64 * 1e6,
@@ -137,7 +150,11 @@ fn measure(server: &ServerProc, bin: &Path, args: &RedisBenchmarkArgs) -> Result
 pub async fn run(p: &CompareParams) -> Result<Vec<Workload>, String> {
     let work = tempfile::Builder::new()
         .prefix("amber-bench-compare-")
-        .tempdir_in(if Path::new("/dev/shm").is_dir() { "/dev/shm" } else { "/tmp" })
+        .tempdir_in(if Path::new("/dev/shm").is_dir() {
+            "/dev/shm"
+        } else {
+            "/tmp"
+        })
         .map_err(|e| format!("temp dir: {e}"))?;
     let amber_dir = work.path().join("amber");
     let redis_dir = work.path().join("redis");
@@ -206,8 +223,13 @@ pub async fn run(p: &CompareParams) -> Result<Vec<Workload>, String> {
             for which in 0..2 {
                 let on_amber = (which == 0) == amber_first;
                 let server = if on_amber { &amber } else { &redis };
-                let run = measure(server, &p.redis_benchmark, &args(server.port))
-                    .map_err(|e| format!("{} on {}: {e}", w.name, if on_amber { "amber" } else { "redis" }))?;
+                let run = measure(server, &p.redis_benchmark, &args(server.port)).map_err(|e| {
+                    format!(
+                        "{} on {}: {e}",
+                        w.name,
+                        if on_amber { "amber" } else { "redis" }
+                    )
+                })?;
                 done += 1;
                 eprintln!(
                     "[{done}/{total}] round {} {:<18} {:<6} {:>12.0} req/s  {:>6.2} µs CPU/req",
@@ -265,7 +287,12 @@ pub fn render(p: &CompareParams, ws: &[Workload]) -> String {
         let ac = median(&w.amber.iter().map(|r| r.cpu_us_per_req).collect::<Vec<_>>());
         let rc = median(&w.redis.iter().map(|r| r.cpu_us_per_req).collect::<Vec<_>>());
         let (am, rm) = (median(&ar), median(&rr));
-        let list = |v: &[f64]| v.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(", ");
+        let list = |v: &[f64]| {
+            v.iter()
+                .map(|x| format!("{x:.0}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let _ = writeln!(
             s,
             "| {} | {am:.0} | {rm:.0} | {:.2}x | {ac:.2} | {rc:.2} | {:.2}x | {} | {} |",

@@ -44,7 +44,10 @@ pub fn default_amber_bin() -> PathBuf {
         target.join("release").join("amber-server"),
         target.join("debug").join("amber-server"),
     ];
-    if let Some(dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)) {
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+    {
         candidates.push(dir.join("amber-server"));
     }
     candidates

@@ -12,7 +12,9 @@ use amber_bench::experiment::server_proc::{Launch, ServerProc};
 use amber_bench::load::keydist::DistSpec;
 use amber_bench::load::{self, run_phase, Bitmap, KeySpace, LoadSpec, Phase, Window};
 use amber_bench::units::MIB;
-use amber_bench::{calibrate, cleanup, compare, default_amber_bin, drivers, experiment, resolve_bin};
+use amber_bench::{
+    calibrate, cleanup, compare, default_amber_bin, drivers, experiment, resolve_bin,
+};
 use clap::Parser;
 
 fn main() -> ExitCode {
@@ -98,11 +100,17 @@ async fn cmd_load(a: LoadArgs) -> Result<(), String> {
         );
         out.insert("populate_ops_per_sec".into(), r.ops_per_sec().into());
     }
-    let window = a.requests.map_or(Window::Time(a.duration), Window::Requests);
+    let window = a
+        .requests
+        .map_or(Window::Time(a.duration), Window::Requests);
     let phase = Phase::Mixed {
         dist: a.dist,
         set_fraction,
-        warmup: if a.requests.is_some() { Duration::ZERO } else { a.warmup },
+        warmup: if a.requests.is_some() {
+            Duration::ZERO
+        } else {
+            a.warmup
+        },
         window,
     };
     let r = run_phase(&spec, &phase, &written, &a.dist.label()).await?;
@@ -167,10 +175,13 @@ async fn cmd_load(a: LoadArgs) -> Result<(), String> {
 async fn cmd_out_of_dram(a: OutOfDramArgs) -> Result<(), String> {
     let q = a.quick;
     let budget = a.budget.unwrap_or(if q { 16 * MIB } else { 64 * MIB });
-    let ratios = a
-        .ratios
-        .clone()
-        .unwrap_or_else(|| if q { vec![0.5, 2.0, 8.0] } else { vec![0.25, 0.5, 1.0, 1.5, 2.0, 4.0, 8.0] });
+    let ratios = a.ratios.clone().unwrap_or_else(|| {
+        if q {
+            vec![0.5, 2.0, 8.0]
+        } else {
+            vec![0.25, 0.5, 1.0, 1.5, 2.0, 4.0, 8.0]
+        }
+    });
     if ratios.is_empty() || ratios.iter().any(|r| !(*r > 0.0 && r.is_finite())) {
         return Err("ratios must be positive numbers".into());
     }
@@ -188,25 +199,39 @@ async fn cmd_out_of_dram(a: OutOfDramArgs) -> Result<(), String> {
     let params = Params {
         budget,
         slack: a.slack.unwrap_or((budget / 2).max(32 * MIB)),
-        value_size: usize::try_from(a.value_size.unwrap_or(1024)).map_err(|_| "value size too large")?,
+        value_size: usize::try_from(a.value_size.unwrap_or(1024))
+            .map_err(|_| "value size too large")?,
         ratios,
-        configs: a.configs.clone().unwrap_or_else(|| ConfigKind::ALL.to_vec()),
+        configs: a
+            .configs
+            .clone()
+            .unwrap_or_else(|| ConfigKind::ALL.to_vec()),
         dists,
         set_fraction: parse_set_get_ratio(&a.ratio)?,
         ratio_label: a.ratio.clone(),
-        warmup: a.warmup.unwrap_or(Duration::from_millis(if q { 300 } else { 1000 })),
-        window: a.window.unwrap_or(Duration::from_secs(if q { 1 } else { 5 })),
+        warmup: a
+            .warmup
+            .unwrap_or(Duration::from_millis(if q { 300 } else { 1000 })),
+        window: a
+            .window
+            .unwrap_or(Duration::from_secs(if q { 1 } else { 5 })),
         connections: a.connections.max(1),
         pipeline: a.pipeline.max(1),
         threads: a.threads,
         key_prefix: a.key_prefix.clone(),
-        amber_bin: a.amber_bin.as_deref().map(resolve_bin).unwrap_or_else(default_amber_bin),
+        amber_bin: a
+            .amber_bin
+            .as_deref()
+            .map(resolve_bin)
+            .unwrap_or_else(default_amber_bin),
         redis_bin: resolve_bin(&a.redis_bin),
         pmem_dir: a.pmem_dir.clone(),
         disk_dir: a.disk_dir.clone(),
         swap_dir: a.swap_dir.clone(),
         out: a.out.clone().unwrap_or_else(experiment::default_out_dir),
-        phase_timeout: a.phase_timeout.unwrap_or(Duration::from_secs(if q { 30 } else { 180 })),
+        phase_timeout: a
+            .phase_timeout
+            .unwrap_or(Duration::from_secs(if q { 30 } else { 180 })),
         request_timeout: Duration::from_secs(5),
         progress: !a.no_progress,
         seed: a.seed,
@@ -227,7 +252,11 @@ async fn cmd_out_of_dram(a: OutOfDramArgs) -> Result<(), String> {
 async fn cmd_compare(a: amber_bench::cli::CompareArgs) -> Result<(), String> {
     let types = a.suite == compare::Suite::Types;
     let p = compare::CompareParams {
-        amber_bin: a.amber_bin.as_deref().map(resolve_bin).unwrap_or_else(default_amber_bin),
+        amber_bin: a
+            .amber_bin
+            .as_deref()
+            .map(resolve_bin)
+            .unwrap_or_else(default_amber_bin),
         amber_args: a.amber_args,
         redis_bin: resolve_bin(&a.redis_bin),
         redis_benchmark: resolve_bin(&a.redis_benchmark),
@@ -236,8 +265,12 @@ async fn cmd_compare(a: amber_bench::cli::CompareArgs) -> Result<(), String> {
         requests: a.requests.unwrap_or(1_000_000),
         clients: a.clients,
         data_size: a.data_size,
-        keyspace: a.keyspace.unwrap_or(if types { 100_000 } else { 1_000_000 }),
-        pipelines: a.pipelines.unwrap_or_else(|| if types { vec![16] } else { vec![1, 16] }),
+        keyspace: a
+            .keyspace
+            .unwrap_or(if types { 100_000 } else { 1_000_000 }),
+        pipelines: a
+            .pipelines
+            .unwrap_or_else(|| if types { vec![16] } else { vec![1, 16] }),
         tests: a.tests,
         out: a.out,
     };
@@ -318,7 +351,14 @@ fn cmd_drive(a: DriveArgs) -> Result<(), String> {
             for r in drivers::memtier::run(&bin, &args, timeout)? {
                 println!(
                     "{},{:.0},{:.0},{:.0},{},{},{},{}",
-                    r.kind, r.ops_per_sec, r.hits_per_sec, r.misses_per_sec, r.avg_ms, r.p50_ms, r.p99_ms, r.p999_ms
+                    r.kind,
+                    r.ops_per_sec,
+                    r.hits_per_sec,
+                    r.misses_per_sec,
+                    r.avg_ms,
+                    r.p50_ms,
+                    r.p99_ms,
+                    r.p999_ms
                 );
             }
         }

@@ -59,7 +59,10 @@ fn calibrate_runs_both_tools() {
         "1000",
     ]);
     assert!(ok, "{stderr}");
-    assert!(stdout.contains("| SET -P 4 |") && stdout.contains("| GET -P 4 |"), "{stdout}");
+    assert!(
+        stdout.contains("| SET -P 4 |") && stdout.contains("| GET -P 4 |"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -86,7 +89,12 @@ fn compare_runs_both_servers_with_cpu_per_request() {
         out.path().to_str().unwrap(),
     ]);
     assert!(ok, "{stderr}");
-    for w in ["| SET -P 1 |", "| GET -P 1 |", "| SET -P 16 |", "| GET -P 16 |"] {
+    for w in [
+        "| SET -P 1 |",
+        "| GET -P 1 |",
+        "| SET -P 16 |",
+        "| GET -P 16 |",
+    ] {
         assert!(stdout.contains(w), "missing {w} in\n{stdout}");
     }
     assert!(out.path().join("compare.md").is_file());

@@ -66,11 +66,17 @@ fn tiny_out_of_dram_covers_every_configuration_and_point() {
                 if status == "skipped" {
                     // Allowed only with a reason, and never for the lines
                     // that need nothing but the binaries.
-                    assert!(!row[c_note].is_empty(), "{} skipped without a reason", cfg.name());
+                    assert!(
+                        !row[c_note].is_empty(),
+                        "{} skipped without a reason",
+                        cfg.name()
+                    );
                     assert!(
                         !matches!(
                             cfg,
-                            ConfigKind::AmberPmem | ConfigKind::RedisNoeviction | ConfigKind::RedisLru
+                            ConfigKind::AmberPmem
+                                | ConfigKind::RedisNoeviction
+                                | ConfigKind::RedisLru
                         ),
                         "{} must run everywhere: {}",
                         cfg.name(),
@@ -104,7 +110,10 @@ fn tiny_out_of_dram_covers_every_configuration_and_point() {
     if let Ok(entries) = std::fs::read_dir("/dev/shm") {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            assert!(!(name.starts_with(pid_tag) && name.ends_with(".arena")), "arena left: {name}");
+            assert!(
+                !(name.starts_with(pid_tag) && name.ends_with(".arena")),
+                "arena left: {name}"
+            );
         }
     }
 }

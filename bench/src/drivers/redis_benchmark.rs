@@ -127,7 +127,11 @@ fn split_csv(line: &str) -> Vec<String> {
 }
 
 /// Runs `redis-benchmark` and parses its results.
-pub fn run(bin: &Path, args: &RedisBenchmarkArgs, timeout: Duration) -> Result<Vec<TestResult>, String> {
+pub fn run(
+    bin: &Path,
+    args: &RedisBenchmarkArgs,
+    timeout: Duration,
+) -> Result<Vec<TestResult>, String> {
     let out = run_captured(bin, &args.to_args(), timeout)?;
     parse_csv(&out)
 }

@@ -149,7 +149,12 @@ fn write(path: &Path, value: &str) -> Result<(), String> {
 impl MemCgroup {
     /// Creates `name` under `parent` with a memory limit of `limit` bytes and
     /// `swap` bytes of swap allowed (0: none at all).
-    pub fn create(parent: &CgroupParent, name: &str, limit: u64, swap: u64) -> Result<Self, String> {
+    pub fn create(
+        parent: &CgroupParent,
+        name: &str,
+        limit: u64,
+        swap: u64,
+    ) -> Result<Self, String> {
         let dir = parent
             .dir
             .join(format!("amber-bench-{}-{name}", std::process::id()));

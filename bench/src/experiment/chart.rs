@@ -132,7 +132,10 @@ fn series(rows: &[&Row]) -> Vec<Series> {
         .collect()
 }
 
-fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, input: &ChartInput<'_>) -> Result<(), String>
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    input: &ChartInput<'_>,
+) -> Result<(), String>
 where
     DB::ErrorType: 'static,
 {
@@ -145,14 +148,25 @@ where
         (FAMILY, 30).into_font().style(FontStyle::Bold),
     ))
     .map_err(e)?;
-    head.draw(&Text::new(input.subtitle.clone(), (25, 52), (FAMILY, 17).into_font()))
-        .map_err(e)?;
+    head.draw(&Text::new(
+        input.subtitle.clone(),
+        (25, 52),
+        (FAMILY, 17).into_font(),
+    ))
+    .map_err(e)?;
     let (top, bottom) = body.split_vertically(560);
     let all = series(input.rows);
-    let xs: Vec<f64> = all.iter().flat_map(|(_, p)| p.iter().map(|q| q.0)).collect();
+    let xs: Vec<f64> = all
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|q| q.0))
+        .collect();
     let xmin = xs.iter().copied().fold(f64::INFINITY, f64::min);
     let xmax = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let (xmin, xmax) = if xmin.is_finite() { (xmin - 0.3, xmax + 0.45) } else { (-2.3, 3.4) };
+    let (xmin, xmax) = if xmin.is_finite() {
+        (xmin - 0.3, xmax + 0.45)
+    } else {
+        (-2.3, 3.4)
+    };
     let ymax = all
         .iter()
         .flat_map(|(_, p)| p.iter().map(|q| q.1))
@@ -200,7 +214,9 @@ where
                 ))
                 .map_err(e)?
                 .label(cfg.name())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 28, y)], col.stroke_width(4)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 28, y)], col.stroke_width(4))
+                });
             chart
                 .draw_series(pts.iter().map(|p| Circle::new((p.0, p.1), 5, col.filled())))
                 .map_err(e)?;
@@ -218,14 +234,22 @@ where
                 }
                 if p.3 > 0 {
                     chart
-                        .draw_series(std::iter::once(Cross::new((p.0, p.1), 9, RED.stroke_width(3))))
+                        .draw_series(std::iter::once(Cross::new(
+                            (p.0, p.1),
+                            9,
+                            RED.stroke_width(3),
+                        )))
                         .map_err(e)?;
                 }
                 if !labels.is_empty() {
                     chart
                         .draw_series(std::iter::once(
                             EmptyElement::at((p.0, p.1))
-                                + Text::new(labels.join(", "), (8, -22), (FAMILY, 14).into_font().color(&col)),
+                                + Text::new(
+                                    labels.join(", "),
+                                    (8, -22),
+                                    (FAMILY, 14).into_font().color(&col),
+                                ),
                         ))
                         .map_err(e)?;
                 }
@@ -262,7 +286,10 @@ where
             .x_label_area_size(50)
             .y_label_area_size(100)
             .caption("p99 latency", (FAMILY, 22))
-            .build_cartesian_2d(xmin..xmax, (lo..hi).log_scale().with_key_points(one_two_five(lo, hi)))
+            .build_cartesian_2d(
+                xmin..xmax,
+                (lo..hi).log_scale().with_key_points(one_two_five(lo, hi)),
+            )
             .map_err(e)?;
         chart
             .configure_mesh()

@@ -49,12 +49,24 @@ impl ConfigKind {
     /// One-line meaning, for the report and the README.
     pub fn describe(self) -> &'static str {
         match self {
-            ConfigKind::AmberPmem => "Amber, dram-budget = budget, arena on /dev/shm (persistent-memory stand-in)",
-            ConfigKind::AmberDisk => "Amber, arena file on disk, memory cgroup of budget + slack (flash-like tier)",
-            ConfigKind::RedisOom => "redis-server, memory cgroup of budget + slack, no swap (OOM killer)",
-            ConfigKind::RedisNoeviction => "redis-server, maxmemory = budget, noeviction (-OOM errors)",
-            ConfigKind::RedisLru => "redis-server, maxmemory = budget, allkeys-lru (silent eviction)",
-            ConfigKind::RedisSwap => "redis-server, memory cgroup of budget + slack, with a swap file",
+            ConfigKind::AmberPmem => {
+                "Amber, dram-budget = budget, arena on /dev/shm (persistent-memory stand-in)"
+            }
+            ConfigKind::AmberDisk => {
+                "Amber, arena file on disk, memory cgroup of budget + slack (flash-like tier)"
+            }
+            ConfigKind::RedisOom => {
+                "redis-server, memory cgroup of budget + slack, no swap (OOM killer)"
+            }
+            ConfigKind::RedisNoeviction => {
+                "redis-server, maxmemory = budget, noeviction (-OOM errors)"
+            }
+            ConfigKind::RedisLru => {
+                "redis-server, maxmemory = budget, allkeys-lru (silent eviction)"
+            }
+            ConfigKind::RedisSwap => {
+                "redis-server, memory cgroup of budget + slack, with a swap file"
+            }
         }
     }
 

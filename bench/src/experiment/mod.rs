@@ -64,7 +64,13 @@ pub async fn run(params: &Params) -> Result<Vec<Row>, String> {
     }
     let charts = write_charts(params, &machine, &rows)?;
     report::write_csv(&params.out.join("results.csv"), &rows)?;
-    report::write_markdown(&params.out.join("results.md"), params, &machine, &rows, &charts)?;
+    report::write_markdown(
+        &params.out.join("results.md"),
+        params,
+        &machine,
+        &rows,
+        &charts,
+    )?;
     Ok(rows)
 }
 
@@ -121,14 +127,23 @@ fn skipped_rows(params: &Params, cfg: ConfigKind, reason: &str) -> Vec<Row> {
         .collect()
 }
 
-async fn run_config(params: &Params, cfg: ConfigKind, caps: &Capabilities, work: &Path) -> Vec<Row> {
+async fn run_config(
+    params: &Params,
+    cfg: ConfigKind,
+    caps: &Capabilities,
+    work: &Path,
+) -> Vec<Row> {
     let bin = if cfg.is_amber() {
         &params.amber_bin
     } else {
         &params.redis_bin
     };
     if !bin.is_file() {
-        return skipped_rows(params, cfg, &format!("no server binary at {}", bin.display()));
+        return skipped_rows(
+            params,
+            cfg,
+            &format!("no server binary at {}", bin.display()),
+        );
     }
     let cg_parent = if cfg.needs_cgroup() {
         match &caps.cgroup {
@@ -141,10 +156,15 @@ async fn run_config(params: &Params, cfg: ConfigKind, caps: &Capabilities, work:
     let max_ratio = params.ratios.iter().copied().fold(0.0, f64::max);
     let swap = if cfg == ConfigKind::RedisSwap {
         if !cg_parent.as_ref().is_some_and(|p| p.memsw) {
-            return skipped_rows(params, cfg, "cgroup has no swap accounting, swap cannot be limited to the server");
+            return skipped_rows(
+                params,
+                cfg,
+                "cgroup has no swap accounting, swap cannot be limited to the server",
+            );
         }
         // Room for the largest data set in Redis's own format (~1.5x the values).
-        let bytes = ((max_ratio * 1.5 * params.budget as f64) as u64 + (64 << 20)).div_ceil(1 << 20) << 20;
+        let bytes =
+            ((max_ratio * 1.5 * params.budget as f64) as u64 + (64 << 20)).div_ceil(1 << 20) << 20;
         match SwapFile::enable(&params.swap_dir, bytes) {
             Ok(s) => Some(s),
             Err(e) => return skipped_rows(params, cfg, &format!("swapon not possible here: {e}")),
@@ -154,7 +174,8 @@ async fn run_config(params: &Params, cfg: ConfigKind, caps: &Capabilities, work:
     };
     let mut rows = Vec::new();
     for &ratio in &params.ratios {
-        let mut point = run_point(params, cfg, ratio, cg_parent.as_ref(), swap.as_ref(), work).await;
+        let mut point =
+            run_point(params, cfg, ratio, cg_parent.as_ref(), swap.as_ref(), work).await;
         rows.append(&mut point);
     }
     if let Some(s) = swap {
@@ -168,7 +189,13 @@ fn info_u64(m: &BTreeMap<String, String>, k: &str) -> Option<u64> {
 }
 
 /// Builds the server's arguments for one point; returns them with a note.
-fn launch_args(params: &Params, cfg: ConfigKind, arena: &Path, keys: u64, workdir: &Path) -> (Vec<String>, String) {
+fn launch_args(
+    params: &Params,
+    cfg: ConfigKind,
+    arena: &Path,
+    keys: u64,
+    workdir: &Path,
+) -> (Vec<String>, String) {
     let redis_base = |dir: &Path| -> Vec<String> {
         vec![
             "--save".into(),
@@ -251,7 +278,12 @@ impl Sampler {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         });
-        Sampler { stop, peak, last, task }
+        Sampler {
+            stop,
+            peak,
+            last,
+            task,
+        }
     }
 
     async fn finish(self) -> (u64, Option<procfs::MemoryStatus>) {
@@ -362,7 +394,12 @@ async fn run_point(
     let mut rows = Vec::new();
     let load = run_phase(&spec, &Phase::Populate, &written, &format!("{tag} load")).await;
     let (load_ops, load_errors, load_oom, mut timed_out) = match &load {
-        Ok(r) => (r.ops_per_sec(), r.stats.errors, r.stats.oom_errors, !r.completed),
+        Ok(r) => (
+            r.ops_per_sec(),
+            r.stats.errors,
+            r.stats.oom_errors,
+            !r.completed,
+        ),
         Err(e) => {
             note_push(&mut note, e);
             (0.0, keys, 0, false)

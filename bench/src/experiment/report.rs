@@ -84,11 +84,41 @@ pub struct Row {
 
 /// CSV column names, in order.
 pub const CSV_HEADER: &[&str] = &[
-    "config", "ratio", "keys", "dataset_bytes", "dist", "status", "ops_per_sec", "gets", "sets",
-    "hit_rate", "written_keys", "lost_keys", "lost_reads", "load_errors", "errors", "oom_errors",
-    "p50_ms", "p99_ms", "p999_ms", "load_ops_per_sec", "rss_anon", "rss_anon_peak", "rss_file",
-    "rss_shmem", "vm_swap", "arena_bytes_used", "hot_keys", "cold_keys", "dram_bytes",
-    "demotions", "promotions", "used_memory", "evicted_keys", "oom_kills", "note",
+    "config",
+    "ratio",
+    "keys",
+    "dataset_bytes",
+    "dist",
+    "status",
+    "ops_per_sec",
+    "gets",
+    "sets",
+    "hit_rate",
+    "written_keys",
+    "lost_keys",
+    "lost_reads",
+    "load_errors",
+    "errors",
+    "oom_errors",
+    "p50_ms",
+    "p99_ms",
+    "p999_ms",
+    "load_ops_per_sec",
+    "rss_anon",
+    "rss_anon_peak",
+    "rss_file",
+    "rss_shmem",
+    "vm_swap",
+    "arena_bytes_used",
+    "hot_keys",
+    "cold_keys",
+    "dram_bytes",
+    "demotions",
+    "promotions",
+    "used_memory",
+    "evicted_keys",
+    "oom_kills",
+    "note",
 ];
 
 fn opt<T: ToString>(v: Option<T>) -> String {
@@ -165,7 +195,8 @@ pub fn write_csv(path: &Path, rows: &[Row]) -> Result<(), String> {
 
 /// Reads a CSV written by [`write_csv`] back as header + records (for tests and re-charting).
 pub fn read_csv(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))?;
     let mut lines = text.lines();
     let header = lines
         .next()
@@ -198,7 +229,13 @@ fn split_csv_line(line: &str) -> Vec<String> {
 }
 
 /// Writes the Markdown report: parameters, configurations, skipped lines, table.
-pub fn write_markdown(path: &Path, params: &Params, machine: &str, rows: &[Row], charts: &[String]) -> Result<(), String> {
+pub fn write_markdown(
+    path: &Path,
+    params: &Params,
+    machine: &str,
+    rows: &[Row],
+    charts: &[String],
+) -> Result<(), String> {
     let mut s = String::new();
     let _ = writeln!(s, "# Out-of-DRAM benchmark\n");
     let _ = writeln!(s, "- Machine: {machine}");
@@ -226,7 +263,10 @@ pub fn write_markdown(path: &Path, params: &Params, machine: &str, rows: &[Row],
             .unwrap_or_default();
         let _ = writeln!(s, "- `{}`: {}{skipped}", c.name(), c.describe());
     }
-    let notes: Vec<&Row> = rows.iter().filter(|r| r.ran() && !r.note.is_empty()).collect();
+    let notes: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.ran() && !r.note.is_empty())
+        .collect();
     if !notes.is_empty() {
         let _ = writeln!(s, "\n## Notes\n");
         let mut seen = std::collections::BTreeSet::new();

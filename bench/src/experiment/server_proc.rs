@@ -204,7 +204,9 @@ pub async fn command(port: u16, args: &[&[u8]]) -> Result<(Reply, Vec<u8>), Stri
             buf.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
             if let Some((reply, _)) = parse_reply(&buf).map_err(|e| e.to_string())? {
                 let body = match reply {
-                    Reply::Bulk { start, len } => buf.get(start..start + len).unwrap_or(&[]).to_vec(),
+                    Reply::Bulk { start, len } => {
+                        buf.get(start..start + len).unwrap_or(&[]).to_vec()
+                    }
                     _ => Vec::new(),
                 };
                 return Ok((reply, body));
@@ -231,7 +233,9 @@ mod tests {
 
     #[test]
     fn parses_info_text() {
-        let m = parse_info("# Tiering\r\nhot_keys:10\r\ncold_keys:5\r\n\r\n# Memory\r\nused_memory:100\r\n");
+        let m = parse_info(
+            "# Tiering\r\nhot_keys:10\r\ncold_keys:5\r\n\r\n# Memory\r\nused_memory:100\r\n",
+        );
         assert_eq!(m.get("hot_keys").map(String::as_str), Some("10"));
         assert_eq!(m.get("used_memory").map(String::as_str), Some("100"));
         assert!(is_redis_binary(Path::new("/usr/bin/redis-server")));

@@ -204,7 +204,9 @@ pub async fn run_connection(spec: Arc<ConnSpec>, ctl: Arc<Control>, seed: u64) -
                 match parse_reply(slice) {
                     Ok(Some((reply, len))) => {
                         if let Some(&op) = ops.get(next) {
-                            classify(&mut stats, &ctl, op, reply, slice, len, measuring, latency_us);
+                            classify(
+                                &mut stats, &ctl, op, reply, slice, len, measuring, latency_us,
+                            );
                         }
                         used += len;
                         next += 1;

@@ -219,11 +219,17 @@ mod tests {
         for r in [0u64, 1] {
             let want = z.probability(r);
             let got = counts[r as usize] as f64 / draws as f64;
-            assert!((got - want).abs() < want * 0.05, "rank {r}: {got} vs {want}");
+            assert!(
+                (got - want).abs() < want * 0.05,
+                "rank {r}: {got} vs {want}"
+            );
         }
         let head_want: f64 = (0..100).map(|r| z.probability(r)).sum();
         let head_got = counts[..100].iter().sum::<u32>() as f64 / draws as f64;
-        assert!((head_got - head_want).abs() < head_want * 0.1, "{head_got} vs {head_want}");
+        assert!(
+            (head_got - head_want).abs() < head_want * 0.1,
+            "{head_got} vs {head_want}"
+        );
         assert!(Zipf::new(10, 1.0).is_err());
     }
 

@@ -205,9 +205,9 @@ fn bar(len: u64, label: &str, show: bool) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let pb = ProgressBar::new(len);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{prefix:>28} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
-    ) {
+    if let Ok(style) =
+        ProgressStyle::with_template("{prefix:>28} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+    {
         pb.set_style(style);
     }
     pb.set_prefix(label.to_string());
@@ -306,8 +306,10 @@ pub async fn run_phase(
                     let pb = bar(d.as_millis() as u64, label, spec.progress);
                     let until = (measure_start + *d).min(hard_deadline);
                     while Instant::now() < until && ctl.live.load(Ordering::Acquire) > 0 {
-                        tokio::time::sleep(tick.min(until.saturating_duration_since(Instant::now())))
-                            .await;
+                        tokio::time::sleep(
+                            tick.min(until.saturating_duration_since(Instant::now())),
+                        )
+                        .await;
                         let el = measure_start.elapsed();
                         pb.set_position(el.as_millis() as u64);
                         let ops = ctl.done.load(Ordering::Relaxed) - done_at_start;

@@ -32,7 +32,9 @@ pub fn amber_bin() -> PathBuf {
     if built && p.is_file() {
         return p;
     }
-    eprintln!("amber-server could not be built: testing the harness with redis-server as a stand-in");
+    eprintln!(
+        "amber-server could not be built: testing the harness with redis-server as a stand-in"
+    );
     redis_bin()
 }
 
