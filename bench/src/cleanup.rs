@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Child;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,10 @@ enum Resource {
 pub struct Token(u64);
 
 static NEXT: AtomicU64 = AtomicU64::new(1);
+/// Set once an interrupt started the final cleanup: anything registered
+/// after that is undone at once (the main thread may still be starting a
+/// server while the signal thread cleans up).
+static SHUTTING_DOWN: AtomicBool = AtomicBool::new(false);
 static REGISTRY: Mutex<BTreeMap<u64, Resource>> = Mutex::new(BTreeMap::new());
 
 fn registry() -> MutexGuard<'static, BTreeMap<u64, Resource>> {
@@ -37,7 +41,13 @@ fn registry() -> MutexGuard<'static, BTreeMap<u64, Resource>> {
 
 fn add(r: Resource) -> Token {
     let id = NEXT.fetch_add(1, Ordering::Relaxed);
-    registry().insert(id, r);
+    let mut reg = registry();
+    if SHUTTING_DOWN.load(Ordering::SeqCst) {
+        drop(reg);
+        undo(r);
+    } else {
+        reg.insert(id, r);
+    }
     Token(id)
 }
 
@@ -159,6 +169,7 @@ pub fn install_signal_handler() {
                     _ = term.recv() => {}
                 }
                 eprintln!("\namber-bench: interrupted, cleaning up servers, cgroups, swap files");
+                SHUTTING_DOWN.store(true, Ordering::SeqCst);
                 release_all();
                 std::process::exit(130);
             });

@@ -30,11 +30,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 
 /// Formats a byte count for a Redis-style command line (`64mb`, `1536kb`, `100`).
 pub fn redis_size(bytes: u64) -> String {
-    if bytes >= GIB && bytes % GIB == 0 {
+    if bytes >= GIB && bytes & (GIB - 1) == 0 {
         format!("{}gb", bytes / GIB)
-    } else if bytes >= MIB && bytes % MIB == 0 {
+    } else if bytes >= MIB && bytes & (MIB - 1) == 0 {
         format!("{}mb", bytes / MIB)
-    } else if bytes >= KIB && bytes % KIB == 0 {
+    } else if bytes >= KIB && bytes & (KIB - 1) == 0 {
         format!("{}kb", bytes / KIB)
     } else {
         bytes.to_string()

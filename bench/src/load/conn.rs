@@ -181,6 +181,11 @@ pub async fn run_connection(spec: Arc<ConnSpec>, ctl: Arc<Control>, seed: u64) -
         }
         let mut next = 0usize;
         while next < ops.len() {
+            // Keep room to read into: read_buf on a full BytesMut would
+            // grow it by only 64 bytes at a time (a syscall per 64 bytes).
+            if rbuf.capacity() - rbuf.len() < 16 * 1024 {
+                rbuf.reserve(64 * 1024);
+            }
             let read = tokio::time::timeout(spec.request_timeout, stream.read_buf(&mut rbuf)).await;
             let got = match read {
                 Ok(Ok(0)) => Err("connection closed by server".to_string()),

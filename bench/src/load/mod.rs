@@ -357,15 +357,13 @@ pub async fn run_phase(
 }
 
 /// Builds the tokio runtime the generator runs on: `threads` workers.
+/// Always the multi-thread scheduler, even for one worker: measured here,
+/// the current-thread scheduler drove 50 pipelined connections at well under
+/// half the rate (it polls the I/O driver less eagerly between task runs).
 pub fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, String> {
-    let mut b = if threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(threads);
-        b
-    };
-    b.enable_all()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
         .build()
         .map_err(|e| format!("cannot start the tokio runtime: {e}"))
 }
