@@ -199,14 +199,16 @@ where
             .x_label_formatter(&xfmt)
             .y_label_formatter(&|y| format!("{:.0}k", y / 1000.0))
             .x_desc("data-set size / DRAM budget (log scale)")
-            .y_desc("throughput (thousand ops/s)")
+            .y_desc("throughput (ops/s)")
             .label_style((FAMILY, 17))
             .axis_desc_style((FAMILY, 19))
             .light_line_style(RGBColor(235, 235, 235))
             .draw()
             .map_err(e)?;
-        for (cfg, pts) in &all {
+        for (idx, (cfg, pts)) in all.iter().enumerate() {
             let col = color(*cfg);
+            // Stagger labels by line so labels of nearby points do not overlap.
+            let dy = -22 - 15 * (idx as i32 % 3);
             chart
                 .draw_series(LineSeries::new(
                     pts.iter().map(|p| (p.0, p.1)),
