@@ -249,7 +249,7 @@ where
                             EmptyElement::at((p.0, p.1))
                                 + Text::new(
                                     labels.join(", "),
-                                    (8, -22),
+                                    (8, dy),
                                     (FAMILY, 14).into_font().color(&col),
                                 ),
                         ))
