@@ -116,6 +116,12 @@ impl Connection {
                         return Ok(());
                     }
                     srv.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    // Checked before parsing, as Redis does after each read: a
+                    // request over the limit is never executed.
+                    if self.input.len() > limit {
+                        tracing::warn!(client = client.handle.id, "closing client that reached max query buffer length");
+                        return Ok(());
+                    }
                 }
                 _ = client.handle.wake.notified() => {
                     if client.handle.killed.load(Ordering::Relaxed) {

@@ -316,7 +316,6 @@ fn client_query_buffer_limit() {
 /// connection. Timing-dependent (how much one read gets), hence ignored; run with
 /// `cargo test -p amber-tests --test protocol -- --ignored`.
 #[test]
-#[ignore = "known bug: over-limit request arriving at once is executed"]
 fn client_query_buffer_limit_single_write() {
     let pair = Pair::start(&["--client-query-buffer-limit", "1mb"], &[]);
     let r = over_query_limit(&pair.redis, false);
@@ -650,7 +649,6 @@ fn sigterm_and_sigint_exit_zero() {
 /// action (status "signal 15", not exit code 0). Timing-dependent, hence
 /// ignored; run with `cargo test -p amber-tests --test protocol -- --ignored`.
 #[test]
-#[ignore = "known bug: SIGTERM right after start-up can kill Amber uncleanly"]
 fn sigterm_right_after_startup() {
     for round in 0..10 {
         let mut s = ServerProcess::amber(&[]);
