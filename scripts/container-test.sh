@@ -32,9 +32,11 @@ log() { echo "== [$((SECONDS - START))s] $*" >&2; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 prepare() {
-  # Packages (redis-tools for redis-cli on the host).
+  # Packages. iptables: netavark needs it for bridge networks ("netavark: No such
+  # file or directory" without it; not pulled by --no-install-recommends).
+  # redis-tools: redis-cli on the host.
   local need=() p
-  for p in podman runc netavark aardvark-dns fuse-overlayfs debootstrap podman-compose redis-tools; do
+  for p in podman runc netavark aardvark-dns iptables fuse-overlayfs debootstrap podman-compose redis-tools; do
     dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
   done
   if ((${#need[@]})); then t apt-get install -y --no-install-recommends "${need[@]}"; fi
@@ -74,6 +76,9 @@ runtime = \"runc\""
     fi
     printf 'Acquire::Check-Valid-Until "false";\nAcquire::Check-Date "false";\n' \
       > "$ROOTFS/etc/apt/apt.conf.d/99ci-snapshot"
+    # The host's extra CAs (an egress proxy's, say), trusted once a build installs
+    # ca-certificates. minbase has no such directory yet: create it.
+    mkdir -p "$ROOTFS/usr/local/share/ca-certificates"
     cp /usr/local/share/ca-certificates/*.crt "$ROOTFS/usr/local/share/ca-certificates/" 2>/dev/null || true
     rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/*
     t sh -c "tar -C '$ROOTFS' -c . | podman import - '$BASE_IMAGE' >/dev/null"
