@@ -28,7 +28,9 @@ use std::time::Duration;
 
 use hashbrown::HashMap;
 use metrics::{Counter, Histogram, Key, Label, Metadata, Recorder};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -37,8 +39,25 @@ use crate::state::ServerState;
 /// Command latency buckets, seconds: 1 µs to 1 s (an in-memory command takes
 /// microseconds; an arena read on cold storage tens of them).
 const DURATION_BUCKETS: &[f64] = &[
-    0.000_001, 0.000_002_5, 0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25,
-    0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    0.000_001,
+    0.000_002_5,
+    0.000_005,
+    0.000_01,
+    0.000_025,
+    0.000_05,
+    0.000_1,
+    0.000_25,
+    0.000_5,
+    0.001,
+    0.002_5,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
 ];
 
 /// How often histogram samples are folded into their buckets when nobody
@@ -112,7 +131,11 @@ impl Exporter {
                 recorder.describe_counter(name.into(), None, help.into())
             }
         };
-        describe("amber_commands_total", "Commands that ran, by command.", false);
+        describe(
+            "amber_commands_total",
+            "Commands that ran, by command.",
+            false,
+        );
         describe(
             "amber_command_failures_total",
             "Commands that ran and answered an error, by command.",
@@ -145,7 +168,9 @@ impl Exporter {
             let meta = Metadata::new(module_path!(), metrics::Level::INFO, None);
             let key = |n: &'static str| Key::from_parts(n, labels.clone());
             CommandMetrics {
-                calls: self.recorder.register_counter(&key("amber_commands_total"), &meta),
+                calls: self
+                    .recorder
+                    .register_counter(&key("amber_commands_total"), &meta),
                 failures: self
                     .recorder
                     .register_counter(&key("amber_command_failures_total"), &meta),
@@ -238,9 +263,15 @@ async fn serve(srv: Arc<ServerState>, mut stream: TcpStream) {
     if head.is_err() {
         return;
     }
-    let line = buf.split(|&b| b == b'\r' || b == b'\n').next().unwrap_or_default();
+    let line = buf
+        .split(|&b| b == b'\r' || b == b'\n')
+        .next()
+        .unwrap_or_default();
     let mut parts = line.split(|&b| b == b' ');
-    let (method, path) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    let (method, path) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
     let path = path.split(|&b| b == b'?').next().unwrap_or_default();
     let (status, content_type, body) = match (method, path) {
         (b"GET" | b"HEAD", b"/metrics" | b"/") => (
@@ -248,7 +279,11 @@ async fn serve(srv: Arc<ServerState>, mut stream: TcpStream) {
             "text/plain; version=0.0.4; charset=utf-8",
             render(&srv),
         ),
-        (b"GET" | b"HEAD", _) => ("404 Not Found", "text/plain", "not found: try /metrics\n".into()),
+        (b"GET" | b"HEAD", _) => (
+            "404 Not Found",
+            "text/plain",
+            "not found: try /metrics\n".into(),
+        ),
         _ => ("405 Method Not Allowed", "text/plain", "only GET\n".into()),
     };
     let mut response = format!(
@@ -285,31 +320,116 @@ fn single(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
 
 /// Escapes a label value (backslash, quote, newline).
 fn label_value(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// The series read from the server's state at scrape time.
 fn render_state(srv: &ServerState, out: &mut String) {
     let st = &srv.stats;
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    family(out, "amber_build_info", "gauge", "Amber's version (value is always 1).");
-    let _ = writeln!(out, "amber_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
-    single(out, "amber_uptime_seconds", "gauge", "Seconds since the server started.", srv.started.elapsed().as_secs());
-    single(out, "amber_connected_clients", "gauge", "Client connections open now.", srv.clients.len() as u64);
-    single(out, "amber_connections_received_total", "counter", "Client connections accepted.", load(&st.connections));
-    single(out, "amber_rejected_connections_total", "counter", "Client connections refused (maxclients).", load(&st.rejected_connections));
-    single(out, "amber_commands_processed_total", "counter", "Requests processed, including rejected ones (unknown, wrong arity, NOAUTH).", load(&st.commands));
-    single(out, "amber_net_input_bytes_total", "counter", "Bytes read from clients.", load(&st.net_input_bytes));
-    single(out, "amber_net_output_bytes_total", "counter", "Bytes written to clients.", load(&st.net_output_bytes));
-    single(out, "amber_keyspace_hits_total", "counter", "Key lookups that found the key.", load(&st.keyspace_hits));
-    single(out, "amber_keyspace_misses_total", "counter", "Key lookups that found nothing.", load(&st.keyspace_misses));
-    single(out, "amber_expired_keys_total", "counter", "Keys removed because their TTL passed.", srv.keyspace.stats.expired_keys.load(Ordering::Relaxed));
+    family(
+        out,
+        "amber_build_info",
+        "gauge",
+        "Amber's version (value is always 1).",
+    );
+    let _ = writeln!(
+        out,
+        "amber_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    single(
+        out,
+        "amber_uptime_seconds",
+        "gauge",
+        "Seconds since the server started.",
+        srv.started.elapsed().as_secs(),
+    );
+    single(
+        out,
+        "amber_connected_clients",
+        "gauge",
+        "Client connections open now.",
+        srv.clients.len() as u64,
+    );
+    single(
+        out,
+        "amber_connections_received_total",
+        "counter",
+        "Client connections accepted.",
+        load(&st.connections),
+    );
+    single(
+        out,
+        "amber_rejected_connections_total",
+        "counter",
+        "Client connections refused (maxclients).",
+        load(&st.rejected_connections),
+    );
+    single(
+        out,
+        "amber_commands_processed_total",
+        "counter",
+        "Requests processed, including rejected ones (unknown, wrong arity, NOAUTH).",
+        load(&st.commands),
+    );
+    single(
+        out,
+        "amber_net_input_bytes_total",
+        "counter",
+        "Bytes read from clients.",
+        load(&st.net_input_bytes),
+    );
+    single(
+        out,
+        "amber_net_output_bytes_total",
+        "counter",
+        "Bytes written to clients.",
+        load(&st.net_output_bytes),
+    );
+    single(
+        out,
+        "amber_keyspace_hits_total",
+        "counter",
+        "Key lookups that found the key.",
+        load(&st.keyspace_hits),
+    );
+    single(
+        out,
+        "amber_keyspace_misses_total",
+        "counter",
+        "Key lookups that found nothing.",
+        load(&st.keyspace_misses),
+    );
+    single(
+        out,
+        "amber_expired_keys_total",
+        "counter",
+        "Keys removed because their TTL passed.",
+        srv.keyspace.stats.expired_keys.load(Ordering::Relaxed),
+    );
 
-    family(out, "amber_errors_total", "counter", "Error replies sent, by error code (ERR, WRONGTYPE, ...).");
-    let mut codes: Vec<(String, u64)> = st.errors.lock().iter().map(|(k, v)| (k.clone(), *v)).collect();
+    family(
+        out,
+        "amber_errors_total",
+        "counter",
+        "Error replies sent, by error code (ERR, WRONGTYPE, ...).",
+    );
+    let mut codes: Vec<(String, u64)> = st
+        .errors
+        .lock()
+        .iter()
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
     codes.sort();
     for (code, n) in codes {
-        let _ = writeln!(out, "amber_errors_total{{code=\"{}\"}} {n}", label_value(&code));
+        let _ = writeln!(
+            out,
+            "amber_errors_total{{code=\"{}\"}} {n}",
+            label_value(&code)
+        );
     }
 
     let dbs = (srv.config.get_i64("databases").max(1) as usize).min(amber_storage::DB_COUNT);
@@ -318,21 +438,80 @@ fn render_state(srv: &ServerState, out: &mut String) {
     for (db, info) in infos.iter().enumerate() {
         let _ = writeln!(out, "amber_keys{{db=\"{db}\"}} {}", info.keys);
     }
-    family(out, "amber_expiring_keys", "gauge", "Keys with a TTL per database.");
+    family(
+        out,
+        "amber_expiring_keys",
+        "gauge",
+        "Keys with a TTL per database.",
+    );
     for (db, info) in infos.iter().enumerate() {
         let _ = writeln!(out, "amber_expiring_keys{{db=\"{db}\"}} {}", info.expires);
     }
 
     let t = tiering_snapshot(srv);
-    single(out, "amber_hot_keys", "gauge", "Keys whose value is in DRAM.", t.hot_keys);
-    single(out, "amber_cold_keys", "gauge", "Keys whose value is only in the arena.", t.cold_keys);
-    single(out, "amber_dram_used_bytes", "gauge", "DRAM used by the hot tier.", t.dram_used_bytes);
-    single(out, "amber_dram_budget_bytes", "gauge", "The dram-budget directive.", srv.config.get_i64("dram-budget").max(0) as u64);
-    single(out, "amber_arena_used_bytes", "gauge", "Arena bytes holding live records.", t.arena_used_bytes);
-    single(out, "amber_arena_size_bytes", "gauge", "The pmem-size directive (arena capacity).", srv.config.get_i64("pmem-size").max(0) as u64);
-    single(out, "amber_demotions_total", "counter", "Values moved from DRAM to the arena.", t.demotions);
-    single(out, "amber_promotions_total", "counter", "Values moved from the arena to DRAM.", t.promotions);
-    single(out, "amber_persist_calls_total", "counter", "Persist calls made to the arena (flush+fence or msync).", t.persist_calls);
+    single(
+        out,
+        "amber_hot_keys",
+        "gauge",
+        "Keys whose value is in DRAM.",
+        t.hot_keys,
+    );
+    single(
+        out,
+        "amber_cold_keys",
+        "gauge",
+        "Keys whose value is only in the arena.",
+        t.cold_keys,
+    );
+    single(
+        out,
+        "amber_dram_used_bytes",
+        "gauge",
+        "DRAM used by the hot tier.",
+        t.dram_used_bytes,
+    );
+    single(
+        out,
+        "amber_dram_budget_bytes",
+        "gauge",
+        "The dram-budget directive.",
+        srv.config.get_i64("dram-budget").max(0) as u64,
+    );
+    single(
+        out,
+        "amber_arena_used_bytes",
+        "gauge",
+        "Arena bytes holding live records.",
+        t.arena_used_bytes,
+    );
+    single(
+        out,
+        "amber_arena_size_bytes",
+        "gauge",
+        "The pmem-size directive (arena capacity).",
+        srv.config.get_i64("pmem-size").max(0) as u64,
+    );
+    single(
+        out,
+        "amber_demotions_total",
+        "counter",
+        "Values moved from DRAM to the arena.",
+        t.demotions,
+    );
+    single(
+        out,
+        "amber_promotions_total",
+        "counter",
+        "Values moved from the arena to DRAM.",
+        t.promotions,
+    );
+    single(
+        out,
+        "amber_persist_calls_total",
+        "counter",
+        "Persist calls made to the arena (flush+fence or msync).",
+        t.persist_calls,
+    );
 }
 
 #[cfg(test)]

@@ -31,7 +31,14 @@ fn start() -> Server {
     let child = Command::new(local::amber_server_bin())
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--metrics-port", &metrics_port.to_string()])
-        .args(["--dir", &d, "--pmem-path", &format!("{d}/amber.arena"), "--pmem-size", "64mb"])
+        .args([
+            "--dir",
+            &d,
+            "--pmem-path",
+            &format!("{d}/amber.arena"),
+            "--pmem-size",
+            "64mb",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -43,15 +50,23 @@ fn start() -> Server {
         metrics_port,
         _dir: dir,
     };
-    assert!(wait_for_ping(port, Duration::from_secs(20)), "amber-server did not start");
+    assert!(
+        wait_for_ping(port, Duration::from_secs(20)),
+        "amber-server did not start"
+    );
     srv
 }
 
 /// `GET path` over HTTP/1.1; returns (status line, headers, body).
 fn http_get(port: u16, path: &str) -> (String, String, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the metrics port");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/plain\r\n\r\n").expect("send");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/plain\r\n\r\n"
+    )
+    .expect("send");
     let mut raw = String::new();
     s.read_to_string(&mut raw).expect("read the response");
     let (head, body) = raw.split_once("\r\n\r\n").expect("a header/body separator");
@@ -61,15 +76,24 @@ fn http_get(port: u16, path: &str) -> (String, String, String) {
 
 /// The value of the sample `series` (name with labels, as rendered).
 fn sample(body: &str, series: &str) -> Option<f64> {
-    body.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+    body.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 fn scrape(srv: &Server) -> String {
     let (status, headers, body) = http_get(srv.metrics_port, "/metrics");
     assert_eq!(status, "HTTP/1.1 200 OK");
-    assert!(headers.to_ascii_lowercase().contains("content-type: text/plain; version=0.0.4"), "{headers}");
+    assert!(
+        headers
+            .to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
+        "{headers}"
+    );
     body
 }
 
@@ -77,21 +101,38 @@ fn scrape(srv: &Server) -> String {
 fn metrics_endpoint_counts_commands() {
     let srv = start();
     let before = scrape(&srv);
-    assert_eq!(sample(&before, "amber_keys{db=\"0\"}"), Some(0.0), "{before}");
-    assert_eq!(sample(&before, "amber_commands_total{cmd=\"set\"}"), None, "no SET yet");
+    assert_eq!(
+        sample(&before, "amber_keys{db=\"0\"}"),
+        Some(0.0),
+        "{before}"
+    );
+    assert_eq!(
+        sample(&before, "amber_commands_total{cmd=\"set\"}"),
+        None,
+        "no SET yet"
+    );
 
     let mut c = Resp::connect(srv.port).expect("connect");
     for i in 0..10 {
-        assert_eq!(c.cmd(&["SET", &format!("k{i}"), "v"]), Reply::Status("OK".into()));
+        assert_eq!(
+            c.cmd(&["SET", &format!("k{i}"), "v"]),
+            Reply::Status("OK".into())
+        );
     }
     for i in 0..7 {
-        assert_eq!(c.cmd(&["GET", &format!("k{i}")]), Reply::Bulk(Some(b"v".to_vec())));
+        assert_eq!(
+            c.cmd(&["GET", &format!("k{i}")]),
+            Reply::Bulk(Some(b"v".to_vec()))
+        );
     }
     assert_eq!(c.cmd(&["GET", "absent"]), Reply::Bulk(None));
     assert!(matches!(c.cmd(&["NOSUCHCOMMAND"]), Reply::Error(_)));
     assert!(matches!(c.cmd(&["GET"]), Reply::Error(_)), "wrong arity");
     // A command that runs and fails: SET with a bad option.
-    assert!(matches!(c.cmd(&["SET", "k", "v", "EX", "notanumber"]), Reply::Error(_)));
+    assert!(matches!(
+        c.cmd(&["SET", "k", "v", "EX", "notanumber"]),
+        Reply::Error(_)
+    ));
 
     let after = scrape(&srv);
     let get = |s: &str| sample(&after, s).unwrap_or_else(|| panic!("no sample {s} in:\n{after}"));
@@ -99,15 +140,24 @@ fn metrics_endpoint_counts_commands() {
     assert_eq!(get("amber_commands_total{cmd=\"get\"}"), 8.0);
     assert_eq!(get("amber_command_failures_total{cmd=\"set\"}"), 1.0);
     assert_eq!(get("amber_command_failures_total{cmd=\"get\"}"), 0.0);
-    assert_eq!(get("amber_command_duration_seconds_count{cmd=\"get\"}"), 8.0);
-    assert_eq!(get("amber_command_duration_seconds_bucket{cmd=\"get\",le=\"+Inf\"}"), 8.0);
+    assert_eq!(
+        get("amber_command_duration_seconds_count{cmd=\"get\"}"),
+        8.0
+    );
+    assert_eq!(
+        get("amber_command_duration_seconds_bucket{cmd=\"get\",le=\"+Inf\"}"),
+        8.0
+    );
     assert!(get("amber_command_duration_seconds_sum{cmd=\"get\"}") > 0.0);
     assert_eq!(get("amber_keys{db=\"0\"}"), 10.0);
     assert_eq!(get("amber_keyspace_hits_total"), 7.0);
     assert_eq!(get("amber_keyspace_misses_total"), 1.0);
     assert!(get("amber_errors_total{code=\"ERR\"}") >= 3.0);
     assert!(get("amber_connected_clients") >= 1.0);
-    assert!(get("amber_connections_received_total") >= 2.0, "the PING probe and this client");
+    assert!(
+        get("amber_connections_received_total") >= 2.0,
+        "the PING probe and this client"
+    );
     assert!(get("amber_commands_processed_total") >= 21.0);
     assert!(get("amber_net_input_bytes_total") > 0.0);
     // Tiering series exist (zeros until the tiering engine is wired in).
@@ -139,7 +189,14 @@ fn metrics_are_off_by_default() {
     let d = dir.path().display().to_string();
     let mut child = Command::new(local::amber_server_bin())
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--dir", &d, "--pmem-path", &format!("{d}/amber.arena"), "--pmem-size", "64mb"])
+        .args([
+            "--dir",
+            &d,
+            "--pmem-path",
+            &format!("{d}/amber.arena"),
+            "--pmem-size",
+            "64mb",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -153,10 +210,14 @@ fn metrics_are_off_by_default() {
     }
     let _ = child.wait();
     assert!(started);
-    assert!(!out.contains("metrics endpoint"), "metrics endpoint started without metrics-port: {out}");
+    assert!(
+        !out.contains("metrics endpoint"),
+        "metrics endpoint started without metrics-port: {out}"
+    );
 }
 
 /// Small std-only helpers (until the shared harness lands).
+#[allow(dead_code)]
 mod local {
     use std::io::{self, BufRead, BufReader, Write};
     use std::net::{TcpListener, TcpStream};
@@ -219,7 +280,10 @@ mod local {
     fn line(r: &mut impl BufRead) -> io::Result<String> {
         let mut s = String::new();
         if r.read_line(&mut s)? == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed",
+            ));
         }
         Ok(s.trim_end_matches(['\r', '\n']).to_string())
     }

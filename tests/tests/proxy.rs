@@ -72,14 +72,20 @@ impl Shard {
 
     /// SIGTERM, then wait (bounded) for a clean exit.
     fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status();
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
-                assert!(status.success(), "{} exited with {status} on SIGTERM", self.name);
+                assert!(
+                    status.success(),
+                    "{} exited with {status} on SIGTERM",
+                    self.name
+                );
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -253,9 +259,18 @@ fn three_shards_behind_twemproxy() {
     for (s, shard) in shards.iter().enumerate() {
         let n = per_shard.get(&s).map_or(0, Vec::len);
         eprintln!("{}: {n} of {KEYS} keys", shard.name);
-        assert!(n >= KEYS / 10, "{} holds only {n} of {KEYS} keys", shard.name);
+        assert!(
+            n >= KEYS / 10,
+            "{} holds only {n} of {KEYS} keys",
+            shard.name
+        );
         if implemented(shard, &["DBSIZE"]) {
-            assert_eq!(shard.client().cmd(&["DBSIZE"]), Reply::Int(n as i64), "DBSIZE on {}", shard.name);
+            assert_eq!(
+                shard.client().cmd(&["DBSIZE"]),
+                Reply::Int(n as i64),
+                "DBSIZE on {}",
+                shard.name
+            );
         } else {
             eprintln!("note: DBSIZE not implemented yet; placement counted with GET on each shard");
         }
@@ -263,7 +278,10 @@ fn three_shards_behind_twemproxy() {
 
     // Read everything back through the proxy.
     for i in 0..KEYS {
-        assert_eq!(via.cmd(&["GET", &key(i)]), Reply::Bulk(Some(value(i).into_bytes())));
+        assert_eq!(
+            via.cmd(&["GET", &key(i)]),
+            Reply::Bulk(Some(value(i).into_bytes()))
+        );
     }
     assert_eq!(via.cmd(&["GET", "proxy:absent"]), Reply::Bulk(None));
 
@@ -286,7 +304,10 @@ fn three_shards_behind_twemproxy() {
             continue;
         }
         for &i in keys {
-            assert_eq!(via.cmd(&["GET", &key(i)]), Reply::Bulk(Some(value(i).into_bytes())));
+            assert_eq!(
+                via.cmd(&["GET", &key(i)]),
+                Reply::Bulk(Some(value(i).into_bytes()))
+            );
         }
     }
     let probe = victim_keys.first().copied().expect("the victim holds keys");
@@ -352,13 +373,33 @@ fn forwarded_commands(via: &mut Resp, shard: &Shard) {
         // (probe on a shard, command through the proxy, expected reply)
         (&["PING"], &["PING"], Reply::Status("PONG".into())),
         (&["EXISTS", "x"], &["EXISTS", "proxy:key:1"], Reply::Int(1)),
-        (&["INCR", "proxy:probe:n"], &["INCR", "proxy:n"], Reply::Int(1)),
-        (&["INCRBY", "proxy:probe:n", "1"], &["INCRBY", "proxy:n", "41"], Reply::Int(42)),
-        (&["APPEND", "proxy:probe:a", "x"], &["APPEND", "proxy:a", "abc"], Reply::Int(3)),
+        (
+            &["INCR", "proxy:probe:n"],
+            &["INCR", "proxy:n"],
+            Reply::Int(1),
+        ),
+        (
+            &["INCRBY", "proxy:probe:n", "1"],
+            &["INCRBY", "proxy:n", "41"],
+            Reply::Int(42),
+        ),
+        (
+            &["APPEND", "proxy:probe:a", "x"],
+            &["APPEND", "proxy:a", "abc"],
+            Reply::Int(3),
+        ),
         (&["STRLEN", "x"], &["STRLEN", "proxy:a"], Reply::Int(3)),
-        (&["EXPIRE", "x", "100"], &["EXPIRE", "proxy:a", "100"], Reply::Int(1)),
+        (
+            &["EXPIRE", "x", "100"],
+            &["EXPIRE", "proxy:a", "100"],
+            Reply::Int(1),
+        ),
         (&["TTL", "x"], &["TTL", "proxy:n"], Reply::Int(-1)),
-        (&["TYPE", "x"], &["TYPE", "proxy:a"], Reply::Status("string".into())),
+        (
+            &["TYPE", "x"],
+            &["TYPE", "proxy:a"],
+            Reply::Status("string".into()),
+        ),
         (
             &["MSET", "proxy:probe:m", "1"],
             &["MSET", "proxy:m1", "a", "proxy:m2", "b", "proxy:m3", "c"],
@@ -374,7 +415,11 @@ fn forwarded_commands(via: &mut Resp, shard: &Shard) {
                 Reply::Bulk(Some(b"c".to_vec())),
             ]),
         ),
-        (&["DEL", "proxy:probe:none"], &["DEL", "proxy:m1", "proxy:m2", "proxy:absent"], Reply::Int(2)),
+        (
+            &["DEL", "proxy:probe:none"],
+            &["DEL", "proxy:m1", "proxy:m2", "proxy:absent"],
+            Reply::Int(2),
+        ),
     ];
     let mut skipped = Vec::new();
     for (probe, args, want) in cases {
@@ -385,7 +430,9 @@ fn forwarded_commands(via: &mut Resp, shard: &Shard) {
         assert_eq!(&via.cmd(args), want, "{args:?} through the proxy");
     }
     if !skipped.is_empty() {
-        eprintln!("note: not implemented by amber-server yet, not checked through the proxy: {skipped:?}");
+        eprintln!(
+            "note: not implemented by amber-server yet, not checked through the proxy: {skipped:?}"
+        );
     }
     // Not supported by twemproxy itself: it closes the connection or answers an
     // error, whatever the server would say (documented in docs/DEPLOY.md).
@@ -398,6 +445,7 @@ fn forwarded_commands(via: &mut Resp, shard: &Shard) {
 }
 
 /// Small std-only helpers (until the shared harness lands).
+#[allow(dead_code)]
 mod local {
     use std::io::{self, BufRead, BufReader, Write};
     use std::net::{TcpListener, TcpStream};
@@ -460,7 +508,10 @@ mod local {
     fn line(r: &mut impl BufRead) -> io::Result<String> {
         let mut s = String::new();
         if r.read_line(&mut s)? == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed",
+            ));
         }
         Ok(s.trim_end_matches(['\r', '\n']).to_string())
     }
