@@ -6,6 +6,7 @@
 #   docker run amber redis-cli -h host ping  -> any other command runs as is
 set -e
 case "$1" in
+  -v|--version|-h|--help) set -- amber-server "$@" ;;
   -*) set -- amber-server /etc/amber/amber.conf "$@" ;;
   *.conf) set -- amber-server "$@" ;;
 esac

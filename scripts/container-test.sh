@@ -90,3 +90,126 @@ runtime = \"runc\""
 log "prepare podman and the local base image"
 prepare
 [[ ${1:-} == prepare ]] && { log "prepared"; exit 0; }
+
+NUT_IMAGE=${NUT_IMAGE:-localhost/amber-nutcracker:container-test}
+METRICS_PORT=${METRICS_PORT:-16391}
+COMPOSE=(podman-compose -p "$PROJECT" -f "$ROOT/docker/compose.cluster.yaml")
+export AMBER_IMAGE=$IMAGE NUTCRACKER_IMAGE=$NUT_IMAGE AMBER_PROXY_PORT=$PROXY_PORT
+
+# Removes what this script creates. Never touches the base image or other
+# containers: only the names, project and tags above.
+cleanup() {
+  set +e
+  podman rm -f "$NAME" >/dev/null 2>&1
+  local c
+  for c in $(podman ps -a --filter "label=io.podman.compose.project=$PROJECT" --format '{{.Names}}'); do
+    podman rm -f "$c" >/dev/null 2>&1
+  done
+  podman network rm -f "${PROJECT}_default" >/dev/null 2>&1
+  podman rmi -f "$IMAGE" "$NUT_IMAGE" >/dev/null 2>&1
+  # Kept on purpose: the base image, podman's layer cache of the build steps
+  # and the cargo cache mounts, so a rerun is fast (`podman image prune`
+  # reclaims the layers; `podman system reset` everything).
+  return 0
+}
+on_exit() {
+  local rc=$?
+  if ((rc)); then
+    echo "---- diagnostics (exit $rc) ----" >&2
+    podman ps -a >&2 || true
+    podman logs --tail 30 "$NAME" >&2 2>/dev/null || true
+    for c in $(podman ps -a --filter "label=io.podman.compose.project=$PROJECT" --format '{{.Names}}' 2>/dev/null); do
+      echo "-- logs of $c" >&2; podman logs --tail 20 "$c" >&2 2>/dev/null || true
+    done
+  fi
+  if [[ ${KEEP:-0} == 1 ]]; then
+    log "KEEP=1: containers and images left in place"
+  else
+    cleanup
+  fi
+  log "total $((SECONDS - START))s, exit $rc"
+}
+
+# Polls `cmd...` (bounded) until its output equals `want`.
+wait_for() {
+  local want=$1 tries=$2; shift 2
+  local out=""
+  for ((i = 0; i < tries; i++)); do
+    out=$("$@" 2>/dev/null || true)
+    [[ $out == "$want" ]] && return 0
+    sleep 0.5
+  done
+  echo "waited for '$want' from '$*', last output: '$out'" >&2
+  return 1
+}
+
+cleanup   # a previous run killed half-way (or KEEP=1) left things behind
+trap on_exit EXIT
+
+# ---- 2. the image ----
+log "build $IMAGE from docker/Dockerfile (context: the repository)"
+t podman build --format docker -f "$ROOT/docker/Dockerfile" -t "$IMAGE" "$ROOT"
+[[ $(podman image inspect --format '{{.Config.User}}' "$IMAGE") == amber ]] || fail "image does not run as the amber user"
+[[ -n $(podman image inspect --format '{{.Config.Healthcheck}}' "$IMAGE") ]] || fail "image has no HEALTHCHECK"
+podman run --rm "$IMAGE" --version | grep -q '^Amber server' || fail "amber-server --version"
+
+# ---- 3. one node: published port, tmpfs arena, env + args overrides ----
+log "run $NAME on 127.0.0.1:$PORT with a tmpfs arena"
+t podman run -d --name "$NAME" \
+  -p "127.0.0.1:$PORT:6379" -p "127.0.0.1:$METRICS_PORT:9379" \
+  --tmpfs /data:rw,size=300m,mode=1777 \
+  -e AMBER_PMEM_SIZE=256mb -e AMBER_DRAM_BUDGET=64mb -e AMBER_PERSISTENCE=none \
+  "$IMAGE" --metrics-port 9379 >/dev/null
+wait_for PONG 60 redis-cli -p "$PORT" ping || fail "no PONG on the published port"
+echo "redis-cli -p $PORT ping -> PONG"
+[[ $(redis-cli -p "$PORT" set container:hello world) == OK ]] || fail "SET through the published port"
+[[ $(redis-cli -p "$PORT" get container:hello) == world ]] || fail "GET through the published port"
+echo "SET/GET through 127.0.0.1:$PORT -> world"
+[[ $(podman exec "$NAME" id -u) == 10001 ]] || fail "server does not run as uid 10001"
+podman exec "$NAME" sh -c 'test -f /data/amber.arena || ls -la /data' >/dev/null || true
+# The HEALTHCHECK (podman runs it on demand: there is no systemd timer here).
+t podman healthcheck run "$NAME" || fail "healthcheck did not pass"
+health=$(podman inspect --format '{{.State.Healthcheck.Status}}' "$NAME" 2>/dev/null \
+  || podman inspect --format '{{.State.Health.Status}}' "$NAME")
+[[ $health == healthy ]] || fail "health status '$health'"
+echo "healthcheck -> $health"
+# Metrics through the published metrics port.
+metrics=$(curl -sf "http://127.0.0.1:$METRICS_PORT/metrics") || fail "metrics endpoint"
+grep -q '^amber_commands_total{cmd="set"} 1$' <<<"$metrics" || fail "metrics: no SET counted"
+grep -q '^amber_dram_budget_bytes 67108864$' <<<"$metrics" || fail "metrics: AMBER_DRAM_BUDGET not applied"
+echo "metrics on 127.0.0.1:$METRICS_PORT -> amber_commands_total{cmd=\"set\"} 1"
+# SIGTERM ends the server cleanly (PID 1 is amber-server itself).
+t podman stop -t 20 "$NAME" >/dev/null
+code=$(podman inspect --format '{{.State.ExitCode}}' "$NAME")
+[[ $code == 0 ]] || fail "exit code $code after podman stop"
+podman rm -f "$NAME" >/dev/null
+
+# ---- 4. three shards behind twemproxy with podman-compose ----
+log "build $NUT_IMAGE and bring up compose.cluster.yaml (project $PROJECT)"
+t podman build --format docker -t "$NUT_IMAGE" "$ROOT/docker/nutcracker" >/dev/null
+t "${COMPOSE[@]}" up -d --no-build >/dev/null
+# nutcracker answers PING itself: wait for a write that reaches a shard.
+wait_for OK 120 redis-cli -p "$PROXY_PORT" set cluster:probe 1 || fail "no write through the proxy"
+n=300
+ok=$(for ((i = 0; i < n; i++)); do echo "SET cluster:key:$i value-$i"; done \
+  | redis-cli -p "$PROXY_PORT" | grep -c '^OK$' || true)
+[[ $ok == "$n" ]] || fail "$ok of $n SETs through the proxy answered OK"
+got=$(for ((i = 0; i < n; i++)); do echo "GET cluster:key:$i"; done \
+  | redis-cli -p "$PROXY_PORT" | grep -c '^value-' || true)
+[[ $got == "$n" ]] || fail "$got of $n keys read back through the proxy"
+echo "wrote and read back $n keys through the proxy on 127.0.0.1:$PROXY_PORT"
+# Each shard holds a share (asked from inside each shard's container).
+total=0
+for s in amber-1 amber-2 amber-3; do
+  c=$(podman ps --filter "label=io.podman.compose.project=$PROJECT" \
+        --filter "label=io.podman.compose.service=$s" --format '{{.Names}}' | head -1)
+  [[ -n $c ]] || fail "no container for $s"
+  held=$(for ((i = 0; i < n; i++)); do echo "GET cluster:key:$i"; done \
+    | podman exec -i "$c" redis-cli | grep -c '^value-' || true)
+  echo "$s ($c): $held keys"
+  ((held > 0)) || fail "$s holds no keys"
+  total=$((total + held))
+done
+((total == n)) || fail "shards hold $total keys in all, expected $n"
+t "${COMPOSE[@]}" down >/dev/null 2>&1 || true
+log "PASS"
