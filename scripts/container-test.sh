@@ -202,7 +202,7 @@ echo "wrote and read back $n keys through the proxy on 127.0.0.1:$PROXY_PORT"
 total=0
 for s in amber-1 amber-2 amber-3; do
   c=$(podman ps --filter "label=io.podman.compose.project=$PROJECT" \
-        --filter "label=io.podman.compose.service=$s" --format '{{.Names}}' | head -1)
+        --filter "label=com.docker.compose.service=$s" --format '{{.Names}}' | head -1)
   [[ -n $c ]] || fail "no container for $s"
   held=$(for ((i = 0; i < n; i++)); do echo "GET cluster:key:$i"; done \
     | podman exec -i "$c" redis-cli | grep -c '^value-' || true)
