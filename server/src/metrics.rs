@@ -19,7 +19,7 @@
 //! families: `127.0.0.1` stays loopback, `0.0.0.0` in a container is
 //! reachable), answers `GET /metrics` (and `GET /`), and closes each
 //! connection after one response. It is deliberately tiny: Prometheus scrapes
-//! every few seconds, there is nothing to keep alive.
+//! every few seconds; there is nothing to keep alive.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
