@@ -112,7 +112,14 @@ async fn async_main(config: config::Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let srv = Arc::new(ServerState::new(config));
+    let srv = match ServerState::new(config) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open the keyspace");
+            eprintln!("Fatal error: cannot open the keyspace: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     if let Some(addr) = listeners.first().and_then(|l| l.local_addr().ok()) {
         srv.port
             .store(addr.port(), std::sync::atomic::Ordering::Relaxed);
@@ -140,7 +147,13 @@ async fn async_main(config: config::Config) -> ExitCode {
         pid = std::process::id(),
         "Amber is ready to accept connections"
     );
-    amber_server::run(srv, listeners).await;
+    amber_server::run(srv.clone(), listeners).await;
+    // Every acknowledged write is already in the arena; this syncs it and
+    // marks the shutdown clean.
+    if let Err(e) = srv.keyspace.close() {
+        tracing::error!(error = %e, "closing the arena failed");
+        return ExitCode::FAILURE;
+    }
     tracing::info!("Amber is now ready to exit, bye bye...");
     ExitCode::SUCCESS
 }

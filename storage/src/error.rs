@@ -14,6 +14,19 @@ pub enum Error {
     OutOfMemory,
     /// The database index is outside `0..DB_COUNT`.
     DbIndexOutOfRange,
+    /// The persistent-memory arena has no free segment left for the write.
+    ArenaFull,
+    /// A record in the arena failed its checksum or bounds check.
+    Corrupt(String),
+    /// An I/O call (open, mmap, msync, ...) failed; the text says which.
+    Io(String),
+    /// The arena file cannot be used as configured (wrong magic, version or
+    /// size, truncated, ...): a start-up error, never a silent wipe.
+    BadArena(String),
+    /// A record (header + key + value) is larger than one arena segment.
+    RecordTooLarge,
+    /// An arena segment still holds live records and cannot be freed.
+    SegmentInUse,
 }
 
 impl fmt::Display for Error {
@@ -21,6 +34,12 @@ impl fmt::Display for Error {
         match self {
             Error::OutOfMemory => f.write_str("out of memory"),
             Error::DbIndexOutOfRange => f.write_str("DB index is out of range"),
+            Error::ArenaFull => f.write_str("arena full"),
+            Error::Corrupt(what) => write!(f, "arena corrupt: {what}"),
+            Error::Io(what) => write!(f, "arena I/O error: {what}"),
+            Error::BadArena(what) => write!(f, "unusable arena: {what}"),
+            Error::RecordTooLarge => f.write_str("record larger than an arena segment"),
+            Error::SegmentInUse => f.write_str("arena segment still holds live records"),
         }
     }
 }
