@@ -448,6 +448,33 @@ fn render_state(srv: &ServerState, out: &mut String) {
         let _ = writeln!(out, "amber_expiring_keys{{db=\"{db}\"}} {}", info.expires);
     }
 
+    let ks = &srv.keyspace.stats;
+    single(
+        out,
+        "amber_compactions_total",
+        "counter",
+        "Arena segments freed by the compactor.",
+        ks.compactions.load(Ordering::Relaxed),
+    );
+    single(
+        out,
+        "amber_recovered_keys",
+        "gauge",
+        "Keys start-up recovery found in the arena.",
+        ks.recovered_keys.load(Ordering::Relaxed),
+    );
+    family(
+        out,
+        "amber_recovery_seconds",
+        "gauge",
+        "Time start-up recovery took.",
+    );
+    let _ = writeln!(
+        out,
+        "amber_recovery_seconds {}",
+        ks.recovery_ms.load(Ordering::Relaxed) as f64 / 1000.0
+    );
+
     let t = tiering_snapshot(srv);
     single(
         out,
@@ -525,7 +552,11 @@ mod tests {
 
     #[test]
     fn state_series_follow_the_naming_rules() {
-        let srv = ServerState::new(crate::config::Config::default());
+        // A DRAM-only keyspace: no arena file for a unit test.
+        let srv = ServerState::with_keyspace(
+            crate::config::Config::default(),
+            amber_storage::Keyspace::new(amber_storage::KeyspaceConfig::default()),
+        );
         let mut out = String::new();
         render_state(&srv, &mut out);
         for line in out.lines().filter(|l| l.starts_with("# TYPE ")) {
