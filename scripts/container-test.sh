@@ -100,10 +100,10 @@ export AMBER_IMAGE=$IMAGE NUTCRACKER_IMAGE=$NUT_IMAGE AMBER_PROXY_PORT=$PROXY_PO
 # containers: only the names, project and tags above.
 cleanup() {
   set +e
-  podman rm -f "$NAME" >/dev/null 2>&1
+  podman rm -f -v "$NAME" >/dev/null 2>&1
   local c
   for c in $(podman ps -a --filter "label=io.podman.compose.project=$PROJECT" --format '{{.Names}}'); do
-    podman rm -f "$c" >/dev/null 2>&1
+    podman rm -f -v "$c" >/dev/null 2>&1
   done
   podman network rm -f "${PROJECT}_default" >/dev/null 2>&1
   podman rmi -f "$IMAGE" "$NUT_IMAGE" >/dev/null 2>&1
@@ -154,10 +154,10 @@ t podman build --format docker -f "$ROOT/docker/Dockerfile" -t "$IMAGE" "$ROOT"
 podman run --rm "$IMAGE" --version | grep -q '^Amber server' || fail "amber-server --version"
 
 # ---- 3. one node: published port, tmpfs arena, env + args overrides ----
-log "run $NAME on 127.0.0.1:$PORT with a tmpfs arena"
+log "run $NAME on 127.0.0.1:$PORT with a tmpfs arena on /pmem"
 t podman run -d --name "$NAME" \
   -p "127.0.0.1:$PORT:6379" -p "127.0.0.1:$METRICS_PORT:9379" \
-  --tmpfs /data:rw,size=300m,mode=1777 \
+  --tmpfs /pmem:rw,size=300m,mode=1777 -e AMBER_PMEM_PATH=/pmem/amber.arena \
   -e AMBER_PMEM_SIZE=256mb -e AMBER_DRAM_BUDGET=64mb -e AMBER_PERSISTENCE=none \
   "$IMAGE" --metrics-port 9379 >/dev/null
 wait_for PONG 60 redis-cli -p "$PORT" ping || fail "no PONG on the published port"
@@ -166,7 +166,7 @@ echo "redis-cli -p $PORT ping -> PONG"
 [[ $(redis-cli -p "$PORT" get container:hello) == world ]] || fail "GET through the published port"
 echo "SET/GET through 127.0.0.1:$PORT -> world"
 [[ $(podman exec "$NAME" id -u) == 10001 ]] || fail "server does not run as uid 10001"
-podman exec "$NAME" sh -c 'test -f /data/amber.arena || ls -la /data' >/dev/null || true
+podman exec "$NAME" test -f /pmem/amber.arena || fail "no arena on the tmpfs"
 # The HEALTHCHECK (podman runs it on demand: there is no systemd timer here).
 t podman healthcheck run "$NAME" || fail "healthcheck did not pass"
 health=$(podman inspect --format '{{.State.Healthcheck.Status}}' "$NAME" 2>/dev/null \
@@ -182,7 +182,7 @@ echo "metrics on 127.0.0.1:$METRICS_PORT -> amber_commands_total{cmd=\"set\"} 1"
 t podman stop -t 20 "$NAME" >/dev/null
 code=$(podman inspect --format '{{.State.ExitCode}}' "$NAME")
 [[ $code == 0 ]] || fail "exit code $code after podman stop"
-podman rm -f "$NAME" >/dev/null
+podman rm -f -v "$NAME" >/dev/null
 
 # ---- 4. three shards behind twemproxy with podman-compose ----
 log "build $NUT_IMAGE and bring up compose.cluster.yaml (project $PROJECT)"
@@ -211,5 +211,5 @@ for s in amber-1 amber-2 amber-3; do
   total=$((total + held))
 done
 ((total == n)) || fail "shards hold $total keys in all, expected $n"
-t "${COMPOSE[@]}" down >/dev/null 2>&1 || true
+t "${COMPOSE[@]}" down -v >/dev/null 2>&1 || true
 log "PASS"
