@@ -131,7 +131,9 @@ impl Tiers {
     pub fn new(arena: Option<Arena>, budget: u64) -> Self {
         let must_wait = arena.as_ref().is_some_and(|a| {
             let st = a.stats();
-            st.persistence == Persistence::Pmem && st.sync == crate::arena::ArenaSync::Always && !st.dax
+            st.persistence == Persistence::Pmem
+                && st.sync == crate::arena::ArenaSync::Always
+                && !st.dax
         });
         Tiers {
             must_wait,
