@@ -12,6 +12,7 @@ pub mod client;
 pub mod cmd;
 pub mod config;
 pub mod connection;
+pub mod metrics;
 pub mod resp;
 pub mod server;
 pub mod state;

@@ -201,8 +201,10 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     };
     let start = Instant::now();
     let result = handler(ctx, args);
-    let usec = start.elapsed().as_micros() as u64;
-    def.stats.record(usec, result.is_err());
+    let elapsed = start.elapsed();
+    def.stats
+        .record(elapsed.as_micros() as u64, result.is_err());
+    crate::metrics::record_command(&def.name, elapsed, result.is_err());
     if let Err(e) = result {
         reply_error(ctx, &e);
     }
