@@ -152,6 +152,12 @@ fn function_flush(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 // SLOWLOG: Amber does not record slow commands yet; the log is always empty.
 
 fn slowlog_get(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    if args.len() > 3 {
+        return Err(CmdError::err(format!(
+            "unknown subcommand or wrong number of arguments for '{}'. Try SLOWLOG HELP.",
+            text(args.get(1).copied().unwrap_or_default())
+        )));
+    }
     if let Some(c) = args.get(2) {
         match parse_i64(c) {
             Some(n) if n >= -1 => {}

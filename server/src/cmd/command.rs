@@ -31,6 +31,76 @@ fn proto_index(ctx: &Ctx<'_>) -> usize {
     usize::from(ctx.out.proto == Protocol::Resp3)
 }
 
+/// The raw `COMMAND INFO` (`docs == false`) or `COMMAND DOCS` entry of a
+/// command in protocol `p`. Subcommands have no entry of their own in the
+/// metadata dump: theirs is cut out of their container's entry.
+fn raw_entry(ctx: &Ctx<'_>, def: &CommandDef, p: usize, docs: bool) -> Vec<u8> {
+    let own = if docs { &def.docs[p] } else { &def.info[p] };
+    if !own.is_empty() {
+        return own.clone();
+    }
+    let Some((parent, _)) = def.name.split_once('|') else {
+        return own.clone();
+    };
+    let Some(parent) = ctx.srv.commands.get(parent.as_bytes()) else {
+        return own.clone();
+    };
+    let raw = if docs { &parent.docs[p] } else { &parent.info[p] };
+    sub_entry(raw, &def.name, docs).unwrap_or_default()
+}
+
+/// The spans of the elements of the aggregate starting at `start`.
+fn children(b: &[u8], start: usize) -> Option<Vec<(usize, usize)>> {
+    let rest = b.get(start..)?;
+    let nl = rest.windows(2).position(|w| w == b"\r\n")?;
+    let tag = *rest.first()?;
+    let n: usize = std::str::from_utf8(rest.get(1..nl)?).ok()?.parse().ok()?;
+    let count = if tag == b'%' { 2 * n } else { n };
+    let mut pos = start + nl + 2;
+    let mut out = Vec::new();
+    for _ in 0..count {
+        let s = pos;
+        parse(b, &mut pos)?;
+        out.push((s, pos));
+    }
+    Some(out)
+}
+
+/// A subcommand's entry inside its container's raw INFO or DOCS entry.
+fn sub_entry(raw: &[u8], fullname: &str, docs: bool) -> Option<Vec<u8>> {
+    let top = children(raw, 0)?;
+    let subs = if docs {
+        let pairs = top.chunks(2).find(|kv| {
+            kv.first()
+                .and_then(|&(s, e)| raw.get(s..e))
+                .is_some_and(|k| k.ends_with(b"subcommands\r\n"))
+        })?;
+        *pairs.get(1)?
+    } else {
+        *top.get(9)?
+    };
+    let items = children(raw, subs.0)?;
+    if docs {
+        for kv in items.chunks(2) {
+            let (ks, ke) = *kv.first()?;
+            let mut pos = ks;
+            if parse(raw, &mut pos).is_some_and(|k| k.text() == fullname.as_bytes()) && pos == ke {
+                let (vs, ve) = *kv.get(1)?;
+                return raw.get(vs..ve).map(<[u8]>::to_vec);
+            }
+        }
+    } else {
+        for (s, e) in items {
+            let mut pos = s;
+            let v = parse(raw, &mut pos)?;
+            if v.items().first().is_some_and(|n| n.text() == fullname.as_bytes()) {
+                return raw.get(s..e).map(<[u8]>::to_vec);
+            }
+        }
+    }
+    None
+}
+
 /// Every top-level command, sorted by name (Redis answers in hash order).
 fn all(ctx: &Ctx<'_>) -> Vec<Arc<CommandDef>> {
     let mut v: Vec<Arc<CommandDef>> = ctx.srv.commands.iter().cloned().collect();
@@ -73,7 +143,7 @@ fn info(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let names = args.get(2..).unwrap_or_default();
     let found: Vec<Option<Vec<u8>>> = names
         .iter()
-        .map(|n| by_name(ctx, n).map(|c| c.info[p].clone()))
+        .map(|n| by_name(ctx, n).map(|c| raw_entry(ctx, c, p, false)))
         .collect();
     ctx.out.array(found.len());
     for f in found {
@@ -96,7 +166,7 @@ fn docs(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         args.get(2..)
             .unwrap_or_default()
             .iter()
-            .filter_map(|n| by_name(ctx, n).map(|c| (c.name.clone(), c.docs[p].clone())))
+            .filter_map(|n| by_name(ctx, n).map(|c| (c.name.clone(), raw_entry(ctx, c, p, true))))
             .collect()
     };
     ctx.out.map(found.len());
@@ -139,13 +209,13 @@ enum Filter {
     Pattern(Vec<u8>),
 }
 
-fn keep(c: &CommandDef, filter: &Filter) -> bool {
+fn keep(c: &CommandDef, raw: &[u8], filter: &Filter) -> bool {
     match filter {
         Filter::None => true,
         // Amber has no modules.
         Filter::Module => false,
         Filter::AclCat(None) => false,
-        Filter::AclCat(Some(cat)) => categories(&c.info[0]).iter().any(|x| x == cat),
+        Filter::AclCat(Some(cat)) => categories(raw).iter().any(|x| x == cat),
         Filter::Pattern(p) => amber_storage::glob::matches(p, c.name.as_bytes(), true),
     }
 }
@@ -176,13 +246,13 @@ fn list(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     }
     let mut names = Vec::new();
     for c in all(ctx) {
-        if keep(&c, &filter) {
+        if keep(&c, &raw_entry(ctx, &c, 0, false), &filter) {
             names.push(c.name.clone());
         }
         let mut subs: Vec<&Arc<CommandDef>> = c.subcommands.values().collect();
         subs.sort_by(|a, b| a.name.cmp(&b.name));
         for s in subs {
-            if keep(s, &filter) {
+            if keep(s, &raw_entry(ctx, s, 0, false), &filter) {
                 names.push(s.name.clone());
             }
         }
@@ -244,7 +314,7 @@ fn getkeys_impl(ctx: &mut Ctx<'_>, args: &[&[u8]], with_flags: bool) -> CmdResul
         base
     };
     let p = proto_index(ctx);
-    let specs = key_specs(&cmd.info[p]);
+    let specs = key_specs(&raw_entry(ctx, cmd, p, false), p == 1);
     if specs.iter().all(|s| s.not_key) {
         return Err(CmdError::err("The command has no key arguments"));
     }
@@ -264,7 +334,13 @@ fn getkeys_impl(ctx: &mut Ctx<'_>, args: &[&[u8]], with_flags: bool) -> CmdResul
         if with_flags {
             ctx.out.array(2);
             ctx.out.bulk(key);
-            let raw = specs.get(spec).map(|s| s.raw_flags.clone()).unwrap_or_default();
+            let raw = match specs.get(spec) {
+                Some(s) if s.variable_flags => {
+                    variable_key_flags(&cmd.name, argv, p == 1).unwrap_or_else(|| s.raw_flags.clone())
+                }
+                Some(s) => s.raw_flags.clone(),
+                None => Vec::new(),
+            };
             ctx.out.raw(&raw);
         } else {
             ctx.out.bulk(key);
@@ -392,12 +468,14 @@ struct KeySpec {
     find: FindKeys,
     not_key: bool,
     incomplete: bool,
+    /// The flags depend on the arguments (Redis asks the command's own getkeys).
+    variable_flags: bool,
     /// The raw flags set, in the client's protocol.
     raw_flags: Vec<u8>,
 }
 
 /// The key specs of a raw `COMMAND INFO` entry (element 9).
-fn key_specs(raw: &[u8]) -> Vec<KeySpec> {
+fn key_specs(raw: &[u8], resp3: bool) -> Vec<KeySpec> {
     let mut pos = 0;
     let Some(v) = parse(raw, &mut pos) else {
         return Vec::new();
@@ -447,11 +525,12 @@ fn key_specs(raw: &[u8]) -> Vec<KeySpec> {
             find,
             not_key: has("not_key"),
             incomplete: has("incomplete"),
+            variable_flags: has("variable_flags"),
             raw_flags: Vec::new(),
         });
     }
     // Raw flag bytes: re-encode the flag names in the entry's own set type.
-    let set_tag = if raw.get(..1) == Some(b"*") { b'*' } else { b'~' };
+    let set_tag = if resp3 { b'~' } else { b'*' };
     for (spec, parsed) in specs.iter_mut().zip(list.items()) {
         let names: Vec<&[u8]> = parsed
             .get("flags")
@@ -469,6 +548,42 @@ fn key_specs(raw: &[u8]) -> Vec<KeySpec> {
         spec.raw_flags = out;
     }
     specs
+}
+
+/// The key flags of commands whose flags depend on their arguments, as
+/// Redis's `setGetKeys` and `bitfieldGetKeys` give them.
+fn variable_key_flags(name: &str, argv: &[&[u8]], resp3: bool) -> Option<Vec<u8>> {
+    let flags: &[&str] = match name {
+        "set" => {
+            if argv.iter().skip(3).any(|a| is(a, "get")) {
+                &["RW", "access", "update"]
+            } else {
+                &["OW", "update"]
+            }
+        }
+        "bitfield" => {
+            let writes = argv
+                .iter()
+                .skip(2)
+                .any(|a| is(a, "set") || is(a, "incrby"));
+            if writes {
+                &["RW", "access", "update"]
+            } else {
+                &["RO", "access"]
+            }
+        }
+        _ => return None,
+    };
+    let mut out = Vec::new();
+    out.push(if resp3 { b'~' } else { b'*' });
+    out.extend_from_slice(flags.len().to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for f in flags {
+        out.push(b'+');
+        out.extend_from_slice(f.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    Some(out)
 }
 
 /// Redis's `getKeysUsingKeySpecs`: (argument position, spec index) of every
@@ -565,7 +680,7 @@ mod tests {
     #[test]
     fn specs_from_raw_info() {
         let raw = b"*10\r\n$3\r\nget\r\n:2\r\n~2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n~3\r\n+@read\r\n+@string\r\n+@fast\r\n~0\r\n~1\r\n%3\r\n$5\r\nflags\r\n~2\r\n+RO\r\n+access\r\n$12\r\nbegin_search\r\n%2\r\n$4\r\ntype\r\n$5\r\nindex\r\n$4\r\nspec\r\n%1\r\n$5\r\nindex\r\n:1\r\n$9\r\nfind_keys\r\n%2\r\n$4\r\ntype\r\n$5\r\nrange\r\n$4\r\nspec\r\n%3\r\n$7\r\nlastkey\r\n:0\r\n$7\r\nkeystep\r\n:1\r\n$5\r\nlimit\r\n:0\r\n~0\r\n";
-        let specs = key_specs(raw);
+        let specs = key_specs(raw, true);
         assert_eq!(specs.len(), 1);
         assert_eq!(specs[0].raw_flags, b"~2\r\n+RO\r\n+access\r\n");
         let argv: Vec<&[u8]> = vec![b"get", b"k"];
@@ -575,7 +690,7 @@ mod tests {
 
     #[test]
     fn malformed_raw_is_harmless() {
-        assert!(key_specs(b"*3\r\n:1").is_empty());
+        assert!(key_specs(b"*3\r\n:1", false).is_empty());
         assert!(categories(b"").is_empty());
     }
 }
