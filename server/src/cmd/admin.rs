@@ -54,7 +54,8 @@ fn time(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
 }
 
 fn lastsave(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
-    ctx.out.int(ctx.srv.last_save.load(Ordering::Relaxed) as i64);
+    ctx.out
+        .int(ctx.srv.last_save.load(Ordering::Relaxed) as i64);
     Ok(())
 }
 
@@ -111,7 +112,8 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         // Amber shuts down at once: there is never a shutdown to abort.
         return Err(CmdError::err("No shutdown in progress."));
     }
-    let wants_save = save || (!nosave && !ctx.srv.config.get("save").unwrap_or_default().is_empty());
+    let wants_save =
+        save || (!nosave && !ctx.srv.config.get("save").unwrap_or_default().is_empty());
     if wants_save {
         if let Err(e) = ctx.srv.save_point() {
             tracing::warn!(error = %e, "save point before shutdown failed");
@@ -161,11 +163,7 @@ fn slowlog_get(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     if let Some(c) = args.get(2) {
         match parse_i64(c) {
             Some(n) if n >= -1 => {}
-            _ => {
-                return Err(CmdError::err(
-                    "count should be greater than or equal to -1",
-                ))
-            }
+            _ => return Err(CmdError::err("count should be greater than or equal to -1")),
         }
     }
     ctx.out.array(0);

@@ -93,7 +93,10 @@ fn client_type(name: &[u8]) -> Result<ClientType, CmdError> {
     } else if is(name, "master") {
         Ok(ClientType::Master)
     } else {
-        Err(CmdError::err(format!("Unknown client type '{}'", text(name))))
+        Err(CmdError::err(format!(
+            "Unknown client type '{}'",
+            text(name)
+        )))
     }
 }
 
@@ -123,7 +126,11 @@ pub fn client_line(c: &ClientHandle, close_after_reply: bool) -> String {
         flags.push('N');
     }
     let qbuf = info.qbuf;
-    let qbuf_free = if qbuf == 0 { 0 } else { 16 * 1024usize.saturating_sub(qbuf) };
+    let qbuf_free = if qbuf == 0 {
+        0
+    } else {
+        16 * 1024usize.saturating_sub(qbuf)
+    };
     let tot_mem = 16 * 1024 + qbuf + info.name.len() + 1024;
     format!(
         "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
@@ -175,7 +182,10 @@ fn client_list(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
                 wanted.push(id);
             }
             for id in wanted {
-                if let Some(c) = u64::try_from(id).ok().and_then(|id| ctx.srv.clients.get(id)) {
+                if let Some(c) = u64::try_from(id)
+                    .ok()
+                    .and_then(|id| ctx.srv.clients.get(id))
+                {
                     out.push_str(&line_for(ctx, &c));
                     out.push('\n');
                 }
@@ -313,7 +323,10 @@ fn client_setinfo(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     } else if is(attr, "lib-ver") {
         false
     } else {
-        return Err(CmdError::err(format!("Unrecognized option '{}'", text(attr))));
+        return Err(CmdError::err(format!(
+            "Unrecognized option '{}'",
+            text(attr)
+        )));
     };
     if val.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
         return Err(CmdError::err(format!(
@@ -385,4 +398,24 @@ fn client_help(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         ],
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::table::{lookup, CommandTable};
+
+    #[test]
+    fn extensions_register_as_subcommands() {
+        let mut ext = extensions();
+        ext.extend(crate::cmd::object::extensions());
+        let table = CommandTable::build(&crate::cmd::all_handlers(), &ext);
+        let client = table.get(b"CLIENT").expect("client");
+        for sub in [&b"setinfo"[..], b"no-touch", b"list", b"kill"] {
+            assert!(lookup(&client.subcommands, sub).is_some(), "{sub:?}");
+        }
+        let object = table.get(b"object").expect("object");
+        assert!(lookup(&object.subcommands, b"TIER").is_some());
+        assert!(lookup(&object.subcommands, b"encoding").is_some());
+    }
 }

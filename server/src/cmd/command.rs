@@ -45,7 +45,11 @@ fn raw_entry(ctx: &Ctx<'_>, def: &CommandDef, p: usize, docs: bool) -> Vec<u8> {
     let Some(parent) = ctx.srv.commands.get(parent.as_bytes()) else {
         return own.clone();
     };
-    let raw = if docs { &parent.docs[p] } else { &parent.info[p] };
+    let raw = if docs {
+        &parent.docs[p]
+    } else {
+        &parent.info[p]
+    };
     sub_entry(raw, &def.name, docs).unwrap_or_default()
 }
 
@@ -93,7 +97,10 @@ fn sub_entry(raw: &[u8], fullname: &str, docs: bool) -> Option<Vec<u8>> {
         for (s, e) in items {
             let mut pos = s;
             let v = parse(raw, &mut pos)?;
-            if v.items().first().is_some_and(|n| n.text() == fullname.as_bytes()) {
+            if v.items()
+                .first()
+                .is_some_and(|n| n.text() == fullname.as_bytes())
+            {
                 return raw.get(s..e).map(<[u8]>::to_vec);
             }
         }
@@ -335,9 +342,8 @@ fn getkeys_impl(ctx: &mut Ctx<'_>, args: &[&[u8]], with_flags: bool) -> CmdResul
             ctx.out.array(2);
             ctx.out.bulk(key);
             let raw = match specs.get(spec) {
-                Some(s) if s.variable_flags => {
-                    variable_key_flags(&cmd.name, argv, p == 1).unwrap_or_else(|| s.raw_flags.clone())
-                }
+                Some(s) if s.variable_flags => variable_key_flags(&cmd.name, argv, p == 1)
+                    .unwrap_or_else(|| s.raw_flags.clone()),
                 Some(s) => s.raw_flags.clone(),
                 None => Vec::new(),
             };
@@ -439,7 +445,11 @@ fn categories(raw: &[u8]) -> Vec<String> {
         .map(|c| {
             c.items()
                 .iter()
-                .map(|x| String::from_utf8_lossy(x.text()).trim_start_matches('@').to_string())
+                .map(|x| {
+                    String::from_utf8_lossy(x.text())
+                        .trim_start_matches('@')
+                        .to_string()
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -456,8 +466,16 @@ enum BeginSearch {
 /// How to find the keys from there.
 #[derive(Debug)]
 enum FindKeys {
-    Range { lastkey: i64, keystep: i64, limit: i64 },
-    Keynum { keynumidx: i64, firstkey: i64, keystep: i64 },
+    Range {
+        lastkey: i64,
+        keystep: i64,
+        limit: i64,
+    },
+    Keynum {
+        keynumidx: i64,
+        firstkey: i64,
+        keystep: i64,
+    },
     Unknown,
 }
 
@@ -490,17 +508,21 @@ fn key_specs(raw: &[u8], resp3: bool) -> Vec<KeySpec> {
             .get("flags")
             .map(|f| f.items().iter().map(Resp::text).collect())
             .unwrap_or_default();
-        let has = |name: &str| flags.iter().any(|f| *f == name.as_bytes());
+        let has = |name: &str| flags.contains(&name.as_bytes());
         let bs = spec.get("begin_search");
         let bs_spec = bs.and_then(|b| b.get("spec"));
         let begin = match bs.and_then(|b| b.get("type")).map(Resp::text) {
-            Some(b"index") => BeginSearch::Index(bs_spec.and_then(|s| s.get("index")).map_or(0, Resp::int)),
+            Some(b"index") => {
+                BeginSearch::Index(bs_spec.and_then(|s| s.get("index")).map_or(0, Resp::int))
+            }
             Some(b"keyword") => BeginSearch::Keyword {
                 keyword: bs_spec
                     .and_then(|s| s.get("keyword"))
                     .map(|k| k.text().to_vec())
                     .unwrap_or_default(),
-                startfrom: bs_spec.and_then(|s| s.get("startfrom")).map_or(0, Resp::int),
+                startfrom: bs_spec
+                    .and_then(|s| s.get("startfrom"))
+                    .map_or(0, Resp::int),
             },
             _ => BeginSearch::Unknown,
         };
@@ -562,10 +584,7 @@ fn variable_key_flags(name: &str, argv: &[&[u8]], resp3: bool) -> Option<Vec<u8>
             }
         }
         "bitfield" => {
-            let writes = argv
-                .iter()
-                .skip(2)
-                .any(|a| is(a, "set") || is(a, "incrby"));
+            let writes = argv.iter().skip(2).any(|a| is(a, "set") || is(a, "incrby"));
             if writes {
                 &["RW", "access", "update"]
             } else {
@@ -598,7 +617,11 @@ fn keys_by_specs(specs: &[KeySpec], argv: &[&[u8]], arity: i64) -> Option<Vec<(u
         let mut first = match &spec.begin {
             BeginSearch::Index(p) => *p,
             BeginSearch::Keyword { keyword, startfrom } => {
-                let start = if *startfrom > 0 { *startfrom } else { argc + startfrom };
+                let start = if *startfrom > 0 {
+                    *startfrom
+                } else {
+                    argc + startfrom
+                };
                 let end = if *startfrom > 0 { argc - 1 } else { 1 };
                 let mut found = 0;
                 let mut i = start;
@@ -606,7 +629,10 @@ fn keys_by_specs(specs: &[KeySpec], argv: &[&[u8]], arity: i64) -> Option<Vec<(u
                     if i == end || i >= argc || i < 1 {
                         break;
                     }
-                    if argv.get(i as usize).is_some_and(|a| a.eq_ignore_ascii_case(keyword)) {
+                    if argv
+                        .get(i as usize)
+                        .is_some_and(|a| a.eq_ignore_ascii_case(keyword))
+                    {
                         found = i + 1;
                         break;
                     }

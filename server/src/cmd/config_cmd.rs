@@ -52,7 +52,8 @@ fn find_entry(name: &str) -> Option<Entry> {
 
 fn config_get(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let mut matches: Vec<(String, Entry)> = Vec::new();
-    let has = |m: &[(String, Entry)], name: &str| m.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+    let has =
+        |m: &[(String, Entry)], name: &str| m.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
     for &pat in args.iter().skip(2) {
         let name = text(pat);
         if !pat.iter().any(|c| matches!(c, b'[' | b'*' | b'?')) {
@@ -76,7 +77,8 @@ fn config_get(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     ctx.out.map(matches.len());
     for (key, e) in matches {
         ctx.out.bulk(key.as_bytes());
-        ctx.out.bulk(ctx.srv.config.value_of(e.directive).as_bytes());
+        ctx.out
+            .bulk(ctx.srv.config.value_of(e.directive).as_bytes());
     }
     Ok(())
 }

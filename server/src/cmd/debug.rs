@@ -24,6 +24,8 @@ fn allowed(ctx: &Ctx<'_>) -> bool {
 /// C's `strtod(s, NULL)`: the longest numeric prefix, 0 when there is none.
 fn strtod_prefix(s: &str) -> f64 {
     let s = s.trim_start();
+    // A number longer than this is not a sleep anyone means; bound the scan.
+    let s = s.get(..s.len().min(64)).unwrap_or_default();
     let mut end = 0;
     for i in (1..=s.len()).rev() {
         if s.is_char_boundary(i) && s.get(..i).and_then(|p| p.parse::<f64>().ok()).is_some() {
@@ -42,7 +44,11 @@ fn atoi(s: &str) -> i64 {
         Some(b'+') => (false, t.get(1..).unwrap_or_default()),
         _ => (false, t),
     };
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).take(18).collect();
+    let digits: String = rest
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .take(18)
+        .collect();
     let v: i64 = digits.parse().unwrap_or(0);
     if neg {
         -v
@@ -97,11 +103,11 @@ fn debug(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         2 if is(sub, "reload") => {
             // Amber's data is already in its store (DRAM and the arena); a
             // save point stands in for Redis's save-and-reload.
-            ctx.srv.save_point().map_err(|e| CmdError::err(e))?;
+            ctx.srv.save_point().map_err(CmdError::err)?;
             ctx.out.ok();
         }
         _ if is(sub, "reload") => {
-            ctx.srv.save_point().map_err(|e| CmdError::err(e))?;
+            ctx.srv.save_point().map_err(CmdError::err)?;
             ctx.out.ok();
         }
         2 if is(sub, "change-repl-id") => ctx.out.ok(),

@@ -273,7 +273,11 @@ fn render(ctx: &Ctx<'_>, all: bool, wanted: &[String]) -> String {
                 if calls == 0 && rejected == 0 && failed == 0 {
                     continue;
                 }
-                let per = if calls == 0 { 0.0 } else { usec as f32 / calls as f32 };
+                let per = if calls == 0 {
+                    0.0
+                } else {
+                    usec as f32 / calls as f32
+                };
                 let _ = write!(
                     s,
                     "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per:.2},rejected_calls={rejected},failed_calls={failed}\r\n",
@@ -296,7 +300,13 @@ fn render(ctx: &Ctx<'_>, all: bool, wanted: &[String]) -> String {
         for (code, n) in errors {
             let safe: String = code
                 .chars()
-                .map(|c| if c == ':' || c == '\r' || c == '\n' { '_' } else { c })
+                .map(|c| {
+                    if c == ':' || c == '\r' || c == '\n' {
+                        '_'
+                    } else {
+                        c
+                    }
+                })
                 .collect();
             let _ = write!(s, "errorstat_{safe}:count={n}\r\n");
         }
@@ -325,7 +335,11 @@ fn render(ctx: &Ctx<'_>, all: bool, wanted: &[String]) -> String {
     if want("tiering") {
         let t = tiering_stats(srv);
         let keys = t.hot_keys + t.cold_keys;
-        let per_key = if keys == 0 { 0.0 } else { t.dram_bytes as f64 / keys as f64 };
+        let per_key = if keys == 0 {
+            0.0
+        } else {
+            t.dram_bytes as f64 / keys as f64
+        };
         sections.push(format!(
             "# Tiering\r\nhot_keys:{}\r\ncold_keys:{}\r\ndram_bytes:{}\r\ndram_budget:{}\r\narena_bytes_used:{}\r\narena_bytes_free:{}\r\narena_bytes_dead:{}\r\ndemotions:{}\r\npromotions:{}\r\ncompactions:{}\r\npersist_calls:{}\r\npersistence:{}\r\narena_sync:{}\r\nrecovery_ms:{}\r\ndram_bytes_per_key:{per_key:.2}\r\n",
             t.hot_keys,

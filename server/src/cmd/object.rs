@@ -314,7 +314,11 @@ fn memory_stats(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
             out.int(0);
         }
     }
-    let per_key = if keys == 0 { 0 } else { m.allocated / keys as u64 };
+    let per_key = if keys == 0 {
+        0
+    } else {
+        m.allocated / keys as u64
+    };
     out.bulk(b"overhead.total");
     out.int(0);
     out.bulk(b"keys.count");

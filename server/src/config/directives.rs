@@ -294,7 +294,8 @@ pub static AMBER_DIRECTIVES: &[Directive] = &[
 /// `bind`: Redis listens on every interface (`* -::*`) and relies on
 /// protected mode; Amber listens on loopback unless told otherwise.
 /// `dir`: Amber keeps its data under `./data` by default.
-pub const AMBER_DEFAULT_OVERRIDES: &[(&str, &str)] = &[("bind", "127.0.0.1 -::1"), ("dir", "./data")];
+pub const AMBER_DEFAULT_OVERRIDES: &[(&str, &str)] =
+    &[("bind", "127.0.0.1 -::1"), ("dir", "./data")];
 
 /// Defaults of Redis's special directives (what a fresh `redis-server` shows).
 const SPECIAL_DEFAULTS: &[(&str, &str)] = &[

@@ -158,7 +158,8 @@ fn apply_lines(
         let canonical = config
             .check_value(d, &args, super::Source::Startup)
             .map_err(fail)?;
-        if d.name == "save" && state.save_loaded && !(args.len() == 1 && args.first() == Some(&"")) {
+        if d.name == "save" && state.save_loaded && !(args.len() == 1 && args.first() == Some(&""))
+        {
             config.append_save(&canonical);
         } else {
             config.store(d, canonical);
@@ -239,13 +240,25 @@ mod tests {
         let env = vec![("AMBER_DRAM_BUDGET".to_string(), "64mb".to_string())];
         let c = load(None, &env, &[]).expect("valid");
         assert_eq!(c.get("dram-budget").as_deref(), Some("67108864"));
-        let args: Vec<String> = ["--save", "60 100", "--save", "300", "10", "--slaveof", "no", "one"]
+        let args: Vec<String> = [
+            "--save",
+            "60 100",
+            "--save",
+            "300",
+            "10",
+            "--slaveof",
+            "no",
+            "one",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let c = load(None, &[], &args).expect("valid");
+        assert_eq!(c.get("save").as_deref(), Some("60 100 300 10"));
+        let bad: Vec<String> = ["--maxmemory", "1", "2"]
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let c = load(None, &[], &args).expect("valid");
-        assert_eq!(c.get("save").as_deref(), Some("60 100 300 10"));
-        let bad: Vec<String> = ["--maxmemory", "1", "2"].iter().map(|s| s.to_string()).collect();
         let e = load(None, &[], &bad).err().expect("invalid");
         assert_eq!(e.reason, "wrong number of arguments");
         let bad: Vec<String> = ["--nosuch", "1"].iter().map(|s| s.to_string()).collect();

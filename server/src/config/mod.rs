@@ -116,7 +116,11 @@ impl Config {
     /// A directive as an integer (memory values in bytes; 0 if not numeric).
     pub fn get_i64(&self, name: &str) -> i64 {
         self.get(name)
-            .and_then(|v| v.parse::<i64>().ok().or_else(|| v.parse::<u64>().ok().map(|u| u as i64)))
+            .and_then(|v| {
+                v.parse::<i64>()
+                    .ok()
+                    .or_else(|| v.parse::<u64>().ok().map(|u| u as i64))
+            })
             .unwrap_or(0)
     }
 
@@ -154,7 +158,12 @@ impl Config {
     }
 
     /// Validates a value for `d` without storing it, returning its canonical form.
-    pub fn check_value(&self, d: &Directive, args: &[&str], source: Source) -> Result<String, String> {
+    pub fn check_value(
+        &self,
+        d: &Directive,
+        args: &[&str],
+        source: Source,
+    ) -> Result<String, String> {
         value::canonical(d, args, &self.value_of(d), source)
     }
 
@@ -227,7 +236,10 @@ mod tests {
     #[test]
     fn every_directive_default_is_valid() {
         let c = Config::default();
-        for d in DIRECTIVES.iter().filter(|d| !matches!(d.name, "dir" | "replicaof")) {
+        for d in DIRECTIVES
+            .iter()
+            .filter(|d| !matches!(d.name, "dir" | "replicaof"))
+        {
             let v = c.value_of(d);
             let args: Vec<&str> = if d.multi_arg() {
                 if v.is_empty() {
@@ -272,7 +284,8 @@ mod tests {
     #[test]
     fn hot_values_follow() {
         let c = Config::default();
-        c.set("proto-max-bulk-len", &[b"2mb"], false).expect("valid");
+        c.set("proto-max-bulk-len", &[b"2mb"], false)
+            .expect("valid");
         assert_eq!(c.hot.proto_max_bulk_len.load(Ordering::Relaxed), 2 << 20);
         c.set("requirepass", &[b"pw"], false).expect("valid");
         assert!(c.hot.auth_required.load(Ordering::Relaxed));

@@ -115,16 +115,18 @@ fn numeric(
         parsed = string2ll(s);
     }
     let Some(v) = parsed else {
-        return Err(if flags.has(NumFlags::MEMORY) && flags.has(NumFlags::PERCENT) {
-            "argument must be a memory or percent value"
-        } else if flags.has(NumFlags::MEMORY) {
-            "argument must be a memory value"
-        } else if flags.has(NumFlags::OCTAL) {
-            "argument couldn't be parsed as an octal number"
-        } else {
-            "argument couldn't be parsed into an integer"
-        }
-        .into());
+        return Err(
+            if flags.has(NumFlags::MEMORY) && flags.has(NumFlags::PERCENT) {
+                "argument must be a memory or percent value"
+            } else if flags.has(NumFlags::MEMORY) {
+                "argument must be a memory value"
+            } else if flags.has(NumFlags::OCTAL) {
+                "argument couldn't be parsed as an octal number"
+            } else {
+                "argument couldn't be parsed into an integer"
+            }
+            .into(),
+        );
     };
     if unsigned {
         let u = v as u64 as i128;
@@ -181,7 +183,9 @@ fn check_string(check: Check, v: &str) -> Result<(), String> {
     let base_name = !v.contains('/') && !v.contains('\\');
     match check {
         Check::None | Check::ShutdownFlags => Ok(()),
-        Check::DbFilename if !base_name => Err("dbfilename can't be a path, just a filename".into()),
+        Check::DbFilename if !base_name => {
+            Err("dbfilename can't be a path, just a filename".into())
+        }
         Check::AofFilename if v.is_empty() => Err("appendfilename can't be empty".into()),
         Check::AofFilename if !base_name => {
             Err("appendfilename can't be a path, just a filename".into())
@@ -190,12 +194,16 @@ fn check_string(check: Check, v: &str) -> Result<(), String> {
         Check::AofDirname if !base_name => {
             Err("appenddirname can't be a path, just a dirname".into())
         }
-        Check::Hostname if v.len() >= 256 => Err("Hostnames must be less than 256 characters".into()),
+        Check::Hostname if v.len() >= 256 => {
+            Err("Hostnames must be less than 256 characters".into())
+        }
         Check::Hostname => {
             // Redis's loop checks every character but the first twice and the
             // first... as written: c = val[i++] after the check, so val[0] is
             // checked twice and the last character is checked too.
-            if v.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.') {
+            if v.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.')
+            {
                 Ok(())
             } else {
                 Err("Hostnames may only contain alphanumeric characters, hyphens or dots".into())
@@ -423,7 +431,9 @@ fn special(s: Special, args: &[&str], current: &str, source: Source) -> Result<S
             if source == Source::Runtime {
                 match std::fs::metadata(a) {
                     Ok(m) if m.is_dir() => {}
-                    Ok(_) => return Err(strerror(&std::io::Error::from_raw_os_error(libc::ENOTDIR))),
+                    Ok(_) => {
+                        return Err(strerror(&std::io::Error::from_raw_os_error(libc::ENOTDIR)))
+                    }
                     Err(e) => return Err(strerror(&e)),
                 }
                 return Ok(absolute(a));
@@ -454,7 +464,7 @@ fn special(s: Special, args: &[&str], current: &str, source: Source) -> Result<S
             Ok(out.join(" "))
         }
         Special::ClientOutputBufferLimit => {
-            if args.len() % 4 != 0 {
+            if args.len() & 3 != 0 {
                 return Err("Wrong number of arguments in buffer limit configuration.".into());
             }
             let mut classes: Vec<[String; 3]> = current
@@ -472,19 +482,23 @@ fn special(s: Special, args: &[&str], current: &str, source: Source) -> Result<S
             classes.resize(3, ["0".into(), "0".into(), "0".into()]);
             let mut updates = Vec::new();
             for c in args.chunks(4) {
-                let class = client_class(c.first().copied().unwrap_or_default()).ok_or(
-                    "Invalid client class specified in buffer limit configuration.",
-                )?;
-                let bad = "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
+                let class = client_class(c.first().copied().unwrap_or_default())
+                    .ok_or("Invalid client class specified in buffer limit configuration.")?;
+                let bad =
+                    "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
                 let hard = parse_memory(c.get(1).copied().unwrap_or_default()).ok_or(bad)?;
                 let soft = parse_memory(c.get(2).copied().unwrap_or_default()).ok_or(bad)?;
-                let secs = strtoll_full(c.get(3).copied().unwrap_or_default(), 10, false).ok_or(bad)?;
+                let secs =
+                    strtoll_full(c.get(3).copied().unwrap_or_default(), 10, false).ok_or(bad)?;
                 // `int soft_seconds = strtoll(...)`: truncated, then checked.
                 let secs = secs as i32;
                 if secs < 0 {
                     return Err(bad.into());
                 }
-                updates.push((class, [hard.to_string(), soft.to_string(), secs.to_string()]));
+                updates.push((
+                    class,
+                    [hard.to_string(), soft.to_string(), secs.to_string()],
+                ));
             }
             for (class, v) in updates {
                 if let Some(slot) = classes.get_mut(class) {
@@ -506,9 +520,10 @@ fn special(s: Special, args: &[&str], current: &str, source: Source) -> Result<S
             for a in args {
                 match strtoll_full(a, 10, false) {
                     Some(v) if (-2000..=2000).contains(&v) => out.push(v.to_string()),
-                    _ => {
-                        return Err("Invalid oom-score-adj-values, elements must be between -2000 and 2000.".into())
-                    }
+                    _ => return Err(
+                        "Invalid oom-score-adj-values, elements must be between -2000 and 2000."
+                            .into(),
+                    ),
                 }
             }
             Ok(out.join(" "))
@@ -627,7 +642,10 @@ mod tests {
         assert_eq!(strtoll_full(" +12", 10, false), Some(12));
         assert_eq!(strtoll_full("12 ", 10, false), None);
         assert_eq!(strtoll_full("-", 10, false), None);
-        assert_eq!(strtoll_full("99999999999999999999", 10, false), Some(i64::MAX));
+        assert_eq!(
+            strtoll_full("99999999999999999999", 10, false),
+            Some(i64::MAX)
+        );
         assert_eq!(strtoll_full("99999999999999999999", 8, true), None);
         assert_eq!(strtoll_full("777", 8, true), Some(511));
     }
@@ -666,7 +684,10 @@ mod tests {
             Err("argument must be between 0 and 9223372036854775807 inclusive".into())
         );
         assert_eq!(set("oom-score-adj", "relative").as_deref(), Ok("yes"));
-        assert_eq!(set("shutdown-on-sigint", "now save").as_deref(), Ok("save now"));
+        assert_eq!(
+            set("shutdown-on-sigint", "now save").as_deref(),
+            Ok("save now")
+        );
         assert_eq!(
             set("shutdown-on-sigint", "save nosave"),
             Err("shutdown options SAVE and NOSAVE can't be used simultaneously".into())
