@@ -1,4 +1,6 @@
-//! Periodic background work: active expiry (Redis's `serverCron`, `hz` times a second).
+//! Periodic background work: active expiry (Redis's `serverCron`, `hz` times
+//! a second), demotion of hot entries while DRAM is over budget, and
+//! compaction of mostly-dead arena segments.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -9,8 +11,13 @@ use crate::state::ServerState;
 /// Keys removed per active-expiry pass at most, so one pass stays short.
 const EXPIRE_BUDGET: usize = 2000;
 
+/// Entries demoted per demoter pass at most (one pass holds each shard's
+/// lock only for a few entries).
+const DEMOTE_BATCH: usize = 4096;
+
 /// Runs until the task is aborted at shutdown.
 pub async fn run(srv: Arc<ServerState>) {
+    tokio::spawn(tiering(srv.clone()));
     loop {
         let hz = srv.config.get_i64("hz").clamp(1, 500) as u64;
         tokio::time::sleep(Duration::from_millis(1000 / hz)).await;
@@ -22,5 +29,37 @@ pub async fn run(srv: Arc<ServerState>) {
             })
             .await;
         }
+    }
+}
+
+/// The demoter and the compactor: demote whenever DRAM is over budget (checked
+/// every 10 ms), compact segments more than half dead (every 100 ms).
+async fn tiering(srv: Arc<ServerState>) {
+    let mut tick = 0u64;
+    loop {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        tick += 1;
+        let maxmemory = srv.config.get_i64("maxmemory").max(0) as u64;
+        // `CONFIG SET dram-budget` takes effect here.
+        let budget = srv.config.get_i64("dram-budget").max(0) as u64;
+        srv.keyspace
+            .tiers
+            .budget
+            .store(budget, std::sync::atomic::Ordering::Relaxed);
+        srv.keyspace.tiers.refresh_pressure(maxmemory);
+        let over = srv.keyspace.tiers.over_budget() > 0;
+        let compact = tick % 10 == 0;
+        if !over && !compact {
+            continue;
+        }
+        let srv = srv.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let ks = &srv.keyspace;
+            while ks.tiers.over_budget() > 0 && ks.demote_step(DEMOTE_BATCH) > 0 {}
+            if compact {
+                ks.compact_step(0.5, 2);
+            }
+        })
+        .await;
     }
 }

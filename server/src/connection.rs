@@ -18,6 +18,9 @@ use crate::state::ServerState;
 /// Smallest free space kept in the read buffer before a read.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// An idle read buffer larger than this is replaced by a small one.
+const SHRINK_ABOVE: usize = 1024 * 1024;
+
 /// A connection's buffers and parser.
 struct Connection {
     stream: TcpStream,
@@ -57,6 +60,16 @@ impl Connection {
         let mut shutdown = srv.shutdown_signal();
         loop {
             self.process(srv, client);
+            // Writes of this batch must be durable before any reply leaves
+            // (`persistence pmem`): one wait covers the whole batch (group commit).
+            let ticket = amber_storage::tier::take_ticket();
+            let tiers = &srv.keyspace.tiers;
+            if ticket != amber_storage::Ticket::NONE && tiers.must_wait() {
+                if let Err(e) = tokio::task::block_in_place(|| tiers.wait_durable(ticket)) {
+                    tracing::error!(error = %e, "the arena failed to persist; closing the connection");
+                    return Ok(());
+                }
+            }
             if !self.out.is_empty() {
                 self.stream.write_all(self.out.as_bytes()).await?;
                 srv.stats
@@ -79,6 +92,11 @@ impl Connection {
                 );
                 return Ok(());
             }
+            // A connection that once received a huge request does not keep its
+            // buffer: once drained, a buffer over 1 MiB is given back.
+            if self.input.is_empty() && self.input.capacity() > SHRINK_ABOVE {
+                self.input = BytesMut::with_capacity(READ_CHUNK);
+            }
             // Make room: the whole of a large bulk being received, or a chunk.
             let wanted = self.parser.bytes_wanted().saturating_sub(self.input.len());
             self.input
@@ -98,6 +116,12 @@ impl Connection {
                         return Ok(());
                     }
                     srv.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    // Checked before parsing, as Redis does after each read: a
+                    // request over the limit is never executed.
+                    if self.input.len() > limit {
+                        tracing::warn!(client = client.handle.id, "closing client that reached max query buffer length");
+                        return Ok(());
+                    }
                 }
                 _ = client.handle.wake.notified() => {
                     if client.handle.killed.load(Ordering::Relaxed) {
@@ -112,6 +136,9 @@ impl Connection {
 
     /// Parses and executes every complete request in the input buffer.
     fn process(&mut self, srv: &ServerState, client: &mut Client) {
+        // `CONFIG SET proto-max-bulk-len` applies to connections already open.
+        self.parser.max_bulk_len =
+            srv.config.hot.proto_max_bulk_len.load(Ordering::Relaxed) as usize;
         let mut consumed = 0;
         while !client.close_after_reply {
             let pending = self.input.get(consumed..).unwrap_or_default();

@@ -112,14 +112,24 @@ async fn async_main(config: config::Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let srv = Arc::new(ServerState::new(config));
+    let srv = match ServerState::new(config) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open the keyspace");
+            eprintln!("Fatal error: cannot open the keyspace: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     if let Some(addr) = listeners.first().and_then(|l| l.local_addr().ok()) {
         srv.port
             .store(addr.port(), std::sync::atomic::Ordering::Relaxed);
     }
     let signals = srv.clone();
+    // Registered before serving: a SIGTERM right after start-up must still
+    // shut down cleanly rather than kill the process.
+    let registered = register_signals();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        wait_for_signal(registered).await;
         tracing::info!("received a shutdown signal, shutting down");
         signals.request_shutdown();
     });
@@ -129,23 +139,39 @@ async fn async_main(config: config::Config) -> ExitCode {
         pid = std::process::id(),
         "Amber is ready to accept connections"
     );
-    amber_server::run(srv, listeners).await;
+    amber_server::run(srv.clone(), listeners).await;
+    // Every acknowledged write is already in the arena; this syncs it and
+    // marks the shutdown clean.
+    if let Err(e) = srv.keyspace.close() {
+        tracing::error!(error = %e, "closing the arena failed");
+        return ExitCode::FAILURE;
+    }
     tracing::info!("Amber is now ready to exit, bye bye...");
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
+/// SIGTERM and SIGINT streams, created at once so their handlers are installed.
+type Signals = Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>;
+
+fn register_signals() -> Signals {
     use tokio::signal::unix::{signal, SignalKind};
     match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
     ) {
-        (Ok(mut term), Ok(mut int)) => {
+        (Ok(term), Ok(int)) => Some((term, int)),
+        _ => None,
+    }
+}
+
+async fn wait_for_signal(signals: Signals) {
+    match signals {
+        Some((mut term, mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}
                 _ = int.recv() => {}
             }
         }
-        _ => std::future::pending::<()>().await,
+        None => std::future::pending::<()>().await,
     }
 }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
-use amber_storage::{Keyspace, KeyspaceConfig};
+use amber_storage::{ArenaConfig, Keyspace, KeyspaceConfig};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
@@ -73,6 +73,30 @@ impl ServerStats {
     }
 }
 
+/// The keyspace layout the configuration asks for.
+pub fn keyspace_config(config: &Config) -> Result<KeyspaceConfig, String> {
+    let mut ks = KeyspaceConfig::default();
+    let shards = config.get_i64("shards");
+    if shards > 0 {
+        ks.shards_per_db = shards as usize;
+    }
+    ks.dram_budget = config.get_i64("dram-budget").max(0) as u64;
+    let path = config.get("pmem-path").unwrap_or_default();
+    let mut arena = ArenaConfig::new(path, config.get_i64("pmem-size").max(0) as u64);
+    arena.persistence = config
+        .get("persistence")
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    arena.sync = config
+        .get("arena-sync")
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    ks.arena = Some(arena);
+    Ok(ks)
+}
+
 /// What the connections of one server share.
 pub struct ServerState {
     /// The data.
@@ -99,18 +123,21 @@ pub struct ServerState {
 }
 
 impl ServerState {
-    /// A server with this configuration and an empty keyspace.
-    pub fn new(config: Config) -> Self {
-        let shards = config.get_i64("shards");
-        let mut ks_config = KeyspaceConfig::default();
-        if shards > 0 {
-            ks_config.shards_per_db = shards as usize;
-        }
+    /// A server with this configuration: opens the arena and, in
+    /// `persistence pmem` mode, recovers the keyspace from it. The error is a
+    /// message for the operator (corrupt arena, wrong size, ...).
+    pub fn new(config: Config) -> Result<Self, String> {
+        let keyspace = Keyspace::open(keyspace_config(&config)?).map_err(|e| e.to_string())?;
+        Ok(Self::with_keyspace(config, keyspace))
+    }
+
+    /// A server over an already opened keyspace.
+    pub fn with_keyspace(config: Config, keyspace: Keyspace) -> Self {
         let run_id: String = (0..40)
             .map(|_| format!("{:x}", rand::random::<u8>() % 16))
             .collect();
         ServerState {
-            keyspace: Keyspace::new(ks_config),
+            keyspace,
             config,
             commands: CommandTable::build(&cmd::all_handlers(), &cmd::all_extensions()),
             clients: ClientRegistry::default(),

@@ -1,16 +1,26 @@
 //! [`Guard`]: the locked view of a few keys through which commands read and write.
 //!
-//! Every read and write of a command goes through a guard, which is what lets
-//! the tiered engine hide where a value lives: a read may load a cold value, a
-//! write may be refused for lack of memory, and every modification passes
-//! through one place ([`Guard::modified`]) where write-through persistence,
-//! `WATCH` and keyspace notifications hook in.
+//! Every read and write of a command goes through a guard, which is what hides
+//! the tiers from commands:
+//! * a read of a cold key decodes the arena record (one checksum check, one
+//!   copy); a cold key read twice in a short while is promoted to DRAM;
+//! * `get_mut` and TTL changes promote a cold key first;
+//! * every modified entry is recorded, and when the guard is dropped (the end
+//!   of the command) it is written through to the arena in `persistence pmem`
+//!   mode (or always, with no hot tier), its DRAM charge is updated, and if
+//!   DRAM passed budget + 10% the writer demotes entries of its own shards
+//!   inline (backpressure instead of running out of memory).
+
+use std::sync::atomic::Ordering;
 
 use parking_lot::MutexGuard;
 use smallvec::SmallVec;
 
+use crate::codec;
 use crate::keyspace::Keyspace;
-use crate::shard::{Entry, Shard};
+use crate::shard::{KeyHash, Shard};
+use crate::tier::handle::{short_hash, Handle, Target};
+use crate::tier::slab::HotEntry;
 use crate::value::Value;
 use crate::Result;
 
@@ -25,6 +35,21 @@ pub enum SetExpiry {
     At(u64),
 }
 
+/// A key's value and metadata lifted out of the keyspace, to be stored again
+/// under another name or in another database with [`Guard::put`] (`RENAME`,
+/// `MOVE`, `COPY`). The deadline travels with the value, so a renamed or moved
+/// key keeps its TTL, as in Redis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detached {
+    /// The value.
+    pub value: Value,
+    /// Absolute deadline in Unix ms, or `None` for a key without a TTL.
+    pub expire_at: Option<u64>,
+    /// Last access time (the keyspace's LRU clock), kept when the guard does
+    /// not touch keys (`CLIENT NO-TOUCH`).
+    access: u32,
+}
+
 /// Locks held on the shards of the keys a command touches.
 pub struct Guard<'a> {
     ks: &'a Keyspace,
@@ -33,6 +58,18 @@ pub struct Guard<'a> {
     now: u64,
     clock: u32,
     touch: bool,
+    /// A cold value decoded for a read that did not promote it.
+    scratch: Option<Value>,
+    /// Hot entries modified by this command: (position in `locks`, slot).
+    dirty: SmallVec<[(usize, u32); 2]>,
+}
+
+/// Where a live key was found.
+#[derive(Clone, Copy)]
+struct Found {
+    pos: usize,
+    kh: KeyHash,
+    handle: Handle,
 }
 
 impl<'a> Guard<'a> {
@@ -49,6 +86,8 @@ impl<'a> Guard<'a> {
             now,
             clock: ks.clock_secs(),
             touch: true,
+            scratch: None,
+            dirty: SmallVec::new(),
         }
     }
 
@@ -68,52 +107,162 @@ impl<'a> Guard<'a> {
         self.touch = touch;
     }
 
-    /// The locked shard for `hash`. A key whose shard is not locked is a bug in
-    /// the caller; it is reported as absent rather than crashing the server.
-    fn shard(&mut self, hash: u64) -> Option<&mut Shard> {
-        let want = self.ks.shard_of(hash);
-        let found = self
-            .locks
-            .iter_mut()
-            .find(|(i, _)| *i == want)
-            .map(|(_, s)| &mut **s);
-        debug_assert!(found.is_some(), "key's shard was not locked by this guard");
-        found
+    /// Position in `locks` of the shard of `key`, and the key's hashes. A key
+    /// whose shard is not locked is a bug in the caller; it is reported as
+    /// absent rather than crashing the server.
+    fn locate(&self, key: &[u8]) -> Option<(usize, KeyHash)> {
+        let full = self.ks.hash(key);
+        let want = self.ks.shard_of(full);
+        let pos = self.locks.iter().position(|(i, _)| *i == want);
+        debug_assert!(pos.is_some(), "key's shard was not locked by this guard");
+        Some((
+            pos?,
+            KeyHash {
+                short: short_hash(full),
+            },
+        ))
     }
 
-    /// The live entry for `key`, expiring it lazily if its deadline has passed.
-    fn live(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        let hash = self.ks.hash(key);
+    fn shard(&mut self, pos: usize) -> Option<&mut Shard> {
+        self.locks.get_mut(pos).map(|(_, s)| &mut **s)
+    }
+
+    fn lane(&self, pos: usize) -> usize {
+        let shard = self.locks.get(pos).map_or(0, |(i, _)| *i);
+        self.db * self.ks.shards_per_db() + shard
+    }
+
+    /// Finds `key`, expiring it lazily if its deadline has passed.
+    fn live(&mut self, key: &[u8]) -> Option<Found> {
+        let (pos, kh) = self.locate(key)?;
+        let arena = self.ks.tiers.arena.as_ref();
         let now = self.now;
-        let shard = self.shard(hash)?;
-        let expired = match shard.find(hash, key) {
-            None => return None,
-            Some(e) => e.expire_at != 0 && e.expire_at <= now,
-        };
-        if expired {
-            shard.remove(hash, key);
-            self.ks
-                .stats
-                .expired_keys
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let shard = self.shard(pos)?;
+        let handle = shard.find(kh, key, arena)?;
+        let deadline = shard.deadline_of(handle, arena);
+        if deadline != 0 && deadline <= now {
+            self.delete(Found { pos, kh, handle }, false);
+            self.ks.stats.expired_keys.fetch_add(1, Ordering::Relaxed);
             return None;
         }
-        self.shard(hash)?.find_mut(hash, key)
+        Some(Found { pos, kh, handle })
+    }
+
+    /// Removes a found key from the index, its tier and the arena; returns
+    /// its value (if it could be read), deadline and access time.
+    /// A cold value is decoded only when `want_value` (DEL, expiry and
+    /// overwrites read just the record's head).
+    fn delete(&mut self, f: Found, want_value: bool) -> Option<(Option<Value>, u64, u32)> {
+        let lane = self.lane(f.pos);
+        let ks = self.ks;
+        let cold = match f.handle.target() {
+            Target::Cold(addr) => {
+                let arena = ks.tiers.arena.as_ref()?;
+                Some(if want_value {
+                    arena.read(addr).ok().map_or((None, 0), |r| {
+                        (codec::decode(r.kind(), r.value), r.expire_at())
+                    })
+                } else {
+                    (
+                        None,
+                        arena.read_head(addr).ok().map_or(0, |r| r.expire_at()),
+                    )
+                })
+            }
+            Target::Hot(_) => None,
+        };
+        let shard = self.shard(f.pos)?;
+        let hot = ks.remove_handle(shard, lane, f.handle);
+        match (hot, cold) {
+            (Some(e), _) => Some((Some(e.value), e.expire_at, e.access)),
+            (None, Some((value, deadline))) => Some((value, deadline, 0)),
+            (None, None) => None,
+        }
+    }
+
+    /// Moves a cold key into the hot slab; returns its slot.
+    fn promote(&mut self, f: Found) -> Option<u32> {
+        let Target::Cold(addr) = f.handle.target() else {
+            return match f.handle.target() {
+                Target::Hot(slot) => Some(slot),
+                Target::Cold(_) => None,
+            };
+        };
+        let arena = self.ks.tiers.arena.as_ref()?;
+        let (key, value, expire_at) = {
+            let r = arena.read(addr).ok()?;
+            let Some(v) = codec::decode(r.kind(), r.value) else {
+                tracing::error!(%addr, kind = r.kind(), "arena record of unknown kind");
+                return None;
+            };
+            (Box::<[u8]>::from(r.key), v, r.expire_at())
+        };
+        let clock = self.clock;
+        let stats = &self.ks.tiers.stats;
+        let shard = self.shard(f.pos)?;
+        let mut e = HotEntry {
+            key,
+            value,
+            expire_at,
+            access: clock,
+            freq: 5,
+            short: f.kh.short,
+            copy: Some(addr),
+            dirty: false,
+            charged: 0,
+        };
+        e.charged = e.footprint();
+        let charged = e.charged as i64;
+        let slot = shard.hot.insert(e);
+        shard.replace_handle(f.handle, Handle::hot(slot, f.kh.short));
+        stats.hot_keys.fetch_add(1, Ordering::Relaxed);
+        stats.cold_keys.fetch_sub(1, Ordering::Relaxed);
+        stats.hot_bytes.fetch_add(charged, Ordering::Relaxed);
+        stats.promotions.fetch_add(1, Ordering::Relaxed);
+        Some(slot)
+    }
+
+    fn hot_entry(&mut self, pos: usize, slot: u32) -> Option<&mut HotEntry> {
+        self.shard(pos)?.hot.get_mut(slot)
+    }
+
+    fn read(&mut self, key: &[u8], touch: bool, may_promote: bool) -> Option<&Value> {
+        let f = self.live(key)?;
+        let clock = self.clock;
+        match f.handle.target() {
+            Target::Hot(slot) => {
+                let e = self.hot_entry(f.pos, slot)?;
+                if touch {
+                    e.access = clock;
+                    e.freq = e.freq.saturating_add(1);
+                }
+                Some(&e.value)
+            }
+            Target::Cold(addr) => {
+                let promote = may_promote
+                    && self.ks.tiers.has_hot_tier()
+                    && self.shard(f.pos)?.read_twice(f.kh.short);
+                if promote {
+                    let slot = self.promote(f)?;
+                    return self.hot_entry(f.pos, slot).map(|e| &e.value);
+                }
+                let arena = self.ks.tiers.arena.as_ref()?;
+                let r = arena.read(addr).ok()?;
+                self.scratch = codec::decode(r.kind(), r.value);
+                self.scratch.as_ref()
+            }
+        }
     }
 
     /// Reads `key`, updating its access time.
     pub fn get(&mut self, key: &[u8]) -> Option<&Value> {
-        let (touch, clock) = (self.touch, self.clock);
-        let e = self.live(key)?;
-        if touch {
-            e.access = clock;
-        }
-        Some(&e.value)
+        let touch = self.touch;
+        self.read(key, touch, touch)
     }
 
     /// Reads `key` without updating its access time (`TYPE`, `OBJECT`, ...).
     pub fn peek(&mut self, key: &[u8]) -> Option<&Value> {
-        self.live(key).map(|e| &e.value)
+        self.read(key, false, false)
     }
 
     /// Does `key` exist (and is it unexpired)?
@@ -121,115 +270,444 @@ impl<'a> Guard<'a> {
         self.live(key).is_some()
     }
 
+    /// Whether `key` is in DRAM (`Some(true)`), only in the arena
+    /// (`Some(false)`), or absent (`OBJECT TIER`).
+    pub fn is_hot(&mut self, key: &[u8]) -> Option<bool> {
+        self.live(key)
+            .map(|f| matches!(f.handle.target(), Target::Hot(_)))
+    }
+
+    /// Marks a hot slot as modified by this command.
+    fn mark_dirty(&mut self, pos: usize, slot: u32) {
+        if let Some(e) = self.hot_entry(pos, slot) {
+            e.dirty = true;
+        }
+        if !self.dirty.contains(&(pos, slot)) {
+            self.dirty.push((pos, slot));
+        }
+    }
+
     /// Mutable access to the value of `key`. The caller is about to modify it;
     /// if it empties a collection it must [`Guard::remove`] the key.
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Value> {
+        let f = self.live(key)?;
+        let slot = self.promote(f)?;
+        self.mark_dirty(f.pos, slot);
         let clock = self.clock;
-        self.live(key)?;
-        self.modified(key);
-        let e = self.live(key)?;
+        let e = self.hot_entry(f.pos, slot)?;
         e.access = clock;
         Some(&mut e.value)
     }
 
     /// Stores `value` under `key`.
     pub fn set(&mut self, key: &[u8], value: Value, expiry: SetExpiry) -> Result<()> {
-        let hash = self.ks.hash(key);
-        let (clock, ks) = (self.clock, self.ks);
-        let mut value = Some(value);
-        let keep = match self.live(key) {
-            Some(e) => {
+        let clock = self.clock;
+        let (pos, slot) = match self.live(key) {
+            Some(f) => {
+                let slot = match f.handle.target() {
+                    Target::Hot(slot) => slot,
+                    // The old value is not needed: still promote so the entry keeps
+                    // its arena copy until the new version is written.
+                    Target::Cold(_) => match self.promote(f) {
+                        Some(s) => s,
+                        None => return Ok(()),
+                    },
+                };
+                let shard = self.shard(f.pos).ok_or(crate::Error::OutOfMemory)?;
+                let Some(e) = shard.hot.get_mut(slot) else {
+                    return Ok(());
+                };
+                let old_deadline = e.expire_at;
                 let deadline = match expiry {
-                    SetExpiry::Keep => e.expire_at,
+                    SetExpiry::Keep => old_deadline,
                     SetExpiry::Persist => 0,
                     SetExpiry::At(t) => t,
                 };
-                if let Some(v) = value.take() {
-                    e.value = v;
-                }
+                e.value = value;
                 e.access = clock;
-                Some(deadline)
-            }
-            None => None,
-        };
-        match keep {
-            Some(deadline) => {
-                if let Some(s) = self.shard(hash) {
-                    s.set_deadline(hash, key, deadline);
+                e.expire_at = deadline;
+                if old_deadline != deadline {
+                    if old_deadline != 0 {
+                        shard.expiry.remove(old_deadline, f.kh.short as u64);
+                    }
+                    if deadline != 0 {
+                        shard.expiry.insert(deadline, f.kh.short as u64);
+                    }
                 }
+                (f.pos, slot)
             }
             None => {
-                let Some(value) = value else { return Ok(()) };
+                let Some((pos, kh)) = self.locate(key) else {
+                    return Ok(());
+                };
                 let expire_at = match expiry {
                     SetExpiry::At(t) => t,
                     _ => 0,
                 };
-                let entry = Entry {
+                let e = HotEntry {
                     key: key.into(),
                     value,
                     expire_at,
                     access: clock,
+                    freq: 5,
+                    short: kh.short,
+                    copy: None,
+                    dirty: true,
+                    charged: 0,
                 };
-                if let Some(s) = self.shard(hash) {
-                    s.insert_new(hash, entry, |k| ks.hash(k));
+                let stats = &self.ks.tiers.stats;
+                let shard = self.shard(pos).ok_or(crate::Error::OutOfMemory)?;
+                let slot = shard.hot.insert(e);
+                shard.index_new(Handle::hot(slot, kh.short));
+                if expire_at != 0 {
+                    shard.expiry.insert(expire_at, kh.short as u64);
                 }
+                stats.hot_keys.fetch_add(1, Ordering::Relaxed);
+                (pos, slot)
             }
-        }
-        self.modified(key);
+        };
+        self.mark_dirty(pos, slot);
         Ok(())
     }
 
     /// Removes `key`, returning its value if it was live.
     pub fn remove(&mut self, key: &[u8]) -> Option<Value> {
-        self.live(key)?;
-        let hash = self.ks.hash(key);
-        let e = self.shard(hash)?.remove(hash, key)?;
-        self.modified(key);
-        Some(e.value)
+        let f = self.live(key)?;
+        self.delete(f, true)?.0
+    }
+
+    /// Removes `key` if it is live, without reading a cold value (`DEL`).
+    pub fn delete_key(&mut self, key: &[u8]) -> bool {
+        match self.live(key) {
+            Some(f) => self.delete(f, false).is_some(),
+            None => false,
+        }
+    }
+
+    /// Removes `key` and returns its value with its deadline, ready to be
+    /// [`Guard::put`] elsewhere (`RENAME`, `MOVE`). `None` if the key is absent
+    /// or expired.
+    pub fn take(&mut self, key: &[u8]) -> Option<Detached> {
+        let f = self.live(key)?;
+        let (value, deadline, access) = self.delete(f, true)?;
+        Some(Detached {
+            value: value?,
+            expire_at: (deadline != 0).then_some(deadline),
+            access,
+        })
+    }
+
+    /// A copy of the value of `key` with its deadline (`COPY`), without
+    /// changing the key. Counts as an access (the copy is a fresh object
+    /// whose access time is now, as Redis's duplicated object).
+    pub fn duplicate(&mut self, key: &[u8]) -> Option<Detached> {
+        let clock = self.clock;
+        let value = self.get(key)?.clone();
+        let deadline = self.expire_at(key)?;
+        Some(Detached {
+            value,
+            expire_at: deadline,
+            access: clock,
+        })
+    }
+
+    /// Stores a detached value under `key` with its deadline, replacing
+    /// whatever `key` held (live or expired). The access time becomes now
+    /// unless the guard does not touch keys, in which case the detached
+    /// entry's own access time is kept.
+    pub fn put(&mut self, key: &[u8], d: Detached) -> Result<()> {
+        let (touch, access) = (self.touch, d.access);
+        // Any previous entry goes, whether or not its deadline has passed.
+        if let Some(f) = self.find_any(key) {
+            self.delete(f, false);
+        }
+        let expiry = match d.expire_at {
+            Some(t) => SetExpiry::At(t),
+            None => SetExpiry::Persist,
+        };
+        self.set(key, d.value, expiry)?;
+        if !touch {
+            if let Some(f) = self.find_any(key) {
+                if let Target::Hot(slot) = f.handle.target() {
+                    if let Some(e) = self.hot_entry(f.pos, slot) {
+                        e.access = access;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Finds `key` whether or not its deadline has passed.
+    fn find_any(&mut self, key: &[u8]) -> Option<Found> {
+        let (pos, kh) = self.locate(key)?;
+        let arena = self.ks.tiers.arena.as_ref();
+        let handle = self.shard(pos)?.find(kh, key, arena)?;
+        Some(Found { pos, kh, handle })
     }
 
     /// The deadline of `key`: `None` if the key is absent, `Some(None)` if it
     /// has no TTL.
     pub fn expire_at(&mut self, key: &[u8]) -> Option<Option<u64>> {
-        self.live(key)
-            .map(|e| (e.expire_at != 0).then_some(e.expire_at))
+        let f = self.live(key)?;
+        let arena = self.ks.tiers.arena.as_ref();
+        let d = self.shard(f.pos)?.deadline_of(f.handle, arena);
+        Some((d != 0).then_some(d))
     }
 
     /// Sets (or with `None` clears) the deadline of `key`. Returns false if the
     /// key is absent.
     pub fn set_expire_at(&mut self, key: &[u8], deadline: Option<u64>) -> bool {
-        if self.live(key).is_none() {
+        let Some(f) = self.live(key) else {
             return false;
+        };
+        let Some(slot) = self.promote(f) else {
+            return false;
+        };
+        let deadline = deadline.unwrap_or(0);
+        let Some(shard) = self.shard(f.pos) else {
+            return false;
+        };
+        let Some(e) = shard.hot.get_mut(slot) else {
+            return false;
+        };
+        let old = std::mem::replace(&mut e.expire_at, deadline);
+        if old != deadline {
+            if old != 0 {
+                shard.expiry.remove(old, f.kh.short as u64);
+            }
+            if deadline != 0 {
+                shard.expiry.insert(deadline, f.kh.short as u64);
+            }
         }
-        let hash = self.ks.hash(key);
-        let ok = self
-            .shard(hash)
-            .is_some_and(|s| s.set_deadline(hash, key, deadline.unwrap_or(0)));
-        if ok {
-            self.modified(key);
-        }
-        ok
+        self.mark_dirty(f.pos, slot);
+        true
     }
 
-    /// Seconds since `key` was last accessed (`OBJECT IDLETIME`).
+    /// Seconds since `key` was last accessed (`OBJECT IDLETIME`). Cold keys
+    /// keep no access time in DRAM; they report the time since start-up
+    /// clock 0, i.e. "idle since they were demoted or recovered" is unknown
+    /// and shown as 0.
     pub fn idle_secs(&mut self, key: &[u8]) -> Option<u32> {
+        let f = self.live(key)?;
         let clock = self.clock;
-        self.live(key).map(|e| clock.saturating_sub(e.access))
+        match f.handle.target() {
+            Target::Hot(slot) => self
+                .hot_entry(f.pos, slot)
+                .map(|e| clock.saturating_sub(e.access)),
+            Target::Cold(_) => Some(0),
+        }
     }
 
     /// Marks `key` as accessed (`TOUCH`).
     pub fn touch_key(&mut self, key: &[u8]) -> bool {
+        let Some(f) = self.live(key) else {
+            return false;
+        };
         let clock = self.clock;
-        match self.live(key) {
-            Some(e) => {
+        if let Target::Hot(slot) = f.handle.target() {
+            if let Some(e) = self.hot_entry(f.pos, slot) {
                 e.access = clock;
-                true
             }
-            None => false,
+        }
+        true
+    }
+
+    /// Writes modified entries through, updates DRAM accounting, and demotes
+    /// inline when DRAM is past its hard limit. Runs when the guard drops.
+    fn flush(&mut self) {
+        let tiers = &self.ks.tiers;
+        let write_through =
+            tiers.write_through() || (tiers.arena.is_some() && !tiers.has_hot_tier());
+        let dirty = std::mem::take(&mut self.dirty);
+        for &(pos, slot) in &dirty {
+            let lane = self.lane(pos);
+            let db = self.db;
+            let ks = self.ks;
+            let Some(shard) = self.shard(pos) else {
+                continue;
+            };
+            let Some(e) = shard.hot.get_mut(slot) else {
+                continue;
+            };
+            let charge = e.footprint();
+            ks.tiers
+                .stats
+                .hot_bytes
+                .fetch_add(charge as i64 - e.charged as i64, Ordering::Relaxed);
+            e.charged = charge;
+            if !e.dirty {
+                continue;
+            }
+            if write_through {
+                match ks.write_record(lane, db, e) {
+                    Ok(addr) => {
+                        if let Some(old) = e.copy.replace(addr) {
+                            ks.release_record(old);
+                        }
+                        e.dirty = false;
+                    }
+                    Err(err) => {
+                        ks.tiers
+                            .stats
+                            .persist_failures
+                            .fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(error = %err, "could not persist a write; it stays in DRAM");
+                    }
+                }
+            } else if let Some(old) = e.copy.take() {
+                // The arena copy is stale and demotion will write a new one.
+                ks.release_record(old);
+                e.dirty = false;
+            } else {
+                e.dirty = false;
+            }
+            if !ks.tiers.has_hot_tier() {
+                ks.demote_slot(shard, lane, db, slot);
+            }
+        }
+        if self.ks.tiers.past_hard_limit() {
+            let (ks, db) = (self.ks, self.db);
+            for pos in 0..self.locks.len() {
+                let lane = self.lane(pos);
+                if let Some(shard) = self.shard(pos) {
+                    let n = ks.demote_sampled(shard, lane, db, 8);
+                    ks.tiers
+                        .stats
+                        .inline_demotions
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        if !self.dirty.is_empty() || self.ks.tiers.past_hard_limit() {
+            self.flush();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keyspace::KeyspaceConfig;
+    use crate::ValueType;
+
+    fn ks() -> Keyspace {
+        Keyspace::new(KeyspaceConfig {
+            shards_per_db: 4,
+            ..Default::default()
+        })
+    }
+
+    fn string_of(g: &mut Guard<'_>, key: &[u8]) -> Option<Vec<u8>> {
+        match g.get(key)? {
+            Value::Str(s) => Some(s.bytes.clone()),
+            _ => None,
         }
     }
 
-    /// The one place every modification of a key passes through. The tiered
-    /// engine persists here; WATCH and keyspace notifications hook in here.
-    fn modified(&mut self, _key: &[u8]) {}
+    #[test]
+    fn take_then_put_renames_with_ttl() {
+        let ks = ks();
+        let far = crate::clock::now_ms() + 100_000;
+        let mut g = ks.lock(0, [&b"a"[..], b"b"]).expect("db 0");
+        g.set(b"a", Value::string("1"), SetExpiry::At(far))
+            .expect("set");
+        let d = g.take(b"a").expect("a is live");
+        assert_eq!(d.expire_at, Some(far));
+        assert!(!g.exists(b"a"));
+        g.put(b"b", d).expect("put");
+        assert_eq!(string_of(&mut g, b"b"), Some(b"1".to_vec()));
+        assert_eq!(g.expire_at(b"b"), Some(Some(far)));
+        assert_eq!(g.take(b"a"), None);
+        drop(g);
+        // The expiry index follows the key: one volatile key in db 0.
+        assert_eq!(ks.db_info(0).expires, 1);
+        assert_eq!(ks.db_info(0).keys, 1);
+    }
+
+    #[test]
+    fn put_replaces_value_and_deadline() {
+        let ks = ks();
+        let far = crate::clock::now_ms() + 100_000;
+        let mut g = ks.lock(0, [&b"src"[..], b"dst"]).expect("db 0");
+        g.set(b"src", Value::string("new"), SetExpiry::Persist)
+            .expect("set");
+        g.set(b"dst", Value::string("old"), SetExpiry::At(far))
+            .expect("set");
+        let d = g.take(b"src").expect("src");
+        g.put(b"dst", d).expect("put");
+        assert_eq!(string_of(&mut g, b"dst"), Some(b"new".to_vec()));
+        assert_eq!(g.expire_at(b"dst"), Some(None));
+        drop(g);
+        let info = ks.db_info(0);
+        assert_eq!((info.keys, info.expires), (1, 0));
+    }
+
+    #[test]
+    fn put_over_an_expired_key() {
+        let ks = ks();
+        let mut g = ks.lock(0, [&b"x"[..], b"y"]).expect("db 0");
+        g.set(b"x", Value::string("v"), SetExpiry::Persist)
+            .expect("set");
+        // A deadline already in the past: the entry is still stored until
+        // someone looks, and `put` must replace it cleanly.
+        g.set(b"y", Value::string("gone"), SetExpiry::At(1))
+            .expect("set");
+        let d = g.take(b"x").expect("x");
+        g.put(b"y", d).expect("put");
+        assert_eq!(string_of(&mut g, b"y"), Some(b"v".to_vec()));
+        drop(g);
+        let info = ks.db_info(0);
+        assert_eq!((info.keys, info.expires), (1, 0));
+    }
+
+    #[test]
+    fn duplicate_leaves_the_source() {
+        let ks = ks();
+        let far = crate::clock::now_ms() + 100_000;
+        let mut g = ks.lock(0, [&b"a"[..], b"b", b"missing"]).expect("db 0");
+        g.set(b"a", Value::string("v"), SetExpiry::At(far))
+            .expect("set");
+        let d = g.duplicate(b"a").expect("a");
+        g.put(b"b", d).expect("put");
+        assert_eq!(string_of(&mut g, b"a"), Some(b"v".to_vec()));
+        assert_eq!(string_of(&mut g, b"b"), Some(b"v".to_vec()));
+        assert_eq!(g.expire_at(b"b"), Some(Some(far)));
+        assert_eq!(g.duplicate(b"missing"), None);
+        drop(g);
+        assert_eq!(ks.db_info(0).expires, 2);
+    }
+
+    #[test]
+    fn move_between_databases() {
+        let ks = ks();
+        let mut src = ks.lock_one(0, b"k").expect("db 0");
+        src.set(b"k", Value::string("v"), SetExpiry::Persist)
+            .expect("set");
+        let mut dst = ks.lock_one(3, b"k").expect("db 3");
+        let d = src.take(b"k").expect("k");
+        dst.put(b"k", d).expect("put");
+        drop((src, dst));
+        assert_eq!(ks.type_of(0, b"k"), None);
+        assert_eq!(ks.type_of(3, b"k"), Some(ValueType::String));
+        assert_eq!(ks.dbsize(0), 0);
+        assert_eq!(ks.dbsize(3), 1);
+    }
+
+    #[test]
+    fn expired_keys_cannot_be_taken() {
+        let ks = ks();
+        let mut g = ks.lock_one(0, b"k").expect("db 0");
+        g.set(b"k", Value::string("v"), SetExpiry::At(1))
+            .expect("set");
+        assert_eq!(g.take(b"k"), None);
+        assert_eq!(g.duplicate(b"k"), None);
+        drop(g);
+        assert_eq!(ks.dbsize(0), 0);
+    }
 }

@@ -1,5 +1,7 @@
-//! The keyspace: 16 databases, each split into shards by key hash.
+//! The keyspace: 16 databases, each split into shards by key hash, over two
+//! tiers (see [`crate::tier`]).
 
+use std::borrow::Cow;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -9,9 +11,14 @@ use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use rand::Rng;
 use smallvec::SmallVec;
 
+use crate::arena::{Addr, Arena, ArenaConfig, RecordIn};
 use crate::clock::now_ms;
+use crate::codec;
 use crate::guard::Guard;
-use crate::shard::Shard;
+use crate::shard::{KeyHash, Shard};
+use crate::tier::handle::{short_hash, Handle, Target, MAX_INDEXED_ARENA};
+use crate::tier::slab::HotEntry;
+use crate::tier::{note_ticket, EvictionPolicy, Tiers};
 use crate::value::{Value, ValueType};
 use crate::{Error, Result};
 
@@ -23,6 +30,10 @@ pub const DB_COUNT: usize = 16;
 pub struct KeyspaceConfig {
     /// Shards per database; rounded up to a power of two.
     pub shards_per_db: usize,
+    /// DRAM budget of the hot tier in bytes (0: no hot tier).
+    pub dram_budget: u64,
+    /// The arena; `None` keeps everything in DRAM (no tiering).
+    pub arena: Option<ArenaConfig>,
 }
 
 impl Default for KeyspaceConfig {
@@ -30,6 +41,8 @@ impl Default for KeyspaceConfig {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         KeyspaceConfig {
             shards_per_db: (cores * 16).next_power_of_two().max(16),
+            dram_budget: u64::MAX,
+            arena: None,
         }
     }
 }
@@ -44,6 +57,12 @@ pub(crate) struct Database {
 pub struct KeyspaceStats {
     /// Keys removed because their deadline passed (lazily or actively).
     pub expired_keys: AtomicU64,
+    /// Segments the compactor freed.
+    pub compactions: AtomicU64,
+    /// Milliseconds start-up recovery took.
+    pub recovery_ms: AtomicU64,
+    /// Keys start-up recovery found.
+    pub recovered_keys: AtomicU64,
 }
 
 /// Per-database figures for `INFO keyspace`.
@@ -57,6 +76,34 @@ pub struct DbInfo {
     pub avg_ttl: u64,
 }
 
+/// The contents of flushed databases, detached from the keyspace so that the
+/// caller chooses where the DRAM is freed: dropping it frees every value
+/// (`FLUSHALL ASYNC` drops it on a background thread, as Redis's lazyfree).
+#[derive(Default)]
+pub struct Flushed {
+    shards: Vec<Shard>,
+}
+
+impl Flushed {
+    /// Number of keys (live or expired) the flushed databases held.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.len()).sum()
+    }
+
+    /// Whether the flushed databases held no key at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl std::fmt::Debug for Flushed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flushed")
+            .field("keys", &self.len())
+            .finish()
+    }
+}
+
 /// The whole data set of a server.
 pub struct Keyspace {
     pub(crate) dbs: Box<[Database]>,
@@ -66,20 +113,51 @@ pub struct Keyspace {
     started: Instant,
     /// Statistics counters.
     pub stats: KeyspaceStats,
+    /// The tiers.
+    pub tiers: Tiers,
 }
 
-/// A filter for [`Keyspace::scan`].
-pub type ScanFilter<'f> = &'f dyn Fn(&[u8], &Value) -> bool;
+/// A filter for [`Keyspace::scan`]: key and value type.
+pub type ScanFilter<'f> = &'f dyn Fn(&[u8], ValueType) -> bool;
 
 impl Keyspace {
-    /// An empty keyspace.
+    /// An empty DRAM-only keyspace (no arena).
     pub fn new(config: KeyspaceConfig) -> Self {
+        Self::build(&config, None)
+    }
+
+    /// Opens the keyspace over its arena; in `persistence pmem` mode this
+    /// recovers every key from the arena.
+    pub fn open(config: KeyspaceConfig) -> Result<Self> {
+        let arena = match &config.arena {
+            Some(ac) => {
+                if ac.size > MAX_INDEXED_ARENA {
+                    return Err(Error::BadArena(format!(
+                        "pmem-size {} is larger than the {} bytes Amber can index",
+                        ac.size, MAX_INDEXED_ARENA
+                    )));
+                }
+                Some(Arena::open(ac)?)
+            }
+            None => None,
+        };
+        let ks = Self::build(&config, arena);
+        ks.recover()?;
+        Ok(ks)
+    }
+
+    fn build(config: &KeyspaceConfig, arena: Option<Arena>) -> Self {
         let shards = config.shards_per_db.max(1).next_power_of_two();
         let dbs = (0..DB_COUNT)
             .map(|_| Database {
                 shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
             })
             .collect();
+        let budget = if arena.is_some() {
+            config.dram_budget
+        } else {
+            u64::MAX
+        };
         Keyspace {
             dbs,
             hasher: DefaultHashBuilder::default(),
@@ -87,7 +165,48 @@ impl Keyspace {
             gate: RwLock::new(()),
             started: Instant::now(),
             stats: KeyspaceStats::default(),
+            tiers: Tiers::new(arena, budget),
         }
+    }
+
+    /// Rebuilds the index from the arena (every key cold).
+    fn recover(&self) -> Result<()> {
+        let Some(arena) = &self.tiers.arena else {
+            return Ok(());
+        };
+        let start = Instant::now();
+        let stats = arena.recover(|rec| {
+            let Some(db) = self.dbs.get(rec.db as usize) else {
+                return;
+            };
+            let full = self.hash(rec.key);
+            let short = short_hash(full);
+            let Some(shard) = db.shards.get(self.shard_of(full)) else {
+                return;
+            };
+            let mut s = shard.lock();
+            s.index_new(Handle::cold(rec.addr, short));
+            if rec.expire_at != 0 {
+                s.expiry.insert(rec.expire_at, short as u64);
+            }
+        })?;
+        let keys = self
+            .dbs
+            .iter()
+            .flat_map(|d| d.shards.iter())
+            .map(|s| s.lock().len())
+            .sum::<usize>();
+        self.tiers
+            .stats
+            .cold_keys
+            .store(keys as i64, Ordering::Relaxed);
+        let ms = start.elapsed().as_millis() as u64;
+        self.stats.recovery_ms.store(ms, Ordering::Relaxed);
+        self.stats
+            .recovered_keys
+            .store(keys as u64, Ordering::Relaxed);
+        tracing::info!(keys, ms, ?stats, "recovered the keyspace from the arena");
+        Ok(())
     }
 
     /// Number of shards in each database.
@@ -109,14 +228,13 @@ impl Keyspace {
         self.started.elapsed().as_secs() as u32
     }
 
-    /// Takes the gate shared: ordinary commands run under it (one read lock
-    /// per pipelined batch is enough).
+    /// Takes the gate shared: ordinary commands run under it.
     pub fn shared(&self) -> RwLockReadGuard<'_, ()> {
         self.gate.read()
     }
 
     /// Takes the gate exclusively: nothing else runs until it is dropped
-    /// (`EXEC`, `SWAPDB`, `MOVE`, cross-database `COPY`).
+    /// (`EXEC`, `SWAPDB`, `MOVE`, `COPY`, `FLUSHALL`, `FLUSHDB`).
     pub fn exclusive(&self) -> RwLockWriteGuard<'_, ()> {
         self.gate.write()
     }
@@ -150,11 +268,350 @@ impl Keyspace {
         self.lock(db, std::iter::once(key))
     }
 
+    // ----- arena plumbing shared by guards, the demoter and the compactor -----
+
+    /// Appends the record of a hot entry; notes the durability ticket.
+    pub(crate) fn write_record(&self, lane: usize, db: usize, e: &HotEntry) -> Result<Addr> {
+        let arena = self.tiers.arena.as_ref().ok_or(Error::OutOfMemory)?;
+        let (kind, bytes) = codec::encode(&e.value);
+        let parts: [&[u8]; 1] = [bytes.as_ref()];
+        let (addr, ticket) = arena.append(
+            lane,
+            RecordIn {
+                db: db as u8,
+                kind,
+                key: &e.key,
+                value: &parts,
+                expire_at: e.expire_at,
+            },
+        )?;
+        self.tiers
+            .stats
+            .arena_writes
+            .fetch_add(1, Ordering::Relaxed);
+        note_ticket(ticket);
+        Ok(addr)
+    }
+
+    /// The record at `addr` is superseded (by a newer version of the key).
+    pub(crate) fn release_record(&self, addr: Addr) {
+        if let Some(a) = &self.tiers.arena {
+            if let Err(e) = a.release(addr) {
+                tracing::warn!(%addr, error = %e, "release of an arena record failed");
+            }
+        }
+    }
+
+    /// The key of the record at `addr` is gone: in `pmem` mode a tombstone
+    /// shadows older versions; otherwise the record is just released.
+    pub(crate) fn drop_record(&self, lane: usize, addr: Addr) {
+        let Some(a) = &self.tiers.arena else { return };
+        if self.tiers.write_through() {
+            match a.delete(lane, addr) {
+                Ok(t) => note_ticket(t),
+                Err(e) => {
+                    self.tiers
+                        .stats
+                        .persist_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(%addr, error = %e, "could not write a tombstone");
+                }
+            }
+        } else {
+            self.release_record(addr);
+        }
+    }
+
+    /// Moves the hot entry in `slot` to the arena. Returns false if it could
+    /// not (arena full): it then stays in DRAM.
+    pub(crate) fn demote_slot(&self, shard: &mut Shard, lane: usize, db: usize, slot: u32) -> bool {
+        let Some(e) = shard.hot.get_mut(slot) else {
+            return false;
+        };
+        let addr = match e.copy {
+            Some(a) if !e.dirty => a,
+            _ => match self.write_record(lane, db, e) {
+                Ok(a) => {
+                    if let Some(old) = e.copy.replace(a) {
+                        self.release_record(old);
+                    }
+                    e.dirty = false;
+                    a
+                }
+                Err(err) => {
+                    self.tiers
+                        .stats
+                        .persist_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(error = %err, "demotion failed; the entry stays hot");
+                    return false;
+                }
+            },
+        };
+        let short = e.short;
+        let charged = e.charged as i64;
+        shard.replace_handle(Handle::hot(slot, short), Handle::cold(addr, short));
+        shard.hot.remove(slot);
+        let s = &self.tiers.stats;
+        s.hot_keys.fetch_sub(1, Ordering::Relaxed);
+        s.cold_keys.fetch_add(1, Ordering::Relaxed);
+        s.hot_bytes.fetch_sub(charged, Ordering::Relaxed);
+        s.demotions.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Demotes up to `n` of the least recently used of a few sampled hot
+    /// entries of a shard (Redis's eviction-pool idea, per shard). Returns how
+    /// many were demoted.
+    pub(crate) fn demote_sampled(
+        &self,
+        shard: &mut Shard,
+        lane: usize,
+        db: usize,
+        n: usize,
+    ) -> usize {
+        let mut rng = rand::thread_rng();
+        let mut done = 0;
+        while done < n && shard.hot.len() > 0 {
+            let cap = shard.hot.capacity() as u32;
+            let mut best: Option<(u32, u32)> = None;
+            let mut tries = 0;
+            let mut seen = 0;
+            while seen < 5 && tries < 64 {
+                tries += 1;
+                let slot = rng.gen_range(0..cap);
+                if let Some(e) = shard.hot.get(slot) {
+                    seen += 1;
+                    if best.map_or(true, |(_, a)| e.access < a) {
+                        best = Some((slot, e.access));
+                    }
+                }
+            }
+            let Some((slot, _)) = best else { break };
+            if !self.demote_slot(shard, lane, db, slot) {
+                break;
+            }
+            done += 1;
+        }
+        done
+    }
+
+    /// One pass of the background demoter: while DRAM is over budget, demote
+    /// sampled entries shard by shard. Returns how many were demoted.
+    pub fn demote_step(&self, max: usize) -> usize {
+        let mut done = 0;
+        let per_db = self.shards_per_db();
+        let mut rng = rand::thread_rng();
+        let start = rng.gen_range(0..per_db);
+        for (db, d) in self.dbs.iter().enumerate() {
+            for k in 0..per_db {
+                if done >= max || self.tiers.over_budget() == 0 {
+                    return done;
+                }
+                let i = (start + k) % per_db;
+                let Some(m) = d.shards.get(i) else { continue };
+                let mut s = m.lock();
+                if s.hot.len() == 0 {
+                    continue;
+                }
+                done += self.demote_sampled(&mut s, db * per_db + i, db, 16);
+            }
+        }
+        done
+    }
+
+    /// One pass of the compactor: rewrites the live records of up to `max`
+    /// mostly-dead segments elsewhere and frees them. Requests go on in the
+    /// meantime; each record is moved under its shard's lock.
+    pub fn compact_step(&self, min_dead_ratio: f64, max: usize) -> usize {
+        let Some(arena) = &self.tiers.arena else {
+            return 0;
+        };
+        let mut freed = 0;
+        for seg in arena.compaction_candidates(min_dead_ratio, max) {
+            let records: Vec<(Addr, u8, Vec<u8>)> = match arena.segment_records(seg) {
+                Ok(it) => it
+                    .filter(|r| !r.is_tombstone())
+                    .map(|r| (r.addr, r.db(), r.key.to_vec()))
+                    .collect(),
+                Err(_) => continue,
+            };
+            for (addr, db, key) in records {
+                let Some(d) = self.dbs.get(db as usize) else {
+                    continue;
+                };
+                let full = self.hash(&key);
+                let kh = KeyHash {
+                    short: short_hash(full),
+                };
+                let Some(m) = d.shards.get(self.shard_of(full)) else {
+                    continue;
+                };
+                let mut s = m.lock();
+                let Some(h) = s.find(kh, &key, Some(arena)) else {
+                    continue;
+                };
+                match h.target() {
+                    Target::Cold(a) if a == addr => {
+                        if let Ok(new) = arena.relocate(addr) {
+                            s.replace_handle(h, Handle::cold(new, kh.short));
+                        }
+                    }
+                    Target::Hot(slot) => {
+                        if let Some(e) = s.hot.get_mut(slot) {
+                            if e.copy == Some(addr) {
+                                if let Ok(new) = arena.relocate(addr) {
+                                    e.copy = Some(new);
+                                }
+                            }
+                        }
+                    }
+                    Target::Cold(_) => {}
+                }
+            }
+            match arena.free_segment(seg) {
+                Ok(_) => {
+                    freed += 1;
+                    self.stats.compactions.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => tracing::debug!(error = %e, "segment not freed yet"),
+            }
+        }
+        freed
+    }
+
+    /// Removes the entry behind `h` from a locked shard: index, hot slab or
+    /// arena record (tombstoned in `pmem` mode), expiry index and counters.
+    /// Returns the hot entry if the key was hot. The caller has read whatever
+    /// it needs from a cold record first.
+    pub(crate) fn remove_handle(&self, s: &mut Shard, lane: usize, h: Handle) -> Option<HotEntry> {
+        s.unindex_handle(h);
+        let stats = &self.tiers.stats;
+        match h.target() {
+            Target::Hot(slot) => {
+                let e = s.hot.remove(slot)?;
+                if e.expire_at != 0 {
+                    s.expiry.remove(e.expire_at, h.short_hash() as u64);
+                }
+                stats.hot_keys.fetch_sub(1, Ordering::Relaxed);
+                stats
+                    .hot_bytes
+                    .fetch_sub(e.charged as i64, Ordering::Relaxed);
+                if let Some(addr) = e.copy {
+                    self.drop_record(lane, addr);
+                }
+                Some(e)
+            }
+            Target::Cold(addr) => {
+                let deadline = self
+                    .tiers
+                    .arena
+                    .as_ref()
+                    .and_then(|a| a.read_head(addr).ok())
+                    .map_or(0, |r| r.expire_at());
+                if deadline != 0 {
+                    s.expiry.remove(deadline, h.short_hash() as u64);
+                }
+                stats.cold_keys.fetch_sub(1, Ordering::Relaxed);
+                self.drop_record(lane, addr);
+                None
+            }
+        }
+    }
+
+    /// Evicts up to `want` keys under `policy` to make room (`maxmemory-policy`).
+    ///
+    /// Candidates are taken a few at a time from a random shard: for the
+    /// volatile policies the keys with the nearest deadlines (the expiry
+    /// index is ordered by deadline); otherwise the first handles of the
+    /// shard's table (hash order, so effectively random), preferring cold
+    /// keys (already judged cold by the demoter) and then the hot entry least
+    /// recently (or, for LFU, least frequently) used. Space in the arena comes
+    /// back when the compactor rewrites the emptied segments. Returns how many
+    /// keys were evicted.
+    pub fn evict(&self, policy: EvictionPolicy, want: usize) -> usize {
+        if policy == EvictionPolicy::NoEviction {
+            return 0;
+        }
+        let per_db = self.shards_per_db();
+        let mut rng = rand::thread_rng();
+        let mut evicted = 0;
+        for _ in 0..want.saturating_mul(4).max(16) {
+            if evicted >= want {
+                break;
+            }
+            let db = rng.gen_range(0..self.dbs.len());
+            let i = rng.gen_range(0..per_db);
+            let Some(m) = self.dbs.get(db).and_then(|d| d.shards.get(i)) else {
+                continue;
+            };
+            let mut s = m.lock();
+            let arena = self.tiers.arena.as_ref();
+            let victim: Option<Handle> = if policy.volatile_only() {
+                s.expiry
+                    .due(u64::MAX, 1)
+                    .first()
+                    .and_then(|&(deadline, short)| {
+                        s.index
+                            .iter_hash(crate::tier::handle::table_hash(short as u32))
+                            .find(|h| {
+                                h.short_hash() as u64 == short
+                                    && s.deadline_of(**h, arena) == deadline
+                            })
+                            .copied()
+                    })
+            } else {
+                let lfu = policy == EvictionPolicy::AllKeysLfu;
+                s.index
+                    .iter()
+                    .take(8)
+                    .copied()
+                    .min_by_key(|h| match h.target() {
+                        Target::Cold(_) => (0u8, 0u32),
+                        Target::Hot(slot) => s
+                            .hot
+                            .get(slot)
+                            .map_or((1, 0), |e| (1, if lfu { e.freq as u32 } else { e.access })),
+                    })
+            };
+            if let Some(h) = victim {
+                self.remove_handle(&mut s, db * per_db + i, h);
+                evicted += 1;
+            }
+        }
+        self.tiers
+            .stats
+            .evicted_keys
+            .fetch_add(evicted as u64, Ordering::Relaxed);
+        evicted
+    }
+
+    // ----- whole-database operations -----
+
+    /// The key and deadline of the entry a handle points to.
+    fn key_of<'s>(
+        &'s self,
+        shard: &'s Shard,
+        h: Handle,
+    ) -> Option<(Cow<'s, [u8]>, u64, ValueType)> {
+        match h.target() {
+            Target::Hot(slot) => shard
+                .hot
+                .get(slot)
+                .map(|e| (Cow::Borrowed(&*e.key), e.expire_at, e.value.value_type())),
+            Target::Cold(addr) => {
+                let r = self.tiers.arena.as_ref()?.read_head(addr).ok()?;
+                let t = codec::type_of(r.kind())?;
+                Some((Cow::Borrowed(r.key), r.expire_at(), t))
+            }
+        }
+    }
+
     /// Number of keys in `db` (including expired keys not yet collected, as Redis).
     pub fn dbsize(&self, db: usize) -> usize {
         self.dbs
             .get(db)
-            .map_or(0, |d| d.shards.iter().map(|s| s.lock().table.len()).sum())
+            .map_or(0, |d| d.shards.iter().map(|s| s.lock().len()).sum())
     }
 
     /// Figures for `INFO keyspace`.
@@ -164,7 +621,7 @@ impl Keyspace {
         if let Some(d) = self.dbs.get(db) {
             for s in d.shards.iter() {
                 let s = s.lock();
-                keys += s.table.len();
+                keys += s.len();
                 let (sum, n) = s.expiry.ttl_sum(now);
                 ttl_sum += sum;
                 expires += n;
@@ -184,23 +641,69 @@ impl Keyspace {
 
     /// Removes every key of `db`.
     pub fn flush_db(&self, db: usize) {
+        drop(self.detach_db(db));
+    }
+
+    /// Empties `db` at once and hands its former DRAM contents to the caller,
+    /// who frees them wherever it likes (`FLUSHDB ASYNC`). Each shard is
+    /// swapped out under its lock, so the database is empty as soon as this
+    /// returns; the arena records are released (tombstoned in `pmem` mode)
+    /// before it returns, so a restart never resurrects flushed keys. Run it
+    /// under [`Keyspace::exclusive`] for an atomic flush.
+    pub fn detach_db(&self, db: usize) -> Flushed {
+        let mut out = Flushed::default();
+        let per_db = self.shards_per_db();
         if let Some(d) = self.dbs.get(db) {
-            for s in d.shards.iter() {
-                // Swap the table out so its memory is freed outside the lock.
-                let old = std::mem::take(&mut *s.lock());
-                drop(old);
+            out.shards.reserve(d.shards.len());
+            for (i, m) in d.shards.iter().enumerate() {
+                let old = std::mem::take(&mut *m.lock());
+                self.forget_shard(&old, db * per_db + i);
+                out.shards.push(old);
+            }
+        }
+        out
+    }
+
+    /// [`Keyspace::detach_db`] for every database (`FLUSHALL ASYNC`).
+    pub fn detach_all(&self) -> Flushed {
+        let mut out = Flushed::default();
+        for db in 0..self.dbs.len() {
+            out.shards.append(&mut self.detach_db(db).shards);
+        }
+        out
+    }
+
+    /// Releases (or in `pmem` mode tombstones) every record of a shard's
+    /// contents that were taken out of the keyspace.
+    fn forget_shard(&self, old: &Shard, lane: usize) {
+        let s = &self.tiers.stats;
+        for h in old.index.iter() {
+            match h.target() {
+                Target::Hot(slot) => {
+                    if let Some(e) = old.hot.get(slot) {
+                        s.hot_keys.fetch_sub(1, Ordering::Relaxed);
+                        s.hot_bytes.fetch_sub(e.charged as i64, Ordering::Relaxed);
+                        if let Some(a) = e.copy {
+                            self.drop_record(lane, a);
+                        }
+                    }
+                }
+                Target::Cold(a) => {
+                    s.cold_keys.fetch_sub(1, Ordering::Relaxed);
+                    self.drop_record(lane, a);
+                }
             }
         }
     }
 
     /// Removes every key of every database.
     pub fn flush_all(&self) {
-        for db in 0..self.dbs.len() {
-            self.flush_db(db);
-        }
+        drop(self.detach_all());
     }
 
-    /// Swaps two databases. Run under [`Keyspace::exclusive`].
+    /// Swaps two databases. Run under [`Keyspace::exclusive`]. In `pmem` mode
+    /// the records of both databases are rewritten with their new database
+    /// number (O(keys)), so a restart sees the swap.
     pub fn swap_db(&self, a: usize, b: usize) -> Result<()> {
         let (da, db_) = (self.database(a)?, self.database(b)?);
         if a == b {
@@ -210,6 +713,57 @@ impl Keyspace {
             let mut ga = sa.lock();
             let mut gb = sb.lock();
             std::mem::swap(&mut *ga, &mut *gb);
+        }
+        if self.tiers.write_through() {
+            self.rewrite_db(a)?;
+            self.rewrite_db(b)?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites every record of `db` (new sequence numbers, this db number).
+    fn rewrite_db(&self, db: usize) -> Result<()> {
+        let Some(arena) = &self.tiers.arena else {
+            return Ok(());
+        };
+        let d = self.database(db)?;
+        let per_db = self.shards_per_db();
+        for (i, m) in d.shards.iter().enumerate() {
+            let lane = db * per_db + i;
+            let mut s = m.lock();
+            let handles: Vec<Handle> = s.index.iter().copied().collect();
+            for h in handles {
+                match h.target() {
+                    Target::Hot(slot) => {
+                        let Some(e) = s.hot.get_mut(slot) else {
+                            continue;
+                        };
+                        let new = self.write_record(lane, db, e)?;
+                        if let Some(old) = e.copy.replace(new) {
+                            self.release_record(old);
+                        }
+                        e.dirty = false;
+                    }
+                    Target::Cold(addr) => {
+                        let (new, ticket) = {
+                            let r = arena.read(addr)?;
+                            arena.append(
+                                lane,
+                                RecordIn {
+                                    db: db as u8,
+                                    kind: r.kind(),
+                                    key: r.key,
+                                    value: &[r.value],
+                                    expire_at: r.expire_at(),
+                                },
+                            )?
+                        };
+                        note_ticket(ticket);
+                        self.release_record(addr);
+                        s.replace_handle(h, Handle::cold(new, h.short_hash()));
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -222,11 +776,13 @@ impl Keyspace {
         if let Some(d) = self.dbs.get(db) {
             for s in d.shards.iter() {
                 let s = s.lock();
-                for e in s.table.iter() {
-                    if (e.expire_at == 0 || e.expire_at > now)
-                        && (all || crate::glob::matches(pattern, &e.key, false))
-                    {
-                        out.push(e.key.to_vec());
+                for &h in s.index.iter() {
+                    if let Some((key, deadline, _)) = self.key_of(&s, h) {
+                        if (deadline == 0 || deadline > now)
+                            && (all || crate::glob::matches(pattern, &key, false))
+                        {
+                            out.push(key.into_owned());
+                        }
                     }
                 }
             }
@@ -236,11 +792,14 @@ impl Keyspace {
 
     /// One step of `SCAN`.
     ///
-    /// The cursor is `shard << 32 | hash-position`: keys of a shard are visited
-    /// in order of the low 32 bits of their hash, so every key present for the
-    /// whole scan is returned at least once however the tables grow or shrink,
-    /// which is Redis's guarantee. A step costs a pass over one shard. Returns
-    /// the next cursor (0 when done) and the keys passing `filter`.
+    /// The cursor is `shard << 32 | position`, where a key's position is its
+    /// short hash (kept in its handle): keys of a shard are visited in
+    /// position order, so every key present for the whole scan is returned at
+    /// least once however the tables grow or shrink, which is Redis's
+    /// guarantee. Keys sharing the cut-off position are returned together. A
+    /// step costs a pass over one shard's handles (no key reads but the
+    /// returned ones). Returns the next cursor (0 when done) and the keys
+    /// passing `filter`.
     pub fn scan(
         &self,
         db: usize,
@@ -263,31 +822,30 @@ impl Keyspace {
                 break;
             };
             let s = lock.lock();
-            // Candidates at or after the cursor position, in position order.
-            let mut cands: Vec<(u64, &crate::shard::Entry)> = s
-                .table
+            let mut cands: Vec<(u64, Handle)> = s
+                .index
                 .iter()
-                .map(|e| (self.hash(&e.key) & 0xFFFF_FFFF, e))
+                .map(|h| (h.short_hash() as u64, *h))
                 .filter(|(pos, _)| *pos >= from)
                 .collect();
             let want = count - visited;
             let exhausted = cands.len() <= want;
             if !exhausted {
                 cands.select_nth_unstable_by_key(want - 1, |(p, _)| *p);
-                // Keep whole groups of equal positions together so a resumed
-                // cursor never skips a key that shares the cut-off position.
                 let cut = cands.get(want - 1).map_or(0, |c| c.0);
                 cands.retain(|(p, _)| *p <= cut);
             }
             let last = cands.iter().map(|(p, _)| *p).max();
-            for (_, e) in &cands {
+            for &(_, h) in &cands {
                 visited += 1;
-                if (e.expire_at == 0 || e.expire_at > now) && filter(&e.key, &e.value) {
-                    out.push(e.key.to_vec());
+                if let Some((key, deadline, t)) = self.key_of(&s, h) {
+                    if (deadline == 0 || deadline > now) && filter(&key, t) {
+                        out.push(key.into_owned());
+                    }
                 }
             }
             match last {
-                Some(l) if !exhausted && l < 0xFFFF_FFFF => from = l + 1,
+                Some(l) if !exhausted => from = l + 1,
                 _ => {
                     shard += 1;
                     from = 0;
@@ -307,7 +865,7 @@ impl Keyspace {
         let d = self.dbs.get(db)?;
         let now = now_ms();
         let mut rng = rand::thread_rng();
-        let sizes: Vec<usize> = d.shards.iter().map(|s| s.lock().table.len()).collect();
+        let sizes: Vec<usize> = d.shards.iter().map(|s| s.lock().len()).collect();
         let total: usize = sizes.iter().sum();
         // A bounded number of tries: a database full of expired keys answers nil.
         for _ in 0..100 {
@@ -318,9 +876,11 @@ impl Keyspace {
             for (i, &n) in sizes.iter().enumerate() {
                 if pick < n {
                     let s = d.shards.get(i)?.lock();
-                    let e = s.table.iter().nth(pick)?;
-                    if e.expire_at == 0 || e.expire_at > now {
-                        return Some(e.key.to_vec());
+                    let h = *s.index.iter().nth(pick)?;
+                    if let Some((key, deadline, _)) = self.key_of(&s, h) {
+                        if deadline == 0 || deadline > now {
+                            return Some(key.into_owned());
+                        }
                     }
                     break;
                 }
@@ -335,35 +895,44 @@ impl Keyspace {
     pub fn expire_cycle(&self, budget: usize) -> usize {
         let now = now_ms();
         let mut removed = 0;
-        for d in self.dbs.iter() {
-            for s in d.shards.iter() {
+        for (db, d) in self.dbs.iter().enumerate() {
+            for m in d.shards.iter() {
                 if removed >= budget {
-                    return removed;
+                    break;
                 }
-                let mut s = s.lock();
+                let mut s = m.lock();
                 if s.expiry.len() == 0 {
                     continue;
                 }
-                for (deadline, hash) in s.expiry.due(now, budget - removed) {
-                    // Find one entry with this hash and deadline and remove it.
-                    let key = s
-                        .table
-                        .find(hash, |e| {
-                            e.expire_at == deadline && self.hash(&e.key) == hash
-                        })
-                        .map(|e| e.key.clone());
-                    if let Some(key) = key {
-                        s.remove(hash, &key);
-                        removed += 1;
-                    } else {
-                        s.expiry.remove(deadline, hash);
+                for (deadline, short) in s.expiry.due(now, budget - removed) {
+                    let key = {
+                        let arena = self.tiers.arena.as_ref();
+                        let found = s
+                            .index
+                            .iter_hash(crate::tier::handle::table_hash(short as u32))
+                            .find(|h| {
+                                h.short_hash() as u64 == short
+                                    && s.deadline_of(**h, arena) == deadline
+                            });
+                        found
+                            .and_then(|h| self.key_of(&s, *h))
+                            .map(|(k, _, _)| k.into_owned())
+                    };
+                    match key {
+                        Some(key) => {
+                            drop(s);
+                            if let Ok(mut g) = self.lock_one(db, &key) {
+                                // The guard's lazy expiry removes it (and counts it).
+                                g.exists(&key);
+                            }
+                            removed += 1;
+                            s = m.lock();
+                        }
+                        None => s.expiry.remove(deadline, short),
                     }
                 }
             }
         }
-        self.stats
-            .expired_keys
-            .fetch_add(removed as u64, Ordering::Relaxed);
         removed
     }
 
@@ -371,5 +940,96 @@ impl Keyspace {
     pub fn type_of(&self, db: usize, key: &[u8]) -> Option<ValueType> {
         let mut g = self.lock_one(db, key).ok()?;
         g.peek(key).map(Value::value_type)
+    }
+
+    /// Marks a clean shutdown of the arena (after a final sync).
+    pub fn close(&self) -> Result<()> {
+        match &self.tiers.arena {
+            Some(a) => a.close(),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SetExpiry;
+
+    fn filled(n: usize, db: usize) -> Keyspace {
+        let ks = Keyspace::new(KeyspaceConfig {
+            shards_per_db: 4,
+            ..Default::default()
+        });
+        for i in 0..n {
+            let key = format!("key:{i}");
+            let mut g = ks.lock_one(db, key.as_bytes()).expect("db");
+            g.set(key.as_bytes(), Value::string("v"), SetExpiry::Persist)
+                .expect("set");
+        }
+        ks
+    }
+
+    #[test]
+    fn detach_db_empties_one_database() {
+        let ks = filled(50, 2);
+        let mut g = ks.lock_one(5, b"other").expect("db 5");
+        g.set(b"other", Value::string("v"), SetExpiry::Persist)
+            .expect("set");
+        drop(g);
+        let flushed = ks.detach_db(2);
+        assert_eq!(flushed.len(), 50);
+        assert!(!flushed.is_empty());
+        assert_eq!(ks.dbsize(2), 0);
+        assert_eq!(ks.dbsize(5), 1);
+        // Freed on another thread, as FLUSHDB ASYNC does.
+        std::thread::spawn(move || drop(flushed))
+            .join()
+            .expect("drop thread");
+        assert!(ks.detach_db(99).is_empty());
+    }
+
+    #[test]
+    fn detach_all_empties_everything() {
+        let ks = filled(10, 0);
+        let mut g = ks.lock_one(15, b"x").expect("db 15");
+        g.set(b"x", Value::string("v"), SetExpiry::At(1))
+            .expect("set");
+        drop(g);
+        let flushed = ks.detach_all();
+        assert_eq!(flushed.len(), 11);
+        assert!((0..DB_COUNT).all(|db| ks.dbsize(db) == 0));
+        assert_eq!(ks.db_info(15).expires, 0);
+    }
+
+    #[test]
+    fn full_scan_visits_every_live_key_once() {
+        let ks = filled(200, 0);
+        let mut g = ks.lock_one(0, b"dead").expect("db 0");
+        g.set(b"dead", Value::string("v"), SetExpiry::At(1))
+            .expect("set");
+        drop(g);
+        for count in [1, 7, 10, 1000] {
+            let mut seen = Vec::new();
+            let mut cursor = 0;
+            loop {
+                let (next, keys) = ks.scan(0, cursor, count, &|_, _| true);
+                seen.extend(keys);
+                cursor = next;
+                if cursor == 0 {
+                    break;
+                }
+            }
+            seen.sort();
+            let before = seen.len();
+            seen.dedup();
+            assert_eq!(before, seen.len(), "no duplicates without rehash");
+            assert_eq!(seen.len(), 200, "count {count}");
+            assert!(!seen.iter().any(|k| k == b"dead"));
+        }
+        let (_, keys) = ks.scan(0, 0, 1000, &|k, _| {
+            crate::glob::matches(b"key:1?", k, false)
+        });
+        assert_eq!(keys.len(), 10);
     }
 }

@@ -16,16 +16,26 @@
 #![deny(unsafe_code)]
 #![warn(clippy::unwrap_used)]
 
+pub mod arena;
 pub mod clock;
+pub mod codec;
 pub mod error;
 mod expiry;
 pub mod glob;
 mod guard;
 pub mod keyspace;
+pub mod persist;
 mod shard;
+pub mod tier;
+pub mod types;
 pub mod value;
 
+pub use arena::{
+    Addr, Arena, ArenaConfig, ArenaStats, ArenaSync, Persistence, RecordIn, RecordRef,
+    RecoveredRecord, RecoveryStats, Ticket,
+};
 pub use error::{Error, Result};
-pub use guard::{Guard, SetExpiry};
-pub use keyspace::{Keyspace, KeyspaceConfig, DB_COUNT};
+pub use guard::{Detached, Guard, SetExpiry};
+pub use keyspace::{Flushed, Keyspace, KeyspaceConfig, DB_COUNT};
+pub use tier::EvictionPolicy;
 pub use value::{StrValue, Value, ValueType};

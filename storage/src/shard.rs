@@ -1,77 +1,127 @@
-//! One shard of one database: a hash table of entries plus its expiry index.
+//! One shard of one database: the index of handles, the hot slab and the
+//! expiry index. The unit of locking.
 
 use hashbrown::HashTable;
 
+use crate::arena::Arena;
 use crate::expiry::ExpiryIndex;
-use crate::value::Value;
+use crate::tier::handle::{table_hash, Handle, Target};
+use crate::tier::slab::Slab;
 
-/// A stored key with its value and metadata.
-#[derive(Debug)]
-pub(crate) struct Entry {
-    /// The key's bytes (binary safe).
-    pub key: Box<[u8]>,
-    /// The value.
-    pub value: Value,
-    /// Absolute deadline in Unix ms; 0 means no expiry.
-    pub expire_at: u64,
-    /// Last access, in seconds since the keyspace started (for `OBJECT IDLETIME`
-    /// and LRU sampling).
-    pub access: u32,
+/// A key's hashes: the full one (shard choice) and the short one kept in handles.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeyHash {
+    pub short: u32,
 }
 
-/// One shard: the unit of locking.
+/// One shard.
 #[derive(Debug, Default)]
 pub(crate) struct Shard {
-    pub table: HashTable<Entry>,
+    /// Handles of every key in the shard.
+    pub index: HashTable<Handle>,
+    /// Hot entries.
+    pub hot: Slab,
+    /// Volatile keys by deadline: `(deadline, short hash)`.
     pub expiry: ExpiryIndex,
+    /// Short hashes of cold keys read recently (a key read twice is promoted).
+    pub recent_cold: [u32; 8],
+    /// Next slot of `recent_cold` to overwrite.
+    pub recent_next: usize,
+}
+
+/// Does the handle point at `key`? Compares short hashes first, then the key
+/// bytes, read from the slab or the arena.
+pub(crate) fn handle_is(
+    h: &Handle,
+    short: u32,
+    key: &[u8],
+    hot: &Slab,
+    arena: Option<&Arena>,
+) -> bool {
+    if h.short_hash() != short {
+        return false;
+    }
+    match h.target() {
+        Target::Hot(slot) => hot.get(slot).is_some_and(|e| &*e.key == key),
+        // Only the key is checksummed here (not the value): see `Arena::read_key`.
+        Target::Cold(addr) => arena
+            .and_then(|a| a.read_key(addr).ok())
+            .is_some_and(|k| k == key),
+    }
 }
 
 impl Shard {
-    /// Finds the entry for `key`.
-    pub(crate) fn find(&self, hash: u64, key: &[u8]) -> Option<&Entry> {
-        self.table.find(hash, |e| &*e.key == key)
+    /// The handle of `key`.
+    pub(crate) fn find(&self, kh: KeyHash, key: &[u8], arena: Option<&Arena>) -> Option<Handle> {
+        let hot = &self.hot;
+        self.index
+            .find(table_hash(kh.short), |h| {
+                handle_is(h, kh.short, key, hot, arena)
+            })
+            .copied()
     }
 
-    /// Finds the entry for `key`, mutably.
-    pub(crate) fn find_mut(&mut self, hash: u64, key: &[u8]) -> Option<&mut Entry> {
-        self.table.find_mut(hash, |e| &*e.key == key)
+    /// Replaces the handle equal to `old` (found by its short hash) with `new`.
+    pub(crate) fn replace_handle(&mut self, old: Handle, new: Handle) -> bool {
+        match self
+            .index
+            .find_mut(table_hash(old.short_hash()), |h| *h == old)
+        {
+            Some(h) => {
+                *h = new;
+                true
+            }
+            None => false,
+        }
     }
 
-    /// Removes and returns the entry for `key`, keeping the expiry index exact.
-    pub(crate) fn remove(&mut self, hash: u64, key: &[u8]) -> Option<Entry> {
-        let entry = self
-            .table
-            .find_entry(hash, |e| &*e.key == key)
-            .ok()?
-            .remove()
-            .0;
-        if entry.expire_at != 0 {
-            self.expiry.remove(entry.expire_at, hash);
+    /// Removes exactly this handle from the index.
+    pub(crate) fn unindex_handle(&mut self, h: Handle) -> bool {
+        match self
+            .index
+            .find_entry(table_hash(h.short_hash()), |x| *x == h)
+        {
+            Ok(e) => {
+                e.remove();
+                true
+            }
+            Err(_) => false,
         }
-        Some(entry)
     }
 
-    /// Inserts a new entry; the caller guarantees the key is absent.
-    pub(crate) fn insert_new(&mut self, hash: u64, entry: Entry, hasher: impl Fn(&[u8]) -> u64) {
-        if entry.expire_at != 0 {
-            self.expiry.insert(entry.expire_at, hash);
-        }
-        self.table.insert_unique(hash, entry, |e| hasher(&e.key));
+    /// Adds a handle for a key known to be absent.
+    pub(crate) fn index_new(&mut self, h: Handle) {
+        self.index
+            .insert_unique(table_hash(h.short_hash()), h, |x| {
+                table_hash(x.short_hash())
+            });
     }
 
-    /// Changes the deadline of the entry for `key`, keeping the index exact.
-    /// Returns false when the key is absent.
-    pub(crate) fn set_deadline(&mut self, hash: u64, key: &[u8], deadline: u64) -> bool {
-        let Some(entry) = self.table.find_mut(hash, |e| &*e.key == key) else {
-            return false;
-        };
-        let old = std::mem::replace(&mut entry.expire_at, deadline);
-        if old != 0 {
-            self.expiry.remove(old, hash);
+    /// Was this cold key read recently? Records it if not.
+    pub(crate) fn read_twice(&mut self, short: u32) -> bool {
+        if self.recent_cold.contains(&(short | 1 << 31)) {
+            return true;
         }
-        if deadline != 0 {
-            self.expiry.insert(deadline, hash);
+        let n = self.recent_cold.len();
+        if let Some(s) = self.recent_cold.get_mut(self.recent_next % n) {
+            *s = short | 1 << 31;
         }
-        true
+        self.recent_next = self.recent_next.wrapping_add(1);
+        false
+    }
+
+    /// The deadline of the entry a handle points to (0 = none).
+    pub(crate) fn deadline_of(&self, h: Handle, arena: Option<&Arena>) -> u64 {
+        match h.target() {
+            Target::Hot(slot) => self.hot.get(slot).map_or(0, |e| e.expire_at),
+            Target::Cold(addr) => arena
+                .and_then(|a| a.read_head(addr).ok())
+                .map_or(0, |r| r.expire_at()),
+        }
+    }
+
+    /// Number of keys.
+    pub(crate) fn len(&self) -> usize {
+        self.index.len()
     }
 }

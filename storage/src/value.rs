@@ -1,8 +1,10 @@
 //! Typed values as the keyspace stores them in DRAM.
 //!
-//! Only strings exist so far; hashes, lists, sets and sorted sets join this
-//! enum with the data-types work. Commands match on [`Value`] and answer
-//! `WRONGTYPE` themselves.
+//! Strings live here; each collection type has its own module under
+//! `crate::types`. Commands match on [`Value`] and answer `WRONGTYPE`
+//! themselves.
+
+use crate::types::{HashValue, ListValue, SetValue, ZSetValue};
 
 /// A value stored under a key.
 #[derive(Debug, Clone, PartialEq)]
@@ -10,6 +12,14 @@
 pub enum Value {
     /// A binary-safe string (Redis's `string` type, also used by the bit commands).
     Str(StrValue),
+    /// A hash.
+    Hash(HashValue),
+    /// A list.
+    List(ListValue),
+    /// A set.
+    Set(SetValue),
+    /// A sorted set.
+    ZSet(ZSetValue),
 }
 
 /// The type name a value reports through `TYPE` and `SCAN ... TYPE`.
@@ -17,6 +27,14 @@ pub enum Value {
 pub enum ValueType {
     /// `string`
     String,
+    /// `hash`
+    Hash,
+    /// `list`
+    List,
+    /// `set`
+    Set,
+    /// `zset`
+    ZSet,
 }
 
 impl ValueType {
@@ -24,6 +42,10 @@ impl ValueType {
     pub fn name(self) -> &'static str {
         match self {
             ValueType::String => "string",
+            ValueType::Hash => "hash",
+            ValueType::List => "list",
+            ValueType::Set => "set",
+            ValueType::ZSet => "zset",
         }
     }
 }
@@ -38,6 +60,10 @@ impl Value {
     pub fn value_type(&self) -> ValueType {
         match self {
             Value::Str(_) => ValueType::String,
+            Value::Hash(_) => ValueType::Hash,
+            Value::List(_) => ValueType::List,
+            Value::Set(_) => ValueType::Set,
+            Value::ZSet(_) => ValueType::ZSet,
         }
     }
 
@@ -46,6 +72,10 @@ impl Value {
     pub fn mem_usage(&self) -> usize {
         match self {
             Value::Str(s) => std::mem::size_of::<Value>() + s.bytes.capacity(),
+            Value::Hash(v) => std::mem::size_of::<Value>() + v.mem_usage(),
+            Value::List(v) => std::mem::size_of::<Value>() + v.mem_usage(),
+            Value::Set(v) => std::mem::size_of::<Value>() + v.mem_usage(),
+            Value::ZSet(v) => std::mem::size_of::<Value>() + v.mem_usage(),
         }
     }
 
@@ -53,6 +83,22 @@ impl Value {
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(s) => s.encoding(),
+            Value::Hash(v) => v.encoding(),
+            Value::List(v) => v.encoding(),
+            Value::Set(v) => v.encoding(),
+            Value::ZSet(v) => v.encoding(),
+        }
+    }
+
+    /// Whether this is a collection with no elements left (its key must be
+    /// removed, as Redis removes emptied keys).
+    pub fn is_empty_collection(&self) -> bool {
+        match self {
+            Value::Str(_) => false,
+            Value::Hash(v) => v.is_empty(),
+            Value::List(v) => v.is_empty(),
+            Value::Set(v) => v.is_empty(),
+            Value::ZSet(v) => v.is_empty(),
         }
     }
 }

@@ -1,6 +1,89 @@
-//! Commands of the `db` family (being written).
+//! Database commands: DBSIZE FLUSHDB FLUSHALL SWAPDB. (SELECT lives with the
+//! connection commands, MOVE and COPY with the key commands.)
 
-use super::Handler;
+use amber_storage::{Flushed, DB_COUNT};
+
+use super::args::{self, is};
+use super::error::{CmdError, CmdResult, DB_RANGE};
+use super::{Ctx, Handler};
 
 /// This family's commands.
-pub const COMMANDS: &[(&str, Handler)] = &[];
+pub const COMMANDS: &[(&str, Handler)] = &[
+    ("dbsize", dbsize),
+    ("flushdb", flushdb),
+    ("flushall", flushall),
+    ("swapdb", swapdb),
+];
+
+/// Counts keys not yet collected after their deadline, as Redis does.
+fn dbsize(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
+    let n = ctx.srv.keyspace.dbsize(ctx.db());
+    ctx.out.int(n as i64);
+    Ok(())
+}
+
+/// Whether a FLUSHDB / FLUSHALL frees memory in the background: `ASYNC`,
+/// `SYNC`, or with no argument the `lazyfree-lazy-user-flush` directive.
+fn flush_is_async(ctx: &Ctx<'_>, args: &[&[u8]]) -> Result<bool, CmdError> {
+    match args {
+        [_] => Ok(ctx.srv.config.get_bool("lazyfree-lazy-user-flush")),
+        [_, mode] if is(mode, "SYNC") => Ok(false),
+        [_, mode] if is(mode, "ASYNC") => Ok(true),
+        _ => Err(CmdError::Syntax),
+    }
+}
+
+/// Frees flushed data: on a background thread for ASYNC (the databases are
+/// already empty, only the memory release is deferred), here otherwise.
+fn release(flushed: Flushed, background: bool) {
+    if background && !flushed.is_empty() {
+        let spawned = std::thread::Builder::new()
+            .name("amber-lazyfree".into())
+            .spawn(move || drop(flushed));
+        // If no thread can be started the data was dropped with the closure.
+        if let Err(e) = spawned {
+            tracing::warn!("lazyfree thread: {e}");
+        }
+    }
+}
+
+fn flushdb(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    let background = flush_is_async(ctx, args)?;
+    release(ctx.srv.keyspace.detach_db(ctx.db()), background);
+    ctx.out.ok();
+    Ok(())
+}
+
+fn flushall(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    let background = flush_is_async(ctx, args)?;
+    release(ctx.srv.keyspace.detach_all(), background);
+    ctx.out.ok();
+    Ok(())
+}
+
+/// A SWAPDB index: not an integer or outside C `int` gives `msg`; outside the
+/// databases gives `DB index is out of range` (checked after both parse).
+fn swap_index(a: &[u8], msg: &str) -> Result<i64, CmdError> {
+    args::parse_i64(a)
+        .filter(|v| (i32::MIN as i64..=i32::MAX as i64).contains(v))
+        .ok_or_else(|| CmdError::err(msg))
+}
+
+/// SWAPDB runs alone (EXCLUSIVE): no command sees a half-swapped pair.
+fn swapdb(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    let a = swap_index(
+        args.get(1).copied().unwrap_or_default(),
+        "invalid first DB index",
+    )?;
+    let b = swap_index(
+        args.get(2).copied().unwrap_or_default(),
+        "invalid second DB index",
+    )?;
+    let in_range = |v: i64| v >= 0 && (v as usize) < DB_COUNT;
+    if !in_range(a) || !in_range(b) {
+        return Err(CmdError::msg(DB_RANGE));
+    }
+    ctx.srv.keyspace.swap_db(a as usize, b as usize)?;
+    ctx.out.ok();
+    Ok(())
+}

@@ -17,11 +17,15 @@ pub mod db;
 pub mod debug;
 pub mod error;
 pub mod expire;
+pub mod hashes;
 pub mod info;
 pub mod keys;
+pub mod lists;
 pub mod object;
+pub mod sets;
 pub mod strings;
 pub mod table;
+pub mod zsets;
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -82,10 +86,14 @@ pub fn all_handlers() -> Vec<(&'static str, Handler)> {
         db::COMMANDS,
         debug::COMMANDS,
         expire::COMMANDS,
+        hashes::COMMANDS,
         info::COMMANDS,
         keys::COMMANDS,
+        lists::COMMANDS,
         object::COMMANDS,
+        sets::COMMANDS,
         strings::COMMANDS,
+        zsets::COMMANDS,
     ];
     families.iter().flat_map(|f| f.iter().copied()).collect()
 }
@@ -174,6 +182,11 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         reply_error(ctx, &CmdError::msg(error::NOAUTH));
         return;
     }
+    if def.flags.has(Flags::DENYOOM) && srv.keyspace.tiers.is_full() && !make_room(srv) {
+        def.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        reply_error(ctx, &CmdError::OutOfMemory);
+        return;
+    }
     let Some(handler) = def.handler else {
         reply_error(ctx, &CmdError::Arity(def.name.clone()));
         return;
@@ -193,6 +206,18 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     if let Err(e) = result {
         reply_error(ctx, &e);
     }
+}
+
+/// Memory (DRAM budget and arena) is full: applies `maxmemory-policy`.
+/// Returns false when the command must be refused with `-OOM` (`noeviction`,
+/// or nothing could be evicted), as Redis's `performEvictions`.
+fn make_room(srv: &ServerState) -> bool {
+    let policy = srv
+        .config
+        .get("maxmemory-policy")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(amber_storage::EvictionPolicy::NoEviction);
+    srv.keyspace.evict(policy, 16) > 0
 }
 
 /// A held keyspace gate (kept alive for the command's duration).

@@ -1,0 +1,6 @@
+//! Commands of the `lists` family (being written with the data-types work).
+
+use super::Handler;
+
+/// This family's commands.
+pub const COMMANDS: &[(&str, Handler)] = &[];

@@ -1,0 +1,480 @@
+//! Recovery: rebuild the caller's index from the arena after a restart.
+//!
+//! 1. **Scan** (parallel over segments, `std::thread::scope`): every segment
+//!    (or extent, as one segment) whose header validated at open is read
+//!    record by record until the
+//!    first invalid one (end of data or a torn write). Each valid record is
+//!    hashed by `(db, key)` and appended as a 24-byte slot `(address +
+//!    flags, sequence, hash)` to one of 256 partition lists of that worker
+//!    (sequential writes only).
+//! 2. **Merge** (parallel over partitions): a partition's slots from all
+//!    workers go into one hash table sized exactly, small enough to stay in
+//!    cache; on a key collision the higher sequence number wins, the loser
+//!    is dead and lowers its segment's `min_dead_seq`. A winning tombstone
+//!    or expired record is dropped (an expired key with older versions gets
+//!    a tombstone written afterwards, see the compaction module); a live
+//!    winner sets its bit in a bitmap with one bit per 32 bytes of arena
+//!    (less than the smallest record, 40 bytes, so record starts never share
+//!    a bit), i.e. arena size / 256 bytes of DRAM.
+//! 3. **Report** (parallel over segments): each segment is walked again in
+//!    address order (headers only, already verified) and every record whose
+//!    bit is set counts as live and is passed to the visitor with its
+//!    address, db, key, kind and deadline. The mapping is only ever read
+//!    sequentially.
+//! 4. **Resume**: the sequence counter restarts above every sequence number
+//!    and generation seen; recovered segments stay sealed (new appends go to
+//!    fresh segments with new generations, so bytes after a torn record can
+//!    never be mistaken for new records); empty ones return to the free list
+//!    (an empty extent, left by a crash in the middle of a large append, is
+//!    zeroed first, see `segment`).
+
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+use parking_lot::Mutex;
+
+use super::record::{Header, Invalid, HEADER_LEN};
+use super::segment::State;
+use super::{Addr, Arena, Inner};
+use crate::{Error, Result};
+
+/// One key found by recovery, reported to the visitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveredRecord<'a> {
+    /// Address of its newest record.
+    pub addr: Addr,
+    /// Database index.
+    pub db: u8,
+    /// Type tag.
+    pub kind: u8,
+    /// The key (borrowed from the mapping).
+    pub key: &'a [u8],
+    /// Absolute deadline in Unix ms, 0 = none.
+    pub expire_at: u64,
+    /// Sequence number of the record.
+    pub seq: u64,
+    /// Value length in bytes.
+    pub value_len: u32,
+    /// Bytes the record occupies in the arena.
+    pub record_len: u64,
+}
+
+/// What recovery found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryStats {
+    /// Segments scanned.
+    pub segments_scanned: u64,
+    /// Valid records found.
+    pub records_scanned: u64,
+    /// Keys reported to the visitor.
+    pub live_keys: u64,
+    /// Bytes of the live keys' records.
+    pub live_bytes: u64,
+    /// Keys whose newest record is a tombstone.
+    pub deleted_keys: u64,
+    /// Keys whose newest record had expired.
+    pub expired_keys: u64,
+    /// Records superseded by a newer record of the same key.
+    pub superseded: u64,
+    /// Segments whose records ended in bytes that are not a valid record (a
+    /// torn write at the crash).
+    pub torn_segments: u64,
+    /// Tombstones written for expired keys with older versions.
+    pub tombstones_written: u64,
+    /// Scan threads used.
+    pub threads: usize,
+    /// Wall time.
+    pub duration: Duration,
+}
+
+const PARTITION_BITS: u32 = 8;
+const PARTITIONS: usize = 1 << PARTITION_BITS;
+const TOMB_BIT: u64 = 1 << 62;
+const MULTI_BIT: u64 = 1 << 63;
+const EXPIRED_BIT: u64 = 1 << 61;
+const ADDR_MASK: u64 = (1 << 48) - 1;
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    /// Address, plus TOMB_BIT and MULTI_BIT (the key has other records).
+    word: u64,
+    seq: u64,
+    hash: u64,
+}
+
+#[derive(Debug, Default)]
+struct ScanTotals {
+    segments: u64,
+    records: u64,
+    torn: u64,
+    max_seq: u64,
+}
+
+impl Arena {
+    /// [`Arena::recover_at`] with the current time.
+    pub fn recover<F>(&self, visitor: F) -> Result<RecoveryStats>
+    where
+        F: Fn(RecoveredRecord<'_>) + Sync,
+    {
+        self.recover_at(crate::clock::now_ms(), visitor)
+    }
+
+    /// Scans the arena and calls `visitor` once per surviving key (from
+    /// several threads at once; records with a deadline at or before
+    /// `now_ms` are dropped). Must run once, before the first append, in
+    /// `pmem` mode; in `none` mode it finds nothing. See the module docs.
+    pub fn recover_at<F>(&self, now_ms: u64, visitor: F) -> Result<RecoveryStats>
+    where
+        F: Fn(RecoveredRecord<'_>) + Sync,
+    {
+        let inner = &*self.inner;
+        if inner.recovery_done.swap(true, Ordering::AcqRel) {
+            return Err(Error::BadArena("Arena::recover runs only once".into()));
+        }
+        let start = Instant::now();
+        let segs: Vec<u32> = inner
+            .metas
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.state() == State::Sealed)
+            .map(|(i, _)| i as u32)
+            .collect();
+        let threads = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(1, 8)
+            .min(segs.len().max(1));
+        let hasher = DefaultHashBuilder::default();
+
+        // Phase 1: scan segments into per-worker, per-partition slot lists.
+        let next = AtomicUsize::new(0);
+        let scanned: Vec<(ScanTotals, Vec<Vec<Slot>>)> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| s.spawn(|| inner.scan_worker(&segs, &next, &hasher, now_ms)))
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().unwrap_or_default())
+                .collect()
+        });
+        let mut stats = RecoveryStats {
+            threads,
+            ..RecoveryStats::default()
+        };
+        let mut max_seq = 0;
+        for (t, _) in &scanned {
+            stats.segments_scanned += t.segments;
+            stats.records_scanned += t.records;
+            stats.torn_segments += t.torn;
+            max_seq = max_seq.max(t.max_seq);
+        }
+
+        // Phase 2: per partition, keep the newest record per key in a
+        // table sized exactly (small enough to stay in cache). Live winners
+        // are marked in a bitmap with one bit per 32 bytes of arena (less
+        // than the smallest record); tombstones and expired winners are settled here.
+        let winners: Vec<AtomicU64> = (0..(inner.size / 32).div_ceil(64))
+            .map(|_| AtomicU64::new(0))
+            .collect();
+        let next = AtomicUsize::new(0);
+        let need_tombstone: Mutex<Vec<(u8, Vec<u8>)>> = Mutex::new(Vec::new());
+        let counts: Vec<[u64; 3]> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut c = [0u64; 3];
+                        loop {
+                            let p = next.fetch_add(1, Ordering::Relaxed);
+                            if p >= PARTITIONS {
+                                break;
+                            }
+                            let lists = scanned.iter().filter_map(|(_, parts)| parts.get(p));
+                            let total = lists.clone().map(Vec::len).sum();
+                            let mut table = HashTable::with_capacity(total);
+                            for list in lists {
+                                c[2] += inner.merge(&mut table, list);
+                            }
+                            for slot in table {
+                                inner.settle(slot, &winners, &need_tombstone, &mut c);
+                            }
+                        }
+                        c
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().unwrap_or_default())
+                .collect()
+        });
+        drop(scanned);
+        for c in counts {
+            stats.deleted_keys += c[0];
+            stats.expired_keys += c[1];
+            stats.superseded += c[2];
+        }
+
+        // Phase 3: report the live winners, segment by segment in address
+        // order (sequential reads of the mapping).
+        let next = AtomicUsize::new(0);
+        let live: Vec<(u64, u64)> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut c = (0u64, 0u64);
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(&seg) = segs.get(i) else { break };
+                            inner.report_segment(seg, &winners, &visitor, &mut c);
+                        }
+                        c
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().unwrap_or_default())
+                .collect()
+        });
+        for (keys, bytes) in live {
+            stats.live_keys += keys;
+            stats.live_bytes += bytes;
+        }
+
+        // Phase 4: resume.
+        let resume = max_seq.max(inner.seq.load(Ordering::Acquire).saturating_sub(1)) + 1;
+        inner.seq.store(resume, Ordering::Release);
+        inner.durable.store(resume, Ordering::Release);
+        for &seg in &segs {
+            let Ok(meta) = inner.meta(seg) else { continue };
+            if meta.used.load(Ordering::Relaxed) != 0 {
+                continue;
+            }
+            if meta.span.load(Ordering::Relaxed) > 1 {
+                // An extent whose record never completed (a crash in the
+                // middle of a large append): its header still covers the
+                // following segments, so it is zeroed before any of them
+                // is reused (rule 3 of `segment`).
+                inner.free_extent(seg)?;
+            } else {
+                meta.reset();
+                inner.free.lock().push_back(seg);
+            }
+        }
+        inner.recovered.store(true, Ordering::Release);
+        for (db, key) in need_tombstone.into_inner() {
+            match self.tombstone(self.writer_lanes(), db, &key) {
+                Ok(_) => stats.tombstones_written += 1,
+                Err(e) => {
+                    tracing::warn!("arena: could not write a tombstone for an expired key: {e}")
+                }
+            }
+        }
+        if stats.tombstones_written > 0 {
+            self.sync()?;
+        }
+        stats.duration = start.elapsed();
+        tracing::info!(
+            "arena: recovered {} keys ({} bytes) from {} records in {} segments in {:.1} ms \
+             ({} superseded, {} deleted, {} expired, {} torn segment tails, {} threads)",
+            stats.live_keys,
+            stats.live_bytes,
+            stats.records_scanned,
+            stats.segments_scanned,
+            stats.duration.as_secs_f64() * 1000.0,
+            stats.superseded,
+            stats.deleted_keys,
+            stats.expired_keys,
+            stats.torn_segments,
+            threads
+        );
+        Ok(stats)
+    }
+}
+
+impl Inner {
+    /// `(db, key)` of the record at `addr`, without checksum (it was
+    /// verified during the scan).
+    fn key_at(&self, addr: u64) -> Option<(u8, &[u8])> {
+        let head = self.medium.read(addr, HEADER_LEN)?;
+        let (_, h) = Header::parse(head)?;
+        let key = self
+            .medium
+            .read(addr + HEADER_LEN as u64, h.key_len as usize)?;
+        Some((h.db, key))
+    }
+
+    fn scan_worker(
+        &self,
+        segs: &[u32],
+        next: &AtomicUsize,
+        hasher: &DefaultHashBuilder,
+        now_ms: u64,
+    ) -> (ScanTotals, Vec<Vec<Slot>>) {
+        let mut t = ScanTotals::default();
+        let mut parts: Vec<Vec<Slot>> = (0..PARTITIONS).map(|_| Vec::new()).collect();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&seg) = segs.get(i) else { break };
+            let Ok(meta) = self.meta(seg) else { continue };
+            let Ok(mut iter) = self.scan(seg, None) else {
+                continue;
+            };
+            t.segments += 1;
+            t.max_seq = t.max_seq.max(meta.gen.load(Ordering::Relaxed));
+            let base = self.seg_base(seg);
+            let mut tomb = 0;
+            for rec in iter.by_ref() {
+                t.records += 1;
+                t.max_seq = t.max_seq.max(rec.seq());
+                let mut word = rec.addr.0;
+                if rec.is_tombstone() {
+                    word |= TOMB_BIT;
+                    tomb += rec.len();
+                } else if rec.expire_at() != 0 && rec.expire_at() <= now_ms {
+                    word |= EXPIRED_BIT;
+                }
+                let hash = hasher.hash_one((rec.db(), rec.key));
+                let p = (hash >> (64 - PARTITION_BITS)) as usize;
+                if let Some(list) = parts.get_mut(p) {
+                    list.push(Slot {
+                        word,
+                        seq: rec.seq(),
+                        hash,
+                    });
+                }
+            }
+            if iter.stopped() == Some(Invalid::Torn) {
+                t.torn += 1;
+            }
+            let used = iter.position() - base - super::SEGMENT_HEADER_LEN;
+            meta.used.store(used, Ordering::Relaxed);
+            meta.tomb.store(tomb, Ordering::Relaxed);
+            meta.live.store(0, Ordering::Relaxed);
+        }
+        (t, parts)
+    }
+
+    /// Merges slots into a partition's table: newest sequence number per
+    /// key. Returns how many records were superseded.
+    fn merge(&self, table: &mut HashTable<Slot>, list: &[Slot]) -> u64 {
+        let mut superseded = 0;
+        for &slot in list {
+            // The incoming key is read only when a stored hash matches (a
+            // real duplicate, or a rare 64-bit collision).
+            let mut incoming: Option<Option<(u8, &[u8])>> = None;
+            let same = |s: &Slot| {
+                s.hash == slot.hash && {
+                    let mine = *incoming.get_or_insert_with(|| self.key_at(slot.word & ADDR_MASK));
+                    mine.is_some() && self.key_at(s.word & ADDR_MASK) == mine
+                }
+            };
+            match table.find_mut(slot.hash, same) {
+                Some(old) => {
+                    superseded += 1;
+                    let newer = slot.seq > old.seq
+                        || (slot.seq == old.seq && slot.word & ADDR_MASK > old.word & ADDR_MASK);
+                    let loser = if newer {
+                        let l = *old;
+                        *old = Slot {
+                            word: slot.word | MULTI_BIT,
+                            ..slot
+                        };
+                        l
+                    } else {
+                        old.word |= MULTI_BIT;
+                        slot
+                    };
+                    self.mark_dead(loser.word & ADDR_MASK, loser.seq);
+                }
+                None => {
+                    table.insert_unique(slot.hash, slot, |s| s.hash);
+                }
+            }
+        }
+        superseded
+    }
+
+    fn mark_dead(&self, addr: u64, seq: u64) {
+        if let Ok(seg) = self.locate(Addr(addr)) {
+            if let Ok(meta) = self.meta(seg) {
+                meta.min_dead_seq.fetch_min(seq, Ordering::AcqRel);
+            }
+        }
+    }
+
+    /// Settles one partition winner: tombstones and expired records are
+    /// counted (and an expired key with older versions queued for a
+    /// tombstone); live ones are marked in the bitmap.
+    fn settle(
+        &self,
+        slot: Slot,
+        winners: &[AtomicU64],
+        need_tombstone: &Mutex<Vec<(u8, Vec<u8>)>>,
+        c: &mut [u64; 3],
+    ) {
+        let addr = slot.word & ADDR_MASK;
+        if slot.word & TOMB_BIT != 0 {
+            c[0] += 1;
+        } else if slot.word & EXPIRED_BIT != 0 {
+            c[1] += 1;
+            self.mark_dead(addr, slot.seq);
+            if slot.word & MULTI_BIT != 0 {
+                if let Some((db, key)) = self.key_at(addr) {
+                    need_tombstone.lock().push((db, key.to_vec()));
+                }
+            }
+        } else {
+            let bit = addr / 32;
+            if let Some(w) = winners.get((bit / 64) as usize) {
+                w.fetch_or(1 << (bit % 64), Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Visits the live winners of one segment (records were verified by
+    /// the scan; here only headers are parsed).
+    fn report_segment<F>(&self, seg: u32, winners: &[AtomicU64], visitor: &F, c: &mut (u64, u64))
+    where
+        F: Fn(RecoveredRecord<'_>) + Sync,
+    {
+        let Ok(meta) = self.meta(seg) else { return };
+        let base = self.seg_base(seg);
+        let end = base + super::SEGMENT_HEADER_LEN + meta.used.load(Ordering::Relaxed);
+        let mut pos = base + super::SEGMENT_HEADER_LEN;
+        let mut live = 0;
+        while pos < end {
+            let Some((_, h)) = self.medium.read(pos, HEADER_LEN).and_then(Header::parse) else {
+                break;
+            };
+            let len = h.len();
+            let bit = pos / 32;
+            let won = winners
+                .get((bit / 64) as usize)
+                .is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (bit % 64)) != 0);
+            if won {
+                if let Some(key) = self
+                    .medium
+                    .read(pos + HEADER_LEN as u64, h.key_len as usize)
+                {
+                    live += len;
+                    c.0 += 1;
+                    c.1 += len;
+                    visitor(RecoveredRecord {
+                        addr: Addr(pos),
+                        db: h.db,
+                        kind: h.kind,
+                        key,
+                        expire_at: h.expire_at,
+                        seq: h.seq,
+                        value_len: h.value_len,
+                        record_len: len,
+                    });
+                }
+            }
+            pos += len;
+        }
+        meta.live.store(live, Ordering::Relaxed);
+    }
+}

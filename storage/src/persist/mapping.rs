@@ -1,0 +1,250 @@
+//! The arena file mapped into memory: DAX (`MAP_SYNC`, cache-line flushes)
+//! when the file system supports it, else a shared mapping made durable with
+//! `msync`.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::ptr::NonNull;
+
+use super::flush::FlushKind;
+use super::region::Region;
+use super::{Medium, PersistMode};
+use crate::{Error, Result};
+
+/// `MAP_SYNC` (Linux, same value on x86-64 and aarch64); the libc crate only
+/// exports it for some targets.
+const MAP_SYNC: libc::c_int = 0x80000;
+
+/// A file mapped once, shared, read-write.
+#[derive(Debug)]
+pub struct MappedFile {
+    region: Region,
+    /// Kept open for the advisory lock (the mapping itself outlives a
+    /// closed fd).
+    _file: Option<File>,
+    /// `Some` on a DAX mapping: the instruction used to write lines back.
+    dax: Option<FlushKind>,
+    page: usize,
+}
+
+impl MappedFile {
+    /// Opens (creating it sparse, with parent directories, if missing) and
+    /// maps the arena file at `path`, holding an exclusive advisory lock so
+    /// two servers never share an arena.
+    ///
+    /// * `wipe`: truncate to zero and regrow (every byte reads as zero), for
+    ///   `persistence none`.
+    /// * Otherwise an empty file is grown to `size`; any other length that
+    ///   differs from `size` is a clear error (a truncated file or a changed
+    ///   `pmem-size`), never a resize.
+    pub fn open(path: &Path, size: u64, wipe: bool) -> Result<MappedFile> {
+        let io =
+            |what: &str, e: std::io::Error| Error::Io(format!("{what} {}: {e}", path.display()));
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| io("creating the directory of", e))?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| io("opening", e))?;
+        // SAFETY: flock on an fd we own; no memory is involved.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            return Err(Error::BadArena(format!(
+                "{} is in use by another process ({})",
+                path.display(),
+                std::io::Error::last_os_error()
+            )));
+        }
+        let len = file
+            .metadata()
+            .map_err(|e| io("reading the size of", e))?
+            .len();
+        if wipe {
+            file.set_len(0).map_err(|e| io("wiping", e))?;
+            file.set_len(size).map_err(|e| io("sizing", e))?;
+        } else if len == 0 {
+            file.set_len(size).map_err(|e| io("sizing", e))?;
+        } else if len < size {
+            return Err(Error::BadArena(format!(
+                "{} is {len} bytes but pmem-size is {size}: the file is truncated or pmem-size changed",
+                path.display()
+            )));
+        } else if len > size {
+            return Err(Error::BadArena(format!(
+                "{} is {len} bytes but pmem-size is {size}: pmem-size must match the existing arena",
+                path.display()
+            )));
+        }
+        let mut m = MappedFile::map(&file, size, false)?;
+        m._file = Some(file);
+        Ok(m)
+    }
+
+    /// Maps the first `len` bytes of `file` (opened read-write, at least
+    /// `len` long). Tries `MAP_SHARED_VALIDATE | MAP_SYNC` first; where the
+    /// file system refuses it (`EOPNOTSUPP` on ext4, tmpfs, ...), falls back
+    /// to `MAP_SHARED` and `msync`. `force_msync` skips the DAX attempt.
+    pub fn map(file: &File, len: u64, force_msync: bool) -> Result<MappedFile> {
+        let len_usize = usize::try_from(len)
+            .map_err(|_| Error::BadArena(format!("arena size {len} does not fit in memory")))?;
+        if len_usize == 0 {
+            return Err(Error::BadArena("arena size is zero".into()));
+        }
+        let fd = file.as_raw_fd();
+        let prot = libc::PROT_READ | libc::PROT_WRITE;
+        let kind = FlushKind::detect();
+        let mut dax = None;
+        let mut ptr = libc::MAP_FAILED;
+        if !force_msync && kind != FlushKind::Unsupported {
+            // SAFETY: a fresh mapping (addr NULL) of an open fd; the kernel
+            // validates every argument and returns MAP_FAILED on error. No
+            // existing memory is affected.
+            ptr = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len_usize,
+                    prot,
+                    libc::MAP_SHARED_VALIDATE | MAP_SYNC,
+                    fd,
+                    0,
+                )
+            };
+            if ptr == libc::MAP_FAILED {
+                let err = std::io::Error::last_os_error();
+                tracing::info!(
+                    "arena: MAP_SYNC refused ({err}); not a DAX file system, using msync"
+                );
+            } else {
+                dax = Some(kind);
+            }
+        }
+        if ptr == libc::MAP_FAILED {
+            // SAFETY: as above, a fresh shared mapping of an open fd.
+            ptr = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len_usize,
+                    prot,
+                    libc::MAP_SHARED,
+                    fd,
+                    0,
+                )
+            };
+        }
+        if ptr == libc::MAP_FAILED {
+            return Err(Error::Io(format!(
+                "mmap of {len} bytes: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        let ptr = NonNull::new(ptr.cast::<u8>())
+            .ok_or_else(|| Error::Io("mmap returned a null pointer".into()))?;
+        match dax {
+            Some(k) => tracing::info!("arena: DAX mapping (MAP_SYNC), persisting with {k} + fence"),
+            None => tracing::info!("arena: shared mapping, persisting with msync"),
+        }
+        // SAFETY (for the region): sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        let page = usize::try_from(page).unwrap_or(4096).max(1);
+        Ok(MappedFile {
+            region: Region::new(ptr, len_usize),
+            _file: None,
+            dax,
+            page,
+        })
+    }
+}
+
+impl Drop for MappedFile {
+    fn drop(&mut self) {
+        // SAFETY: the region is exactly the mapping created in `map`, and
+        // every borrow handed out by `read` is tied to `&self`, so none
+        // outlives this call.
+        unsafe {
+            libc::munmap(self.region.ptr().as_ptr().cast(), self.region.len());
+        }
+    }
+}
+
+impl Medium for MappedFile {
+    fn len(&self) -> u64 {
+        self.region.len() as u64
+    }
+
+    fn mode(&self) -> PersistMode {
+        if self.dax.is_some() {
+            PersistMode::CacheFlush
+        } else {
+            PersistMode::Msync
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        if self.dax.is_some() {
+            "dax"
+        } else {
+            "msync"
+        }
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> Result<()> {
+        self.region.write(offset, data)
+    }
+
+    fn read(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        self.region.read(offset, len)
+    }
+
+    fn flush(&self, offset: u64, len: u64) -> Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        if let Some(kind) = self.dax {
+            let bytes = self
+                .region
+                .span(offset, len)
+                .ok_or_else(|| Error::Corrupt(format!("flush past the end at {offset}+{len}")))?;
+            kind.flush(bytes);
+            return Ok(());
+        }
+        let page = self.page as u64;
+        let start = offset / page * page;
+        let end = offset
+            .checked_add(len)
+            .filter(|e| *e <= self.len())
+            .ok_or_else(|| Error::Corrupt(format!("msync past the end at {offset}+{len}")))?;
+        let base = self.region.ptr().as_ptr();
+        // SAFETY: `start..end` lies inside the mapping (checked above) and
+        // `start` is page aligned as msync requires (the mapping itself is
+        // page aligned). msync reads no Rust-visible state.
+        let rc = unsafe {
+            libc::msync(
+                base.add(start as usize).cast(),
+                (end - start) as usize,
+                libc::MS_SYNC,
+            )
+        };
+        if rc != 0 {
+            return Err(Error::Io(format!(
+                "msync: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        Ok(())
+    }
+
+    fn fence(&self) {
+        if let Some(kind) = self.dax {
+            kind.fence();
+        }
+    }
+
+    fn is_dax(&self) -> bool {
+        self.dax.is_some()
+    }
+}

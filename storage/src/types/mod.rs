@@ -1,0 +1,12 @@
+//! The collection types: each in its own module with the same small
+//! interface (`mem_usage`, `encoding`, `is_empty`, `encode`, `decode`).
+
+pub mod hash;
+pub mod list;
+pub mod set;
+pub mod zset;
+
+pub use hash::HashValue;
+pub use list::ListValue;
+pub use set::SetValue;
+pub use zset::ZSetValue;
