@@ -91,10 +91,18 @@ pub struct TieringSnapshot {
 
 /// The tiering engine's figures.
 ///
-/// Placeholder until the tiering engine lands: everything is zero. The lead
-/// wires the engine's counters here; the exporter needs nothing else.
-pub fn tiering_snapshot(_srv: &ServerState) -> TieringSnapshot {
-    TieringSnapshot::default()
+/// The same figures `INFO tiering` shows.
+pub fn tiering_snapshot(srv: &ServerState) -> TieringSnapshot {
+    let t = crate::cmd::info::tiering_stats(srv);
+    TieringSnapshot {
+        hot_keys: t.hot_keys,
+        cold_keys: t.cold_keys,
+        dram_used_bytes: t.dram_bytes,
+        arena_used_bytes: t.arena_bytes_used,
+        demotions: t.demotions,
+        promotions: t.promotions,
+        persist_calls: t.persist_calls,
+    }
 }
 
 /// The handles of one command's series.

@@ -159,11 +159,15 @@ impl ServerState {
     /// A save point (`SAVE`, `BGSAVE`, `SHUTDOWN SAVE`): makes everything
     /// written so far durable and records the time for `LASTSAVE`.
     ///
-    /// Hook for the tiering engine: with `persistence pmem` every write is
-    /// already persisted before its reply, so this is where the engine will
-    /// flush what it batches (`arena-sync everysec`/`no` on a non-DAX arena)
-    /// and return its error if that fails. Until then it only records the time.
+    /// With `persistence pmem` every write is already in the arena before its
+    /// reply; this forces what `arena-sync everysec`/`no` batches to durable
+    /// media and reports the error if that fails.
     pub fn save_point(&self) -> Result<(), String> {
+        if let Some(arena) = self.keyspace.tiers.arena.as_ref() {
+            arena
+                .sync()
+                .map_err(|e| format!("arena sync failed: {e}"))?;
+        }
         self.stats.saves.fetch_add(1, Ordering::Relaxed);
         self.last_save
             .store(amber_storage::clock::now_ms() / 1000, Ordering::Relaxed);
@@ -174,6 +178,11 @@ impl ServerState {
     pub fn reset_stats(&self) {
         self.stats.reset();
         self.keyspace.stats.expired_keys.store(0, Ordering::Relaxed);
+        self.keyspace
+            .tiers
+            .stats
+            .evicted_keys
+            .store(0, Ordering::Relaxed);
         for c in self.commands.iter() {
             c.stats.reset();
             for s in c.subcommands.values() {

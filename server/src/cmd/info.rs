@@ -48,17 +48,27 @@ pub struct TieringStats {
 
 /// The tiering engine's figures for INFO (and Prometheus).
 ///
-/// Hook for the lead: wire this to the tiering engine when it lands. Until
-/// then every value lives in DRAM, so all keys count as hot, and the arena
+/// Read from the keyspace's tier counters and the arena's statistics (the
+/// arena's walk over its segment table is the only non-trivial cost), and
 /// figures are zero.
 pub fn tiering_stats(srv: &ServerState) -> TieringStats {
-    let keys: u64 = (0..amber_storage::DB_COUNT)
-        .map(|db| srv.keyspace.dbsize(db) as u64)
-        .sum();
+    use std::sync::atomic::Ordering::Relaxed;
+    let tiers = &srv.keyspace.tiers;
+    let st = &tiers.stats;
+    let arena = tiers.arena.as_ref().map(|a| a.stats());
     TieringStats {
-        hot_keys: keys,
-        dram_budget: srv.config.get_u64("dram-budget"),
-        ..TieringStats::default()
+        hot_keys: st.hot_keys.load(Relaxed).max(0) as u64,
+        cold_keys: st.cold_keys.load(Relaxed).max(0) as u64,
+        dram_bytes: st.hot_bytes.load(Relaxed).max(0) as u64,
+        dram_budget: tiers.budget.load(Relaxed),
+        arena_bytes_used: arena.as_ref().map_or(0, |a| a.used_bytes),
+        arena_bytes_free: arena.as_ref().map_or(0, |a| a.free_bytes),
+        arena_bytes_dead: arena.as_ref().map_or(0, |a| a.dead_bytes),
+        demotions: st.demotions.load(Relaxed),
+        promotions: st.promotions.load(Relaxed),
+        compactions: srv.keyspace.stats.compactions.load(Relaxed),
+        persist_calls: arena.as_ref().map_or(0, |a| a.persist_calls),
+        recovery_ms: srv.keyspace.stats.recovery_ms.load(Relaxed),
     }
 }
 
@@ -227,13 +237,14 @@ fn render(ctx: &Ctx<'_>, all: bool, wanted: &[String]) -> String {
         let st = &srv.stats;
         let total_errors = st.total_errors.load(Ordering::Relaxed);
         sections.push(format!(
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:0.00\r\ninstantaneous_output_kbps:0.00\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:0\r\nevicted_keys:0\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\npubsubshard_channels:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:0\r\ntracking_total_items:0\r\ntracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:{total_errors}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:0\r\ntotal_writes_processed:0\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:0.00\r\ninstantaneous_output_kbps:0.00\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:0\r\nevicted_keys:{}\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\npubsubshard_channels:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:0\r\ntracking_total_items:0\r\ntracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:{total_errors}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:0\r\ntotal_writes_processed:0\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\n",
             st.connections.load(Ordering::Relaxed),
             st.commands.load(Ordering::Relaxed),
             st.net_input_bytes.load(Ordering::Relaxed),
             st.net_output_bytes.load(Ordering::Relaxed),
             st.rejected_connections.load(Ordering::Relaxed),
             srv.keyspace.stats.expired_keys.load(Ordering::Relaxed),
+            srv.keyspace.tiers.stats.evicted_keys.load(Ordering::Relaxed),
             st.keyspace_hits.load(Ordering::Relaxed),
             st.keyspace_misses.load(Ordering::Relaxed),
         ));

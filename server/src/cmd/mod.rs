@@ -100,7 +100,9 @@ pub fn all_handlers() -> Vec<(&'static str, Handler)> {
 
 /// Amber's own commands and subcommands, with their metadata.
 pub fn all_extensions() -> Vec<(Extension, Handler)> {
-    Vec::new()
+    let mut v = clients::extensions();
+    v.extend(object::extensions());
+    v
 }
 
 /// The result of resolving `args` to a command.

@@ -139,14 +139,16 @@ fn object_freq(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
+/// `OBJECT TIER key`: `hot` when the value is in DRAM, `cold` when it lives
+/// only in the arena, nil for a missing key. Asking does not promote the key.
 fn object_tier(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
-    if facts(ctx, key_arg(args))?.is_none() {
-        ctx.out.null();
-        return Ok(());
+    let key = key_arg(args);
+    let tier = ctx.lock_one(key)?.is_hot(key);
+    match tier {
+        None => ctx.out.null(),
+        Some(true) => ctx.out.bulk(b"hot"),
+        Some(false) => ctx.out.bulk(b"cold"),
     }
-    // Every value lives in DRAM until the tiering engine lands; it will
-    // answer "cold" for keys whose value is in the arena.
-    ctx.out.bulk(b"hot");
     Ok(())
 }
 
