@@ -68,6 +68,14 @@ impl<'a> Ctx<'a> {
         Ok(g)
     }
 
+    /// Keyspace notification (`notify-keyspace-events`) for `key` in the
+    /// client's database: `class` is one of [`crate::notify`]'s constants,
+    /// `event` Redis's event name. Call it where Redis calls
+    /// `notifyKeyspaceEvent`, after the change.
+    pub fn notify(&self, class: u32, event: &str, key: &[u8]) {
+        crate::notify::publish(self.srv, self.client.db, class, event, key);
+    }
+
     /// Locks the shard of one key in the client's database.
     pub fn lock_one(&self, key: &[u8]) -> Result<Guard<'a>, CmdError> {
         self.lock(std::iter::once(key))
