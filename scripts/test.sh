@@ -3,7 +3,11 @@
 #
 # Installs what the tests need with apt when it is missing (redis-server and
 # redis-tools: the tests compare Amber with a real Redis and drive it with
-# redis-cli and redis-benchmark), then runs `cargo test --workspace`.
+# redis-cli and redis-benchmark; nutcracker: the twemproxy test), runs
+# `cargo test --workspace`, then the container test (scripts/container-test.sh:
+# builds docker/Dockerfile with podman and runs it; needs root or sudo, and
+# takes several minutes the first time). Set AMBER_CONTAINER_TEST=0 to skip
+# the container test.
 # Extra arguments go to cargo test (e.g. `scripts/test.sh -p amber-tests`).
 set -euo pipefail
 
@@ -16,6 +20,7 @@ command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 command -v redis-benchmark >/dev/null 2>&1 || need+=(redis-tools)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v make >/dev/null 2>&1 || need+=(build-essential)
+[ -x /usr/sbin/nutcracker ] || command -v nutcracker >/dev/null 2>&1 || need+=(nutcracker)
 
 if [ ${#need[@]} -gt 0 ]; then
     # Deduplicate (redis-tools may be listed twice).
@@ -41,4 +46,17 @@ fi
 
 # A Debian redis-server package starts a system service on 6379; the tests
 # start their own servers on free ports and do not need it.
-exec cargo test --workspace "$@"
+cargo test --workspace "$@"
+
+if [ "${AMBER_CONTAINER_TEST:-1}" = 0 ]; then
+    echo "scripts/test.sh: AMBER_CONTAINER_TEST=0: container test skipped" >&2
+    exit 0
+fi
+if [ "$(id -u)" -eq 0 ]; then
+    scripts/container-test.sh
+elif command -v sudo >/dev/null 2>&1; then
+    sudo scripts/container-test.sh
+else
+    echo "scripts/test.sh: the container test needs root or sudo" >&2
+    exit 1
+fi

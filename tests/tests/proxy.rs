@@ -226,6 +226,11 @@ fn placement(shards: &[Shard]) -> HashMap<usize, Vec<usize>> {
 #[test]
 fn three_shards_behind_twemproxy() {
     let Some(bin) = nutcracker_bin() else {
+        // The test command installs nutcracker; in CI its absence is a failure.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "nutcracker is not installed (scripts/test.sh installs it)"
+        );
         eprintln!(
             "SKIP three_shards_behind_twemproxy: nutcracker is not installed \
              (the test command installs it: apt-get install nutcracker)"
