@@ -46,6 +46,12 @@ async fn tiering(srv: Arc<ServerState>) {
             .tiers
             .budget
             .store(budget, std::sync::atomic::Ordering::Relaxed);
+        // `CONFIG SET tiering-policy` too.
+        let lfu = srv.config.get("tiering-policy").as_deref() == Some("lfu");
+        srv.keyspace
+            .tiers
+            .lfu
+            .store(lfu, std::sync::atomic::Ordering::Relaxed);
         srv.keyspace.tiers.refresh_pressure(maxmemory);
         let over = srv.keyspace.tiers.over_budget() > 0;
         let compact = tick % 10 == 0;

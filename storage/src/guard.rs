@@ -234,7 +234,7 @@ impl<'a> Guard<'a> {
                 let e = self.hot_entry(f.pos, slot)?;
                 if touch {
                     e.access = clock;
-                    e.freq = e.freq.saturating_add(1);
+                    e.freq = crate::tier::lfu_bump(e.freq);
                 }
                 Some(&e.value)
             }

@@ -371,10 +371,13 @@ impl Keyspace {
         n: usize,
     ) -> usize {
         let mut rng = rand::thread_rng();
+        let lfu = self.tiers.lfu.load(Ordering::Relaxed);
         let mut done = 0;
         while done < n && shard.hot.len() > 0 {
             let cap = shard.hot.capacity() as u32;
-            let mut best: Option<(u32, u32)> = None;
+            // The coldest of five sampled entries: by (frequency, last
+            // access) with `tiering-policy lfu`, by last access otherwise.
+            let mut best: Option<(u32, (u32, u32))> = None;
             let mut tries = 0;
             let mut seen = 0;
             while seen < 5 && tries < 64 {
@@ -382,8 +385,13 @@ impl Keyspace {
                 let slot = rng.gen_range(0..cap);
                 if let Some(e) = shard.hot.get(slot) {
                     seen += 1;
-                    if best.map_or(true, |(_, a)| e.access < a) {
-                        best = Some((slot, e.access));
+                    let rank = if lfu {
+                        (e.freq as u32, e.access)
+                    } else {
+                        (0, e.access)
+                    };
+                    if best.map_or(true, |(_, r)| rank < r) {
+                        best = Some((slot, rank));
                     }
                 }
             }

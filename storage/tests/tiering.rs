@@ -241,3 +241,51 @@ fn scan_visits_hot_and_cold_keys() {
     }
     assert_eq!(seen.len(), 1000);
 }
+
+/// Share of `keys` whose value is still in DRAM.
+fn hot_share(ks: &Keyspace, keys: &[Vec<u8>]) -> f64 {
+    let hot = keys
+        .iter()
+        .filter(|k| ks.lock_one(0, k).expect("lock").is_hot(k) == Some(true))
+        .count();
+    hot as f64 / keys.len() as f64
+}
+
+/// Loads 2000 keys, reads a tenth of them many times and then the others
+/// once, then squeezes the
+/// budget to about a fifth of the data and demotes. Returns the share of the
+/// frequently read keys still hot.
+fn frequent_keys_kept(lfu: bool) -> f64 {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ks = Keyspace::open(config(dir.path(), 64 << 20, Persistence::None)).expect("open");
+    ks.tiers.lfu.store(lfu, Ordering::Relaxed);
+    let keys: Vec<Vec<u8>> = (0..2000).map(|i| format!("key:{i}").into_bytes()).collect();
+    for k in &keys {
+        set(&ks, 0, k, &[b'v'; 200]);
+    }
+    let frequent = &keys[..200];
+    for _ in 0..200 {
+        for k in frequent {
+            assert!(get(&ks, 0, k).is_some());
+        }
+    }
+    // The others were read last: LRU alone favours them.
+    for k in &keys[200..] {
+        assert!(get(&ks, 0, k).is_some());
+    }
+    let used = ks.tiers.stats.hot_bytes.load(Ordering::Relaxed) as u64;
+    ks.tiers.budget.store(used / 5, Ordering::Relaxed);
+    while ks.demote_step(10_000) > 0 {}
+    assert!(ks.tiers.stats.hot_bytes.load(Ordering::Relaxed) as u64 <= used / 5);
+    hot_share(&ks, frequent)
+}
+
+#[test]
+fn tiering_policy_lfu_keeps_frequently_read_keys_hot() {
+    let lfu = frequent_keys_kept(true);
+    assert!(lfu > 0.8, "lfu kept only {lfu:.2} of the frequent keys hot");
+    // Under LRU the frequent keys were not read last: at most about the
+    // budget's share of them stays hot.
+    let lru = frequent_keys_kept(false);
+    assert!(lru < 0.6, "lru kept {lru:.2} of the frequent keys hot");
+}

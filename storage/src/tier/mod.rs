@@ -100,6 +100,9 @@ pub struct Tiers {
     /// Set by [`Tiers::refresh_pressure`] when no more data fits: the arena is
     /// nearly out of free segments, or `maxmemory` is exceeded.
     pub memory_full: AtomicBool,
+    /// `tiering-policy lfu`: demote the least frequently used hot entries
+    /// first (ties: least recently used); otherwise least recently used.
+    pub lfu: AtomicBool,
     /// Whether a reply must wait for its writes to become durable: only with
     /// `persistence pmem`, `arena-sync always`, on a medium that is not DAX
     /// (on DAX every append is flushed before it returns).
@@ -141,6 +144,7 @@ impl Tiers {
             budget: AtomicU64::new(budget),
             stats: TierStats::default(),
             memory_full: AtomicBool::new(false),
+            lfu: AtomicBool::new(false),
         }
     }
 
@@ -208,5 +212,22 @@ impl Tiers {
             Some(a) if ticket != Ticket::NONE => a.wait_durable(ticket),
             _ => Ok(()),
         }
+    }
+}
+
+/// Redis's logarithmic LFU counter increment (`LFULogIncr`, `lfu-log-factor`
+/// 10): the higher the counter, the less likely an access raises it, so 255
+/// means about a million accesses rather than 255.
+pub(crate) fn lfu_bump(counter: u8) -> u8 {
+    const LOG_FACTOR: f64 = 10.0;
+    if counter == u8::MAX {
+        return counter;
+    }
+    let base = (counter as f64 - 5.0).max(0.0);
+    let p = 1.0 / (base * LOG_FACTOR + 1.0);
+    if rand::random::<f64>() < p {
+        counter + 1
+    } else {
+        counter
     }
 }
