@@ -175,7 +175,21 @@ impl Keyspace {
             return Ok(());
         };
         let start = Instant::now();
-        let stats = arena.recover(|rec| {
+        let per_db = self.shards_per_db() as u64;
+        let reserve = |records: &[u64]| {
+            // Size every index once (records per db is an upper bound of its
+            // keys: superseded records and tombstones count too).
+            for (d, &n) in self.dbs.iter().zip(records) {
+                if n == 0 {
+                    continue;
+                }
+                let each = (n / per_db + n / per_db / 16 + 16) as usize;
+                for shard in d.shards.iter() {
+                    shard.lock().reserve(each);
+                }
+            }
+        };
+        let stats = arena.recover_reserving(reserve, |rec| {
             let Some(db) = self.dbs.get(rec.db as usize) else {
                 return;
             };

@@ -89,6 +89,11 @@ impl Shard {
         }
     }
 
+    /// Makes room for `n` more keys in the index (recovery sizes it once).
+    pub(crate) fn reserve(&mut self, n: usize) {
+        self.index.reserve(n, |x| table_hash(x.short_hash()));
+    }
+
     /// Adds a handle for a key known to be absent.
     pub(crate) fn index_new(&mut self, h: Handle) {
         self.index

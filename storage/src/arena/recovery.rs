@@ -83,6 +83,10 @@ pub struct RecoveryStats {
     pub torn_segments: u64,
     /// Tombstones written for expired keys with older versions.
     pub tombstones_written: u64,
+    /// Valid records found per database (an upper bound of its live keys,
+    /// known before any key is reported: the visitor's owner sizes its
+    /// tables with it).
+    pub records_per_db: Vec<u64>,
     /// Scan threads used.
     pub threads: usize,
     /// Wall time.
@@ -104,12 +108,25 @@ struct Slot {
     hash: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ScanTotals {
     segments: u64,
     records: u64,
     torn: u64,
     max_seq: u64,
+    per_db: Vec<u64>,
+}
+
+impl Default for ScanTotals {
+    fn default() -> Self {
+        ScanTotals {
+            segments: 0,
+            records: 0,
+            torn: 0,
+            max_seq: 0,
+            per_db: vec![0; 256],
+        }
+    }
 }
 
 impl Arena {
@@ -121,12 +138,32 @@ impl Arena {
         self.recover_at(crate::clock::now_ms(), visitor)
     }
 
+    /// [`Arena::recover`], calling `reserve` once with the number of valid
+    /// records per database (indexed by db) before the first key is
+    /// reported, so the caller can size its tables once instead of growing
+    /// them key by key.
+    pub fn recover_reserving<R, F>(&self, reserve: R, visitor: F) -> Result<RecoveryStats>
+    where
+        R: FnOnce(&[u64]),
+        F: Fn(RecoveredRecord<'_>) + Sync,
+    {
+        self.recover_inner(crate::clock::now_ms(), reserve, visitor)
+    }
+
     /// Scans the arena and calls `visitor` once per surviving key (from
     /// several threads at once; records with a deadline at or before
     /// `now_ms` are dropped). Must run once, before the first append, in
     /// `pmem` mode; in `none` mode it finds nothing. See the module docs.
     pub fn recover_at<F>(&self, now_ms: u64, visitor: F) -> Result<RecoveryStats>
     where
+        F: Fn(RecoveredRecord<'_>) + Sync,
+    {
+        self.recover_inner(now_ms, |_| {}, visitor)
+    }
+
+    fn recover_inner<R, F>(&self, now_ms: u64, reserve: R, visitor: F) -> Result<RecoveryStats>
+    where
+        R: FnOnce(&[u64]),
         F: Fn(RecoveredRecord<'_>) + Sync,
     {
         let inner = &*self.inner;
@@ -162,8 +199,13 @@ impl Arena {
             threads,
             ..RecoveryStats::default()
         };
+        let scan_done = start.elapsed();
         let mut max_seq = 0;
+        stats.records_per_db = vec![0; 256];
         for (t, _) in &scanned {
+            for (sum, n) in stats.records_per_db.iter_mut().zip(&t.per_db) {
+                *sum += n;
+            }
             stats.segments_scanned += t.segments;
             stats.records_scanned += t.records;
             stats.torn_segments += t.torn;
@@ -215,6 +257,8 @@ impl Arena {
             stats.superseded += c[2];
         }
 
+        reserve(&stats.records_per_db);
+        let merge_done = start.elapsed();
         // Phase 3: report the live winners, segment by segment in address
         // order (sequential reads of the mapping).
         let next = AtomicUsize::new(0);
@@ -242,6 +286,12 @@ impl Arena {
             stats.live_bytes += bytes;
         }
 
+        tracing::debug!(
+            scan_ms = scan_done.as_millis() as u64,
+            merge_ms = (merge_done - scan_done).as_millis() as u64,
+            report_ms = (start.elapsed() - merge_done).as_millis() as u64,
+            "arena: recovery phases"
+        );
         // Phase 4: resume.
         let resume = max_seq.max(inner.seq.load(Ordering::Acquire).saturating_sub(1)) + 1;
         inner.seq.store(resume, Ordering::Release);
@@ -324,9 +374,14 @@ impl Inner {
             t.segments += 1;
             t.max_seq = t.max_seq.max(meta.gen.load(Ordering::Relaxed));
             let base = self.seg_base(seg);
+            let span = meta.span.load(Ordering::Relaxed).max(1) as u64;
+            self.medium.prefetch(base, span * self.segment_size);
             let mut tomb = 0;
             for rec in iter.by_ref() {
                 t.records += 1;
+                if let Some(n) = t.per_db.get_mut(rec.db() as usize) {
+                    *n += 1;
+                }
                 t.max_seq = t.max_seq.max(rec.seq());
                 let mut word = rec.addr.0;
                 if rec.is_tombstone() {

@@ -200,6 +200,25 @@ impl Medium for MappedFile {
         self.region.read(offset, len)
     }
 
+    fn prefetch(&self, offset: u64, len: u64) {
+        // MADV_POPULATE_READ (Linux 5.14) populates the page tables at once;
+        // older kernels refuse it, and MADV_WILLNEED at least starts the I/O.
+        const MADV_POPULATE_READ: libc::c_int = 22;
+        let page = self.page as u64;
+        let start = offset / page * page;
+        let Some(bytes) = self.region.span(start, offset + len - start) else {
+            return;
+        };
+        let (ptr, n) = (bytes.as_ptr() as *mut libc::c_void, bytes.len());
+        // SAFETY: the range lies inside our live mapping and starts on a page
+        // boundary; these advices never modify its contents.
+        unsafe {
+            if libc::madvise(ptr, n, MADV_POPULATE_READ) != 0 {
+                libc::madvise(ptr, n, libc::MADV_WILLNEED);
+            }
+        }
+    }
+
     fn flush(&self, offset: u64, len: u64) -> Result<()> {
         if len == 0 {
             return Ok(());

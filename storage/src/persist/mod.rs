@@ -122,4 +122,11 @@ pub trait Medium: Send + Sync + fmt::Debug {
     fn is_dax(&self) -> bool {
         false
     }
+
+    /// A hint that `len` bytes at `offset` are about to be read in full
+    /// (recovery's scan): a mapping maps them in one go instead of taking
+    /// a page fault per page. Never changes data; errors are ignored.
+    fn prefetch(&self, offset: u64, len: u64) {
+        let _ = (offset, len);
+    }
 }
