@@ -216,6 +216,58 @@ impl Member<'_> {
     }
 }
 
+impl Member<'_> {
+    /// An owned copy.
+    pub fn to_buf(self) -> MemberBuf {
+        match self {
+            Member::Int(i) => MemberBuf::Int(i),
+            Member::Bytes(b) => MemberBuf::Bytes(b.into()),
+        }
+    }
+}
+
+/// An owned [`Member`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberBuf {
+    /// An integer.
+    Int(i64),
+    /// Bytes.
+    Bytes(Box<[u8]>),
+}
+
+impl MemberBuf {
+    /// The borrowed form.
+    pub fn as_member(&self) -> Member<'_> {
+        match self {
+            MemberBuf::Int(i) => Member::Int(*i),
+            MemberBuf::Bytes(b) => Member::Bytes(b),
+        }
+    }
+}
+
+/// Writes `i` in decimal into `buf`; returns the digits.
+fn int_text(i: i64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut n = i.unsigned_abs();
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        if let Some(b) = buf.get_mut(at) {
+            *b = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        at -= 1;
+        if let Some(b) = buf.get_mut(at) {
+            *b = b'-';
+        }
+    }
+    buf.get(at..).unwrap_or_default()
+}
+
 #[derive(Clone)]
 enum Repr {
     Intset(Vec<i64>),
@@ -348,6 +400,34 @@ impl SetValue {
         match &self.repr {
             Repr::Intset(v) => parse_int(member).is_some_and(|i| v.binary_search(&i).is_ok()),
             Repr::Table(t) => t.position(member).is_some(),
+        }
+    }
+
+    /// Whether `m` is in the set (integers are compared as integers on an
+    /// intset, as their decimal text on a hashtable).
+    pub fn contains_member(&self, m: Member<'_>) -> bool {
+        match (m, &self.repr) {
+            (Member::Int(i), Repr::Intset(v)) => v.binary_search(&i).is_ok(),
+            (Member::Int(i), Repr::Table(t)) => {
+                t.position(int_text(i, &mut [0; 20])).is_some()
+            }
+            (Member::Bytes(b), _) => self.contains(b),
+        }
+    }
+
+    /// [`SetValue::add`] for a [`Member`].
+    pub fn add_member(&mut self, m: Member<'_>, max_intset: usize) -> bool {
+        match m {
+            Member::Int(i) => self.add(int_text(i, &mut [0; 20]), max_intset),
+            Member::Bytes(b) => self.add(b, max_intset),
+        }
+    }
+
+    /// [`SetValue::remove`] for a [`Member`].
+    pub fn remove_member(&mut self, m: Member<'_>) -> bool {
+        match m {
+            Member::Int(i) => self.remove(int_text(i, &mut [0; 20])),
+            Member::Bytes(b) => self.remove(b),
         }
     }
 
@@ -607,6 +687,16 @@ mod tests {
         assert!(s.contains(b"01") && s.contains(b"1"));
         assert_eq!(set_of(&[b"a"], 512).encoding(), "hashtable");
         assert!(!set_of(&[b"1"], 512).contains(b"01"));
+    }
+
+    #[test]
+    fn int_text_is_decimal() {
+        for i in [0, 7, -7, 10, i64::MIN, i64::MAX, 1234567890] {
+            assert_eq!(int_text(i, &mut [0; 20]), i.to_string().as_bytes());
+        }
+        let t = set_of(&[b"a", b"-5"], 512);
+        assert!(t.contains_member(Member::Int(-5)));
+        assert!(!t.contains_member(Member::Int(5)));
     }
 
     #[test]
