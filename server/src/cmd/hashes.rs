@@ -60,7 +60,7 @@ pub fn config_usize(ctx: &Ctx<'_>, name: &str, default: usize) -> usize {
 /// The current `hash-max-listpack-*` thresholds.
 fn limits(ctx: &Ctx<'_>) -> HashLimits {
     HashLimits {
-        max_entries: config_usize(ctx, "hash-max-listpack-entries", 128),
+        max_entries: config_usize(ctx, "hash-max-listpack-entries", 512),
         max_value: config_usize(ctx, "hash-max-listpack-value", 64),
     }
 }

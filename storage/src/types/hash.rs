@@ -14,9 +14,10 @@
 //! listpack's insertion order (`HGETALL`, `HKEYS`, `HSCAN` reply order) are
 //! observable, so Amber keeps the same two shapes:
 //!
-//! * listpack form: a `Vec` of (field, value) pairs in insertion order.
-//!   Linear search over at most 128 short fields is as fast as hashing and
-//!   costs no index; deletion keeps the order.
+//! * listpack form: a `Vec` of (field, value) pairs in insertion order,
+//!   searched linearly like Redis's listpack (at most 512 fields of at most
+//!   64 bytes by default; comparing lengths first makes most probes one
+//!   word compare). No index to pay for; deletion keeps the order.
 //! * hashtable form: an [`Indexed`] table of pairs (dense `Vec` plus a
 //!   `hashbrown::HashTable<u32>` of positions): O(1) lookups, O(1) uniform
 //!   random picks for `HRANDFIELD`, and a removal-safe `HSCAN` cursor.
@@ -60,7 +61,7 @@ pub struct HashLimits {
 impl Default for HashLimits {
     fn default() -> Self {
         HashLimits {
-            max_entries: 128,
+            max_entries: 512,
             max_value: 64,
         }
     }
