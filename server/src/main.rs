@@ -125,8 +125,11 @@ async fn async_main(config: config::Config) -> ExitCode {
             .store(addr.port(), std::sync::atomic::Ordering::Relaxed);
     }
     let signals = srv.clone();
+    // Registered before serving: a SIGTERM right after start-up must still
+    // shut down cleanly rather than kill the process.
+    let registered = register_signals();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        wait_for_signal(registered).await;
         tracing::info!("received a shutdown signal, shutting down");
         signals.request_shutdown();
     });
@@ -147,18 +150,28 @@ async fn async_main(config: config::Config) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
+/// SIGTERM and SIGINT streams, created at once so their handlers are installed.
+type Signals = Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>;
+
+fn register_signals() -> Signals {
     use tokio::signal::unix::{signal, SignalKind};
     match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
     ) {
-        (Ok(mut term), Ok(mut int)) => {
+        (Ok(term), Ok(int)) => Some((term, int)),
+        _ => None,
+    }
+}
+
+async fn wait_for_signal(signals: Signals) {
+    match signals {
+        Some((mut term, mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}
                 _ = int.recv() => {}
             }
         }
-        _ => std::future::pending::<()>().await,
+        None => std::future::pending::<()>().await,
     }
 }
