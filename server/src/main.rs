@@ -124,6 +124,17 @@ async fn async_main(config: config::Config) -> ExitCode {
         srv.port
             .store(addr.port(), std::sync::atomic::Ordering::Relaxed);
     }
+    // Prometheus endpoint (metrics-port > 0), on the same addresses as `bind`.
+    let metrics_port = srv.config.get_i64("metrics-port") as u16;
+    if metrics_port > 0 {
+        match amber_server::metrics::start(srv.clone(), &bind, metrics_port).await {
+            Ok(addrs) => tracing::info!(?addrs, "metrics endpoint listening (GET /metrics)"),
+            Err(e) => {
+                tracing::error!(bind = %bind, port = metrics_port, error = %e, "could not bind the metrics port");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let signals = srv.clone();
     // Registered before serving: a SIGTERM right after start-up must still
     // shut down cleanly rather than kill the process.
