@@ -14,6 +14,7 @@ use rand::seq::index;
 use super::args::{self, is};
 use super::error::{CmdError, CmdResult};
 use super::{Ctx, Handler};
+use crate::notify;
 use crate::resp::Protocol;
 
 #[path = "strings/long_double.rs"]
@@ -126,6 +127,7 @@ fn hset(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     } else {
         ctx.out.ok();
     }
+    ctx.notify(notify::HASH, "hset", key);
     Ok(())
 }
 
@@ -143,6 +145,9 @@ fn hsetnx(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     })?;
     drop(g);
     ctx.out.int(i64::from(set));
+    if set {
+        ctx.notify(notify::HASH, "hset", key);
+    }
     Ok(())
 }
 
@@ -194,6 +199,12 @@ fn hdel(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         g.remove(key);
     }
     drop(g);
+    if deleted > 0 {
+        ctx.notify(notify::HASH, "hdel", key);
+        if emptied {
+            ctx.notify(notify::GENERIC, "del", key);
+        }
+    }
     ctx.out.int(deleted);
     Ok(())
 }
@@ -284,6 +295,7 @@ fn hincrby(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     })?;
     drop(g);
     ctx.out.int(value);
+    ctx.notify(notify::HASH, "hincrby", key);
     Ok(())
 }
 
@@ -314,6 +326,7 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     })?;
     drop(g);
     ctx.out.bulk(text.as_bytes());
+    ctx.notify(notify::HASH, "hincrbyfloat", key);
     Ok(())
 }
 

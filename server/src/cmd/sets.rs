@@ -18,6 +18,7 @@ use super::args;
 use super::error::{CmdError, CmdResult};
 use super::hashes::{config_usize, empty_scan, scan_options, signed_count, REPLY_CAP};
 use super::{Ctx, Handler};
+use crate::notify;
 use crate::resp::ReplyWriter;
 
 /// This family's commands.
@@ -76,13 +77,27 @@ fn read_set<'g>(
 }
 
 /// Stores a computed set under `dst` (dropping any TTL, as `setKey`), or
-/// deletes `dst` when the set is empty. Returns the stored size.
-fn store(g: &mut Guard<'_>, dst: &[u8], set: SetValue) -> Result<usize, CmdError> {
+/// deletes `dst` when the set is empty, then sends Redis's notification:
+/// `event` for a stored set, `del` when an empty result deleted a key.
+/// Returns the stored size.
+fn store(
+    ctx: &Ctx<'_>,
+    mut g: Guard<'_>,
+    dst: &[u8],
+    set: SetValue,
+    event: &str,
+) -> Result<usize, CmdError> {
     let n = set.len();
     if n == 0 {
-        g.remove(dst);
+        let deleted = g.delete_key(dst);
+        drop(g);
+        if deleted {
+            ctx.notify(notify::GENERIC, "del", dst);
+        }
     } else {
         g.set(dst, Value::Set(set), SetExpiry::Persist)?;
+        drop(g);
+        ctx.notify(notify::SET, event, dst);
     }
     Ok(n)
 }
@@ -103,6 +118,9 @@ fn sadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         }
     };
     drop(g);
+    if added > 0 {
+        ctx.notify(notify::SET, "sadd", key);
+    }
     ctx.out.int(added as i64);
     Ok(())
 }
@@ -130,6 +148,12 @@ fn srem(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         g.remove(key);
     }
     drop(g);
+    if removed > 0 {
+        ctx.notify(notify::SET, "srem", key);
+        if emptied {
+            ctx.notify(notify::GENERIC, "del", key);
+        }
+    }
     ctx.out.int(removed);
     Ok(())
 }
@@ -202,8 +226,14 @@ fn spop(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             Some(m) => ctx.out.bulk(&m),
             None => ctx.out.null(),
         }
-        if s.is_empty() {
+        let emptied = s.is_empty();
+        if emptied {
             g.remove(key);
+        }
+        drop(g);
+        ctx.notify(notify::SET, "spop", key);
+        if emptied {
+            ctx.notify(notify::GENERIC, "del", key);
         }
         return Ok(());
     };
@@ -213,6 +243,7 @@ fn spop(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         return Ok(());
     }
     let size = s.len();
+    ctx.notify(notify::SET, "spop", key);
     if count >= size {
         // The whole set, as a fresh union of it (Redis replies through
         // SUNION, so an all-integer hashtable answers in intset order).
@@ -225,6 +256,8 @@ fn spop(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             member(ctx.out, m);
         }
         g.remove(key);
+        drop(g);
+        ctx.notify(notify::GENERIC, "del", key);
         return Ok(());
     }
     ctx.out.set(count);
@@ -346,16 +379,25 @@ fn smove(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     if emptied {
         g.remove(src);
     }
-    if dst_exists {
-        if let Some(Value::Set(s)) = g.get_mut(dst) {
-            s.add(m, max);
+    let added = if dst_exists {
+        match g.get_mut(dst) {
+            Some(Value::Set(s)) => s.add(m, max),
+            _ => false,
         }
     } else {
         let mut s = SetValue::new_for(m);
         s.add(m, max);
         g.set(dst, Value::Set(s), SetExpiry::Persist)?;
-    }
+        true
+    };
     drop(g);
+    ctx.notify(notify::SET, "srem", src);
+    if emptied {
+        ctx.notify(notify::GENERIC, "del", src);
+    }
+    if added {
+        ctx.notify(notify::SET, "sadd", dst);
+    }
     ctx.out.int(1);
     Ok(())
 }
@@ -395,36 +437,20 @@ fn intersect(
         .filter_map(|&i| keys.get(i).copied())
         .filter(|k| *k != first_key)
         .collect();
-    if others.is_empty() {
-        if limit > 0 {
-            candidates.truncate(limit);
+    // Filter set by set: each other set is looked up once (a cold set is
+    // decoded once, not once per candidate), then the limit applies.
+    for k in others {
+        if candidates.is_empty() {
+            break;
         }
-        return candidates;
+        if let Some(Value::Set(s)) = g.get(k) {
+            candidates.retain(|m| s.contains_member(m.as_member()));
+        }
     }
-    // Filter set by set; with a limit, go member by member so the scan
-    // stops as soon as enough members are found.
-    if limit == 0 {
-        for k in others {
-            if let Some(Value::Set(s)) = g.get(k) {
-                candidates.retain(|m| s.contains_member(m.as_member()));
-            }
-        }
-        candidates
-    } else {
-        let mut found = Vec::new();
-        for m in candidates {
-            let all = others
-                .iter()
-                .all(|k| matches!(g.peek(k), Some(Value::Set(s)) if s.contains_member(m.as_member())));
-            if all {
-                found.push(m);
-                if found.len() >= limit {
-                    break;
-                }
-            }
-        }
-        found
+    if limit > 0 {
+        candidates.truncate(limit);
     }
+    candidates
 }
 
 /// SINTER, SMEMBERS (`SMEMBERS k` is `SINTER k` in Redis 7.0).
@@ -503,8 +529,7 @@ fn sinterstore(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             result.add_member(m.as_member(), max);
         }
     }
-    let n = store(&mut g, dst, result)?;
-    drop(g);
+    let n = store(ctx, g, dst, result, "sinterstore")?;
     ctx.out.int(n as i64);
     Ok(())
 }
@@ -619,8 +644,11 @@ fn union_diff_store(ctx: &mut Ctx<'_>, args: &[&[u8]], op: Op) -> CmdResult {
     let keys = args.get(2..).unwrap_or_default();
     let mut g = ctx.lock(args.get(1..).unwrap_or_default().iter().copied())?;
     let result = union_diff(ctx, &mut g, keys, op)?;
-    let n = store(&mut g, dst, result)?;
-    drop(g);
+    let event = match op {
+        Op::Union => "sunionstore",
+        Op::Diff => "sdiffstore",
+    };
+    let n = store(ctx, g, dst, result, event)?;
     ctx.out.int(n as i64);
     Ok(())
 }
