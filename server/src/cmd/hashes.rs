@@ -122,7 +122,10 @@ fn hset(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             .count())
     })?;
     drop(g);
-    if arg(args, 0).get(1).is_some_and(|c| c.eq_ignore_ascii_case(&b's')) {
+    if arg(args, 0)
+        .get(1)
+        .is_some_and(|c| c.eq_ignore_ascii_case(&b's'))
+    {
         ctx.out.int(created as i64);
     } else {
         ctx.out.ok();
@@ -283,8 +286,9 @@ fn hincrby(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let mut g = ctx.lock_one(key)?;
     let value = with_hash_or_create(&mut g, key, |h| {
         let old = match h.get(field) {
-            Some(v) => args::parse_i64(v)
-                .ok_or_else(|| CmdError::err("hash value is not an integer"))?,
+            Some(v) => {
+                args::parse_i64(v).ok_or_else(|| CmdError::err("hash value is not an integer"))?
+            }
             None => 0,
         };
         let new = old
@@ -452,8 +456,8 @@ pub fn empty_scan(ctx: &mut Ctx<'_>) {
 
 fn hscan(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let key = arg(args, 1);
-    let cursor = super::keys::parse_cursor(arg(args, 2))
-        .ok_or_else(|| CmdError::err("invalid cursor"))?;
+    let cursor =
+        super::keys::parse_cursor(arg(args, 2)).ok_or_else(|| CmdError::err("invalid cursor"))?;
     let mut g = ctx.lock_one(key)?;
     let Some(h) = read_hash(ctx, &mut g, key)? else {
         empty_scan(ctx);

@@ -416,12 +416,7 @@ fn cardinalities(
 
 /// The intersection of `keys` (all known to exist), in the iteration order
 /// of the smallest set, stopping after `limit` members if non-zero.
-fn intersect(
-    g: &mut Guard<'_>,
-    keys: &[&[u8]],
-    sizes: &[usize],
-    limit: usize,
-) -> Vec<MemberBuf> {
+fn intersect(g: &mut Guard<'_>, keys: &[&[u8]], sizes: &[usize], limit: usize) -> Vec<MemberBuf> {
     let mut order: Vec<usize> = (0..keys.len()).collect();
     order.sort_by_key(|&i| sizes.get(i).copied().unwrap_or(0));
     let Some((&first, rest)) = order.split_first() else {
@@ -671,8 +666,8 @@ fn sdiffstore(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 
 fn sscan(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let key = arg(args, 1);
-    let cursor = super::keys::parse_cursor(arg(args, 2))
-        .ok_or_else(|| CmdError::err("invalid cursor"))?;
+    let cursor =
+        super::keys::parse_cursor(arg(args, 2)).ok_or_else(|| CmdError::err("invalid cursor"))?;
     let mut g = ctx.lock_one(key)?;
     let Some(s) = read_set(ctx, &mut g, key)? else {
         empty_scan(ctx);
@@ -685,7 +680,9 @@ fn sscan(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         Some(p) => found
             .into_iter()
             .filter(|m| match m {
-                Member::Int(i) => glob::matches(p, itoa::Buffer::new().format(*i).as_bytes(), false),
+                Member::Int(i) => {
+                    glob::matches(p, itoa::Buffer::new().format(*i).as_bytes(), false)
+                }
                 Member::Bytes(b) => glob::matches(p, b, false),
             })
             .collect(),

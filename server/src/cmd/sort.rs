@@ -218,11 +218,7 @@ fn lookup(
 }
 
 /// The source's elements, and whether it is a set (the only unordered type).
-fn load(
-    ctx: &Ctx<'_>,
-    g: &mut Guard<'_>,
-    key: &[u8],
-) -> Result<(Vec<Vec<u8>>, bool), CmdError> {
+fn load(ctx: &Ctx<'_>, g: &mut Guard<'_>, key: &[u8]) -> Result<(Vec<Vec<u8>>, bool), CmdError> {
     let found = g.get(key);
     ctx.srv.stats.hit(found.is_some());
     match found {
@@ -273,7 +269,12 @@ fn score(v: &[u8]) -> Option<f64> {
     if d.is_nan() || (d.is_infinite() && !literal_inf) {
         return None;
     }
-    if d == 0.0 && body.bytes().take_while(|c| *c != b'e').any(|c| (b'1'..=b'9').contains(&c)) {
+    if d == 0.0
+        && body
+            .bytes()
+            .take_while(|c| *c != b'e')
+            .any(|c| (b'1'..=b'9').contains(&c))
+    {
         return None;
     }
     Some(d)
@@ -393,10 +394,15 @@ fn finish(
         items.sort_by(compare);
     }
     if conversion_error {
-        return Err(CmdError::err("One or more scores can't be converted into double"));
+        return Err(CmdError::err(
+            "One or more scores can't be converted into double",
+        ));
     }
     let chosen: &[Item] = if end >= start {
-        let (s, e) = (usize::try_from(start).unwrap_or(0), usize::try_from(end).unwrap_or(0));
+        let (s, e) = (
+            usize::try_from(start).unwrap_or(0),
+            usize::try_from(end).unwrap_or(0),
+        );
         items.get(s..=e).unwrap_or_default()
     } else {
         &[]

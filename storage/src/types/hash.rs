@@ -104,8 +104,7 @@ impl PartialEq for HashValue {
             (Repr::Listpack(a), Repr::Listpack(b)) => a == b,
             (Repr::Table(a), Repr::Table(b)) => {
                 a.len() == b.len()
-                    && a
-                        .items()
+                    && a.items()
                         .iter()
                         .all(|(f, v)| b.get(f).is_some_and(|p| p.1 == *v))
             }

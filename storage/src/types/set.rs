@@ -408,9 +408,7 @@ impl SetValue {
     pub fn contains_member(&self, m: Member<'_>) -> bool {
         match (m, &self.repr) {
             (Member::Int(i), Repr::Intset(v)) => v.binary_search(&i).is_ok(),
-            (Member::Int(i), Repr::Table(t)) => {
-                t.position(int_text(i, &mut [0; 20])).is_some()
-            }
+            (Member::Int(i), Repr::Table(t)) => t.position(int_text(i, &mut [0; 20])).is_some(),
             (Member::Bytes(b), _) => self.contains(b),
         }
     }
