@@ -23,6 +23,7 @@ pub mod keys;
 pub mod lists;
 pub mod object;
 pub mod sets;
+pub mod sort;
 pub mod strings;
 pub mod table;
 pub mod zsets;
@@ -100,6 +101,7 @@ pub fn all_handlers() -> Vec<(&'static str, Handler)> {
         lists::COMMANDS,
         object::COMMANDS,
         sets::COMMANDS,
+        sort::COMMANDS,
         strings::COMMANDS,
         zsets::COMMANDS,
     ];
