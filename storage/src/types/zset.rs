@@ -307,14 +307,31 @@ impl ZSetValue {
     /// Sets the reported encoding (Redis's `zsetConvert`).
     pub fn set_listpack(&mut self, listpack: bool) {
         self.listpack = listpack;
+        if listpack {
+            self.normalize_zeros();
+        }
+    }
+
+    /// A listpack stores an integral score as an integer, so `-0` reads
+    /// back as `0`: converting to a listpack loses the sign of zeros.
+    fn normalize_zeros(&mut self) {
+        let negative: Vec<Vec<u8>> = self
+            .iter()
+            .filter(|(_, s)| *s == 0.0 && s.is_sign_negative())
+            .map(|(m, _)| m.to_vec())
+            .collect();
+        for m in negative {
+            self.remove(&m);
+            self.insert_new(&m, 0.0);
+        }
     }
 
     /// Redis's `zsetConvertToListpackIfNeeded` for a freshly computed result
     /// (`ZUNIONSTORE` ...): a listpack when it has at most `entries`
     /// elements and no member longer than `value`.
     pub fn fit_encoding(&mut self, limits: ListpackLimits) {
-        self.listpack = self.len() <= limits.entries
-            && self.iter().all(|(m, _)| m.len() <= limits.value);
+        let fits = self.len() <= limits.entries && self.iter().all(|(m, _)| m.len() <= limits.value);
+        self.set_listpack(fits);
     }
 
     fn find(&self, member: &[u8]) -> Option<u32> {
@@ -336,6 +353,12 @@ impl ZSetValue {
 
     /// Inserts a member known to be absent.
     fn insert_new(&mut self, member: &[u8], score: f64) {
+        // In a listpack `-0` is stored as the integer 0 (see `normalize_zeros`).
+        let score = if self.listpack && score == 0.0 {
+            0.0
+        } else {
+            score
+        };
         let id = self.list.insert(score, member.into());
         let h = self.hasher.hash_one(member);
         let (list, hasher) = (&self.list, &self.hasher);
@@ -349,7 +372,7 @@ impl ZSetValue {
     pub fn insert(&mut self, member: &[u8], score: f64) -> bool {
         match self.score(member) {
             Some(cur) => {
-                if cur.to_bits() != score.to_bits() {
+                if cur.to_bits() != score.to_bits() && !(self.listpack && cur == 0.0 && score == 0.0) {
                     self.remove(member);
                     self.insert_new(member, score);
                 }

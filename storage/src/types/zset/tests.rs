@@ -137,7 +137,10 @@ proptest! {
 
 #[test]
 fn redis_order_and_signed_zero() {
-    let mut z = ZSetValue::new();
+    let mut lp = ZSetValue::new();
+    lp.insert(b"a", -0.0);
+    assert!(lp.score(b"a").is_some_and(|s| s.is_sign_positive()));
+    let mut z = ZSetValue::new_skiplist();
     z.insert(b"b", 0.0);
     z.insert(b"a", -0.0);
     z.insert(b"c", f64::NEG_INFINITY);
@@ -150,7 +153,10 @@ fn redis_order_and_signed_zero() {
         .as_ref()
         .and_then(|b| b.score(b"a"))
         .is_some_and(|s| s == 0.0 && s.is_sign_negative()));
-    assert_eq!(back, Some(z));
+    assert_eq!(back, Some(z.clone()));
+    z.fit_encoding(ListpackLimits::default());
+    assert_eq!(z.encoding(), "listpack");
+    assert!(z.score(b"a").is_some_and(|s| s.is_sign_positive()));
 }
 
 #[test]
