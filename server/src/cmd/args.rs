@@ -271,7 +271,12 @@ fn hex_float(s: &[u8], mut i: usize) -> Option<(f64, usize, bool)> {
 /// Redis's `string2d` (`getDoubleFromObject`): the whole argument is a
 /// `strtod` number, no leading space, no NaN, no overflow or underflow to 0.
 pub fn parse_score(arg: &[u8]) -> Option<f64> {
-    if arg.is_empty() || matches!(arg.first(), Some(b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')) {
+    if arg.is_empty()
+        || matches!(
+            arg.first(),
+            Some(b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+        )
+    {
         return None;
     }
     let (v, used, erange) = strtod(arg);
@@ -349,12 +354,25 @@ mod tests {
         assert_eq!(parse_score(b".5"), Some(0.5));
         assert_eq!(parse_score(b"5."), Some(5.0));
         assert_eq!(parse_score(b"1e-320").map(|v| v > 0.0), Some(true));
-        for bad in [&b"nan"[..], b"abc", b"", b" 1", b"1 ", b"1e400", b"1e-400", b"1e", b"0x", b"--1", b"1\x002", b"."] {
+        for bad in [
+            &b"nan"[..],
+            b"abc",
+            b"",
+            b" 1",
+            b"1 ",
+            b"1e400",
+            b"1e-400",
+            b"1e",
+            b"0x",
+            b"--1",
+            b"1\x002",
+            b".",
+        ] {
             assert_eq!(parse_score(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
         assert_eq!(strtod(b"1e"), (1.0, 1, false));
         assert_eq!(strtod(b""), (0.0, 0, false));
         assert_eq!(strtod(b" 2x"), (2.0, 2, false));
-        assert_eq!(strtod(b"1e400").2, true);
+        assert!(strtod(b"1e400").2);
     }
 }

@@ -129,8 +129,7 @@ fn reply_elements<'a>(
 ) {
     let resp3 = ctx.out.proto == Protocol::Resp3;
     let n = items.len();
-    ctx.out
-        .array(if withscores && !resp3 { n * 2 } else { n });
+    ctx.out.array(if withscores && !resp3 { n * 2 } else { n });
     for (m, s) in items {
         if withscores && resp3 {
             ctx.out.array(2);
@@ -189,7 +188,7 @@ fn zadd_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], incr: bool) -> CmdResult {
             "XX and NX options at the same time are not compatible",
         ));
     }
-    if (flags.gt && flags.nx) || (flags.lt && flags.nx) || (flags.gt && flags.lt) {
+    if ((flags.gt || flags.lt) && flags.nx) || (flags.gt && flags.lt) {
         return Err(CmdError::err(
             "GT, LT, and/or NX options at the same time are not compatible",
         ));
@@ -201,7 +200,10 @@ fn zadd_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], incr: bool) -> CmdResult {
     }
     let mut pairs = Vec::with_capacity(rest.len() / 2);
     for p in rest.chunks_exact(2) {
-        let (s, m) = (p.first().copied().unwrap_or_default(), p.get(1).copied().unwrap_or_default());
+        let (s, m) = (
+            p.first().copied().unwrap_or_default(),
+            p.get(1).copied().unwrap_or_default(),
+        );
         pairs.push((args::parse_score(s).ok_or(CmdError::NotFloat)?, m));
     }
     let lim = limits(ctx);
@@ -305,10 +307,7 @@ fn zmscore(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let mut g = ctx.lock_one(key)?;
     let z = read(ctx, &mut g, key)?;
     let members = args.get(2..).unwrap_or_default();
-    let scores: Vec<Option<f64>> = members
-        .iter()
-        .map(|m| z.and_then(|z| z.score(m)))
-        .collect();
+    let scores: Vec<Option<f64>> = members.iter().map(|m| z.and_then(|z| z.score(m))).collect();
     drop(g);
     ctx.out.array(scores.len());
     for s in scores {
@@ -371,7 +370,7 @@ fn parse_score_range(min: &[u8], max: &[u8]) -> Result<ScoreRange, CmdError> {
 
 /// Redis's `zslParseLexRangeItem`.
 fn parse_lex_item(a: &[u8]) -> Option<(LexItem, bool)> {
-    let second_is_end = a.get(1).map_or(true, |&c| c == 0);
+    let second_is_end = a.get(1).is_none_or(|&c| c == 0);
     match a.split_first() {
         Some((b'+', _)) if second_is_end => Some((LexItem::Max, true)),
         Some((b'-', _)) if second_is_end => Some((LexItem::Min, true)),
@@ -432,8 +431,16 @@ enum Range {
 /// `None` when empty.
 fn rank_bounds(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     let llen = len as i64;
-    let mut start = if start < 0 { llen.saturating_add(start) } else { start };
-    let mut end = if end < 0 { llen.saturating_add(end) } else { end };
+    let mut start = if start < 0 {
+        llen.saturating_add(start)
+    } else {
+        start
+    };
+    let mut end = if end < 0 {
+        llen.saturating_add(end)
+    } else {
+        end
+    };
     if start < 0 {
         start = 0;
     }
@@ -1061,7 +1068,11 @@ fn zsetop_generic(
         ctx.out.int(cardinality);
     } else {
         drop(g);
-        reply_elements(ctx, result.iter().collect::<Vec<_>>().into_iter(), withscores);
+        reply_elements(
+            ctx,
+            result.iter().collect::<Vec<_>>().into_iter(),
+            withscores,
+        );
     }
     Ok(())
 }
@@ -1072,8 +1083,7 @@ fn zrandmember(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let key = arg(args, 1);
     if args.len() >= 3 {
         let l = args::int_in_range(arg(args, 2), -i64::MAX, i64::MAX, None)?;
-        let withscores = if args.len() > 4 || (args.len() == 4 && !is(arg(args, 3), "withscores"))
-        {
+        let withscores = if args.len() > 4 || (args.len() == 4 && !is(arg(args, 3), "withscores")) {
             return Err(CmdError::Syntax);
         } else {
             args.len() == 4
@@ -1194,8 +1204,17 @@ fn zscan(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let listpack = z.is_listpack();
     let items: Vec<(&[u8], String)> = items
         .into_iter()
-        .filter(|(m, _)| pattern.map_or(true, |p| glob::matches(p, m, false)))
-        .map(|(m, s)| (m, if listpack { d2string(s) } else { format_g17_or_inf(s) }))
+        .filter(|(m, _)| pattern.is_none_or(|p| glob::matches(p, m, false)))
+        .map(|(m, s)| {
+            (
+                m,
+                if listpack {
+                    d2string(s)
+                } else {
+                    format_g17_or_inf(s)
+                },
+            )
+        })
         .collect();
     ctx.out.array(2);
     ctx.out.bulk(itoa::Buffer::new().format(next).as_bytes());
@@ -1233,7 +1252,10 @@ mod tests {
     fn lex_items() {
         assert_eq!(parse_lex_item(b"+"), Some((LexItem::Max, true)));
         assert_eq!(parse_lex_item(b"-"), Some((LexItem::Min, true)));
-        assert_eq!(parse_lex_item(b"[a"), Some((LexItem::Str(b"a".to_vec()), false)));
+        assert_eq!(
+            parse_lex_item(b"[a"),
+            Some((LexItem::Str(b"a".to_vec()), false))
+        );
         assert_eq!(parse_lex_item(b"("), Some((LexItem::Str(vec![]), true)));
         assert_eq!(parse_lex_item(b"+a"), None);
         assert_eq!(parse_lex_item(b"a"), None);

@@ -253,7 +253,11 @@ impl<'a> Iterator for Iter<'a> {
         }
         let id = self.at;
         let list = &self.z.list;
-        self.at = if self.rev { list.prev(id) } else { list.next(id) };
+        self.at = if self.rev {
+            list.prev(id)
+        } else {
+            list.next(id)
+        };
         Some((list.member(id), list.score(id)))
     }
 }
@@ -330,7 +334,8 @@ impl ZSetValue {
     /// (`ZUNIONSTORE` ...): a listpack when it has at most `entries`
     /// elements and no member longer than `value`.
     pub fn fit_encoding(&mut self, limits: ListpackLimits) {
-        let fits = self.len() <= limits.entries && self.iter().all(|(m, _)| m.len() <= limits.value);
+        let fits =
+            self.len() <= limits.entries && self.iter().all(|(m, _)| m.len() <= limits.value);
         self.set_listpack(fits);
     }
 
@@ -372,7 +377,9 @@ impl ZSetValue {
     pub fn insert(&mut self, member: &[u8], score: f64) -> bool {
         match self.score(member) {
             Some(cur) => {
-                if cur.to_bits() != score.to_bits() && !(self.listpack && cur == 0.0 && score == 0.0) {
+                if cur.to_bits() != score.to_bits()
+                    && !(self.listpack && cur == 0.0 && score == 0.0)
+                {
                     self.remove(member);
                     self.insert_new(member, score);
                 }
@@ -441,8 +448,7 @@ impl ZSetValue {
             }
             None if flags.xx => AddOutcome::Skipped,
             None => {
-                if self.listpack
-                    && (self.len() + 1 > limits.entries || member.len() > limits.value)
+                if self.listpack && (self.len() + 1 > limits.entries || member.len() > limits.value)
                 {
                     self.listpack = false;
                 }
@@ -592,7 +598,11 @@ impl ZSetValue {
 
     /// Removes and returns the lowest (or with `max` the highest) element.
     pub fn pop(&mut self, max: bool) -> Option<(Vec<u8>, f64)> {
-        let id = if max { self.list.last() } else { self.list.first() };
+        let id = if max {
+            self.list.last()
+        } else {
+            self.list.first()
+        };
         if id == NIL {
             return None;
         }

@@ -59,7 +59,9 @@ impl SkipList {
             score: 0.0,
             member: Box::default(),
             back: NIL,
-            links: (0..MAX_LEVEL).map(|_| Link { next: NIL, span: 0 }).collect(),
+            links: (0..MAX_LEVEL)
+                .map(|_| Link { next: NIL, span: 0 })
+                .collect(),
         };
         SkipList {
             nodes: vec![head],
@@ -156,9 +158,7 @@ impl SkipList {
             rank[i] = if i + 1 == self.level { 0 } else { rank[i + 1] };
             loop {
                 let l = self.link(x, i);
-                if l.next == NIL
-                    || !less(self.score(l.next), self.member(l.next), score, &member)
-                {
+                if l.next == NIL || !less(self.score(l.next), self.member(l.next), score, &member) {
                     break;
                 }
                 rank[i] += l.span;
@@ -242,8 +242,7 @@ impl SkipList {
         for i in (0..self.level).rev() {
             loop {
                 let l = self.link(x, i);
-                if l.next == NIL || !less(self.score(l.next), self.member(l.next), score, member)
-                {
+                if l.next == NIL || !less(self.score(l.next), self.member(l.next), score, member) {
                     break;
                 }
                 x = l.next;

@@ -44,7 +44,10 @@ fn check(z: &ZSetValue, model: &Model) {
     for (i, (s, m)) in model.0.iter().enumerate() {
         assert_eq!(z.rank(m), Some(i));
         assert_eq!(z.score(m), Some(*s));
-        assert_eq!(z.get(i).map(|(m, s)| (s, m.to_vec())), Some((*s, m.clone())));
+        assert_eq!(
+            z.get(i).map(|(m, s)| (s, m.to_vec())),
+            Some((*s, m.clone()))
+        );
     }
     assert_eq!(z.get(model.0.len()), None);
 }
@@ -169,15 +172,18 @@ fn add_follows_zadd_flags_and_converts() {
     let f = AddFlags::default();
     assert_eq!(z.add(b"a", 1.0, f, lim), AddOutcome::Added(1.0));
     assert_eq!(z.add(b"a", 1.0, f, lim), AddOutcome::Unchanged(1.0));
-    let gt = AddFlags {
-        gt: true,
-        ..f
-    };
+    let gt = AddFlags { gt: true, ..f };
     assert_eq!(z.add(b"a", 0.5, gt, lim), AddOutcome::Skipped);
     assert_eq!(z.add(b"a", 2.0, gt, lim), AddOutcome::Updated(2.0));
     let incr = AddFlags { incr: true, ..f };
-    assert_eq!(z.add(b"a", f64::INFINITY, incr, lim), AddOutcome::Updated(f64::INFINITY));
-    assert_eq!(z.add(b"a", f64::NEG_INFINITY, incr, lim), AddOutcome::NotANumber);
+    assert_eq!(
+        z.add(b"a", f64::INFINITY, incr, lim),
+        AddOutcome::Updated(f64::INFINITY)
+    );
+    assert_eq!(
+        z.add(b"a", f64::NEG_INFINITY, incr, lim),
+        AddOutcome::NotANumber
+    );
     assert_eq!(z.add(b"b", f64::NAN, f, lim), AddOutcome::NotANumber);
     let xx = AddFlags { xx: true, ..f };
     assert_eq!(z.add(b"b", 1.0, xx, lim), AddOutcome::Skipped);
