@@ -11,8 +11,10 @@ lines and lines starting with # are skipped. A line may start with a marker:
   @sorted CMD   compare arrays after sorting their elements (order-free replies)
   @shape CMD    compare only the reply's RESP type
   @ignore CMD   run it on both, compare nothing
-  @approx CMD   integers may differ by 1 (TTL after a clock tick)
+  @approx CMD   integers may differ by max(1, 1% of Redis's value): TTL/PTTL
+                after a clock tick or a slow machine
   @sleep MS     sleep that many milliseconds (no command)
+  @xfail CMD    a known difference: must differ (remove the marker once fixed)
 """
 import os, socket, subprocess, sys, tempfile, time
 sys.path.insert(0, os.path.dirname(__file__))
@@ -55,6 +57,12 @@ def read_reply(f):
     one()
     return bytes(raw)
 
+def free_port():
+    """A port nothing listens on now (so parallel runs do not meet)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
 def start(cmd, port):
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(200):
@@ -68,9 +76,10 @@ def main():
     amber = "target/debug/amber-server"
     if args[:1] == ["--amber-bin"]: amber, args = args[1], args[2:]
     d = tempfile.mkdtemp()
-    rp, rs = start(["redis-server", "--port", "17379", "--save", "", "--dir", d], 17379)
+    rport, aport = free_port(), free_port()
+    rp, rs = start(["redis-server", "--port", str(rport), "--save", "", "--dir", d], rport)
     extra = os.environ.get("AMBER_EXTRA_ARGS", "").split()
-    ap, as_ = start([amber, "--port", "17380", "--dir", d, "--pmem-path", d + "/a.arena", "--pmem-size", "256mb"] + extra, 17380)
+    ap, as_ = start([amber, "--port", str(aport), "--dir", d, "--pmem-path", d + "/a.arena", "--pmem-size", "256mb"] + extra, aport)
     rf, af = rs.makefile("rb"), as_.makefile("rb")
     bad = 0
     try:
@@ -91,7 +100,7 @@ def main():
                 r, a = read_reply(rf), read_reply(af)
                 same = {"exact": r == a, "ignore": True, "shape": r[:1] == a[:1],
                         "sorted": sorted(r.split(b"\r\n")) == sorted(a.split(b"\r\n")),
-                        "approx": r == a or (r[:1] == a[:1] == b":" and abs(int(r[1:-2]) - int(a[1:-2])) <= 1)}[mode]
+                        "xfail": r != a, "approx": r == a or (r[:1] == a[:1] == b":" and abs(int(r[1:-2]) - int(a[1:-2])) <= max(1, abs(int(r[1:-2])) // 100))}[mode]
                 if not same:
                     bad += 1
                     print(f"{script}:{no}: {line}\n  redis: {r!r}\n  amber: {a!r}")

@@ -307,6 +307,26 @@ pub fn int_in_range(arg: &[u8], min: i64, max: i64, msg: Option<&str>) -> Result
     Ok(v)
 }
 
+/// The argument at `i`, or an empty slice past the end (the dispatcher has
+/// already checked arity, so this only avoids a panicking index).
+pub fn nth<'a>(args: &[&'a [u8]], i: usize) -> &'a [u8] {
+    args.get(i).copied().unwrap_or_default()
+}
+
+/// The argument as C code sees it through `strlen`: cut at the first NUL.
+pub fn c_str(arg: &[u8]) -> &[u8] {
+    match arg.iter().position(|&c| c == 0) {
+        Some(n) => arg.get(..n).unwrap_or_default(),
+        None => arg,
+    }
+}
+
+/// [`is`] on the argument cut at its first NUL, for options Redis compares
+/// with `strcasecmp` (so `"NX\0junk"` counts as `NX`, as there).
+pub fn is_c(arg: &[u8], name: &str) -> bool {
+    is(c_str(arg), name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
