@@ -17,6 +17,7 @@ use super::error::{CmdError, CmdResult};
 use super::keys::parse_cursor;
 use super::{Ctx, Handler};
 use crate::resp::writer::{format_double, format_g17};
+use crate::notify::{GENERIC, ZSET};
 use crate::resp::Protocol;
 
 /// This family's commands.
@@ -113,11 +114,28 @@ fn check_write_type(g: &mut Guard<'_>, key: &[u8]) -> Result<bool, CmdError> {
     }
 }
 
-/// Removes `key` if its sorted set is empty.
-fn drop_if_empty(g: &mut Guard<'_>, key: &[u8]) {
-    if matches!(g.peek(key), Some(Value::ZSet(z)) if z.is_empty()) {
-        g.remove(key);
+/// Removes `key` if its sorted set is empty; says whether it did.
+fn drop_if_empty(g: &mut Guard<'_>, key: &[u8]) -> bool {
+    matches!(g.peek(key), Some(Value::ZSet(z)) if z.is_empty()) && g.delete_key(key)
+}
+
+/// Stores a `*STORE` result at `dst` (an empty result deletes `dst`) and
+/// sends Redis's notification: `event`, or `del` when an old `dst` went away.
+fn store_result(
+    ctx: &Ctx<'_>,
+    g: &mut Guard<'_>,
+    dst: &[u8],
+    result: ZSetValue,
+    event: &str,
+) -> Result<usize, CmdError> {
+    let n = result.len();
+    if n > 0 {
+        g.set(dst, Value::ZSet(result), SetExpiry::Persist)?;
+        ctx.notify(ZSET, event, dst);
+    } else if g.delete_key(dst) {
+        ctx.notify(GENERIC, "del", dst);
     }
+    Ok(n)
 }
 
 /// Writes elements as Redis's range replies do: members only, or with
@@ -243,6 +261,9 @@ fn zadd_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], incr: bool) -> CmdResult {
         }
         drop_if_empty(&mut g, key);
     }
+    if added + updated > 0 {
+        ctx.notify(ZSET, if flags.incr { "zincr" } else { "zadd" }, key);
+    }
     drop(g);
     if nan {
         return Err(CmdError::msg(NAN_RESULT));
@@ -274,7 +295,13 @@ fn zrem(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
                 break;
             }
         }
-        drop_if_empty(&mut g, key);
+        let removed = drop_if_empty(&mut g, key);
+        if deleted > 0 {
+            ctx.notify(ZSET, "zrem", key);
+            if removed {
+                ctx.notify(GENERIC, "del", key);
+            }
+        }
     }
     drop(g);
     ctx.out.int(deleted);
@@ -584,12 +611,7 @@ fn zrange_generic(
             }
             None => ZSetValue::new(),
         };
-        let n = result.len();
-        if n > 0 {
-            g.set(dst, Value::ZSet(result), SetExpiry::Persist)?;
-        } else {
-            g.remove(dst);
-        }
+        let n = store_result(ctx, &mut g, dst, result, "zrangestore")?;
         drop(g);
         ctx.out.int(n as i64);
         return Ok(());
@@ -638,20 +660,21 @@ fn zrevrangebylex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 fn zremrangebyrank(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let start = args::int(arg(args, 2))?;
     let end = args::int(arg(args, 3))?;
-    zremrange_generic(ctx, args, Range::Rank(start, end))
+    zremrange_generic(ctx, args, Range::Rank(start, end), "zremrangebyrank")
 }
 
 fn zremrangebyscore(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let r = parse_score_range(arg(args, 2), arg(args, 3))?;
-    zremrange_generic(ctx, args, Range::Score(r))
+    zremrange_generic(ctx, args, Range::Score(r), "zremrangebyscore")
 }
 
 fn zremrangebylex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let r = parse_lex_range(arg(args, 2), arg(args, 3))?;
-    zremrange_generic(ctx, args, Range::Lex(r))
+    zremrange_generic(ctx, args, Range::Lex(r), "zremrangebylex")
 }
 
-fn zremrange_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], range: Range) -> CmdResult {
+/// Redis's `zremrangeGenericCommand`; `event` is the notification it sends.
+fn zremrange_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], range: Range, event: &str) -> CmdResult {
     let key = arg(args, 1);
     let mut g = ctx.lock_one(key)?;
     if !check_write_type(&mut g, key)? {
@@ -676,7 +699,13 @@ fn zremrange_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], range: Range) -> CmdResu
         if let Some((s, e)) = span {
             deleted = z.remove_rank_range(s, e);
         }
-        drop_if_empty(&mut g, key);
+        let removed = drop_if_empty(&mut g, key);
+        if deleted > 0 {
+            ctx.notify(ZSET, event, key);
+            if removed {
+                ctx.notify(GENERIC, "del", key);
+            }
+        }
     }
     drop(g);
     ctx.out.int(deleted as i64);
@@ -758,7 +787,12 @@ fn zpop_generic(
             }
         }
     }
-    drop_if_empty(&mut g, key);
+    if !popped.is_empty() {
+        ctx.notify(ZSET, if max { "zpopmax" } else { "zpopmin" }, key);
+    }
+    if drop_if_empty(&mut g, key) {
+        ctx.notify(GENERIC, "del", key);
+    }
     drop(g);
     let out = &mut *ctx.out;
     if emitkey {
@@ -1054,13 +1088,13 @@ fn zsetop_generic(
         _ => {}
     }
     if let Some(dst) = dst {
-        let n = result.len();
-        if n > 0 {
-            result.fit_encoding(lim);
-            g.set(dst, Value::ZSet(result), SetExpiry::Persist)?;
-        } else {
-            g.remove(dst);
-        }
+        result.fit_encoding(lim);
+        let event = match op {
+            SetOp::Union => "zunionstore",
+            SetOp::Inter => "zinterstore",
+            SetOp::Diff => "zdiffstore",
+        };
+        let n = store_result(ctx, &mut g, dst, result, event)?;
         drop(g);
         ctx.out.int(n as i64);
     } else if card_only {
