@@ -18,7 +18,7 @@ use super::keys::parse_cursor;
 use super::{Ctx, Handler};
 use crate::resp::writer::{format_double, format_g17};
 use crate::notify::{GENERIC, ZSET};
-use crate::resp::Protocol;
+use crate::resp::{Protocol, ReplyWriter};
 
 /// This family's commands.
 pub const COMMANDS: &[(&str, Handler)] = &[
@@ -735,15 +735,93 @@ fn zpop_minmax(ctx: &mut Ctx<'_>, args: &[&[u8]], max: bool) -> CmdResult {
         )?),
         None => None,
     };
-    let nested = ctx.out.proto == Protocol::Resp3 && count.is_some();
+    let shape = if ctx.out.proto == Protocol::Resp3 && count.is_some() {
+        PopShape::Nested
+    } else {
+        PopShape::Flat
+    };
     zpop_generic(
         ctx,
         args.get(1..2).unwrap_or_default(),
         max,
         count,
-        false,
-        nested,
+        shape,
     )
+}
+
+/// How a pop reply is laid out (Redis's `emitkey` and `use_nested_array`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PopShape {
+    /// `ZPOPMIN` in RESP2, or without COUNT: `member, score, ...`.
+    Flat,
+    /// `ZPOPMIN key count` in RESP3: `[member, score], ...`.
+    Nested,
+    /// `ZMPOP`/`BZMPOP`: `key, [[member, score], ...]`.
+    KeyNested,
+}
+
+/// Pops up to `count` elements from the lowest (`max`: highest) end of the
+/// non-empty sorted set at `key`, removing the key if it empties. Returns
+/// the elements and whether the key went.
+fn pop_from(
+    g: &mut Guard<'_>,
+    key: &[u8],
+    max: bool,
+    count: i64,
+) -> Result<(Vec<(Vec<u8>, f64)>, bool), CmdError> {
+    let mut popped = Vec::new();
+    if let Some(z) = write(g, key)? {
+        while (popped.len() as i64) < count {
+            match z.pop(max) {
+                Some(e) => popped.push(e),
+                None => break,
+            }
+        }
+    }
+    let removed = drop_if_empty(g, key);
+    Ok((popped, removed))
+}
+
+/// The notifications of a pop (`genericZpopCommand`).
+fn notify_pop(ctx: &Ctx<'_>, key: &[u8], max: bool, popped: usize, removed: bool) {
+    if popped > 0 {
+        ctx.notify(ZSET, if max { "zpopmax" } else { "zpopmin" }, key);
+    }
+    if removed {
+        ctx.notify(GENERIC, "del", key);
+    }
+}
+
+/// Writes a pop reply in `shape`.
+fn reply_popped(out: &mut ReplyWriter, key: &[u8], popped: &[(Vec<u8>, f64)], shape: PopShape) {
+    match shape {
+        PopShape::Flat => out.array(popped.len() * 2),
+        PopShape::Nested => out.array(popped.len()),
+        PopShape::KeyNested => {
+            out.array(2);
+            out.bulk(key);
+            out.array(popped.len());
+        }
+    }
+    let nested = matches!(shape, PopShape::Nested | PopShape::KeyNested);
+    for (m, s) in popped {
+        if nested {
+            out.array(2);
+        }
+        out.bulk(m);
+        out.double(*s);
+    }
+}
+
+/// The first key of `keys` holding a sorted set, in order; `WRONGTYPE` if
+/// a key before it holds another type (Redis's candidate search).
+fn first_zset<'k>(g: &mut Guard<'_>, keys: &[&'k [u8]]) -> Result<Option<&'k [u8]>, CmdError> {
+    for &k in keys {
+        if check_write_type(g, k)? {
+            return Ok(Some(k));
+        }
+    }
+    Ok(None)
 }
 
 /// Redis's `genericZpopCommand`: pops from the first existing key of `keys`.
@@ -752,20 +830,12 @@ fn zpop_generic(
     keys: &[&[u8]],
     max: bool,
     count: Option<i64>,
-    emitkey: bool,
-    nested: bool,
+    shape: PopShape,
 ) -> CmdResult {
     let mut g = ctx.lock(keys.iter().copied())?;
-    let mut found = None;
-    for &k in keys {
-        if check_write_type(&mut g, k)? {
-            found = Some(k);
-            break;
-        }
-    }
-    let Some(key) = found else {
+    let Some(key) = first_zset(&mut g, keys)? else {
         drop(g);
-        if emitkey {
+        if shape == PopShape::KeyNested {
             ctx.out.null_array();
         } else {
             ctx.out.array(0);
@@ -777,53 +847,31 @@ fn zpop_generic(
         ctx.out.array(0);
         return Ok(());
     }
-    let count = count.unwrap_or(1);
-    let mut popped = Vec::new();
-    if let Some(z) = write(&mut g, key)? {
-        while (popped.len() as i64) < count {
-            match z.pop(max) {
-                Some(e) => popped.push(e),
-                None => break,
-            }
-        }
-    }
-    if !popped.is_empty() {
-        ctx.notify(ZSET, if max { "zpopmax" } else { "zpopmin" }, key);
-    }
-    if drop_if_empty(&mut g, key) {
-        ctx.notify(GENERIC, "del", key);
-    }
+    let (popped, removed) = pop_from(&mut g, key, max, count.unwrap_or(1))?;
+    notify_pop(ctx, key, max, popped.len(), removed);
     drop(g);
-    let out = &mut *ctx.out;
-    if emitkey {
-        out.array(2);
-        out.bulk(key);
-        out.array(popped.len());
-    } else if nested {
-        out.array(popped.len());
-    } else {
-        out.array(popped.len() * 2);
-    }
-    for (m, s) in &popped {
-        if nested {
-            out.array(2);
-        }
-        out.bulk(m);
-        out.double(*s);
-    }
+    reply_popped(&mut *ctx.out, key, &popped, shape);
     Ok(())
 }
 
-fn zmpop(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+/// The arguments of `ZMPOP`/`BZMPOP` from `numkeys` (at `numkeys_idx`) on.
+struct MPopArgs<'a> {
+    keys: &'a [&'a [u8]],
+    max: bool,
+    count: i64,
+}
+
+/// Redis's `zmpopGenericCommand` argument parsing.
+fn parse_mpop<'a>(args: &'a [&'a [u8]], numkeys_idx: usize) -> Result<MPopArgs<'a>, CmdError> {
     let numkeys = args::int_in_range(
-        arg(args, 1),
+        arg(args, numkeys_idx),
         1,
         i64::MAX,
         Some("ERR numkeys should be greater than 0"),
     )?;
     let where_idx = usize::try_from(numkeys)
         .ok()
-        .and_then(|n| n.checked_add(2))
+        .and_then(|n| n.checked_add(numkeys_idx + 1))
         .filter(|&w| w < args.len())
         .ok_or(CmdError::Syntax)?;
     let w = arg(args, where_idx);
@@ -851,8 +899,16 @@ fn zmpop(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         }
         j += 1;
     }
-    let keys = args.get(2..where_idx).unwrap_or_default();
-    zpop_generic(ctx, keys, max, Some(count.unwrap_or(1)), true, true)
+    Ok(MPopArgs {
+        keys: args.get(numkeys_idx + 1..where_idx).unwrap_or_default(),
+        max,
+        count: count.unwrap_or(1),
+    })
+}
+
+fn zmpop(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    let p = parse_mpop(args, 1)?;
+    zpop_generic(ctx, p.keys, p.max, Some(p.count), PopShape::KeyNested)
 }
 
 // ---------------------------------------------------------------- set algebra
