@@ -16,8 +16,8 @@ use super::args::{self, is};
 use super::error::{CmdError, CmdResult};
 use super::keys::parse_cursor;
 use super::{Ctx, Handler};
-use crate::resp::writer::{format_double, format_g17};
 use crate::notify::{GENERIC, ZSET};
+use crate::resp::writer::{format_double, format_g17};
 use crate::resp::{Protocol, ReplyWriter};
 
 /// This family's commands.
@@ -740,13 +740,7 @@ fn zpop_minmax(ctx: &mut Ctx<'_>, args: &[&[u8]], max: bool) -> CmdResult {
     } else {
         PopShape::Flat
     };
-    zpop_generic(
-        ctx,
-        args.get(1..2).unwrap_or_default(),
-        max,
-        count,
-        shape,
-    )
+    zpop_generic(ctx, args.get(1..2).unwrap_or_default(), max, count, shape)
 }
 
 /// How a pop reply is laid out (Redis's `emitkey` and `use_nested_array`).
@@ -760,6 +754,9 @@ enum PopShape {
     KeyNested,
 }
 
+/// Elements taken out of a sorted set, in reply order.
+type Popped = Vec<(Vec<u8>, f64)>;
+
 /// Pops up to `count` elements from the lowest (`max`: highest) end of the
 /// non-empty sorted set at `key`, removing the key if it empties. Returns
 /// the elements and whether the key went.
@@ -768,7 +765,7 @@ fn pop_from(
     key: &[u8],
     max: bool,
     count: i64,
-) -> Result<(Vec<(Vec<u8>, f64)>, bool), CmdError> {
+) -> Result<(Popped, bool), CmdError> {
     let mut popped = Vec::new();
     if let Some(z) = write(g, key)? {
         while (popped.len() as i64) < count {
