@@ -1277,16 +1277,10 @@ fn zscan(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         }
         i += 2;
     }
-    let (next, items): (u64, Vec<(&[u8], f64)>) = if z.is_listpack() {
+    let (next, items) = if z.is_listpack() {
         (0, z.iter().collect())
     } else {
-        // Amber's cursor for a big set is a rank: elements present for the
-        // whole scan are returned exactly once.
-        let start = usize::try_from(cursor).unwrap_or(usize::MAX);
-        let n = usize::try_from(count).unwrap_or(usize::MAX);
-        let items: Vec<_> = z.iter_from(start, false).take(n).collect();
-        let end = start.saturating_add(items.len());
-        (if end >= z.len() { 0 } else { end as u64 }, items)
+        scan_step(z, cursor, usize::try_from(count).unwrap_or(usize::MAX))
     };
     let listpack = z.is_listpack();
     let items: Vec<(&[u8], String)> = items
@@ -1313,6 +1307,61 @@ fn zscan(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
+/// A score as a cursor: an order-preserving map of the doubles onto `u64`
+/// (`-0` as `0`). No score maps to 0, the cursor that starts a scan.
+fn score_cursor(s: f64) -> u64 {
+    let bits = if s == 0.0 { 0 } else { s.to_bits() };
+    if bits >> 63 == 0 {
+        bits | 1 << 63
+    } else {
+        !bits
+    }
+}
+
+/// The inverse of [`score_cursor`]: `None` for cursors past `+inf`; a
+/// cursor below `-inf` (0 among them) starts from the lowest score.
+fn cursor_score(c: u64) -> Option<f64> {
+    let bits = if c >> 63 == 1 { c & !(1 << 63) } else { !c };
+    let s = f64::from_bits(bits);
+    if !s.is_nan() {
+        Some(s)
+    } else if c < score_cursor(f64::NEG_INFINITY) {
+        Some(f64::NEG_INFINITY)
+    } else {
+        None
+    }
+}
+
+/// One `ZSCAN` step over a skiplist-encoded set: the cursor is the lowest
+/// score not yet returned. A step returns `count` elements from there, plus
+/// every further element sharing the score of the last one, so the next
+/// step starts at a strictly higher score. Elements present for the whole
+/// scan are returned at least once however the set changes in between
+/// (Redis's guarantee; a rank cursor would skip elements after a removal),
+/// and each step costs `O(log n + count + ties)`.
+fn scan_step(z: &ZSetValue, cursor: u64, count: usize) -> (u64, Vec<(&[u8], f64)>) {
+    let Some(min) = cursor_score(cursor) else {
+        return (0, Vec::new());
+    };
+    let r = ScoreRange {
+        min,
+        max: f64::INFINITY,
+        minex: false,
+        maxex: false,
+    };
+    let Some(first) = z.first_in_score_range(&r) else {
+        return (0, Vec::new());
+    };
+    let mut items: Vec<(&[u8], f64)> = Vec::new();
+    for (m, s) in z.iter_from(first, false) {
+        if items.len() >= count.max(1) && items.last().is_some_and(|&(_, l)| l != s) {
+            return (score_cursor(s), items);
+        }
+        items.push((m, s));
+    }
+    (0, items)
+}
+
 /// `%.17Lg` of a score with `inf`/`-inf` (Redis's `ld2string`).
 fn format_g17_or_inf(d: f64) -> String {
     format_double(d)
@@ -1321,6 +1370,49 @@ fn format_g17_or_inf(d: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scan_cursor_survives_removals() {
+        let mut z = ZSetValue::new_skiplist();
+        for i in 0..100 {
+            z.insert(format!("m{i:03}").as_bytes(), f64::from(i / 3));
+        }
+        z.insert(b"neg", -0.0);
+        z.insert(b"ninf", f64::NEG_INFINITY);
+        z.insert(b"pinf", f64::INFINITY);
+        let all: Vec<Vec<u8>> = z.iter().map(|(m, _)| m.to_vec()).collect();
+        let mut seen = Vec::new();
+        let mut cursor = 0;
+        let mut steps = 0;
+        loop {
+            let (next, items) = scan_step(&z, cursor, 7);
+            let got: Vec<Vec<u8>> = items.iter().map(|(m, _)| m.to_vec()).collect();
+            seen.extend(got.iter().cloned());
+            // Remove what was returned and a few never returned ones, as
+            // a client trimming the set during the scan would.
+            for m in got.iter().take(3) {
+                z.remove(m);
+            }
+            steps += 1;
+            if next == 0 {
+                break;
+            }
+            assert!(next > cursor || cursor == 0);
+            cursor = next;
+        }
+        assert!(steps > 5);
+        for m in &all {
+            if z.contains(m) {
+                assert!(seen.contains(m), "{m:?} skipped");
+            }
+        }
+        assert_eq!(cursor_score(0), Some(f64::NEG_INFINITY));
+        assert_eq!(cursor_score(score_cursor(2.5)), Some(2.5));
+        assert_eq!(cursor_score(score_cursor(-0.0)), Some(0.0));
+        assert_eq!(cursor_score(u64::MAX), None);
+        assert!(score_cursor(-1.0) < score_cursor(0.0));
+        assert!(score_cursor(f64::NEG_INFINITY) > 0);
+    }
 
     #[test]
     fn score_bounds_like_zslparserange() {
