@@ -85,6 +85,228 @@ pub fn text(arg: &[u8]) -> String {
     String::from_utf8_lossy(arg).into_owned()
 }
 
+/// C's `strtod` as glibc implements it, over the bytes up to the first NUL
+/// (a C string): leading white space, a sign, `inf`/`infinity`/`nan[(...)]`,
+/// hexadecimal (`0x1.8p3`) and decimal forms. Returns the value, the number
+/// of bytes consumed (0 when nothing parsed) and whether `errno` would be
+/// `ERANGE` (overflow to infinity, or underflow to zero).
+pub fn strtod(arg: &[u8]) -> (f64, usize, bool) {
+    let s = match arg.iter().position(|&c| c == 0) {
+        Some(n) => arg.get(..n).unwrap_or_default(),
+        None => arg,
+    };
+    let at = |i: usize| s.get(i).copied().unwrap_or(0);
+    let mut i = 0;
+    while matches!(at(i), b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
+        i += 1;
+    }
+    let neg = at(i) == b'-';
+    if matches!(at(i), b'+' | b'-') {
+        i += 1;
+    }
+    let sign = if neg { -1.0 } else { 1.0 };
+    let rest = s.get(i..).unwrap_or_default();
+    let starts = |w: &str| {
+        rest.len() >= w.len()
+            && rest
+                .get(..w.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(w.as_bytes()))
+    };
+    if starts("infinity") {
+        return (sign * f64::INFINITY, i + 8, false);
+    }
+    if starts("inf") {
+        return (sign * f64::INFINITY, i + 3, false);
+    }
+    if starts("nan") {
+        let mut j = i + 3;
+        if at(j) == b'(' {
+            let mut k = j + 1;
+            while at(k).is_ascii_alphanumeric() || at(k) == b'_' {
+                k += 1;
+            }
+            if at(k) == b')' {
+                j = k + 1;
+            }
+        }
+        return (f64::NAN, j, false);
+    }
+    if at(i) == b'0' && matches!(at(i + 1), b'x' | b'X') {
+        if let Some((v, used, erange)) = hex_float(s, i + 2) {
+            return (sign * v, used, erange);
+        }
+        // "0x" without hex digits: just the 0.
+        return (sign * 0.0, i + 1, false);
+    }
+    // Decimal.
+    let mut digits = String::new();
+    let mut nonzero = false;
+    while at(i).is_ascii_digit() {
+        digits.push(at(i) as char);
+        nonzero |= at(i) != b'0';
+        i += 1;
+    }
+    let mut frac = String::new();
+    if at(i) == b'.' {
+        let mut j = i + 1;
+        while at(j).is_ascii_digit() {
+            frac.push(at(j) as char);
+            nonzero |= at(j) != b'0';
+            j += 1;
+        }
+        if !digits.is_empty() || !frac.is_empty() {
+            i = j;
+        }
+    }
+    if digits.is_empty() && frac.is_empty() {
+        return (0.0, 0, false);
+    }
+    let mut exp: i64 = 0;
+    if matches!(at(i), b'e' | b'E') {
+        let mut j = i + 1;
+        let eneg = at(j) == b'-';
+        if matches!(at(j), b'+' | b'-') {
+            j += 1;
+        }
+        if at(j).is_ascii_digit() {
+            while at(j).is_ascii_digit() {
+                exp = (exp * 10 + i64::from(at(j) - b'0')).min(1 << 40);
+                j += 1;
+            }
+            if eneg {
+                exp = -exp;
+            }
+            i = j;
+        }
+    }
+    let text = format!(
+        "{}.{}e{}",
+        if digits.is_empty() { "0" } else { &digits },
+        if frac.is_empty() { "0" } else { &frac },
+        exp
+    );
+    let v: f64 = text.parse().unwrap_or(0.0);
+    let erange = v.is_infinite() || (v == 0.0 && nonzero);
+    (sign * v, i, erange)
+}
+
+/// The hexadecimal part of `strtod` after `0x` at `i`: `None` without a
+/// hex digit.
+fn hex_float(s: &[u8], mut i: usize) -> Option<(f64, usize, bool)> {
+    let at = |i: usize| s.get(i).copied().unwrap_or(0);
+    let hex = |c: u8| (c as char).to_digit(16).map(u64::from);
+    let mut mant: u64 = 0;
+    let mut exp2: i64 = 0;
+    let mut any = false;
+    let mut sticky = false;
+    let mut push = |d: u64, frac: bool, mant: &mut u64, exp2: &mut i64| {
+        if *mant >> 60 == 0 {
+            *mant = *mant << 4 | d;
+            if frac {
+                *exp2 -= 4;
+            }
+        } else {
+            sticky |= d != 0;
+            if !frac {
+                *exp2 += 4;
+            }
+        }
+    };
+    while let Some(d) = hex(at(i)) {
+        push(d, false, &mut mant, &mut exp2);
+        any = true;
+        i += 1;
+    }
+    if at(i) == b'.' {
+        let mut j = i + 1;
+        let mut frac_any = false;
+        while let Some(d) = hex(at(j)) {
+            push(d, true, &mut mant, &mut exp2);
+            frac_any = true;
+            j += 1;
+        }
+        if any || frac_any {
+            i = j;
+            any = true;
+        }
+    }
+    if !any {
+        return None;
+    }
+    if matches!(at(i), b'p' | b'P') {
+        let mut j = i + 1;
+        let neg = at(j) == b'-';
+        if matches!(at(j), b'+' | b'-') {
+            j += 1;
+        }
+        if at(j).is_ascii_digit() {
+            let mut e: i64 = 0;
+            while at(j).is_ascii_digit() {
+                e = (e * 10 + i64::from(at(j) - b'0')).min(1 << 40);
+                j += 1;
+            }
+            exp2 += if neg { -e } else { e };
+            i = j;
+        }
+    }
+    if sticky {
+        mant |= 1;
+    }
+    let mut v = mant as f64;
+    let mut e = exp2;
+    while e > 0 && v.is_finite() && v != 0.0 {
+        let step = e.min(1000);
+        v *= 2f64.powi(step as i32);
+        e -= step;
+    }
+    while e < 0 && v != 0.0 {
+        let step = (-e).min(1000);
+        v /= 2f64.powi(step as i32);
+        e += step;
+    }
+    let erange = v.is_infinite() || (v == 0.0 && mant != 0);
+    Some((v, i, erange))
+}
+
+/// Redis's `string2d` (`getDoubleFromObject`): the whole argument is a
+/// `strtod` number, no leading space, no NaN, no overflow or underflow to 0.
+pub fn parse_score(arg: &[u8]) -> Option<f64> {
+    if arg.is_empty()
+        || matches!(
+            arg.first(),
+            Some(b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+        )
+    {
+        return None;
+    }
+    let (v, used, erange) = strtod(arg);
+    if used != arg.len() || v.is_nan() || (erange && (v.is_infinite() || v == 0.0)) {
+        return None;
+    }
+    Some(v)
+}
+
+/// Redis's `getPositiveLongFromObjectOrReply`/`getRangeLongFromObjectOrReply`:
+/// an integer within `min..=max`, else `msg` (or Redis's default texts).
+pub fn int_in_range(arg: &[u8], min: i64, max: i64, msg: Option<&str>) -> Result<i64, CmdError> {
+    let v = match parse_i64(arg) {
+        Some(v) => v,
+        None => return Err(msg.map_or(CmdError::NotInteger, CmdError::msg)),
+    };
+    if v < min || v > max {
+        return Err(match msg {
+            Some(m) => CmdError::msg(m),
+            None if min == 0 && max == i64::MAX => {
+                CmdError::err("value is out of range, must be positive")
+            }
+            None => CmdError::err(format!(
+                "value is out of range, value must between {min} and {max}"
+            )),
+        });
+    }
+    Ok(v)
+}
+
 /// The argument at `i`, or an empty slice past the end (the dispatcher has
 /// already checked arity, so this only avoids a panicking index).
 pub fn nth<'a>(args: &[&'a [u8]], i: usize) -> &'a [u8] {
@@ -140,5 +362,37 @@ mod tests {
         assert_eq!(parse_f64(b" 1"), None);
         assert_eq!(parse_f64(b""), None);
         assert_eq!(parse_f64(b"1e3"), Some(1000.0));
+    }
+
+    #[test]
+    fn scores_like_string2d() {
+        assert_eq!(parse_score(b"1.5"), Some(1.5));
+        assert_eq!(parse_score(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_score(b"+Infinity"), Some(f64::INFINITY));
+        assert_eq!(parse_score(b"0x10"), Some(16.0));
+        assert_eq!(parse_score(b"0x1.8p1"), Some(3.0));
+        assert_eq!(parse_score(b".5"), Some(0.5));
+        assert_eq!(parse_score(b"5."), Some(5.0));
+        assert_eq!(parse_score(b"1e-320").map(|v| v > 0.0), Some(true));
+        for bad in [
+            &b"nan"[..],
+            b"abc",
+            b"",
+            b" 1",
+            b"1 ",
+            b"1e400",
+            b"1e-400",
+            b"1e",
+            b"0x",
+            b"--1",
+            b"1\x002",
+            b".",
+        ] {
+            assert_eq!(parse_score(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+        assert_eq!(strtod(b"1e"), (1.0, 1, false));
+        assert_eq!(strtod(b""), (0.0, 0, false));
+        assert_eq!(strtod(b" 2x"), (2.0, 2, false));
+        assert!(strtod(b"1e400").2);
     }
 }

@@ -1,0 +1,343 @@
+//! A skip list with spans, ordered by `(score, member)`: Redis's `zskiplist`
+//! with node indices instead of pointers.
+//!
+//! Nodes live in one `Vec` (slot 0 is the header); freed slots are reused.
+//! Every forward link carries its *span*, the number of level-0 steps it
+//! jumps, so the rank of a node is the sum of the spans walked to reach it
+//! and the node at a rank is found by walking spans: both `O(log n)`.
+//! Ranks in this module's API are 0-based.
+
+use smallvec::SmallVec;
+
+/// "No node".
+pub(crate) const NIL: u32 = u32::MAX;
+/// Index of the header node.
+const HEAD: u32 = 0;
+/// Redis's `ZSKIPLIST_MAXLEVEL`.
+const MAX_LEVEL: usize = 32;
+
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    next: u32,
+    span: u32,
+}
+
+#[derive(Debug, Clone)]
+struct Node {
+    score: f64,
+    member: Box<[u8]>,
+    back: u32,
+    links: SmallVec<[Link; 2]>,
+}
+
+/// Whether `(a_score, a_member)` sorts before `(score, member)` in Redis's
+/// order: scores as doubles (so `-0 == 0`), ties by member bytes.
+pub(crate) fn less(a_score: f64, a_member: &[u8], score: f64, member: &[u8]) -> bool {
+    a_score < score || (a_score == score && a_member < member)
+}
+
+/// The ordered half of a sorted set.
+#[derive(Debug, Clone)]
+pub(crate) struct SkipList {
+    nodes: Vec<Node>,
+    free: Vec<u32>,
+    level: usize,
+    len: usize,
+    tail: u32,
+    rng: u64,
+}
+
+impl Default for SkipList {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SkipList {
+    pub(crate) fn new() -> Self {
+        let head = Node {
+            score: 0.0,
+            member: Box::default(),
+            back: NIL,
+            links: (0..MAX_LEVEL)
+                .map(|_| Link { next: NIL, span: 0 })
+                .collect(),
+        };
+        SkipList {
+            nodes: vec![head],
+            free: Vec::new(),
+            level: 1,
+            len: 0,
+            tail: NIL,
+            rng: 0x9E37_79B9_7F4A_7C15,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Slots allocated (for memory accounting).
+    pub(crate) fn slots(&self) -> usize {
+        self.nodes.capacity()
+    }
+
+    fn node(&self, id: u32) -> Option<&Node> {
+        self.nodes.get(id as usize)
+    }
+
+    fn link(&self, id: u32, level: usize) -> Link {
+        self.node(id)
+            .and_then(|n| n.links.get(level).copied())
+            .unwrap_or(Link { next: NIL, span: 0 })
+    }
+
+    fn set_link(&mut self, id: u32, level: usize, link: Link) {
+        if let Some(l) = self
+            .nodes
+            .get_mut(id as usize)
+            .and_then(|n| n.links.get_mut(level))
+        {
+            *l = link;
+        }
+    }
+
+    /// Score of node `id`.
+    pub(crate) fn score(&self, id: u32) -> f64 {
+        self.node(id).map_or(0.0, |n| n.score)
+    }
+
+    /// Member of node `id`.
+    pub(crate) fn member(&self, id: u32) -> &[u8] {
+        self.node(id).map_or(&[][..], |n| &n.member)
+    }
+
+    /// The node after `id` (or `NIL`).
+    pub(crate) fn next(&self, id: u32) -> u32 {
+        self.link(id, 0).next
+    }
+
+    /// The node before `id` (or `NIL`).
+    pub(crate) fn prev(&self, id: u32) -> u32 {
+        self.node(id).map_or(NIL, |n| n.back)
+    }
+
+    /// The first node (or `NIL`).
+    pub(crate) fn first(&self) -> u32 {
+        self.next(HEAD)
+    }
+
+    /// The last node (or `NIL`).
+    pub(crate) fn last(&self) -> u32 {
+        self.tail
+    }
+
+    /// Redis's `zslRandomLevel`: each level with probability 1/4.
+    fn random_level(&mut self) -> usize {
+        let mut level = 1;
+        loop {
+            // xorshift64*
+            self.rng ^= self.rng >> 12;
+            self.rng ^= self.rng << 25;
+            self.rng ^= self.rng >> 27;
+            let r = self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32;
+            if (r & 0xFFFF) < 0x4000 && level < MAX_LEVEL {
+                level += 1;
+            } else {
+                return level;
+            }
+        }
+    }
+
+    /// Inserts a member known to be absent; returns its node id.
+    pub(crate) fn insert(&mut self, score: f64, member: Box<[u8]>) -> u32 {
+        let mut update = [HEAD; MAX_LEVEL];
+        let mut rank = [0u32; MAX_LEVEL];
+        let mut x = HEAD;
+        for i in (0..self.level).rev() {
+            rank[i] = if i + 1 == self.level { 0 } else { rank[i + 1] };
+            loop {
+                let l = self.link(x, i);
+                if l.next == NIL || !less(self.score(l.next), self.member(l.next), score, &member) {
+                    break;
+                }
+                rank[i] += l.span;
+                x = l.next;
+            }
+            update[i] = x;
+        }
+        let lvl = self.random_level();
+        if lvl > self.level {
+            for i in self.level..lvl {
+                rank[i] = 0;
+                update[i] = HEAD;
+                self.set_link(
+                    HEAD,
+                    i,
+                    Link {
+                        next: NIL,
+                        span: self.len as u32,
+                    },
+                );
+            }
+            self.level = lvl;
+        }
+        let node = Node {
+            score,
+            member,
+            back: if update[0] == HEAD { NIL } else { update[0] },
+            links: (0..lvl).map(|_| Link { next: NIL, span: 0 }).collect(),
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                if let Some(slot) = self.nodes.get_mut(id as usize) {
+                    *slot = node;
+                }
+                id
+            }
+            None => {
+                self.nodes.push(node);
+                (self.nodes.len() - 1) as u32
+            }
+        };
+        for i in 0..lvl {
+            let up = self.link(update[i], i);
+            let before = rank[0] - rank[i];
+            self.set_link(
+                id,
+                i,
+                Link {
+                    next: up.next,
+                    span: up.span - before,
+                },
+            );
+            self.set_link(
+                update[i],
+                i,
+                Link {
+                    next: id,
+                    span: before + 1,
+                },
+            );
+        }
+        for (i, &u) in update.iter().enumerate().take(self.level).skip(lvl) {
+            let mut l = self.link(u, i);
+            l.span += 1;
+            self.set_link(u, i, l);
+        }
+        let next = self.next(id);
+        if next == NIL {
+            self.tail = id;
+        } else if let Some(n) = self.nodes.get_mut(next as usize) {
+            n.back = id;
+        }
+        self.len += 1;
+        id
+    }
+
+    /// Removes the node of `(score, member)`; returns its member bytes.
+    pub(crate) fn remove(&mut self, score: f64, member: &[u8]) -> Option<Box<[u8]>> {
+        let mut update = [HEAD; MAX_LEVEL];
+        let mut x = HEAD;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.link(x, i);
+                if l.next == NIL || !less(self.score(l.next), self.member(l.next), score, member) {
+                    break;
+                }
+                x = l.next;
+            }
+            update[i] = x;
+        }
+        let x = self.next(update[0]);
+        if x == NIL || self.score(x) != score || self.member(x) != member {
+            return None;
+        }
+        for (i, &u) in update.iter().enumerate().take(self.level) {
+            let ul = self.link(u, i);
+            if ul.next == x {
+                let xl = self.link(x, i);
+                self.set_link(
+                    u,
+                    i,
+                    Link {
+                        next: xl.next,
+                        span: ul.span + xl.span - 1,
+                    },
+                );
+            } else {
+                self.set_link(
+                    u,
+                    i,
+                    Link {
+                        next: ul.next,
+                        span: ul.span.saturating_sub(1),
+                    },
+                );
+            }
+        }
+        let (next, back) = (self.next(x), self.prev(x));
+        if next == NIL {
+            self.tail = back;
+        } else if let Some(n) = self.nodes.get_mut(next as usize) {
+            n.back = back;
+        }
+        while self.level > 1 && self.link(HEAD, self.level - 1).next == NIL {
+            self.level -= 1;
+        }
+        self.len -= 1;
+        let taken = self.nodes.get_mut(x as usize).map(|n| {
+            n.links = SmallVec::new();
+            std::mem::take(&mut n.member)
+        });
+        self.free.push(x);
+        if self.len == 0 {
+            // Give back every slot once empty.
+            self.nodes.truncate(1);
+            self.free.clear();
+        }
+        taken
+    }
+
+    /// How many leading elements satisfy `pred` (which must hold for a
+    /// prefix of the order): the rank of the first element that does not.
+    pub(crate) fn partition(&self, mut pred: impl FnMut(f64, &[u8]) -> bool) -> usize {
+        let mut x = HEAD;
+        let mut rank = 0usize;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.link(x, i);
+                if l.next == NIL || !pred(self.score(l.next), self.member(l.next)) {
+                    break;
+                }
+                rank += l.span as usize;
+                x = l.next;
+            }
+        }
+        rank
+    }
+
+    /// The node at 0-based `rank` (or `NIL`).
+    pub(crate) fn at(&self, rank: usize) -> u32 {
+        if rank >= self.len {
+            return NIL;
+        }
+        let target = rank + 1;
+        let mut x = HEAD;
+        let mut traversed = 0usize;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.link(x, i);
+                if l.next == NIL || traversed + l.span as usize > target {
+                    break;
+                }
+                traversed += l.span as usize;
+                x = l.next;
+            }
+            if traversed == target {
+                return x;
+            }
+        }
+        NIL
+    }
+}
