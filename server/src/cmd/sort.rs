@@ -47,10 +47,10 @@ fn list_elements(l: &ListValue) -> Vec<Vec<u8>> {
     l.items.clone()
 }
 
-/// HOOK (zsets branch): the members of a sorted set in ascending
-/// (score, member) order, as `ZRANGE key 0 -1` returns them.
+/// The members of a sorted set in ascending (score, member) order, as
+/// `ZRANGE key 0 -1` returns them.
 fn zset_elements(z: &ZSetValue) -> Vec<Vec<u8>> {
-    z.items.clone()
+    z.iter().map(|(m, _)| m.to_vec()).collect()
 }
 
 /// HOOK (lists branch): a new list holding `items` head to tail, as `SORT

@@ -948,7 +948,7 @@ fn aggregate(target: &mut f64, val: f64, agg: Aggregate) {
 
 /// The members of a set, for the sorted-set algebra (score 1 each).
 fn set_members(s: &SetValue) -> Vec<Vec<u8>> {
-    s.items.clone()
+    s.iter().map(|m| m.to_vec()).collect()
 }
 
 /// One input of the algebra: a copy of a sorted set (sets get score 1).
