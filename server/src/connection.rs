@@ -67,8 +67,8 @@ impl Connection {
             // Writes of this batch must be durable before any reply leaves
             // (`persistence pmem`): one wait covers the whole batch (group commit).
             let ticket = amber_storage::tier::take_ticket();
-            if ticket != amber_storage::Ticket::NONE {
-                let tiers = &srv.keyspace.tiers;
+            let tiers = &srv.keyspace.tiers;
+            if ticket != amber_storage::Ticket::NONE && tiers.must_wait() {
                 if let Err(e) = tokio::task::block_in_place(|| tiers.wait_durable(ticket)) {
                     tracing::error!(error = %e, "the arena failed to persist; closing the connection");
                     return Ok(());
@@ -133,6 +133,12 @@ impl Connection {
                         return Ok(());
                     }
                     srv.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    // Checked before parsing, as Redis does after each read: a
+                    // request over the limit is never executed.
+                    if self.input.len() > limit {
+                        tracing::warn!(client = client.handle.id, "closing client that reached max query buffer length");
+                        return Ok(());
+                    }
                 }
                 _ = client.handle.wake.notified() => {
                     if client.handle.killed.load(Ordering::Relaxed) {

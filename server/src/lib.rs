@@ -13,6 +13,8 @@ pub mod client;
 pub mod cmd;
 pub mod config;
 pub mod connection;
+pub mod metrics;
+pub mod notify;
 pub mod resp;
 pub mod server;
 pub mod state;

@@ -124,9 +124,23 @@ async fn async_main(config: config::Config) -> ExitCode {
         srv.port
             .store(addr.port(), std::sync::atomic::Ordering::Relaxed);
     }
+    // Prometheus endpoint (metrics-port > 0), on the same addresses as `bind`.
+    let metrics_port = srv.config.get_i64("metrics-port") as u16;
+    if metrics_port > 0 {
+        match amber_server::metrics::start(srv.clone(), &bind, metrics_port).await {
+            Ok(addrs) => tracing::info!(?addrs, "metrics endpoint listening (GET /metrics)"),
+            Err(e) => {
+                tracing::error!(bind = %bind, port = metrics_port, error = %e, "could not bind the metrics port");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let signals = srv.clone();
+    // Registered before serving: a SIGTERM right after start-up must still
+    // shut down cleanly rather than kill the process.
+    let registered = register_signals();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        wait_for_signal(registered).await;
         tracing::info!("received a shutdown signal, shutting down");
         signals.request_shutdown();
     });
@@ -147,18 +161,28 @@ async fn async_main(config: config::Config) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
+/// SIGTERM and SIGINT streams, created at once so their handlers are installed.
+type Signals = Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>;
+
+fn register_signals() -> Signals {
     use tokio::signal::unix::{signal, SignalKind};
     match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
     ) {
-        (Ok(mut term), Ok(mut int)) => {
+        (Ok(term), Ok(int)) => Some((term, int)),
+        _ => None,
+    }
+}
+
+async fn wait_for_signal(signals: Signals) {
+    match signals {
+        Some((mut term, mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}
                 _ = int.recv() => {}
             }
         }
-        _ => std::future::pending::<()>().await,
+        None => std::future::pending::<()>().await,
     }
 }

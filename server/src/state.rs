@@ -33,6 +33,8 @@ pub struct ServerStats {
     pub errors: Mutex<HashMap<String, u64>>,
     /// Total error replies.
     pub total_errors: AtomicU64,
+    /// Save points taken (`SAVE`, `BGSAVE`, shutdown): `INFO persistence`'s `rdb_saves`.
+    pub saves: AtomicU64,
 }
 
 impl ServerStats {
@@ -41,6 +43,24 @@ impl ServerStats {
         self.total_errors.fetch_add(1, Ordering::Relaxed);
         let code = text.split(' ').next().unwrap_or("ERR").to_string();
         *self.errors.lock().entry(code).or_insert(0) += 1;
+    }
+
+    /// Resets the counters `CONFIG RESETSTAT` resets.
+    pub fn reset(&self) {
+        for c in [
+            &self.connections,
+            &self.rejected_connections,
+            &self.commands,
+            &self.net_input_bytes,
+            &self.net_output_bytes,
+            &self.keyspace_hits,
+            &self.keyspace_misses,
+            &self.total_errors,
+            &self.saves,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+        self.errors.lock().clear();
     }
 
     /// Counts a key lookup.
@@ -138,6 +158,41 @@ impl ServerState {
     /// Whether clients must authenticate.
     pub fn auth_required(&self) -> bool {
         self.config.hot.auth_required.load(Ordering::Relaxed)
+    }
+
+    /// A save point (`SAVE`, `BGSAVE`, `SHUTDOWN SAVE`): makes everything
+    /// written so far durable and records the time for `LASTSAVE`.
+    ///
+    /// With `persistence pmem` every write is already in the arena before its
+    /// reply; this forces what `arena-sync everysec`/`no` batches to durable
+    /// media and reports the error if that fails.
+    pub fn save_point(&self) -> Result<(), String> {
+        if let Some(arena) = self.keyspace.tiers.arena.as_ref() {
+            arena
+                .sync()
+                .map_err(|e| format!("arena sync failed: {e}"))?;
+        }
+        self.stats.saves.fetch_add(1, Ordering::Relaxed);
+        self.last_save
+            .store(amber_storage::clock::now_ms() / 1000, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// `CONFIG RESETSTAT`: server, command and error statistics back to zero.
+    pub fn reset_stats(&self) {
+        self.stats.reset();
+        self.keyspace.stats.expired_keys.store(0, Ordering::Relaxed);
+        self.keyspace
+            .tiers
+            .stats
+            .evicted_keys
+            .store(0, Ordering::Relaxed);
+        for c in self.commands.iter() {
+            c.stats.reset();
+            for s in c.subcommands.values() {
+                s.stats.reset();
+            }
+        }
     }
 
     /// Asks the server to stop (SIGTERM, SIGINT, `SHUTDOWN`).

@@ -14,7 +14,9 @@ pub enum Error {
     OutOfMemory,
     /// The database index is outside `0..DB_COUNT`.
     DbIndexOutOfRange,
-    /// The persistent-memory arena has no free segment left for the write.
+    /// The persistent-memory arena has no free segment left for the write
+    /// (for a record larger than a segment: no run of contiguous free
+    /// segments long enough, even if enough segments are free in total).
     ArenaFull,
     /// A record in the arena failed its checksum or bounds check.
     Corrupt(String),
@@ -23,7 +25,9 @@ pub enum Error {
     /// The arena file cannot be used as configured (wrong magic, version or
     /// size, truncated, ...): a start-up error, never a silent wipe.
     BadArena(String),
-    /// A record (header + key + value) is larger than one arena segment.
+    /// A record (header + key + value) is larger than the whole arena, or
+    /// its key or value is 4 GiB or more. (Records larger than a segment are
+    /// stored in extents of contiguous segments.)
     RecordTooLarge,
     /// An arena segment still holds live records and cannot be freed.
     SegmentInUse,
@@ -38,7 +42,7 @@ impl fmt::Display for Error {
             Error::Corrupt(what) => write!(f, "arena corrupt: {what}"),
             Error::Io(what) => write!(f, "arena I/O error: {what}"),
             Error::BadArena(what) => write!(f, "unusable arena: {what}"),
-            Error::RecordTooLarge => f.write_str("record larger than an arena segment"),
+            Error::RecordTooLarge => f.write_str("record larger than the arena"),
             Error::SegmentInUse => f.write_str("arena segment still holds live records"),
         }
     }

@@ -141,7 +141,7 @@ impl<'a> Guard<'a> {
         let handle = shard.find(kh, key, arena)?;
         let deadline = shard.deadline_of(handle, arena);
         if deadline != 0 && deadline <= now {
-            self.delete(Found { pos, kh, handle });
+            self.delete(Found { pos, kh, handle }, false);
             self.ks.stats.expired_keys.fetch_add(1, Ordering::Relaxed);
             return None;
         }
@@ -150,15 +150,24 @@ impl<'a> Guard<'a> {
 
     /// Removes a found key from the index, its tier and the arena; returns
     /// its value (if it could be read), deadline and access time.
-    fn delete(&mut self, f: Found) -> Option<(Option<Value>, u64, u32)> {
+    /// A cold value is decoded only when `want_value` (DEL, expiry and
+    /// overwrites read just the record's head).
+    fn delete(&mut self, f: Found, want_value: bool) -> Option<(Option<Value>, u64, u32)> {
         let lane = self.lane(f.pos);
         let ks = self.ks;
         let cold = match f.handle.target() {
             Target::Cold(addr) => {
-                let r = ks.tiers.arena.as_ref()?.read(addr).ok();
-                Some(r.map_or((None, 0), |r| {
-                    (codec::decode(r.kind(), r.value), r.expire_at())
-                }))
+                let arena = ks.tiers.arena.as_ref()?;
+                Some(if want_value {
+                    arena.read(addr).ok().map_or((None, 0), |r| {
+                        (codec::decode(r.kind(), r.value), r.expire_at())
+                    })
+                } else {
+                    (
+                        None,
+                        arena.read_head(addr).ok().map_or(0, |r| r.expire_at()),
+                    )
+                })
             }
             Target::Hot(_) => None,
         };
@@ -364,7 +373,15 @@ impl<'a> Guard<'a> {
     /// Removes `key`, returning its value if it was live.
     pub fn remove(&mut self, key: &[u8]) -> Option<Value> {
         let f = self.live(key)?;
-        self.delete(f)?.0
+        self.delete(f, true)?.0
+    }
+
+    /// Removes `key` if it is live, without reading a cold value (`DEL`).
+    pub fn delete_key(&mut self, key: &[u8]) -> bool {
+        match self.live(key) {
+            Some(f) => self.delete(f, false).is_some(),
+            None => false,
+        }
     }
 
     /// Removes `key` and returns its value with its deadline, ready to be
@@ -372,7 +389,7 @@ impl<'a> Guard<'a> {
     /// or expired.
     pub fn take(&mut self, key: &[u8]) -> Option<Detached> {
         let f = self.live(key)?;
-        let (value, deadline, access) = self.delete(f)?;
+        let (value, deadline, access) = self.delete(f, true)?;
         Some(Detached {
             value: value?,
             expire_at: (deadline != 0).then_some(deadline),
@@ -402,7 +419,7 @@ impl<'a> Guard<'a> {
         let (touch, access) = (self.touch, d.access);
         // Any previous entry goes, whether or not its deadline has passed.
         if let Some(f) = self.find_any(key) {
-            self.delete(f);
+            self.delete(f, false);
         }
         let expiry = match d.expire_at {
             Some(t) => SetExpiry::At(t),

@@ -507,7 +507,7 @@ impl Keyspace {
                     .tiers
                     .arena
                     .as_ref()
-                    .and_then(|a| a.read(addr).ok())
+                    .and_then(|a| a.read_head(addr).ok())
                     .map_or(0, |r| r.expire_at());
                 if deadline != 0 {
                     s.expiry.remove(deadline, h.short_hash() as u64);
@@ -600,7 +600,7 @@ impl Keyspace {
                 .get(slot)
                 .map(|e| (Cow::Borrowed(&*e.key), e.expire_at, e.value.value_type())),
             Target::Cold(addr) => {
-                let r = self.tiers.arena.as_ref()?.read(addr).ok()?;
+                let r = self.tiers.arena.as_ref()?.read_head(addr).ok()?;
                 let t = codec::type_of(r.kind())?;
                 Some((Cow::Borrowed(r.key), r.expire_at(), t))
             }

@@ -43,9 +43,10 @@ pub(crate) fn handle_is(
     }
     match h.target() {
         Target::Hot(slot) => hot.get(slot).is_some_and(|e| &*e.key == key),
+        // Only the key is checksummed here (not the value): see `Arena::read_key`.
         Target::Cold(addr) => arena
-            .and_then(|a| a.read(addr).ok())
-            .is_some_and(|r| r.key == key),
+            .and_then(|a| a.read_key(addr).ok())
+            .is_some_and(|k| k == key),
     }
 }
 
@@ -114,7 +115,7 @@ impl Shard {
         match h.target() {
             Target::Hot(slot) => self.hot.get(slot).map_or(0, |e| e.expire_at),
             Target::Cold(addr) => arena
-                .and_then(|a| a.read(addr).ok())
+                .and_then(|a| a.read_head(addr).ok())
                 .map_or(0, |r| r.expire_at()),
         }
     }

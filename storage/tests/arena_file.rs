@@ -207,7 +207,7 @@ fn a_corrupt_record_is_reported_and_skipped() {
         (a1, a2)
     };
     // Flip a value byte of the second record.
-    corrupt(&p, a2.get() + 32 + 6 + 2, b"X");
+    corrupt(&p, a2.get() + 40 + 6 + 2, b"X");
     let arena = Arena::open(&config(&p, ArenaSync::Always)).expect("open");
     let found = recover_all(&arena);
     assert!(found.contains_key(&b"first"[..]));
@@ -246,8 +246,21 @@ fn arena_full_loses_nothing() {
             }
         };
         assert_eq!(err, Error::ArenaFull);
-        // Too large for any segment.
-        let huge = vec![0u8; SEG as usize];
+        // Larger than a segment: needs a run of free segments, there is none.
+        let big = vec![0u8; SEG as usize];
+        let e = arena.append(
+            0,
+            RecordIn {
+                db: 0,
+                kind: 0,
+                key: b"h",
+                value: &[&big],
+                expire_at: 0,
+            },
+        );
+        assert_eq!(e.unwrap_err(), Error::ArenaFull);
+        // Larger than the whole arena.
+        let huge = vec![0u8; SIZE as usize];
         let e = arena.append(
             0,
             RecordIn {
@@ -326,7 +339,7 @@ fn concurrent_lanes_and_compaction_then_recover() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = dir.path().join("cc");
     let mut cfg = config(&p, ArenaSync::No);
-    cfg.size = 4096 + 32 * SEG;
+    cfg.size = 4096 + 40 * SEG; // 40-byte record headers since format 2
     let index: Vec<Mutex<HashMap<Vec<u8>, Addr>>> =
         (0..4).map(|_| Mutex::new(HashMap::new())).collect();
     {

@@ -3,9 +3,11 @@
 //! simulator, the power is cut at EVERY persist point in turn, and recovery
 //! from the durable image must find every acknowledged write with its newest
 //! acknowledged value and deadline, never resurrect a deleted key, and never
-//! return a corrupt record. Variants: cache-flush media (each append
-//! persisted), msync media with group commit, and random 8-byte tears of
-//! the unpersisted stores at the cut.
+//! return a corrupt record. Some values are larger than a segment (extents
+//! of 2 or 3 segments), so cuts also land in the middle of large appends
+//! and of freeing extents: a large record is all or nothing. Variants:
+//! cache-flush media (each append persisted), msync media with group
+//! commit, and random 8-byte tears of the unpersisted stores at the cut.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,7 +21,7 @@ use rand::{Rng, SeedableRng};
 
 const NOW: u64 = 1_800_000_000_000;
 const SEG: u64 = 8192;
-const SEGMENTS: u64 = 14;
+const SEGMENTS: u64 = 20;
 const SIZE: u64 = 4096 + SEG * SEGMENTS;
 const LANES: usize = 3;
 
@@ -96,6 +98,8 @@ struct Driver<'a> {
     /// Keys touched since the last acknowledgement point (group mode).
     pending: Vec<(u8, Vec<u8>)>,
     group: bool,
+    /// Values larger than a segment appended (extents).
+    large: usize,
 }
 
 impl Driver<'_> {
@@ -132,6 +136,9 @@ impl Driver<'_> {
         };
         match self.arena.append(writer, rec) {
             Ok((addr, ticket)) => {
+                if value.len() > SEG as usize {
+                    self.large += 1;
+                }
                 let k = (db, key.to_vec());
                 if let Some(old) = self.index.insert(k.clone(), addr) {
                     self.arena.release(old).expect("release");
@@ -198,7 +205,12 @@ fn workload(d: &mut Driver<'_>, seed: u64, ops: usize) {
         let roll: u32 = rng.gen_range(0..100);
         let t = if roll < 70 {
             version += 1;
-            let len = rng.gen_range(1..400);
+            // One set in 12 writes a value larger than a segment.
+            let len = if rng.gen_range(0..12) == 0 {
+                rng.gen_range(SEG as usize..SEG as usize * 5 / 2)
+            } else {
+                rng.gen_range(1..400)
+            };
             let mut value = format!("{key_no}-v{version}-").into_bytes();
             value.resize(len.max(value.len()), b'a' + (version % 26) as u8);
             let expire_at = match rng.gen_range(0..10) {
@@ -279,12 +291,18 @@ fn run_workload(
             model: Model::default(),
             pending: Vec::new(),
             group: mode == PersistMode::Msync,
+            large: 0,
         };
         workload(&mut d, seed, ops);
         let stats = arena.stats();
         assert!(
             stats.compactions > 0 || cut.is_some(),
             "the workload must compact"
+        );
+        assert!(
+            d.large >= 5 || cut.is_some(),
+            "the workload must write large values: {}",
+            d.large
         );
         d.model
         // Arena dropped here: close() persists more, after the workload.
@@ -368,6 +386,7 @@ fn second_crash_after_recovery_and_compaction() {
             model,
             pending: Vec::new(),
             group: false,
+            large: 0,
         };
         // Everything recovered counts as acknowledged now.
         for h in d.model.keys.values_mut() {

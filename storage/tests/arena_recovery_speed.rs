@@ -35,7 +35,7 @@ fn env(name: &str, default: u64) -> u64 {
 fn recover_ten_million_small_records() {
     let keys = env("AMBER_RECOVERY_KEYS", 10_000_000);
     let vlen = env("AMBER_RECOVERY_VALUE", 16) as usize;
-    let per = (32 + 16 + vlen as u64 + 7) & !7;
+    let per = (40 + 16 + vlen as u64 + 7) & !7;
     let seg = 4u64 << 20;
     let size = 4096 + (keys * per / (seg - 64) + 8) * seg;
     let base = if std::path::Path::new("/dev/shm").is_dir() {

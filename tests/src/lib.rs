@@ -1,1 +1,63 @@
-//! Test harness for end-to-end tests.
+//! Test harness for Amber's end-to-end tests.
+//!
+//! Everything here talks to real processes over TCP on 127.0.0.1:
+//! [`ServerProcess`] starts `amber-server` (found or built by [`binary`]) or
+//! the reference `redis-server` on a free port in a temporary directory and
+//! kills it on drop; [`RespClient`] sends requests and returns each reply's
+//! exact bytes; [`script`] is the conformance-script format and normalizer;
+//! [`support`] asks Amber which commands it implements; [`tools`] runs
+//! `redis-cli` and `redis-benchmark`.
+
+pub mod binary;
+pub mod client;
+pub mod process;
+pub mod reply;
+pub mod script;
+pub mod support;
+pub mod tools;
+
+pub use client::RespClient;
+pub use process::{Kind, ServerProcess};
+
+/// A Redis and an Amber started side by side for differential tests.
+pub struct Pair {
+    /// The reference.
+    pub redis: ServerProcess,
+    /// The server under test.
+    pub amber: ServerProcess,
+}
+
+impl Pair {
+    /// Starts both; `amber_extra` goes to Amber only, `common` to both.
+    pub fn start(common: &[&str], amber_extra: &[&str]) -> Pair {
+        let mut a: Vec<&str> = common.to_vec();
+        a.extend_from_slice(amber_extra);
+        // Start both concurrently: each takes tens of milliseconds.
+        let redis_args: Vec<String> = common.iter().map(|s| s.to_string()).collect();
+        let t = std::thread::spawn(move || {
+            let r: Vec<&str> = redis_args.iter().map(String::as_str).collect();
+            ServerProcess::redis(&r)
+        });
+        let amber = ServerProcess::amber(&a);
+        let redis = t.join().expect("redis start panicked");
+        Pair { redis, amber }
+    }
+
+    /// Connects to both: (redis, amber).
+    pub fn clients(&self) -> (RespClient, RespClient) {
+        (self.redis.client(), self.amber.client())
+    }
+}
+
+/// Sends the same bytes to both and asserts the replies are identical.
+pub fn assert_same(redis: &mut RespClient, amber: &mut RespClient, args: &[&[u8]]) -> Vec<u8> {
+    let r = redis.cmd(args);
+    let a = amber.cmd(args);
+    assert_eq!(
+        reply::show(&a),
+        reply::show(&r),
+        "reply to {} differs (left: amber, right: redis)",
+        reply::show(&args.join(&b' '))
+    );
+    a
+}

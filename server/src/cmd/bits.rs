@@ -381,7 +381,7 @@ fn bitop(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     if len > 0 {
         g.set(dest, raw_string(res), SetExpiry::Persist)?;
     } else {
-        g.remove(dest);
+        g.delete_key(dest);
     }
     ctx.out.int(len as i64);
     Ok(())

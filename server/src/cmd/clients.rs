@@ -1,6 +1,421 @@
-//! Commands of the `clients` family (being written).
+//! CLIENT and its subcommands, as Redis 7.0's `networking.c`.
+//!
+//! Amber extensions (Redis 7.2's, absent from 7.0's metadata): `CLIENT
+//! SETINFO` and `CLIENT NO-TOUCH`, registered through [`EXTENSIONS`].
 
-use super::Handler;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::admin::reply_help;
+use super::args::{is, parse_i64, text};
+use super::connection::check_client_name;
+use super::error::{CmdError, CmdResult};
+use super::table::{Extension, Flags};
+use super::{Ctx, Handler};
+use crate::client::ClientHandle;
 
 /// This family's commands.
-pub const COMMANDS: &[(&str, Handler)] = &[];
+pub const COMMANDS: &[(&str, Handler)] = &[
+    ("client|id", client_id),
+    ("client|setname", client_setname),
+    ("client|getname", client_getname),
+    ("client|list", client_list),
+    ("client|info", client_info),
+    ("client|kill", client_kill),
+    ("client|no-evict", client_no_evict),
+    ("client|help", client_help),
+];
+
+/// Amber's own CLIENT subcommands (Redis 7.2's SETINFO and NO-TOUCH), for
+/// `cmd::all_extensions()`.
+pub fn extensions() -> Vec<(Extension, Handler)> {
+    vec![
+        (
+            Extension {
+                name: "client|setinfo",
+                arity: 4,
+                flags: Flags::NO_AUTH,
+                summary: "Set client or connection specific info: LIB-NAME or LIB-VER.",
+            },
+            client_setinfo as Handler,
+        ),
+        (
+            Extension {
+                name: "client|no-touch",
+                arity: 3,
+                flags: Flags::default(),
+                summary: "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.",
+            },
+            client_no_touch as Handler,
+        ),
+    ]
+}
+
+fn client_id(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
+    ctx.out.int(ctx.client.handle.id as i64);
+    Ok(())
+}
+
+fn client_setname(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    let name = args.get(2).copied().unwrap_or_default();
+    check_client_name(name)?;
+    ctx.client.handle.info.lock().name = name.to_vec();
+    ctx.out.ok();
+    Ok(())
+}
+
+fn client_getname(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
+    let name = ctx.client.handle.info.lock().name.clone();
+    if name.is_empty() {
+        ctx.out.null();
+    } else {
+        ctx.out.bulk(&name);
+    }
+    Ok(())
+}
+
+/// Client types for `TYPE` filters (Redis's `getClientTypeByName`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientType {
+    Normal,
+    Replica,
+    Pubsub,
+    Master,
+}
+
+fn client_type(name: &[u8]) -> Result<ClientType, CmdError> {
+    if is(name, "normal") {
+        Ok(ClientType::Normal)
+    } else if is(name, "slave") || is(name, "replica") {
+        Ok(ClientType::Replica)
+    } else if is(name, "pubsub") {
+        Ok(ClientType::Pubsub)
+    } else if is(name, "master") {
+        Ok(ClientType::Master)
+    } else {
+        Err(CmdError::err(format!(
+            "Unknown client type '{}'",
+            text(name)
+        )))
+    }
+}
+
+/// Amber's clients are all normal clients (no replication; subscriptions
+/// are not visible from here yet).
+fn type_of(_c: &ClientHandle) -> ClientType {
+    ClientType::Normal
+}
+
+/// One `CLIENT LIST` line, in Redis 7.0.15's format (without the newline).
+pub fn client_line(c: &ClientHandle, close_after_reply: bool) -> String {
+    let info = c.info.lock().clone();
+    let mut flags = String::new();
+    if info.multi.is_some() {
+        flags.push('x');
+    }
+    if close_after_reply {
+        flags.push('c');
+    }
+    if c.killed.load(Ordering::Relaxed) {
+        flags.push('A');
+    }
+    if info.no_evict {
+        flags.push('e');
+    }
+    if flags.is_empty() {
+        flags.push('N');
+    }
+    let qbuf = info.qbuf;
+    let qbuf_free = if qbuf == 0 {
+        0
+    } else {
+        16 * 1024usize.saturating_sub(qbuf)
+    };
+    let tot_mem = 16 * 1024 + qbuf + info.name.len() + 1024;
+    format!(
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
+        c.id,
+        c.addr,
+        c.laddr,
+        c.fd,
+        String::from_utf8_lossy(&info.name),
+        c.created.elapsed().as_secs(),
+        c.idle_secs(),
+        flags,
+        c.db.load(Ordering::Relaxed),
+        info.multi.map_or(-1, |n| n as i64),
+        qbuf,
+        qbuf_free,
+        tot_mem,
+        if info.last_cmd.is_empty() { "NULL" } else { info.last_cmd.as_str() },
+        c.resp.load(Ordering::Relaxed),
+    )
+}
+
+fn line_for(ctx: &Ctx<'_>, c: &Arc<ClientHandle>) -> String {
+    let me = Arc::ptr_eq(c, &ctx.client.handle);
+    client_line(c, me && ctx.client.close_after_reply)
+}
+
+fn client_list(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    let mut out = String::new();
+    match args {
+        [_, _] => {
+            for c in ctx.srv.clients.all() {
+                out.push_str(&line_for(ctx, &c));
+                out.push('\n');
+            }
+        }
+        [_, _, opt, ty] if is(opt, "type") => {
+            let want = client_type(ty)?;
+            for c in ctx.srv.clients.all() {
+                if type_of(&c) == want {
+                    out.push_str(&line_for(ctx, &c));
+                    out.push('\n');
+                }
+            }
+        }
+        [_, _, opt, ids @ ..] if is(opt, "id") && !ids.is_empty() => {
+            let mut wanted = Vec::new();
+            for id in ids {
+                let id = parse_i64(id).ok_or_else(|| CmdError::err("Invalid client ID"))?;
+                wanted.push(id);
+            }
+            for id in wanted {
+                if let Some(c) = u64::try_from(id)
+                    .ok()
+                    .and_then(|id| ctx.srv.clients.get(id))
+                {
+                    out.push_str(&line_for(ctx, &c));
+                    out.push('\n');
+                }
+            }
+        }
+        _ => return Err(CmdError::Syntax),
+    }
+    ctx.out.verbatim("txt", out.as_bytes());
+    Ok(())
+}
+
+fn client_info(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
+    let mut line = line_for(ctx, &ctx.client.handle.clone());
+    line.push('\n');
+    ctx.out.verbatim("txt", line.as_bytes());
+    Ok(())
+}
+
+fn client_kill(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    let mut addr: Option<String> = None;
+    let mut laddr: Option<String> = None;
+    let mut ty: Option<ClientType> = None;
+    let mut id: u64 = 0;
+    let mut skipme = true;
+    let old_form = args.len() == 3;
+    if old_form {
+        addr = Some(text(args.get(2).copied().unwrap_or_default()));
+        skipme = false;
+    } else {
+        let mut i = 2;
+        while i < args.len() {
+            let opt = args.get(i).copied().unwrap_or_default();
+            let Some(&val) = args.get(i + 1) else {
+                return Err(CmdError::Syntax);
+            };
+            if is(opt, "id") {
+                match parse_i64(val) {
+                    Some(n) if n >= 1 => id = n as u64,
+                    _ => return Err(CmdError::err("client-id should be greater than 0")),
+                }
+            } else if is(opt, "type") {
+                ty = Some(client_type(val)?);
+            } else if is(opt, "addr") {
+                addr = Some(text(val));
+            } else if is(opt, "laddr") {
+                laddr = Some(text(val));
+            } else if is(opt, "user") {
+                if val != b"default" {
+                    return Err(CmdError::err(format!("No such user '{}'", text(val))));
+                }
+            } else if is(opt, "skipme") {
+                if is(val, "yes") {
+                    skipme = true;
+                } else if is(val, "no") {
+                    skipme = false;
+                } else {
+                    return Err(CmdError::Syntax);
+                }
+            } else {
+                return Err(CmdError::Syntax);
+            }
+            i += 2;
+        }
+    }
+    let mut killed = 0;
+    let mut close_me = false;
+    for c in ctx.srv.clients.all() {
+        if addr.as_ref().is_some_and(|a| *a != c.addr.to_string()) {
+            continue;
+        }
+        if laddr.as_ref().is_some_and(|a| *a != c.laddr.to_string()) {
+            continue;
+        }
+        if ty.is_some_and(|t| t != type_of(&c)) {
+            continue;
+        }
+        if id != 0 && c.id != id {
+            continue;
+        }
+        let me = Arc::ptr_eq(&c, &ctx.client.handle);
+        if me && skipme {
+            continue;
+        }
+        if me {
+            close_me = true;
+        } else {
+            c.kill();
+        }
+        killed += 1;
+    }
+    if old_form {
+        if killed == 0 {
+            return Err(CmdError::err("No such client"));
+        }
+        ctx.out.ok();
+    } else {
+        ctx.out.int(killed);
+    }
+    if close_me {
+        ctx.client.close_after_reply = true;
+    }
+    Ok(())
+}
+
+fn on_off(arg: &[u8]) -> Result<bool, CmdError> {
+    if is(arg, "on") {
+        Ok(true)
+    } else if is(arg, "off") {
+        Ok(false)
+    } else {
+        Err(CmdError::Syntax)
+    }
+}
+
+fn client_no_evict(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    let on = on_off(args.get(2).copied().unwrap_or_default())?;
+    ctx.client.handle.info.lock().no_evict = on;
+    ctx.out.ok();
+    Ok(())
+}
+
+fn client_no_touch(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    let on = on_off(args.get(2).copied().unwrap_or_default())?;
+    ctx.client.no_touch = on;
+    ctx.client.handle.info.lock().no_touch = on;
+    ctx.out.ok();
+    Ok(())
+}
+
+fn client_setinfo(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    let attr = args.get(2).copied().unwrap_or_default();
+    let val = args.get(3).copied().unwrap_or_default();
+    let lib_name = if is(attr, "lib-name") {
+        true
+    } else if is(attr, "lib-ver") {
+        false
+    } else {
+        return Err(CmdError::err(format!(
+            "Unrecognized option '{}'",
+            text(attr)
+        )));
+    };
+    if val.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
+        return Err(CmdError::err(format!(
+            "{} cannot contain spaces, newlines or special characters.",
+            text(attr)
+        )));
+    }
+    let mut info = ctx.client.handle.info.lock();
+    if lib_name {
+        info.lib_name = val.to_vec();
+    } else {
+        info.lib_ver = val.to_vec();
+    }
+    drop(info);
+    ctx.out.ok();
+    Ok(())
+}
+
+fn client_help(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    reply_help(
+        ctx,
+        args,
+        &[
+            "CACHING (YES|NO)",
+            "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+            "GETREDIR",
+            "    Return the client ID we are redirecting to when tracking is enabled.",
+            "GETNAME",
+            "    Return the name of the current connection.",
+            "ID",
+            "    Return the ID of the current connection.",
+            "INFO",
+            "    Return information about the current client connection.",
+            "KILL <ip:port>",
+            "    Kill connection made from <ip:port>.",
+            "KILL <option> <value> [<option> <value> [...]]",
+            "    Kill connections. Options are:",
+            "    * ADDR (<ip:port>|<unixsocket>:0)",
+            "      Kill connections made from the specified address",
+            "    * LADDR (<ip:port>|<unixsocket>:0)",
+            "      Kill connections made to specified local address",
+            "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+            "      Kill connections by type.",
+            "    * USER <username>",
+            "      Kill connections authenticated by <username>.",
+            "    * SKIPME (YES|NO)",
+            "      Skip killing current connection (default: yes).",
+            "LIST [options ...]",
+            "    Return information about client connections. Options:",
+            "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+            "      Return clients of specified type.",
+            "UNPAUSE",
+            "    Stop the current client pause, resuming traffic.",
+            "PAUSE <timeout> [WRITE|ALL]",
+            "    Suspend all, or just write, clients for <timeout> milliseconds.",
+            "REPLY (ON|OFF|SKIP)",
+            "    Control the replies sent to the current connection.",
+            "SETNAME <name>",
+            "    Assign the name <name> to the current connection.",
+            "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+            "    Unblock the specified blocked client.",
+            "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+            "         [OPTIN] [OPTOUT] [NOLOOP]",
+            "    Control server assisted client side caching.",
+            "TRACKINGINFO",
+            "    Report tracking status for the current connection.",
+            "NO-EVICT (ON|OFF)",
+            "    Protect current client connection from eviction.",
+        ],
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::table::{lookup, CommandTable};
+
+    #[test]
+    fn extensions_register_as_subcommands() {
+        let mut ext = extensions();
+        ext.extend(crate::cmd::object::extensions());
+        let table = CommandTable::build(&crate::cmd::all_handlers(), &ext);
+        let client = table.get(b"CLIENT").expect("client");
+        for sub in [&b"setinfo"[..], b"no-touch", b"list", b"kill"] {
+            assert!(lookup(&client.subcommands, sub).is_some(), "{sub:?}");
+        }
+        let object = table.get(b"object").expect("object");
+        assert!(lookup(&object.subcommands, b"TIER").is_some());
+        assert!(lookup(&object.subcommands, b"encoding").is_some());
+    }
+}

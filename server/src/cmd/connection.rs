@@ -25,6 +25,9 @@ pub const COMMANDS: &[(&str, Handler)] = &[
 pub const REDIS_VERSION: &str = "7.0.15";
 
 fn ping(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    if args.len() > 2 {
+        return Err(CmdError::Arity("ping".into()));
+    }
     match args.get(1) {
         None => ctx.out.simple("PONG"),
         Some(msg) => ctx.out.bulk(msg),

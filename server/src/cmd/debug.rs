@@ -1,6 +1,144 @@
-//! Commands of the `debug` family (being written).
+//! DEBUG: the subset of Redis's debugging subcommands that makes sense in
+//! Amber (SLEEP, SET-ACTIVE-EXPIRE, OBJECT, RELOAD, CHANGE-REPL-ID).
+//!
+//! As in Redis 7.0, DEBUG is refused unless `enable-debug-command` is `yes`
+//! (or `local` and the client is on a loopback address).
 
-use super::Handler;
+use std::sync::atomic::Ordering;
+
+use super::args::{is, text};
+use super::error::{CmdError, CmdResult};
+use super::{Ctx, Handler};
 
 /// This family's commands.
-pub const COMMANDS: &[(&str, Handler)] = &[];
+pub const COMMANDS: &[(&str, Handler)] = &[("debug", debug)];
+
+fn allowed(ctx: &Ctx<'_>) -> bool {
+    match ctx.srv.config.get("enable-debug-command").as_deref() {
+        Some("yes") => true,
+        Some("local") => ctx.client.handle.addr.ip().is_loopback(),
+        _ => false,
+    }
+}
+
+/// C's `strtod(s, NULL)`: the longest numeric prefix, 0 when there is none.
+fn strtod_prefix(s: &str) -> f64 {
+    let s = s.trim_start();
+    // A number longer than this is not a sleep anyone means; bound the scan.
+    let s = s.get(..s.len().min(64)).unwrap_or_default();
+    let mut end = 0;
+    for i in (1..=s.len()).rev() {
+        if s.is_char_boundary(i) && s.get(..i).and_then(|p| p.parse::<f64>().ok()).is_some() {
+            end = i;
+            break;
+        }
+    }
+    s.get(..end).and_then(|p| p.parse().ok()).unwrap_or(0.0)
+}
+
+/// C's `atoi`: optional sign and leading digits, 0 when there are none.
+fn atoi(s: &str) -> i64 {
+    let t = s.trim_start();
+    let (neg, rest) = match t.as_bytes().first() {
+        Some(b'-') => (true, t.get(1..).unwrap_or_default()),
+        Some(b'+') => (false, t.get(1..).unwrap_or_default()),
+        _ => (false, t),
+    };
+    let digits: String = rest
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .take(18)
+        .collect();
+    let v: i64 = digits.parse().unwrap_or(0);
+    if neg {
+        -v
+    } else {
+        v
+    }
+}
+
+fn debug(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    if !allowed(ctx) {
+        return Err(CmdError::err(
+            "DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
+        ));
+    }
+    let sub = args.get(1).copied().unwrap_or_default();
+    let arg = |i: usize| text(args.get(i).copied().unwrap_or_default());
+    match args.len() {
+        3 if is(sub, "sleep") => {
+            let secs = strtod_prefix(&arg(2));
+            if secs.is_finite() && secs > 0.0 {
+                std::thread::sleep(std::time::Duration::from_secs_f64(secs.min(3600.0)));
+            }
+            ctx.out.ok();
+        }
+        3 if is(sub, "set-active-expire") => {
+            ctx.srv
+                .active_expire
+                .store(atoi(&arg(2)) != 0, Ordering::Relaxed);
+            ctx.out.ok();
+        }
+        3 if is(sub, "object") => {
+            let key = args.get(2).copied().unwrap_or_default();
+            let mut g = ctx.lock_one(key)?;
+            let Some(v) = g.peek(key) else {
+                return Err(CmdError::err("no such key"));
+            };
+            let encoding = v.encoding();
+            let len = match v {
+                amber_storage::Value::Str(s) => s.bytes.len(),
+                #[allow(unreachable_patterns)]
+                _ => v.mem_usage(),
+            };
+            let addr = v as *const amber_storage::Value as usize;
+            let idle = g.idle_secs(key).unwrap_or(0);
+            drop(g);
+            // serializedlength: the RDB length of a string (length prefix + bytes).
+            let serialized = if encoding == "int" { 2 } else { len + 1 };
+            ctx.out.simple(&format!(
+                "Value at:0x{addr:x} refcount:1 encoding:{encoding} serializedlength:{serialized} lru:0 lru_seconds_idle:{idle}"
+            ));
+        }
+        2 if is(sub, "reload") => {
+            // Amber's data is already in its store (DRAM and the arena); a
+            // save point stands in for Redis's save-and-reload.
+            ctx.srv.save_point().map_err(CmdError::err)?;
+            ctx.out.ok();
+        }
+        _ if is(sub, "reload") => {
+            ctx.srv.save_point().map_err(CmdError::err)?;
+            ctx.out.ok();
+        }
+        2 if is(sub, "change-repl-id") => ctx.out.ok(),
+        _ => {
+            return Err(CmdError::err(format!(
+                "unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+                truncate(&arg(1), 128)
+            )))
+        }
+    }
+    Ok(())
+}
+
+fn truncate(s: &str, n: usize) -> &str {
+    let mut end = s.len().min(n);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn c_number_prefixes() {
+        assert_eq!(strtod_prefix("0.5abc"), 0.5);
+        assert_eq!(strtod_prefix("abc"), 0.0);
+        assert_eq!(atoi("12x"), 12);
+        assert_eq!(atoi("-3"), -3);
+        assert_eq!(atoi("x"), 0);
+    }
+}

@@ -150,7 +150,7 @@ fn expire_generic(
         return Ok(());
     }
     if when <= g.now_ms() as i64 {
-        g.remove(key);
+        g.delete_key(key);
     } else {
         g.set_expire_at(key, Some(when as u64));
     }

@@ -61,7 +61,7 @@ pub fn db_index(a: &[u8]) -> Result<usize, CmdError> {
 fn del(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let keys = args.get(1..).unwrap_or_default();
     let mut g = ctx.lock(keys.iter().copied())?;
-    let removed = keys.iter().filter(|k| g.remove(k).is_some()).count();
+    let removed = keys.iter().filter(|k| g.delete_key(k)).count();
     drop(g);
     ctx.out.int(removed as i64);
     Ok(())

@@ -68,6 +68,14 @@ impl<'a> Ctx<'a> {
         Ok(g)
     }
 
+    /// Keyspace notification (`notify-keyspace-events`) for `key` in the
+    /// client's database: `class` is one of [`crate::notify`]'s constants,
+    /// `event` Redis's event name. Call it where Redis calls
+    /// `notifyKeyspaceEvent`, after the change.
+    pub fn notify(&self, class: u32, event: &str, key: &[u8]) {
+        crate::notify::publish(self.srv, self.client.db, class, event, key);
+    }
+
     /// Locks the shard of one key in the client's database.
     pub fn lock_one(&self, key: &[u8]) -> Result<Guard<'a>, CmdError> {
         self.lock(std::iter::once(key))
@@ -100,7 +108,9 @@ pub fn all_handlers() -> Vec<(&'static str, Handler)> {
 
 /// Amber's own commands and subcommands, with their metadata.
 pub fn all_extensions() -> Vec<(Extension, Handler)> {
-    Vec::new()
+    let mut v = clients::extensions();
+    v.extend(object::extensions());
+    v
 }
 
 /// The result of resolving `args` to a command.
@@ -201,8 +211,10 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     };
     let start = Instant::now();
     let result = handler(ctx, args);
-    let usec = start.elapsed().as_micros() as u64;
-    def.stats.record(usec, result.is_err());
+    let elapsed = start.elapsed();
+    def.stats
+        .record(elapsed.as_micros() as u64, result.is_err());
+    crate::metrics::record_command(&def.name, elapsed, result.is_err());
     if let Err(e) = result {
         reply_error(ctx, &e);
     }

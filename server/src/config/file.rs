@@ -76,9 +76,30 @@ fn quote(s: &str) -> String {
     q
 }
 
-fn apply_lines(config: &Config, source: &str, lines: &[String]) -> Result<(), ConfigLoadError> {
+/// Directives Redis 7.0 still accepts in files and ignores.
+const DEPRECATED: &[&str] = &[
+    "list-max-ziplist-entries",
+    "list-max-ziplist-value",
+    "lua-replicate-commands",
+];
+
+/// Loading state shared by every source (file, environment, command line),
+/// which Redis reads as one text.
+#[derive(Default)]
+struct LoadState {
+    /// Whether a `save` line was seen: the first one replaces the default
+    /// save points, later ones add to them (Redis's behaviour).
+    save_loaded: bool,
+}
+
+fn apply_lines(
+    config: &Config,
+    state: &mut LoadState,
+    source: &str,
+    lines: &[String],
+) -> Result<(), ConfigLoadError> {
     for (i, line) in lines.iter().enumerate() {
-        let trimmed = line.trim();
+        let trimmed = line.trim_matches([' ', '\t', '\r', '\n']);
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
@@ -95,11 +116,57 @@ fn apply_lines(config: &Config, source: &str, lines: &[String]) -> Result<(), Co
             continue;
         };
         let name = String::from_utf8_lossy(name).to_ascii_lowercase();
-        let values: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
-        if super::directive(&name).is_none() || values.is_empty() {
+        let values: Vec<String> = values
+            .iter()
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect();
+        let Some(d) = super::directive(&name) else {
+            if DEPRECATED.contains(&name.as_str()) && values.len() == 1 {
+                continue;
+            }
+            if name == "include" && values.len() == 1 {
+                let path = values.first().cloned().unwrap_or_default();
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    fail(format!(
+                        "Fatal error, can't open config file '{path}': {}",
+                        super::value::strerror(&e)
+                    ))
+                })?;
+                let lines: Vec<String> = text.lines().map(str::to_string).collect();
+                apply_lines(config, state, &format!("file {path}"), &lines)?;
+                continue;
+            }
             return Err(fail("Bad directive or wrong number of arguments".into()));
+        };
+        if !d.multi_arg() && values.len() != 1 {
+            return Err(fail("wrong number of arguments".into()));
         }
-        config.set(&name, &values, true).map_err(fail)?;
+        // A multi-argument directive given one non-empty argument is split
+        // (so `--save "60 100"` works like `save 60 100`).
+        let mut split = Vec::new();
+        let args: Vec<&str> = match values.as_slice() {
+            [one] if d.multi_arg() && !one.is_empty() => {
+                split_args(one.as_bytes(), &mut split)
+                    .ok_or_else(|| fail("Unbalanced quotes in configuration line".into()))?;
+                split
+                    .iter()
+                    .map(|a| std::str::from_utf8(a).unwrap_or_default())
+                    .collect()
+            }
+            _ => values.iter().map(String::as_str).collect(),
+        };
+        let canonical = config
+            .check_value(d, &args, super::Source::Startup)
+            .map_err(fail)?;
+        if d.name == "save" && state.save_loaded && !(args.len() == 1 && args.first() == Some(&""))
+        {
+            config.append_save(&canonical);
+        } else {
+            config.store(d, canonical);
+        }
+        if d.name == "save" {
+            state.save_loaded = true;
+        }
     }
     Ok(())
 }
@@ -112,6 +179,7 @@ pub fn load(
     args: &[String],
 ) -> Result<Config, ConfigLoadError> {
     let mut config = Config::default();
+    let mut state = LoadState::default();
     if let Some(path) = file {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigLoadError {
             source: path.display().to_string(),
@@ -123,7 +191,12 @@ pub fn load(
             ),
         })?;
         let lines: Vec<String> = text.lines().map(str::to_string).collect();
-        apply_lines(&config, &format!("file {}", path.display()), &lines)?;
+        apply_lines(
+            &config,
+            &mut state,
+            &format!("file {}", path.display()),
+            &lines,
+        )?;
         config.file = Some(PathBuf::from(path));
     }
     let env_lines: Vec<String> = env
@@ -136,8 +209,13 @@ pub fn load(
             super::directive(&name).map(|_| format!("{name} {}", quote(v)))
         })
         .collect();
-    apply_lines(&config, "the environment", &env_lines)?;
-    apply_lines(&config, "the command line", &args_to_lines(args))?;
+    apply_lines(&config, &mut state, "the environment", &env_lines)?;
+    apply_lines(
+        &config,
+        &mut state,
+        "the command line",
+        &args_to_lines(args),
+    )?;
     Ok(config)
 }
 
@@ -162,5 +240,32 @@ mod tests {
         let env = vec![("AMBER_DRAM_BUDGET".to_string(), "64mb".to_string())];
         let c = load(None, &env, &[]).expect("valid");
         assert_eq!(c.get("dram-budget").as_deref(), Some("67108864"));
+        let args: Vec<String> = [
+            "--save",
+            "60 100",
+            "--save",
+            "300",
+            "10",
+            "--slaveof",
+            "no",
+            "one",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let c = load(None, &[], &args).expect("valid");
+        assert_eq!(c.get("save").as_deref(), Some("60 100 300 10"));
+        let bad: Vec<String> = ["--maxmemory", "1", "2"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let e = load(None, &[], &bad).err().expect("invalid");
+        assert_eq!(e.reason, "wrong number of arguments");
+        let bad: Vec<String> = ["--nosuch", "1"].iter().map(|s| s.to_string()).collect();
+        let e = load(None, &[], &bad).err().expect("invalid");
+        assert_eq!(e.reason, "Bad directive or wrong number of arguments");
+        let bad: Vec<String> = ["--save", "0", "1"].iter().map(|s| s.to_string()).collect();
+        let e = load(None, &[], &bad).err().expect("invalid");
+        assert_eq!(e.reason, "Invalid save parameters");
     }
 }

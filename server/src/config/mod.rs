@@ -1,23 +1,26 @@
-//! Configuration: directives in redis.conf syntax, `CONFIG GET/SET`.
+//! Configuration: directives in redis.conf syntax, `CONFIG GET/SET/REWRITE`.
 //!
-//! Every directive is described once in [`directives`] (name, kind, default,
-//! whether it can change at run time). Values are stored as the canonical
-//! text `CONFIG GET` shows (`yes`/`no`, memory in bytes, lowercase enums), and
-//! validated with Redis 7.0's error texts. Values read on hot paths are also
-//! cached in atomics ([`HotConfig`]) when they change.
+//! Every directive is described once in [`directives`] (name, alias, kind,
+//! default, flags): Redis 7.0's, generated from its `config.c`, then
+//! Amber's own. Values are stored as the canonical text `CONFIG GET` shows
+//! (`yes`/`no`, memory in bytes, enum names), validated with Redis 7.0's
+//! parsing rules and error texts ([`value`]). Values read on hot paths are
+//! also cached in atomics ([`HotConfig`]) when they change.
 
 pub mod directives;
 mod file;
-mod value;
+pub mod redis_directives;
+pub mod rewrite;
+pub mod value;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 
-pub use directives::{Directive, Kind, DIRECTIVES};
+pub use directives::{default_of, Directive, DirectiveFlags, Kind, DIRECTIVES};
 pub use file::{load, ConfigLoadError};
-pub use value::parse_memory;
+pub use value::{parse_memory, Source};
 
 /// Values read on every request, cached as atomics.
 #[derive(Debug, Default)]
@@ -45,16 +48,37 @@ pub struct Config {
 
 /// Looks up a directive by name or alias, case-insensitively.
 pub fn directive(name: &str) -> Option<&'static Directive> {
-    DIRECTIVES.iter().find(|d| {
-        d.name.eq_ignore_ascii_case(name) || d.alias.is_some_and(|a| a.eq_ignore_ascii_case(name))
+    lookup(name).map(|(d, _)| d)
+}
+
+/// Looks up a directive by name or alias; the flag says whether `name` is the alias.
+pub fn lookup(name: &str) -> Option<(&'static Directive, bool)> {
+    DIRECTIVES.iter().find_map(|&d| {
+        if d.name.eq_ignore_ascii_case(name) {
+            Some((d, false))
+        } else if d.alias.is_some_and(|a| a.eq_ignore_ascii_case(name)) {
+            Some((d, true))
+        } else {
+            None
+        }
     })
+}
+
+/// Splits a `CONFIG SET` value of a multi-argument directive on single
+/// spaces, like Redis's `sdssplitlen(value, " ")` (an empty value is no argument).
+pub fn split_value(v: &str) -> Vec<&str> {
+    if v.is_empty() {
+        Vec::new()
+    } else {
+        v.split(' ').collect()
+    }
 }
 
 impl Default for Config {
     fn default() -> Self {
         let values = DIRECTIVES
             .iter()
-            .map(|d| (d.name, d.default.to_string()))
+            .map(|d| (d.name, default_of(d).to_string()))
             .collect();
         let c = Config {
             values: RwLock::new(values),
@@ -67,14 +91,41 @@ impl Default for Config {
 }
 
 impl Config {
-    /// The canonical value of a directive.
+    /// The canonical value of a directive (as `CONFIG GET` shows it).
     pub fn get(&self, name: &str) -> Option<String> {
+        let d = directive(name)?;
+        Some(self.value_of(d))
+    }
+
+    /// The value of a directive given its table entry.
+    pub fn value_of(&self, d: &Directive) -> String {
+        let v = self.values.read().get(d.name).cloned().unwrap_or_default();
+        if d.name == "dir" {
+            // Redis shows its working directory: always absolute.
+            return value::absolute(&v);
+        }
+        v
+    }
+
+    /// The value as stored (for `dir`: as configured, possibly relative).
+    pub fn raw(&self, name: &str) -> Option<String> {
         let d = directive(name)?;
         self.values.read().get(d.name).cloned()
     }
 
-    /// A directive as an integer (memory values in bytes).
+    /// A directive as an integer (memory values in bytes; 0 if not numeric).
     pub fn get_i64(&self, name: &str) -> i64 {
+        self.get(name)
+            .and_then(|v| {
+                v.parse::<i64>()
+                    .ok()
+                    .or_else(|| v.parse::<u64>().ok().map(|u| u as i64))
+            })
+            .unwrap_or(0)
+    }
+
+    /// A directive as an unsigned integer (0 if not numeric).
+    pub fn get_u64(&self, name: &str) -> u64 {
         self.get(name).and_then(|v| v.parse().ok()).unwrap_or(0)
     }
 
@@ -83,48 +134,71 @@ impl Config {
         self.get(name).is_some_and(|v| v == "yes")
     }
 
-    /// Every (name, value) whose name matches the glob `pattern`, as `CONFIG GET` lists them.
-    pub fn matching(&self, pattern: &[u8]) -> Vec<(&'static str, String)> {
-        let values = self.values.read();
-        let mut out = Vec::new();
-        for d in DIRECTIVES.iter() {
-            let hit = amber_storage::glob::matches(pattern, d.name.as_bytes(), true)
-                || d.alias
-                    .is_some_and(|a| amber_storage::glob::matches(pattern, a.as_bytes(), true));
-            if hit {
-                out.push((d.name, values.get(d.name).cloned().unwrap_or_default()));
-                if let Some(alias) = d.alias {
-                    if amber_storage::glob::matches(pattern, alias.as_bytes(), true) {
-                        out.push((alias, values.get(d.name).cloned().unwrap_or_default()));
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    /// Validates and stores a value. `startup` allows immutable directives.
+    /// Validates and stores a value at start-up (immutable directives allowed).
     /// The error is Redis's reason text (e.g. `argument must be 'yes' or 'no'`).
     pub fn set(&self, name: &str, args: &[&[u8]], startup: bool) -> Result<(), String> {
         let d = directive(name)
             .ok_or_else(|| "Bad directive or wrong number of arguments".to_string())?;
-        if !startup && !d.mutable {
+        if !startup && !d.mutable() {
             return Err("can't set immutable config".into());
         }
-        let canonical = value::canonical(d, args)?;
-        self.values.write().insert(d.name, canonical);
-        self.refresh_hot();
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let source = if startup {
+            Source::Startup
+        } else {
+            Source::Runtime
+        };
+        let canonical = value::canonical(d, &args, &self.value_of(d), source)?;
+        self.store(d, canonical);
         Ok(())
+    }
+
+    /// Validates a value for `d` without storing it, returning its canonical form.
+    pub fn check_value(
+        &self,
+        d: &Directive,
+        args: &[&str],
+        source: Source,
+    ) -> Result<String, String> {
+        value::canonical(d, args, &self.value_of(d), source)
     }
 
     /// Validates without storing (for `CONFIG SET` of several pairs, all or nothing).
     pub fn check(&self, name: &str, args: &[&[u8]]) -> Result<String, String> {
         let d = directive(name)
             .ok_or_else(|| "Bad directive or wrong number of arguments".to_string())?;
-        if !d.mutable {
+        if !d.mutable() {
             return Err("can't set immutable config".into());
         }
-        value::canonical(d, args)
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.check_value(d, &args, Source::Runtime)
+    }
+
+    /// Stores an already validated canonical value.
+    pub fn store(&self, d: &Directive, canonical: String) {
+        self.values.write().insert(d.name, canonical);
+        self.refresh_hot();
+    }
+
+    /// Appends save points to `save` (successive `save` lines of a config file).
+    pub fn append_save(&self, canonical: &str) {
+        let mut values = self.values.write();
+        let cur = values.entry("save").or_default();
+        if canonical.is_empty() {
+            return;
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(canonical);
     }
 
     fn refresh_hot(&self) {
@@ -134,26 +208,86 @@ impl Config {
             Ordering::Relaxed,
         );
         h.proto_max_bulk_len
-            .store(self.get_i64("proto-max-bulk-len") as u64, Ordering::Relaxed);
-        h.client_query_buffer_limit.store(
-            self.get_i64("client-query-buffer-limit") as u64,
-            Ordering::Relaxed,
-        );
+            .store(self.get_u64("proto-max-bulk-len"), Ordering::Relaxed);
+        h.client_query_buffer_limit
+            .store(self.get_u64("client-query-buffer-limit"), Ordering::Relaxed);
         h.maxclients
-            .store(self.get_i64("maxclients") as u64, Ordering::Relaxed);
-        h.timeout
-            .store(self.get_i64("timeout") as u64, Ordering::Relaxed);
+            .store(self.get_u64("maxclients"), Ordering::Relaxed);
+        h.timeout.store(self.get_u64("timeout"), Ordering::Relaxed);
     }
 
-    /// All values, for `CONFIG REWRITE` (directives that differ from their default).
+    /// Directives that differ from their default, as (name, value).
     pub fn non_default(&self) -> Vec<(&'static str, String)> {
         let values = self.values.read();
         DIRECTIVES
             .iter()
             .filter_map(|d| {
                 let v = values.get(d.name)?;
-                (v != d.default).then(|| (d.name, v.clone()))
+                (v != default_of(d)).then(|| (d.name, v.clone()))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_directive_default_is_valid() {
+        let c = Config::default();
+        for d in DIRECTIVES
+            .iter()
+            .filter(|d| !matches!(d.name, "dir" | "replicaof"))
+        {
+            let v = c.value_of(d);
+            let args: Vec<&str> = if d.multi_arg() {
+                if v.is_empty() {
+                    vec![""]
+                } else {
+                    v.split(' ').collect()
+                }
+            } else {
+                vec![v.as_str()]
+            };
+            let canon = c.check_value(d, &args, Source::Startup);
+            assert_eq!(canon.as_deref(), Ok(v.as_str()), "{}", d.name);
+        }
+    }
+
+    #[test]
+    fn aliases_and_lookup() {
+        assert_eq!(directive("SLAVEOF").map(|d| d.name), Some("replicaof"));
+        assert_eq!(
+            directive("hash-max-ziplist-entries").map(|d| d.name),
+            Some("hash-max-listpack-entries")
+        );
+        let c = Config::default();
+        c.set("slave-priority", &[b"7"], false).expect("valid");
+        assert_eq!(c.get("replica-priority").as_deref(), Some("7"));
+        assert_eq!(
+            c.set("daemonize", &[b"yes"], false),
+            Err("can't set immutable config".into())
+        );
+        assert!(c.set("daemonize", &[b"yes"], true).is_ok());
+        assert!(directive("no-such-thing").is_none());
+    }
+
+    #[test]
+    fn save_points_accumulate() {
+        let c = Config::default();
+        c.set("save", &[b"10", b"1"], true).expect("valid");
+        c.append_save("20 2");
+        assert_eq!(c.get("save").as_deref(), Some("10 1 20 2"));
+    }
+
+    #[test]
+    fn hot_values_follow() {
+        let c = Config::default();
+        c.set("proto-max-bulk-len", &[b"2mb"], false)
+            .expect("valid");
+        assert_eq!(c.hot.proto_max_bulk_len.load(Ordering::Relaxed), 2 << 20);
+        c.set("requirepass", &[b"pw"], false).expect("valid");
+        assert!(c.hot.auth_required.load(Ordering::Relaxed));
     }
 }

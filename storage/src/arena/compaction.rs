@@ -60,7 +60,8 @@ pub struct FreeOutcome {
     pub tombstones_dropped: u64,
 }
 
-/// Iterator over the valid records of one segment, in append order. Stops at
+/// Iterator over the valid records of one segment (or extent), in append
+/// order. Stops at
 /// the first position that holds no valid record (the end of the segment's
 /// records, or a torn write after a crash).
 pub struct SegmentRecords<'a> {
@@ -125,9 +126,10 @@ impl Inner {
     pub(super) fn scan(&self, seg: u32, limit: Option<u64>) -> Result<SegmentRecords<'_>> {
         let meta = self.meta(seg)?;
         let base = self.seg_base(seg);
+        let extent_end = self.extent_end(seg, meta);
         let end = match limit {
-            Some(used) => (base + SEGMENT_HEADER_LEN + used).min(base + self.segment_size),
-            None => base + self.segment_size,
+            Some(used) => (base + SEGMENT_HEADER_LEN + used).min(extent_end),
+            None => extent_end,
         };
         Ok(SegmentRecords {
             inner: self,
@@ -140,7 +142,8 @@ impl Inner {
 }
 
 impl Arena {
-    /// Sealed segments whose dead fraction (dead records and tombstones over
+    /// Sealed segments (an extent counts as one, named by its first segment)
+    /// whose dead fraction (dead records and tombstones over
     /// bytes used) is at least `min_dead_ratio`, most dead first, at most
     /// `max` of them.
     pub fn compaction_candidates(&self, min_dead_ratio: f64, max: usize) -> Vec<SegmentId> {
@@ -164,7 +167,8 @@ impl Arena {
         c.into_iter().take(max).map(|(_, i)| SegmentId(i)).collect()
     }
 
-    /// The segment holding `addr`.
+    /// The segment holding `addr` (for a large record, the first segment of
+    /// its extent).
     pub fn segment_of(&self, addr: Addr) -> Option<SegmentId> {
         self.inner.locate(addr).ok().map(SegmentId)
     }
@@ -181,7 +185,8 @@ impl Arena {
     }
 
     /// Copies the record at `addr` (same sequence number, kind, deadline)
-    /// into the compaction lane and releases the original. Returns the new
+    /// into the compaction lane (a large record: into a new extent, which
+    /// needs a run of free segments) and releases the original. Returns the new
     /// address; the copy is made durable by [`Arena::free_segment`] before
     /// the original's segment is freed.
     pub fn relocate(&self, addr: Addr) -> Result<Addr> {
@@ -199,10 +204,12 @@ impl Arena {
         Ok(new)
     }
 
-    /// Frees a sealed segment whose live records were all relocated or
-    /// released ([`Error::SegmentInUse`] otherwise): relocates the tombstones
-    /// that are still needed, makes every relocated copy durable, zeroes and
-    /// persists the segment header, and puts the segment on the free list.
+    /// Frees a sealed segment (or a whole extent) whose live records were all
+    /// relocated or released ([`Error::SegmentInUse`] otherwise): relocates
+    /// the tombstones that are still needed, makes every relocated copy
+    /// durable, zeroes and persists the segment header (for an extent: the
+    /// first 64 bytes of each covered segment, then the header), and puts the
+    /// segment(s) on the free list.
     pub fn free_segment(&self, seg: SegmentId) -> Result<FreeOutcome> {
         let inner = &*self.inner;
         let _one = inner.compacting.lock();
@@ -236,20 +243,47 @@ impl Arena {
             out.tombstones_kept += 1;
         }
         inner.sync_all()?;
-        let base = inner.seg_base(seg.0);
-        inner
-            .medium
-            .write(base, &[0u8; SEGMENT_HEADER_LEN as usize])?;
-        if inner.strategy != Strategy::Off {
-            if let Err(e) = inner.medium.persist(base, SEGMENT_HEADER_LEN) {
-                inner.poison(&e.to_string());
-                return Err(e);
-            }
-            inner.persist_calls.fetch_add(1, Ordering::Relaxed);
-        }
-        meta.reset();
-        inner.free.lock().push_back(seg.0);
+        inner.free_extent(seg.0)?;
         inner.compactions.fetch_add(1, Ordering::Relaxed);
         Ok(out)
+    }
+}
+
+impl Inner {
+    /// Returns a segment, or every segment of an extent, to the free list:
+    /// zeroes and persists the first 64 bytes of the segments the extent
+    /// covers, then its header (rule 2 of `segment`), then resets the
+    /// bookkeeping. The caller made sure nothing in it is needed.
+    pub(super) fn free_extent(&self, seg: u32) -> Result<()> {
+        let meta = self.meta(seg)?;
+        let span = meta.span.load(Ordering::Acquire).max(1);
+        let zero = [0u8; SEGMENT_HEADER_LEN as usize];
+        let durable = self.strategy != Strategy::Off;
+        if span > 1 {
+            for k in 1..span {
+                let base = self.seg_base(seg + k);
+                self.medium.write(base, &zero)?;
+                if durable {
+                    if let Err(e) = self.medium.flush(base, SEGMENT_HEADER_LEN) {
+                        self.poison(&e.to_string());
+                        return Err(e);
+                    }
+                }
+            }
+            if durable {
+                self.medium.fence();
+                self.persist_calls.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let base = self.seg_base(seg);
+        self.medium.write(base, &zero)?;
+        if durable {
+            self.persist_now(base, SEGMENT_HEADER_LEN)?;
+        }
+        for k in 0..span {
+            self.meta(seg + k)?.reset();
+        }
+        self.free.lock().extend(seg..seg + span);
+        Ok(())
     }
 }

@@ -94,9 +94,10 @@ pub struct ArenaConfig {
     pub path: PathBuf,
     /// `pmem-size`: the arena's size in bytes (superblock page included).
     pub size: u64,
-    /// Segment size in bytes: a multiple of 4096, at least 4096. The largest
-    /// record is a segment minus its 64-byte header. An existing arena keeps
-    /// the segment size it was formatted with.
+    /// Segment size in bytes: a multiple of 4096, at least 4096. A record up
+    /// to a segment minus its 64-byte header goes into a lane's segment; a
+    /// larger one gets an extent of contiguous segments of its own. An
+    /// existing arena keeps the segment size it was formatted with.
     pub segment_size: u64,
     /// `persistence`.
     pub persistence: Persistence,

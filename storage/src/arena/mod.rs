@@ -2,22 +2,45 @@
 //! holding the cold tier as an append-only log of checksummed records in
 //! fixed-size segments.
 //!
-//! # On-arena format (all integers little endian)
+//! # On-arena format (format version 2, all integers little endian)
 //!
 //! ```text
 //! 0 .. 4096                 superblock page (64 bytes used, see `superblock`)
 //! 4096 + i*segment_size     segment i: 64-byte header (see `segment`), then
 //!                           records from offset 64, each 8-byte aligned
 //!                           (see `record`), then zeros / stale bytes
+//!                           -- or the first segment of an extent: its header
+//!                           says how many segments follow, and one large
+//!                           record runs from offset 64 across all of them
 //! ```
 //!
 //! * [`superblock`]: magic `AMBERARN`, format version, mode, arena size,
 //!   segment size and count, data offset, crc32; then the clean-shutdown word
 //!   outside the checksum.
-//! * [`segment`]: magic `AMBERSEG`, version, index, generation, crc32.
+//! * [`segment`]: magic `AMBERSEG`, version, index, generation, span
+//!   (segments covered), crc32.
 //! * [`record`]: crc32 (over the segment generation and the rest of the
 //!   record), version, kind, flags (tombstone), db, key length, value
-//!   length, expire-at ms, sequence number; key; value; zero padding to 8.
+//!   length, expire-at ms, sequence number, key crc32 (over the generation,
+//!   the header fields and the key); key; value; zero padding to 8.
+//!
+//! # Record sizes
+//!
+//! A record that fits in a segment (`segment_size - 64` bytes, header,
+//! key, value and padding included) is appended to its lane's segment. A
+//! larger one gets an **extent**: a run of contiguous free segments taken
+//! off the free list at once (first fit, lowest numbers first), holding that
+//! one record, sealed as soon as it is written; see [`segment`] for the
+//! format and the crash rules. So a record can be as large as the free
+//! space (key and value are each limited to `u32::MAX` bytes by the record
+//! header; Redis's 512 MB `proto-max-bulk-len` fits).
+//!
+//! Fragmentation: an extent needs *contiguous* free segments. When enough
+//! segments are free but no run of the needed length is,
+//! [`Arena::append`] fails with [`Error::ArenaFull`] (nothing written is
+//! affected); freeing more segments by compaction may or may not create a
+//! run. There is no defragmentation. A record larger than the whole arena
+//! is [`Error::RecordTooLarge`].
 //!
 //! # How it is used
 //!
@@ -31,9 +54,14 @@
 //!   newest ticket of its pipelined batch; what that does depends on the
 //!   medium and `arena-sync` (see [`ArenaSync`]).
 //! * [`Arena::read`] verifies the checksum and borrows key and value from
-//!   the mapping. A borrow must not outlive the caller's lock on the index
-//!   entry that led to the address: once the record is released and its
-//!   segment compacted and reused, the bytes change.
+//!   the mapping (one contiguous slice each, large records included). A
+//!   borrow must not outlive the caller's lock on the index entry that led
+//!   to the address: once the record is released and its segment compacted
+//!   and reused, the bytes change.
+//! * [`Arena::read_key`] / [`Arena::read_head`] check only the header and
+//!   key (with the key checksum, which covers the generation), not the
+//!   value: for hash-table equality checks and deadline lookups. See
+//!   [`Arena::read_head`] for what they guarantee.
 //! * Overwrites call [`Arena::release`] on the old address. In `pmem` mode
 //!   every removal of a key (DEL, expiry, eviction, FLUSHDB) must go through
 //!   [`Arena::delete`] (or [`Arena::tombstone`] + `release`) so a tombstone
@@ -65,7 +93,7 @@ use parking_lot::{Condvar, Mutex};
 
 pub use compaction::{FreeOutcome, SegmentRecords};
 pub use config::{ArenaConfig, ArenaSync, Persistence, DATA_OFFSET, MAX_ARENA_SIZE};
-pub use record::RecordRef;
+pub use record::{RecordHead, RecordRef};
 pub use recovery::{RecoveredRecord, RecoveryStats};
 pub use segment::SegmentId;
 
@@ -77,10 +105,16 @@ use segment::{SegmentMeta, State, SEGMENT_HEADER_LEN};
 /// The address of a record: its byte offset from the start of the arena
 /// file.
 ///
-/// Addresses are below 2^48 ([`MAX_ARENA_SIZE`]) and multiples of 8, so a
+/// Addresses are multiples of 8 and below the arena's size (a large record's
+/// address is 64 bytes into the first segment of its extent; the whole
+/// extent lies inside the arena), hence below 2^48 ([`MAX_ARENA_SIZE`]): a
 /// caller packing an `Addr` into a `u64` handle has the **top 16 bits and the
-/// low 3 bits free** for tags. Address 0 is never a record (it is the
-/// superblock), so it can mean "none".
+/// low 3 bits free** for tags. The keyspace packs `Addr / 8` into 37 bits of
+/// its index handle, so it needs addresses below 2^40 and refuses arenas
+/// larger than 1 TiB (`tier::handle::MAX_INDEXED_ARENA`); every address the
+/// arena hands out is below its size, so that check at open is enough.
+/// Address 0 is never a record (it is the superblock), so it can mean
+/// "none".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Addr(u64);
 
@@ -218,6 +252,10 @@ struct Inner {
     reserve: usize,
     /// `lanes` writer lanes, then one compaction lane.
     lanes: Box<[Mutex<Lane>]>,
+    /// Dirty ranges of extents (large records) awaiting group commit. A
+    /// large append takes its ticket under this lock when it notes its range,
+    /// like a lane append under its lane's lock.
+    extent_dirty: Mutex<Vec<(u64, u64)>>,
     /// Next sequence number / ticket / segment generation.
     seq: AtomicU64,
     /// Every ticket below this is durable.
@@ -260,9 +298,12 @@ impl fmt::Debug for Arena {
 
 impl Arena {
     /// Appends a record in lane `writer % lanes`. Returns its address and
-    /// durability ticket. [`Error::ArenaFull`] when no segment is free
-    /// (nothing already written is affected), [`Error::RecordTooLarge`] when
-    /// it cannot fit in a segment.
+    /// durability ticket. A record larger than a segment gets an extent of
+    /// contiguous segments of its own (see the module docs).
+    /// [`Error::ArenaFull`] when no segment (or no run of free segments long
+    /// enough) is free; nothing already written is affected.
+    /// [`Error::RecordTooLarge`] when the record is larger than the whole
+    /// arena, or its key or value is 4 GiB or more.
     pub fn append(&self, writer: usize, rec: RecordIn<'_>) -> Result<(Addr, Ticket)> {
         let lane = writer % self.writer_lanes();
         self.inner.append(
@@ -315,7 +356,7 @@ impl Arena {
     /// [`Arena::release`] and [`Arena::tombstone`] themselves must keep
     /// that order.
     pub fn delete(&self, writer: usize, addr: Addr) -> Result<Ticket> {
-        let rec = self.read(addr)?;
+        let rec = self.read_head(addr)?;
         self.release(addr)?;
         self.tombstone(writer, rec.db(), rec.key)
     }
@@ -325,6 +366,31 @@ impl Arena {
     /// one checksum pass, and the caller copies the value once.
     pub fn read(&self, addr: Addr) -> Result<RecordRef<'_>> {
         self.inner.read(addr)
+    }
+
+    /// The key of the record at `addr`, checked without reading the value:
+    /// see [`Arena::read_head`] for the guarantee. Meant for hash-table
+    /// equality checks.
+    pub fn read_key(&self, addr: Addr) -> Result<&[u8]> {
+        self.inner.read_head(addr).map(|h| h.key)
+    }
+
+    /// The header fields and key of the record at `addr`, without reading
+    /// the value (cost: one crc32 over the 28 header bytes and the key,
+    /// whatever the value's size).
+    ///
+    /// Guarantees: `addr` is at a record of a segment (or extent) in use,
+    /// and the header fields and key bytes are exactly what was appended
+    /// there under the segment's **current generation** (the key checksum
+    /// covers the generation). So a torn header or key, or a stale address
+    /// into a segment that was freed and reused, is [`Error::Corrupt`],
+    /// like with [`Arena::read`].
+    ///
+    /// Not guaranteed: the value. A record whose value bytes are damaged (a
+    /// media error; a torn append is never handed out) passes `read_head`
+    /// but fails [`Arena::read`]. Use `read` before trusting the value.
+    pub fn read_head(&self, addr: Addr) -> Result<RecordHead<'_>> {
+        self.inner.read_head(addr)
     }
 
     /// Marks the record at `addr` dead (overwritten or deleted): its bytes
@@ -465,6 +531,36 @@ impl Inner {
         Ok(seg as u32)
     }
 
+    /// Segment of a record address, checking that the segment is in use and
+    /// the address is not inside a large record; with the segment's meta.
+    fn in_use(&self, addr: Addr) -> Result<(u32, &SegmentMeta)> {
+        let seg = self.locate(addr)?;
+        let meta = self.meta(seg)?;
+        match meta.state() {
+            State::Active | State::Sealed => Ok((seg, meta)),
+            State::Free => Err(Error::Corrupt(format!("{addr} is in a free segment"))),
+            State::Continued => Err(Error::Corrupt(format!(
+                "{addr} is inside a large record, not at a record"
+            ))),
+        }
+    }
+
+    /// End of the segment or extent that starts at segment `seg`.
+    fn extent_end(&self, seg: u32, meta: &SegmentMeta) -> u64 {
+        let span = u64::from(meta.span.load(Ordering::Acquire).max(1));
+        self.seg_base(seg) + span * self.segment_size
+    }
+
+    /// Makes one range durable now; a failure poisons the arena.
+    fn persist_now(&self, off: u64, len: u64) -> Result<()> {
+        if let Err(e) = self.medium.persist(off, len) {
+            self.poison(&e.to_string());
+            return Err(e);
+        }
+        self.persist_calls.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
     fn check_poison(&self) -> Result<()> {
         if self.is_poisoned.load(Ordering::Acquire) {
             let why = self.poisoned.lock().clone().unwrap_or_default();
@@ -519,7 +615,7 @@ impl Inner {
         header.value_len = vlen32;
         let len = header.len();
         if len > self.segment_size - SEGMENT_HEADER_LEN {
-            return Err(Error::RecordTooLarge);
+            return self.append_extent(header, key, value, keep_seq, compaction);
         }
         let lane_lock = self
             .lanes
@@ -537,24 +633,8 @@ impl Inner {
         let ticket = self.seq.fetch_add(1, Ordering::AcqRel);
         header.seq = keep_seq.unwrap_or(ticket);
         let gen = meta.gen.load(Ordering::Acquire);
-        let tail = header.encode_tail();
-        let crc = record::checksum(gen, &tail, key, value);
-        let mut head = [0u8; HEADER_LEN];
-        head[..4].copy_from_slice(&crc.to_le_bytes());
-        head[4..].copy_from_slice(&tail);
+        self.write_record(addr, gen, &header, key, value)?;
         let m = &*self.medium;
-        m.write(addr, &head)?;
-        let mut at = addr + HEADER_LEN as u64;
-        m.write(at, key)?;
-        at += key.len() as u64;
-        for part in value {
-            m.write(at, part)?;
-            at += part.len() as u64;
-        }
-        let pad = (addr + len - at) as usize;
-        if pad > 0 {
-            m.write(at, &[0u8; 8][..pad])?;
-        }
         lane.pos += len;
         meta.used.fetch_add(len, Ordering::Relaxed);
         if header.is_tombstone() {
@@ -572,6 +652,148 @@ impl Inner {
             Strategy::Off => {}
         }
         Ok((Addr(addr), Ticket(ticket)))
+    }
+
+    /// Writes a whole record at `addr` under generation `gen` (`header`
+    /// complete but for the checksums).
+    fn write_record(
+        &self,
+        addr: u64,
+        gen: u64,
+        header: &Header,
+        key: &[u8],
+        value: &[&[u8]],
+    ) -> Result<()> {
+        let len = header.len();
+        let tail = header.encode_tail(gen, key);
+        let crc = record::checksum(gen, &tail, key, value);
+        let mut head = [0u8; HEADER_LEN];
+        head[..4].copy_from_slice(&crc.to_le_bytes());
+        head[4..].copy_from_slice(&tail);
+        let m = &*self.medium;
+        m.write(addr, &head)?;
+        let mut at = addr + HEADER_LEN as u64;
+        m.write(at, key)?;
+        at += key.len() as u64;
+        for part in value {
+            m.write(at, part)?;
+            at += part.len() as u64;
+        }
+        let pad = (addr + len - at) as usize;
+        if pad > 0 {
+            m.write(at, &[0u8; 8][..pad])?;
+        }
+        Ok(())
+    }
+
+    /// Appends a record too large for a segment into an extent of its own:
+    /// takes a run of free segments, persists the extent header, then writes
+    /// the record and persists it (or notes it for group commit), and seals
+    /// the extent. See `segment` for why the header goes first.
+    fn append_extent(
+        &self,
+        mut header: Header,
+        key: &[u8],
+        value: &[&[u8]],
+        keep_seq: Option<u64>,
+        compaction: bool,
+    ) -> Result<(Addr, Ticket)> {
+        let len = header.len();
+        let span64 = (SEGMENT_HEADER_LEN + len).div_ceil(self.segment_size);
+        if span64 > self.metas.len() as u64 {
+            return Err(Error::RecordTooLarge);
+        }
+        let span = span64 as u32;
+        let first = self.take_run(span, compaction)?;
+        let meta = self.meta(first)?;
+        let gen = self.seq.fetch_add(1, Ordering::AcqRel);
+        meta.used.store(0, Ordering::Relaxed);
+        meta.live.store(0, Ordering::Relaxed);
+        meta.tomb.store(0, Ordering::Relaxed);
+        meta.min_dead_seq.store(u64::MAX, Ordering::Relaxed);
+        meta.span.store(span, Ordering::Relaxed);
+        meta.gen.store(gen, Ordering::Release);
+        meta.set_state(State::Active);
+        for m in self
+            .metas
+            .iter()
+            .skip(first as usize + 1)
+            .take(span as usize - 1)
+        {
+            m.set_state(State::Continued);
+        }
+        let base = self.seg_base(first);
+        let written = (|| {
+            self.medium
+                .write(base, &segment::encode_header(first, gen, span))?;
+            if self.strategy != Strategy::Off {
+                // Rule 1 of `segment`: the header is durable before any
+                // record byte is written into the extent.
+                self.persist_now(base, SEGMENT_HEADER_LEN)?;
+            }
+            let addr = base + SEGMENT_HEADER_LEN;
+            header.seq = match keep_seq {
+                Some(s) => s,
+                None => self.seq.fetch_add(1, Ordering::AcqRel),
+            };
+            self.write_record(addr, gen, &header, key, value)?;
+            if self.strategy == Strategy::Immediate {
+                self.persist_now(addr, len)?;
+            }
+            Ok::<u64, Error>(addr)
+        })();
+        let addr = match written {
+            Ok(a) => a,
+            Err(e) => {
+                // Nothing was handed out; sealed and empty, the extent is a
+                // compaction candidate that `free_segment` reclaims.
+                meta.set_state(State::Sealed);
+                return Err(e);
+            }
+        };
+        meta.used.store(len, Ordering::Relaxed);
+        if header.is_tombstone() {
+            meta.tomb.store(len, Ordering::Relaxed);
+        } else {
+            meta.live.store(len, Ordering::Relaxed);
+        }
+        let ticket = {
+            let mut dirty = self.extent_dirty.lock();
+            if self.strategy == Strategy::Group {
+                dirty.push((addr, len));
+            }
+            self.seq.fetch_add(1, Ordering::AcqRel)
+        };
+        meta.set_state(State::Sealed);
+        Ok((Addr(addr), Ticket(ticket)))
+    }
+
+    /// Takes the first run of `span` contiguous free segments off the free
+    /// list (leaving the compaction reserve unless `compaction`).
+    fn take_run(&self, span: u32, compaction: bool) -> Result<u32> {
+        let mut free = self.free.lock();
+        let keep = if compaction { 0 } else { self.reserve };
+        if free.len() < span as usize + keep {
+            return Err(Error::ArenaFull);
+        }
+        let mut sorted: Vec<u32> = free.iter().copied().collect();
+        sorted.sort_unstable();
+        let mut run = (0u32, 0u32); // (start, length)
+        let mut found = None;
+        for &s in &sorted {
+            if run.1 > 0 && run.0 + run.1 == s {
+                run.1 += 1;
+            } else {
+                run = (s, 1);
+            }
+            if run.1 == span {
+                found = Some(run.0);
+                break;
+            }
+        }
+        let first = found.ok_or(Error::ArenaFull)?;
+        free.retain(|s| *s < first || *s >= first + span);
+        Ok(first)
     }
 
     /// Seals the lane's segment (if any) and gives it a fresh one.
@@ -592,10 +814,12 @@ impl Inner {
         meta.live.store(0, Ordering::Relaxed);
         meta.tomb.store(0, Ordering::Relaxed);
         meta.min_dead_seq.store(u64::MAX, Ordering::Relaxed);
+        meta.span.store(1, Ordering::Relaxed);
         meta.gen.store(gen, Ordering::Release);
         meta.set_state(State::Active);
         let base = self.seg_base(seg);
-        self.medium.write(base, &segment::encode_header(seg, gen))?;
+        self.medium
+            .write(base, &segment::encode_header(seg, gen, 1))?;
         match self.strategy {
             Strategy::Immediate => {
                 self.medium.persist(base, SEGMENT_HEADER_LEN)?;
@@ -609,31 +833,56 @@ impl Inner {
         Ok(())
     }
 
-    fn read(&self, addr: Addr) -> Result<RecordRef<'_>> {
-        let seg = self.locate(addr)?;
-        let meta = self.meta(seg)?;
-        if meta.state() == State::Free {
-            return Err(Error::Corrupt(format!("{addr} is in a free segment")));
-        }
+    /// The generation and parsed header of the record at `addr`, with its
+    /// 40 header bytes; bounds checked against the segment or extent (no
+    /// checksum yet). Borrows only the header, never bytes past the record.
+    fn head_at(&self, addr: Addr) -> Result<(u64, Header, &[u8])> {
+        let (seg, meta) = self.in_use(addr)?;
         let gen = meta.gen.load(Ordering::Acquire);
-        let end = self.seg_base(seg) + self.segment_size;
-        let bytes = self
+        let end = self.extent_end(seg, meta);
+        let bad = || Error::Corrupt(format!("no valid record header at {addr}"));
+        let head = self
             .medium
-            .read(addr.0, (end - addr.0) as usize)
+            .read(addr.0, HEADER_LEN)
+            .filter(|_| addr.0 + HEADER_LEN as u64 <= end)
+            .ok_or_else(bad)?;
+        let (_, header) = Header::parse(head).ok_or_else(bad)?;
+        if header.len() > end - addr.0 {
+            return Err(Error::Corrupt(format!(
+                "record at {addr} runs past the end of its segment"
+            )));
+        }
+        Ok((gen, header, head))
+    }
+
+    fn read(&self, addr: Addr) -> Result<RecordRef<'_>> {
+        let (gen, header, _) = self.head_at(addr)?;
+        // Exactly the record's bytes: never bytes a lane may be writing.
+        let bytes = usize::try_from(header.len())
+            .ok()
+            .and_then(|n| self.medium.read(addr.0, n))
             .ok_or_else(|| Error::Corrupt(format!("{addr} past the end")))?;
         RecordRef::decode(addr, gen, bytes)
             .map_err(|_| Error::Corrupt(format!("record at {addr} failed its checksum")))
     }
 
-    fn release(&self, addr: Addr) -> Result<()> {
-        let seg = self.locate(addr)?;
-        let meta = self.meta(seg)?;
-        let head = self
+    fn read_head(&self, addr: Addr) -> Result<RecordHead<'_>> {
+        let (gen, header, head) = self.head_at(addr)?;
+        let key = self
             .medium
-            .read(addr.0, HEADER_LEN)
+            .read(addr.0 + HEADER_LEN as u64, header.key_len as usize)
             .ok_or_else(|| Error::Corrupt(format!("{addr} past the end")))?;
-        let (_, header) = Header::parse(head)
-            .ok_or_else(|| Error::Corrupt(format!("no record header at {addr}")))?;
+        if !record::key_is_valid(gen, head, key) {
+            return Err(Error::Corrupt(format!(
+                "record at {addr} failed its key checksum"
+            )));
+        }
+        Ok(RecordHead { addr, header, key })
+    }
+
+    fn release(&self, addr: Addr) -> Result<()> {
+        let (_, header, _) = self.head_at(addr)?;
+        let (_, meta) = self.in_use(addr)?;
         if !header.is_tombstone() {
             let len = header.len();
             let _ = meta
@@ -663,6 +912,7 @@ impl Inner {
         for lane in self.lanes.iter() {
             ranges.append(&mut lane.lock().dirty);
         }
+        ranges.append(&mut self.extent_dirty.lock());
         if !ranges.is_empty() {
             ranges.sort_unstable();
             let page = 4096u64;

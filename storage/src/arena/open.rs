@@ -93,23 +93,35 @@ impl Arena {
         let metas: Box<[SegmentMeta]> = (0..count).map(|_| SegmentMeta::new()).collect();
         let mut free = VecDeque::with_capacity(count);
         let mut max_gen = 0;
-        for (i, meta) in metas.iter().enumerate() {
+        // Walk the headers in order; the segments an extent covers hold
+        // record bytes, never a header, and are skipped (see `segment`).
+        let mut i = 0usize;
+        while let Some(meta) = metas.get(i) {
             let idx = i as u32;
             let base = DATA_OFFSET + i as u64 * sb.segment_size;
-            let gen = if fresh {
+            let found = if fresh {
                 None
             } else {
                 medium
                     .read(base, SEGMENT_HEADER_LEN as usize)
                     .and_then(|h| segment::decode_header(h, idx))
+                    .filter(|(_, span)| (*span as usize) <= count - i)
             };
-            match gen {
-                Some(g) => {
+            match found {
+                Some((g, span)) => {
                     meta.gen.store(g, Ordering::Relaxed);
+                    meta.span.store(span, Ordering::Relaxed);
                     meta.set_state(State::Sealed);
                     max_gen = max_gen.max(g);
+                    for m in metas.iter().skip(i + 1).take(span as usize - 1) {
+                        m.set_state(State::Continued);
+                    }
+                    i += span as usize;
                 }
-                None => free.push_back(idx),
+                None => {
+                    free.push_back(idx);
+                    i += 1;
+                }
             }
         }
         let in_use = count - free.len();
@@ -141,6 +153,7 @@ impl Arena {
             free: Mutex::new(free),
             reserve: (count / 4).clamp(1, 2),
             lanes,
+            extent_dirty: Mutex::new(Vec::new()),
             seq: AtomicU64::new(max_gen + 1),
             durable: AtomicU64::new(max_gen + 1),
             sync_lock: Mutex::new(()),

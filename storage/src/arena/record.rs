@@ -1,9 +1,11 @@
-//! Records: what an append writes, 8-byte aligned inside a segment.
+//! Records: what an append writes, 8-byte aligned inside a segment (or, for
+//! a record larger than a segment, at the start of an extent of segments;
+//! see `segment`).
 //!
 //! ```text
 //! offset size field
-//!      0    4 crc32        of (segment generation as 8 LE bytes) ++ bytes 4..32+klen+vlen
-//!      4    1 version      1
+//!      0    4 crc32        of (generation as 8 LE bytes) ++ bytes 4..40+klen+vlen
+//!      4    1 version      2
 //!      5    1 kind         type tag, opaque to the arena (the keyspace's encoding)
 //!      6    1 flags        bit 0: tombstone (no value; the key is deleted)
 //!      7    1 db           database index
@@ -11,20 +13,33 @@
 //!     12    4 value length
 //!     16    8 expire-at    absolute Unix ms, 0 = no deadline
 //!     24    8 sequence     unique, increasing: the newest record of a key wins
-//!     32    . key, then value, then zero padding to a multiple of 8
+//!     32    4 key crc32    of (generation as 8 LE bytes) ++ bytes 4..32 ++ key
+//!     36    4 reserved     0
+//!     40    . key, then value, then zero padding to a multiple of 8
 //! ```
 //!
 //! A record counts only when its checksum matches. Mixing the segment's
 //! generation into the checksum means a record left over from an earlier use
 //! of the same segment never validates, so a segment can be reused without
 //! zeroing it.
+//!
+//! The key checksum (version 2) lets [`Arena::read_key`](super::Arena::read_key)
+//! and [`Arena::read_head`](super::Arena::read_head) check the header and key,
+//! generation included, without reading the value: hash-table equality checks
+//! and deadline lookups stay cheap for large values. The full checksum at
+//! offset 0 covers the key checksum too, so a record is still all or nothing.
+//! Version 1 (a 32-byte header without the key checksum) is not read: an
+//! arena with version-1 records has superblock format version 1 and is
+//! refused at open (see `superblock`).
 
 use super::Addr;
 
 /// Bytes of the record header.
-pub const HEADER_LEN: usize = 32;
-/// The record format version this build writes.
-pub const RECORD_VERSION: u8 = 1;
+pub const HEADER_LEN: usize = 40;
+/// The record format version this build writes and reads.
+pub const RECORD_VERSION: u8 = 2;
+/// Bytes of the header covered by the key checksum (after the crc word).
+const KEY_CRC_AT: usize = 32;
 /// Flag bit: the record is a tombstone.
 pub const FLAG_TOMBSTONE: u8 = 1;
 
@@ -54,8 +69,17 @@ pub fn record_len(key_len: u64, value_len: u64) -> u64 {
 }
 
 impl Header {
-    /// Bytes 4..32 of the header (everything but the checksum).
-    pub fn encode_tail(&self) -> [u8; HEADER_LEN - 4] {
+    /// Bytes 4..40 of the header (everything but the checksum) for a record
+    /// written under generation `gen` with key `key` (the key checksum).
+    pub fn encode_tail(&self, gen: u64, key: &[u8]) -> [u8; HEADER_LEN - 4] {
+        let mut b = self.encode_fields();
+        let kcrc = key_checksum(gen, &b[..KEY_CRC_AT - 4], key);
+        b[KEY_CRC_AT - 4..KEY_CRC_AT].copy_from_slice(&kcrc.to_le_bytes());
+        b
+    }
+
+    /// Bytes 4..40 with the key checksum and reserved word zero.
+    fn encode_fields(&self) -> [u8; HEADER_LEN - 4] {
         let mut b = [0u8; HEADER_LEN - 4];
         b[0] = RECORD_VERSION;
         b[1] = self.kind;
@@ -68,8 +92,8 @@ impl Header {
         b
     }
 
-    /// Parses the 32 header bytes: `(stored crc, header)`. `None` when the
-    /// bytes cannot be a header of this version.
+    /// Parses the 40 header bytes: `(stored crc, header)`. `None` when the
+    /// bytes cannot be a header of this version. Nothing is verified.
     pub fn parse(b: &[u8]) -> Option<(u32, Header)> {
         let b = b.get(..HEADER_LEN)?;
         if b.get(4) != Some(&RECORD_VERSION) {
@@ -106,8 +130,29 @@ impl Header {
     }
 }
 
+/// The key checksum: over the generation, header bytes 4..32 and the key.
+pub fn key_checksum(gen: u64, fields: &[u8], key: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&gen.to_le_bytes());
+    h.update(fields);
+    h.update(key);
+    h.finalize()
+}
+
+/// Checks the header and key of a record (`head`: its 40 header bytes)
+/// against the key checksum under generation `gen`.
+pub fn key_is_valid(gen: u64, head: &[u8], key: &[u8]) -> bool {
+    let (Some(fields), Some(stored)) = (
+        head.get(4..KEY_CRC_AT),
+        head.get(KEY_CRC_AT..KEY_CRC_AT + 4),
+    ) else {
+        return false;
+    };
+    key_checksum(gen, fields, key).to_le_bytes() == stored
+}
+
 /// The checksum of a record: over the segment generation, header bytes
-/// 4..32, key and value parts.
+/// 4..40, key and value parts.
 pub fn checksum(gen: u64, tail: &[u8], key: &[u8], value: &[&[u8]]) -> u32 {
     let mut h = crc32fast::Hasher::new();
     h.update(&gen.to_le_bytes());
@@ -128,6 +173,46 @@ pub enum Invalid {
     /// Something is here but it is not a complete, valid record: a torn
     /// write, stale bytes of an earlier generation, or corruption.
     Torn,
+}
+
+/// The header and key of a record, checked without its value (see
+/// [`Arena::read_head`](super::Arena::read_head)); the key borrows the
+/// mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordHead<'a> {
+    /// Where it is.
+    pub addr: Addr,
+    /// Its fixed fields.
+    pub header: Header,
+    /// The key.
+    pub key: &'a [u8],
+}
+
+impl RecordHead<'_> {
+    /// Type tag given at append.
+    pub fn kind(&self) -> u8 {
+        self.header.kind
+    }
+    /// Database index.
+    pub fn db(&self) -> u8 {
+        self.header.db
+    }
+    /// Absolute deadline in Unix ms, 0 = none.
+    pub fn expire_at(&self) -> u64 {
+        self.header.expire_at
+    }
+    /// Sequence number.
+    pub fn seq(&self) -> u64 {
+        self.header.seq
+    }
+    /// Whether this is a tombstone.
+    pub fn is_tombstone(&self) -> bool {
+        self.header.is_tombstone()
+    }
+    /// Value length in bytes.
+    pub fn value_len(&self) -> u32 {
+        self.header.value_len
+    }
 }
 
 /// A record read from the arena; the key and value borrow the mapping.
@@ -173,8 +258,9 @@ impl<'a> RecordRef<'a> {
         false
     }
 
-    /// Decodes and verifies the record at the start of `bytes` (which runs
-    /// to the end of its segment), written under segment generation `gen`.
+    /// Decodes and verifies the record at the start of `bytes` (at least the
+    /// record's bytes; it may run to the end of its segment or extent),
+    /// written under segment generation `gen`.
     pub fn decode(addr: Addr, gen: u64, bytes: &'a [u8]) -> Result<RecordRef<'a>, Invalid> {
         let head = bytes.get(..HEADER_LEN).ok_or(Invalid::End)?;
         let Some((crc, header)) = Header::parse(head) else {
@@ -209,7 +295,7 @@ impl<'a> RecordRef<'a> {
 /// Encodes a whole record into a buffer (tests and relocation use it; the
 /// append path writes the parts directly).
 pub fn encode(gen: u64, header: &Header, key: &[u8], value: &[&[u8]]) -> Vec<u8> {
-    let tail = header.encode_tail();
+    let tail = header.encode_tail(gen, key);
     let crc = checksum(gen, &tail, key, value);
     let mut out = Vec::with_capacity(header.len() as usize);
     out.extend_from_slice(&crc.to_le_bytes());
@@ -244,14 +330,15 @@ mod tests {
     #[test]
     fn round_trip_and_alignment() {
         let (h, bytes) = sample();
-        assert_eq!(bytes.len(), 48); // 32 + 5 + 11 = 48
+        assert_eq!(bytes.len(), 56); // 40 + 5 + 11 = 56
         assert_eq!(bytes.len() % 8, 0);
         let r = RecordRef::decode(Addr::new(4096 + 64), 9, &bytes).unwrap();
         assert_eq!(r.header, h);
         assert_eq!(r.key, b"hello");
         assert_eq!(r.value, b"world value");
-        assert_eq!(record_len(1, 0), 40);
-        assert_eq!(record_len(0, 0), 32);
+        assert_eq!(record_len(1, 0), 48);
+        assert_eq!(record_len(0, 0), 40);
+        assert!(key_is_valid(9, &bytes[..HEADER_LEN], b"hello"));
     }
 
     #[test]
@@ -269,19 +356,40 @@ mod tests {
     }
 
     #[test]
+    fn key_checksum_covers_header_and_key_but_not_value() {
+        let (h, bytes) = sample();
+        let key_end = HEADER_LEN + h.key_len as usize;
+        for i in 4..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x10;
+            let ok = key_is_valid(9, &b[..HEADER_LEN], &b[HEADER_LEN..key_end]);
+            // Bytes 36..40 are reserved (zero; only the full checksum
+            // covers them).
+            if i < KEY_CRC_AT + 4 || (HEADER_LEN..key_end).contains(&i) {
+                assert!(!ok, "byte {i} of header or key not caught");
+            } else if i < HEADER_LEN {
+                continue;
+            } else {
+                assert!(ok, "byte {i} of the value must not matter");
+            }
+        }
+    }
+
+    #[test]
     fn other_generation_and_zero_bytes() {
         let (_, bytes) = sample();
         assert_eq!(
             RecordRef::decode(Addr::new(0), 10, &bytes),
             Err(Invalid::Torn)
         );
+        assert!(!key_is_valid(10, &bytes[..HEADER_LEN], b"hello"));
         assert_eq!(
             RecordRef::decode(Addr::new(0), 9, &[0u8; 64]),
             Err(Invalid::End)
         );
         // Truncated: the header promises more than the segment holds.
         assert_eq!(
-            RecordRef::decode(Addr::new(0), 9, &bytes[..40]),
+            RecordRef::decode(Addr::new(0), 9, &bytes[..48]),
             Err(Invalid::Torn)
         );
     }

@@ -1,7 +1,8 @@
 //! Recovery: rebuild the caller's index from the arena after a restart.
 //!
 //! 1. **Scan** (parallel over segments, `std::thread::scope`): every segment
-//!    whose header validated at open is read record by record until the
+//!    (or extent, as one segment) whose header validated at open is read
+//!    record by record until the
 //!    first invalid one (end of data or a torn write). Each valid record is
 //!    hashed by `(db, key)` and appended as a 24-byte slot `(address +
 //!    flags, sequence, hash)` to one of 256 partition lists of that worker
@@ -13,7 +14,8 @@
 //!    or expired record is dropped (an expired key with older versions gets
 //!    a tombstone written afterwards, see the compaction module); a live
 //!    winner sets its bit in a bitmap with one bit per 32 bytes of arena
-//!    (the smallest record), i.e. arena size / 256 bytes of DRAM.
+//!    (less than the smallest record, 40 bytes, so record starts never share
+//!    a bit), i.e. arena size / 256 bytes of DRAM.
 //! 3. **Report** (parallel over segments): each segment is walked again in
 //!    address order (headers only, already verified) and every record whose
 //!    bit is set counts as live and is passed to the visitor with its
@@ -22,7 +24,9 @@
 //! 4. **Resume**: the sequence counter restarts above every sequence number
 //!    and generation seen; recovered segments stay sealed (new appends go to
 //!    fresh segments with new generations, so bytes after a torn record can
-//!    never be mistaken for new records); empty ones return to the free list.
+//!    never be mistaken for new records); empty ones return to the free list
+//!    (an empty extent, left by a crash in the middle of a large append, is
+//!    zeroed first, see `segment`).
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -168,8 +172,8 @@ impl Arena {
 
         // Phase 2: per partition, keep the newest record per key in a
         // table sized exactly (small enough to stay in cache). Live winners
-        // are marked in a bitmap with one bit per 32 bytes of arena (the
-        // smallest record); tombstones and expired winners are settled here.
+        // are marked in a bitmap with one bit per 32 bytes of arena (less
+        // than the smallest record); tombstones and expired winners are settled here.
         let winners: Vec<AtomicU64> = (0..(inner.size / 32).div_ceil(64))
             .map(|_| AtomicU64::new(0))
             .collect();
@@ -238,19 +242,24 @@ impl Arena {
             stats.live_bytes += bytes;
         }
 
-        // Phase 3: resume.
+        // Phase 4: resume.
         let resume = max_seq.max(inner.seq.load(Ordering::Acquire).saturating_sub(1)) + 1;
         inner.seq.store(resume, Ordering::Release);
         inner.durable.store(resume, Ordering::Release);
-        {
-            let mut free = inner.free.lock();
-            for &seg in &segs {
-                if let Ok(meta) = inner.meta(seg) {
-                    if meta.used.load(Ordering::Relaxed) == 0 {
-                        meta.reset();
-                        free.push_back(seg);
-                    }
-                }
+        for &seg in &segs {
+            let Ok(meta) = inner.meta(seg) else { continue };
+            if meta.used.load(Ordering::Relaxed) != 0 {
+                continue;
+            }
+            if meta.span.load(Ordering::Relaxed) > 1 {
+                // An extent whose record never completed (a crash in the
+                // middle of a large append): its header still covers the
+                // following segments, so it is zeroed before any of them
+                // is reused (rule 3 of `segment`).
+                inner.free_extent(seg)?;
+            } else {
+                meta.reset();
+                inner.free.lock().push_back(seg);
             }
         }
         inner.recovered.store(true, Ordering::Release);

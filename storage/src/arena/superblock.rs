@@ -3,7 +3,7 @@
 //! ```text
 //! offset size field
 //!      0    8 magic            b"AMBERARN"
-//!      8    4 format version   1 (little endian, like every integer here)
+//!      8    4 format version   2 (little endian, like every integer here)
 //!     12    4 mode             1 = pmem, 2 = none (capacity only)
 //!     16    8 arena size       bytes, = file size
 //!     24    8 segment size     bytes
@@ -21,6 +21,17 @@
 //! is outside the checksum and is a single aligned 8-byte store, so flipping
 //! it is failure-atomic and a crash while flipping cannot corrupt the
 //! superblock.
+//!
+//! # Format versions
+//!
+//! * 1: 32-byte record headers; every segment header covers one segment.
+//! * 2: 40-byte record headers with a key checksum (`record`), segment
+//!   headers with a span (extents for records larger than a segment, see
+//!   `segment`).
+//!
+//! This build reads version 2 only. A version-1 arena is refused at open
+//! with an error naming both versions (never reformatted): it has to be
+//! emptied (`persistence none`, or a new file) and the data loaded again.
 
 use super::config::{Persistence, DATA_OFFSET};
 use crate::{Error, Result};
@@ -28,7 +39,7 @@ use crate::{Error, Result};
 /// Magic bytes at offset 0.
 pub const MAGIC: [u8; 8] = *b"AMBERARN";
 /// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Size of the superblock.
 pub const SUPERBLOCK_LEN: usize = 64;
 /// Offset of the clean-shutdown word.
@@ -112,8 +123,13 @@ impl Superblock {
         }
         let version = u32_at(b, 8);
         if version != FORMAT_VERSION {
+            let hint = if version < FORMAT_VERSION {
+                " (written by an older Amber; it is not converted: start from an empty arena file)"
+            } else {
+                " (written by a newer Amber)"
+            };
             return Err(Error::BadArena(format!(
-                "arena format version {version}, this build reads version {FORMAT_VERSION}"
+                "arena format version {version}, this build reads version {FORMAT_VERSION}{hint}"
             )));
         }
         let crc = u32_at(b, 52);
@@ -205,5 +221,15 @@ mod tests {
         b[8] = 9;
         let e = Superblock::decode(&b).unwrap_err().to_string();
         assert!(e.contains("version 9"), "{e}");
+        // A version-1 arena (before extents and key checksums).
+        let mut b = Superblock::fresh(Persistence::Pmem, 64 << 20, 1 << 20).encode();
+        b[8..12].copy_from_slice(&1u32.to_le_bytes());
+        let crc = crc32fast::hash(&b[0..52]);
+        b[52..56].copy_from_slice(&crc.to_le_bytes());
+        let e = Superblock::decode(&b).unwrap_err().to_string();
+        assert!(
+            e.contains("version 1") && e.contains("reads version 2") && e.contains("older"),
+            "{e}"
+        );
     }
 }

@@ -100,6 +100,10 @@ pub struct Tiers {
     /// Set by [`Tiers::refresh_pressure`] when no more data fits: the arena is
     /// nearly out of free segments, or `maxmemory` is exceeded.
     pub memory_full: AtomicBool,
+    /// Whether a reply must wait for its writes to become durable: only with
+    /// `persistence pmem`, `arena-sync always`, on a medium that is not DAX
+    /// (on DAX every append is flushed before it returns).
+    must_wait: bool,
 }
 
 thread_local! {
@@ -125,7 +129,14 @@ pub fn take_ticket() -> Ticket {
 impl Tiers {
     /// Tiers over `arena` with a DRAM budget.
     pub fn new(arena: Option<Arena>, budget: u64) -> Self {
+        let must_wait = arena.as_ref().is_some_and(|a| {
+            let st = a.stats();
+            st.persistence == Persistence::Pmem
+                && st.sync == crate::arena::ArenaSync::Always
+                && !st.dax
+        });
         Tiers {
+            must_wait,
             arena,
             budget: AtomicU64::new(budget),
             stats: TierStats::default(),
@@ -183,6 +194,12 @@ impl Tiers {
     /// Whether no more data fits (see [`Tiers::refresh_pressure`]).
     pub fn is_full(&self) -> bool {
         self.memory_full.load(Ordering::Relaxed)
+    }
+
+    /// Whether replies must wait for durability (see [`Tiers::wait_durable`]);
+    /// when false, a batch's ticket can be dropped without a call.
+    pub fn must_wait(&self) -> bool {
+        self.must_wait
     }
 
     /// Waits until `ticket` is durable (no-op without write-through).

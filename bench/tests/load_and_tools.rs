@@ -1,0 +1,110 @@
+//! The load generator, the calibration against redis-benchmark, and the
+//! tool drivers, each on a tiny workload against a redis-server the bench
+//! starts itself.
+
+mod common;
+
+#[test]
+fn load_populates_runs_and_verifies() {
+    let redis = common::redis_bin();
+    let (ok, stdout, stderr) = common::run_bench(&[
+        "load",
+        "--spawn",
+        redis.to_str().unwrap(),
+        "--keys",
+        "2000",
+        "-c",
+        "4",
+        "-P",
+        "8",
+        "--dist",
+        "zipf:0.9",
+        "--populate",
+        "--verify",
+        "-n",
+        "5000",
+        "--json",
+        "--no-progress",
+    ]);
+    assert!(ok, "{stderr}");
+    let json_line = stdout.lines().last().unwrap();
+    let v: serde_json::Value = serde_json::from_str(json_line).unwrap();
+    assert_eq!(v["errors"], 0);
+    assert_eq!(v["lost_keys"], 0);
+    assert_eq!(v["misses"], 0, "every key was populated");
+    let done = v["gets"].as_u64().unwrap() + v["sets"].as_u64().unwrap();
+    assert!(done >= 5000, "{done} requests");
+}
+
+#[test]
+fn calibrate_runs_both_tools() {
+    if amber_bench::drivers::find_executable("redis-benchmark").is_none() {
+        eprintln!("redis-benchmark not installed: skipped");
+        return;
+    }
+    let redis = common::redis_bin();
+    let (ok, stdout, stderr) = common::run_bench(&[
+        "calibrate",
+        "--server-bin",
+        redis.to_str().unwrap(),
+        "-n",
+        "5000",
+        "-c",
+        "8",
+        "-P",
+        "4",
+        "--rounds",
+        "1",
+        "-r",
+        "1000",
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("| SET -P 4 |") && stdout.contains("| GET -P 4 |"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn compare_runs_both_servers_with_cpu_per_request() {
+    if amber_bench::drivers::find_executable("redis-benchmark").is_none() {
+        eprintln!("redis-benchmark not installed: skipped");
+        return;
+    }
+    let amber = common::amber_bin();
+    let out = tempfile::tempdir().unwrap();
+    let (ok, stdout, stderr) = common::run_bench(&[
+        "compare",
+        "--amber-bin",
+        amber.to_str().unwrap(),
+        "-n",
+        "3000",
+        "-c",
+        "8",
+        "--rounds",
+        "2",
+        "-P",
+        "1,16",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    for w in [
+        "| SET -P 1 |",
+        "| GET -P 1 |",
+        "| SET -P 16 |",
+        "| GET -P 16 |",
+    ] {
+        assert!(stdout.contains(w), "missing {w} in\n{stdout}");
+    }
+    assert!(out.path().join("compare.md").is_file());
+}
+
+#[test]
+fn memtier_driver_skips_cleanly_when_absent() {
+    let (ok, stdout, stderr) = common::run_bench(&["drive", "--tool", "memtier", "--port", "1"]);
+    if amber_bench::drivers::find_executable("memtier_benchmark").is_none() {
+        assert!(ok, "{stderr}");
+        assert!(stdout.contains("not installed"));
+    }
+}
