@@ -107,6 +107,7 @@ use tokio::sync::oneshot;
 use crate::client::ClientHandle;
 use crate::cmd::{CmdError, Ctx};
 use crate::resp::{Protocol, ReplyWriter};
+use crate::state::ServerState;
 
 /// What a waiter's operation made of a key that received data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,8 +136,41 @@ pub trait BlockedOp: Send + Sync + 'static {
     /// Serves the waiter from `key`, with `key` and [`BlockedOp::extra_keys`]
     /// locked by `g`. Writes the reply to `out` (already in the waiter's
     /// protocol) only when returning [`Outcome::Served`]. Must remove a
-    /// collection it empties.
-    fn serve(&self, g: &mut Guard<'_>, key: &[u8], out: &mut ReplyWriter) -> Outcome;
+    /// collection it empties, and report each keyspace event Redis raises
+    /// while serving (`"lpop"`, `"del"`...) to `events`, in Redis's order.
+    fn serve(
+        &self,
+        g: &mut Guard<'_>,
+        key: &[u8],
+        out: &mut ReplyWriter,
+        events: &mut dyn Events,
+    ) -> Outcome;
+}
+
+/// Where a served waiter's keyspace events go (`notify-keyspace-events`):
+/// the key's database is the one being served.
+pub trait Events {
+    /// Event `event` of class `class` (a [`crate::notify`] constant) on `key`.
+    fn notify(&mut self, class: u32, event: &'static str, key: &[u8]);
+}
+
+/// A command's own events go to its client's database.
+impl Events for Ctx<'_> {
+    fn notify(&mut self, class: u32, event: &'static str, key: &[u8]) {
+        Ctx::notify(self, class, event, key);
+    }
+}
+
+/// Publishes served waiters' events in database `db`.
+struct Publisher<'s> {
+    srv: &'s ServerState,
+    db: usize,
+}
+
+impl Events for Publisher<'_> {
+    fn notify(&mut self, class: u32, event: &'static str, key: &[u8]) {
+        crate::notify::publish(self.srv, self.db, class, event, key);
+    }
 }
 
 /// One blocked client.
@@ -363,6 +397,7 @@ impl Blocking {
     /// an unlocked key are added to `relock`.
     fn serve_in(
         &self,
+        srv: &ServerState,
         g: &mut Guard<'_>,
         key: &[u8],
         covered: &[Vec<u8>],
@@ -370,6 +405,7 @@ impl Blocking {
         deliveries: &mut Vec<Delivery>,
     ) {
         let db = g.db();
+        let mut events = Publisher { srv, db };
         let mut work: VecDeque<Vec<u8>> = VecDeque::from([key.to_vec()]);
         let mut reg = self.registry.lock();
         while let Some(key) = work.pop_front() {
@@ -385,7 +421,7 @@ impl Blocking {
                     break;
                 }
                 let mut out = writer(w.proto);
-                match w.op.serve(g, &key, &mut out) {
+                match w.op.serve(g, &key, &mut out, &mut events) {
                     Outcome::Skip => i += 1,
                     Outcome::Stop => break,
                     Outcome::Served { pushed } => {
@@ -523,6 +559,7 @@ impl<'a> PushGuard<'a> {
             return;
         }
         ctx.srv.blocking.serve_in(
+            ctx.srv,
             &mut self.guard,
             key,
             &self.covered,
@@ -558,15 +595,13 @@ pub fn serve_keys(ctx: &mut Ctx<'_>, db: usize, keys: Vec<Vec<u8>>) {
         rounds += 1;
         let mut covered = srv.blocking.extra_keys_of(db, &[&key]);
         covered.push(key.clone());
-        let Ok(mut g) = srv
-            .keyspace
-            .lock(db, covered.iter().map(Vec::as_slice))
-        else {
+        let Ok(mut g) = srv.keyspace.lock(db, covered.iter().map(Vec::as_slice)) else {
             return;
         };
         g.set_touch(!ctx.client.no_touch);
         let mut relock = Vec::new();
         srv.blocking.serve_in(
+            srv,
             &mut g,
             &key,
             &covered,
@@ -612,5 +647,175 @@ pub fn parse_timeout(arg: &[u8]) -> Result<Option<Instant>, CmdError> {
     if ms == 0 {
         return Ok(None);
     }
+    // Redis 7.0 adds the current Unix time in ms with no overflow check: a
+    // deadline past the end of `long long` wraps negative, is never put in
+    // the timeout table, and the client waits for ever (checked with
+    // redis-server 7.0.15: `BLPOP k 9223372036854775` blocks).
+    let now_ms = i64::try_from(amber_storage::clock::now_ms()).unwrap_or(i64::MAX);
+    if ms.checked_add(now_ms).is_none() {
+        return Ok(None);
+    }
     Ok(Instant::now().checked_add(Duration::from_millis(ms as u64)))
+}
+
+#[cfg(test)]
+mod tests {
+    //! The deferral API as `EXEC` uses it (EXEC itself lives elsewhere), and
+    //! the registry's bookkeeping, over a DRAM-only server without sockets.
+    use super::*;
+    use crate::client::Client;
+    use crate::cmd;
+    use oneshot::error::TryRecvError;
+
+    fn server() -> ServerState {
+        ServerState::with_keyspace(
+            crate::config::Config::default(),
+            amber_storage::Keyspace::new(amber_storage::KeyspaceConfig::default()),
+        )
+    }
+
+    fn client(srv: &ServerState) -> Client {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
+        Client::new(srv.clients.register(addr, addr, -1), true)
+    }
+
+    /// Runs one command as `client` and returns its reply bytes.
+    fn run(srv: &ServerState, client: &mut Client, line: &str) -> String {
+        let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+        let mut out = ReplyWriter::default();
+        cmd::execute(
+            &mut Ctx {
+                srv,
+                client,
+                out: &mut out,
+            },
+            &args,
+        );
+        String::from_utf8_lossy(out.as_bytes()).into_owned()
+    }
+
+    /// What EXEC does around its queued commands.
+    fn exec(srv: &ServerState, client: &mut Client, lines: &[&str]) -> Vec<String> {
+        client.block.begin_deferral();
+        let replies = lines.iter().map(|l| run(srv, client, l)).collect();
+        let mut out = ReplyWriter::default();
+        end_deferral(&mut Ctx {
+            srv,
+            client,
+            out: &mut out,
+        });
+        assert!(out.is_empty(), "end_deferral writes no reply of its own");
+        client.block.send_deliveries();
+        replies
+    }
+
+    fn blocked(c: &mut Client) -> &mut Blocked {
+        c.block.waiting.as_mut().expect("the client is blocked")
+    }
+
+    #[test]
+    fn a_push_inside_exec_is_served_after_it() {
+        let srv = server();
+        let (mut waiter, mut pusher) = (client(&srv), client(&srv));
+        assert_eq!(run(&srv, &mut waiter, "BLPOP k 0"), "");
+        assert_eq!(srv.blocking.blocked_clients(), 1);
+        assert!(waiter.handle.blocked.load(Ordering::Relaxed));
+
+        pusher.block.begin_deferral();
+        assert_eq!(run(&srv, &mut pusher, "RPUSH k a b"), ":2\r\n");
+        // Not served inside the transaction: the list is as pushed.
+        assert_eq!(blocked(&mut waiter).rx.try_recv(), Err(TryRecvError::Empty));
+        assert_eq!(run(&srv, &mut pusher, "LLEN k"), ":2\r\n");
+        // A blocking command inside EXEC times out at once.
+        assert_eq!(run(&srv, &mut pusher, "BLPOP empty 0"), "*-1\r\n");
+        assert_eq!(
+            run(&srv, &mut pusher, "BLMOVE empty x left left 0"),
+            "$-1\r\n"
+        );
+        assert!(pusher.block.waiting.is_none());
+        let mut out = ReplyWriter::default();
+        end_deferral(&mut Ctx {
+            srv: &srv,
+            client: &mut pusher,
+            out: &mut out,
+        });
+        pusher.block.send_deliveries();
+
+        let reply = blocked(&mut waiter).rx.try_recv().expect("served");
+        assert_eq!(reply, b"*2\r\n$1\r\nk\r\n$1\r\na\r\n");
+        assert_eq!(run(&srv, &mut pusher, "LRANGE k 0 -1"), "*1\r\n$1\r\nb\r\n");
+        assert_eq!(srv.blocking.blocked_clients(), 0);
+        assert!(!waiter.handle.blocked.load(Ordering::Relaxed));
+        // Outside EXEC again, blocking works.
+        assert!(!pusher.block.blocking_denied());
+    }
+
+    #[test]
+    fn data_gone_by_the_end_of_exec_serves_nobody() {
+        let srv = server();
+        let (mut waiter, mut pusher) = (client(&srv), client(&srv));
+        assert_eq!(run(&srv, &mut waiter, "BRPOP k 0"), "");
+        let replies = exec(&srv, &mut pusher, &["LPUSH k a", "LPOP k", "EXISTS k"]);
+        assert_eq!(replies, [":1\r\n", "$1\r\na\r\n", ":0\r\n"]);
+        assert_eq!(blocked(&mut waiter).rx.try_recv(), Err(TryRecvError::Empty));
+        assert_eq!(srv.blocking.blocked_clients(), 1);
+        // The next push outside a transaction serves it at once.
+        assert_eq!(run(&srv, &mut pusher, "RPUSH k z"), ":1\r\n");
+        pusher.block.send_deliveries();
+        let reply = blocked(&mut waiter).rx.try_recv().expect("served");
+        assert_eq!(reply, b"*2\r\n$1\r\nk\r\n$1\r\nz\r\n");
+        assert_eq!(run(&srv, &mut pusher, "EXISTS k"), ":0\r\n");
+    }
+
+    #[test]
+    fn exec_serves_keys_in_signal_order_and_blmove_chains() {
+        let srv = server();
+        let (mut w1, mut w2, mut w3) = (client(&srv), client(&srv), client(&srv));
+        let mut pusher = client(&srv);
+        assert_eq!(run(&srv, &mut w1, "BLPOP b 0"), "");
+        assert_eq!(run(&srv, &mut w2, "BLMOVE a b left right 0"), "");
+        assert_eq!(run(&srv, &mut w3, "BLPOP a 0"), "");
+        exec(&srv, &mut pusher, &["RPUSH a x", "RPUSH a y"]);
+        // w2 blocked on `a` before w3: it moves x to b, which serves w1;
+        // w3 gets y.
+        assert_eq!(blocked(&mut w2).rx.try_recv().expect("w2"), b"$1\r\nx\r\n");
+        assert_eq!(
+            blocked(&mut w1).rx.try_recv().expect("w1"),
+            b"*2\r\n$1\r\nb\r\n$1\r\nx\r\n"
+        );
+        assert_eq!(
+            blocked(&mut w3).rx.try_recv().expect("w3"),
+            b"*2\r\n$1\r\na\r\n$1\r\ny\r\n"
+        );
+        assert_eq!(run(&srv, &mut pusher, "DBSIZE"), ":0\r\n");
+        assert_eq!(srv.blocking.blocked_clients(), 0);
+    }
+
+    #[test]
+    fn unblock_and_cancel_decide_once() {
+        let srv = server();
+        let (mut w, mut other) = (client(&srv), client(&srv));
+        let id = w.handle.id;
+        assert_eq!(run(&srv, &mut w, "BLPOP k 0"), "");
+        assert_eq!(
+            run(&srv, &mut other, &format!("CLIENT UNBLOCK {id} ERROR")),
+            ":1\r\n"
+        );
+        assert_eq!(
+            blocked(&mut w).rx.try_recv().expect("answered"),
+            b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"
+        );
+        assert!(!srv.blocking.cancel(blocked(&mut w).waiter()));
+        assert_eq!(
+            run(&srv, &mut other, &format!("CLIENT UNBLOCK {id}")),
+            ":0\r\n"
+        );
+        assert_eq!(srv.blocking.blocked_clients(), 0);
+        // A cancelled waiter is not served: the element stays.
+        w.block.waiting = None;
+        assert_eq!(run(&srv, &mut w, "BLPOP k 0"), "");
+        assert!(srv.blocking.cancel(blocked(&mut w).waiter()));
+        assert_eq!(run(&srv, &mut other, "RPUSH k a"), ":1\r\n");
+        assert_eq!(run(&srv, &mut other, "LLEN k"), ":1\r\n");
+    }
 }

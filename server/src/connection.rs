@@ -92,7 +92,10 @@ impl Connection {
             // Blocking: a command blocked; wait for its reply before running
             // the rest of the pipeline (see `crate::blocking`).
             if let Some(blocked) = client.block.waiting.take() {
-                if !self.wait_blocked(srv, client, blocked, &mut shutdown).await? {
+                if !self
+                    .wait_blocked(srv, client, blocked, &mut shutdown)
+                    .await?
+                {
                     return Ok(());
                 }
                 continue;

@@ -116,9 +116,16 @@ pub fn parse_timeout_secs(arg: &[u8]) -> Option<f64> {
     }
     let v = parse_f64(arg)?;
     if v == 0.0 {
-        let mantissa = arg.split(|&c| c == b'e' || c == b'E').next().unwrap_or_default();
+        let mantissa = arg
+            .split(|&c| c == b'e' || c == b'E')
+            .next()
+            .unwrap_or_default();
         if mantissa.iter().any(|c| (b'1'..=b'9').contains(c)) {
-            return Some(if arg.first() == Some(&b'-') { -1e-300 } else { 1e-300 });
+            return Some(if arg.first() == Some(&b'-') {
+                -1e-300
+            } else {
+                1e-300
+            });
         }
     }
     Some(v)

@@ -17,7 +17,8 @@ use amber_storage::{Guard, SetExpiry, Value};
 use super::args::{self, is_c, nth};
 use super::error::{CmdError, CmdResult};
 use super::{Ctx, Handler};
-use crate::blocking::{self, BlockedOp, Outcome};
+use crate::blocking::{self, BlockedOp, Events, Outcome};
+use crate::notify::{GENERIC, LIST};
 use crate::resp::ReplyWriter;
 
 /// This family's commands.
@@ -61,6 +62,22 @@ enum End {
 impl End {
     fn is_left(self) -> bool {
         self == End::Left
+    }
+
+    /// The keyspace event of a pop at this end.
+    fn pop_event(self) -> &'static str {
+        match self {
+            End::Left => "lpop",
+            End::Right => "rpop",
+        }
+    }
+
+    /// The keyspace event of a push at this end.
+    fn push_event(self) -> &'static str {
+        match self {
+            End::Left => "lpush",
+            End::Right => "rpush",
+        }
     }
 }
 
@@ -128,10 +145,19 @@ fn check_list_or_absent(g: &mut Guard<'_>, key: &[u8]) -> CmdResult {
     list_of(g.get(key)).map(|_| ())
 }
 
-/// Removes `key` if its list is now empty.
-fn remove_if_empty(g: &mut Guard<'_>, key: &[u8]) {
+/// Removes `key` if its list is now empty; true if it did.
+fn remove_if_empty(g: &mut Guard<'_>, key: &[u8]) -> bool {
     if matches!(g.peek(key), Some(Value::List(l)) if l.is_empty()) {
         g.remove(key);
+        return true;
+    }
+    false
+}
+
+/// Removes `key` if its list is now empty, with Redis's `del` event.
+fn delete_if_empty(g: &mut Guard<'_>, key: &[u8], ev: &mut dyn Events) {
+    if remove_if_empty(g, key) {
+        ev.notify(GENERIC, "del", key);
     }
 }
 
@@ -153,8 +179,15 @@ fn range_positions(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
 
 /// Pops up to `count` elements from `where` of the list at `key` (which the
 /// caller saw holds a non-empty list), removes the key if emptied, and
-/// returns them in pop order.
-fn pop_n(g: &mut Guard<'_>, key: &[u8], end: End, count: usize) -> Vec<Box<[u8]>> {
+/// returns them in pop order. Events as Redis's `listElementsRemoved`:
+/// `lpop`/`rpop`, then `del` if the list is gone.
+fn pop_n(
+    g: &mut Guard<'_>,
+    key: &[u8],
+    end: End,
+    count: usize,
+    ev: &mut dyn Events,
+) -> Vec<Box<[u8]>> {
     let mut popped = Vec::new();
     if let Ok(Some(l)) = list_mut(g, key) {
         let n = count.min(l.len());
@@ -165,7 +198,10 @@ fn pop_n(g: &mut Guard<'_>, key: &[u8], end: End, count: usize) -> Vec<Box<[u8]>
             }
         }
     }
-    remove_if_empty(g, key);
+    if !popped.is_empty() {
+        ev.notify(LIST, end.pop_event(), key);
+    }
+    delete_if_empty(g, key, ev);
     popped
 }
 
@@ -235,6 +271,7 @@ fn push_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], end: End, xx: bool) -> CmdRes
     };
     ctx.out.int(len as i64);
     if len > 0 {
+        ctx.notify(LIST, end.push_event(), key);
         g.signal(ctx, key);
     }
     g.finish(ctx);
@@ -263,6 +300,7 @@ fn linsert(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         Some(i) => {
             l.insert(if after { i + 1 } else { i }, elem);
             ctx.out.int(l.len() as i64);
+            ctx.notify(LIST, "linsert", key);
         }
         None => ctx.out.int(-1),
     }
@@ -421,6 +459,7 @@ fn lset(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     l.set(i, nth(args, 3));
     drop(g);
     ctx.out.ok();
+    ctx.notify(LIST, "lset", key);
     Ok(())
 }
 
@@ -434,7 +473,8 @@ fn ltrim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             Some((s, e)) => l.keep_range(s, e),
             None => l.keep_range(1, 0),
         }
-        remove_if_empty(&mut g, key);
+        ctx.notify(LIST, "ltrim", key);
+        delete_if_empty(&mut g, key, ctx);
     }
     drop(g);
     ctx.out.ok();
@@ -450,7 +490,10 @@ fn lrem(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         Some(l) => {
             let n = usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX);
             let removed = l.remove_matching(elem, n, count < 0);
-            remove_if_empty(&mut g, key);
+            if removed > 0 {
+                ctx.notify(LIST, "lrem", key);
+            }
+            delete_if_empty(&mut g, key, ctx);
             removed
         }
         None => 0,
@@ -483,21 +526,20 @@ fn pop_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], end: End) -> CmdResult {
         None => None,
     };
     let mut g = ctx.lock_one(key)?;
-    let Some(l) = list_mut(&mut g, key)? else {
+    if list_of(g.get(key))?.is_none() {
         drop(g);
         match count {
             Some(_) => ctx.out.null_array(),
             None => ctx.out.null(),
         }
         return Ok(());
-    };
+    }
     match count {
         None => {
-            let v = l.pop(end.is_left());
-            remove_if_empty(&mut g, key);
+            let popped = pop_n(&mut g, key, end, 1, ctx);
             drop(g);
-            match v {
-                Some(v) => ctx.out.bulk(&v),
+            match popped.first() {
+                Some(v) => ctx.out.bulk(v),
                 None => ctx.out.null(),
             }
         }
@@ -507,7 +549,7 @@ fn pop_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], end: End) -> CmdResult {
         }
         Some(n) => {
             let n = usize::try_from(n).unwrap_or(usize::MAX);
-            let popped = pop_n(&mut g, key, end, n);
+            let popped = pop_n(&mut g, key, end, n, ctx);
             drop(g);
             ctx.out.array(popped.len());
             for v in &popped {
@@ -527,7 +569,11 @@ struct MpopArgs<'a> {
 
 /// `lmpopGenericCommand`'s parsing; `numkeys_idx` is where numkeys is.
 fn parse_mpop<'a>(args: &'a [&'a [u8]], numkeys_idx: usize) -> Result<MpopArgs<'a>, CmdError> {
-    let numkeys = ranged_long(nth(args, numkeys_idx), 1, "numkeys should be greater than 0")?;
+    let numkeys = ranged_long(
+        nth(args, numkeys_idx),
+        1,
+        "numkeys should be greater than 0",
+    )?;
     let where_idx = usize::try_from(numkeys)
         .ok()
         .and_then(|n| n.checked_add(numkeys_idx + 1))
@@ -571,7 +617,7 @@ fn lmpop(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let mut g = ctx.lock(p.keys.iter().copied())?;
     match first_nonempty(&mut g, p.keys)? {
         Some(k) => {
-            let popped = pop_n(&mut g, k, p.end, p.count);
+            let popped = pop_n(&mut g, k, p.end, p.count, ctx);
             drop(g);
             reply_key_and_elements(ctx.out, k, &popped);
         }
@@ -596,13 +642,15 @@ fn rpoplpush(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 }
 
 /// Moves one element; `Ok(None)` when `src` is absent or empty. The
-/// caller holds `src` and `dst` locked.
+/// caller holds `src` and `dst` locked. Events as `lmoveGenericCommand`:
+/// the push on `dst`, the pop on `src`, then `del` if `src` is gone.
 fn move_one(
     g: &mut Guard<'_>,
     src: &[u8],
     dst: &[u8],
     from: End,
     to: End,
+    ev: &mut dyn Events,
 ) -> Result<Option<Box<[u8]>>, CmdError> {
     match list_of(g.get(src))? {
         Some(l) if !l.is_empty() => {}
@@ -617,9 +665,18 @@ fn move_one(
     };
     if src == dst {
         l.push(to.is_left(), &v);
+        ev.notify(LIST, to.push_event(), dst);
+        ev.notify(LIST, from.pop_event(), src);
     } else {
-        remove_if_empty(g, src);
+        // Redis removes the emptied source after the push; the order of
+        // the two writes is invisible, only the events' order shows.
+        let emptied = remove_if_empty(g, src);
         push_to(g, dst, to, &v)?;
+        ev.notify(LIST, to.push_event(), dst);
+        ev.notify(LIST, from.pop_event(), src);
+        if emptied {
+            ev.notify(GENERIC, "del", src);
+        }
     }
     Ok(Some(v))
 }
@@ -627,7 +684,7 @@ fn move_one(
 /// LMOVE and RPOPLPUSH (`lmoveGenericCommand`).
 fn lmove_generic(ctx: &mut Ctx<'_>, src: &[u8], dst: &[u8], from: End, to: End) -> CmdResult {
     let mut g = blocking::lock_for_push(ctx, &[src, dst])?;
-    match move_one(&mut g, src, dst, from, to)? {
+    match move_one(&mut g, src, dst, from, to, ctx)? {
         Some(v) => {
             ctx.out.bulk(&v);
             g.signal(ctx, dst);
@@ -647,7 +704,11 @@ enum ListOp {
     /// BLMPOP: `[key, [elements]]`.
     MPop(End, usize),
     /// BLMOVE/BRPOPLPUSH: the element, pushed to `dst[0]`.
-    Move { from: End, to: End, dst: Vec<Vec<u8>> },
+    Move {
+        from: End,
+        to: End,
+        dst: Vec<Vec<u8>>,
+    },
 }
 
 impl BlockedOp for ListOp {
@@ -658,7 +719,13 @@ impl BlockedOp for ListOp {
         }
     }
 
-    fn serve(&self, g: &mut Guard<'_>, key: &[u8], out: &mut ReplyWriter) -> Outcome {
+    fn serve(
+        &self,
+        g: &mut Guard<'_>,
+        key: &[u8],
+        out: &mut ReplyWriter,
+        events: &mut dyn Events,
+    ) -> Outcome {
         match g.get(key) {
             Some(Value::List(l)) if !l.is_empty() => {}
             Some(Value::List(_)) | None => return Outcome::Stop,
@@ -666,7 +733,7 @@ impl BlockedOp for ListOp {
         }
         match self {
             ListOp::Pop(end) => {
-                let popped = pop_n(g, key, *end, 1);
+                let popped = pop_n(g, key, *end, 1, events);
                 let Some(v) = popped.first() else {
                     return Outcome::Stop;
                 };
@@ -676,13 +743,13 @@ impl BlockedOp for ListOp {
                 Outcome::Served { pushed: None }
             }
             ListOp::MPop(end, count) => {
-                let popped = pop_n(g, key, *end, *count);
+                let popped = pop_n(g, key, *end, *count, events);
                 reply_key_and_elements(out, key, &popped);
                 Outcome::Served { pushed: None }
             }
             ListOp::Move { from, to, dst } => {
                 let dst = dst.first().map(Vec::as_slice).unwrap_or_default();
-                match move_one(g, key, dst, *from, *to) {
+                match move_one(g, key, dst, *from, *to, events) {
                     Ok(Some(v)) => {
                         out.bulk(&v);
                         Outcome::Served {
@@ -712,7 +779,9 @@ fn brpop(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 
 /// BLPOP/BRPOP `key... timeout`.
 fn bpop_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], end: End) -> CmdResult {
-    let keys = args.get(1..args.len().saturating_sub(1)).unwrap_or_default();
+    let keys = args
+        .get(1..args.len().saturating_sub(1))
+        .unwrap_or_default();
     let deadline = blocking::parse_timeout(nth(args, args.len().saturating_sub(1)))?;
     blocking_pop(ctx, keys, end, None, deadline)
 }
@@ -728,7 +797,7 @@ fn blocking_pop(
 ) -> CmdResult {
     let mut g = ctx.lock(keys.iter().copied())?;
     if let Some(k) = first_nonempty(&mut g, keys)? {
-        let popped = pop_n(&mut g, k, end, count.unwrap_or(1));
+        let popped = pop_n(&mut g, k, end, count.unwrap_or(1), ctx);
         drop(g);
         match count {
             Some(_) => reply_key_and_elements(ctx.out, k, &popped),
@@ -765,7 +834,14 @@ fn blmove(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 
 fn brpoplpush(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let deadline = blocking::parse_timeout(nth(args, 3))?;
-    blmove_generic(ctx, nth(args, 1), nth(args, 2), End::Right, End::Left, deadline)
+    blmove_generic(
+        ctx,
+        nth(args, 1),
+        nth(args, 2),
+        End::Right,
+        End::Left,
+        deadline,
+    )
 }
 
 /// `blmoveGenericCommand`: LMOVE if the source has data, else block.
@@ -779,7 +855,7 @@ fn blmove_generic(
 ) -> CmdResult {
     let mut g = blocking::lock_for_push(ctx, &[src, dst])?;
     if list_of(g.get(src))?.is_some_and(|l| !l.is_empty()) {
-        match move_one(&mut g, src, dst, from, to)? {
+        match move_one(&mut g, src, dst, from, to, ctx)? {
             Some(v) => {
                 ctx.out.bulk(&v);
                 g.signal(ctx, dst);
