@@ -94,7 +94,12 @@ fn blmpop(port: u16) -> Vec<Vec<u8>> {
 fn pipelined(port: u16) -> Vec<Vec<u8>> {
     let mut w = Client::connect(port);
     let mut p = Client::connect(port);
-    w.send_many(&[&["PING", "before"], &["BLPOP", "pk", "5"], &["PING", "after"], &["LLEN", "pk"]]);
+    w.send_many(&[
+        &["PING", "before"],
+        &["BLPOP", "pk", "5"],
+        &["PING", "after"],
+        &["LLEN", "pk"],
+    ]);
     let first = w.read_reply();
     wait_blocked(port, 1);
     assert!(
@@ -102,7 +107,13 @@ fn pipelined(port: u16) -> Vec<Vec<u8>> {
         "a reply arrived while the client was blocked"
     );
     let pushed = p.cmd(&["RPUSH", "pk", "x", "y"]);
-    vec![first, pushed, w.read_reply(), w.read_reply(), w.read_reply()]
+    vec![
+        first,
+        pushed,
+        w.read_reply(),
+        w.read_reply(),
+        w.read_reply(),
+    ]
 }
 
 /// RESP3: the timeout reply is `_`, a served reply an array.
@@ -119,6 +130,91 @@ fn resp3(port: u16) -> Vec<Vec<u8>> {
     out
 }
 
+/// The `id` of a connection (`CLIENT ID`).
+fn client_id(c: &mut Client) -> String {
+    let id = c.cmd(&["CLIENT", "ID"]);
+    assert_eq!(id.first(), Some(&b':'), "CLIENT ID: {}", show(&id));
+    String::from_utf8_lossy(&id[1..id.len() - 2]).into_owned()
+}
+
+/// The `flags=` field of a client's `CLIENT LIST` line.
+fn client_flags(c: &mut Client, id: &str) -> Vec<u8> {
+    let list = c.cmd(&["CLIENT", "LIST", "ID", id]);
+    let text = String::from_utf8_lossy(&list).into_owned();
+    let flags = text
+        .split(' ')
+        .find_map(|f| f.strip_prefix("flags="))
+        .unwrap_or("(none)");
+    flags.as_bytes().to_vec()
+}
+
+/// CLIENT UNBLOCK: TIMEOUT (the default) gives the timeout reply, ERROR
+/// Redis's `-UNBLOCKED` error; a client not blocked answers 0; bad
+/// arguments answer Redis's errors. CLIENT LIST shows `b` while blocked,
+/// INFO counts blocked clients.
+fn unblock(port: u16) -> Vec<Vec<u8>> {
+    let mut w = Client::connect(port);
+    let mut p = Client::connect(port);
+    let id = client_id(&mut w);
+    let mut out = vec![client_flags(&mut p, &id)];
+    w.send(&["BLPOP", "ub", "0"]);
+    wait_blocked(port, 1);
+    out.push(client_flags(&mut p, &id));
+    out.push(p.cmd(&["CLIENT", "UNBLOCK", &id]));
+    out.push(w.read_reply());
+    out.push(client_flags(&mut p, &id));
+    w.send(&["BLMOVE", "ub", "ub2", "LEFT", "LEFT", "0"]);
+    wait_blocked(port, 1);
+    out.push(p.cmd(&["CLIENT", "UNBLOCK", &id, "timeout"]));
+    out.push(w.read_reply());
+    w.send(&["BLMPOP", "0", "1", "ub", "LEFT"]);
+    wait_blocked(port, 1);
+    out.push(p.cmd(&["CLIENT", "UNBLOCK", &id, "FOO"]));
+    out.push(p.cmd(&["CLIENT", "UNBLOCK", &id, "ERROR", "x"]));
+    out.push(p.cmd(&["CLIENT", "UNBLOCK", "abc"]));
+    out.push(p.cmd(&["CLIENT", "UNBLOCK", &id, "ERROR"]));
+    out.push(w.read_reply());
+    wait_blocked(port, 0);
+    out.push(p.cmd(&["CLIENT", "UNBLOCK", &id, "ERROR"]));
+    out.push(p.cmd(&["CLIENT", "UNBLOCK", "999999"]));
+    // Unblocked clients are waiters no more: the push stays.
+    out.push(p.cmd(&["RPUSH", "ub", "a"]));
+    out.push(w.cmd(&["LLEN", "ub"]));
+    out
+}
+
+/// A waited-for key that becomes another type does not serve list
+/// waiters (Redis 7.0 only serves a key holding a list); once it holds a
+/// list again they are served, first blocked first.
+fn type_change(port: u16) -> Vec<Vec<u8>> {
+    let mut w1 = Client::connect(port);
+    let mut w2 = Client::connect(port);
+    let mut p = Client::connect(port);
+    w1.send(&["BLPOP", "tc", "5"]);
+    wait_blocked(port, 1);
+    w2.send(&["BLMOVE", "tc", "tcd", "RIGHT", "LEFT", "5"]);
+    wait_blocked(port, 2);
+    let mut out = vec![p.cmd(&["SET", "tc", "s"]), p.cmd(&["SADD", "tcd", "m"])];
+    assert!(w1.nothing_pending(Duration::from_millis(100)));
+    out.push(p.cmd(&["DEL", "tc"]));
+    out.push(p.cmd(&["RPUSH", "tc", "a", "b", "c"]));
+    out.push(w1.read_reply());
+    // The BLMOVE destination holds a set: WRONGTYPE when served, and the
+    // element stays in the source.
+    out.push(w2.read_reply());
+    out.push(p.cmd(&["LRANGE", "tc", "0", "-1"]));
+    // An expired key is gone for waiters too.
+    w1.send(&["BRPOP", "tx", "5"]);
+    wait_blocked(port, 1);
+    out.push(p.cmd(&["RPUSH", "tx2", "a"]));
+    out.push(p.cmd(&["PEXPIRE", "tx2", "1"]));
+    std::thread::sleep(Duration::from_millis(20));
+    out.push(p.cmd(&["RPOPLPUSH", "tx2", "tx"]));
+    out.push(p.cmd(&["LPUSH", "tx", "z"]));
+    out.push(w1.read_reply());
+    out
+}
+
 /// Runs `scenario` on Amber and, when available, on Redis; the replies must
 /// be the same bytes.
 fn same_on_both(scenario: fn(u16) -> Vec<Vec<u8>>) {
@@ -126,7 +222,11 @@ fn same_on_both(scenario: fn(u16) -> Vec<Vec<u8>>) {
     let got = scenario(amber.port);
     if let Some(redis) = Server::redis() {
         let want = scenario(redis.port);
-        assert_eq!(show_all(&got), show_all(&want), "amber (left) vs redis (right)");
+        assert_eq!(
+            show_all(&got),
+            show_all(&want),
+            "amber (left) vs redis (right)"
+        );
     }
 }
 
@@ -158,6 +258,16 @@ fn blmpop_with_count() {
 #[test]
 fn pipelined_commands_wait() {
     same_on_both(pipelined);
+}
+
+#[test]
+fn client_unblock_and_flags() {
+    same_on_both(unblock);
+}
+
+#[test]
+fn key_changing_type_while_waited_on() {
+    same_on_both(type_change);
 }
 
 #[test]
@@ -214,19 +324,10 @@ fn client_kill_of_a_blocked_client() {
     let s = Server::amber();
     let mut w = Client::connect(s.port);
     let mut p = Client::connect(s.port);
-    let id = w.cmd(&["CLIENT", "ID"]);
-    if id.first() != Some(&b':') {
-        eprintln!("CLIENT is not implemented yet; skipping");
-        return;
-    }
-    let id = String::from_utf8_lossy(&id[1..id.len() - 2]).into_owned();
+    let id = client_id(&mut w);
     w.send(&["BLPOP", "kk", "0"]);
     wait_blocked(s.port, 1);
-    let list = p.cmd(&["CLIENT", "LIST"]);
-    let line = String::from_utf8_lossy(&list).into_owned();
-    if line.contains("flags=b") {
-        assert!(line.contains(&format!("id={id} ")));
-    }
+    assert_eq!(client_flags(&mut p, &id), b"b");
     assert_eq!(show(&p.cmd(&["CLIENT", "KILL", "ID", &id])), ":1");
     wait_blocked(s.port, 0);
     assert_eq!(show(&p.cmd(&["RPUSH", "kk", "a"])), ":1");
@@ -260,7 +361,10 @@ fn many_waiters_and_pushers_lose_nothing() {
     for p in pushers {
         p.join().expect("pusher");
     }
-    let mut got: Vec<String> = waiters.into_iter().map(|w| w.join().expect("waiter")).collect();
+    let mut got: Vec<String> = waiters
+        .into_iter()
+        .map(|w| w.join().expect("waiter"))
+        .collect();
     got.sort();
     let mut want: Vec<String> = (0..4)
         .flat_map(|i| [format!("*2 $4 many $2 {i}a"), format!("*2 $4 many $2 {i}b")])
@@ -317,8 +421,8 @@ fn timeouts_racing_with_pushes_lose_nothing() {
 // ---------------------------------------------------------------------------
 // A minimal harness: start a server, talk RESP.
 
-/// Waits until `INFO clients` reports `n` blocked clients (when INFO knows
-/// the field), else gives the server a moment.
+/// Waits until `INFO clients` reports `n` blocked clients; fails the test
+/// after 10 s.
 fn wait_blocked(port: u16, n: usize) {
     let mut c = Client::connect(port);
     let want = format!("blocked_clients:{n}\r\n");
@@ -326,13 +430,10 @@ fn wait_blocked(port: u16, n: usize) {
     loop {
         let info = c.cmd(&["INFO", "clients"]);
         let text = String::from_utf8_lossy(&info);
-        if !text.contains("blocked_clients:") || text.starts_with('-') {
-            std::thread::sleep(Duration::from_millis(300));
+        if text.contains(&want) {
             return;
         }
-        if text.contains(&want) || Instant::now() > deadline {
-            return;
-        }
+        assert!(Instant::now() < deadline, "never {want:?}: {text}");
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -504,9 +605,12 @@ impl Client {
             self.r.read_until(b'\n', &mut line).expect("reply line");
             assert!(!line.is_empty(), "connection closed");
             raw.extend_from_slice(&line);
-            let n: i64 = String::from_utf8_lossy(line.get(1..line.len().saturating_sub(2)).unwrap_or_default())
-                .parse()
-                .unwrap_or(0);
+            let n: i64 = String::from_utf8_lossy(
+                line.get(1..line.len().saturating_sub(2))
+                    .unwrap_or_default(),
+            )
+            .parse()
+            .unwrap_or(0);
             match line.first() {
                 Some(b'$') | Some(b'=') if n >= 0 => {
                     let mut body = vec![0; n as usize + 2];
