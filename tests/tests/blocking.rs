@@ -194,12 +194,12 @@ fn type_change(port: u16) -> Vec<Vec<u8>> {
     wait_blocked(port, 1);
     w2.send(&["BLMOVE", "tc", "tcd", "RIGHT", "LEFT", "5"]);
     wait_blocked(port, 2);
-    let mut out = vec![p.cmd(&["SET", "tc", "s"]), p.cmd(&["SADD", "tcd", "m"])];
+    let mut out = vec![p.cmd(&["SET", "tc", "s"]), p.cmd(&["SET", "tcd", "m"])];
     assert!(w1.nothing_pending(Duration::from_millis(100)));
     out.push(p.cmd(&["DEL", "tc"]));
     out.push(p.cmd(&["RPUSH", "tc", "a", "b", "c"]));
     out.push(w1.read_reply());
-    // The BLMOVE destination holds a set: WRONGTYPE when served, and the
+    // The BLMOVE destination holds a string: WRONGTYPE when served, and the
     // element stays in the source.
     out.push(w2.read_reply());
     out.push(p.cmd(&["LRANGE", "tc", "0", "-1"]));
