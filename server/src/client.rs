@@ -36,6 +36,9 @@ pub struct ClientHandle {
     pub killed: AtomicBool,
     /// Wakes the connection task when it is killed.
     pub wake: Notify,
+    /// Blocked in a blocking command (`CLIENT LIST` flag `b`); maintained by
+    /// `crate::blocking`.
+    pub blocked: AtomicBool,
 }
 
 /// Descriptive fields of a client that change rarely.
@@ -107,6 +110,7 @@ impl ClientRegistry {
             info: Mutex::new(ClientInfo::default()),
             killed: AtomicBool::new(false),
             wake: Notify::new(),
+            blocked: AtomicBool::new(false),
         });
         self.clients.lock().insert(id, handle.clone());
         handle
@@ -152,6 +156,9 @@ pub struct Client {
     /// Close the connection once the pending replies are written (`QUIT`,
     /// protocol errors).
     pub close_after_reply: bool,
+    /// Blocking commands: a pending block, replies owed to served waiters,
+    /// EXEC's deferred wake-ups (see `crate::blocking`).
+    pub block: crate::blocking::ClientBlock,
 }
 
 impl Client {
@@ -163,6 +170,7 @@ impl Client {
             authenticated,
             no_touch: false,
             close_after_reply: false,
+            block: Default::default(),
         }
     }
 

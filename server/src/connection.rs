@@ -52,6 +52,10 @@ pub async fn serve(srv: Arc<ServerState>, stream: TcpStream) {
     if let Err(e) = conn.run(&srv, &mut client).await {
         tracing::debug!(client = handle.id, error = %e, "connection closed");
     }
+    // A block left behind by an I/O error must not stay in the registry.
+    if let Some(b) = client.block.waiting.take() {
+        srv.blocking.cancel(b.waiter());
+    }
     srv.clients.unregister(handle.id);
 }
 
@@ -70,6 +74,8 @@ impl Connection {
                     return Ok(());
                 }
             }
+            // Blocking: replies of clients this batch served leave once it is durable.
+            client.block.send_deliveries();
             if !self.out.is_empty() {
                 self.stream.write_all(self.out.as_bytes()).await?;
                 srv.stats
@@ -78,7 +84,21 @@ impl Connection {
                 self.out.clear();
             }
             if client.close_after_reply || client.handle.killed.load(Ordering::Relaxed) {
+                if let Some(b) = client.block.waiting.take() {
+                    srv.blocking.cancel(b.waiter());
+                }
                 return Ok(());
+            }
+            // Blocking: a command blocked; wait for its reply before running
+            // the rest of the pipeline (see `crate::blocking`).
+            if let Some(blocked) = client.block.waiting.take() {
+                if !self
+                    .wait_blocked(srv, client, blocked, &mut shutdown)
+                    .await?
+                {
+                    return Ok(());
+                }
+                continue;
             }
             let limit = srv
                 .config
@@ -134,6 +154,80 @@ impl Connection {
         }
     }
 
+    /// Waits while the client is blocked (`BLPOP`...): for the reply a
+    /// pusher sends, the deadline, or the end of the connection, reading
+    /// (but not executing) further input meanwhile so a disconnection is
+    /// seen. Whoever removes the waiter from the registry decides its reply
+    /// (`crate::blocking`). Returns false when the connection must close.
+    async fn wait_blocked(
+        &mut self,
+        srv: &Arc<ServerState>,
+        client: &mut Client,
+        mut blocked: crate::blocking::Blocked,
+        shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> std::io::Result<bool> {
+        let mut deadline = blocked.deadline().map(tokio::time::Instant::from_std);
+        let mut eof = false;
+        loop {
+            let limit = srv
+                .config
+                .hot
+                .client_query_buffer_limit
+                .load(Ordering::Relaxed) as usize;
+            if self.input.len() > limit {
+                srv.blocking.cancel(blocked.waiter());
+                return Ok(false);
+            }
+            self.input.reserve(READ_CHUNK);
+            let timer = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                reply = blocked.reply() => {
+                    let Some(reply) = reply else {
+                        return Ok(false);
+                    };
+                    self.out.raw(&reply);
+                    return Ok(true);
+                }
+                _ = timer => {
+                    deadline = None;
+                    if srv.blocking.cancel(blocked.waiter()) {
+                        self.out.null_array();
+                        return Ok(true);
+                    }
+                    // Served in the same instant: the reply is in the channel.
+                }
+                n = self.stream.read_buf(&mut self.input), if !eof => {
+                    match n {
+                        Ok(0) | Err(_) => {
+                            eof = true;
+                            if srv.blocking.cancel(blocked.waiter()) {
+                                return Ok(false);
+                            }
+                        }
+                        Ok(n) => {
+                            srv.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                        }
+                    }
+                }
+                _ = client.handle.wake.notified() => {
+                    if client.handle.killed.load(Ordering::Relaxed) {
+                        srv.blocking.cancel(blocked.waiter());
+                        return Ok(false);
+                    }
+                }
+                _ = shutdown.changed() => {
+                    srv.blocking.cancel(blocked.waiter());
+                    return Ok(false);
+                }
+            }
+        }
+    }
+
     /// Parses and executes every complete request in the input buffer.
     fn process(&mut self, srv: &ServerState, client: &mut Client) {
         // `CONFIG SET proto-max-bulk-len` applies to connections already open.
@@ -184,6 +278,10 @@ impl Connection {
                     consumed += len;
                 }
                 Frame::Empty { len } => consumed += len,
+            }
+            // A blocked client runs nothing more until it is served.
+            if client.block.waiting.is_some() {
+                break;
             }
         }
         self.input.advance(consumed);

@@ -8,6 +8,7 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod background;
+pub mod blocking;
 pub mod client;
 pub mod cmd;
 pub mod config;

@@ -119,6 +119,9 @@ pub struct ServerState {
     pub last_save: AtomicU64,
     /// `DEBUG SET-ACTIVE-EXPIRE`.
     pub active_expire: AtomicBool,
+    /// Clients blocked on keys (`BLPOP`...); `blocking.blocked_clients()`
+    /// is `INFO clients`' `blocked_clients`.
+    pub blocking: crate::blocking::Blocking,
     shutdown: watch::Sender<bool>,
 }
 
@@ -147,6 +150,7 @@ impl ServerState {
             port: Default::default(),
             last_save: AtomicU64::new(amber_storage::clock::now_ms() / 1000),
             active_expire: AtomicBool::new(true),
+            blocking: Default::default(),
             shutdown: watch::channel(false).0,
         }
     }

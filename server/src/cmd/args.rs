@@ -327,6 +327,32 @@ pub fn is_c(arg: &[u8], name: &str) -> bool {
     is(c_str(arg), name)
 }
 
+/// A blocking command's timeout in seconds, parsed like Redis's `string2ld`
+/// (the `long double` parser): what [`parse_f64`] accepts, infinities
+/// included. A nonzero number too small for a `f64` (`1e-400`, which a
+/// `long double` still holds) comes back as a tiny number of its sign, so
+/// rounding it up to milliseconds still gives 1 ms (or 0 for a negative one).
+pub fn parse_timeout_secs(arg: &[u8]) -> Option<f64> {
+    if arg.len() >= 5 * 1024 {
+        return None;
+    }
+    let v = parse_f64(arg)?;
+    if v == 0.0 {
+        let mantissa = arg
+            .split(|&c| c == b'e' || c == b'E')
+            .next()
+            .unwrap_or_default();
+        if mantissa.iter().any(|c| (b'1'..=b'9').contains(c)) {
+            return Some(if arg.first() == Some(&b'-') {
+                -1e-300
+            } else {
+                1e-300
+            });
+        }
+    }
+    Some(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,6 +23,7 @@ pub const COMMANDS: &[(&str, Handler)] = &[
     ("client|info", client_info),
     ("client|kill", client_kill),
     ("client|no-evict", client_no_evict),
+    ("client|unblock", client_unblock),
     ("client|help", client_help),
 ];
 
@@ -112,6 +113,9 @@ pub fn client_line(c: &ClientHandle, close_after_reply: bool) -> String {
     let mut flags = String::new();
     if info.multi.is_some() {
         flags.push('x');
+    }
+    if c.blocked.load(Ordering::Relaxed) {
+        flags.push('b');
     }
     if close_after_reply {
         flags.push('c');
@@ -298,6 +302,32 @@ fn on_off(arg: &[u8]) -> Result<bool, CmdError> {
     } else {
         Err(CmdError::Syntax)
     }
+}
+
+/// `CLIENT UNBLOCK id [TIMEOUT|ERROR]` (`clientCommand`): 1 if the client
+/// was blocked and is now answered (its timeout reply, or
+/// `-UNBLOCKED client unblocked via CLIENT UNBLOCK`), else 0.
+fn client_unblock(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    if args.len() > 4 {
+        return Err(CmdError::err(format!(
+            "unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+            text(args.get(1).copied().unwrap_or_default())
+        )));
+    }
+    let error = match args.get(3) {
+        None => false,
+        Some(a) if is(a, "timeout") => false,
+        Some(a) if is(a, "error") => true,
+        Some(_) => {
+            return Err(CmdError::err(
+                "CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+            ))
+        }
+    };
+    let id = super::args::int(args.get(2).copied().unwrap_or_default())?;
+    let done = u64::try_from(id).is_ok_and(|id| ctx.srv.blocking.unblock(id, error));
+    ctx.out.int(i64::from(done));
+    Ok(())
 }
 
 fn client_no_evict(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {

@@ -193,9 +193,10 @@ fn render(ctx: &Ctx<'_>, all: bool, wanted: &[String]) -> String {
     if want("clients") {
         let _ = &ctx.client;
         sections.push(format!(
-            "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+            "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
             srv.clients.len(),
             cfg.get_u64("maxclients"),
+            srv.blocking.blocked_clients(),
         ));
     }
     if want("memory") {

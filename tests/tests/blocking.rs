@@ -1,0 +1,663 @@
+//! Blocking list commands end to end: the real `amber-server` over TCP with
+//! several connections, and the same scenarios against a real
+//! `redis-server` (when one is installed) whose replies must be identical.
+//!
+//! Self-contained (std only): a small server launcher and RESP client live
+//! at the bottom of this file. Every read has a timeout, every wait a bound.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Wakes a blocked client from another connection's push.
+fn wake_up(port: u16) -> Vec<Vec<u8>> {
+    let mut waiter = Client::connect(port);
+    let mut pusher = Client::connect(port);
+    waiter.send(&["BLPOP", "wk", "nokey", "5"]);
+    wait_blocked(port, 1);
+    let pushed = pusher.cmd(&["RPUSH", "wk", "a", "b"]);
+    let served = waiter.read_reply();
+    let left = pusher.cmd(&["LRANGE", "wk", "0", "-1"]);
+    vec![pushed, served, left]
+}
+
+/// Three blocked clients are served in the order they blocked.
+fn fifo(port: u16) -> Vec<Vec<u8>> {
+    let mut waiters: Vec<Client> = (0..3).map(|_| Client::connect(port)).collect();
+    for (i, w) in waiters.iter_mut().enumerate() {
+        w.send(&["BRPOP", "fifo", "5"]);
+        wait_blocked(port, i + 1);
+    }
+    let mut pusher = Client::connect(port);
+    let mut out = vec![pusher.cmd(&["LPUSH", "fifo", "1", "2", "3", "4"])];
+    for w in &mut waiters {
+        out.push(w.read_reply());
+    }
+    out.push(pusher.cmd(&["LRANGE", "fifo", "0", "-1"]));
+    out
+}
+
+/// A client blocked on two keys is woken by either, once.
+fn two_keys(port: u16) -> Vec<Vec<u8>> {
+    let mut w = Client::connect(port);
+    let mut p = Client::connect(port);
+    w.send(&["BLPOP", "k1", "k2", "5"]);
+    wait_blocked(port, 1);
+    let mut out = vec![p.cmd(&["RPUSH", "k2", "x"]), w.read_reply()];
+    out.push(p.cmd(&["RPUSH", "k1", "y"]));
+    out.push(p.cmd(&["LRANGE", "k1", "0", "-1"]));
+    out
+}
+
+/// BLMOVE between two keys, then a chain: a BLMOVE feeds a BLPOP.
+fn blmove(port: u16) -> Vec<Vec<u8>> {
+    let mut mover = Client::connect(port);
+    let mut p = Client::connect(port);
+    mover.send(&["BLMOVE", "msrc", "mdst", "LEFT", "RIGHT", "5"]);
+    wait_blocked(port, 1);
+    let mut out = vec![p.cmd(&["RPUSH", "msrc", "a", "b"]), mover.read_reply()];
+    out.push(p.cmd(&["LRANGE", "msrc", "0", "-1"]));
+    out.push(p.cmd(&["LRANGE", "mdst", "0", "-1"]));
+    // Chain: mover waits on c1 -> c2, popper waits on c2.
+    let mut popper = Client::connect(port);
+    mover.send(&["BRPOPLPUSH", "c1", "c2", "5"]);
+    wait_blocked(port, 1);
+    popper.send(&["BLPOP", "c2", "5"]);
+    wait_blocked(port, 2);
+    out.push(p.cmd(&["LPUSH", "c1", "v"]));
+    out.push(mover.read_reply());
+    out.push(popper.read_reply());
+    out.push(p.cmd(&["EXISTS", "c1", "c2"]));
+    // A destination of the wrong type: the waiter gets WRONGTYPE, the
+    // element stays.
+    p.cmd(&["SET", "wdst", "s"]);
+    mover.send(&["BLMOVE", "wsrc", "wdst", "LEFT", "LEFT", "5"]);
+    wait_blocked(port, 1);
+    out.push(p.cmd(&["RPUSH", "wsrc", "e"]));
+    out.push(mover.read_reply());
+    out.push(p.cmd(&["LRANGE", "wsrc", "0", "-1"]));
+    out
+}
+
+/// BLMPOP blocked with a count gets up to that many.
+fn blmpop(port: u16) -> Vec<Vec<u8>> {
+    let mut w = Client::connect(port);
+    let mut p = Client::connect(port);
+    w.send(&["BLMPOP", "5", "2", "m1", "m2", "RIGHT", "COUNT", "2"]);
+    wait_blocked(port, 1);
+    vec![p.cmd(&["RPUSH", "m2", "a", "b", "c"]), w.read_reply()]
+}
+
+/// Commands pipelined after a blocking one wait until it is served.
+fn pipelined(port: u16) -> Vec<Vec<u8>> {
+    let mut w = Client::connect(port);
+    let mut p = Client::connect(port);
+    w.send_many(&[
+        &["PING", "before"],
+        &["BLPOP", "pk", "5"],
+        &["PING", "after"],
+        &["LLEN", "pk"],
+    ]);
+    let first = w.read_reply();
+    wait_blocked(port, 1);
+    assert!(
+        w.nothing_pending(Duration::from_millis(150)),
+        "a reply arrived while the client was blocked"
+    );
+    let pushed = p.cmd(&["RPUSH", "pk", "x", "y"]);
+    vec![
+        first,
+        pushed,
+        w.read_reply(),
+        w.read_reply(),
+        w.read_reply(),
+    ]
+}
+
+/// RESP3: the timeout reply is `_`, a served reply an array.
+fn resp3(port: u16) -> Vec<Vec<u8>> {
+    let mut w = Client::connect(port);
+    let mut p = Client::connect(port);
+    w.cmd(&["HELLO", "3"]);
+    let mut out = vec![w.cmd(&["BLPOP", "r3", "0.05"])];
+    out.push(w.cmd(&["BLMOVE", "r3", "r4", "LEFT", "LEFT", "0.05"]));
+    w.send(&["BLMPOP", "5", "1", "r3", "LEFT"]);
+    wait_blocked(port, 1);
+    out.push(p.cmd(&["RPUSH", "r3", "z"]));
+    out.push(w.read_reply());
+    out
+}
+
+/// The `id` of a connection (`CLIENT ID`).
+fn client_id(c: &mut Client) -> String {
+    let id = c.cmd(&["CLIENT", "ID"]);
+    assert_eq!(id.first(), Some(&b':'), "CLIENT ID: {}", show(&id));
+    String::from_utf8_lossy(&id[1..id.len() - 2]).into_owned()
+}
+
+/// The `flags=` field of a client's `CLIENT LIST` line.
+fn client_flags(c: &mut Client, id: &str) -> Vec<u8> {
+    let list = c.cmd(&["CLIENT", "LIST", "ID", id]);
+    let text = String::from_utf8_lossy(&list).into_owned();
+    let flags = text
+        .split(' ')
+        .find_map(|f| f.strip_prefix("flags="))
+        .unwrap_or("(none)");
+    flags.as_bytes().to_vec()
+}
+
+/// CLIENT UNBLOCK: TIMEOUT (the default) gives the timeout reply, ERROR
+/// Redis's `-UNBLOCKED` error; a client not blocked answers 0; bad
+/// arguments answer Redis's errors. CLIENT LIST shows `b` while blocked,
+/// INFO counts blocked clients.
+fn unblock(port: u16) -> Vec<Vec<u8>> {
+    let mut w = Client::connect(port);
+    let mut p = Client::connect(port);
+    let id = client_id(&mut w);
+    let mut out = vec![client_flags(&mut p, &id)];
+    w.send(&["BLPOP", "ub", "0"]);
+    wait_blocked(port, 1);
+    out.push(client_flags(&mut p, &id));
+    out.push(p.cmd(&["CLIENT", "UNBLOCK", &id]));
+    out.push(w.read_reply());
+    out.push(client_flags(&mut p, &id));
+    w.send(&["BLMOVE", "ub", "ub2", "LEFT", "LEFT", "0"]);
+    wait_blocked(port, 1);
+    out.push(p.cmd(&["CLIENT", "UNBLOCK", &id, "timeout"]));
+    out.push(w.read_reply());
+    w.send(&["BLMPOP", "0", "1", "ub", "LEFT"]);
+    wait_blocked(port, 1);
+    out.push(p.cmd(&["CLIENT", "UNBLOCK", &id, "FOO"]));
+    out.push(p.cmd(&["CLIENT", "UNBLOCK", &id, "ERROR", "x"]));
+    out.push(p.cmd(&["CLIENT", "UNBLOCK", "abc"]));
+    out.push(p.cmd(&["CLIENT", "UNBLOCK", &id, "ERROR"]));
+    out.push(w.read_reply());
+    wait_blocked(port, 0);
+    out.push(p.cmd(&["CLIENT", "UNBLOCK", &id, "ERROR"]));
+    out.push(p.cmd(&["CLIENT", "UNBLOCK", "999999"]));
+    // Unblocked clients are waiters no more: the push stays.
+    out.push(p.cmd(&["RPUSH", "ub", "a"]));
+    out.push(w.cmd(&["LLEN", "ub"]));
+    out
+}
+
+/// A waited-for key that becomes another type does not serve list
+/// waiters (Redis 7.0 only serves a key holding a list); once it holds a
+/// list again they are served, first blocked first.
+fn type_change(port: u16) -> Vec<Vec<u8>> {
+    let mut w1 = Client::connect(port);
+    let mut w2 = Client::connect(port);
+    let mut p = Client::connect(port);
+    w1.send(&["BLPOP", "tc", "5"]);
+    wait_blocked(port, 1);
+    w2.send(&["BLMOVE", "tc", "tcd", "RIGHT", "LEFT", "5"]);
+    wait_blocked(port, 2);
+    let mut out = vec![p.cmd(&["SET", "tc", "s"]), p.cmd(&["SET", "tcd", "m"])];
+    assert!(w1.nothing_pending(Duration::from_millis(100)));
+    out.push(p.cmd(&["DEL", "tc"]));
+    out.push(p.cmd(&["RPUSH", "tc", "a", "b", "c"]));
+    out.push(w1.read_reply());
+    // The BLMOVE destination holds a string: WRONGTYPE when served, and the
+    // element stays in the source.
+    out.push(w2.read_reply());
+    out.push(p.cmd(&["LRANGE", "tc", "0", "-1"]));
+    // An expired key is gone for waiters too.
+    w1.send(&["BRPOP", "tx", "5"]);
+    wait_blocked(port, 1);
+    out.push(p.cmd(&["RPUSH", "tx2", "a"]));
+    out.push(p.cmd(&["PEXPIRE", "tx2", "1"]));
+    std::thread::sleep(Duration::from_millis(20));
+    out.push(p.cmd(&["RPOPLPUSH", "tx2", "tx"]));
+    out.push(p.cmd(&["LPUSH", "tx", "z"]));
+    out.push(w1.read_reply());
+    out
+}
+
+/// Runs `scenario` on Amber and, when available, on Redis; the replies must
+/// be the same bytes.
+fn same_on_both(scenario: fn(u16) -> Vec<Vec<u8>>) {
+    let amber = Server::amber();
+    let got = scenario(amber.port);
+    if let Some(redis) = Server::redis() {
+        let want = scenario(redis.port);
+        assert_eq!(
+            show_all(&got),
+            show_all(&want),
+            "amber (left) vs redis (right)"
+        );
+    }
+}
+
+#[test]
+fn wake_up_from_another_client() {
+    same_on_both(wake_up);
+}
+
+#[test]
+fn first_blocked_first_served() {
+    same_on_both(fifo);
+}
+
+#[test]
+fn blocked_on_two_keys() {
+    same_on_both(two_keys);
+}
+
+#[test]
+fn blmove_and_chains() {
+    same_on_both(blmove);
+}
+
+#[test]
+fn blmpop_with_count() {
+    same_on_both(blmpop);
+}
+
+#[test]
+fn pipelined_commands_wait() {
+    same_on_both(pipelined);
+}
+
+#[test]
+fn client_unblock_and_flags() {
+    same_on_both(unblock);
+}
+
+#[test]
+fn key_changing_type_while_waited_on() {
+    same_on_both(type_change);
+}
+
+#[test]
+fn resp3_replies() {
+    same_on_both(resp3);
+}
+
+#[test]
+fn timeout_returns_null_after_the_timeout() {
+    let s = Server::amber();
+    let mut c = Client::connect(s.port);
+    let t = Instant::now();
+    assert_eq!(show(&c.cmd(&["BLPOP", "tk", "0.3"])), "*-1");
+    let took = t.elapsed();
+    assert!(took >= Duration::from_millis(290), "too early: {took:?}");
+    assert!(took < Duration::from_secs(3), "too late: {took:?}");
+    let t = Instant::now();
+    assert_eq!(show(&c.cmd(&["BRPOPLPUSH", "tk", "td", "0.1"])), "*-1");
+    assert!(t.elapsed() >= Duration::from_millis(95));
+    // The timed-out client is no longer a waiter: a push stays in the list.
+    assert_eq!(show(&c.cmd(&["RPUSH", "tk", "v"])), ":1");
+    assert_eq!(show(&c.cmd(&["LLEN", "tk"])), ":1");
+}
+
+#[test]
+fn disconnected_waiter_leaves_no_ghost() {
+    let s = Server::amber();
+    let mut gone = Client::connect(s.port);
+    gone.send(&["BLPOP", "gk", "0"]);
+    wait_blocked(s.port, 1);
+    drop(gone);
+    wait_blocked(s.port, 0);
+    // The push stays in the list: nobody is waiting any more.
+    let mut p = Client::connect(s.port);
+    assert_eq!(show(&p.cmd(&["RPUSH", "gk", "a"])), ":1");
+    assert_eq!(show(&p.cmd(&["LRANGE", "gk", "0", "-1"])), "*1 $1 a");
+    // With a second waiter behind the one that leaves, it gets the push.
+    p.cmd(&["DEL", "gk"]);
+    let mut first = Client::connect(s.port);
+    let mut second = Client::connect(s.port);
+    first.send(&["BLPOP", "gk", "0"]);
+    wait_blocked(s.port, 1);
+    second.send(&["BLPOP", "gk", "5"]);
+    wait_blocked(s.port, 2);
+    drop(first);
+    wait_blocked(s.port, 1);
+    assert_eq!(show(&p.cmd(&["RPUSH", "gk", "b"])), ":1");
+    assert_eq!(show(&second.read_reply()), "*2 $2 gk $1 b");
+    assert_eq!(show(&p.cmd(&["EXISTS", "gk"])), ":0");
+}
+
+#[test]
+fn client_kill_of_a_blocked_client() {
+    let s = Server::amber();
+    let mut w = Client::connect(s.port);
+    let mut p = Client::connect(s.port);
+    let id = client_id(&mut w);
+    w.send(&["BLPOP", "kk", "0"]);
+    wait_blocked(s.port, 1);
+    assert_eq!(client_flags(&mut p, &id), b"b");
+    assert_eq!(show(&p.cmd(&["CLIENT", "KILL", "ID", &id])), ":1");
+    wait_blocked(s.port, 0);
+    assert_eq!(show(&p.cmd(&["RPUSH", "kk", "a"])), ":1");
+    assert_eq!(show(&p.cmd(&["LLEN", "kk"])), ":1");
+    assert!(w.closed_within(Duration::from_secs(5)));
+}
+
+#[test]
+fn many_waiters_and_pushers_lose_nothing() {
+    // 8 waiters on one key, 4 pushers of 2 elements each: every element
+    // reaches exactly one waiter.
+    let s = Server::amber();
+    let port = s.port;
+    let waiters: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut c = Client::connect(port);
+                show(&c.cmd(&["BLPOP", "many", "10"]))
+            })
+        })
+        .collect();
+    wait_blocked(port, 8);
+    let pushers: Vec<_> = (0..4)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut c = Client::connect(port);
+                c.cmd(&["RPUSH", "many", &format!("{i}a"), &format!("{i}b")]);
+            })
+        })
+        .collect();
+    for p in pushers {
+        p.join().expect("pusher");
+    }
+    let mut got: Vec<String> = waiters
+        .into_iter()
+        .map(|w| w.join().expect("waiter"))
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = (0..4)
+        .flat_map(|i| [format!("*2 $4 many $2 {i}a"), format!("*2 $4 many $2 {i}b")])
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+    let mut c = Client::connect(port);
+    assert_eq!(show(&c.cmd(&["EXISTS", "many"])), ":0");
+}
+
+#[test]
+fn timeouts_racing_with_pushes_lose_nothing() {
+    // Waiters with tiny timeouts while elements are pushed: every element
+    // is either delivered once or still in the list.
+    let s = Server::amber();
+    let port = s.port;
+    let waiters: Vec<_> = (0..6)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut c = Client::connect(port);
+                let mut got = Vec::new();
+                for _ in 0..20 {
+                    let r = show(&c.cmd(&["BLPOP", "race", "0.01"]));
+                    if r != "*-1" {
+                        got.push(r);
+                    }
+                }
+                got
+            })
+        })
+        .collect();
+    let mut p = Client::connect(port);
+    for i in 0..100 {
+        p.cmd(&["RPUSH", "race", &format!("e{i}")]);
+    }
+    let mut delivered: Vec<String> = waiters
+        .into_iter()
+        .flat_map(|w| w.join().expect("waiter"))
+        .map(|r| r.rsplit(' ').next().unwrap_or_default().to_string())
+        .collect();
+    let left = show(&p.cmd(&["LRANGE", "race", "0", "-1"]));
+    delivered.extend(
+        left.split(' ')
+            .skip(1)
+            .filter(|t| !t.starts_with('$'))
+            .map(str::to_string),
+    );
+    delivered.sort();
+    let mut want: Vec<String> = (0..100).map(|i| format!("e{i}")).collect();
+    want.sort();
+    assert_eq!(delivered, want);
+}
+
+// ---------------------------------------------------------------------------
+// A minimal harness: start a server, talk RESP.
+
+/// Waits until `INFO clients` reports `n` blocked clients; fails the test
+/// after 10 s.
+fn wait_blocked(port: u16, n: usize) {
+    let mut c = Client::connect(port);
+    let want = format!("blocked_clients:{n}\r\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let info = c.cmd(&["INFO", "clients"]);
+        let text = String::from_utf8_lossy(&info);
+        if text.contains(&want) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never {want:?}: {text}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+struct Server {
+    port: u16,
+    child: Child,
+    _dir: TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn temp_dir() -> TempDir {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "amber-blocking-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    TempDir(d)
+}
+
+fn amber_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("AMBER_SERVER_BIN") {
+        return p.into();
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|t| if t.is_absolute() { t } else { root.join(t) })
+        .unwrap_or_else(|| root.join("target"));
+    let bin = target.join("debug/amber-server");
+    if !bin.exists() {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let ok = Command::new(cargo)
+            .args(["build", "-p", "amber-server", "--bin", "amber-server"])
+            .current_dir(&root)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "could not build amber-server");
+    }
+    bin
+}
+
+impl Server {
+    fn amber() -> Server {
+        let dir = temp_dir();
+        let port = free_port();
+        let mut cmd = Command::new(amber_binary());
+        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .arg("--dir")
+            .arg(&dir.0)
+            .arg("--pmem-path")
+            .arg(dir.0.join("a.arena"))
+            .args(["--pmem-size", "64mb"]);
+        if let Ok(extra) = std::env::var("AMBER_EXTRA_ARGS") {
+            cmd.args(extra.split_whitespace());
+        }
+        Server::start(cmd, port, dir).expect("amber-server starts")
+    }
+
+    /// A reference redis-server, if installed.
+    fn redis() -> Option<Server> {
+        let dir = temp_dir();
+        let port = free_port();
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir.0);
+        Server::start(cmd, port, dir)
+    }
+
+    fn start(mut cmd: Command, port: u16, dir: TempDir) -> Option<Server> {
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let mut s = Server {
+            port,
+            child,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(s);
+            }
+            if let Ok(Some(_)) = s.child.try_wait() {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = s.child.kill();
+        None
+    }
+}
+
+struct Client {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+}
+
+impl Client {
+    fn connect(port: u16) -> Client {
+        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(15)))
+            .expect("timeout");
+        let w = s.try_clone().expect("clone");
+        Client {
+            r: BufReader::new(s),
+            w,
+        }
+    }
+
+    fn send(&mut self, args: &[&str]) {
+        self.send_many(&[args]);
+    }
+
+    fn send_many(&mut self, cmds: &[&[&str]]) {
+        let mut req = Vec::new();
+        for args in cmds {
+            req.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+            for a in *args {
+                req.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+            }
+        }
+        self.w.write_all(&req).expect("write");
+    }
+
+    fn cmd(&mut self, args: &[&str]) -> Vec<u8> {
+        self.send(args);
+        self.read_reply()
+    }
+
+    /// One reply's exact bytes.
+    fn read_reply(&mut self) -> Vec<u8> {
+        let mut raw = Vec::new();
+        let mut todo = 1usize;
+        while todo > 0 {
+            todo -= 1;
+            let mut line = Vec::new();
+            self.r.read_until(b'\n', &mut line).expect("reply line");
+            assert!(!line.is_empty(), "connection closed");
+            raw.extend_from_slice(&line);
+            let n: i64 = String::from_utf8_lossy(
+                line.get(1..line.len().saturating_sub(2))
+                    .unwrap_or_default(),
+            )
+            .parse()
+            .unwrap_or(0);
+            match line.first() {
+                Some(b'$') | Some(b'=') if n >= 0 => {
+                    let mut body = vec![0; n as usize + 2];
+                    self.r.read_exact(&mut body).expect("bulk");
+                    raw.extend_from_slice(&body);
+                }
+                Some(b'*') | Some(b'~') | Some(b'>') if n > 0 => todo += n as usize,
+                Some(b'%') if n > 0 => todo += 2 * n as usize,
+                _ => {}
+            }
+        }
+        raw
+    }
+
+    /// True if no byte arrives within `d`.
+    fn nothing_pending(&mut self, d: Duration) -> bool {
+        if !self.r.buffer().is_empty() {
+            return false;
+        }
+        let s = self.r.get_ref();
+        s.set_read_timeout(Some(d)).expect("timeout");
+        let mut b = [0u8; 1];
+        let quiet = matches!(s.peek(&mut b), Err(_));
+        s.set_read_timeout(Some(Duration::from_secs(15)))
+            .expect("timeout");
+        quiet
+    }
+
+    /// True if the server closes the connection within `d`.
+    fn closed_within(&mut self, d: Duration) -> bool {
+        let s = self.r.get_ref();
+        s.set_read_timeout(Some(d)).expect("timeout");
+        let mut b = [0u8; 1];
+        matches!(s.peek(&mut b), Ok(0))
+    }
+}
+
+/// A reply as a short line: `*2 $1 a`.
+fn show(raw: &[u8]) -> String {
+    String::from_utf8_lossy(raw)
+        .split("\r\n")
+        .filter(|t| !t.is_empty())
+        .map(|t| t.strip_prefix('$').map_or(t.to_string(), |_| t.to_string()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn show_all(replies: &[Vec<u8>]) -> Vec<String> {
+    replies.iter().map(|r| show(r)).collect()
+}
