@@ -119,6 +119,10 @@ pub struct ServerState {
     pub last_save: AtomicU64,
     /// `DEBUG SET-ACTIVE-EXPIRE`.
     pub active_expire: AtomicBool,
+    /// Pub/sub subscriptions.
+    pub pubsub: crate::pubsub::PubSub,
+    /// Watched keys (`WATCH`).
+    pub watches: crate::watch::Watches,
     shutdown: watch::Sender<bool>,
 }
 
@@ -147,6 +151,8 @@ impl ServerState {
             port: Default::default(),
             last_save: AtomicU64::new(amber_storage::clock::now_ms() / 1000),
             active_expire: AtomicBool::new(true),
+            pubsub: Default::default(),
+            watches: Default::default(),
             shutdown: watch::channel(false).0,
         }
     }
