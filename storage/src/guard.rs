@@ -9,7 +9,11 @@
 //!   of the command) it is written through to the arena in `persistence pmem`
 //!   mode (or always, with no hot tier), its DRAM charge is updated, and if
 //!   DRAM passed budget + 10% the writer demotes entries of its own shards
-//!   inline (backpressure instead of running out of memory).
+//!   inline (backpressure instead of running out of memory);
+//! * every change is reported to the server's [`crate::KeyObserver`] (see
+//!   [`crate::observer`]): key modifications only while some client
+//!   `WATCH`es (one relaxed atomic load otherwise), new keys only while
+//!   `notify-keyspace-events` asks for `n`, lazy expiry always.
 
 use std::sync::atomic::Ordering;
 
