@@ -93,9 +93,7 @@ impl Mailbox {
                 p.soft_since = None;
             }
             let since = *p.soft_since.get_or_insert_with(Instant::now);
-            if (hard > 0 && len as u64 > hard)
-                || (over_soft && since.elapsed().as_secs() >= secs)
-            {
+            if (hard > 0 && len as u64 > hard) || (over_soft && since.elapsed().as_secs() >= secs) {
                 tracing::warn!(
                     client = self.handle.id,
                     "closing client that reached the pubsub output buffer limit"
@@ -337,7 +335,7 @@ impl PubSub {
         self.registry(kind)
             .read()
             .keys()
-            .filter(|c| pattern.map_or(true, |p| amber_storage::glob::matches(p, c, false)))
+            .filter(|c| pattern.is_none_or(|p| amber_storage::glob::matches(p, c, false)))
             .cloned()
             .collect()
     }

@@ -38,8 +38,11 @@ struct WatchedKey {
 /// they started watching.
 #[derive(Debug, Default)]
 pub struct Watches {
-    keys: Mutex<HashMap<(usize, Vec<u8>), Vec<Arc<WatchedKey>>>>,
+    keys: Mutex<WatchMap>,
 }
+
+/// (db, key) to the watches on it.
+type WatchMap = HashMap<(usize, Vec<u8>), Vec<Arc<WatchedKey>>>;
 
 /// What one client watches.
 #[derive(Debug, Default)]

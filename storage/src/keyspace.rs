@@ -607,8 +607,7 @@ impl Keyspace {
             };
             if let Some(h) = victim {
                 let observer = self.observers.get();
-                let key = observer
-                    .and_then(|_| self.key_of(&s, h).map(|(k, _, _)| k.into_owned()));
+                let key = observer.and_then(|_| self.key_of(&s, h).map(|(k, _, _)| k.into_owned()));
                 self.remove_handle(&mut s, db * per_db + i, h);
                 if let (Some(o), Some(key)) = (observer, key) {
                     o.evicted(db, &key);

@@ -38,10 +38,7 @@ fn read_n(c: &mut RespClient, n: usize, out: &mut Vec<Vec<u8>>) {
 fn publish_to_channels_and_patterns_resp2() {
     differential("resp2 delivery", |p| {
         let (mut sub, mut publ) = (connect(p), connect(p));
-        let mut out = vec![
-            sub.cmd_str("SUBSCRIBE news"),
-            sub.cmd_str("PSUBSCRIBE n*"),
-        ];
+        let mut out = vec![sub.cmd_str("SUBSCRIBE news"), sub.cmd_str("PSUBSCRIBE n*")];
         out.push(publ.cmd_str("PUBLISH news hello"));
         read_n(&mut sub, 2, &mut out);
         out.push(publ.cmd_str("PUBLISH nothing x"));

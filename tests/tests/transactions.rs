@@ -92,9 +92,7 @@ fn watch_is_invalidated_by_other_clients() {
 #[test]
 fn watch_is_invalidated_by_expiry() {
     // The key expires between WATCH and EXEC (actively or lazily): EXEC fails.
-    differential("expiry", |p| {
-        watch_then(p, &["SET k 1 PX 100"], &[], 400)
-    });
+    differential("expiry", |p| watch_then(p, &["SET k 1 PX 100"], &[], 400));
     // Redis checks expiry at EXEC even when active expiry has not run yet.
     differential("expiry, active expire off", |p| {
         let mut c = connect(p);
@@ -153,7 +151,12 @@ fn exec_is_atomic() {
             w.cmd(&["SET", k.as_str(), &i.to_string()]);
         }
         let exec = w.read_parsed_after(&["EXEC"]);
-        assert_eq!(exec.items.len(), keys.len(), "EXEC replied {}", show(&exec.raw));
+        assert_eq!(
+            exec.items.len(),
+            keys.len(),
+            "EXEC replied {}",
+            show(&exec.raw)
+        );
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let reads = reader.join().expect("reader panicked");

@@ -41,7 +41,10 @@ pub struct MultiState {
 
 /// Commands that run at once even inside `MULTI`.
 fn runs_in_multi(name: &str) -> bool {
-    matches!(name, "exec" | "discard" | "multi" | "watch" | "quit" | "reset")
+    matches!(
+        name,
+        "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+    )
 }
 
 /// In a transaction, queues a command that is not one of those run at once
@@ -129,7 +132,8 @@ fn exec(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
         return Ok(());
     }
     // Unwatch before running: the transaction's own writes must not matter.
-    srv.watches.unwatch_all(&srv.keyspace, &mut ctx.client.watch);
+    srv.watches
+        .unwatch_all(&srv.keyspace, &mut ctx.client.watch);
     ctx.client.handle.info.lock().multi = None;
     ctx.out.array(m.queued.len());
     // LEAD-MERGE(blocking): call begin_deferral here (ClientBlock::begin_deferral,
@@ -167,7 +171,8 @@ fn watch(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 
 fn unwatch(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
     let srv = ctx.srv;
-    srv.watches.unwatch_all(&srv.keyspace, &mut ctx.client.watch);
+    srv.watches
+        .unwatch_all(&srv.keyspace, &mut ctx.client.watch);
     ctx.client.watch.clear_dirty();
     ctx.out.ok();
     Ok(())

@@ -159,7 +159,13 @@ fn sunsubscribe(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 /// reply buffer; returns the number of receivers.
 pub fn deliver(ctx: &mut Ctx<'_>, channel: &[u8], msg: &[u8], shard: bool) -> usize {
     let srv = ctx.srv;
-    let limits = || pubsub_limits(&srv.config.get("client-output-buffer-limit").unwrap_or_default());
+    let limits = || {
+        pubsub_limits(
+            &srv.config
+                .get("client-output-buffer-limit")
+                .unwrap_or_default(),
+        )
+    };
     let me = Some((ctx.client.handle.id, &mut *ctx.out));
     srv.pubsub.publish(channel, msg, shard, &limits, me)
 }

@@ -217,10 +217,8 @@ impl Config {
             .store(self.get_u64("maxclients"), Ordering::Relaxed);
         h.timeout.store(self.get_u64("timeout"), Ordering::Relaxed);
         let notify = self.get("notify-keyspace-events").unwrap_or_default();
-        h.notify_flags.store(
-            value::notify_flags(&notify).unwrap_or(0),
-            Ordering::Relaxed,
-        );
+        h.notify_flags
+            .store(value::notify_flags(&notify).unwrap_or(0), Ordering::Relaxed);
     }
 
     /// Directives that differ from their default, as (name, value).
