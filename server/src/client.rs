@@ -60,6 +60,10 @@ pub struct ClientInfo {
     pub no_evict: bool,
     /// `CLIENT NO-TOUCH`.
     pub no_touch: bool,
+    /// Subscriptions: channels, patterns, shard channels (`sub=`, `psub=`, `ssub=`).
+    pub subs: [usize; 3],
+    /// In pub/sub mode (flag `P`).
+    pub pubsub: bool,
 }
 
 impl ClientHandle {
@@ -159,18 +163,30 @@ pub struct Client {
     /// Blocking commands: a pending block, replies owed to served waiters,
     /// EXEC's deferred wake-ups (see `crate::blocking`).
     pub block: crate::blocking::ClientBlock,
+    /// The transaction being queued (`MULTI` .. `EXEC`).
+    pub multi: Option<crate::cmd::multi::MultiState>,
+    /// Running the queued commands of `EXEC`.
+    pub in_exec: bool,
+    /// Watched keys (`WATCH`).
+    pub watch: crate::watch::ClientWatch,
+    /// Pub/sub subscriptions and the mailbox messages arrive in.
+    pub subs: crate::pubsub::Subscriptions,
 }
 
 impl Client {
     /// A fresh client.
     pub fn new(handle: Arc<ClientHandle>, authenticated: bool) -> Self {
         Client {
+            subs: crate::pubsub::Subscriptions::new(handle.clone()),
             handle,
             db: 0,
             authenticated,
             no_touch: false,
             close_after_reply: false,
             block: Default::default(),
+            multi: None,
+            in_exec: false,
+            watch: Default::default(),
         }
     }
 

@@ -56,14 +56,18 @@ pub async fn serve(srv: Arc<ServerState>, stream: TcpStream) {
     if let Some(b) = client.block.waiting.take() {
         srv.blocking.cancel(b.waiter());
     }
+    cmd::multi::forget_client(&srv, &mut client);
     srv.clients.unregister(handle.id);
 }
 
 impl Connection {
     async fn run(&mut self, srv: &Arc<ServerState>, client: &mut Client) -> std::io::Result<()> {
         let mut shutdown = srv.shutdown_signal();
+        let mailbox = client.subs.mailbox.clone();
         loop {
             self.process(srv, client);
+            // Pub/sub messages posted by other clients go out with this batch.
+            mailbox.drain_into(&mut self.out);
             // Writes of this batch must be durable before any reply leaves
             // (`persistence pmem`): one wait covers the whole batch (group commit).
             let ticket = amber_storage::tier::take_ticket();
@@ -143,6 +147,7 @@ impl Connection {
                         return Ok(());
                     }
                 }
+                _ = mailbox.ready.notified() => {}
                 _ = client.handle.wake.notified() => {
                     if client.handle.killed.load(Ordering::Relaxed) {
                         return Ok(());

@@ -15,9 +15,12 @@ pub mod config;
 pub mod connection;
 pub mod metrics;
 pub mod notify;
+pub mod observer;
+pub mod pubsub;
 pub mod resp;
 pub mod server;
 pub mod state;
+pub mod watch;
 
 use std::sync::Arc;
 

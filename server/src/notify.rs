@@ -9,6 +9,9 @@
 //! (to `__keyspace@<db>__:<key>` and `__keyevent@<db>__:<event>`) lives in
 //! [`publish`].
 
+use std::sync::atomic::Ordering;
+
+use crate::resp::ReplyWriter;
 use crate::state::ServerState;
 
 /// `K`: publish on `__keyspace@<db>__:<key>`.
@@ -36,10 +39,59 @@ pub const KEY_MISS: u32 = 1 << 11;
 /// `n`: a key was created.
 pub const NEW: u32 = 1 << 14;
 
+/// Tells the keyspace whether to report new keys (`n` in
+/// `notify-keyspace-events`); called after every `CONFIG SET` and at start.
+pub fn config_changed(srv: &ServerState) {
+    let flags = srv.config.hot.notify_flags.load(Ordering::Relaxed);
+    srv.keyspace.report_creations(flags & NEW != 0);
+}
+
 /// Publishes the event `event` of class `class` about `key` in database
-/// `db`, if `notify-keyspace-events` asks for that class.
+/// `db`, if `notify-keyspace-events` asks for that class (Redis's
+/// `notifyKeyspaceEvent`): `<event>` on `__keyspace@<db>__:<key>` with `K`,
+/// `<key>` on `__keyevent@<db>__:<event>` with `E`.
 pub fn publish(srv: &ServerState, db: usize, class: u32, event: &str, key: &[u8]) {
-    // Filled in by the pub/sub work: until then there is no subscriber to
-    // deliver to, so there is nothing to do.
-    let _ = (srv, db, class, event, key);
+    publish_to(srv, db, class, event, key, None);
+}
+
+/// [`publish`], writing a message meant for the client `me` straight into its
+/// reply buffer (so it precedes the reply of the command that caused it, as
+/// in Redis).
+pub fn publish_to(
+    srv: &ServerState,
+    db: usize,
+    class: u32,
+    event: &str,
+    key: &[u8],
+    mut me: Option<(u64, &mut ReplyWriter)>,
+) {
+    let flags = srv.config.hot.notify_flags.load(Ordering::Relaxed);
+    if flags & class == 0 {
+        return;
+    }
+    let limits = || {
+        crate::pubsub::pubsub_limits(
+            &srv.config
+                .get("client-output-buffer-limit")
+                .unwrap_or_default(),
+        )
+    };
+    let mut channel = Vec::with_capacity(20 + key.len().max(event.len()));
+    if flags & KEYSPACE != 0 {
+        channel.extend_from_slice(b"__keyspace@");
+        channel.extend_from_slice(itoa::Buffer::new().format(db).as_bytes());
+        channel.extend_from_slice(b"__:");
+        channel.extend_from_slice(key);
+        let me = me.as_mut().map(|(id, out)| (*id, &mut **out));
+        srv.pubsub
+            .publish(&channel, event.as_bytes(), false, &limits, me);
+    }
+    if flags & KEYEVENT != 0 {
+        channel.clear();
+        channel.extend_from_slice(b"__keyevent@");
+        channel.extend_from_slice(itoa::Buffer::new().format(db).as_bytes());
+        channel.extend_from_slice(b"__:");
+        channel.extend_from_slice(event.as_bytes());
+        srv.pubsub.publish(&channel, key, false, &limits, me);
+    }
 }

@@ -12,6 +12,7 @@ use crate::state::ServerState;
 
 /// Accepts connections on `listeners` until shutdown is requested.
 pub async fn run(srv: Arc<ServerState>, listeners: Vec<TcpListener>) {
+    crate::observer::ServerObserver::install(&srv);
     let mut tasks = Vec::new();
     for listener in listeners {
         tasks.push(tokio::spawn(accept_loop(srv.clone(), listener)));

@@ -122,6 +122,10 @@ pub struct ServerState {
     /// Clients blocked on keys (`BLPOP`...); `blocking.blocked_clients()`
     /// is `INFO clients`' `blocked_clients`.
     pub blocking: crate::blocking::Blocking,
+    /// Pub/sub subscriptions.
+    pub pubsub: crate::pubsub::PubSub,
+    /// Watched keys (`WATCH`).
+    pub watches: crate::watch::Watches,
     shutdown: watch::Sender<bool>,
 }
 
@@ -151,6 +155,8 @@ impl ServerState {
             last_save: AtomicU64::new(amber_storage::clock::now_ms() / 1000),
             active_expire: AtomicBool::new(true),
             blocking: Default::default(),
+            pubsub: Default::default(),
+            watches: Default::default(),
             shutdown: watch::channel(false).0,
         }
     }

@@ -9,7 +9,11 @@
 //!   of the command) it is written through to the arena in `persistence pmem`
 //!   mode (or always, with no hot tier), its DRAM charge is updated, and if
 //!   DRAM passed budget + 10% the writer demotes entries of its own shards
-//!   inline (backpressure instead of running out of memory).
+//!   inline (backpressure instead of running out of memory);
+//! * every change is reported to the server's [`crate::KeyObserver`] (see
+//!   [`crate::observer`]): key modifications only while some client
+//!   `WATCH`es (one relaxed atomic load otherwise), new keys only while
+//!   `notify-keyspace-events` asks for `n`, lazy expiry always.
 
 use std::sync::atomic::Ordering;
 
@@ -143,6 +147,9 @@ impl<'a> Guard<'a> {
         if deadline != 0 && deadline <= now {
             self.delete(Found { pos, kh, handle }, false);
             self.ks.stats.expired_keys.fetch_add(1, Ordering::Relaxed);
+            if let Some(o) = self.ks.observers.get() {
+                o.expired(self.db, key);
+            }
             return None;
         }
         Some(Found { pos, kh, handle })
@@ -293,6 +300,7 @@ impl<'a> Guard<'a> {
         let f = self.live(key)?;
         let slot = self.promote(f)?;
         self.mark_dirty(f.pos, slot);
+        self.ks.observers.modified(self.db, key, true);
         let clock = self.clock;
         let e = self.hot_entry(f.pos, slot)?;
         e.access = clock;
@@ -363,23 +371,31 @@ impl<'a> Guard<'a> {
                     shard.expiry.insert(expire_at, kh.short as u64);
                 }
                 stats.hot_keys.fetch_add(1, Ordering::Relaxed);
+                self.ks.observers.created(self.db, key);
                 (pos, slot)
             }
         };
         self.mark_dirty(pos, slot);
+        self.ks.observers.modified(self.db, key, true);
         Ok(())
     }
 
     /// Removes `key`, returning its value if it was live.
     pub fn remove(&mut self, key: &[u8]) -> Option<Value> {
         let f = self.live(key)?;
-        self.delete(f, true)?.0
+        let removed = self.delete(f, true);
+        self.ks.observers.modified(self.db, key, false);
+        removed?.0
     }
 
     /// Removes `key` if it is live, without reading a cold value (`DEL`).
     pub fn delete_key(&mut self, key: &[u8]) -> bool {
         match self.live(key) {
-            Some(f) => self.delete(f, false).is_some(),
+            Some(f) => {
+                let removed = self.delete(f, false).is_some();
+                self.ks.observers.modified(self.db, key, false);
+                removed
+            }
             None => false,
         }
     }
@@ -389,7 +405,9 @@ impl<'a> Guard<'a> {
     /// or expired.
     pub fn take(&mut self, key: &[u8]) -> Option<Detached> {
         let f = self.live(key)?;
-        let (value, deadline, access) = self.delete(f, true)?;
+        let removed = self.delete(f, true);
+        self.ks.observers.modified(self.db, key, false);
+        let (value, deadline, access) = removed?;
         Some(Detached {
             value: value?,
             expire_at: (deadline != 0).then_some(deadline),
@@ -446,6 +464,16 @@ impl<'a> Guard<'a> {
         Some(Found { pos, kh, handle })
     }
 
+    /// Whether `key` is present at all (`None` if not) and whether its
+    /// deadline has passed, without expiring it ([`Keyspace::presence`]).
+    pub fn presence(&mut self, key: &[u8]) -> Option<bool> {
+        let now = self.now;
+        let f = self.find_any(key)?;
+        let arena = self.ks.tiers.arena.as_ref();
+        let d = self.shard(f.pos)?.deadline_of(f.handle, arena);
+        Some(d != 0 && d <= now)
+    }
+
     /// The deadline of `key`: `None` if the key is absent, `Some(None)` if it
     /// has no TTL.
     pub fn expire_at(&mut self, key: &[u8]) -> Option<Option<u64>> {
@@ -481,6 +509,7 @@ impl<'a> Guard<'a> {
             }
         }
         self.mark_dirty(f.pos, slot);
+        self.ks.observers.modified(self.db, key, true);
         true
     }
 

@@ -15,6 +15,7 @@ use crate::arena::{Addr, Arena, ArenaConfig, RecordIn};
 use crate::clock::now_ms;
 use crate::codec;
 use crate::guard::Guard;
+use crate::observer::{KeyObserver, Observers};
 use crate::shard::{KeyHash, Shard};
 use crate::tier::handle::{short_hash, Handle, Target, MAX_INDEXED_ARENA};
 use crate::tier::slab::HotEntry;
@@ -115,6 +116,8 @@ pub struct Keyspace {
     pub stats: KeyspaceStats,
     /// The tiers.
     pub tiers: Tiers,
+    /// Who hears of modified, expired and evicted keys (the server).
+    pub(crate) observers: Observers,
 }
 
 /// A filter for [`Keyspace::scan`]: key and value type.
@@ -159,6 +162,7 @@ impl Keyspace {
             u64::MAX
         };
         Keyspace {
+            observers: Observers::default(),
             dbs,
             hasher: DefaultHashBuilder::default(),
             shard_mask: shards as u64 - 1,
@@ -251,6 +255,33 @@ impl Keyspace {
     /// (`EXEC`, `SWAPDB`, `MOVE`, `COPY`, `FLUSHALL`, `FLUSHDB`).
     pub fn exclusive(&self) -> RwLockWriteGuard<'_, ()> {
         self.gate.write()
+    }
+
+    /// Installs the observer told of modified, expired and evicted keys and
+    /// of emptied databases (see [`crate::observer`]). Only the first call
+    /// has an effect.
+    pub fn set_observer(&self, observer: std::sync::Arc<dyn KeyObserver>) {
+        self.observers.install(observer);
+    }
+
+    /// Turns the observer's `modified` reports on (some client watches a key)
+    /// or off (nobody does: a write then costs one atomic load).
+    pub fn watch_modifications(&self, on: bool) {
+        self.observers.set_watching(on);
+    }
+
+    /// Turns the observer's `created` reports on or off.
+    pub fn report_creations(&self, on: bool) {
+        self.observers.set_creations(on);
+    }
+
+    /// Whether `key` is in `db` at all, and whether its deadline has passed,
+    /// without expiring it or touching it: `None` when absent,
+    /// `Some(expired)` when present (Redis's `dictFind` and `keyIsExpired`,
+    /// which `WATCH` uses).
+    pub fn presence(&self, db: usize, key: &[u8]) -> Option<bool> {
+        let mut g = self.lock_one(db, key).ok()?;
+        g.presence(key)
     }
 
     fn database(&self, db: usize) -> Result<&Database> {
@@ -597,7 +628,12 @@ impl Keyspace {
                     })
             };
             if let Some(h) = victim {
+                let observer = self.observers.get();
+                let key = observer.and_then(|_| self.key_of(&s, h).map(|(k, _, _)| k.into_owned()));
                 self.remove_handle(&mut s, db * per_db + i, h);
+                if let (Some(o), Some(key)) = (observer, key) {
+                    o.evicted(db, &key);
+                }
                 evicted += 1;
             }
         }
@@ -673,6 +709,9 @@ impl Keyspace {
     /// before it returns, so a restart never resurrects flushed keys. Run it
     /// under [`Keyspace::exclusive`] for an atomic flush.
     pub fn detach_db(&self, db: usize) -> Flushed {
+        if let Some(o) = self.observers.get() {
+            o.replacing_db(db, None);
+        }
         let mut out = Flushed::default();
         let per_db = self.shards_per_db();
         if let Some(d) = self.dbs.get(db) {
@@ -730,6 +769,10 @@ impl Keyspace {
         let (da, db_) = (self.database(a)?, self.database(b)?);
         if a == b {
             return Ok(());
+        }
+        if let Some(o) = self.observers.get() {
+            o.replacing_db(a, Some(b));
+            o.replacing_db(b, Some(a));
         }
         for (sa, sb) in da.shards.iter().zip(db_.shards.iter()) {
             let mut ga = sa.lock();

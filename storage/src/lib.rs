@@ -24,6 +24,7 @@ mod expiry;
 pub mod glob;
 mod guard;
 pub mod keyspace;
+pub mod observer;
 pub mod persist;
 mod shard;
 pub mod tier;
@@ -37,5 +38,6 @@ pub use arena::{
 pub use error::{Error, Result};
 pub use guard::{Detached, Guard, SetExpiry};
 pub use keyspace::{Flushed, Keyspace, KeyspaceConfig, DB_COUNT};
+pub use observer::KeyObserver;
 pub use tier::EvictionPolicy;
 pub use value::{StrValue, Value, ValueType};

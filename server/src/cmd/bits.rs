@@ -8,6 +8,7 @@ use super::args::{self, c_str, is_c, nth};
 use super::error::{CmdError, CmdResult};
 use super::strings::{existing_string_mut, max_bulk_len, raw_string, read_string, string_of};
 use super::{Ctx, Handler};
+use crate::notify;
 
 /// This family's commands.
 pub const COMMANDS: &[(&str, Handler)] = &[
@@ -85,6 +86,7 @@ fn setbit(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         }
         None => false,
     };
+    ctx.notify(notify::STRING, "setbit", key);
     ctx.out.int(i64::from(old));
     Ok(())
 }
@@ -380,8 +382,9 @@ fn bitop(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let len = res.len();
     if len > 0 {
         g.set(dest, raw_string(res), SetExpiry::Persist)?;
-    } else {
-        g.delete_key(dest);
+        ctx.notify(notify::STRING, "set", dest);
+    } else if g.delete_key(dest) {
+        ctx.notify(notify::GENERIC, "del", dest);
     }
     ctx.out.int(len as i64);
     Ok(())
@@ -683,14 +686,21 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], read_only_cmd: bool) -> C
     }
     let (bytes, _) = string_for_bits(&mut g, key, highest)?;
     ctx.out.array(fields.len());
+    let mut changes = 0;
     for f in &fields {
         match f.op {
             FieldOp::Get => ctx.out.int(field_get(bytes, f)),
             _ => match apply_write(bytes, f) {
-                Some(v) => ctx.out.int(v),
+                Some(v) => {
+                    changes += 1;
+                    ctx.out.int(v)
+                }
                 None => ctx.out.null(),
             },
         }
+    }
+    if changes > 0 {
+        ctx.notify(notify::STRING, "setbit", key);
     }
     Ok(())
 }

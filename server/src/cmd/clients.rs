@@ -111,6 +111,9 @@ fn type_of(_c: &ClientHandle) -> ClientType {
 pub fn client_line(c: &ClientHandle, close_after_reply: bool) -> String {
     let info = c.info.lock().clone();
     let mut flags = String::new();
+    if info.pubsub {
+        flags.push('P');
+    }
     if info.multi.is_some() {
         flags.push('x');
     }
@@ -137,7 +140,7 @@ pub fn client_line(c: &ClientHandle, close_after_reply: bool) -> String {
     };
     let tot_mem = 16 * 1024 + qbuf + info.name.len() + 1024;
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -147,6 +150,9 @@ pub fn client_line(c: &ClientHandle, close_after_reply: bool) -> String {
         c.idle_secs(),
         flags,
         c.db.load(Ordering::Relaxed),
+        info.subs[0],
+        info.subs[1],
+        info.subs[2],
         info.multi.map_or(-1, |n| n as i64),
         qbuf,
         qbuf_free,

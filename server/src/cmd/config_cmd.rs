@@ -167,6 +167,7 @@ fn config_set(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     for (d, v) in staged {
         config.store(d, v);
     }
+    crate::notify::config_changed(ctx.srv);
     ctx.out.ok();
     Ok(())
 }

@@ -28,6 +28,13 @@ fn ping(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     if args.len() > 2 {
         return Err(CmdError::Arity("ping".into()));
     }
+    // A RESP2 subscriber gets PING's answer as a message-like array.
+    if ctx.client.subs.active && ctx.out.proto == Protocol::Resp2 {
+        ctx.out.array(2);
+        ctx.out.bulk(b"pong");
+        ctx.out.bulk(args.get(1).copied().unwrap_or_default());
+        return Ok(());
+    }
     match args.get(1) {
         None => ctx.out.simple("PONG"),
         Some(msg) => ctx.out.bulk(msg),
@@ -183,6 +190,7 @@ fn select(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 }
 
 fn reset(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
+    super::multi::reset_client(ctx);
     ctx.client.select(0);
     ctx.client.no_touch = false;
     ctx.client.authenticated = !ctx.srv.auth_required();

@@ -11,6 +11,7 @@ use super::args;
 use super::error::{CmdError, CmdResult};
 use super::strings::invalid_expire;
 use super::{Ctx, Handler};
+use crate::notify;
 
 /// This family's commands.
 pub const COMMANDS: &[(&str, Handler)] = &[
@@ -151,8 +152,10 @@ fn expire_generic(
     }
     if when <= g.now_ms() as i64 {
         g.delete_key(key);
+        ctx.notify(notify::GENERIC, "del", key);
     } else {
         g.set_expire_at(key, Some(when as u64));
+        ctx.notify(notify::GENERIC, "expire", key);
     }
     drop(g);
     ctx.out.int(1);
@@ -210,6 +213,7 @@ fn persist(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let had_ttl = g.get(key).is_some() && matches!(g.expire_at(key), Some(Some(_)));
     if had_ttl {
         g.set_expire_at(key, None);
+        ctx.notify(notify::GENERIC, "persist", key);
     }
     drop(g);
     ctx.out.int(i64::from(had_ttl));

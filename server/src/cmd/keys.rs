@@ -11,6 +11,7 @@ use amber_storage::{glob, Guard, DB_COUNT};
 use super::args::{self, is};
 use super::error::{CmdError, CmdResult, DB_RANGE};
 use super::{Ctx, Handler};
+use crate::notify;
 
 /// This family's commands.
 pub const COMMANDS: &[(&str, Handler)] = &[
@@ -61,7 +62,13 @@ pub fn db_index(a: &[u8]) -> Result<usize, CmdError> {
 fn del(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let keys = args.get(1..).unwrap_or_default();
     let mut g = ctx.lock(keys.iter().copied())?;
-    let removed = keys.iter().filter(|k| g.delete_key(k)).count();
+    let mut removed = 0;
+    for key in keys {
+        if g.delete_key(key) {
+            removed += 1;
+            ctx.notify(notify::GENERIC, "del", key);
+        }
+    }
     drop(g);
     ctx.out.int(removed as i64);
     Ok(())
@@ -203,6 +210,8 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], nx: bool) -> CmdResult {
         match g.take(src) {
             Some(d) => {
                 g.put(dst, d)?;
+                ctx.notify(notify::GENERIC, "rename_from", src);
+                ctx.notify(notify::GENERIC, "rename_to", dst);
                 true
             }
             None => false,
@@ -232,6 +241,9 @@ fn move_cmd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         match src.take(key) {
             Some(d) => {
                 dst.put(key, d)?;
+                ctx.notify(notify::GENERIC, "move_from", key);
+                let me = Some((ctx.client.handle.id, &mut *ctx.out));
+                notify::publish_to(ctx.srv, dst_db, notify::GENERIC, "move_to", key, me);
                 true
             }
             None => false,
@@ -301,6 +313,11 @@ fn copy(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         true
     };
     drop(other);
+    drop(src);
+    if copied {
+        let me = Some((ctx.client.handle.id, &mut *ctx.out));
+        notify::publish_to(ctx.srv, dst_db, notify::GENERIC, "copy_to", dst_key, me);
+    }
     ctx.out.int(i64::from(copied));
     Ok(())
 }

@@ -21,7 +21,9 @@ pub mod hashes;
 pub mod info;
 pub mod keys;
 pub mod lists;
+pub mod multi;
 pub mod object;
+pub mod pubsub;
 pub mod sets;
 pub mod sort;
 pub mod strings;
@@ -73,8 +75,9 @@ impl<'a> Ctx<'a> {
     /// client's database: `class` is one of [`crate::notify`]'s constants,
     /// `event` Redis's event name. Call it where Redis calls
     /// `notifyKeyspaceEvent`, after the change.
-    pub fn notify(&self, class: u32, event: &str, key: &[u8]) {
-        crate::notify::publish(self.srv, self.client.db, class, event, key);
+    pub fn notify(&mut self, class: u32, event: &str, key: &[u8]) {
+        let me = Some((self.client.handle.id, &mut *self.out));
+        crate::notify::publish_to(self.srv, self.client.db, class, event, key, me);
     }
 
     /// Locks the shard of one key in the client's database.
@@ -99,7 +102,9 @@ pub fn all_handlers() -> Vec<(&'static str, Handler)> {
         info::COMMANDS,
         keys::COMMANDS,
         lists::COMMANDS,
+        multi::COMMANDS,
         object::COMMANDS,
+        pubsub::COMMANDS,
         sets::COMMANDS,
         sort::COMMANDS,
         strings::COMMANDS,
@@ -181,28 +186,46 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         Resolved::Found(def) => def,
         Resolved::Rejected(e) => {
             // Arity errors count as rejected calls of the command, as in Redis.
-            if let Some(def) = args.first().and_then(|n| srv.commands.get(n)) {
+            let found = args.first().and_then(|n| srv.commands.get(n));
+            if let Some(def) = found {
                 def.stats.rejected.fetch_add(1, Ordering::Relaxed);
             }
-            reply_error(ctx, &e);
+            let is_exec = found.is_some_and(|d| d.name == "exec");
+            multi::reject(ctx, is_exec, &e);
             return;
         }
     };
     ctx.client.handle.set_last_command(&def.name);
+    let is_exec = def.name == "exec";
     if !ctx.client.authenticated && !def.flags.has(Flags::NO_AUTH) && srv.auth_required() {
         def.stats.rejected.fetch_add(1, Ordering::Relaxed);
-        reply_error(ctx, &CmdError::msg(error::NOAUTH));
+        multi::reject(ctx, is_exec, &CmdError::msg(error::NOAUTH));
+        return;
+    }
+    if ctx.client.multi.is_some() && def.flags.has(Flags::NO_MULTI) {
+        def.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        let e = CmdError::err("Command not allowed inside a transaction");
+        multi::reject(ctx, is_exec, &e);
         return;
     }
     if def.flags.has(Flags::DENYOOM) && srv.keyspace.tiers.is_full() && !make_room(srv) {
         def.stats.rejected.fetch_add(1, Ordering::Relaxed);
-        reply_error(ctx, &CmdError::OutOfMemory);
+        multi::reject(ctx, is_exec, &CmdError::OutOfMemory);
         return;
     }
-    let Some(handler) = def.handler else {
-        reply_error(ctx, &CmdError::Arity(def.name.clone()));
+    // RESP2 subscriber mode admits only the pub/sub commands, PING, QUIT, RESET.
+    if ctx.client.subs.active
+        && ctx.out.proto == crate::resp::Protocol::Resp2
+        && !pubsub::allowed_when_subscribed(&def.name)
+    {
+        def.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        let e = pubsub::subscriber_mode_error(&def.name);
+        multi::reject(ctx, is_exec, &e);
         return;
-    };
+    }
+    if multi::queue_or_run(ctx, &def.name, args) {
+        return;
+    }
     // Ordinary commands share the keyspace gate; cross-database commands
     // (and EXEC) hold it alone so no other command interleaves.
     let keyspace = &srv.keyspace;
@@ -210,6 +233,17 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         Gate::Alone(keyspace.exclusive())
     } else {
         Gate::Shared(keyspace.shared())
+    };
+    call(ctx, def, args);
+}
+
+/// Runs a resolved, admitted command (its handler, statistics and error
+/// reply) without taking the keyspace gate: [`execute`] holds it, and so
+/// does `EXEC` for the commands it runs.
+pub fn call(ctx: &mut Ctx<'_>, def: &CommandDef, args: &[&[u8]]) {
+    let Some(handler) = def.handler else {
+        reply_error(ctx, &CmdError::Arity(def.name.clone()));
+        return;
     };
     let start = Instant::now();
     let result = handler(ctx, args);

@@ -81,7 +81,7 @@ fn read_set<'g>(
 /// `event` for a stored set, `del` when an empty result deleted a key.
 /// Returns the stored size.
 fn store(
-    ctx: &Ctx<'_>,
+    ctx: &mut Ctx<'_>,
     mut g: Guard<'_>,
     dst: &[u8],
     set: SetValue,

@@ -21,9 +21,8 @@
 //!
 //! # Lists and sorted sets
 //!
-//! In this branch lists and sorted sets are placeholders. The three
-//! functions under "HOOKS" below are the only places that know their
-//! layout; fill them in when merging the `lists` and `zsets` branches.
+//! The small functions under "lists and sorted sets" below are the only
+//! places that know those types' layout.
 
 use std::cmp::Ordering;
 use std::collections::HashSet;
@@ -39,12 +38,11 @@ use crate::notify;
 /// This family's commands.
 pub const COMMANDS: &[(&str, Handler)] = &[("sort", sort), ("sort_ro", sort_ro)];
 
-// ---------------------------------------------------------------- HOOKS
-// LEAD: fill these in at merge time with the real list / zset types.
+// ------------------------------------------------- lists and sorted sets
 
-/// HOOK (lists branch): the elements of a list, head to tail.
+/// The elements of a list, head to tail.
 fn list_elements(l: &ListValue) -> Vec<Vec<u8>> {
-    l.items.clone()
+    l.iter().map(|e| e.to_vec()).collect()
 }
 
 /// The members of a sorted set in ascending (score, member) order, as
@@ -53,14 +51,15 @@ fn zset_elements(z: &ZSetValue) -> Vec<Vec<u8>> {
     z.iter().map(|(m, _)| m.to_vec()).collect()
 }
 
-/// HOOK (lists branch): a new list holding `items` head to tail, as `SORT
-/// ... STORE` writes it (Redis 7.0 creates it with `createQuicklistObject`,
-/// so `OBJECT ENCODING` says `quicklist`; the lists code may prefer to apply
-/// its own listpack conversion rules).
+/// A new list holding `items` head to tail, as `SORT ... STORE` writes it
+/// (Redis 7.0 lists are always `quicklist`).
 fn new_list(items: Vec<Vec<u8>>) -> Value {
-    Value::List(ListValue { items })
+    let mut l = ListValue::new();
+    for i in &items {
+        l.push_back(i);
+    }
+    Value::List(l)
 }
-// ------------------------------------------------------------ END HOOKS
 
 /// The elements of a set, in the set's own order.
 fn set_elements(s: &SetValue) -> Vec<Vec<u8>> {

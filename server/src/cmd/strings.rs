@@ -11,6 +11,7 @@ use amber_storage::{clock, Guard, SetExpiry, StrValue, Value};
 use super::args::{self, is_c, nth};
 use super::error::{CmdError, CmdResult};
 use super::{Ctx, Handler};
+use crate::notify;
 use long_double::{LongDouble, Parsed};
 
 /// This family's commands.
@@ -257,6 +258,10 @@ fn set(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         }
     }
     g.set(key, Value::string(value), expiry)?;
+    ctx.notify(notify::STRING, "set", key);
+    if matches!(expiry, SetExpiry::At(_)) {
+        ctx.notify(notify::GENERIC, "expire", key);
+    }
     if !o.get {
         ctx.out.ok();
     }
@@ -270,6 +275,7 @@ fn setnx(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         ctx.out.int(0);
     } else {
         g.set(key, Value::string(value), SetExpiry::Persist)?;
+        ctx.notify(notify::STRING, "set", key);
         ctx.out.int(1);
     }
     Ok(())
@@ -280,6 +286,8 @@ fn setex_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], seconds: bool, cmd: &str) ->
     let deadline = deadline_ms(nth(args, 2), seconds, true, cmd)?;
     let mut g = ctx.lock_one(key)?;
     g.set(key, Value::string(value), SetExpiry::At(deadline))?;
+    ctx.notify(notify::STRING, "set", key);
+    ctx.notify(notify::GENERIC, "expire", key);
     ctx.out.ok();
     Ok(())
 }
@@ -325,6 +333,7 @@ fn mset_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], nx: bool) -> CmdResult {
             Value::string(nth(pair, 1)),
             SetExpiry::Persist,
         )?;
+        ctx.notify(notify::STRING, "set", nth(pair, 0));
     }
     if nx {
         ctx.out.int(1);
@@ -350,6 +359,7 @@ fn getset(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         None => ctx.out.null(),
     }
     g.set(key, Value::string(value), SetExpiry::Persist)?;
+    ctx.notify(notify::STRING, "set", key);
     Ok(())
 }
 
@@ -364,6 +374,7 @@ fn getdel(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         }
     }
     g.remove(key);
+    ctx.notify(notify::GENERIC, "del", key);
     Ok(())
 }
 
@@ -384,12 +395,15 @@ fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         (Some(ms), Some(e)) if !e.relative && ms <= clock::now_ms() => {
             // An absolute time already past deletes the key.
             g.remove(key);
+            ctx.notify(notify::GENERIC, "del", key);
         }
         (Some(ms), _) => {
             g.set_expire_at(key, Some(ms));
+            ctx.notify(notify::GENERIC, "expire", key);
         }
         _ if o.persist && g.expire_at(key).flatten().is_some() => {
             g.set_expire_at(key, None);
+            ctx.notify(notify::GENERIC, "persist", key);
         }
         _ => {}
     }
@@ -411,6 +425,7 @@ fn append(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             bytes.len()
         }
     };
+    ctx.notify(notify::STRING, "append", key);
     ctx.out.int(len as i64);
     Ok(())
 }
@@ -447,6 +462,7 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
         }
         None => g.set(key, Value::string(digits), SetExpiry::Persist)?,
     }
+    ctx.notify(notify::STRING, "incrby", key);
     ctx.out.int(value);
     Ok(())
 }
@@ -495,9 +511,10 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     }
     .ok_or_else(|| CmdError::err("increment would produce NaN or Infinity"))?;
     let text = sum.to_human();
-    ctx.out.bulk(text.as_bytes());
     // Redis overwrites the value but keeps the TTL.
-    g.set(key, Value::string(text), SetExpiry::Keep)?;
+    g.set(key, Value::string(text.clone()), SetExpiry::Keep)?;
+    ctx.notify(notify::STRING, "incrbyfloat", key);
+    ctx.out.bulk(text.as_bytes());
     Ok(())
 }
 
@@ -560,6 +577,7 @@ fn setrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         bytes.extend_from_slice(value);
         let len = bytes.len();
         g.set(key, raw_string(bytes), SetExpiry::Persist)?;
+        ctx.notify(notify::STRING, "setrange", key);
         ctx.out.int(len as i64);
         return Ok(());
     };
@@ -576,7 +594,9 @@ fn setrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     if let Some(dst) = bytes.get_mut(from..to) {
         dst.copy_from_slice(value);
     }
-    ctx.out.int(bytes.len() as i64);
+    let len = bytes.len();
+    ctx.notify(notify::STRING, "setrange", key);
+    ctx.out.int(len as i64);
     Ok(())
 }
 

@@ -122,7 +122,7 @@ fn drop_if_empty(g: &mut Guard<'_>, key: &[u8]) -> bool {
 /// Stores a `*STORE` result at `dst` (an empty result deletes `dst`) and
 /// sends Redis's notification: `event`, or `del` when an old `dst` went away.
 fn store_result(
-    ctx: &Ctx<'_>,
+    ctx: &mut Ctx<'_>,
     g: &mut Guard<'_>,
     dst: &[u8],
     result: ZSetValue,
@@ -780,7 +780,7 @@ fn pop_from(
 }
 
 /// The notifications of a pop (`genericZpopCommand`).
-fn notify_pop(ctx: &Ctx<'_>, key: &[u8], max: bool, popped: usize, removed: bool) {
+fn notify_pop(ctx: &mut Ctx<'_>, key: &[u8], max: bool, popped: usize, removed: bool) {
     if popped > 0 {
         ctx.notify(ZSET, if max { "zpopmax" } else { "zpopmin" }, key);
     }

@@ -35,6 +35,8 @@ pub struct HotConfig {
     pub maxclients: AtomicU64,
     /// `timeout` (seconds, 0 = never).
     pub timeout: AtomicU64,
+    /// `notify-keyspace-events` as flags ([`crate::notify`]'s constants).
+    pub notify_flags: std::sync::atomic::AtomicU32,
 }
 
 /// The server's configuration.
@@ -214,6 +216,9 @@ impl Config {
         h.maxclients
             .store(self.get_u64("maxclients"), Ordering::Relaxed);
         h.timeout.store(self.get_u64("timeout"), Ordering::Relaxed);
+        let notify = self.get("notify-keyspace-events").unwrap_or_default();
+        h.notify_flags
+            .store(value::notify_flags(&notify).unwrap_or(0), Ordering::Relaxed);
     }
 
     /// Directives that differ from their default, as (name, value).

@@ -366,7 +366,9 @@ mod tests {
             &[1, 0, 1],
             &[1, 0, 1, 2, b'a'],
             &[1, 0, 0, 0],
-            &[1, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f],
+            &[
+                1, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
+            ],
             &[1, 0, 200, 1],
         ] {
             assert_eq!(ListValue::decode(bad), None, "{bad:?}");

@@ -1,0 +1,59 @@
+//! The server's [`KeyObserver`]: what the storage layer reports about keys,
+//! turned into `WATCH` invalidations ([`crate::watch`]) and `expired` /
+//! `evicted` keyspace notifications ([`crate::notify`]).
+
+use std::sync::{Arc, Weak};
+
+use amber_storage::KeyObserver;
+
+use crate::notify;
+use crate::state::ServerState;
+
+/// Forwards the keyspace's reports to the server (held weakly: the keyspace
+/// is part of the server).
+pub struct ServerObserver(Weak<ServerState>);
+
+impl ServerObserver {
+    /// Installs the observer on the server's keyspace.
+    pub fn install(srv: &Arc<ServerState>) {
+        let observer = Arc::new(ServerObserver(Arc::downgrade(srv)));
+        srv.keyspace.set_observer(observer);
+        notify::config_changed(srv);
+    }
+}
+
+impl KeyObserver for ServerObserver {
+    fn modified(&self, db: usize, key: &[u8], exists: bool) {
+        if let Some(srv) = self.0.upgrade() {
+            srv.watches.touch(db, key, exists);
+        }
+    }
+
+    fn created(&self, db: usize, key: &[u8]) {
+        if let Some(srv) = self.0.upgrade() {
+            notify::publish(&srv, db, notify::NEW, "new", key);
+        }
+    }
+
+    fn expired(&self, db: usize, key: &[u8]) {
+        // Redis's deleteExpiredKeyAndPropagate: notify, then signalModifiedKey.
+        if let Some(srv) = self.0.upgrade() {
+            notify::publish(&srv, db, notify::EXPIRED, "expired", key);
+            srv.watches.touch(db, key, false);
+        }
+    }
+
+    fn evicted(&self, db: usize, key: &[u8]) {
+        // Redis's performEvictions: signalModifiedKey, then notify.
+        if let Some(srv) = self.0.upgrade() {
+            srv.watches.touch(db, key, false);
+            notify::publish(&srv, db, notify::EVICTED, "evicted", key);
+        }
+    }
+
+    fn replacing_db(&self, emptied: usize, replaced_with: Option<usize>) {
+        if let Some(srv) = self.0.upgrade() {
+            srv.watches.touch_db(&srv.keyspace, emptied, replaced_with);
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Pub/sub and keyspace notifications against the real binary, compared
+//! byte for byte with a real `redis-server`: PUBLISH receiver counts,
+//! channel and pattern delivery, RESP2 arrays and RESP3 pushes,
+//! subscriber-mode errors, PUBSUB introspection, and keyspace notification
+//! messages for a few commands and for expiry.
+
+use std::time::Duration;
+
+use amber_tests::reply::show;
+use amber_tests::{Pair, RespClient};
+
+/// Runs `scenario` on Redis and on Amber and asserts the collected replies
+/// are identical.
+fn differential(name: &str, scenario: impl Fn(u16) -> Vec<Vec<u8>>) {
+    let pair = Pair::start(&[], &[]);
+    let r = scenario(pair.redis.port);
+    let a = scenario(pair.amber.port);
+    let show_all = |v: &[Vec<u8>]| v.iter().map(|b| show(b)).collect::<Vec<_>>();
+    assert_eq!(
+        show_all(&a),
+        show_all(&r),
+        "{name}: replies differ (left: amber, right: redis)"
+    );
+}
+
+fn connect(port: u16) -> RespClient {
+    RespClient::connect(port).expect("connect")
+}
+
+/// Reads `n` more replies (messages) from a subscriber.
+fn read_n(c: &mut RespClient, n: usize, out: &mut Vec<Vec<u8>>) {
+    for _ in 0..n {
+        out.push(c.read_reply().expect("a message"));
+    }
+}
+
+#[test]
+fn publish_to_channels_and_patterns_resp2() {
+    differential("resp2 delivery", |p| {
+        let (mut sub, mut publ) = (connect(p), connect(p));
+        let mut out = vec![sub.cmd_str("SUBSCRIBE news"), sub.cmd_str("PSUBSCRIBE n*")];
+        out.push(publ.cmd_str("PUBLISH news hello"));
+        read_n(&mut sub, 2, &mut out);
+        out.push(publ.cmd_str("PUBLISH nothing x"));
+        read_n(&mut sub, 1, &mut out);
+        out.push(publ.cmd_str("PUBLISH other x"));
+        out.push(publ.cmd_str("PUBSUB NUMSUB news nothing"));
+        out.push(publ.cmd_str("PUBSUB NUMPAT"));
+        out.push(publ.cmd_str("PUBSUB CHANNELS"));
+        out.push(publ.cmd_str("PUBSUB CHANNELS x*"));
+        // Subscriber mode: only some commands are allowed in RESP2.
+        out.push(sub.cmd_str("GET k"));
+        out.push(sub.cmd_str("PING"));
+        out.push(sub.cmd_str("PING hi"));
+        out.push(sub.cmd_str("UNSUBSCRIBE news"));
+        out.push(sub.cmd_str("PUNSUBSCRIBE"));
+        out.push(sub.cmd_str("PUNSUBSCRIBE"));
+        // No subscription left: normal commands again.
+        out.push(sub.cmd_str("PING"));
+        out.push(publ.cmd_str("PUBLISH news hello"));
+        out
+    });
+}
+
+#[test]
+fn publish_resp3_pushes() {
+    differential("resp3 delivery", |p| {
+        let (mut sub, mut publ) = (connect(p), connect(p));
+        let mut out = vec![];
+        let hello = sub.cmd_str("HELLO 3");
+        out.push(vec![hello.first().copied().unwrap_or(0)]);
+        out.push(sub.cmd_str("SUBSCRIBE a"));
+        out.push(sub.cmd_str("SSUBSCRIBE s"));
+        out.push(publ.cmd_str("PUBLISH a m1"));
+        read_n(&mut sub, 1, &mut out);
+        out.push(publ.cmd_str("SPUBLISH s m2"));
+        read_n(&mut sub, 1, &mut out);
+        // Any command is allowed in RESP3; a message to oneself comes first.
+        out.push(sub.cmd_str("SET k v"));
+        out.push(sub.cmd_str("PUBLISH a self"));
+        read_n(&mut sub, 1, &mut out);
+        out.push(sub.cmd_str("PING"));
+        out.push(publ.cmd_str("PUBSUB SHARDNUMSUB s"));
+        out.push(publ.cmd_str("PUBSUB SHARDCHANNELS"));
+        out.push(sub.cmd_str("SUNSUBSCRIBE"));
+        out.push(sub.cmd_str("UNSUBSCRIBE"));
+        out.push(sub.cmd_str("UNSUBSCRIBE"));
+        out
+    });
+}
+
+#[test]
+fn reset_leaves_subscriptions() {
+    differential("reset", |p| {
+        let (mut sub, mut publ) = (connect(p), connect(p));
+        let mut out = vec![sub.cmd_str("SUBSCRIBE c"), sub.cmd_str("RESET")];
+        out.push(publ.cmd_str("PUBLISH c x"));
+        out.push(publ.cmd_str("PUBSUB NUMSUB c"));
+        out.push(sub.cmd_str("GET k"));
+        out
+    });
+}
+
+#[test]
+fn keyspace_notifications() {
+    differential("notifications", |p| {
+        let (mut sub, mut c) = (connect(p), connect(p));
+        let mut out = vec![c.cmd_str("CONFIG SET notify-keyspace-events KEA")];
+        out.push(sub.cmd_str("PSUBSCRIBE __key*__:*"));
+        // Each command's events: keyspace message then keyevent message.
+        let steps: &[(&str, usize)] = &[
+            ("SET k v", 2),
+            ("SET k v EX 100", 4),
+            ("APPEND k w", 2),
+            ("SETRANGE k 0 x", 2),
+            ("PERSIST k", 2),
+            ("RENAME k k2", 4),
+            ("INCRBY n 5", 2),
+            ("INCRBYFLOAT n 1.5", 2),
+            ("SETBIT b 1 1", 2),
+            ("DEL k2 n b nosuch", 6),
+            ("MSET a 1 b 2", 4),
+            ("EXPIRE a 100", 2),
+            ("MOVE a 2", 4),
+            ("GETDEL b", 2),
+        ];
+        for (cmd, n) in steps {
+            out.push(c.cmd_str(cmd));
+            read_n(&mut sub, *n, &mut out);
+        }
+        // Expiry: the `expired` event, from the active cycle.
+        out.push(c.cmd_str("SET e v PX 50"));
+        read_n(&mut sub, 4, &mut out);
+        sub.set_timeout(Duration::from_secs(5));
+        read_n(&mut sub, 2, &mut out);
+        // `n`: new keys.
+        out.push(c.cmd_str("CONFIG SET notify-keyspace-events En$"));
+        out.push(c.cmd_str("SET fresh 1"));
+        read_n(&mut sub, 2, &mut out);
+        out.push(c.cmd_str("CONFIG SET notify-keyspace-events \"\""));
+        out.push(c.cmd_str("SELECT 2"));
+        out.push(c.cmd_str("FLUSHDB"));
+        out
+    });
+}
