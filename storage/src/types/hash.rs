@@ -211,12 +211,13 @@ impl HashValue {
                 true
             }
             Repr::Table(t) => {
-                if let Some(p) = t.get_mut(field) {
-                    p.1 = value.into();
-                    return false;
+                match t.replace((field.into(), value.into())) {
+                    Ok(_) => false,
+                    Err(pair) => {
+                        t.push_new(pair);
+                        true
+                    }
                 }
-                t.push_new((field.into(), value.into()));
-                true
             }
         }
     }

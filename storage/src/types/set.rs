@@ -61,6 +61,10 @@ pub struct Indexed<T> {
     items: Vec<T>,
     table: HashTable<u32>,
     hasher: DefaultHashBuilder,
+    /// Sum of the elements' `heap_bytes() + 8`, kept up to date by every
+    /// change so that `heap_bytes` (called after each write for the DRAM
+    /// budget) is O(1), not a walk over a big collection.
+    element_bytes: usize,
 }
 
 impl<T: std::fmt::Debug> std::fmt::Debug for Indexed<T> {
@@ -76,6 +80,7 @@ impl<T: Keyed> Indexed<T> {
             items: Vec::with_capacity(n),
             table: HashTable::with_capacity(n),
             hasher: DefaultHashBuilder::default(),
+            element_bytes: 0,
         }
     }
 
@@ -113,10 +118,14 @@ impl<T: Keyed> Indexed<T> {
         self.position(key).and_then(|i| self.items.get(i))
     }
 
-    /// Mutable access to the element with this key (its key must not change).
-    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut T> {
-        let i = self.position(key)?;
-        self.items.get_mut(i)
+    /// Replaces the element with `item`'s key by `item`; returns the old
+    /// one, or gives `item` back when no element has its key.
+    pub fn replace(&mut self, item: T) -> Result<T, T> {
+        let Some(slot) = self.position(item.key()).and_then(|i| self.items.get_mut(i)) else {
+            return Err(item);
+        };
+        self.element_bytes = self.element_bytes - slot.heap_bytes() + item.heap_bytes();
+        Ok(std::mem::replace(slot, item))
     }
 
     /// Adds an element whose key is known to be absent.
@@ -129,6 +138,7 @@ impl<T: Keyed> Indexed<T> {
                 .get(i as usize)
                 .map_or(0, |e| hasher.hash_one(e.key()))
         });
+        self.element_bytes += item.heap_bytes() + 8;
         self.items.push(item);
     }
 
@@ -153,6 +163,7 @@ impl<T: Keyed> Indexed<T> {
             }
         }
         let item = self.items.swap_remove(i);
+        self.element_bytes -= item.heap_bytes() + 8;
         if self.items.len() * 4 < self.items.capacity() && self.items.capacity() > 16 {
             self.items.shrink_to(self.items.len() * 2);
             let (items, hasher) = (&self.items, &self.hasher);
@@ -193,7 +204,7 @@ impl<T: Keyed> Indexed<T> {
     pub fn heap_bytes(&self) -> usize {
         self.items.capacity() * std::mem::size_of::<T>()
             + self.table.capacity() * (std::mem::size_of::<u32>() + 1)
-            + self.items.iter().map(|e| e.heap_bytes() + 8).sum::<usize>()
+            + self.element_bytes
     }
 }
 
