@@ -33,7 +33,8 @@ pub async fn run(srv: Arc<ServerState>) {
 }
 
 /// The demoter and the compactor: demote whenever DRAM is over budget (checked
-/// every 10 ms), compact segments more than half dead (every 100 ms).
+/// every 10 ms), compact segments more than half dead (every 100 ms, or
+/// every 10 ms while less than a quarter of the arena is free).
 async fn tiering(srv: Arc<ServerState>) {
     let mut tick = 0u64;
     loop {
@@ -54,7 +55,15 @@ async fn tiering(srv: Arc<ServerState>) {
             .store(lfu, std::sync::atomic::Ordering::Relaxed);
         srv.keyspace.tiers.refresh_pressure(maxmemory);
         let over = srv.keyspace.tiers.over_budget() > 0;
-        let compact = tick % 10 == 0;
+        // Under space pressure (less than a quarter of the arena free) the
+        // compactor runs every tick instead of every tenth, so rewrites of
+        // big values do not fill the arena with dead versions faster than
+        // it reclaims them.
+        let low_space = srv.keyspace.tiers.arena.as_ref().is_some_and(|a| {
+            let st = a.stats();
+            st.free_bytes < st.size / 4 && st.dead_bytes > 0
+        });
+        let compact = tick % 10 == 0 || low_space;
         if !over && !compact {
             continue;
         }
