@@ -63,7 +63,7 @@ async fn tiering(srv: Arc<ServerState>) {
             let st = a.stats();
             st.free_bytes < st.size / 4 && st.dead_bytes > 0
         });
-        let compact = tick % 10 == 0 || low_space;
+        let compact = tick.is_multiple_of(10) || low_space;
         if !over && !compact {
             continue;
         }

@@ -435,7 +435,7 @@ impl Keyspace {
                     } else {
                         (0, e.access)
                     };
-                    if best.map_or(true, |(_, r)| rank < r) {
+                    if best.is_none_or(|(_, r)| rank < r) {
                         best = Some((slot, rank));
                     }
                 }

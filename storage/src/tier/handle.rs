@@ -45,7 +45,7 @@ impl Handle {
 
     /// A handle to the arena record at `addr`.
     pub(crate) fn cold(addr: Addr, h: u32) -> Handle {
-        debug_assert!(addr.get() % 8 == 0 && addr.get() < MAX_INDEXED_ARENA);
+        debug_assert!(addr.get().is_multiple_of(8) && addr.get() < MAX_INDEXED_ARENA);
         Handle(COLD | ((h as u64 & HASH_MASK) << HASH_SHIFT) | ((addr.get() >> 3) & LOW_MASK))
     }
 
