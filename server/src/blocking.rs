@@ -1,4 +1,4 @@
-//! Blocking commands (`BLPOP`, `BLMOVE`, `BLMPOP`, later `BZPOPMIN`...): the
+//! Blocking commands (`BLPOP`, `BLMOVE`, `BLMPOP`, `BZPOPMIN`...): the
 //! registry of clients waiting for data, and the hook that serves them.
 //!
 //! # How a client blocks

@@ -1,4 +1,4 @@
-//! Blocking list commands end to end: the real `amber-server` over TCP with
+//! Blocking list and sorted-set commands end to end: the real `amber-server` over TCP with
 //! several connections, and the same scenarios against a real
 //! `redis-server` (when one is installed) whose replies must be identical.
 //!
@@ -215,6 +215,158 @@ fn type_change(port: u16) -> Vec<Vec<u8>> {
     out
 }
 
+/// BZPOPMIN/BZPOPMAX: a ZADD from another client wakes the waiter with the
+/// lowest (highest) element, as `[key, member, score]`.
+fn zwake(port: u16) -> Vec<Vec<u8>> {
+    let mut w = Client::connect(port);
+    let mut p = Client::connect(port);
+    w.send(&["BZPOPMIN", "nokey", "zk", "5"]);
+    wait_blocked(port, 1);
+    let mut out = vec![p.cmd(&["ZADD", "zk", "2", "b", "1.5", "a", "3", "c"])];
+    out.push(w.read_reply());
+    w.send(&["BZPOPMAX", "zk2", "5"]);
+    wait_blocked(port, 1);
+    out.push(p.cmd(&["ZADD", "zk2", "-1", "x", "7", "y"]));
+    out.push(w.read_reply());
+    out.push(p.cmd(&["ZRANGE", "zk", "0", "-1", "WITHSCORES"]));
+    out.push(p.cmd(&["ZRANGE", "zk2", "0", "-1", "WITHSCORES"]));
+    out
+}
+
+/// Two sorted-set waiters on one key are served first blocked first; a
+/// waiter whose pop empties the set leaves the next one blocked.
+fn zfifo(port: u16) -> Vec<Vec<u8>> {
+    let mut w1 = Client::connect(port);
+    let mut w2 = Client::connect(port);
+    let mut p = Client::connect(port);
+    w1.send(&["BZPOPMAX", "zf", "5"]);
+    wait_blocked(port, 1);
+    w2.send(&["BZPOPMIN", "zf", "5"]);
+    wait_blocked(port, 2);
+    let mut out = vec![p.cmd(&["ZADD", "zf", "1", "a", "2", "b", "3", "c"])];
+    out.push(w1.read_reply());
+    out.push(w2.read_reply());
+    out.push(p.cmd(&["ZRANGE", "zf", "0", "-1"]));
+    w1.send(&["BZPOPMIN", "zg", "5"]);
+    wait_blocked(port, 1);
+    w2.send(&["BZPOPMIN", "zg", "5"]);
+    wait_blocked(port, 2);
+    out.push(p.cmd(&["ZADD", "zg", "1", "only"]));
+    out.push(w1.read_reply());
+    out.push(p.cmd(&["EXISTS", "zg"]));
+    assert!(w2.nothing_pending(Duration::from_millis(100)));
+    out.push(p.cmd(&["ZADD", "zg", "2", "next"]));
+    out.push(w2.read_reply());
+    out
+}
+
+/// BZMPOP blocked with MIN/MAX and a COUNT gets up to that many, nested.
+fn bzmpop(port: u16) -> Vec<Vec<u8>> {
+    let mut w = Client::connect(port);
+    let mut p = Client::connect(port);
+    w.send(&["BZMPOP", "5", "2", "m1", "m2", "MAX", "COUNT", "2"]);
+    wait_blocked(port, 1);
+    let mut out = vec![p.cmd(&["ZADD", "m2", "1", "a", "2", "b", "3", "c"])];
+    out.push(w.read_reply());
+    w.send(&["BZMPOP", "5", "1", "m3", "MIN", "COUNT", "5"]);
+    wait_blocked(port, 1);
+    out.push(p.cmd(&["ZADD", "m3", "4", "x", "1", "y"]));
+    out.push(w.read_reply());
+    w.send(&["BZMPOP", "5", "1", "m4", "MIN"]);
+    wait_blocked(port, 1);
+    out.push(p.cmd(&["ZADD", "m4", "4", "x", "1", "y"]));
+    out.push(w.read_reply());
+    out.push(p.cmd(&["EXISTS", "m3", "m4"]));
+    out
+}
+
+/// Redis 7.0 wakes sorted-set waiters only when a write creates the key:
+/// ZADD, ZINCRBY, ZUNIONSTORE/ZRANGESTORE onto a new key; not ZADD XX,
+/// not a `*STORE` overwriting another value. A list waiter sharing the key
+/// is not served by a sorted set.
+fn zcreate(port: u16) -> Vec<Vec<u8>> {
+    let mut w = Client::connect(port);
+    let mut p = Client::connect(port);
+    let mut out = vec![p.cmd(&["ZADD", "src", "1", "s", "2", "t"])];
+    w.send(&["BZPOPMIN", "zc", "5"]);
+    wait_blocked(port, 1);
+    out.push(p.cmd(&["ZADD", "zc", "XX", "1", "a"]));
+    out.push(p.cmd(&["ZINCRBY", "zc", "2", "a"]));
+    out.push(w.read_reply());
+    w.send(&["BZPOPMAX", "zu", "5"]);
+    wait_blocked(port, 1);
+    out.push(p.cmd(&["ZUNIONSTORE", "zu", "1", "src"]));
+    out.push(w.read_reply());
+    w.send(&["BZPOPMIN", "zr", "5"]);
+    wait_blocked(port, 1);
+    out.push(p.cmd(&["ZRANGESTORE", "zr", "src", "1", "1"]));
+    out.push(w.read_reply());
+    // Overwriting a string with a sorted set does not signal.
+    w.send(&["BZPOPMIN", "zo", "5"]);
+    wait_blocked(port, 1);
+    out.push(p.cmd(&["SET", "zo", "str"]));
+    out.push(p.cmd(&["ZINTERSTORE", "zo", "1", "src"]));
+    assert!(w.nothing_pending(Duration::from_millis(100)));
+    out.push(p.cmd(&["DEL", "zo"]));
+    out.push(p.cmd(&["ZADD", "zo", "9", "q", "8", "r"]));
+    out.push(w.read_reply());
+    // A list waiter first, a sorted-set waiter second, on one key.
+    let mut lw = Client::connect(port);
+    lw.send(&["BLPOP", "mix", "5"]);
+    wait_blocked(port, 1);
+    w.send(&["BZPOPMIN", "mix", "5"]);
+    wait_blocked(port, 2);
+    out.push(p.cmd(&["ZADD", "mix", "1", "m"]));
+    out.push(w.read_reply());
+    assert!(lw.nothing_pending(Duration::from_millis(100)));
+    out.push(p.cmd(&["RPUSH", "mix", "e"]));
+    out.push(lw.read_reply());
+    out
+}
+
+/// Inside EXEC, waiters are served after the whole transaction; RESP3
+/// replies of served and timed-out sorted-set waiters.
+fn zexec_resp3(port: u16) -> Vec<Vec<u8>> {
+    let mut w = Client::connect(port);
+    let mut p = Client::connect(port);
+    w.cmd(&["HELLO", "3"]);
+    let mut out = vec![w.cmd(&["BZPOPMIN", "ze", "0.05"])];
+    out.push(w.cmd(&["BZMPOP", "0.05", "1", "ze", "MAX"]));
+    w.send(&["BZPOPMAX", "ze", "5"]);
+    wait_blocked(port, 1);
+    p.cmd(&["MULTI"]);
+    p.cmd(&["ZADD", "ze", "1", "a"]);
+    p.cmd(&["ZADD", "ze", "2", "b"]);
+    p.cmd(&["ZPOPMIN", "ze"]);
+    out.push(p.cmd(&["EXEC"]));
+    out.push(w.read_reply());
+    w.send(&["BZMPOP", "5", "1", "ze", "MIN", "COUNT", "3"]);
+    wait_blocked(port, 1);
+    out.push(p.cmd(&["ZADD", "ze", "1.5", "x", "inf", "y"]));
+    out.push(w.read_reply());
+    out.push(p.cmd(&["EXISTS", "ze"]));
+    out
+}
+
+/// Keyspace events of a served sorted-set waiter: `zadd`, then `zpopmin`
+/// and `del` in the waiter's name.
+fn zevents(port: u16) -> Vec<Vec<u8>> {
+    let mut w = Client::connect(port);
+    let mut p = Client::connect(port);
+    let mut sub = Client::connect(port);
+    let mut out = vec![p.cmd(&["CONFIG", "SET", "notify-keyspace-events", "KEA"])];
+    out.push(sub.cmd(&["PSUBSCRIBE", "__keyevent@0__:*"]));
+    w.send(&["BZPOPMIN", "zn", "5"]);
+    wait_blocked(port, 1);
+    out.push(p.cmd(&["ZADD", "zn", "1", "a"]));
+    out.push(w.read_reply());
+    for _ in 0..3 {
+        out.push(sub.read_reply());
+    }
+    assert!(sub.nothing_pending(Duration::from_millis(100)));
+    out
+}
+
 /// Runs `scenario` on Amber and, when available, on Redis; the replies must
 /// be the same bytes.
 fn same_on_both(scenario: fn(u16) -> Vec<Vec<u8>>) {
@@ -273,6 +425,53 @@ fn key_changing_type_while_waited_on() {
 #[test]
 fn resp3_replies() {
     same_on_both(resp3);
+}
+
+#[test]
+fn bzpop_wake_up_from_zadd() {
+    same_on_both(zwake);
+}
+
+#[test]
+fn bzpop_first_blocked_first_served() {
+    same_on_both(zfifo);
+}
+
+#[test]
+fn bzmpop_min_max_count() {
+    same_on_both(bzmpop);
+}
+
+#[test]
+fn bzpop_woken_only_by_key_creation() {
+    same_on_both(zcreate);
+}
+
+#[test]
+fn bzpop_exec_and_resp3() {
+    same_on_both(zexec_resp3);
+}
+
+#[test]
+fn bzpop_keyspace_events() {
+    same_on_both(zevents);
+}
+
+#[test]
+fn bzpop_timeout_returns_null() {
+    let s = Server::amber();
+    let mut c = Client::connect(s.port);
+    let t = Instant::now();
+    assert_eq!(show(&c.cmd(&["BZPOPMIN", "tz", "0.3"])), "*-1");
+    let took = t.elapsed();
+    assert!(took >= Duration::from_millis(290), "too early: {took:?}");
+    assert!(took < Duration::from_secs(3), "too late: {took:?}");
+    let t = Instant::now();
+    assert_eq!(show(&c.cmd(&["BZMPOP", "0.1", "1", "tz", "MIN"])), "*-1");
+    assert!(t.elapsed() >= Duration::from_millis(95));
+    // The timed-out client is no longer a waiter: the element stays.
+    assert_eq!(show(&c.cmd(&["ZADD", "tz", "1", "v"])), ":1");
+    assert_eq!(show(&c.cmd(&["ZCARD", "tz"])), ":1");
 }
 
 #[test]

@@ -2,8 +2,10 @@
 //! argument order of checks, same error texts, same replies in RESP2 and
 //! RESP3.
 //!
-//! The blocking `BZPOPMIN`, `BZPOPMAX` and `BZMPOP` come with the blocking
-//! machinery and are not registered here yet.
+//! The blocking `BZPOPMIN`, `BZPOPMAX` and `BZMPOP` use the registry of
+//! [`crate::blocking`]. As in Redis 7.0 (`signalKeyAsReady` in `dbAdd`),
+//! their waiters are served only when a write *creates* a sorted set at a
+//! waited key (`ZADD`, `ZINCRBY`, the `*STORE` commands onto a new key).
 
 use amber_storage::types::zset::{
     AddFlags, AddOutcome, LexItem, LexRange, ListpackLimits, ScoreRange, ZSetValue,
@@ -11,11 +13,13 @@ use amber_storage::types::zset::{
 use amber_storage::types::SetValue;
 use amber_storage::{glob, Guard, SetExpiry, Value};
 use rand::Rng;
+use std::time::Instant;
 
 use super::args::{self, is};
 use super::error::{CmdError, CmdResult};
 use super::keys::parse_cursor;
 use super::{Ctx, Handler};
+use crate::blocking::{self, BlockedOp, Events, Outcome, PushGuard};
 use crate::notify::{GENERIC, ZSET};
 use crate::resp::writer::{format_double, format_g17};
 use crate::resp::{Protocol, ReplyWriter};
@@ -45,6 +49,9 @@ pub const COMMANDS: &[(&str, Handler)] = &[
     ("zpopmin", zpopmin),
     ("zpopmax", zpopmax),
     ("zmpop", zmpop),
+    ("bzpopmin", bzpopmin),
+    ("bzpopmax", bzpopmax),
+    ("bzmpop", bzmpop),
     ("zunion", zunion),
     ("zinter", zinter),
     ("zdiff", zdiff),
@@ -121,17 +128,23 @@ fn drop_if_empty(g: &mut Guard<'_>, key: &[u8]) -> bool {
 
 /// Stores a `*STORE` result at `dst` (an empty result deletes `dst`) and
 /// sends Redis's notification: `event`, or `del` when an old `dst` went away.
+/// A result stored at a new key wakes the clients blocked on it (`setKey`
+/// calls `dbAdd`, which signals; overwriting does not).
 fn store_result(
     ctx: &mut Ctx<'_>,
-    g: &mut Guard<'_>,
+    g: &mut PushGuard<'_>,
     dst: &[u8],
     result: ZSetValue,
-    event: &str,
+    event: &'static str,
 ) -> Result<usize, CmdError> {
     let n = result.len();
     if n > 0 {
+        let created = !g.exists(dst);
         g.set(dst, Value::ZSet(result), SetExpiry::Persist)?;
         ctx.notify(ZSET, event, dst);
+        if created {
+            g.signal(ctx, dst);
+        }
     } else if g.delete_key(dst) {
         ctx.notify(GENERIC, "del", dst);
     }
@@ -225,7 +238,7 @@ fn zadd_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], incr: bool) -> CmdResult {
         pairs.push((args::parse_score(s).ok_or(CmdError::NotFloat)?, m));
     }
     let lim = limits(ctx);
-    let mut g = ctx.lock_one(key)?;
+    let mut g = blocking::lock_for_push(ctx, &[key])?;
     let exists = check_write_type(&mut g, key)?;
     let (mut added, mut updated, mut processed) = (0i64, 0i64, 0i64);
     let mut last = 0.0;
@@ -264,7 +277,11 @@ fn zadd_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], incr: bool) -> CmdResult {
     if added + updated > 0 {
         ctx.notify(ZSET, if flags.incr { "zincr" } else { "zadd" }, key);
     }
-    drop(g);
+    // Redis signals blocked clients only when `dbAdd` creates the key.
+    if !exists && g.exists(key) {
+        g.signal(ctx, key);
+    }
+    g.finish(ctx);
     if nan {
         return Err(CmdError::msg(NAN_RESULT));
     }
@@ -600,7 +617,7 @@ fn zrange_generic(
     if store {
         let dst = arg(args, 1);
         let lim = limits(ctx);
-        let mut g = ctx.lock([dst, key])?;
+        let mut g = blocking::lock_for_push(ctx, &[dst, key])?;
         let result = match read(ctx, &mut g, key)? {
             Some(z) => {
                 let mut out = ZSetValue::new();
@@ -612,7 +629,7 @@ fn zrange_generic(
             None => ZSetValue::new(),
         };
         let n = store_result(ctx, &mut g, dst, result, "zrangestore")?;
-        drop(g);
+        g.finish(ctx);
         ctx.out.int(n as i64);
         return Ok(());
     }
@@ -752,6 +769,8 @@ enum PopShape {
     Nested,
     /// `ZMPOP`/`BZMPOP`: `key, [[member, score], ...]`.
     KeyNested,
+    /// `BZPOPMIN`/`BZPOPMAX` (RESP2 and RESP3): `key, member, score`.
+    KeyFlat,
 }
 
 /// Elements taken out of a sorted set, in reply order.
@@ -780,12 +799,12 @@ fn pop_from(
 }
 
 /// The notifications of a pop (`genericZpopCommand`).
-fn notify_pop(ctx: &mut Ctx<'_>, key: &[u8], max: bool, popped: usize, removed: bool) {
+fn notify_pop(ev: &mut dyn Events, key: &[u8], max: bool, popped: usize, removed: bool) {
     if popped > 0 {
-        ctx.notify(ZSET, if max { "zpopmax" } else { "zpopmin" }, key);
+        ev.notify(ZSET, if max { "zpopmax" } else { "zpopmin" }, key);
     }
     if removed {
-        ctx.notify(GENERIC, "del", key);
+        ev.notify(GENERIC, "del", key);
     }
 }
 
@@ -798,6 +817,10 @@ fn reply_popped(out: &mut ReplyWriter, key: &[u8], popped: &[(Vec<u8>, f64)], sh
             out.array(2);
             out.bulk(key);
             out.array(popped.len());
+        }
+        PopShape::KeyFlat => {
+            out.array(popped.len() * 2 + 1);
+            out.bulk(key);
         }
     }
     let nested = matches!(shape, PopShape::Nested | PopShape::KeyNested);
@@ -908,6 +931,100 @@ fn zmpop(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     zpop_generic(ctx, p.keys, p.max, Some(p.count), PopShape::KeyNested)
 }
 
+// ---------------------------------------------------------------- blocking pops
+
+fn bzpopmin(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    bzpop(ctx, args, false)
+}
+
+fn bzpopmax(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    bzpop(ctx, args, true)
+}
+
+/// `BZPOPMIN|BZPOPMAX key... timeout`: the timeout is checked first.
+fn bzpop(ctx: &mut Ctx<'_>, args: &[&[u8]], max: bool) -> CmdResult {
+    let last = args.len().saturating_sub(1);
+    let deadline = blocking::parse_timeout(arg(args, last))?;
+    let keys = args.get(1..last).unwrap_or_default();
+    blocking_zpop(ctx, keys, max, None, deadline)
+}
+
+/// `BZMPOP timeout numkeys key... MIN|MAX [COUNT count]`: the timeout is
+/// checked after the other arguments, as in Redis's `zmpopGenericCommand`.
+fn bzmpop(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    let p = parse_mpop(args, 2)?;
+    let deadline = blocking::parse_timeout(arg(args, 1))?;
+    blocking_zpop(ctx, p.keys, p.max, Some(p.count), deadline)
+}
+
+/// Redis's `blockingGenericZpopCommand`: pops at once from the first key
+/// holding a sorted set (`WRONGTYPE` if a key before it holds another
+/// type), else blocks until a sorted set is created at one of the keys.
+/// `count` is `Some` for BZMPOP (its reply shape).
+fn blocking_zpop(
+    ctx: &mut Ctx<'_>,
+    keys: &[&[u8]],
+    max: bool,
+    count: Option<i64>,
+    deadline: Option<Instant>,
+) -> CmdResult {
+    let shape = if count.is_some() {
+        PopShape::KeyNested
+    } else {
+        PopShape::KeyFlat
+    };
+    let mut g = ctx.lock(keys.iter().copied())?;
+    if let Some(key) = first_zset(&mut g, keys)? {
+        let (popped, removed) = pop_from(&mut g, key, max, count.unwrap_or(1))?;
+        notify_pop(ctx, key, max, popped.len(), removed);
+        drop(g);
+        reply_popped(&mut *ctx.out, key, &popped, shape);
+        return Ok(());
+    }
+    if ctx.client.block.blocking_denied() {
+        // MULTI/EXEC, scripts: nothing to pop is a timeout, even with 0.
+        drop(g);
+        ctx.out.null_array();
+        return Ok(());
+    }
+    let op = ZPopOp { max, count, shape };
+    blocking::block(ctx, &g, keys, deadline, Box::new(op));
+    Ok(())
+}
+
+/// What a client blocked in BZPOPMIN/BZPOPMAX/BZMPOP does once a sorted set
+/// appears at one of its keys (`serveClientsBlockedOnSortedSetKey`).
+struct ZPopOp {
+    max: bool,
+    count: Option<i64>,
+    shape: PopShape,
+}
+
+impl BlockedOp for ZPopOp {
+    fn serve(
+        &self,
+        g: &mut Guard<'_>,
+        key: &[u8],
+        out: &mut ReplyWriter,
+        events: &mut dyn Events,
+    ) -> Outcome {
+        match g.get(key) {
+            Some(Value::ZSet(z)) if !z.is_empty() => {}
+            Some(Value::ZSet(_)) | None => return Outcome::Stop,
+            // A list waiter may share the key: only zset waiters serve here.
+            Some(_) => return Outcome::Skip,
+        }
+        match pop_from(g, key, self.max, self.count.unwrap_or(1)) {
+            Ok((popped, removed)) if !popped.is_empty() => {
+                notify_pop(events, key, self.max, popped.len(), removed);
+                reply_popped(out, key, &popped, self.shape);
+                Outcome::Served { pushed: None }
+            }
+            _ => Outcome::Stop,
+        }
+    }
+}
+
 // ---------------------------------------------------------------- set algebra
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -1008,7 +1125,8 @@ fn zsetop_generic(
     let setnum = setnum as usize;
     let keys = args.get(first..first + setnum).unwrap_or_default();
     let lim = limits(ctx);
-    let mut g = ctx.lock(keys.iter().copied().chain(dst))?;
+    let locked: Vec<&[u8]> = keys.iter().copied().chain(dst).collect();
+    let mut g = blocking::lock_for_push(ctx, &locked)?;
     let mut src = Vec::with_capacity(setnum);
     for k in keys {
         let v = g.get(k);
@@ -1148,7 +1266,7 @@ fn zsetop_generic(
             SetOp::Diff => "zdiffstore",
         };
         let n = store_result(ctx, &mut g, dst, result, event)?;
-        drop(g);
+        g.finish(ctx);
         ctx.out.int(n as i64);
     } else if card_only {
         drop(g);
