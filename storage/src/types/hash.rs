@@ -210,15 +210,13 @@ impl HashValue {
                 }
                 true
             }
-            Repr::Table(t) => {
-                match t.replace((field.into(), value.into())) {
-                    Ok(_) => false,
-                    Err(pair) => {
-                        t.push_new(pair);
-                        true
-                    }
+            Repr::Table(t) => match t.replace((field.into(), value.into())) {
+                Ok(_) => false,
+                Err(pair) => {
+                    t.push_new(pair);
+                    true
                 }
-            }
+            },
         }
     }
 

@@ -121,7 +121,10 @@ impl<T: Keyed> Indexed<T> {
     /// Replaces the element with `item`'s key by `item`; returns the old
     /// one, or gives `item` back when no element has its key.
     pub fn replace(&mut self, item: T) -> Result<T, T> {
-        let Some(slot) = self.position(item.key()).and_then(|i| self.items.get_mut(i)) else {
+        let Some(slot) = self
+            .position(item.key())
+            .and_then(|i| self.items.get_mut(i))
+        else {
             return Err(item);
         };
         self.element_bytes = self.element_bytes - slot.heap_bytes() + item.heap_bytes();
