@@ -10,6 +10,7 @@
 
 pub mod binary;
 pub mod client;
+pub mod minimal;
 pub mod process;
 pub mod reply;
 pub mod script;
