@@ -3,34 +3,10 @@
 use super::error::CmdError;
 
 /// Parses a signed 64-bit integer the way Redis's `string2ll` does (no
-/// spaces, no `+`, no leading zeros).
+/// spaces, no `+`, no leading zeros): the storage crate's parser, which
+/// intsets use too.
 pub fn parse_i64(arg: &[u8]) -> Option<i64> {
-    if arg.is_empty() || arg.len() > 20 {
-        return None;
-    }
-    let (neg, digits) = match arg.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, arg),
-    };
-    match digits {
-        [] => return None,
-        [b'0'] => return (!neg).then_some(0),
-        [b'0', ..] => return None,
-        _ => {}
-    }
-    let mut v: i64 = 0;
-    for &c in digits {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        let d = (c - b'0') as i64;
-        v = if neg {
-            v.checked_mul(10)?.checked_sub(d)?
-        } else {
-            v.checked_mul(10)?.checked_add(d)?
-        };
-    }
-    Some(v)
+    amber_storage::types::set::parse_int(arg)
 }
 
 /// An integer argument, or `ERR value is not an integer or out of range`.
