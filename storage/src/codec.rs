@@ -47,6 +47,18 @@ pub fn encode(value: &Value) -> (u8, Cow<'_, [u8]>) {
     }
 }
 
+/// The record kind `value` is written with.
+pub fn kind_of(value: &Value) -> u8 {
+    match value {
+        Value::Str(s) if s.raw => KIND_STRING_RAW,
+        Value::Str(_) => KIND_STRING,
+        Value::Hash(_) => KIND_HASH,
+        Value::List(_) => KIND_LIST,
+        Value::Set(_) => KIND_SET,
+        Value::ZSet(_) => KIND_ZSET,
+    }
+}
+
 /// Decodes a record's value; `None` for an unknown kind or malformed bytes.
 pub fn decode(kind: u8, bytes: &[u8]) -> Option<Value> {
     match kind {

@@ -205,6 +205,7 @@ impl<'a> Guard<'a> {
             (Box::<[u8]>::from(r.key), v, r.expire_at())
         };
         let clock = self.clock;
+        let journal = self.ks.deltas_enabled();
         let stats = &self.ks.tiers.stats;
         let shard = self.shard(f.pos)?;
         let mut e = HotEntry {
@@ -215,9 +216,16 @@ impl<'a> Guard<'a> {
             freq: 5,
             short: f.kh.short,
             copy: Some(addr),
+            chain: None,
             dirty: false,
             charged: 0,
         };
+        if journal {
+            // The arena record is the base later writes are deltas on.
+            if let Some(j) = e.value.journal_mut() {
+                j.start();
+            }
+        }
         e.charged = e.footprint();
         let charged = e.charged as i64;
         let slot = shard.hot.insert(e);
@@ -360,6 +368,7 @@ impl<'a> Guard<'a> {
                     freq: 5,
                     short: kh.short,
                     copy: None,
+                    chain: None,
                     dirty: true,
                     charged: 0,
                 };
@@ -548,6 +557,7 @@ impl<'a> Guard<'a> {
         let tiers = &self.ks.tiers;
         let write_through =
             tiers.write_through() || (tiers.arena.is_some() && !tiers.has_hot_tier());
+        let may_delta = self.ks.deltas_enabled();
         let dirty = std::mem::take(&mut self.dirty);
         for &(pos, slot) in &dirty {
             let lane = self.lane(pos);
@@ -569,13 +579,8 @@ impl<'a> Guard<'a> {
                 continue;
             }
             if write_through {
-                match ks.write_record(lane, db, e) {
-                    Ok(addr) => {
-                        if let Some(old) = e.copy.replace(addr) {
-                            ks.release_record(old);
-                        }
-                        e.dirty = false;
-                    }
+                match ks.write_back(lane, db, e, may_delta) {
+                    Ok(()) => {}
                     Err(err) => {
                         ks.tiers
                             .stats
@@ -586,6 +591,7 @@ impl<'a> Guard<'a> {
                 }
             } else if let Some(old) = e.copy.take() {
                 // The arena copy is stale and demotion will write a new one.
+                ks.release_chain(e);
                 ks.release_record(old);
                 e.dirty = false;
             } else {

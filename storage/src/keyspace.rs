@@ -218,12 +218,20 @@ impl Keyspace {
             .stats
             .cold_keys
             .store(keys as i64, Ordering::Relaxed);
+        let mut stats = stats;
+        let chained = self.restore_chains(std::mem::take(&mut stats.chains));
         let ms = start.elapsed().as_millis() as u64;
         self.stats.recovery_ms.store(ms, Ordering::Relaxed);
         self.stats
             .recovered_keys
             .store(keys as u64, Ordering::Relaxed);
-        tracing::info!(keys, ms, ?stats, "recovered the keyspace from the arena");
+        tracing::info!(
+            keys,
+            ms,
+            chained,
+            ?stats,
+            "recovered the keyspace from the arena"
+        );
         Ok(())
     }
 
@@ -374,15 +382,13 @@ impl Keyspace {
             return false;
         };
         let addr = match e.copy {
-            Some(a) if !e.dirty => a,
-            _ => match self.write_record(lane, db, e) {
-                Ok(a) => {
-                    if let Some(old) = e.copy.replace(a) {
-                        self.release_record(old);
-                    }
-                    e.dirty = false;
-                    a
-                }
+            Some(a) if !e.dirty && e.chain.is_none() => a,
+            // A cold key is one whole record: fold any chain.
+            _ => match self.write_back(lane, db, e, false) {
+                Ok(()) => match e.copy {
+                    Some(a) => a,
+                    None => return false,
+                },
                 Err(err) => {
                     self.tiers
                         .stats
@@ -516,6 +522,15 @@ impl Keyspace {
                                 if let Ok(new) = arena.relocate(addr) {
                                     e.copy = Some(new);
                                 }
+                            } else if let Some(d) = e
+                                .chain
+                                .as_mut()
+                                .and_then(|c| c.deltas.iter_mut().find(|d| **d == addr))
+                            {
+                                // Same sequence number: the chain stays valid.
+                                if let Ok(new) = arena.relocate(addr) {
+                                    *d = new;
+                                }
                             }
                         }
                     }
@@ -550,6 +565,8 @@ impl Keyspace {
                 stats
                     .hot_bytes
                     .fetch_sub(e.charged as i64, Ordering::Relaxed);
+                let mut e = e;
+                self.release_chain(&mut e);
                 if let Some(addr) = e.copy {
                     self.drop_record(lane, addr);
                 }
@@ -744,6 +761,11 @@ impl Keyspace {
                     if let Some(e) = old.hot.get(slot) {
                         s.hot_keys.fetch_sub(1, Ordering::Relaxed);
                         s.hot_bytes.fetch_sub(e.charged as i64, Ordering::Relaxed);
+                        if let Some(c) = &e.chain {
+                            for &d in &c.deltas {
+                                self.release_record(d);
+                            }
+                        }
                         if let Some(a) = e.copy {
                             self.drop_record(lane, a);
                         }
@@ -803,11 +825,7 @@ impl Keyspace {
                         let Some(e) = s.hot.get_mut(slot) else {
                             continue;
                         };
-                        let new = self.write_record(lane, db, e)?;
-                        if let Some(old) = e.copy.replace(new) {
-                            self.release_record(old);
-                        }
-                        e.dirty = false;
+                        self.write_back(lane, db, e, false)?;
                     }
                     Target::Cold(addr) => {
                         let (new, ticket) = {

@@ -30,9 +30,10 @@ mod shard;
 pub mod tier;
 pub mod types;
 pub mod value;
+mod writeback;
 
 pub use arena::{
-    Addr, Arena, ArenaConfig, ArenaStats, ArenaSync, Persistence, RecordIn, RecordRef,
+    Addr, Arena, ArenaConfig, ArenaStats, ArenaSync, DeltaIn, Persistence, RecordIn, RecordRef,
     RecoveredRecord, RecoveryStats, Ticket,
 };
 pub use error::{Error, Result};

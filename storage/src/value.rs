@@ -4,6 +4,7 @@
 //! `crate::types`. Commands match on [`Value`] and answer `WRONGTYPE`
 //! themselves.
 
+use crate::types::journal::Journal;
 use crate::types::{HashValue, ListValue, SetValue, ZSetValue};
 
 /// A value stored under a key.
@@ -87,6 +88,18 @@ impl Value {
             Value::List(v) => v.encoding(),
             Value::Set(v) => v.encoding(),
             Value::ZSet(v) => v.encoding(),
+        }
+    }
+
+    /// The change journal of a collection (`None` for a string, which is
+    /// always written whole). See `crate::types::journal`.
+    pub fn journal_mut(&mut self) -> Option<&mut Journal> {
+        match self {
+            Value::Str(_) => None,
+            Value::Hash(v) => Some(&mut v.journal),
+            Value::List(v) => Some(&mut v.journal),
+            Value::Set(v) => Some(&mut v.journal),
+            Value::ZSet(v) => Some(&mut v.journal),
         }
     }
 

@@ -171,6 +171,25 @@ pub struct RecordIn<'a> {
     pub expire_at: u64,
 }
 
+/// One delta record to append (see `record`, "Delta records").
+#[derive(Debug, Clone, Copy)]
+pub struct DeltaIn<'a> {
+    /// Database index.
+    pub db: u8,
+    /// Type tag of the changes (opaque to the arena).
+    pub kind: u8,
+    /// The key.
+    pub key: &'a [u8],
+    /// Sequence number of the base record the changes apply to.
+    pub base_seq: u64,
+    /// Position in the chain of deltas on that base: 1, 2, 3...
+    pub pos: u32,
+    /// The changes.
+    pub changes: &'a [u8],
+    /// The key's deadline after the changes (absolute Unix ms, 0 = none).
+    pub expire_at: u64,
+}
+
 /// Figures for `INFO`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArenaStats {
@@ -319,6 +338,29 @@ impl Arena {
             },
             rec.key,
             rec.value,
+            None,
+            false,
+        )
+    }
+
+    /// Appends a delta record (changes on top of an earlier record of the
+    /// key) in lane `writer % lanes`, like [`Arena::append`].
+    pub fn append_delta(&self, writer: usize, d: DeltaIn<'_>) -> Result<(Addr, Ticket)> {
+        let lane = writer % self.writer_lanes();
+        let prefix = record::delta_prefix(d.base_seq, d.pos);
+        self.inner.append(
+            lane,
+            Header {
+                kind: d.kind,
+                flags: record::FLAG_DELTA,
+                db: d.db,
+                key_len: 0,
+                value_len: 0,
+                expire_at: d.expire_at,
+                seq: 0,
+            },
+            d.key,
+            &[&prefix, d.changes],
             None,
             false,
         )

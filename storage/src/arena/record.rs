@@ -8,6 +8,7 @@
 //!      4    1 version      2
 //!      5    1 kind         type tag, opaque to the arena (the keyspace's encoding)
 //!      6    1 flags        bit 0: tombstone (no value; the key is deleted)
+//!                          bit 1: delta (changes to an earlier record of the key)
 //!      7    1 db           database index
 //!      8    4 key length
 //!     12    4 value length
@@ -17,6 +18,26 @@
 //!     36    4 reserved     0
 //!     40    . key, then value, then zero padding to a multiple of 8
 //! ```
+//!
+//! # Delta records
+//!
+//! A delta record (flag bit 1) does not hold a whole value: it holds
+//! changes to be applied, in order, on top of an earlier *base* record of
+//! the same key (a large collection changed by one element is not
+//! rewritten whole; see `docs/ARCHITECTURE.md`). Its value starts with a
+//! 16-byte prefix, then the changes (opaque to the arena, like `kind`):
+//!
+//! ```text
+//! offset size field
+//!      0    8 base sequence  the sequence number of the base record
+//!      8    4 position       1 for the first delta after the base, then 2, 3...
+//!     12    4 reserved       0
+//!     16    . the changes
+//! ```
+//!
+//! Recovery keeps a delta only if its base is the key's newest full
+//! record, and only the unbroken run of positions 1, 2, 3... (see
+//! `recovery`). Its expire-at field is the key's deadline as of the delta.
 //!
 //! A record counts only when its checksum matches. Mixing the segment's
 //! generation into the checksum means a record left over from an earlier use
@@ -42,6 +63,32 @@ pub const RECORD_VERSION: u8 = 2;
 const KEY_CRC_AT: usize = 32;
 /// Flag bit: the record is a tombstone.
 pub const FLAG_TOMBSTONE: u8 = 1;
+/// Flag bit: the record is a delta on an earlier record of its key.
+pub const FLAG_DELTA: u8 = 2;
+/// Bytes of a delta record's value before its changes.
+pub const DELTA_PREFIX_LEN: usize = 16;
+
+/// The prefix of a delta record's value: `(base sequence, position)`.
+pub fn delta_prefix(base_seq: u64, pos: u32) -> [u8; DELTA_PREFIX_LEN] {
+    let mut b = [0u8; DELTA_PREFIX_LEN];
+    b[0..8].copy_from_slice(&base_seq.to_le_bytes());
+    b[8..12].copy_from_slice(&pos.to_le_bytes());
+    b
+}
+
+/// Splits a delta record's value into `(base sequence, position, changes)`;
+/// `None` if it is too short or the reserved word is not zero.
+pub fn parse_delta(value: &[u8]) -> Option<(u64, u32, &[u8])> {
+    let (prefix, changes) = value.split_at_checked(DELTA_PREFIX_LEN)?;
+    if super::superblock::u32_at(prefix, 12) != 0 {
+        return None;
+    }
+    Some((
+        super::superblock::u64_at(prefix, 0),
+        super::superblock::u32_at(prefix, 8),
+        changes,
+    ))
+}
 
 /// The fixed fields of a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +169,11 @@ impl Header {
     /// Whether this is a tombstone.
     pub fn is_tombstone(&self) -> bool {
         self.flags & FLAG_TOMBSTONE != 0
+    }
+
+    /// Whether this is a delta record.
+    pub fn is_delta(&self) -> bool {
+        self.flags & FLAG_DELTA != 0
     }
 
     /// Always false: a record has at least its header.
@@ -209,6 +261,10 @@ impl RecordHead<'_> {
     pub fn is_tombstone(&self) -> bool {
         self.header.is_tombstone()
     }
+    /// Whether this is a delta record.
+    pub fn is_delta(&self) -> bool {
+        self.header.is_delta()
+    }
     /// Value length in bytes.
     pub fn value_len(&self) -> u32 {
         self.header.value_len
@@ -248,6 +304,10 @@ impl<'a> RecordRef<'a> {
     /// Whether this is a tombstone.
     pub fn is_tombstone(&self) -> bool {
         self.header.is_tombstone()
+    }
+    /// Whether this is a delta record.
+    pub fn is_delta(&self) -> bool {
+        self.header.is_delta()
     }
     /// Bytes the record occupies in the arena.
     pub fn len(&self) -> u64 {

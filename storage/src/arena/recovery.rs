@@ -83,6 +83,15 @@ pub struct RecoveryStats {
     pub torn_segments: u64,
     /// Tombstones written for expired keys with older versions.
     pub tombstones_written: u64,
+    /// Delta records kept (applied on top of their key's newest record).
+    pub deltas_kept: u64,
+    /// Delta records dropped (their base was superseded, or the chain was
+    /// broken before them).
+    pub deltas_dropped: u64,
+    /// Keys whose newest full record has delta records to apply: (address of
+    /// the full record, addresses of its deltas in order). The visitor was
+    /// called for the full record; the caller applies the deltas.
+    pub chains: Vec<(Addr, Vec<Addr>)>,
     /// Valid records found per database (an upper bound of its live keys,
     /// known before any key is reported: the visitor's owner sizes its
     /// tables with it).
@@ -99,6 +108,21 @@ const TOMB_BIT: u64 = 1 << 62;
 const MULTI_BIT: u64 = 1 << 63;
 const EXPIRED_BIT: u64 = 1 << 61;
 const ADDR_MASK: u64 = (1 << 48) - 1;
+
+/// A delta record found by the scan.
+#[derive(Debug, Clone, Copy)]
+struct DeltaSlot {
+    addr: u64,
+    seq: u64,
+    hash: u64,
+    base_seq: u64,
+    pos: u32,
+    expire_at: u64,
+}
+
+/// Per partition, what one scan worker found: full records and tombstones,
+/// and delta records.
+type Found = (Vec<Vec<Slot>>, Vec<Vec<DeltaSlot>>);
 
 #[derive(Debug, Clone, Copy)]
 struct Slot {
@@ -186,7 +210,7 @@ impl Arena {
 
         // Phase 1: scan segments into per-worker, per-partition slot lists.
         let next = AtomicUsize::new(0);
-        let scanned: Vec<(ScanTotals, Vec<Vec<Slot>>)> = std::thread::scope(|s| {
+        let scanned: Vec<(ScanTotals, Found)> = std::thread::scope(|s| {
             let workers: Vec<_> = (0..threads)
                 .map(|_| s.spawn(|| inner.scan_worker(&segs, &next, &hasher, now_ms)))
                 .collect();
@@ -221,24 +245,52 @@ impl Arena {
             .collect();
         let next = AtomicUsize::new(0);
         let need_tombstone: Mutex<Vec<(u8, Vec<u8>)>> = Mutex::new(Vec::new());
-        let counts: Vec<[u64; 3]> = std::thread::scope(|s| {
+        let chains: Mutex<Vec<(Addr, Vec<Addr>)>> = Mutex::new(Vec::new());
+        let counts: Vec<[u64; 5]> = std::thread::scope(|s| {
             let workers: Vec<_> = (0..threads)
                 .map(|_| {
                     s.spawn(|| {
-                        let mut c = [0u64; 3];
+                        let mut c = [0u64; 5];
                         loop {
                             let p = next.fetch_add(1, Ordering::Relaxed);
                             if p >= PARTITIONS {
                                 break;
                             }
-                            let lists = scanned.iter().filter_map(|(_, parts)| parts.get(p));
+                            let lists = scanned.iter().filter_map(|(_, (parts, _))| parts.get(p));
                             let total = lists.clone().map(Vec::len).sum();
                             let mut table = HashTable::with_capacity(total);
                             for list in lists {
                                 c[2] += inner.merge(&mut table, list);
                             }
+                            let deltas: Vec<DeltaSlot> = scanned
+                                .iter()
+                                .filter_map(|(_, (_, d))| d.get(p))
+                                .flatten()
+                                .copied()
+                                .collect();
+                            let mut own = if deltas.is_empty() {
+                                Vec::new()
+                            } else {
+                                inner.attach_deltas(&mut table, deltas, now_ms, &mut c)
+                            };
                             for slot in table {
-                                inner.settle(slot, &winners, &need_tombstone, &mut c);
+                                let live = inner.settle(slot, &winners, &need_tombstone, &mut c);
+                                let base = slot.word & ADDR_MASK;
+                                let Some(i) = own.iter().position(|(b, _)| *b == base) else {
+                                    continue;
+                                };
+                                let (_, chain) = own.swap_remove(i);
+                                for d in &chain {
+                                    if live {
+                                        set_bit(&winners, d.addr);
+                                    } else {
+                                        inner.mark_dead(d.addr, d.seq);
+                                    }
+                                }
+                                if live {
+                                    let addrs = chain.iter().map(|d| Addr(d.addr)).collect();
+                                    chains.lock().push((Addr(base), addrs));
+                                }
                             }
                         }
                         c
@@ -255,7 +307,10 @@ impl Arena {
             stats.deleted_keys += c[0];
             stats.expired_keys += c[1];
             stats.superseded += c[2];
+            stats.deltas_kept += c[3];
+            stats.deltas_dropped += c[4];
         }
+        stats.chains = chains.into_inner();
 
         reserve(&stats.records_per_db);
         let merge_done = start.elapsed();
@@ -343,6 +398,14 @@ impl Arena {
     }
 }
 
+/// Sets the bitmap bit of the record at `addr`.
+fn set_bit(winners: &[AtomicU64], addr: u64) {
+    let bit = addr / 32;
+    if let Some(w) = winners.get((bit / 64) as usize) {
+        w.fetch_or(1 << (bit % 64), Ordering::Relaxed);
+    }
+}
+
 impl Inner {
     /// `(db, key)` of the record at `addr`, without checksum (it was
     /// verified during the scan).
@@ -361,9 +424,10 @@ impl Inner {
         next: &AtomicUsize,
         hasher: &DefaultHashBuilder,
         now_ms: u64,
-    ) -> (ScanTotals, Vec<Vec<Slot>>) {
+    ) -> (ScanTotals, Found) {
         let mut t = ScanTotals::default();
         let mut parts: Vec<Vec<Slot>> = (0..PARTITIONS).map(|_| Vec::new()).collect();
+        let mut dparts: Vec<Vec<DeltaSlot>> = (0..PARTITIONS).map(|_| Vec::new()).collect();
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(&seg) = segs.get(i) else { break };
@@ -383,6 +447,25 @@ impl Inner {
                     *n += 1;
                 }
                 t.max_seq = t.max_seq.max(rec.seq());
+                if rec.is_delta() {
+                    let hash = hasher.hash_one((rec.db(), rec.key));
+                    let p = (hash >> (64 - PARTITION_BITS)) as usize;
+                    // A delta whose prefix does not parse gets position 0,
+                    // which no chain accepts: it is dropped as dead.
+                    let (base_seq, pos) = super::record::parse_delta(rec.value)
+                        .map_or((0, 0), |(b, pos, _)| (b, pos));
+                    if let Some(list) = dparts.get_mut(p) {
+                        list.push(DeltaSlot {
+                            addr: rec.addr.0,
+                            seq: rec.seq(),
+                            hash,
+                            base_seq,
+                            pos,
+                            expire_at: rec.expire_at(),
+                        });
+                    }
+                    continue;
+                }
                 let mut word = rec.addr.0;
                 if rec.is_tombstone() {
                     word |= TOMB_BIT;
@@ -408,7 +491,7 @@ impl Inner {
             meta.tomb.store(tomb, Ordering::Relaxed);
             meta.live.store(0, Ordering::Relaxed);
         }
-        (t, parts)
+        (t, (parts, dparts))
     }
 
     /// Merges slots into a partition's table: newest sequence number per
@@ -467,11 +550,12 @@ impl Inner {
         slot: Slot,
         winners: &[AtomicU64],
         need_tombstone: &Mutex<Vec<(u8, Vec<u8>)>>,
-        c: &mut [u64; 3],
-    ) {
+        c: &mut [u64; 5],
+    ) -> bool {
         let addr = slot.word & ADDR_MASK;
         if slot.word & TOMB_BIT != 0 {
             c[0] += 1;
+            false
         } else if slot.word & EXPIRED_BIT != 0 {
             c[1] += 1;
             self.mark_dead(addr, slot.seq);
@@ -480,12 +564,63 @@ impl Inner {
                     need_tombstone.lock().push((db, key.to_vec()));
                 }
             }
+            false
         } else {
-            let bit = addr / 32;
-            if let Some(w) = winners.get((bit / 64) as usize) {
-                w.fetch_or(1 << (bit % 64), Ordering::Relaxed);
+            set_bit(winners, addr);
+            true
+        }
+    }
+
+    /// Attaches a partition's delta records to their keys' newest full
+    /// records in `table`. A delta is kept only if its base is that record
+    /// and the positions before it are all there (1, 2, 3...: a chain with
+    /// a gap keeps its prefix); the rest are dead. A key with deltas takes
+    /// its deadline from its last delta. Returns (full record's address,
+    /// its chain in order).
+    fn attach_deltas(
+        &self,
+        table: &mut HashTable<Slot>,
+        mut deltas: Vec<DeltaSlot>,
+        now_ms: u64,
+        c: &mut [u64; 5],
+    ) -> Vec<(u64, Vec<DeltaSlot>)> {
+        deltas.sort_unstable_by_key(|d| (d.hash, d.base_seq, d.pos, d.seq, d.addr));
+        let mut out: Vec<(u64, Vec<DeltaSlot>)> = Vec::new();
+        for group in deltas.chunk_by(|a, b| a.hash == b.hash && a.base_seq == b.base_seq) {
+            let Some(first) = group.first() else { continue };
+            let key = self.key_at(first.addr);
+            let base = key.and_then(|k| {
+                table.find_mut(first.hash, |s| {
+                    s.hash == first.hash && self.key_at(s.word & ADDR_MASK) == Some(k)
+                })
+            });
+            let mut chain: Vec<DeltaSlot> = Vec::new();
+            if let Some(base) = base.filter(|b| b.word & TOMB_BIT == 0 && b.seq == first.base_seq) {
+                for d in group {
+                    if d.pos as usize == chain.len() + 1 && self.key_at(d.addr) == key {
+                        chain.push(*d);
+                    }
+                }
+                if let Some(last) = chain.last() {
+                    base.word |= MULTI_BIT;
+                    if last.expire_at != 0 && last.expire_at <= now_ms {
+                        base.word |= EXPIRED_BIT;
+                    } else {
+                        base.word &= !EXPIRED_BIT;
+                    }
+                    out.push((base.word & ADDR_MASK, chain.clone()));
+                }
+            }
+            for d in group {
+                if chain.iter().any(|k| k.addr == d.addr) {
+                    c[3] += 1;
+                } else {
+                    c[4] += 1;
+                    self.mark_dead(d.addr, d.seq);
+                }
             }
         }
+        out
     }
 
     /// Visits the live winners of one segment (records were verified by
@@ -508,7 +643,10 @@ impl Inner {
             let won = winners
                 .get((bit / 64) as usize)
                 .is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (bit % 64)) != 0);
-            if won {
+            if won && h.is_delta() {
+                // A kept delta: live bytes, but not a key of its own.
+                live += len;
+            } else if won {
                 if let Some(key) = self
                     .medium
                     .read(pos + HEADER_LEN as u64, h.key_len as usize)

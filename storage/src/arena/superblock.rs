@@ -3,7 +3,7 @@
 //! ```text
 //! offset size field
 //!      0    8 magic            b"AMBERARN"
-//!      8    4 format version   2 (little endian, like every integer here)
+//!      8    4 format version   3 (little endian, like every integer here)
 //!     12    4 mode             1 = pmem, 2 = none (capacity only)
 //!     16    8 arena size       bytes, = file size
 //!     24    8 segment size     bytes
@@ -29,7 +29,10 @@
 //!   headers with a span (extents for records larger than a segment, see
 //!   `segment`).
 //!
-//! This build reads version 2 only. A version-1 arena is refused at open
+//! * 3: delta records (record flag bit 1, see `record`). A version-2 build
+//!   would take a delta for a whole value, so the version changes.
+//!
+//! This build reads version 3 only. An older arena is refused at open
 //! with an error naming both versions (never reformatted): it has to be
 //! emptied (`persistence none`, or a new file) and the data loaded again.
 
@@ -39,7 +42,7 @@ use crate::{Error, Result};
 /// Magic bytes at offset 0.
 pub const MAGIC: [u8; 8] = *b"AMBERARN";
 /// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// Size of the superblock.
 pub const SUPERBLOCK_LEN: usize = 64;
 /// Offset of the clean-shutdown word.
@@ -221,14 +224,14 @@ mod tests {
         b[8] = 9;
         let e = Superblock::decode(&b).unwrap_err().to_string();
         assert!(e.contains("version 9"), "{e}");
-        // A version-1 arena (before extents and key checksums).
+        // A version-2 arena (before delta records).
         let mut b = Superblock::fresh(Persistence::Pmem, 64 << 20, 1 << 20).encode();
-        b[8..12].copy_from_slice(&1u32.to_le_bytes());
+        b[8..12].copy_from_slice(&2u32.to_le_bytes());
         let crc = crc32fast::hash(&b[0..52]);
         b[52..56].copy_from_slice(&crc.to_le_bytes());
         let e = Superblock::decode(&b).unwrap_err().to_string();
         assert!(
-            e.contains("version 1") && e.contains("reads version 2") && e.contains("older"),
+            e.contains("version 2") && e.contains("reads version 3") && e.contains("older"),
             "{e}"
         );
     }

@@ -33,6 +33,8 @@ pub struct TierStats {
     pub inline_demotions: AtomicU64,
     /// Records written to the arena.
     pub arena_writes: AtomicU64,
+    /// Of those, delta records (changes to a large collection).
+    pub delta_writes: AtomicU64,
     /// Writes that could not be persisted (arena full or I/O error).
     pub persist_failures: AtomicU64,
     /// Keys removed by `maxmemory-policy` to make room.

@@ -27,16 +27,37 @@ pub(crate) struct HotEntry {
     /// demotion is free; when true it is an older version, released once the
     /// new one is written.
     pub copy: Option<Addr>,
+    /// Delta records written on top of `copy` (see `crate::writeback`);
+    /// `copy` plus these, in order, hold the value when `dirty` is false.
+    pub chain: Option<Box<Chain>>,
     /// Modified since `copy` was written.
     pub dirty: bool,
     /// DRAM bytes charged for this entry.
     pub charged: usize,
 }
 
+/// The delta records of a hot entry, in order.
+#[derive(Debug, Default)]
+pub(crate) struct Chain {
+    /// Sequence number of the base record (the entry's `copy`).
+    pub base_seq: u64,
+    /// The delta records' addresses, oldest first.
+    pub deltas: Vec<Addr>,
+    /// Arena bytes of the delta records.
+    pub bytes: u64,
+    /// The deadline the last delta recorded.
+    pub expire_at: u64,
+}
+
 impl HotEntry {
     /// Bytes this entry should be charged now.
     pub(crate) fn footprint(&self) -> usize {
-        ENTRY_OVERHEAD + self.key.len() + self.value.mem_usage()
+        ENTRY_OVERHEAD
+            + self.key.len()
+            + self.value.mem_usage()
+            + self.chain.as_ref().map_or(0, |c| {
+                std::mem::size_of::<Chain>() + c.deltas.capacity() * std::mem::size_of::<Addr>()
+            })
     }
 }
 

@@ -27,6 +27,7 @@
 
 use rand::Rng;
 
+use super::journal::Journal;
 use super::set::{get_varint, put_varint, Indexed, Keyed};
 
 /// Format version of the hash record layout.
@@ -77,12 +78,15 @@ enum Repr {
 #[derive(Clone)]
 pub struct HashValue {
     repr: Repr,
+    /// Changes since the last write-through (see `journal`).
+    pub journal: Journal,
 }
 
 impl Default for HashValue {
     fn default() -> Self {
         HashValue {
             repr: Repr::Listpack(Vec::new()),
+            journal: Journal::default(),
         }
     }
 }
@@ -174,6 +178,7 @@ impl HashValue {
                 t.push_new(p);
             }
             self.repr = Repr::Table(t);
+            self.journal.overflow();
         }
     }
 
@@ -194,6 +199,7 @@ impl HashValue {
     /// `hashTypeSet`: a listpack converts first if the field or value is too
     /// long, and after adding if it has too many fields.
     pub fn insert(&mut self, field: &[u8], value: &[u8], limits: HashLimits) -> bool {
+        self.journal.hash_set(field, value);
         if self.is_listpack() && (field.len() > limits.max_value || value.len() > limits.max_value)
         {
             self.convert_to_table();
@@ -222,7 +228,7 @@ impl HashValue {
 
     /// Removes `field`; true if it was there.
     pub fn remove(&mut self, field: &[u8]) -> bool {
-        match &mut self.repr {
+        let removed = match &mut self.repr {
             Repr::Listpack(v) => match v.iter().position(|p| &*p.0 == field) {
                 Some(i) => {
                     v.remove(i);
@@ -231,7 +237,11 @@ impl HashValue {
                 None => false,
             },
             Repr::Table(t) => t.remove(field).is_some(),
+        };
+        if removed {
+            self.journal.hash_delete(field);
         }
+        removed
     }
 
     /// The pair at position `i` in encoding order.
@@ -360,7 +370,10 @@ impl HashValue {
             }
             Repr::Table(t)
         };
-        Some(HashValue { repr })
+        Some(HashValue {
+            repr,
+            journal: Journal::default(),
+        })
     }
 }
 

@@ -32,6 +32,8 @@
 
 use std::collections::VecDeque;
 
+use super::journal::Journal;
+
 /// Version byte of the arena record layout written by [`ListValue::encode`].
 const RECORD_VERSION: u8 = 1;
 
@@ -45,6 +47,8 @@ pub struct ListValue {
     items: VecDeque<Box<[u8]>>,
     /// Sum of the elements' lengths.
     bytes: usize,
+    /// Changes since the last write-through (see `journal`).
+    pub journal: Journal,
 }
 
 impl ListValue {
@@ -79,12 +83,14 @@ impl ListValue {
 
     /// Appends at the head (`LPUSH`).
     pub fn push_front(&mut self, v: &[u8]) {
+        self.journal.list_push(true, v);
         self.bytes += v.len();
         self.items.push_front(v.into());
     }
 
     /// Appends at the tail (`RPUSH`).
     pub fn push_back(&mut self, v: &[u8]) {
+        self.journal.list_push(false, v);
         self.bytes += v.len();
         self.items.push_back(v.into());
     }
@@ -101,6 +107,7 @@ impl ListValue {
     /// Removes the head element.
     pub fn pop_front(&mut self) -> Option<Box<[u8]>> {
         let v = self.items.pop_front()?;
+        self.journal.list_pop(true);
         self.bytes -= v.len();
         Some(v)
     }
@@ -108,6 +115,7 @@ impl ListValue {
     /// Removes the tail element.
     pub fn pop_back(&mut self) -> Option<Box<[u8]>> {
         let v = self.items.pop_back()?;
+        self.journal.list_pop(false);
         self.bytes -= v.len();
         Some(v)
     }
@@ -144,6 +152,7 @@ impl ListValue {
             Some(slot) => {
                 self.bytes = self.bytes - slot.len() + v.len();
                 *slot = v.into();
+                self.journal.list_set(i, v);
                 true
             }
             None => false,
@@ -153,6 +162,7 @@ impl ListValue {
     /// Inserts `v` so that it ends at position `i` (`i == len` appends).
     pub fn insert(&mut self, i: usize, v: &[u8]) {
         let i = i.min(self.items.len());
+        self.journal.list_insert(i, v);
         self.bytes += v.len();
         self.items.insert(i, v.into());
     }
@@ -160,6 +170,7 @@ impl ListValue {
     /// Removes the element at position `i`.
     pub fn remove(&mut self, i: usize) -> Option<Box<[u8]>> {
         let v = self.items.remove(i)?;
+        self.journal.list_remove(i);
         self.bytes -= v.len();
         Some(v)
     }
@@ -187,6 +198,7 @@ impl ListValue {
         if start > end || start >= len {
             self.items.clear();
             self.bytes = 0;
+            self.journal.overflow();
             return;
         }
         let end = end.min(len - 1);
@@ -214,6 +226,7 @@ impl ListValue {
                 }
             }
         } else if count == 0 {
+            self.journal.overflow();
             let bytes = &mut self.bytes;
             self.items.retain(|e| {
                 let keep = &**e != v;
@@ -279,6 +292,7 @@ impl ListValue {
         let mut list = ListValue {
             items: VecDeque::with_capacity(n as usize),
             bytes: 0,
+            journal: Journal::default(),
         };
         for _ in 0..n {
             let len = usize::try_from(get_varint(&mut b)?).ok()?;

@@ -2,6 +2,7 @@
 //! interface (`mem_usage`, `encoding`, `is_empty`, `encode`, `decode`).
 
 pub mod hash;
+pub mod journal;
 pub mod list;
 pub mod set;
 pub mod zset;

@@ -29,6 +29,8 @@ use std::hash::BuildHasher;
 use hashbrown::{DefaultHashBuilder, HashTable};
 use rand::Rng;
 
+use super::journal::Journal;
+
 /// Format version of the set record layout.
 const VERSION: u8 = 1;
 /// Record encoding byte: intset.
@@ -292,12 +294,15 @@ enum Repr {
 #[derive(Clone)]
 pub struct SetValue {
     repr: Repr,
+    /// Changes since the last write-through (see `journal`).
+    pub journal: Journal,
 }
 
 impl Default for SetValue {
     fn default() -> Self {
         SetValue {
             repr: Repr::Intset(Vec::new()),
+            journal: Journal::default(),
         }
     }
 }
@@ -370,6 +375,7 @@ impl SetValue {
         } else {
             SetValue {
                 repr: Repr::Table(Indexed::with_capacity(1)),
+                journal: Journal::default(),
             }
         }
     }
@@ -451,6 +457,7 @@ impl SetValue {
                 t.push_new(i.to_string().into_bytes().into_boxed_slice());
             }
             self.repr = Repr::Table(t);
+            self.journal.overflow();
         }
     }
 
@@ -458,6 +465,14 @@ impl SetValue {
     /// hashtable when `member` is not an integer or the intset would grow
     /// past `max_intset` members (`set-max-intset-entries`).
     pub fn add(&mut self, member: &[u8], max_intset: usize) -> bool {
+        let added = self.add_unjournaled(member, max_intset);
+        if added {
+            self.journal.set_add(member);
+        }
+        added
+    }
+
+    fn add_unjournaled(&mut self, member: &[u8], max_intset: usize) -> bool {
         if let Repr::Intset(v) = &mut self.repr {
             match parse_int(member) {
                 Some(i) => {
@@ -487,7 +502,7 @@ impl SetValue {
 
     /// Removes `member`; true if it was there.
     pub fn remove(&mut self, member: &[u8]) -> bool {
-        match &mut self.repr {
+        let removed = match &mut self.repr {
             Repr::Intset(v) => match parse_int(member).map(|i| v.binary_search(&i)) {
                 Some(Ok(at)) => {
                     v.remove(at);
@@ -496,7 +511,11 @@ impl SetValue {
                 _ => false,
             },
             Repr::Table(t) => t.remove(member).is_some(),
+        };
+        if removed {
+            self.journal.set_remove(member);
         }
+        removed
     }
 
     /// The member at position `i` (intset: ascending order).
@@ -529,10 +548,14 @@ impl SetValue {
             return None;
         }
         let i = rng.gen_range(0..n);
-        match &mut self.repr {
+        let popped = match &mut self.repr {
             Repr::Intset(v) => Some(v.remove(i).to_string().into_bytes()),
             Repr::Table(t) => t.remove_at(i).map(Vec::from),
+        };
+        if let Some(m) = &popped {
+            self.journal.set_remove(m);
         }
+        popped
     }
 
     /// One `SSCAN` step from `cursor`, visiting about `count` members: an
@@ -634,7 +657,10 @@ impl SetValue {
             }
             _ => return None,
         };
-        Some(SetValue { repr })
+        Some(SetValue {
+            repr,
+            journal: Journal::default(),
+        })
     }
 }
 

@@ -37,6 +37,7 @@ use std::hash::BuildHasher;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
+use super::journal::Journal;
 use skiplist::{SkipList, NIL};
 
 /// The thresholds below which Redis keeps a sorted set as a listpack
@@ -209,6 +210,8 @@ pub struct ZSetValue {
     listpack: bool,
     /// Sum of member lengths.
     member_bytes: usize,
+    /// Changes since the last write-through (see `journal`).
+    pub journal: Journal,
 }
 
 impl std::fmt::Debug for ZSetValue {
@@ -310,6 +313,9 @@ impl ZSetValue {
 
     /// Sets the reported encoding (Redis's `zsetConvert`).
     pub fn set_listpack(&mut self, listpack: bool) {
+        if self.listpack != listpack {
+            self.journal.overflow();
+        }
         self.listpack = listpack;
         if listpack {
             self.normalize_zeros();
@@ -370,6 +376,7 @@ impl ZSetValue {
         self.index
             .insert_unique(h, id, |&i| hasher.hash_one(list.member(i)));
         self.member_bytes += member.len();
+        self.journal.zset_add(member, score);
     }
 
     /// Sets the score of `member`, adding it if absent, with no encoding
@@ -407,6 +414,7 @@ impl ZSetValue {
         if self.list.len() == 0 {
             self.index = HashTable::new();
         }
+        self.journal.zset_remove(member);
         Some(score)
     }
 
@@ -450,7 +458,7 @@ impl ZSetValue {
             None => {
                 if self.listpack && (self.len() + 1 > limits.entries || member.len() > limits.value)
                 {
-                    self.listpack = false;
+                    self.set_listpack(false);
                 }
                 self.insert_new(member, score);
                 AddOutcome::Added(score)
