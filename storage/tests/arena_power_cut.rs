@@ -5,7 +5,10 @@
 //! acknowledged value and deadline, never resurrect a deleted key, and never
 //! return a corrupt record. Some values are larger than a segment (extents
 //! of 2 or 3 segments), so cuts also land in the middle of large appends
-//! and of freeing extents: a large record is all or nothing. Variants:
+//! and of freeing extents: a large record is all or nothing. Some writes are
+//! delta records on a key's current record (here a delta appends its bytes
+//! to the value; recovery must apply exactly the acknowledged chain or a
+//! longer prefix of it, with the newest delta's deadline). Variants:
 //! cache-flush media (each append persisted), msync media with group
 //! commit, and random 8-byte tears of the unpersisted stores at the cut.
 
@@ -14,7 +17,7 @@ use std::sync::Arc;
 
 use amber_storage::arena::{ArenaConfig, ArenaSync, Persistence};
 use amber_storage::persist::{PersistMode, SimMedium};
-use amber_storage::{Addr, Arena, RecordIn};
+use amber_storage::{Addr, Arena, DeltaIn, RecordIn};
 use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -94,6 +97,8 @@ struct Driver<'a> {
     arena: &'a Arena,
     sim: &'a SimMedium,
     index: HashMap<(u8, Vec<u8>), Addr>,
+    /// Per key: the base's sequence number and the delta records on it.
+    chains: HashMap<(u8, Vec<u8>), (u64, Vec<Addr>)>,
     model: Model,
     /// Keys touched since the last acknowledgement point (group mode).
     pending: Vec<(u8, Vec<u8>)>,
@@ -140,6 +145,7 @@ impl Driver<'_> {
                     self.large += 1;
                 }
                 let k = (db, key.to_vec());
+                self.release_chain(&k);
                 if let Some(old) = self.index.insert(k.clone(), addr) {
                     self.arena.release(old).expect("release");
                 }
@@ -157,9 +163,64 @@ impl Driver<'_> {
         }
     }
 
+    fn release_chain(&mut self, k: &(u8, Vec<u8>)) {
+        if let Some((_, deltas)) = self.chains.remove(k) {
+            for a in deltas {
+                self.arena.release(a).expect("release delta");
+            }
+        }
+    }
+
+    /// Appends `more` to the key's value as a delta record.
+    fn delta(
+        &mut self,
+        writer: usize,
+        db: u8,
+        key: &[u8],
+        more: &[u8],
+        expire_at: u64,
+    ) -> Option<amber_storage::Ticket> {
+        let k = (db, key.to_vec());
+        let base = *self.index.get(&k)?;
+        let (base_seq, pos) = match self.chains.get(&k) {
+            Some((seq, d)) => (*seq, d.len() as u32 + 1),
+            None => (self.arena.read_head(base).expect("base").seq(), 1),
+        };
+        let d = DeltaIn {
+            db,
+            kind: 1,
+            key,
+            base_seq,
+            pos,
+            changes: more,
+            expire_at,
+        };
+        match self.arena.append_delta(writer, d) {
+            Ok((addr, ticket)) => {
+                let chain = self
+                    .chains
+                    .entry(k.clone())
+                    .or_insert((base_seq, Vec::new()));
+                chain.1.push(addr);
+                let h = self.model.keys.entry(k.clone()).or_default();
+                let mut value = match h.ops.last() {
+                    Some(Some((v, _))) => v.clone(),
+                    _ => panic!("a delta on a key without a value"),
+                };
+                value.extend_from_slice(more);
+                h.ops.push(Some((value, expire_at)));
+                self.pending.push(k);
+                Some(ticket)
+            }
+            Err(amber_storage::Error::ArenaFull) => None,
+            Err(e) => panic!("append_delta: {e}"),
+        }
+    }
+
     fn del(&mut self, writer: usize, db: u8, key: &[u8]) -> Option<amber_storage::Ticket> {
         let k = (db, key.to_vec());
         let addr = *self.index.get(&k)?;
+        self.release_chain(&k);
         match self.arena.delete(writer, addr) {
             Ok(ticket) => {
                 self.index.remove(&k);
@@ -185,6 +246,12 @@ impl Driver<'_> {
                 if !tomb && self.index.get(&k) == Some(&addr) {
                     let new = self.arena.relocate(addr).expect("relocate");
                     self.index.insert(k, new);
+                } else if let Some(d) = self
+                    .chains
+                    .get_mut(&k)
+                    .and_then(|(_, c)| c.iter_mut().find(|d| **d == addr))
+                {
+                    *d = self.arena.relocate(addr).expect("relocate delta");
                 }
             }
             self.arena.free_segment(seg).expect("free_segment");
@@ -203,7 +270,16 @@ fn workload(d: &mut Driver<'_>, seed: u64, ops: usize) {
         let key = format!("key:{key_no}").into_bytes();
         let writer = key_no as usize % LANES;
         let roll: u32 = rng.gen_range(0..100);
-        let t = if roll < 70 {
+        let t = if (55..75).contains(&roll) && d.index.contains_key(&(db, key.clone())) {
+            version += 1;
+            let more = format!("+d{version}").into_bytes();
+            let expire_at = if rng.gen_range(0..6) == 0 {
+                NOW + 2000
+            } else {
+                0
+            };
+            d.delta(writer, db, &key, &more, expire_at)
+        } else if roll < 75 {
             version += 1;
             // One set in 12 writes a value larger than a segment.
             let len = if rng.gen_range(0..12) == 0 {
@@ -246,13 +322,14 @@ fn recover(image: &[u8], mode: PersistMode, label: &str) -> (Arena, Found) {
     let arena =
         Arena::with_medium(&config(), medium).unwrap_or_else(|e| panic!("{label}: open: {e}"));
     let found = Mutex::new(Vec::new());
-    arena
+    let stats = arena
         .recover_at(NOW, |r| {
             found
                 .lock()
                 .push((r.addr, r.db, r.key.to_vec(), r.expire_at))
         })
         .unwrap_or_else(|e| panic!("{label}: recover: {e}"));
+    let chains: HashMap<Addr, Vec<Addr>> = stats.chains.into_iter().collect();
     let mut map = HashMap::new();
     for (addr, db, key, exp) in found.into_inner() {
         let rec = arena
@@ -260,8 +337,19 @@ fn recover(image: &[u8], mode: PersistMode, label: &str) -> (Arena, Found) {
             .unwrap_or_else(|e| panic!("{label}: corrupt record returned: {e}"));
         assert_eq!(rec.key, &key[..]);
         assert_eq!(rec.expire_at(), exp);
+        let (mut value, mut exp) = (rec.value.to_vec(), exp);
+        for &d in chains.get(&addr).map_or(&[][..], |c| &c[..]) {
+            let rec = arena
+                .read(d)
+                .unwrap_or_else(|e| panic!("{label}: corrupt delta returned: {e}"));
+            assert_eq!(rec.key, &key[..], "{label}: a delta of another key");
+            let (_, _, more) = amber_storage::arena::record::parse_delta(rec.value)
+                .unwrap_or_else(|| panic!("{label}: malformed delta"));
+            value.extend_from_slice(more);
+            exp = rec.expire_at();
+        }
         assert!(
-            map.insert((db, key), (rec.value.to_vec(), exp)).is_none(),
+            map.insert((db, key), (value, exp)).is_none(),
             "{label}: key reported twice"
         );
     }
@@ -288,6 +376,7 @@ fn run_workload(
             arena: &arena,
             sim: &sim,
             index: HashMap::new(),
+            chains: HashMap::new(),
             model: Model::default(),
             pending: Vec::new(),
             group: mode == PersistMode::Msync,
@@ -372,9 +461,18 @@ fn second_crash_after_recovery_and_compaction() {
         let sim2 = Arc::new(SimMedium::from_image(&image, mode));
         let arena = Arena::with_medium(&config(), sim2.clone()).expect("open");
         let found = Mutex::new(Vec::new());
-        arena
+        let stats = arena
             .recover_at(NOW, |r| found.lock().push((r.addr, r.db, r.key.to_vec())))
             .expect("recover");
+        // The recovered chains continue (the next delta takes the next position).
+        let chains = stats
+            .chains
+            .into_iter()
+            .map(|(base, deltas)| {
+                let h = arena.read_head(base).expect("base");
+                ((h.db(), h.key.to_vec()), (h.seq(), deltas))
+            })
+            .collect();
         let mut d = Driver {
             arena: &arena,
             sim: &sim2,
@@ -383,6 +481,7 @@ fn second_crash_after_recovery_and_compaction() {
                 .into_iter()
                 .map(|(a, db, k)| ((db, k), a))
                 .collect(),
+            chains,
             model,
             pending: Vec::new(),
             group: false,
