@@ -9,7 +9,10 @@
 //! trial starts from the recovered arena, so damage would accumulate and be
 //! seen. The DRAM budget is small, so values are demoted, promoted and
 //! compacted while the writers run, and a few values are large enough to
-//! need multi-segment records.
+//! need multi-segment records. Each writer also owns a list and a hash that
+//! grow to thousands of elements over the trials, changed one element at a
+//! time: with a hot tier those writes are delta records on the
+//! collection's last whole record, which recovery must apply.
 //!
 //! `cargo test` runs a few trials; the soak is the same test with more:
 //! `AMBER_CRASH_TRIALS=200 cargo test --release -p amber-tests --test crash`.
@@ -34,8 +37,70 @@ use rand::{Rng, SeedableRng};
 
 /// Writer threads per trial.
 const WRITERS: usize = 4;
-/// Keys each writer owns.
+/// String keys each writer owns; after them come its list and its hash.
 const KEYS_PER_WRITER: usize = 400;
+/// Model slot of a writer's list (`w{id}:list`).
+const LIST: usize = KEYS_PER_WRITER;
+/// Model slot of a writer's hash (`w{id}:hash`).
+const HASH: usize = KEYS_PER_WRITER + 1;
+/// Model slots per writer.
+const SLOTS: usize = KEYS_PER_WRITER + 2;
+
+/// The key of model slot `k` of writer `id`.
+fn key_name(id: usize, k: usize) -> String {
+    match k {
+        LIST => format!("w{id}:list"),
+        HASH => format!("w{id}:hash"),
+        _ => format!("w{id}:k{k}"),
+    }
+}
+
+/// A list or hash as the model keeps it: its elements (for a hash,
+/// `field=value`, sorted) one per line; `None` when empty (the key is gone).
+fn lines(v: &Option<Vec<u8>>) -> Vec<Vec<u8>> {
+    v.as_deref()
+        .map(|b| b.split(|c| *c == b'\n').map(<[u8]>::to_vec).collect())
+        .unwrap_or_default()
+}
+
+fn unlines(items: &[Vec<u8>]) -> Option<Vec<u8>> {
+    (!items.is_empty()).then(|| items.join(&b'\n'))
+}
+
+/// The next collection command of a writer: its arguments, the collection's
+/// model afterwards, and for `LPOP` the element the reply must carry.
+fn collection_op(
+    rng: &mut StdRng,
+    key: &str,
+    list: bool,
+    old: &Option<Vec<u8>>,
+    tag: u64,
+) -> (Vec<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>) {
+    let mut items = lines(old);
+    let key = key.as_bytes().to_vec();
+    if list {
+        if rng.gen_ratio(1, 4) {
+            let popped = (!items.is_empty()).then(|| items.remove(0));
+            return (vec![b"LPOP".to_vec(), key], unlines(&items), popped);
+        }
+        let v = format!("e{tag}").into_bytes();
+        items.push(v.clone());
+        return (vec![b"RPUSH".to_vec(), key, v], unlines(&items), None);
+    }
+    let field = format!("f{}", rng.gen_range(0..3000)).into_bytes();
+    let mut prefix = field.clone();
+    prefix.push(b'=');
+    items.retain(|i| !i.starts_with(&prefix));
+    if rng.gen_ratio(1, 5) {
+        return (vec![b"HDEL".to_vec(), key, field], unlines(&items), None);
+    }
+    let v = format!("v{tag}").into_bytes();
+    let mut line = prefix;
+    line.extend_from_slice(&v);
+    items.push(line);
+    items.sort();
+    (vec![b"HSET".to_vec(), key, field, v], unlines(&items), None)
+}
 
 /// What a key may hold after a crash.
 #[derive(Clone, Debug, Default)]
@@ -151,12 +216,22 @@ fn writer(
     c.set_timeout(Duration::from_secs(30));
     let mut tag = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        let k = rng.gen_range(0..KEYS_PER_WRITER);
-        let key = format!("w{id}:k{k}");
+        let k = match rng.gen_range(0..10) {
+            0 | 1 => LIST,
+            2 | 3 => HASH,
+            _ => rng.gen_range(0..KEYS_PER_WRITER),
+        };
+        let key = key_name(id, k);
         let counter = k % 8 == 0;
         let old = model[k].acked.clone();
         tag += 1;
+        let mut popped = None;
         let (args, new): (Vec<Vec<u8>>, Option<Vec<u8>>) = match rng.gen_range(0..10) {
+            _ if k == LIST || k == HASH => {
+                let (args, new, p) = collection_op(&mut rng, &key, k == LIST, &old, tag);
+                popped = p;
+                (args, new)
+            }
             0 => (vec![b"DEL".to_vec(), key.clone().into_bytes()], None),
             _ if counter => {
                 let by: i64 = rng.gen_range(-1000..1000);
@@ -198,6 +273,9 @@ fn writer(
                     panic!("unparsable reply {reply:?}");
                 };
                 assert!(!r.is_error(), "{key}: error reply {}", r.text());
+                if k == LIST && args[0] == b"LPOP" {
+                    assert_eq!(r.data, popped, "{key}: LPOP popped the wrong element");
+                }
                 model[k].acked = new;
                 model[k].in_flight = None;
             }
@@ -215,13 +293,35 @@ fn verify(port: u16, models: &mut [Vec<KeyModel>], trial: usize) {
     let mut checked = 0;
     for (id, keys) in models.iter_mut().enumerate() {
         for (k, m) in keys.iter_mut().enumerate() {
-            let key = format!("w{id}:k{k}");
-            let reply = c.cmd(&["GET", key.as_str()]);
+            let key = key_name(id, k);
+            let args = match k {
+                LIST => vec!["LRANGE", key.as_str(), "0", "-1"],
+                HASH => vec!["HGETALL", key.as_str()],
+                _ => vec!["GET", key.as_str()],
+            };
+            let reply = c.cmd(&args);
             let Ok(Some((r, _))) = parse(&reply) else {
                 panic!("unparsable reply {reply:?}");
             };
-            assert!(!r.is_error(), "trial {trial}: GET {key}: {}", r.text());
-            let got = bulk(&r);
+            assert!(!r.is_error(), "trial {trial}: {args:?}: {}", r.text());
+            let got = match k {
+                LIST => unlines(&r.items.iter().filter_map(bulk).collect::<Vec<_>>()),
+                HASH => {
+                    let mut pairs: Vec<Vec<u8>> = r
+                        .items
+                        .chunks(2)
+                        .map(|p| {
+                            let mut line = p[0].data.clone().unwrap_or_default();
+                            line.push(b'=');
+                            line.extend(p.get(1).and_then(bulk).unwrap_or_default());
+                            line
+                        })
+                        .collect();
+                    pairs.sort();
+                    unlines(&pairs)
+                }
+                _ => bulk(&r),
+            };
             let ok = got == m.acked || m.in_flight.as_ref().is_some_and(|f| *f == got);
             assert!(
                 ok,
@@ -252,10 +352,27 @@ fn verify(port: u16, models: &mut [Vec<KeyModel>], trial: usize) {
         size as usize, expected,
         "trial {trial}: DBSIZE after recovery"
     );
-    assert_eq!(checked, WRITERS * KEYS_PER_WRITER);
+    assert_eq!(checked, WRITERS * SLOTS);
 }
 
-fn run_trials(label: &str, extra: &[&str], default_trials: usize) {
+/// `arena_delta_writes` from `INFO tiering` (0 if the server is gone).
+fn delta_writes(port: u16) -> u64 {
+    let Ok(mut c) = RespClient::connect(port) else {
+        return 0;
+    };
+    let Ok(reply) = c.try_cmd(&["INFO", "tiering"]) else {
+        return 0;
+    };
+    let text = String::from_utf8_lossy(&reply).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix("arena_delta_writes:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs the trials; `deltas`: whether collection writes must have been
+/// written as delta records (there is a hot tier).
+fn run_trials(label: &str, extra: &[&str], default_trials: usize, deltas: bool) {
     let trials: usize = std::env::var("AMBER_CRASH_TRIALS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -271,8 +388,9 @@ fn run_trials(label: &str, extra: &[&str], default_trials: usize) {
         .tempdir()
         .expect("tempdir");
     let mut server = Server::new(tmp.path(), extra);
-    let mut models: Vec<Vec<KeyModel>> = vec![vec![KeyModel::default(); KEYS_PER_WRITER]; WRITERS];
+    let mut models: Vec<Vec<KeyModel>> = vec![vec![KeyModel::default(); SLOTS]; WRITERS];
     let mut acked_total = 0usize;
+    let mut delta_total = 0u64;
     for trial in 0..trials {
         server.start();
         if trial > 0 {
@@ -288,6 +406,7 @@ fn run_trials(label: &str, extra: &[&str], default_trials: usize) {
             })
             .collect();
         std::thread::sleep(Duration::from_millis(rng.gen_range(150..900)));
+        delta_total += delta_writes(server.port);
         server.kill9();
         stop.store(true, Ordering::Relaxed);
         models = handles
@@ -308,7 +427,15 @@ fn run_trials(label: &str, extra: &[&str], default_trials: usize) {
         log.contains("unclean"),
         "the server log does not report an unclean shutdown after SIGKILL:\n{log}"
     );
-    eprintln!("crash trials [{label}]: ok ({acked_total} live keys checked over {trials} trials)");
+    eprintln!(
+        "crash trials [{label}]: ok ({acked_total} live keys checked over {trials} trials, \
+         {delta_total} delta records written)"
+    );
+    if deltas {
+        assert!(delta_total > 0, "no collection write became a delta record");
+    } else {
+        assert_eq!(delta_total, 0, "delta records without a hot tier");
+    }
 }
 
 #[test]
@@ -317,6 +444,7 @@ fn kill9_loses_no_acknowledged_write_everysec() {
         "everysec, 256kb budget",
         &["--arena-sync", "everysec", "--dram-budget", "256kb"],
         4,
+        true,
     );
 }
 
@@ -326,5 +454,6 @@ fn kill9_loses_no_acknowledged_write_always_no_hot_tier() {
         "always, no hot tier",
         &["--arena-sync", "always", "--dram-budget", "0"],
         3,
+        false,
     );
 }

@@ -40,6 +40,10 @@ pub struct TieringStats {
     pub promotions: u64,
     /// Segments compacted.
     pub compactions: u64,
+    /// Records written to the arena.
+    pub arena_writes: u64,
+    /// Of those, delta records (element changes of a large collection).
+    pub arena_delta_writes: u64,
     /// Persist operations (cache-line flush + fence, or msync).
     pub persist_calls: u64,
     /// How long start-up recovery took, ms.
@@ -67,6 +71,8 @@ pub fn tiering_stats(srv: &ServerState) -> TieringStats {
         demotions: st.demotions.load(Relaxed),
         promotions: st.promotions.load(Relaxed),
         compactions: srv.keyspace.stats.compactions.load(Relaxed),
+        arena_writes: st.arena_writes.load(Relaxed),
+        arena_delta_writes: st.delta_writes.load(Relaxed),
         persist_calls: arena.as_ref().map_or(0, |a| a.persist_calls),
         recovery_ms: srv.keyspace.stats.recovery_ms.load(Relaxed),
     }
@@ -356,7 +362,7 @@ fn render(ctx: &Ctx<'_>, all: bool, wanted: &[String]) -> String {
             t.dram_bytes as f64 / keys as f64
         };
         sections.push(format!(
-            "# Tiering\r\nhot_keys:{}\r\ncold_keys:{}\r\ndram_bytes:{}\r\ndram_budget:{}\r\narena_bytes_used:{}\r\narena_bytes_free:{}\r\narena_bytes_dead:{}\r\ndemotions:{}\r\npromotions:{}\r\ncompactions:{}\r\npersist_calls:{}\r\npersistence:{}\r\narena_sync:{}\r\nrecovery_ms:{}\r\ndram_bytes_per_key:{per_key:.2}\r\n",
+            "# Tiering\r\nhot_keys:{}\r\ncold_keys:{}\r\ndram_bytes:{}\r\ndram_budget:{}\r\narena_bytes_used:{}\r\narena_bytes_free:{}\r\narena_bytes_dead:{}\r\ndemotions:{}\r\npromotions:{}\r\ncompactions:{}\r\narena_writes:{}\r\narena_delta_writes:{}\r\npersist_calls:{}\r\npersistence:{}\r\narena_sync:{}\r\nrecovery_ms:{}\r\ndram_bytes_per_key:{per_key:.2}\r\n",
             t.hot_keys,
             t.cold_keys,
             t.dram_bytes,
@@ -367,6 +373,8 @@ fn render(ctx: &Ctx<'_>, all: bool, wanted: &[String]) -> String {
             t.demotions,
             t.promotions,
             t.compactions,
+            t.arena_writes,
+            t.arena_delta_writes,
             t.persist_calls,
             cfg.get("persistence").unwrap_or_default(),
             cfg.get("arena-sync").unwrap_or_default(),
