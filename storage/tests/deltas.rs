@@ -246,3 +246,89 @@ fn small_collections_and_no_hot_tier_write_whole_records() {
     let ks = Keyspace::open(config(dir.path(), 0)).expect("reopen");
     assert_eq!(snapshot(&ks), before);
 }
+
+/// Recovery's chain rules on hand-made records: a delta counts only on its
+/// key's newest whole record, in unbroken positions with rising sequence
+/// numbers; the key's deadline is its last delta's.
+#[test]
+fn recovery_keeps_only_the_unbroken_chain_on_the_newest_base() {
+    use amber_storage::{Addr, Arena, DeltaIn, RecordIn};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), 0).arena.expect("arena config");
+    let now = amber_storage::clock::now_ms();
+    let far = now + 3_600_000;
+    let delta = |a: &Arena, key: &[u8], base_seq: u64, pos: u32, ch: &[u8], exp: u64| {
+        a.append_delta(
+            0,
+            DeltaIn {
+                db: 0,
+                kind: 1,
+                key,
+                base_seq,
+                pos,
+                changes: ch,
+                expire_at: exp,
+            },
+        )
+        .expect("delta")
+        .0
+    };
+    let whole = |a: &Arena, key: &[u8], v: &[u8], exp: u64| {
+        let (addr, _) = a
+            .append(
+                0,
+                RecordIn {
+                    db: 0,
+                    kind: 1,
+                    key,
+                    value: &[v],
+                    expire_at: exp,
+                },
+            )
+            .expect("append");
+        (addr, a.read_head(addr).expect("head").seq())
+    };
+    let recover = |a: &Arena| -> std::collections::HashMap<Vec<u8>, (Addr, Vec<Addr>)> {
+        let bases = parking_lot::Mutex::new(Vec::new());
+        let stats = a
+            .recover(|r| bases.lock().push((r.addr, r.key.to_vec())))
+            .expect("recover");
+        let chains: std::collections::HashMap<Addr, Vec<Addr>> = stats.chains.into_iter().collect();
+        bases
+            .into_inner()
+            .into_iter()
+            .map(|(addr, k)| (k, (addr, chains.get(&addr).cloned().unwrap_or_default())))
+            .collect()
+    };
+    let (a1, d1, d3_stale, d2_new, old_base_delta, expired_key_delta);
+    {
+        let a = Arena::open(&cfg).expect("open");
+        recover(&a);
+        // Key "k": base, delta 1, a delta at position 3 whose position 2
+        // was lost, then (after a restart) a newer position 2.
+        let (b, seq) = whole(&a, b"k", b"base", 0);
+        a1 = b;
+        d1 = delta(&a, b"k", seq, 1, b"+1", 0);
+        d3_stale = delta(&a, b"k", seq, 3, b"+3", 0);
+        d2_new = delta(&a, b"k", seq, 2, b"+2", far);
+        // Key "old": a delta on a base that a newer whole record replaced.
+        let (_, old_seq) = whole(&a, b"old", b"v1", 0);
+        whole(&a, b"old", b"v2", 0);
+        old_base_delta = delta(&a, b"old", old_seq, 1, b"+x", 0);
+        // Key "gone": its base has already expired, its delta has not.
+        let (_, gone_seq) = whole(&a, b"gone", b"g", now - 1);
+        expired_key_delta = delta(&a, b"gone", gone_seq, 1, b"+g", far);
+        a.sync().expect("sync");
+    }
+    let a = Arena::open(&cfg).expect("reopen");
+    let found = recover(&a);
+    assert_eq!(found.get(&b"k"[..]), Some(&(a1, vec![d1, d2_new])));
+    assert!(!found[&b"k"[..]].1.contains(&d3_stale));
+    let (old_base, old_chain) = &found[&b"old"[..]];
+    assert!(old_chain.is_empty(), "{old_chain:?}");
+    assert!(!old_chain.contains(&old_base_delta));
+    assert_eq!(a.read(*old_base).expect("read").value, b"v2");
+    // The delta's deadline is in the future: the key lives.
+    assert_eq!(found[&b"gone"[..]].1, vec![expired_key_delta]);
+    assert_eq!(a.read(d2_new).expect("read").expire_at(), far);
+}

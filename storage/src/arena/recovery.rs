@@ -573,8 +573,9 @@ impl Inner {
 
     /// Attaches a partition's delta records to their keys' newest full
     /// records in `table`. A delta is kept only if its base is that record
-    /// and the positions before it are all there (1, 2, 3...: a chain with
-    /// a gap keeps its prefix); the rest are dead. A key with deltas takes
+    /// and the positions before it are all there (1, 2, 3..., with rising
+    /// sequence numbers: a chain with a gap keeps its prefix); the rest are
+    /// dead. A key with deltas takes
     /// its deadline from its last delta. Returns (full record's address,
     /// its chain in order).
     fn attach_deltas(
@@ -597,7 +598,12 @@ impl Inner {
             let mut chain: Vec<DeltaSlot> = Vec::new();
             if let Some(base) = base.filter(|b| b.word & TOMB_BIT == 0 && b.seq == first.base_seq) {
                 for d in group {
-                    if d.pos as usize == chain.len() + 1 && self.key_at(d.addr) == key {
+                    // Positions run 1, 2, 3... and sequence numbers rise: a
+                    // delta left over from before an earlier crash (its
+                    // position re-used by a newer write) is older than the
+                    // delta before it, and is not part of the chain.
+                    let newer = chain.last().is_none_or(|p| d.seq > p.seq);
+                    if d.pos as usize == chain.len() + 1 && newer && self.key_at(d.addr) == key {
                         chain.push(*d);
                     }
                 }
