@@ -488,14 +488,22 @@ impl Keyspace {
         };
         let mut freed = 0;
         for seg in arena.compaction_candidates(min_dead_ratio, max) {
-            let records: Vec<(Addr, u8, Vec<u8>)> = match arena.segment_records(seg) {
+            // (address, db, key, for a delta record the base it applies to)
+            type Rec = (Addr, u8, Vec<u8>, Option<u64>);
+            let records: Vec<Rec> = match arena.segment_records(seg) {
                 Ok(it) => it
                     .filter(|r| !r.is_tombstone())
-                    .map(|r| (r.addr, r.db(), r.key.to_vec()))
+                    .map(|r| {
+                        let base = r
+                            .is_delta()
+                            .then(|| crate::arena::record::parse_delta(r.value).map(|d| d.0))
+                            .map(|b| b.unwrap_or(u64::MAX));
+                        (r.addr, r.db(), r.key.to_vec(), base)
+                    })
                     .collect(),
                 Err(_) => continue,
             };
-            for (addr, db, key) in records {
+            for (addr, db, key, delta_of) in records {
                 let Some(d) = self.dbs.get(db as usize) else {
                     continue;
                 };
@@ -517,19 +525,21 @@ impl Keyspace {
                         }
                     }
                     Target::Hot(slot) => {
+                        let lane = db as usize * self.shards_per_db() + self.shard_of(full);
                         if let Some(e) = s.hot.get_mut(slot) {
-                            if e.copy == Some(addr) {
+                            if e.copy == Some(addr) && e.chain.is_none() {
                                 if let Ok(new) = arena.relocate(addr) {
                                     e.copy = Some(new);
                                 }
-                            } else if let Some(d) = e
-                                .chain
-                                .as_mut()
-                                .and_then(|c| c.deltas.iter_mut().find(|d| **d == addr))
+                            } else if e.copy == Some(addr)
+                                || e.chain.as_ref().is_some_and(|c| Some(c.base_seq) == delta_of)
                             {
-                                // Same sequence number: the chain stays valid.
-                                if let Ok(new) = arena.relocate(addr) {
-                                    *d = new;
+                                // A chain member (a delta on the entry's
+                                // base): fold the chain, so the other members
+                                // in this segment are dead. Moving them one by
+                                // one would search the chain for each.
+                                if let Err(err) = self.fold_chain(lane, db as usize, e) {
+                                    tracing::debug!(error = %err, "could not fold a chain");
                                 }
                             }
                         }

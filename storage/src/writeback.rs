@@ -17,8 +17,9 @@
 //! once its records add up to a quarter of the value's DRAM size (so the
 //! bytes written stay proportional to the bytes changed, amortized), when it
 //! reaches [`MAX_CHAIN`] records, when the entry is demoted (a cold key is
-//! always one whole record), and whenever the journal cannot express a change
-//! (an encoding conversion, a whole new value).
+//! always one whole record), when compaction empties a segment holding one
+//! of its records, and whenever the journal cannot express a change (an
+//! encoding conversion, a whole new value).
 //!
 //! Recovery applies a key's chain to its base (`Keyspace::recover`); the
 //! key comes back hot, with the same chain, as if it had never stopped.
@@ -158,6 +159,19 @@ impl Keyspace {
         chain.expire_at = e.expire_at;
         e.dirty = false;
         Ok(true)
+    }
+
+    /// Folds a clean entry's chain into a new whole record (compaction, when
+    /// it finds one of the chain's records in a segment it empties: moving
+    /// records one by one would mean a search of the chain per record). The
+    /// journal keeps recording. On error nothing changes.
+    pub(crate) fn fold_chain(&self, lane: usize, db: usize, e: &mut HotEntry) -> Result<()> {
+        let addr = self.write_record(lane, db, e)?;
+        self.release_chain(e);
+        if let Some(old) = e.copy.replace(addr) {
+            self.release_record(old);
+        }
+        Ok(())
     }
 
     /// Releases the delta records of an entry (its base is the caller's).

@@ -203,7 +203,7 @@ fn writes_to_large_collections_are_deltas_and_survive_a_crash() {
 }
 
 #[test]
-fn compaction_moves_chains_and_reopen_still_applies_them() {
+fn compaction_folds_chains_and_reopen_still_applies_them() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ks = Keyspace::open(config(dir.path(), 64 << 20)).expect("open");
     build(&ks, 1500);
@@ -213,7 +213,7 @@ fn compaction_moves_chains_and_reopen_still_applies_them() {
         freed += ks.compact_step(0.0, 8);
     }
     assert!(freed > 0, "nothing compacted");
-    // Every sealed segment could be freed: live delta records were moved
+    // Every sealed segment could be freed: chains with records there were folded
     // (a delta left behind would pin its segment and its dead bytes).
     let st = ks.tiers.arena.as_ref().expect("arena").stats();
     assert!(st.dead_bytes < st.used_bytes / 4, "{st:?}");
