@@ -532,7 +532,9 @@ impl Keyspace {
                                     e.copy = Some(new);
                                 }
                             } else if e.copy == Some(addr)
-                                || e.chain.as_ref().is_some_and(|c| Some(c.base_seq) == delta_of)
+                                || e.chain
+                                    .as_ref()
+                                    .is_some_and(|c| Some(c.base_seq) == delta_of)
                             {
                                 // A chain member (a delta on the entry's
                                 // base): fold the chain, so the other members

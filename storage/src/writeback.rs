@@ -298,7 +298,9 @@ impl Keyspace {
         stats.hot_keys.fetch_add(1, Ordering::Relaxed);
         stats.cold_keys.fetch_sub(1, Ordering::Relaxed);
         stats.hot_bytes.fetch_add(charged, Ordering::Relaxed);
-        if !journal {
+        // Past the DRAM limit (many chained keys, a small budget), fold now
+        // rather than wait for the demoter.
+        if !journal || self.tiers.past_hard_limit() {
             let lane = db * self.shards_per_db() + shard_i;
             if !self.demote_slot(&mut s, lane, db, slot) {
                 tracing::warn!(%base, "could not fold a recovered chain; the key stays in DRAM");
