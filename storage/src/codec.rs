@@ -10,6 +10,7 @@
 //! | 4 `LIST` | `crate::types::list`'s encoding |
 //! | 5 `SET` | `crate::types::set`'s encoding |
 //! | 6 `ZSET` | `crate::types::zset`'s encoding |
+//! | 7 `STRING_NO_INT` | the string's bytes; never reported `int` (`INCRBYFLOAT`'s result) |
 //!
 //! Each collection type documents its own value layout next to its
 //! `encode`. A kind this build does not know is reported as corrupt rather
@@ -32,12 +33,14 @@ pub const KIND_LIST: u8 = 4;
 pub const KIND_SET: u8 = 5;
 /// A sorted set.
 pub const KIND_ZSET: u8 = 6;
+/// A string that is never reported as `int`.
+pub const KIND_STRING_NO_INT: u8 = 7;
 
 /// The record kind and value bytes for `value` (strings are borrowed).
 pub fn encode(value: &Value) -> (u8, Cow<'_, [u8]>) {
     match value {
         Value::Str(s) => {
-            let kind = if s.raw { KIND_STRING_RAW } else { KIND_STRING };
+            let kind = kind_of(value);
             (kind, Cow::Borrowed(s.bytes.as_slice()))
         }
         Value::Hash(v) => (KIND_HASH, Cow::Owned(v.encode())),
@@ -51,6 +54,7 @@ pub fn encode(value: &Value) -> (u8, Cow<'_, [u8]>) {
 pub fn kind_of(value: &Value) -> u8 {
     match value {
         Value::Str(s) if s.raw => KIND_STRING_RAW,
+        Value::Str(s) if s.no_int => KIND_STRING_NO_INT,
         Value::Str(_) => KIND_STRING,
         Value::Hash(_) => KIND_HASH,
         Value::List(_) => KIND_LIST,
@@ -62,14 +66,13 @@ pub fn kind_of(value: &Value) -> u8 {
 /// Decodes a record's value; `None` for an unknown kind or malformed bytes.
 pub fn decode(kind: u8, bytes: &[u8]) -> Option<Value> {
     match kind {
-        KIND_STRING => Some(Value::Str(StrValue {
-            bytes: bytes.to_vec(),
-            raw: false,
-        })),
+        KIND_STRING => Some(Value::Str(StrValue::new(bytes.to_vec()))),
         KIND_STRING_RAW => Some(Value::Str(StrValue {
             bytes: bytes.to_vec(),
             raw: true,
+            no_int: false,
         })),
+        KIND_STRING_NO_INT => Some(Value::Str(StrValue::without_int(bytes.to_vec()))),
         KIND_HASH => HashValue::decode(bytes).map(Value::Hash),
         KIND_LIST => ListValue::decode(bytes).map(Value::List),
         KIND_SET => SetValue::decode(bytes).map(Value::Set),
@@ -81,7 +84,7 @@ pub fn decode(kind: u8, bytes: &[u8]) -> Option<Value> {
 /// The value type a record kind decodes to.
 pub fn type_of(kind: u8) -> Option<ValueType> {
     match kind {
-        KIND_STRING | KIND_STRING_RAW => Some(ValueType::String),
+        KIND_STRING | KIND_STRING_RAW | KIND_STRING_NO_INT => Some(ValueType::String),
         KIND_HASH => Some(ValueType::Hash),
         KIND_LIST => Some(ValueType::List),
         KIND_SET => Some(ValueType::Set),
@@ -101,7 +104,9 @@ mod tests {
             Value::Str(StrValue {
                 bytes: vec![0, 1],
                 raw: true,
+                no_int: false,
             }),
+            Value::Str(StrValue::without_int(b"10".to_vec())),
         ];
         for v in values {
             let (kind, bytes) = encode(&v);

@@ -21,7 +21,7 @@ use parking_lot::MutexGuard;
 use smallvec::SmallVec;
 
 use crate::codec;
-use crate::keyspace::Keyspace;
+use crate::keyspace::{Keyspace, Unlinked};
 use crate::shard::{KeyHash, Shard};
 use crate::tier::handle::{short_hash, Handle, Target};
 use crate::tier::slab::HotEntry;
@@ -66,6 +66,9 @@ pub struct Guard<'a> {
     scratch: Option<Value>,
     /// Hot entries modified by this command: (position in `locks`, slot).
     dirty: SmallVec<[(usize, u32); 2]>,
+    /// Arena records of keys this command removed, dropped after its writes
+    /// (see [`Keyspace::unlink_handle`]), with the key.
+    unlinked: Vec<(Box<[u8]>, Unlinked)>,
 }
 
 /// Where a live key was found.
@@ -92,6 +95,7 @@ impl<'a> Guard<'a> {
             touch: true,
             scratch: None,
             dirty: SmallVec::new(),
+            unlinked: Vec::new(),
         }
     }
 
@@ -145,7 +149,7 @@ impl<'a> Guard<'a> {
         let handle = shard.find(kh, key, arena)?;
         let deadline = shard.deadline_of(handle, arena);
         if deadline != 0 && deadline <= now {
-            self.delete(Found { pos, kh, handle }, false);
+            self.delete(key, Found { pos, kh, handle }, false);
             self.ks.stats.expired_keys.fetch_add(1, Ordering::Relaxed);
             if let Some(o) = self.ks.observers.get() {
                 o.expired(self.db, key);
@@ -159,7 +163,12 @@ impl<'a> Guard<'a> {
     /// its value (if it could be read), deadline and access time.
     /// A cold value is decoded only when `want_value` (DEL, expiry and
     /// overwrites read just the record's head).
-    fn delete(&mut self, f: Found, want_value: bool) -> Option<(Option<Value>, u64, u32)> {
+    fn delete(
+        &mut self,
+        key: &[u8],
+        f: Found,
+        want_value: bool,
+    ) -> Option<(Option<Value>, u64, u32)> {
         let lane = self.lane(f.pos);
         let ks = self.ks;
         let cold = match f.handle.target() {
@@ -179,7 +188,8 @@ impl<'a> Guard<'a> {
             Target::Hot(_) => None,
         };
         let shard = self.shard(f.pos)?;
-        let hot = ks.remove_handle(shard, lane, f.handle);
+        let (hot, records) = ks.unlink_handle(shard, lane, f.handle);
+        self.unlinked.push((key.into(), records));
         match (hot, cold) {
             (Some(e), _) => Some((Some(e.value), e.expire_at, e.access)),
             (None, Some((value, deadline))) => Some((value, deadline, 0)),
@@ -392,7 +402,7 @@ impl<'a> Guard<'a> {
     /// Removes `key`, returning its value if it was live.
     pub fn remove(&mut self, key: &[u8]) -> Option<Value> {
         let f = self.live(key)?;
-        let removed = self.delete(f, true);
+        let removed = self.delete(key, f, true);
         self.ks.observers.modified(self.db, key, false);
         removed?.0
     }
@@ -401,7 +411,7 @@ impl<'a> Guard<'a> {
     pub fn delete_key(&mut self, key: &[u8]) -> bool {
         match self.live(key) {
             Some(f) => {
-                let removed = self.delete(f, false).is_some();
+                let removed = self.delete(key, f, false).is_some();
                 self.ks.observers.modified(self.db, key, false);
                 removed
             }
@@ -414,7 +424,7 @@ impl<'a> Guard<'a> {
     /// or expired.
     pub fn take(&mut self, key: &[u8]) -> Option<Detached> {
         let f = self.live(key)?;
-        let removed = self.delete(f, true);
+        let removed = self.delete(key, f, true);
         self.ks.observers.modified(self.db, key, false);
         let (value, deadline, access) = removed?;
         Some(Detached {
@@ -446,7 +456,7 @@ impl<'a> Guard<'a> {
         let (touch, access) = (self.touch, d.access);
         // Any previous entry goes, whether or not its deadline has passed.
         if let Some(f) = self.find_any(key) {
-            self.delete(f, false);
+            self.delete(key, f, false);
         }
         let expiry = match d.expire_at {
             Some(t) => SetExpiry::At(t),
@@ -601,6 +611,14 @@ impl<'a> Guard<'a> {
                 ks.demote_slot(shard, lane, db, slot);
             }
         }
+        // Only now, after this command's writes: a key removed and written
+        // elsewhere (RENAME, MOVE, SMOVE emptying its source...) must have its
+        // new record before the old one's tombstone. A key written again under
+        // the same name needs no tombstone: its new record is newer.
+        for (key, records) in std::mem::take(&mut self.unlinked) {
+            let recreated = self.find_any(&key).is_some();
+            self.ks.drop_unlinked(records, !recreated);
+        }
         if self.ks.tiers.past_hard_limit() {
             let (ks, db) = (self.ks, self.db);
             for pos in 0..self.locks.len() {
@@ -619,7 +637,7 @@ impl<'a> Guard<'a> {
 
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
-        if !self.dirty.is_empty() || self.ks.tiers.past_hard_limit() {
+        if !self.dirty.is_empty() || !self.unlinked.is_empty() || self.ks.tiers.past_hard_limit() {
             self.flush();
         }
     }

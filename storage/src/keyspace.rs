@@ -53,6 +53,18 @@ pub(crate) struct Database {
     pub(crate) shards: Box<[Mutex<Shard>]>,
 }
 
+/// The arena records of a key taken out of the index, not yet dropped
+/// (see [`Keyspace::unlink_handle`]).
+#[derive(Debug, Default)]
+pub(crate) struct Unlinked {
+    /// The writer lane for its tombstone.
+    lane: usize,
+    /// Its whole record.
+    record: Option<Addr>,
+    /// Delta records on that record.
+    chain: Option<Box<crate::tier::slab::Chain>>,
+}
+
 /// Counters the keyspace keeps for `INFO stats`.
 #[derive(Debug, Default)]
 pub struct KeyspaceStats {
@@ -565,11 +577,30 @@ impl Keyspace {
     /// Returns the hot entry if the key was hot. The caller has read whatever
     /// it needs from a cold record first.
     pub(crate) fn remove_handle(&self, s: &mut Shard, lane: usize, h: Handle) -> Option<HotEntry> {
+        let (e, records) = self.unlink_handle(s, lane, h);
+        self.drop_unlinked(records, true);
+        e
+    }
+
+    /// [`Keyspace::remove_handle`] without touching the arena: returns the
+    /// hot entry (without its arena records) and the key's arena records,
+    /// to be dropped with [`Keyspace::drop_unlinked`] once whatever replaces
+    /// them is written (a guard drops them at its end, after its writes:
+    /// `RENAME` writes the new key before the old one's tombstone, so a
+    /// crash in between cannot lose the value).
+    pub(crate) fn unlink_handle(
+        &self,
+        s: &mut Shard,
+        lane: usize,
+        h: Handle,
+    ) -> (Option<HotEntry>, Unlinked) {
         s.unindex_handle(h);
         let stats = &self.tiers.stats;
         match h.target() {
             Target::Hot(slot) => {
-                let e = s.hot.remove(slot)?;
+                let Some(mut e) = s.hot.remove(slot) else {
+                    return (None, Unlinked::default());
+                };
                 if e.expire_at != 0 {
                     s.expiry.remove(e.expire_at, h.short_hash() as u64);
                 }
@@ -577,12 +608,12 @@ impl Keyspace {
                 stats
                     .hot_bytes
                     .fetch_sub(e.charged as i64, Ordering::Relaxed);
-                let mut e = e;
-                self.release_chain(&mut e);
-                if let Some(addr) = e.copy {
-                    self.drop_record(lane, addr);
-                }
-                Some(e)
+                let records = Unlinked {
+                    lane,
+                    record: e.copy.take(),
+                    chain: e.chain.take(),
+                };
+                (Some(e), records)
             }
             Target::Cold(addr) => {
                 let deadline = self
@@ -595,8 +626,30 @@ impl Keyspace {
                     s.expiry.remove(deadline, h.short_hash() as u64);
                 }
                 stats.cold_keys.fetch_sub(1, Ordering::Relaxed);
-                self.drop_record(lane, addr);
-                None
+                let records = Unlinked {
+                    lane,
+                    record: Some(addr),
+                    chain: None,
+                };
+                (None, records)
+            }
+        }
+    }
+
+    /// Drops the arena records of an unlinked key: its delta records are
+    /// released, then its record is tombstoned (`tombstone`, in `pmem` mode)
+    /// or just released (the key has a newer record).
+    pub(crate) fn drop_unlinked(&self, u: Unlinked, tombstone: bool) {
+        if let Some(c) = u.chain {
+            for a in c.deltas {
+                self.release_record(a);
+            }
+        }
+        if let Some(addr) = u.record {
+            if tombstone {
+                self.drop_record(u.lane, addr);
+            } else {
+                self.release_record(addr);
             }
         }
     }

@@ -127,17 +127,34 @@ pub struct StrValue {
     /// Set once the string has been modified in place (APPEND, SETRANGE,
     /// SETBIT...): Redis reports such strings as `raw` whatever their length.
     pub raw: bool,
+    /// Created as Redis's `createStringObject` creates it, without trying
+    /// the `int` encoding (`INCRBYFLOAT`'s result): `embstr` up to 44 bytes,
+    /// else `raw`, even when the bytes are an integer.
+    pub no_int: bool,
 }
 
 impl StrValue {
     /// A freshly written string (as by `SET`).
     pub fn new(bytes: Vec<u8>) -> Self {
-        StrValue { bytes, raw: false }
+        StrValue {
+            bytes,
+            ..StrValue::default()
+        }
+    }
+
+    /// A string Redis creates with `createStringObject` and never
+    /// int-encodes (see [`StrValue::no_int`]).
+    pub fn without_int(bytes: Vec<u8>) -> Self {
+        StrValue {
+            bytes,
+            raw: false,
+            no_int: true,
+        }
     }
 
     /// The encoding Redis would report: `int`, `embstr` or `raw`.
     pub fn encoding(&self) -> &'static str {
-        if !self.raw && is_int_encodable(&self.bytes) {
+        if !self.raw && !self.no_int && is_int_encodable(&self.bytes) {
             "int"
         } else if !self.raw && self.bytes.len() <= EMBSTR_MAX {
             "embstr"
@@ -183,5 +200,8 @@ mod tests {
         let mut s = StrValue::new(b"ab".to_vec());
         s.bytes_mut().push(b'c');
         assert_eq!(s.encoding(), "raw");
+        // INCRBYFLOAT's result: never int.
+        assert_eq!(StrValue::without_int(b"0".to_vec()).encoding(), "embstr");
+        assert_eq!(StrValue::without_int(vec![b'1'; 45]).encoding(), "raw");
     }
 }

@@ -107,7 +107,11 @@ pub fn check_string_length(ctx: &Ctx<'_>, size: u64, append: u64) -> CmdResult {
 
 /// A string value as Redis creates it with `createObject` (always `raw`).
 pub fn raw_string(bytes: Vec<u8>) -> Value {
-    Value::Str(StrValue { bytes, raw: true })
+    Value::Str(StrValue {
+        bytes,
+        raw: true,
+        no_int: false,
+    })
 }
 
 fn get(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
@@ -511,8 +515,10 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     }
     .ok_or_else(|| CmdError::err("increment would produce NaN or Infinity"))?;
     let text = sum.to_human();
-    // Redis overwrites the value but keeps the TTL.
-    g.set(key, Value::string(text.clone()), SetExpiry::Keep)?;
+    // Redis overwrites the value but keeps the TTL; the new object is
+    // created without trying the int encoding (`OBJECT ENCODING` says embstr).
+    let value = Value::Str(StrValue::without_int(text.clone().into_bytes()));
+    g.set(key, value, SetExpiry::Keep)?;
     ctx.notify(notify::STRING, "incrbyfloat", key);
     ctx.out.bulk(text.as_bytes());
     Ok(())
