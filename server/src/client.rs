@@ -160,6 +160,9 @@ pub struct Client {
     /// Close the connection once the pending replies are written (`QUIT`,
     /// protocol errors).
     pub close_after_reply: bool,
+    /// The output passed its limit (`cmd::reply_limit`): drop every pending
+    /// reply, run nothing more, close (Redis's `CLIENT_CLOSE_ASAP`).
+    pub output_overflow: bool,
     /// Blocking commands: a pending block, replies owed to served waiters,
     /// EXEC's deferred wake-ups (see `crate::blocking`).
     pub block: crate::blocking::ClientBlock,
@@ -183,6 +186,7 @@ impl Client {
             authenticated,
             no_touch: false,
             close_after_reply: false,
+            output_overflow: false,
             block: Default::default(),
             multi: None,
             in_exec: false,
