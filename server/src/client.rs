@@ -39,6 +39,9 @@ pub struct ClientHandle {
     /// Blocked in a blocking command (`CLIENT LIST` flag `b`); maintained by
     /// `crate::blocking`.
     pub blocked: AtomicBool,
+    /// A watched key changed (`CLIENT_DIRTY_CAS`, `CLIENT LIST` flag `d`):
+    /// the flag the client's [`crate::watch::ClientWatch`] keeps.
+    pub watch_dirty: Arc<AtomicBool>,
 }
 
 /// Descriptive fields of a client that change rarely.
@@ -115,6 +118,7 @@ impl ClientRegistry {
             killed: AtomicBool::new(false),
             wake: Notify::new(),
             blocked: AtomicBool::new(false),
+            watch_dirty: Arc::new(AtomicBool::new(false)),
         });
         self.clients.lock().insert(id, handle.clone());
         handle
@@ -179,6 +183,7 @@ pub struct Client {
 impl Client {
     /// A fresh client.
     pub fn new(handle: Arc<ClientHandle>, authenticated: bool) -> Self {
+        let watch = crate::watch::ClientWatch::with_flag(handle.watch_dirty.clone());
         Client {
             subs: crate::pubsub::Subscriptions::new(handle.clone()),
             handle,
@@ -190,7 +195,7 @@ impl Client {
             block: Default::default(),
             multi: None,
             in_exec: false,
-            watch: Default::default(),
+            watch,
         }
     }
 
