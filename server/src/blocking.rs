@@ -44,6 +44,16 @@
 //! its destination, which is then served in turn (chains and cycles of
 //! `BLMOVE`s terminate: every step unblocks a waiter).
 //!
+//! Which writes signal follows Redis 7.0's `signalKeyAsReady`, called by
+//! `dbAdd` when a key is *created*: pushes, `LMOVE`/`BLMOVE` destinations,
+//! `ZADD`/`ZINCRBY` and the sorted-set `*STORE` commands onto a new key,
+//! `SORT ... STORE` onto a new key, `RENAME`/`RENAMENX` (the destination is
+//! added anew). A value overwriting another (`setKey` → `dbOverwrite`)
+//! signals nothing, and a set wakes nobody (no client blocks on sets). The
+//! commands that run alone (`MOVE`, `COPY`, `SWAPDB`) call [`signal_keys`]
+//! after releasing their locks: nothing can run in between; `SWAPDB` signals
+//! every waited key of both databases (`scanDatabaseForReadyKeys`).
+//!
 //! The subtle case is a waiter whose extra key is not locked by the pusher (it
 //! blocked after `lock_for_push` looked). Locks are only ever taken in
 //! ascending shard order, so the pusher cannot add a lock: it stops serving
@@ -586,10 +596,13 @@ const MAX_RELOCK_ROUNDS: usize = 64;
 /// and of what its waiters need (`PushGuard::finish`, `EXEC`, `SWAPDB`).
 pub fn serve_keys(ctx: &mut Ctx<'_>, db: usize, keys: Vec<Vec<u8>>) {
     let srv = ctx.srv;
+    // Every key asked for is served (SWAPDB may pass many); only the keys
+    // re-queued for re-locking count against the bound.
+    let budget = keys.len().saturating_add(MAX_RELOCK_ROUNDS);
     let mut todo: VecDeque<Vec<u8>> = keys.into();
     let mut rounds = 0;
     while let Some(key) = todo.pop_front() {
-        if !srv.blocking.has_waiters() || rounds >= MAX_RELOCK_ROUNDS {
+        if !srv.blocking.has_waiters() || rounds >= budget {
             return;
         }
         rounds += 1;
@@ -615,6 +628,24 @@ pub fn serve_keys(ctx: &mut Ctx<'_>, db: usize, keys: Vec<Vec<u8>>) {
             }
         }
     }
+}
+
+/// `keys` of database `db` may have received data from a command that has
+/// already released its locks (one that runs alone, holding the keyspace
+/// gate exclusively: `MOVE`, `COPY`, `SWAPDB`, so nothing ran in between):
+/// serves their waiters now, or inside `EXEC` remembers the keys for
+/// [`end_deferral`]. Redis's `signalKeyAsReady` from `dbAdd`, or its
+/// `scanDatabaseForReadyKeys` after a swap.
+pub fn signal_keys(ctx: &mut Ctx<'_>, db: usize, keys: Vec<Vec<u8>>) {
+    if let Some(d) = ctx.client.block.deferred.as_mut() {
+        for key in keys {
+            if !d.iter().any(|(b, k)| *b == db && *k == key) {
+                d.push((db, key));
+            }
+        }
+        return;
+    }
+    serve_keys(ctx, db, keys);
 }
 
 /// `EXEC` is done: serve every key its commands signaled, in order.

@@ -39,6 +39,9 @@ pub struct ClientHandle {
     /// Blocked in a blocking command (`CLIENT LIST` flag `b`); maintained by
     /// `crate::blocking`.
     pub blocked: AtomicBool,
+    /// A watched key changed (`CLIENT_DIRTY_CAS`, `CLIENT LIST` flag `d`):
+    /// the flag the client's [`crate::watch::ClientWatch`] keeps.
+    pub watch_dirty: Arc<AtomicBool>,
 }
 
 /// Descriptive fields of a client that change rarely.
@@ -115,6 +118,7 @@ impl ClientRegistry {
             killed: AtomicBool::new(false),
             wake: Notify::new(),
             blocked: AtomicBool::new(false),
+            watch_dirty: Arc::new(AtomicBool::new(false)),
         });
         self.clients.lock().insert(id, handle.clone());
         handle
@@ -160,6 +164,9 @@ pub struct Client {
     /// Close the connection once the pending replies are written (`QUIT`,
     /// protocol errors).
     pub close_after_reply: bool,
+    /// The output passed its limit (`cmd::reply_limit`): drop every pending
+    /// reply, run nothing more, close (Redis's `CLIENT_CLOSE_ASAP`).
+    pub output_overflow: bool,
     /// Blocking commands: a pending block, replies owed to served waiters,
     /// EXEC's deferred wake-ups (see `crate::blocking`).
     pub block: crate::blocking::ClientBlock,
@@ -176,6 +183,7 @@ pub struct Client {
 impl Client {
     /// A fresh client.
     pub fn new(handle: Arc<ClientHandle>, authenticated: bool) -> Self {
+        let watch = crate::watch::ClientWatch::with_flag(handle.watch_dirty.clone());
         Client {
             subs: crate::pubsub::Subscriptions::new(handle.clone()),
             handle,
@@ -183,10 +191,11 @@ impl Client {
             authenticated,
             no_touch: false,
             close_after_reply: false,
+            output_overflow: false,
             block: Default::default(),
             multi: None,
             in_exec: false,
-            watch: Default::default(),
+            watch,
         }
     }
 

@@ -80,6 +80,10 @@ impl Connection {
             }
             // Blocking: replies of clients this batch served leave once it is durable.
             client.block.send_deliveries();
+            if client.output_overflow {
+                // As Redis's `CLIENT_CLOSE_ASAP`: nothing pending is sent.
+                return Ok(());
+            }
             if !self.out.is_empty() {
                 self.stream.write_all(self.out.as_bytes()).await?;
                 srv.stats
@@ -239,7 +243,7 @@ impl Connection {
         self.parser.max_bulk_len =
             srv.config.hot.proto_max_bulk_len.load(Ordering::Relaxed) as usize;
         let mut consumed = 0;
-        while !client.close_after_reply {
+        while !client.close_after_reply && !client.output_overflow {
             let pending = self.input.get(consumed..).unwrap_or_default();
             let frame = match self
                 .parser

@@ -215,10 +215,16 @@ impl Subscriptions {
 
 /// Redis's `client-output-buffer-limit` for the pubsub class: (hard, soft, seconds).
 pub fn pubsub_limits(value: &str) -> (u64, u64, u64) {
+    class_limits(value, "pubsub")
+}
+
+/// Redis's `client-output-buffer-limit` for client class `name` (`normal`,
+/// `pubsub`, `replica`): (hard, soft, seconds); zeros when not set.
+pub fn class_limits(value: &str, name: &str) -> (u64, u64, u64) {
     let words: Vec<&str> = value.split_whitespace().collect();
     for w in words.chunks(4) {
         if let [class, hard, soft, secs] = w {
-            if class.eq_ignore_ascii_case("pubsub") {
+            if class.eq_ignore_ascii_case(name) {
                 let num = |s: &str| crate::config::parse_memory(s).unwrap_or(0);
                 return (num(hard), num(soft), secs.parse().unwrap_or(0));
             }

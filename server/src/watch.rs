@@ -52,6 +52,15 @@ pub struct ClientWatch {
 }
 
 impl ClientWatch {
+    /// Watches that report through `dirty` (shared with the client's
+    /// handle, so `CLIENT LIST` shows flag `d`).
+    pub fn with_flag(dirty: Arc<AtomicBool>) -> ClientWatch {
+        ClientWatch {
+            dirty,
+            keys: Vec::new(),
+        }
+    }
+
     /// Whether a watched key changed since it was watched (`CLIENT_DIRTY_CAS`).
     pub fn is_dirty(&self) -> bool {
         self.dirty.load(Ordering::SeqCst)

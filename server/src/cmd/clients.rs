@@ -120,6 +120,9 @@ pub fn client_line(c: &ClientHandle, close_after_reply: bool) -> String {
     if c.blocked.load(Ordering::Relaxed) {
         flags.push('b');
     }
+    if c.watch_dirty.load(Ordering::Relaxed) {
+        flags.push('d');
+    }
     if close_after_reply {
         flags.push('c');
     }

@@ -83,7 +83,17 @@ fn swapdb(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     if !in_range(a) || !in_range(b) {
         return Err(CmdError::msg(DB_RANGE));
     }
-    ctx.srv.keyspace.swap_db(a as usize, b as usize)?;
+    let (a, b) = (a as usize, b as usize);
+    ctx.srv.keyspace.swap_db(a, b)?;
     ctx.out.ok();
+    if a != b {
+        // Blocked clients stay in their database, whose keys changed under
+        // them: serve every waited key that now holds data, as Redis's
+        // `scanDatabaseForReadyKeys` on both databases.
+        let waited_a = ctx.srv.blocking.waited_keys(a);
+        let waited_b = ctx.srv.blocking.waited_keys(b);
+        crate::blocking::signal_keys(ctx, a, waited_a);
+        crate::blocking::signal_keys(ctx, b, waited_b);
+    }
     Ok(())
 }

@@ -13,6 +13,7 @@ use rand::seq::index;
 
 use super::args::{self, is};
 use super::error::{CmdError, CmdResult};
+use super::reply_limit::{self, ReplyLimit, MIN_PICK, MIN_PICK_WITH_VALUE};
 use super::{Ctx, Handler};
 use crate::notify;
 use crate::resp::Protocol;
@@ -347,10 +348,6 @@ pub fn signed_count(a: &[u8]) -> Result<i64, CmdError> {
     Ok(v)
 }
 
-/// Replies larger than this stop early (Redis closes a client whose output
-/// grows past its limits; Amber must not exhaust memory on `-huge` counts).
-pub const REPLY_CAP: usize = 1 << 30;
-
 fn hrandfield(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let key = arg(args, 1);
     if args.len() < 3 {
@@ -382,6 +379,7 @@ fn hrandfield(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         return Ok(());
     }
     let resp3 = ctx.out.proto == Protocol::Resp3;
+    let limit = ReplyLimit::of(ctx);
     let out = &mut *ctx.out;
     let pair = |out: &mut crate::resp::ReplyWriter, f: &[u8], v: &[u8]| {
         if withvalues && resp3 {
@@ -399,13 +397,26 @@ fn hrandfield(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         out.array(if withvalues && !resp3 { n * 2 } else { n });
     };
     if l < 0 || count == 1 {
+        // Any count is allowed here: the output limit decides.
+        let min_pick = if withvalues {
+            MIN_PICK_WITH_VALUE
+        } else {
+            MIN_PICK
+        };
+        if !limit.may_fit(out, count, min_pick) {
+            drop(g);
+            reply_limit::close_client(ctx);
+            return Ok(());
+        }
         header(out, count);
         for _ in 0..count {
             if let Some((f, v)) = h.random(rng) {
                 pair(out, f, v);
             }
-            if out.len() > REPLY_CAP {
-                break;
+            if limit.exceeded(out) {
+                drop(g);
+                reply_limit::close_client(ctx);
+                return Ok(());
             }
         }
     } else if count >= size as u64 {

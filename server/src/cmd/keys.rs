@@ -11,6 +11,7 @@ use amber_storage::{glob, Guard, DB_COUNT};
 use super::args::{self, is};
 use super::error::{CmdError, CmdResult, DB_RANGE};
 use super::{Ctx, Handler};
+use crate::blocking;
 use crate::notify;
 
 /// This family's commands.
@@ -193,10 +194,12 @@ fn renamenx(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     rename_generic(ctx, args, true)
 }
 
-/// RENAME and RENAMENX: the value moves with its deadline.
+/// RENAME and RENAMENX: the value moves with its deadline. Redis adds the
+/// destination anew (`dbAdd`), which wakes clients blocked on it when the
+/// value is a list or a sorted set.
 fn rename_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], nx: bool) -> CmdResult {
     let (src, dst) = (arg(args, 1), arg(args, 2));
-    let mut g = ctx.lock([src, dst])?;
+    let mut g = blocking::lock_for_push(ctx, &[src, dst])?;
     // A write lookup: refreshes the access time, counts no hit.
     if g.get(src).is_none() {
         return Err(CmdError::msg(NO_SUCH_KEY));
@@ -212,12 +215,13 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], nx: bool) -> CmdResult {
                 g.put(dst, d)?;
                 ctx.notify(notify::GENERIC, "rename_from", src);
                 ctx.notify(notify::GENERIC, "rename_to", dst);
+                g.signal(ctx, dst);
                 true
             }
             None => false,
         }
     };
-    drop(g);
+    g.finish(ctx);
     match (nx, moved) {
         (false, _) => ctx.out.ok(),
         (true, m) => ctx.out.int(i64::from(m)),
@@ -226,7 +230,8 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], nx: bool) -> CmdResult {
 }
 
 /// MOVE runs alone (EXCLUSIVE), so holding two databases' shards at once
-/// cannot deadlock.
+/// cannot deadlock, and serving the clients blocked on the key in the
+/// destination database after the locks are released is still atomic.
 fn move_cmd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let key = arg(args, 1);
     let dst_db = db_index(arg(args, 2))?;
@@ -251,6 +256,9 @@ fn move_cmd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     };
     drop((src, dst));
     ctx.out.int(i64::from(moved));
+    if moved {
+        blocking::signal_keys(ctx, dst_db, vec![key.to_vec()]);
+    }
     Ok(())
 }
 
@@ -319,6 +327,10 @@ fn copy(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         notify::publish_to(ctx.srv, dst_db, notify::GENERIC, "copy_to", dst_key, me);
     }
     ctx.out.int(i64::from(copied));
+    if copied {
+        // Redis adds the copy anew (`dbAdd`, after deleting a replaced key).
+        blocking::signal_keys(ctx, dst_db, vec![dst_key.to_vec()]);
+    }
     Ok(())
 }
 

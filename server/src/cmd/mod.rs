@@ -24,6 +24,7 @@ pub mod lists;
 pub mod multi;
 pub mod object;
 pub mod pubsub;
+pub mod reply_limit;
 pub mod sets;
 pub mod sort;
 pub mod strings;

@@ -134,7 +134,8 @@ fn exec(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
     // Unwatch before running: the transaction's own writes must not matter.
     srv.watches
         .unwatch_all(&srv.keyspace, &mut ctx.client.watch);
-    ctx.client.handle.info.lock().multi = None;
+    // The client stays in MULTI (flag `x`, `multi=N` in CLIENT LIST) while
+    // its queue runs, as in Redis; `discard_transaction` ends it.
     ctx.out.array(m.queued.len());
     // Blocking commands queued in the transaction must not block, and
     // clients blocked on keys it pushes to are served only after it

@@ -16,7 +16,8 @@ use rand::seq::index;
 
 use super::args;
 use super::error::{CmdError, CmdResult};
-use super::hashes::{config_usize, empty_scan, scan_options, signed_count, REPLY_CAP};
+use super::hashes::{config_usize, empty_scan, scan_options, signed_count};
+use super::reply_limit::{self, ReplyLimit, MIN_PICK};
 use super::{Ctx, Handler};
 use crate::notify;
 use crate::resp::ReplyWriter;
@@ -317,17 +318,26 @@ fn srandmember(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     };
     let count = l.unsigned_abs();
     let size = s.len();
+    let limit = ReplyLimit::of(ctx);
     let out = &mut *ctx.out;
     if count == 0 {
         out.array(0);
     } else if l < 0 || count == 1 {
+        // Any count is allowed here: the output limit decides.
+        if !limit.may_fit(out, count, MIN_PICK) {
+            drop(g);
+            reply_limit::close_client(ctx);
+            return Ok(());
+        }
         out.array(usize::try_from(count).unwrap_or(usize::MAX));
         for _ in 0..count {
             if let Some(m) = s.random(rng) {
                 member(out, m);
             }
-            if out.len() > REPLY_CAP {
-                break;
+            if limit.exceeded(out) {
+                drop(g);
+                reply_limit::close_client(ctx);
+                return Ok(());
             }
         }
     } else if count >= size as u64 {

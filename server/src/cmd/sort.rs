@@ -33,6 +33,7 @@ use amber_storage::{Guard, SetExpiry, Value};
 use super::args::{self, c_str, is_c};
 use super::error::{CmdError, CmdResult};
 use super::{Ctx, Handler};
+use crate::blocking::{self, PushGuard};
 use crate::notify;
 
 /// This family's commands.
@@ -297,7 +298,9 @@ fn sort_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], readonly: bool) -> CmdResult 
     let mut round = 0;
     loop {
         round += 1;
-        let mut g = ctx.lock(locked.iter().map(Vec::as_slice))?;
+        // A stored list may wake clients blocked on the destination.
+        let keys: Vec<&[u8]> = locked.iter().map(Vec::as_slice).collect();
+        let mut g = blocking::lock_for_push(ctx, &keys)?;
         let (elems, is_set) = load(ctx, &mut g, key)?;
         let mut wanted: Vec<Vec<u8>> = Vec::new();
         for e in &elems {
@@ -321,7 +324,7 @@ fn sort_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], readonly: bool) -> CmdResult 
 /// Sorts `elems` and replies or stores, under the guard holding every key.
 fn finish(
     ctx: &mut Ctx<'_>,
-    mut g: Guard<'_>,
+    mut g: PushGuard<'_>,
     locked: &HashSet<Vec<u8>>,
     o: &Options<'_>,
     elems: Vec<Vec<u8>>,
@@ -430,9 +433,15 @@ fn finish(
             let n = output.len();
             if n > 0 {
                 let items = output.into_iter().map(Option::unwrap_or_default).collect();
+                // `setKey`: only a new key is signaled (`dbAdd`); a list
+                // overwriting another value wakes nobody, as in Redis 7.0.
+                let created = !g.exists(dst);
                 g.set(dst, new_list(items), SetExpiry::Persist)?;
-                drop(g);
                 ctx.notify(notify::LIST, "sortstore", dst);
+                if created {
+                    g.signal(ctx, dst);
+                }
+                g.finish(ctx);
             } else {
                 let deleted = g.delete_key(dst);
                 drop(g);

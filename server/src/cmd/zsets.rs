@@ -18,6 +18,7 @@ use std::time::Instant;
 use super::args::{self, is};
 use super::error::{CmdError, CmdResult};
 use super::keys::parse_cursor;
+use super::reply_limit::{self, ReplyLimit, MIN_PICK, MIN_PICK_WITH_VALUE};
 use super::{Ctx, Handler};
 use crate::blocking::{self, BlockedOp, Events, Outcome, PushGuard};
 use crate::notify::{GENERIC, ZSET};
@@ -1327,13 +1328,46 @@ fn zrandmember_count(ctx: &mut Ctx<'_>, key: &[u8], l: i64, withscores: bool) ->
         return Ok(());
     }
     let mut rng = rand::thread_rng();
-    let picks: Vec<(&[u8], f64)> = if l < 0 || count == 1 {
-        // With repetition, in random order.
-        let count = usize::try_from(count).unwrap_or(usize::MAX);
-        (0..count)
-            .filter_map(|_| z.get(rng.gen_range(0..size)))
-            .collect()
-    } else if count >= size as u64 {
+    if l < 0 || count == 1 {
+        // With repetition, in random order, written as picked: any count is
+        // allowed here, the output limit decides.
+        let limit = ReplyLimit::of(ctx);
+        let min_pick = if withscores {
+            MIN_PICK_WITH_VALUE
+        } else {
+            MIN_PICK
+        };
+        if !limit.may_fit(ctx.out, count, min_pick) {
+            drop(g);
+            reply_limit::close_client(ctx);
+            return Ok(());
+        }
+        let resp3 = ctx.out.proto == Protocol::Resp3;
+        let n = usize::try_from(count).unwrap_or(usize::MAX);
+        ctx.out.array(if withscores && !resp3 {
+            n.saturating_mul(2)
+        } else {
+            n
+        });
+        for _ in 0..count {
+            if let Some((m, s)) = z.get(rng.gen_range(0..size)) {
+                if withscores && resp3 {
+                    ctx.out.array(2);
+                }
+                ctx.out.bulk(m);
+                if withscores {
+                    ctx.out.double(s);
+                }
+            }
+            if limit.exceeded(ctx.out) {
+                drop(g);
+                reply_limit::close_client(ctx);
+                return Ok(());
+            }
+        }
+        return Ok(());
+    }
+    let picks: Vec<(&[u8], f64)> = if count >= size as u64 {
         // The whole set, from the highest rank down (Redis's set-operation
         // iterator walks sorted sets from the tail).
         z.iter_from(size - 1, true).collect()
