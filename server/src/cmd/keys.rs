@@ -254,7 +254,10 @@ fn move_cmd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             None => false,
         }
     };
-    drop((src, dst));
+    // The destination first: its record is written before the source's
+    // tombstone, so a crash between the two cannot lose the key.
+    drop(dst);
+    drop(src);
     ctx.out.int(i64::from(moved));
     if moved {
         blocking::signal_keys(ctx, dst_db, vec![key.to_vec()]);
