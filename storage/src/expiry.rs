@@ -38,6 +38,22 @@ impl ExpiryIndex {
         self.len
     }
 
+    /// Every `(deadline, hash, count)` in order (the index checkpoint).
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (u64, u64, u32)> + '_ {
+        self.by_deadline.iter().map(|(&(d, h), &n)| (d, h, n))
+    }
+
+    /// Rebuilds an index from [`ExpiryIndex::entries`] (in one pass).
+    pub(crate) fn from_entries(entries: impl IntoIterator<Item = (u64, u64, u32)>) -> Self {
+        let by_deadline: BTreeMap<(u64, u64), u32> = entries
+            .into_iter()
+            .filter(|e| e.2 > 0)
+            .map(|(d, h, n)| ((d, h), n))
+            .collect();
+        let len = by_deadline.values().map(|&n| n as usize).sum();
+        ExpiryIndex { by_deadline, len }
+    }
+
     /// Up to `limit` (deadline, hash) pairs that are due at `now`, oldest first.
     pub(crate) fn due(&self, now: u64, limit: usize) -> Vec<(u64, u64)> {
         self.by_deadline

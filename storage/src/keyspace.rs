@@ -6,7 +6,7 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use hashbrown::DefaultHashBuilder;
+use foldhash::fast::FixedState;
 use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use rand::Rng;
 use smallvec::SmallVec;
@@ -76,6 +76,9 @@ pub struct KeyspaceStats {
     pub recovery_ms: AtomicU64,
     /// Keys start-up recovery found.
     pub recovered_keys: AtomicU64,
+    /// Whether start-up loaded the index checkpoint of a clean shutdown
+    /// instead of scanning the arena.
+    pub from_checkpoint: std::sync::atomic::AtomicBool,
 }
 
 /// Per-database figures for `INFO keyspace`.
@@ -120,7 +123,12 @@ impl std::fmt::Debug for Flushed {
 /// The whole data set of a server.
 pub struct Keyspace {
     pub(crate) dbs: Box<[Database]>,
-    pub(crate) hasher: DefaultHashBuilder,
+    /// Hashes keys (shard choice, index). Seeded at random at a fresh start,
+    /// with the saved seed when the index checkpoint is loaded (its hashes
+    /// must stay valid).
+    pub(crate) hasher: FixedState,
+    /// The hasher's seed.
+    hash_seed: u64,
     shard_mask: u64,
     gate: RwLock<()>,
     started: Instant,
@@ -130,6 +138,12 @@ pub struct Keyspace {
     pub tiers: Tiers,
     /// Who hears of modified, expired and evicted keys (the server).
     pub(crate) observers: Observers,
+    /// The index checkpoint's file (`persistence pmem` only; see
+    /// `crate::checkpoint`).
+    checkpoint_path: Option<std::path::PathBuf>,
+    /// Background steps (demotion, compaction) hold it shared; `close`
+    /// takes it exclusively, so none runs while the checkpoint is taken.
+    maintenance: RwLock<bool>,
 }
 
 /// A filter for [`Keyspace::scan`]: key and value type.
@@ -156,7 +170,21 @@ impl Keyspace {
             }
             None => None,
         };
-        let ks = Self::build(&config, arena);
+        let mut ks = Self::build(&config, arena);
+        ks.checkpoint_path = config
+            .arena
+            .as_ref()
+            .filter(|a| a.persistence == crate::arena::Persistence::Pmem)
+            .map(|a| crate::checkpoint::path_for(&a.path));
+        if let Some(seed) = ks
+            .checkpoint_path
+            .as_deref()
+            .filter(|_| ks.tiers.arena.as_ref().is_some_and(Arena::was_clean))
+            .and_then(crate::checkpoint::read_seed)
+        {
+            ks.hasher = FixedState::with_seed(seed);
+            ks.hash_seed = seed;
+        }
         ks.recover()?;
         Ok(ks)
     }
@@ -173,10 +201,14 @@ impl Keyspace {
         } else {
             u64::MAX
         };
+        let seed = rand::random::<u64>();
         Keyspace {
             observers: Observers::default(),
+            checkpoint_path: None,
+            maintenance: RwLock::new(false),
             dbs,
-            hasher: DefaultHashBuilder::default(),
+            hasher: FixedState::with_seed(seed),
+            hash_seed: seed,
             shard_mask: shards as u64 - 1,
             gate: RwLock::new(()),
             started: Instant::now(),
@@ -185,12 +217,45 @@ impl Keyspace {
         }
     }
 
-    /// Rebuilds the index from the arena (every key cold).
+    /// Rebuilds the index from the arena (every key cold): from the index
+    /// checkpoint after a clean shutdown, else by recovery.
     fn recover(&self) -> Result<()> {
         let Some(arena) = &self.tiers.arena else {
             return Ok(());
         };
         let start = Instant::now();
+        if let Some(path) = &self.checkpoint_path {
+            if path.exists() {
+                let loaded = if arena.was_clean() {
+                    self.load_checkpoint(arena, path)
+                } else {
+                    Err(Error::BadArena("the last shutdown was not clean".into()))
+                };
+                // Used or not, it describes the past from now on.
+                if let Err(e) = std::fs::remove_file(path) {
+                    tracing::warn!(path = %path.display(), error = %e, "could not remove the index checkpoint");
+                }
+                match loaded {
+                    Ok(keys) => {
+                        let ms = start.elapsed().as_millis() as u64;
+                        self.stats.recovery_ms.store(ms, Ordering::Relaxed);
+                        self.stats
+                            .recovered_keys
+                            .store(keys as u64, Ordering::Relaxed);
+                        self.stats.from_checkpoint.store(true, Ordering::Relaxed);
+                        tracing::info!(
+                            keys,
+                            ms,
+                            "loaded the index checkpoint of the clean shutdown (no arena scan)"
+                        );
+                        return Ok(());
+                    }
+                    Err(e) => {
+                        tracing::info!(reason = %e, "index checkpoint not used; recovering from the arena")
+                    }
+                }
+            }
+        }
         let per_db = self.shards_per_db() as u64;
         let reserve = |records: &[u64]| {
             // Size every index once (records per db is an upper bound of its
@@ -250,6 +315,11 @@ impl Keyspace {
     /// Number of shards in each database.
     pub fn shards_per_db(&self) -> usize {
         self.shard_mask as usize + 1
+    }
+
+    /// The seed of the key hasher.
+    pub(crate) fn hash_seed(&self) -> u64 {
+        self.hash_seed
     }
 
     /// The hash of a key (stable for the life of the process).
@@ -470,6 +540,10 @@ impl Keyspace {
     /// One pass of the background demoter: while DRAM is over budget, demote
     /// sampled entries shard by shard. Returns how many were demoted.
     pub fn demote_step(&self, max: usize) -> usize {
+        let closed = self.maintenance.read();
+        if *closed {
+            return 0;
+        }
         let mut done = 0;
         let per_db = self.shards_per_db();
         let mut rng = rand::thread_rng();
@@ -495,6 +569,10 @@ impl Keyspace {
     /// mostly-dead segments elsewhere and frees them. Requests go on in the
     /// meantime; each record is moved under its shard's lock.
     pub fn compact_step(&self, min_dead_ratio: f64, max: usize) -> usize {
+        let closed = self.maintenance.read();
+        if *closed {
+            return 0;
+        }
         let Some(arena) = &self.tiers.arena else {
             return 0;
         };
@@ -1091,11 +1169,36 @@ impl Keyspace {
     }
 
     /// Marks a clean shutdown of the arena (after a final sync).
+    ///
+    /// In `persistence pmem` mode it first saves the index checkpoint, so
+    /// the next start needs no arena scan (see `crate::checkpoint`); a
+    /// failure to save it is logged and the next start recovers normally.
+    /// Call it once the clients are gone: background steps stop here.
     pub fn close(&self) -> Result<()> {
-        match &self.tiers.arena {
-            Some(a) => a.close(),
-            None => Ok(()),
+        let Some(a) = &self.tiers.arena else {
+            return Ok(());
+        };
+        let mut closed = self.maintenance.write();
+        if *closed {
+            return Ok(());
         }
+        *closed = true;
+        if let Some(path) = &self.checkpoint_path {
+            let start = Instant::now();
+            match self.write_checkpoint(a, path) {
+                Ok(keys) => tracing::info!(
+                    keys,
+                    ms = start.elapsed().as_millis() as u64,
+                    path = %path.display(),
+                    "saved the index checkpoint"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not save the index checkpoint; the next start scans the arena");
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+        a.close()
     }
 }
 

@@ -17,6 +17,7 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod arena;
+mod checkpoint;
 pub mod clock;
 pub mod codec;
 pub mod error;

@@ -80,6 +80,7 @@ pub mod config;
 mod open;
 pub mod record;
 mod recovery;
+pub mod resume;
 pub mod segment;
 pub mod superblock;
 
@@ -95,6 +96,7 @@ pub use compaction::{FreeOutcome, SegmentRecords};
 pub use config::{ArenaConfig, ArenaSync, Persistence, DATA_OFFSET, MAX_ARENA_SIZE};
 pub use record::{RecordHead, RecordRef};
 pub use recovery::{RecoveredRecord, RecoveryStats};
+pub use resume::SegmentState;
 pub use segment::SegmentId;
 
 use crate::persist::{Medium, PersistMode};

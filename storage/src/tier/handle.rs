@@ -49,6 +49,21 @@ impl Handle {
         Handle(COLD | ((h as u64 & HASH_MASK) << HASH_SHIFT) | ((addr.get() >> 3) & LOW_MASK))
     }
 
+    /// The handle's bits (the index checkpoint saves them).
+    pub(crate) fn raw(self) -> u64 {
+        self.0
+    }
+
+    /// A cold handle from [`Handle::raw`]'s bits; `None` unless it is cold
+    /// and points inside an arena of `arena_size` bytes.
+    pub(crate) fn cold_from_raw(bits: u64, arena_size: u64) -> Option<Handle> {
+        let h = Handle(bits);
+        match h.target() {
+            Target::Cold(a) if a.get() < arena_size => Some(h),
+            _ => None,
+        }
+    }
+
     /// The short hash stored in the handle.
     pub(crate) fn short_hash(self) -> u32 {
         ((self.0 >> HASH_SHIFT) & HASH_MASK) as u32
