@@ -4,8 +4,9 @@
 #     with `dram-budget 64mb` (arena on /dev/shm), then
 #     (RssAnon after load - RssAnon empty - budget) / N, from /proc/PID/status;
 #     and redis-server's (RssAnon after load - RssAnon empty) / N.
-#  2. Restart: time from process start to answering PING with all N keys,
-#     Amber recovering its arena vs redis-server loading an RDB of the same data.
+#  2. Restart: time from process start to serving all N keys (DBSIZE = N):
+#     Amber after SIGTERM (loading its index checkpoint) and after SIGKILL
+#     (scanning the arena) vs redis-server loading an RDB of the same data.
 # Usage: tools/measure-cold-keys.sh [N] [AMBER_BIN]   (defaults: 10000000, target/release/amber-server)
 # Prints a Markdown block for bench/RESULTS.md.
 set -euo pipefail
@@ -16,9 +17,9 @@ WORK=$(mktemp -d /tmp/amber-measure.XXXX)
 ARENA=/dev/shm/amber-measure-$$.arena
 APORT=17601
 RPORT=17602
-trap 'pkill -f "port $APORT" || true; pkill -f "port $RPORT" || true; rm -rf "$WORK" "$ARENA"' EXIT
+trap 'pkill -f "port $APORT" || true; pkill -f "port $RPORT" || true; rm -rf "$WORK" "$ARENA" "$ARENA.index"' EXIT
 
-rss_anon() { awk '/^RssAnon/ {print $2 * 1024}' /proc/$1/status; }
+rss_anon() { awk '/^RssAnon/ {printf "%.0f\n", $2 * 1024}' /proc/$1/status; }
 wait_ready() { # port -> seconds with fraction until PING answers PONG
   local t0=$(date +%s.%N)
   until [ "$(redis-cli -p $1 ping 2>/dev/null)" = PONG ]; do sleep 0.01; done
@@ -47,6 +48,14 @@ APID=$!
 until [ "$(redis-cli -p $APORT dbsize 2>/dev/null)" = "$A_KEYS" ]; do sleep 0.01; done
 A_RESTART=$(echo "$(date +%s.%N) - $T0" | bc)
 A_RESTART_RSS=$(rss_anon $APID)
+# After a crash there is no index checkpoint: the arena is scanned.
+kill -KILL $APID; wait $APID || true
+T0=$(date +%s.%N)
+"$AMBER" --port $APORT --dir "$WORK" --pmem-path "$ARENA" --pmem-size 4gb --dram-budget ${BUDGET_MB}mb \
+  --persistence pmem --arena-sync everysec --loglevel warning &
+APID=$!
+until [ "$(redis-cli -p $APORT dbsize 2>/dev/null)" = "$A_KEYS" ]; do sleep 0.01; done
+A_CRASH_RESTART=$(echo "$(date +%s.%N) - $T0" | bc)
 kill -TERM $APID; wait $APID || true
 
 # ---- Redis
@@ -75,6 +84,7 @@ cat <<MD
 | RssAnon empty | $A_EMPTY | $R_EMPTY |
 | RssAnon loaded | $A_FULL | $R_FULL |
 | DRAM per key | $(( (A_FULL - A_EMPTY - BUDGET) / N )) B (RssAnon - empty - budget) / keys; $(( (A_FULL - A_EMPTY) / N )) B without subtracting the budget | $(( (R_FULL - R_EMPTY) / N )) B |
-| restart to all keys served | ${A_RESTART} s (arena recovery; RssAnon after: $A_RESTART_RSS) | ${R_RESTART} s (RDB load) |
+| restart to all keys served, after SHUTDOWN/SIGTERM | ${A_RESTART} s (index checkpoint; RssAnon after: $A_RESTART_RSS) | ${R_RESTART} s (RDB load) |
+| restart to all keys served, after SIGKILL | ${A_CRASH_RESTART} s (arena scan) | (RDB of the last save only) |
 | tiering after load | $A_INFO | |
 MD
