@@ -15,6 +15,7 @@ use super::args::{self, is};
 use super::error::{CmdError, CmdResult};
 use super::reply_limit::{self, ReplyLimit, MIN_PICK, MIN_PICK_WITH_VALUE};
 use super::{Ctx, Handler};
+use crate::config::HotConfig;
 use crate::notify;
 use crate::resp::Protocol;
 
@@ -50,20 +51,11 @@ fn arg<'a>(args: &[&'a [u8]], i: usize) -> &'a [u8] {
     args.get(i).copied().unwrap_or_default()
 }
 
-/// A non-negative integer directive, or `default` if it is missing.
-pub fn config_usize(ctx: &Ctx<'_>, name: &str, default: usize) -> usize {
-    ctx.srv
-        .config
-        .get(name)
-        .and_then(|v| v.parse::<i64>().ok())
-        .map_or(default, |v| usize::try_from(v).unwrap_or(0))
-}
-
 /// The current `hash-max-listpack-*` thresholds.
 fn limits(ctx: &Ctx<'_>) -> HashLimits {
     HashLimits {
-        max_entries: config_usize(ctx, "hash-max-listpack-entries", 512),
-        max_value: config_usize(ctx, "hash-max-listpack-value", 64),
+        max_entries: HotConfig::count(&ctx.srv.config.hot.hash_max_listpack_entries),
+        max_value: HotConfig::count(&ctx.srv.config.hot.hash_max_listpack_value),
     }
 }
 

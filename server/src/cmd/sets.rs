@@ -16,9 +16,10 @@ use rand::seq::index;
 
 use super::args;
 use super::error::{CmdError, CmdResult};
-use super::hashes::{config_usize, empty_scan, scan_options, signed_count};
+use super::hashes::{empty_scan, scan_options, signed_count};
 use super::reply_limit::{self, ReplyLimit, MIN_PICK};
 use super::{Ctx, Handler};
+use crate::config::HotConfig;
 use crate::notify;
 use crate::resp::ReplyWriter;
 
@@ -50,7 +51,7 @@ fn arg<'a>(args: &[&'a [u8]], i: usize) -> &'a [u8] {
 
 /// The current `set-max-intset-entries`.
 fn max_intset(ctx: &Ctx<'_>) -> usize {
-    config_usize(ctx, "set-max-intset-entries", 512)
+    HotConfig::count(&ctx.srv.config.hot.set_max_intset_entries)
 }
 
 /// Writes one member as a bulk string.

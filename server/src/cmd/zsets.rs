@@ -7,6 +7,7 @@
 //! their waiters are served only when a write *creates* a sorted set at a
 //! waited key (`ZADD`, `ZINCRBY`, the `*STORE` commands onto a new key).
 
+use crate::config::HotConfig;
 use amber_storage::types::zset::{
     AddFlags, AddOutcome, LexItem, LexRange, ListpackLimits, ScoreRange, ZSetValue,
 };
@@ -75,16 +76,10 @@ fn arg<'a>(args: &[&'a [u8]], i: usize) -> &'a [u8] {
 
 /// The listpack thresholds in force (Redis's defaults when unset).
 fn limits(ctx: &Ctx<'_>) -> ListpackLimits {
-    let get = |name: &str, default: usize| {
-        ctx.srv
-            .config
-            .get(name)
-            .and_then(|v| v.parse::<i64>().ok())
-            .map_or(default, |v| usize::try_from(v).unwrap_or(0))
-    };
+    let hot = &ctx.srv.config.hot;
     ListpackLimits {
-        entries: get("zset-max-listpack-entries", 128),
-        value: get("zset-max-listpack-value", 64),
+        entries: HotConfig::count(&hot.zset_max_listpack_entries),
+        value: HotConfig::count(&hot.zset_max_listpack_value),
     }
 }
 

@@ -37,6 +37,23 @@ pub struct HotConfig {
     pub timeout: AtomicU64,
     /// `notify-keyspace-events` as flags ([`crate::notify`]'s constants).
     pub notify_flags: std::sync::atomic::AtomicU32,
+    /// `hash-max-listpack-entries` (read by every hash write).
+    pub hash_max_listpack_entries: AtomicU64,
+    /// `hash-max-listpack-value`.
+    pub hash_max_listpack_value: AtomicU64,
+    /// `set-max-intset-entries` (read by every set write).
+    pub set_max_intset_entries: AtomicU64,
+    /// `zset-max-listpack-entries` (read by every sorted-set write).
+    pub zset_max_listpack_entries: AtomicU64,
+    /// `zset-max-listpack-value`.
+    pub zset_max_listpack_value: AtomicU64,
+}
+
+impl HotConfig {
+    /// A cached count directive as a `usize`.
+    pub fn count(v: &AtomicU64) -> usize {
+        usize::try_from(v.load(Ordering::Relaxed)).unwrap_or(usize::MAX)
+    }
 }
 
 /// The server's configuration.
@@ -216,6 +233,18 @@ impl Config {
         h.maxclients
             .store(self.get_u64("maxclients"), Ordering::Relaxed);
         h.timeout.store(self.get_u64("timeout"), Ordering::Relaxed);
+        // A negative count means 0, as the commands read it.
+        let count = |name: &str| self.get_i64(name).max(0) as u64;
+        h.hash_max_listpack_entries
+            .store(count("hash-max-listpack-entries"), Ordering::Relaxed);
+        h.hash_max_listpack_value
+            .store(count("hash-max-listpack-value"), Ordering::Relaxed);
+        h.set_max_intset_entries
+            .store(count("set-max-intset-entries"), Ordering::Relaxed);
+        h.zset_max_listpack_entries
+            .store(count("zset-max-listpack-entries"), Ordering::Relaxed);
+        h.zset_max_listpack_value
+            .store(count("zset-max-listpack-value"), Ordering::Relaxed);
         let notify = self.get("notify-keyspace-events").unwrap_or_default();
         h.notify_flags
             .store(value::notify_flags(&notify).unwrap_or(0), Ordering::Relaxed);
