@@ -8,7 +8,8 @@
 #   * redis-server 7.0 with `appendonly yes`, `appendfsync everysec`: the
 #     same promise (at most a second of acknowledged writes lost on a crash);
 #   * Amber with `persistence none` and redis-server without persistence.
-# Then `LPUSH` of N elements onto one list, the case that used to fill the
+# Each server gets a short warm-up pass of the same tests first. Then `LPUSH`
+# of N elements onto one list, the case that used to fill the
 # arena with rewrites of the whole list (see docs/ARCHITECTURE.md, "Delta
 # records").
 #
@@ -53,6 +54,9 @@ for cfg in amber-pmem redis-aof amber-none redis-none; do
   redis-aof) start_redis --appendonly yes --appendfsync everysec ;;
   redis-none) start_redis --appendonly no ;;
   esac
+  # Warm-up (a fresh process pays its first page faults), then the run.
+  redis-benchmark -p $PORT -t "$TESTS" -n 200000 -r 100000 -c 50 -P 16 -q >/dev/null 2>&1
+  redis-cli -p $PORT flushall >/dev/null
   while IFS=, read -r test rps; do R[$cfg,$test]=$rps; done < <(run)
   redis-cli -p $PORT flushall >/dev/null
   R[$cfg,list]=$(one_list)
