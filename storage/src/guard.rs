@@ -247,6 +247,41 @@ impl<'a> Guard<'a> {
         Some(slot)
     }
 
+    /// Moves a cold key into the hot slab without reading its value, for a
+    /// write that replaces the value whole (`SET` over a cold key): only the
+    /// record's head (key and deadline) is read. The entry's value is an
+    /// empty string until the caller stores the new one.
+    fn adopt_cold(&mut self, f: Found, addr: crate::arena::Addr) -> Option<u32> {
+        let arena = self.ks.tiers.arena.as_ref()?;
+        let (key, expire_at) = {
+            let h = arena.read_head(addr).ok()?;
+            (Box::<[u8]>::from(h.key), h.expire_at())
+        };
+        let clock = self.clock;
+        let stats = &self.ks.tiers.stats;
+        let shard = self.shard(f.pos)?;
+        let mut e = HotEntry {
+            key,
+            value: Value::Str(crate::value::StrValue::default()),
+            expire_at,
+            access: clock,
+            freq: 5,
+            short: f.kh.short,
+            copy: Some(addr),
+            chain: None,
+            dirty: true,
+            charged: 0,
+        };
+        e.charged = e.footprint();
+        let charged = e.charged as i64;
+        let slot = shard.hot.insert(e);
+        shard.replace_handle(f.handle, Handle::hot(slot, f.kh.short));
+        stats.hot_keys.fetch_add(1, Ordering::Relaxed);
+        stats.cold_keys.fetch_sub(1, Ordering::Relaxed);
+        stats.hot_bytes.fetch_add(charged, Ordering::Relaxed);
+        Some(slot)
+    }
+
     fn hot_entry(&mut self, pos: usize, slot: u32) -> Option<&mut HotEntry> {
         self.shard(pos)?.hot.get_mut(slot)
     }
@@ -332,9 +367,10 @@ impl<'a> Guard<'a> {
             Some(f) => {
                 let slot = match f.handle.target() {
                     Target::Hot(slot) => slot,
-                    // The old value is not needed: still promote so the entry keeps
-                    // its arena copy until the new version is written.
-                    Target::Cold(_) => match self.promote(f) {
+                    // The old value is not needed (not even read): a hot
+                    // entry takes the key's place and keeps its arena copy
+                    // until the new version is written.
+                    Target::Cold(addr) => match self.adopt_cold(f, addr) {
                         Some(s) => s,
                         None => return Ok(()),
                     },

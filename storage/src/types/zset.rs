@@ -292,7 +292,7 @@ impl ZSetValue {
     /// Approximate DRAM bytes used.
     pub fn mem_usage(&self) -> usize {
         std::mem::size_of::<Self>()
-            + self.list.slots() * 56
+            + self.list.slots() * skiplist::NODE_BYTES
             + self.index.capacity() * 9
             + self.member_bytes
     }

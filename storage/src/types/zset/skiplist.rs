@@ -27,7 +27,10 @@ struct Node {
     score: f64,
     member: Box<[u8]>,
     back: u32,
-    links: SmallVec<[Link; 2]>,
+    /// Four levels inline: 99.6% of nodes (each level has probability 1/4)
+    /// never touch the heap for their links, so a step of a search costs one
+    /// cache miss for the node rather than two.
+    links: SmallVec<[Link; 4]>,
 }
 
 /// Whether `(a_score, a_member)` sorts before `(score, member)` in Redis's
@@ -35,6 +38,9 @@ struct Node {
 pub(crate) fn less(a_score: f64, a_member: &[u8], score: f64, member: &[u8]) -> bool {
     a_score < score || (a_score == score && a_member < member)
 }
+
+/// DRAM bytes of one node slot (for memory accounting).
+pub(crate) const NODE_BYTES: usize = std::mem::size_of::<Node>();
 
 /// The ordered half of a sorted set.
 #[derive(Debug, Clone)]
