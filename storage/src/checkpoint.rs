@@ -117,7 +117,7 @@ impl Keyspace {
                         return Err(Error::Corrupt("a hot entry without its record".into()));
                     }
                     if e.chain.is_some() {
-                        self.fold_chain(db * per_db + i, db, e)?;
+                        self.write_whole(db * per_db + i, db, e)?;
                     }
                 }
             }

@@ -218,25 +218,14 @@ impl<'a> Guard<'a> {
         let journal = self.ks.deltas_enabled();
         let stats = &self.ks.tiers.stats;
         let shard = self.shard(f.pos)?;
-        let mut e = HotEntry {
-            key,
-            value,
-            expire_at,
-            access: clock,
-            freq: 5,
-            short: f.kh.short,
-            copy: Some(addr),
-            chain: None,
-            dirty: false,
-            charged: 0,
-        };
+        let mut e = HotEntry::new(key, value, expire_at, clock, f.kh.short, Some(addr), false);
+        e.charged = e.footprint();
         if journal {
             // The arena record is the base later writes are deltas on.
             if let Some(j) = e.value.journal_mut() {
                 j.start();
             }
         }
-        e.charged = e.footprint();
         let charged = e.charged as i64;
         let slot = shard.hot.insert(e);
         shard.replace_handle(f.handle, Handle::hot(slot, f.kh.short));
@@ -260,18 +249,16 @@ impl<'a> Guard<'a> {
         let clock = self.clock;
         let stats = &self.ks.tiers.stats;
         let shard = self.shard(f.pos)?;
-        let mut e = HotEntry {
+        let placeholder = Value::Str(crate::value::StrValue::default());
+        let mut e = HotEntry::new(
             key,
-            value: Value::Str(crate::value::StrValue::default()),
+            placeholder,
             expire_at,
-            access: clock,
-            freq: 5,
-            short: f.kh.short,
-            copy: Some(addr),
-            chain: None,
-            dirty: true,
-            charged: 0,
-        };
+            clock,
+            f.kh.short,
+            Some(addr),
+            true,
+        );
         e.charged = e.footprint();
         let charged = e.charged as i64;
         let slot = shard.hot.insert(e);
@@ -406,18 +393,7 @@ impl<'a> Guard<'a> {
                     SetExpiry::At(t) => t,
                     _ => 0,
                 };
-                let e = HotEntry {
-                    key: key.into(),
-                    value,
-                    expire_at,
-                    access: clock,
-                    freq: 5,
-                    short: kh.short,
-                    copy: None,
-                    chain: None,
-                    dirty: true,
-                    charged: 0,
-                };
+                let e = HotEntry::new(key.into(), value, expire_at, clock, kh.short, None, true);
                 let stats = &self.ks.tiers.stats;
                 let shard = self.shard(pos).ok_or(crate::Error::OutOfMemory)?;
                 let slot = shard.hot.insert(e);
@@ -652,7 +628,8 @@ impl<'a> Guard<'a> {
         // new record before the old one's tombstone. A key written again under
         // the same name needs no tombstone: its new record is newer.
         for (key, records) in std::mem::take(&mut self.unlinked) {
-            let recreated = self.find_any(&key).is_some();
+            // Only a key this command wrote can have been written again.
+            let recreated = !dirty.is_empty() && self.find_any(&key).is_some();
             self.ks.drop_unlinked(records, !recreated);
         }
         if self.ks.tiers.past_hard_limit() {

@@ -630,7 +630,7 @@ impl Keyspace {
                                 // base): fold the chain, so the other members
                                 // in this segment are dead. Moving them one by
                                 // one would search the chain for each.
-                                if let Err(err) = self.fold_chain(lane, db as usize, e) {
+                                if let Err(err) = self.write_whole(lane, db as usize, e) {
                                     tracing::debug!(error = %err, "could not fold a chain");
                                 }
                             }

@@ -72,12 +72,8 @@ impl Keyspace {
                 }
             }
         }
-        match self.write_record(lane, db, e) {
-            Ok(addr) => {
-                self.release_chain(e);
-                if let Some(old) = e.copy.replace(addr) {
-                    self.release_record(old);
-                }
+        match self.write_whole(lane, db, e) {
+            Ok(()) => {
                 e.dirty = false;
                 if let Some(j) = e.value.journal_mut() {
                     if may_delta && self.deltas_enabled() {
@@ -161,11 +157,13 @@ impl Keyspace {
         Ok(true)
     }
 
-    /// Folds a clean entry's chain into a new whole record (compaction, when
-    /// it finds one of the chain's records in a segment it empties: moving
-    /// records one by one would mean a search of the chain per record). The
-    /// journal keeps recording. On error nothing changes.
-    pub(crate) fn fold_chain(&self, lane: usize, db: usize, e: &mut HotEntry) -> Result<()> {
+    /// Writes the entry's value as a new whole record, then releases its
+    /// chain and its previous record. Besides write-back, it folds a clean
+    /// entry's chain (compaction, when it finds one of the chain's records
+    /// in a segment it empties: moving records one by one would mean a search
+    /// of the chain per record; and the index checkpoint). The journal is not
+    /// touched. On error nothing changes.
+    pub(crate) fn write_whole(&self, lane: usize, db: usize, e: &mut HotEntry) -> Result<()> {
         let addr = self.write_record(lane, db, e)?;
         self.release_chain(e);
         if let Some(old) = e.copy.replace(addr) {
@@ -273,23 +271,14 @@ impl Keyspace {
                 j.start();
             }
         }
-        let mut e = HotEntry {
-            key,
-            value,
+        let clock = self.clock_secs();
+        let mut e = HotEntry::new(key, value, expire_at, clock, short, Some(base), broken);
+        e.chain = Some(Box::new(Chain {
+            base_seq,
+            deltas,
+            bytes,
             expire_at,
-            access: self.clock_secs(),
-            freq: 5,
-            short,
-            copy: Some(base),
-            chain: Some(Box::new(Chain {
-                base_seq,
-                deltas,
-                bytes,
-                expire_at,
-            })),
-            dirty: broken,
-            charged: 0,
-        };
+        }));
         e.charged = e.footprint();
         let charged = e.charged as i64;
         let slot = s.hot.insert(e);

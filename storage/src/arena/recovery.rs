@@ -28,6 +28,7 @@
 //!    (an empty extent, left by a crash in the middle of a large append, is
 //!    zeroed first, see `segment`).
 
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -269,17 +270,19 @@ impl Arena {
                                 .copied()
                                 .collect();
                             let mut own = if deltas.is_empty() {
-                                Vec::new()
+                                HashMap::new()
                             } else {
                                 inner.attach_deltas(&mut table, deltas, now_ms, &mut c)
                             };
                             for slot in table {
                                 let live = inner.settle(slot, &winners, &need_tombstone, &mut c);
+                                if own.is_empty() {
+                                    continue;
+                                }
                                 let base = slot.word & ADDR_MASK;
-                                let Some(i) = own.iter().position(|(b, _)| *b == base) else {
+                                let Some(chain) = own.remove(&base) else {
                                     continue;
                                 };
-                                let (_, chain) = own.swap_remove(i);
                                 for d in &chain {
                                     if live {
                                         set_bit(&winners, d.addr);
@@ -576,17 +579,17 @@ impl Inner {
     /// and the positions before it are all there (1, 2, 3..., with rising
     /// sequence numbers: a chain with a gap keeps its prefix); the rest are
     /// dead. A key with deltas takes
-    /// its deadline from its last delta. Returns (full record's address,
-    /// its chain in order).
+    /// its deadline from its last delta. Returns each full record's chain
+    /// (in order) by the full record's address.
     fn attach_deltas(
         &self,
         table: &mut HashTable<Slot>,
         mut deltas: Vec<DeltaSlot>,
         now_ms: u64,
         c: &mut [u64; 5],
-    ) -> Vec<(u64, Vec<DeltaSlot>)> {
+    ) -> HashMap<u64, Vec<DeltaSlot>> {
         deltas.sort_unstable_by_key(|d| (d.hash, d.base_seq, d.pos, d.seq, d.addr));
-        let mut out: Vec<(u64, Vec<DeltaSlot>)> = Vec::new();
+        let mut out: HashMap<u64, Vec<DeltaSlot>> = HashMap::new();
         for group in deltas.chunk_by(|a, b| a.hash == b.hash && a.base_seq == b.base_seq) {
             let Some(first) = group.first() else { continue };
             let key = self.key_at(first.addr);
@@ -614,7 +617,7 @@ impl Inner {
                     } else {
                         base.word &= !EXPIRED_BIT;
                     }
-                    out.push((base.word & ADDR_MASK, chain.clone()));
+                    out.insert(base.word & ADDR_MASK, chain.clone());
                 }
             }
             for d in group {

@@ -50,6 +50,33 @@ pub(crate) struct Chain {
 }
 
 impl HotEntry {
+    /// A new entry accessed at `clock`, with the initial LFU counter and no
+    /// chain, charged nothing yet (the caller charges [`HotEntry::footprint`]
+    /// now, or the guard does when it drops); `dirty` when it differs from
+    /// `copy`.
+    pub(crate) fn new(
+        key: Box<[u8]>,
+        value: Value,
+        expire_at: u64,
+        clock: u32,
+        short: u32,
+        copy: Option<Addr>,
+        dirty: bool,
+    ) -> HotEntry {
+        HotEntry {
+            key,
+            value,
+            expire_at,
+            access: clock,
+            freq: 5,
+            short,
+            copy,
+            chain: None,
+            dirty,
+            charged: 0,
+        }
+    }
+
     /// Bytes this entry should be charged now.
     pub(crate) fn footprint(&self) -> usize {
         ENTRY_OVERHEAD
