@@ -92,6 +92,8 @@ fn fill(ks: &Keyspace, round: u32) {
 
 /// Checks what `fill(round)` left (after its deadline, "soon" is gone).
 fn check(ks: &Keyspace, round: u32, label: &str) {
+    // "soon" expires 50 ms after `fill` set it: be sure that has passed.
+    std::thread::sleep(std::time::Duration::from_millis(60));
     for i in 0..3000u32 {
         let want = (i % 11 != 0).then(|| format!("v{i}-{round}").into_bytes());
         assert_eq!(
