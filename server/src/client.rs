@@ -24,8 +24,12 @@ pub struct ClientHandle {
     pub fd: i32,
     /// When the connection was accepted.
     pub created: Instant,
-    /// Milliseconds since `created` of the last command.
+    /// Milliseconds since `created` of the last read from the client (as
+    /// Redis's `lastinteraction`, updated per read, not per command).
     pub last_interaction_ms: AtomicU64,
+    /// Identity (address) of the last command's definition: the name is
+    /// copied under the `info` lock only when the command changes.
+    last_cmd_key: AtomicUsize,
     /// Selected database.
     pub db: AtomicUsize,
     /// Protocol version (2 or 3).
@@ -70,15 +74,22 @@ pub struct ClientInfo {
 }
 
 impl ClientHandle {
-    /// Records the command being run (for `CLIENT LIST`'s `cmd=` and `idle=`).
-    pub fn set_last_command(&self, name: &str) {
+    /// Records the command being run (for `CLIENT LIST`'s `cmd=`). Only
+    /// this client's connection calls it; a pipeline of one command costs
+    /// one compare per call.
+    pub fn set_last_command(&self, def: &crate::cmd::CommandDef) {
+        let key = def as *const crate::cmd::CommandDef as usize;
+        if self.last_cmd_key.swap(key, Ordering::Relaxed) != key {
+            let mut info = self.info.lock();
+            info.last_cmd.clear();
+            info.last_cmd.push_str(&def.name);
+        }
+    }
+
+    /// Records a read from the client (for `CLIENT LIST`'s `idle=`).
+    pub fn touch(&self) {
         self.last_interaction_ms
             .store(self.created.elapsed().as_millis() as u64, Ordering::Relaxed);
-        let mut info = self.info.lock();
-        if info.last_cmd != name {
-            info.last_cmd.clear();
-            info.last_cmd.push_str(name);
-        }
     }
 
     /// Seconds since the last command.
@@ -112,6 +123,7 @@ impl ClientRegistry {
             fd,
             created: Instant::now(),
             last_interaction_ms: AtomicU64::new(0),
+            last_cmd_key: AtomicUsize::new(0),
             db: AtomicUsize::new(0),
             resp: AtomicUsize::new(2),
             info: Mutex::new(ClientInfo::default()),

@@ -90,6 +90,8 @@ impl Connection {
                     .net_output_bytes
                     .fetch_add(self.out.len() as u64, Ordering::Relaxed);
                 self.out.clear();
+                // Redis counts a write as an interaction too (`_writeToClient`).
+                client.handle.touch();
             }
             if client.close_after_reply || client.handle.killed.load(Ordering::Relaxed) {
                 if let Some(b) = client.block.waiting.take() {
@@ -144,6 +146,7 @@ impl Connection {
                         return Ok(());
                     }
                     srv.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    client.handle.touch();
                     // Checked before parsing, as Redis does after each read: a
                     // request over the limit is never executed.
                     if self.input.len() > limit {

@@ -381,7 +381,7 @@ fn render_state(srv: &ServerState, out: &mut String) {
         "amber_commands_processed_total",
         "counter",
         "Requests processed, including rejected ones (unknown, wrong arity, NOAUTH).",
-        load(&st.commands),
+        st.commands.get(),
     );
     single(
         out,
@@ -402,14 +402,14 @@ fn render_state(srv: &ServerState, out: &mut String) {
         "amber_keyspace_hits_total",
         "counter",
         "Key lookups that found the key.",
-        load(&st.keyspace_hits),
+        st.keyspace_hits.get(),
     );
     single(
         out,
         "amber_keyspace_misses_total",
         "counter",
         "Key lookups that found nothing.",
-        load(&st.keyspace_misses),
+        st.keyspace_misses.get(),
     );
     single(
         out,

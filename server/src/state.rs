@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
+use amber_storage::striped::Counter;
 use amber_storage::{ArenaConfig, Keyspace, KeyspaceConfig};
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -19,16 +20,16 @@ pub struct ServerStats {
     pub connections: AtomicU64,
     /// Connections refused (maxclients).
     pub rejected_connections: AtomicU64,
-    /// Commands processed.
-    pub commands: AtomicU64,
+    /// Commands processed (per-thread stripes: every command adds).
+    pub commands: Counter,
     /// Bytes read from clients.
     pub net_input_bytes: AtomicU64,
     /// Bytes written to clients.
     pub net_output_bytes: AtomicU64,
     /// Key lookups that found a key.
-    pub keyspace_hits: AtomicU64,
+    pub keyspace_hits: Counter,
     /// Key lookups that found nothing.
-    pub keyspace_misses: AtomicU64,
+    pub keyspace_misses: Counter,
     /// Error replies by error code (`ERR`, `WRONGTYPE`, ...).
     pub errors: Mutex<HashMap<String, u64>>,
     /// Total error replies.
@@ -50,25 +51,25 @@ impl ServerStats {
         for c in [
             &self.connections,
             &self.rejected_connections,
-            &self.commands,
             &self.net_input_bytes,
             &self.net_output_bytes,
-            &self.keyspace_hits,
-            &self.keyspace_misses,
             &self.total_errors,
             &self.saves,
         ] {
             c.store(0, Ordering::Relaxed);
         }
         self.errors.lock().clear();
+        for c in [&self.commands, &self.keyspace_hits, &self.keyspace_misses] {
+            c.reset();
+        }
     }
 
     /// Counts a key lookup.
     pub fn hit(&self, found: bool) {
         if found {
-            self.keyspace_hits.fetch_add(1, Ordering::Relaxed);
+            self.keyspace_hits.add(1);
         } else {
-            self.keyspace_misses.fetch_add(1, Ordering::Relaxed);
+            self.keyspace_misses.add(1);
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use foldhash::fast::FixedState;
-use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use parking_lot::{Mutex, RwLock};
 use rand::Rng;
 use smallvec::SmallVec;
 
@@ -130,7 +130,7 @@ pub struct Keyspace {
     /// The hasher's seed.
     hash_seed: u64,
     shard_mask: u64,
-    gate: RwLock<()>,
+    gate: crate::striped::Gate,
     started: Instant,
     /// Statistics counters.
     pub stats: KeyspaceStats,
@@ -210,7 +210,7 @@ impl Keyspace {
             hasher: FixedState::with_seed(seed),
             hash_seed: seed,
             shard_mask: shards as u64 - 1,
-            gate: RwLock::new(()),
+            gate: crate::striped::Gate::default(),
             started: Instant::now(),
             stats: KeyspaceStats::default(),
             tiers: Tiers::new(arena, budget),
@@ -337,14 +337,14 @@ impl Keyspace {
     }
 
     /// Takes the gate shared: ordinary commands run under it.
-    pub fn shared(&self) -> RwLockReadGuard<'_, ()> {
-        self.gate.read()
+    pub fn shared(&self) -> crate::striped::SharedGate<'_> {
+        self.gate.shared()
     }
 
     /// Takes the gate exclusively: nothing else runs until it is dropped
     /// (`EXEC`, `SWAPDB`, `MOVE`, `COPY`, `FLUSHALL`, `FLUSHDB`).
-    pub fn exclusive(&self) -> RwLockWriteGuard<'_, ()> {
-        self.gate.write()
+    pub fn exclusive(&self) -> crate::striped::ExclusiveGate<'_> {
+        self.gate.exclusive()
     }
 
     /// Installs the observer told of modified, expired and evicted keys and

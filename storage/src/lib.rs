@@ -28,6 +28,7 @@ pub mod keyspace;
 pub mod observer;
 pub mod persist;
 mod shard;
+pub mod striped;
 pub mod tier;
 pub mod types;
 pub mod value;

@@ -249,14 +249,14 @@ fn render(ctx: &Ctx<'_>, all: bool, wanted: &[String]) -> String {
         sections.push(format!(
             "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:0.00\r\ninstantaneous_output_kbps:0.00\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:0\r\nevicted_keys:{}\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{pubsub_channels}\r\npubsub_patterns:{pubsub_patterns}\r\npubsubshard_channels:{pubsub_shard}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:0\r\ntracking_total_items:0\r\ntracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:{total_errors}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:0\r\ntotal_writes_processed:0\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\n",
             st.connections.load(Ordering::Relaxed),
-            st.commands.load(Ordering::Relaxed),
+            st.commands.get(),
             st.net_input_bytes.load(Ordering::Relaxed),
             st.net_output_bytes.load(Ordering::Relaxed),
             st.rejected_connections.load(Ordering::Relaxed),
             srv.keyspace.stats.expired_keys.load(Ordering::Relaxed),
             srv.keyspace.tiers.stats.evicted_keys.load(Ordering::Relaxed),
-            st.keyspace_hits.load(Ordering::Relaxed),
-            st.keyspace_misses.load(Ordering::Relaxed),
+            st.keyspace_hits.get(),
+            st.keyspace_misses.get(),
         ));
     }
     if want("replication") {
@@ -287,10 +287,10 @@ fn render(ctx: &Ctx<'_>, all: bool, wanted: &[String]) -> String {
             subs.sort_by(|a, b| a.name.cmp(&b.name));
             defs.extend(subs);
             for d in defs {
-                let calls = d.stats.calls.load(Ordering::Relaxed);
-                let usec = d.stats.usec.load(Ordering::Relaxed);
-                let rejected = d.stats.rejected.load(Ordering::Relaxed);
-                let failed = d.stats.failed.load(Ordering::Relaxed);
+                let calls = d.stats.calls();
+                let usec = d.stats.usec();
+                let rejected = d.stats.rejected();
+                let failed = d.stats.failed();
                 if calls == 0 && rejected == 0 && failed == 0 {
                     continue;
                 }

@@ -31,7 +31,6 @@ pub mod strings;
 pub mod table;
 pub mod zsets;
 
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use amber_storage::Guard;
@@ -182,35 +181,35 @@ fn unknown_command(args: &[&[u8]]) -> CmdError {
 /// Executes one command for a client, writing its reply to `ctx.out`.
 pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     let srv = ctx.srv;
-    srv.stats.commands.fetch_add(1, Ordering::Relaxed);
+    srv.stats.commands.add(1);
     let def = match resolve(&srv.commands, args) {
         Resolved::Found(def) => def,
         Resolved::Rejected(e) => {
             // Arity errors count as rejected calls of the command, as in Redis.
             let found = args.first().and_then(|n| srv.commands.get(n));
             if let Some(def) = found {
-                def.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                def.stats.reject();
             }
             let is_exec = found.is_some_and(|d| d.name == "exec");
             multi::reject(ctx, is_exec, &e);
             return;
         }
     };
-    ctx.client.handle.set_last_command(&def.name);
+    ctx.client.handle.set_last_command(&def);
     let is_exec = def.name == "exec";
     if !ctx.client.authenticated && !def.flags.has(Flags::NO_AUTH) && srv.auth_required() {
-        def.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        def.stats.reject();
         multi::reject(ctx, is_exec, &CmdError::msg(error::NOAUTH));
         return;
     }
     if ctx.client.multi.is_some() && def.flags.has(Flags::NO_MULTI) {
-        def.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        def.stats.reject();
         let e = CmdError::err("Command not allowed inside a transaction");
         multi::reject(ctx, is_exec, &e);
         return;
     }
     if def.flags.has(Flags::DENYOOM) && srv.keyspace.tiers.is_full() && !make_room(srv) {
-        def.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        def.stats.reject();
         multi::reject(ctx, is_exec, &CmdError::OutOfMemory);
         return;
     }
@@ -219,7 +218,7 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         && ctx.out.proto == crate::resp::Protocol::Resp2
         && !pubsub::allowed_when_subscribed(&def.name)
     {
-        def.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        def.stats.reject();
         let e = pubsub::subscriber_mode_error(&def.name);
         multi::reject(ctx, is_exec, &e);
         return;
@@ -271,8 +270,8 @@ fn make_room(srv: &ServerState) -> bool {
 
 /// A held keyspace gate (kept alive for the command's duration).
 enum Gate<'a> {
-    Shared(#[allow(dead_code)] parking_lot::RwLockReadGuard<'a, ()>),
-    Alone(#[allow(dead_code)] parking_lot::RwLockWriteGuard<'a, ()>),
+    Shared(#[allow(dead_code)] amber_storage::striped::SharedGate<'a>),
+    Alone(#[allow(dead_code)] amber_storage::striped::ExclusiveGate<'a>),
 }
 
 /// Writes an error reply and counts it in the error statistics.

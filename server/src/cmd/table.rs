@@ -7,10 +7,11 @@
 //! does. A command exists in Amber only when a family module registers a
 //! handler for it; Amber's own extensions carry hand-written metadata.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use amber_storage::striped::Striped;
 use serde::Deserialize;
 
 use super::Handler;
@@ -98,33 +99,63 @@ struct DumpCommand {
     docs3: String,
 }
 
-/// Per-command counters for `INFO commandstats`.
+/// Per-command counters for `INFO commandstats`, striped per thread
+/// (`amber_storage::striped`): every call of a hot command writes them.
 #[derive(Debug, Default)]
-pub struct CommandStats {
-    /// Completed calls.
-    pub calls: AtomicU64,
-    /// Total microseconds spent in the handler.
-    pub usec: AtomicU64,
-    /// Calls refused before running (arity, auth, ...).
-    pub rejected: AtomicU64,
-    /// Calls that ran and answered an error.
-    pub failed: AtomicU64,
-}
+pub struct CommandStats(Striped<[AtomicU64; 4]>);
+
+/// Indexes into a stripe of [`CommandStats`].
+const CALLS: usize = 0;
+const USEC: usize = 1;
+const REJECTED: usize = 2;
+const FAILED: usize = 3;
 
 impl CommandStats {
     /// Records one call.
     pub fn record(&self, usec: u64, failed: bool) {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        self.usec.fetch_add(usec, Ordering::Relaxed);
+        let [calls, time, _, failures] = self.0.local();
+        calls.fetch_add(1, Ordering::Relaxed);
+        time.fetch_add(usec, Ordering::Relaxed);
         if failed {
-            self.failed.fetch_add(1, Ordering::Relaxed);
+            failures.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Records a call refused before it ran (arity, auth, ...).
+    pub fn reject(&self) {
+        self.0.local()[REJECTED].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn sum(&self, i: usize) -> u64 {
+        self.0.all().map(|s| s[i].load(Ordering::Relaxed)).sum()
+    }
+
+    /// Completed calls.
+    pub fn calls(&self) -> u64 {
+        self.sum(CALLS)
+    }
+
+    /// Total microseconds spent in the handler.
+    pub fn usec(&self) -> u64 {
+        self.sum(USEC)
+    }
+
+    /// Calls refused before running.
+    pub fn rejected(&self) -> u64 {
+        self.sum(REJECTED)
+    }
+
+    /// Calls that ran and answered an error.
+    pub fn failed(&self) -> u64 {
+        self.sum(FAILED)
     }
 
     /// Resets every counter (`CONFIG RESETSTAT`).
     pub fn reset(&self) {
-        for c in [&self.calls, &self.usec, &self.rejected, &self.failed] {
-            c.store(0, Ordering::Relaxed);
+        for s in self.0.all() {
+            for c in s {
+                c.store(0, Ordering::Relaxed);
+            }
         }
     }
 }
