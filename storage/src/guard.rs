@@ -25,7 +25,7 @@ use crate::keyspace::{Keyspace, Unlinked};
 use crate::shard::{KeyHash, Shard};
 use crate::tier::handle::{short_hash, Handle, Target};
 use crate::tier::slab::HotEntry;
-use crate::value::Value;
+use crate::value::{Value, ValueType};
 use crate::Result;
 
 /// What a write does to the key's deadline.
@@ -71,6 +71,14 @@ pub struct Guard<'a> {
     unlinked: Vec<(Box<[u8]>, Unlinked)>,
 }
 
+/// Where a read is served from (see `Guard::place`).
+enum Place {
+    /// A hot slot (the key was hot, or was just promoted).
+    Hot(u32),
+    /// An arena record.
+    Cold(crate::arena::Addr),
+}
+
 /// Where a live key was found.
 #[derive(Clone, Copy)]
 struct Found {
@@ -91,7 +99,7 @@ impl<'a> Guard<'a> {
             db,
             locks,
             now,
-            clock: ks.clock_secs(),
+            clock: ks.clock_at(now),
             touch: true,
             scratch: None,
             dirty: SmallVec::new(),
@@ -146,8 +154,7 @@ impl<'a> Guard<'a> {
         let arena = self.ks.tiers.arena.as_ref();
         let now = self.now;
         let shard = self.shard(pos)?;
-        let handle = shard.find(kh, key, arena)?;
-        let deadline = shard.deadline_of(handle, arena);
+        let (handle, deadline) = shard.find_with_deadline(kh, key, arena)?;
         if deadline != 0 && deadline <= now {
             self.delete(key, Found { pos, kh, handle }, false);
             self.ks.stats.expired_keys.fetch_add(1, Ordering::Relaxed);
@@ -273,30 +280,64 @@ impl<'a> Guard<'a> {
         self.shard(pos)?.hot.get_mut(slot)
     }
 
-    fn read(&mut self, key: &[u8], touch: bool, may_promote: bool) -> Option<&Value> {
-        let f = self.live(key)?;
-        let clock = self.clock;
+    /// Where a read of a found key is served from: its hot entry (touched
+    /// when `touch`), a promotion (a cold key read twice, when
+    /// `may_promote`), or the arena.
+    fn place(&mut self, f: Found, touch: bool, may_promote: bool) -> Option<Place> {
         match f.handle.target() {
             Target::Hot(slot) => {
-                let e = self.hot_entry(f.pos, slot)?;
                 if touch {
+                    let clock = self.clock;
+                    let e = self.hot_entry(f.pos, slot)?;
                     e.access = clock;
                     e.freq = crate::tier::lfu_bump(e.freq);
                 }
-                Some(&e.value)
+                Some(Place::Hot(slot))
             }
             Target::Cold(addr) => {
                 let promote = may_promote
                     && self.ks.tiers.has_hot_tier()
                     && self.shard(f.pos)?.read_twice(f.kh.short);
                 if promote {
-                    let slot = self.promote(f)?;
-                    return self.hot_entry(f.pos, slot).map(|e| &e.value);
+                    self.promote(f).map(Place::Hot)
+                } else {
+                    Some(Place::Cold(addr))
                 }
+            }
+        }
+    }
+
+    fn read(&mut self, key: &[u8], touch: bool, may_promote: bool) -> Option<&Value> {
+        let f = self.live(key)?;
+        match self.place(f, touch, may_promote)? {
+            Place::Hot(slot) => self.hot_entry(f.pos, slot).map(|e| &e.value),
+            Place::Cold(addr) => {
                 let arena = self.ks.tiers.arena.as_ref()?;
                 let r = arena.read(addr).ok()?;
                 self.scratch = codec::decode(r.kind(), r.value);
                 self.scratch.as_ref()
+            }
+        }
+    }
+
+    /// Reads the string at `key` as [`Guard::get`] does, but borrows a cold
+    /// string where it lies in the arena instead of decoding a copy (a GET
+    /// of a cold key copies its bytes once, into the reply).
+    /// `Some(Err(t))`: the key holds a value of type `t`.
+    pub fn get_str(&mut self, key: &[u8]) -> Option<std::result::Result<&[u8], ValueType>> {
+        let touch = self.touch;
+        let f = self.live(key)?;
+        match self.place(f, touch, touch)? {
+            Place::Hot(slot) => match &self.hot_entry(f.pos, slot)?.value {
+                Value::Str(s) => Some(Ok(&s.bytes)),
+                v => Some(Err(v.value_type())),
+            },
+            Place::Cold(addr) => {
+                let r = self.ks.tiers.arena.as_ref()?.read(addr).ok()?;
+                match codec::type_of(r.kind())? {
+                    ValueType::String => Some(Ok(r.value)),
+                    t => Some(Err(t)),
+                }
             }
         }
     }

@@ -131,7 +131,8 @@ pub struct Keyspace {
     hash_seed: u64,
     shard_mask: u64,
     gate: crate::striped::Gate,
-    started: Instant,
+    /// Wall-clock ms at creation: the origin of the LRU clock.
+    started_ms: u64,
     /// Statistics counters.
     pub stats: KeyspaceStats,
     /// The tiers.
@@ -211,7 +212,7 @@ impl Keyspace {
             hash_seed: seed,
             shard_mask: shards as u64 - 1,
             gate: crate::striped::Gate::default(),
-            started: Instant::now(),
+            started_ms: now_ms(),
             stats: KeyspaceStats::default(),
             tiers: Tiers::new(arena, budget),
         }
@@ -333,7 +334,14 @@ impl Keyspace {
 
     /// Seconds since the keyspace was created (the LRU clock).
     pub(crate) fn clock_secs(&self) -> u32 {
-        self.started.elapsed().as_secs() as u32
+        self.clock_at(now_ms())
+    }
+
+    /// The LRU clock at wall-clock time `now` (ms): like Redis's
+    /// `getLRUClock`, it follows the wall clock, so a command reads the time
+    /// once for both its expiry checks and its access times.
+    pub(crate) fn clock_at(&self, now: u64) -> u32 {
+        (now.saturating_sub(self.started_ms) / 1000) as u32
     }
 
     /// Takes the gate shared: ordinary commands run under it.

@@ -29,36 +29,57 @@ pub(crate) struct Shard {
     pub recent_next: usize,
 }
 
-/// Does the handle point at `key`? Compares short hashes first, then the key
-/// bytes, read from the slab or the arena.
-pub(crate) fn handle_is(
+/// If the handle points at `key`, the key's deadline (0 = none), read with
+/// the key. Compares short hashes first, then the key bytes, read from the
+/// slab or the arena.
+fn deadline_if_key(
     h: &Handle,
     short: u32,
     key: &[u8],
     hot: &Slab,
     arena: Option<&Arena>,
-) -> bool {
+) -> Option<u64> {
     if h.short_hash() != short {
-        return false;
+        return None;
     }
     match h.target() {
-        Target::Hot(slot) => hot.get(slot).is_some_and(|e| &*e.key == key),
-        // Only the key is checksummed here (not the value): see `Arena::read_key`.
+        Target::Hot(slot) => hot
+            .get(slot)
+            .filter(|e| &*e.key == key)
+            .map(|e| e.expire_at),
+        // Only the head is checksummed here (not the value): see `Arena::read_head`.
         Target::Cold(addr) => arena
-            .and_then(|a| a.read_key(addr).ok())
-            .is_some_and(|k| k == key),
+            .and_then(|a| a.read_head(addr).ok())
+            .filter(|r| r.key == key)
+            .map(|r| r.expire_at()),
     }
 }
 
 impl Shard {
     /// The handle of `key`.
     pub(crate) fn find(&self, kh: KeyHash, key: &[u8], arena: Option<&Arena>) -> Option<Handle> {
+        self.find_with_deadline(kh, key, arena).map(|(h, _)| h)
+    }
+
+    /// The handle of `key` and its deadline (0 = none), both from the one
+    /// read of the entry (or record head) the key comparison makes.
+    pub(crate) fn find_with_deadline(
+        &self,
+        kh: KeyHash,
+        key: &[u8],
+        arena: Option<&Arena>,
+    ) -> Option<(Handle, u64)> {
         let hot = &self.hot;
-        self.index
+        let mut deadline = 0;
+        let h = self
+            .index
             .find(table_hash(kh.short), |h| {
-                handle_is(h, kh.short, key, hot, arena)
+                deadline_if_key(h, kh.short, key, hot, arena)
+                    .map(|d| deadline = d)
+                    .is_some()
             })
-            .copied()
+            .copied()?;
+        Some((h, deadline))
     }
 
     /// Replaces the handle equal to `old` (found by its short hash) with `new`.

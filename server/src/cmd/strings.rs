@@ -47,9 +47,13 @@ pub fn read_string<'g>(
     g: &'g mut Guard<'_>,
     key: &[u8],
 ) -> Result<Option<&'g [u8]>, CmdError> {
-    let found = g.get(key);
+    let found = g.get_str(key);
     ctx.srv.stats.hit(found.is_some());
-    string_of(found)
+    match found {
+        None => Ok(None),
+        Some(Ok(bytes)) => Ok(Some(bytes)),
+        Some(Err(_)) => Err(CmdError::WrongType),
+    }
 }
 
 /// The string inside an optional value, or `WRONGTYPE`. No statistics: for
