@@ -77,6 +77,7 @@ fn tiny_out_of_dram_covers_every_configuration_and_point() {
                             ConfigKind::AmberPmem
                                 | ConfigKind::RedisNoeviction
                                 | ConfigKind::RedisLru
+                                | ConfigKind::RedisDram
                         ),
                         "{} must run everywhere: {}",
                         cfg.name(),

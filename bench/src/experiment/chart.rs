@@ -36,6 +36,7 @@ pub fn color(c: ConfigKind) -> RGBColor {
         ConfigKind::RedisNoeviction => RGBColor(30, 90, 200),
         ConfigKind::RedisLru => RGBColor(130, 60, 180),
         ConfigKind::RedisSwap => RGBColor(20, 150, 140),
+        ConfigKind::RedisDram => RGBColor(120, 120, 120),
     }
 }
 

@@ -21,17 +21,24 @@ pub enum ConfigKind {
     RedisLru,
     /// redis-server in a memory cgroup of budget + slack with a swap file.
     RedisSwap,
+    /// redis-server with no memory limit at all: the whole data set in
+    /// DRAM. Not a contender (it uses up to 8x the budget) but the ceiling:
+    /// what the same load costs when DRAM is no limit, so the chart shows
+    /// how much of a line's fall is the memory hierarchy (caches, TLB) and
+    /// how much is the tiering.
+    RedisDram,
 }
 
 impl ConfigKind {
     /// Every configuration, in chart order.
-    pub const ALL: [ConfigKind; 6] = [
+    pub const ALL: [ConfigKind; 7] = [
         ConfigKind::AmberPmem,
         ConfigKind::AmberDisk,
         ConfigKind::RedisOom,
         ConfigKind::RedisNoeviction,
         ConfigKind::RedisLru,
         ConfigKind::RedisSwap,
+        ConfigKind::RedisDram,
     ];
 
     /// Name used in the CSV, the table and the legend.
@@ -43,6 +50,7 @@ impl ConfigKind {
             ConfigKind::RedisNoeviction => "redis-noeviction",
             ConfigKind::RedisLru => "redis-lru",
             ConfigKind::RedisSwap => "redis-swap",
+            ConfigKind::RedisDram => "redis-dram",
         }
     }
 
@@ -66,6 +74,9 @@ impl ConfigKind {
             }
             ConfigKind::RedisSwap => {
                 "redis-server, memory cgroup of budget + slack, with a swap file"
+            }
+            ConfigKind::RedisDram => {
+                "redis-server, no memory limit: all data in DRAM (reference ceiling, not budget-bound)"
             }
         }
     }

@@ -246,6 +246,10 @@ fn launch_args(
             (a, String::new())
         }
         ConfigKind::RedisOom | ConfigKind::RedisSwap => (redis_base(workdir), String::new()),
+        ConfigKind::RedisDram => (
+            redis_base(workdir),
+            "reference: no memory limit, uses DRAM beyond the budget".into(),
+        ),
     }
 }
 
