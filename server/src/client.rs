@@ -25,7 +25,8 @@ pub struct ClientHandle {
     /// When the connection was accepted.
     pub created: Instant,
     /// Milliseconds since `created` of the last read from the client (as
-    /// Redis's `lastinteraction`, updated per read, not per command).
+    /// Redis's `lastinteraction`: per read, not per command; Redis also
+    /// counts its writes, which here always follow a read).
     pub last_interaction_ms: AtomicU64,
     /// Identity (address) of the last command's definition: the name is
     /// copied under the `info` lock only when the command changes.

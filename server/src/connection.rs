@@ -90,8 +90,6 @@ impl Connection {
                     .net_output_bytes
                     .fetch_add(self.out.len() as u64, Ordering::Relaxed);
                 self.out.clear();
-                // Redis counts a write as an interaction too (`_writeToClient`).
-                client.handle.touch();
             }
             if client.close_after_reply || client.handle.killed.load(Ordering::Relaxed) {
                 if let Some(b) = client.block.waiting.take() {

@@ -285,7 +285,7 @@ pub static AMBER_DIRECTIVES: &[Directive] = &[
         int(0, 1 << 16),
         "0",
         DirectiveFlags::IMMUTABLE,
-        "Shards per database (0: automatic, several per core).",
+        "Shards per database (0: automatic, 128 per core, 256 to 4096).",
     ),
 ];
 
