@@ -39,7 +39,8 @@ pub struct ClientHandle {
     pub info: Mutex<ClientInfo>,
     /// Set by `CLIENT KILL`; the connection closes at its next chance.
     pub killed: AtomicBool,
-    /// Wakes the connection task when it is killed.
+    /// Wakes the connection task: it was killed, a pub/sub message was
+    /// posted to it, or the server is shutting down.
     pub wake: Notify,
     /// Blocked in a blocking command (`CLIENT LIST` flag `b`); maintained by
     /// `crate::blocking`.

@@ -63,6 +63,9 @@ pub async fn serve(srv: Arc<ServerState>, stream: TcpStream) {
 impl Connection {
     async fn run(&mut self, srv: &Arc<ServerState>, client: &mut Client) -> std::io::Result<()> {
         let mut shutdown = srv.shutdown_signal();
+        if srv.shutting_down() {
+            return Ok(());
+        }
         let mailbox = client.subs.mailbox.clone();
         loop {
             self.process(srv, client);
@@ -152,13 +155,16 @@ impl Connection {
                         return Ok(());
                     }
                 }
-                _ = mailbox.ready.notified() => {}
+                // One wake-up for everything but input (a pub/sub message,
+                // drained at the top of the loop; CLIENT KILL; shutdown), so
+                // a batch registers one waiter, on this client's own Notify,
+                // instead of one per cause (the shutdown one was shared by
+                // every connection: a cache line both cores wrote per batch).
                 _ = client.handle.wake.notified() => {
-                    if client.handle.killed.load(Ordering::Relaxed) {
+                    if client.handle.killed.load(Ordering::Relaxed) || srv.shutting_down() {
                         return Ok(());
                     }
                 }
-                _ = shutdown.changed() => return Ok(()),
                 _ = idle => return Ok(()),
             }
         }

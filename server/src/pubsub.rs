@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::Notify;
 
 use crate::client::ClientHandle;
 use crate::resp::ReplyWriter;
@@ -39,8 +38,6 @@ pub enum Kind {
 pub struct Mailbox {
     handle: Arc<ClientHandle>,
     pending: Mutex<Pending>,
-    /// Wakes the connection task when something was posted.
-    pub ready: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -59,7 +56,6 @@ impl Mailbox {
         Mailbox {
             handle,
             pending: Mutex::new(Pending::default()),
-            ready: Notify::new(),
         }
     }
 
@@ -105,7 +101,8 @@ impl Mailbox {
             }
         }
         drop(p);
-        self.ready.notify_one();
+        // The connection drains its mailbox whenever it wakes.
+        self.handle.wake.notify_one();
     }
 }
 

@@ -205,6 +205,10 @@ impl ServerState {
     /// Asks the server to stop (SIGTERM, SIGINT, `SHUTDOWN`).
     pub fn request_shutdown(&self) {
         self.shutdown.send_replace(true);
+        // Connections wait on their own wake-up, not on the shutdown signal.
+        for c in self.clients.all() {
+            c.wake.notify_one();
+        }
     }
 
     /// A receiver that sees `true` once shutdown is requested.
