@@ -222,24 +222,16 @@ impl<'a> Guard<'a> {
             (Box::<[u8]>::from(r.key), v, r.expire_at())
         };
         let clock = self.clock;
-        let journal = self.ks.deltas_enabled();
-        let stats = &self.ks.tiers.stats;
-        let shard = self.shard(f.pos)?;
+        let ks = self.ks;
         let mut e = HotEntry::new(key, value, expire_at, clock, f.kh.short, Some(addr), false);
-        e.charged = e.footprint();
-        if journal {
+        if ks.deltas_enabled() {
             // The arena record is the base later writes are deltas on.
             if let Some(j) = e.value.journal_mut() {
                 j.start();
             }
         }
-        let charged = e.charged as i64;
-        let slot = shard.hot.insert(e);
-        shard.replace_handle(f.handle, Handle::hot(slot, f.kh.short));
-        stats.hot_keys.fetch_add(1, Ordering::Relaxed);
-        stats.cold_keys.fetch_sub(1, Ordering::Relaxed);
-        stats.hot_bytes.fetch_add(charged, Ordering::Relaxed);
-        stats.promotions.fetch_add(1, Ordering::Relaxed);
+        let slot = ks.install_hot(self.shard(f.pos)?, f.handle, e);
+        ks.tiers.stats.promotions.fetch_add(1, Ordering::Relaxed);
         Some(slot)
     }
 
@@ -254,10 +246,9 @@ impl<'a> Guard<'a> {
             (Box::<[u8]>::from(h.key), h.expire_at())
         };
         let clock = self.clock;
-        let stats = &self.ks.tiers.stats;
-        let shard = self.shard(f.pos)?;
+        let ks = self.ks;
         let placeholder = Value::Str(crate::value::StrValue::default());
-        let mut e = HotEntry::new(
+        let e = HotEntry::new(
             key,
             placeholder,
             expire_at,
@@ -266,14 +257,7 @@ impl<'a> Guard<'a> {
             Some(addr),
             true,
         );
-        e.charged = e.footprint();
-        let charged = e.charged as i64;
-        let slot = shard.hot.insert(e);
-        shard.replace_handle(f.handle, Handle::hot(slot, f.kh.short));
-        stats.hot_keys.fetch_add(1, Ordering::Relaxed);
-        stats.cold_keys.fetch_sub(1, Ordering::Relaxed);
-        stats.hot_bytes.fetch_add(charged, Ordering::Relaxed);
-        Some(slot)
+        Some(ks.install_hot(self.shard(f.pos)?, f.handle, e))
     }
 
     fn hot_entry(&mut self, pos: usize, slot: u32) -> Option<&mut HotEntry> {

@@ -336,6 +336,22 @@ impl Keyspace {
         ((hash >> 40) & self.shard_mask) as usize
     }
 
+    /// Puts a hot entry in place of a key's cold handle `cold` (a
+    /// promotion, a whole-value write over a cold key, a recovered delta
+    /// chain): charges it, points the index at its slot and counts the key
+    /// hot. Returns the slot.
+    pub(crate) fn install_hot(&self, shard: &mut Shard, cold: Handle, mut e: HotEntry) -> u32 {
+        e.charged = e.footprint();
+        let charged = e.charged as i64;
+        let slot = shard.hot.insert(e);
+        shard.replace_handle(cold, Handle::hot(slot, cold.short_hash()));
+        let stats = &self.tiers.stats;
+        stats.hot_keys.fetch_add(1, Ordering::Relaxed);
+        stats.cold_keys.fetch_sub(1, Ordering::Relaxed);
+        stats.hot_bytes.fetch_add(charged, Ordering::Relaxed);
+        slot
+    }
+
     /// Seconds since the keyspace was created (the LRU clock).
     pub(crate) fn clock_secs(&self) -> u32 {
         self.clock_at(now_ms())

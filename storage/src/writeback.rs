@@ -279,14 +279,7 @@ impl Keyspace {
             bytes,
             expire_at,
         }));
-        e.charged = e.footprint();
-        let charged = e.charged as i64;
-        let slot = s.hot.insert(e);
-        s.replace_handle(h, crate::tier::handle::Handle::hot(slot, short));
-        let stats = &self.tiers.stats;
-        stats.hot_keys.fetch_add(1, Ordering::Relaxed);
-        stats.cold_keys.fetch_sub(1, Ordering::Relaxed);
-        stats.hot_bytes.fetch_add(charged, Ordering::Relaxed);
+        let slot = self.install_hot(&mut s, h, e);
         // Past the DRAM limit (many chained keys, a small budget), fold now
         // rather than wait for the demoter.
         if !journal || self.tiers.past_hard_limit() {
