@@ -94,7 +94,7 @@ impl ClientHandle {
             .store(self.created.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
-    /// Seconds since the last command.
+    /// Seconds since the client last sent anything (`idle=`).
     pub fn idle_secs(&self) -> u64 {
         let now = self.created.elapsed().as_millis() as u64;
         now.saturating_sub(self.last_interaction_ms.load(Ordering::Relaxed)) / 1000
