@@ -85,6 +85,8 @@ struct Found {
     pos: usize,
     kh: KeyHash,
     handle: Handle,
+    /// The key's deadline when it was found (0 = none), read with its key.
+    deadline: u64,
 }
 
 impl<'a> Guard<'a> {
@@ -156,14 +158,28 @@ impl<'a> Guard<'a> {
         let shard = self.shard(pos)?;
         let (handle, deadline) = shard.find_with_deadline(kh, key, arena)?;
         if deadline != 0 && deadline <= now {
-            self.delete(key, Found { pos, kh, handle }, false);
+            self.delete(
+                key,
+                Found {
+                    pos,
+                    kh,
+                    handle,
+                    deadline,
+                },
+                false,
+            );
             self.ks.stats.expired_keys.fetch_add(1, Ordering::Relaxed);
             if let Some(o) = self.ks.observers.get() {
                 o.expired(self.db, key);
             }
             return None;
         }
-        Some(Found { pos, kh, handle })
+        Some(Found {
+            pos,
+            kh,
+            handle,
+            deadline,
+        })
     }
 
     /// Removes a found key from the index, its tier and the arena; returns
@@ -516,26 +532,27 @@ impl<'a> Guard<'a> {
     fn find_any(&mut self, key: &[u8]) -> Option<Found> {
         let (pos, kh) = self.locate(key)?;
         let arena = self.ks.tiers.arena.as_ref();
-        let handle = self.shard(pos)?.find(kh, key, arena)?;
-        Some(Found { pos, kh, handle })
+        let (handle, deadline) = self.shard(pos)?.find_with_deadline(kh, key, arena)?;
+        Some(Found {
+            pos,
+            kh,
+            handle,
+            deadline,
+        })
     }
 
     /// Whether `key` is present at all (`None` if not) and whether its
     /// deadline has passed, without expiring it ([`Keyspace::presence`]).
     pub fn presence(&mut self, key: &[u8]) -> Option<bool> {
         let now = self.now;
-        let f = self.find_any(key)?;
-        let arena = self.ks.tiers.arena.as_ref();
-        let d = self.shard(f.pos)?.deadline_of(f.handle, arena);
+        let d = self.find_any(key)?.deadline;
         Some(d != 0 && d <= now)
     }
 
     /// The deadline of `key`: `None` if the key is absent, `Some(None)` if it
     /// has no TTL.
     pub fn expire_at(&mut self, key: &[u8]) -> Option<Option<u64>> {
-        let f = self.live(key)?;
-        let arena = self.ks.tiers.arena.as_ref();
-        let d = self.shard(f.pos)?.deadline_of(f.handle, arena);
+        let d = self.live(key)?.deadline;
         Some((d != 0).then_some(d))
     }
 
