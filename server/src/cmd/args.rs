@@ -114,22 +114,20 @@ pub fn strtod(arg: &[u8]) -> (f64, usize, bool) {
         // "0x" without hex digits: just the 0.
         return (sign * 0.0, i + 1, false);
     }
-    // Decimal.
-    let mut digits = String::new();
-    let mut nonzero = false;
+    // Decimal. Spans of the integer and fraction digits (no allocation:
+    // this runs for every score of `ZADD`).
+    let int_start = i;
     while at(i).is_ascii_digit() {
-        digits.push(at(i) as char);
-        nonzero |= at(i) != b'0';
         i += 1;
     }
-    let mut frac = String::new();
+    let digits = s.get(int_start..i).unwrap_or_default();
+    let mut frac: &[u8] = &[];
     if at(i) == b'.' {
         let mut j = i + 1;
         while at(j).is_ascii_digit() {
-            frac.push(at(j) as char);
-            nonzero |= at(j) != b'0';
             j += 1;
         }
+        frac = s.get(i + 1..j).unwrap_or_default();
         if !digits.is_empty() || !frac.is_empty() {
             i = j;
         }
@@ -137,6 +135,7 @@ pub fn strtod(arg: &[u8]) -> (f64, usize, bool) {
     if digits.is_empty() && frac.is_empty() {
         return (0.0, 0, false);
     }
+    let nonzero = digits.iter().chain(frac).any(|&c| c != b'0');
     let mut exp: i64 = 0;
     if matches!(at(i), b'e' | b'E') {
         let mut j = i + 1;
@@ -155,13 +154,20 @@ pub fn strtod(arg: &[u8]) -> (f64, usize, bool) {
             i = j;
         }
     }
-    let text = format!(
-        "{}.{}e{}",
-        if digits.is_empty() { "0" } else { &digits },
-        if frac.is_empty() { "0" } else { &frac },
-        exp
-    );
-    let v: f64 = text.parse().unwrap_or(0.0);
+    // "<digits>.<frac>e<exp>", which Rust's correctly rounded parser reads
+    // as strtod would.
+    let mut text = smallvec::SmallVec::<[u8; 64]>::new();
+    text.extend_from_slice(if digits.is_empty() { b"0" } else { digits });
+    text.push(b'.');
+    text.extend_from_slice(if frac.is_empty() { b"0" } else { frac });
+    if exp != 0 {
+        text.push(b'e');
+        text.extend_from_slice(itoa::Buffer::new().format(exp).as_bytes());
+    }
+    let v: f64 = std::str::from_utf8(&text)
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0.0);
     let erange = v.is_infinite() || (v == 0.0 && nonzero);
     (sign * v, i, erange)
 }
@@ -396,5 +402,31 @@ mod tests {
         assert_eq!(strtod(b""), (0.0, 0, false));
         assert_eq!(strtod(b" 2x"), (2.0, 2, false));
         assert!(strtod(b"1e400").2);
+    }
+
+    /// C's `strtod` on `text`: value, bytes consumed, `ERANGE`.
+    fn libc_strtod(text: &[u8]) -> (f64, usize, bool) {
+        let c = std::ffi::CString::new(text).expect("no NUL in the generated text");
+        let mut end: *mut libc::c_char = std::ptr::null_mut();
+        // SAFETY: `c` is a valid NUL-terminated string that outlives the
+        // call, and `end` is a valid out pointer; errno is this thread's.
+        unsafe {
+            *libc::__errno_location() = 0;
+            let v = libc::strtod(c.as_ptr(), &mut end);
+            let used = end.offset_from(c.as_ptr()) as usize;
+            (v, used, *libc::__errno_location() == libc::ERANGE)
+        }
+    }
+
+    proptest::proptest! {
+        /// Our `strtod` reads decimal text exactly as glibc's does.
+        #[test]
+        fn strtod_matches_libc(text in "[ +-]?[0-9]{0,25}(\\.[0-9]{0,25})?([eE][+-]?[0-9]{1,4})?[a-z]?") {
+            let ours = strtod(text.as_bytes());
+            let theirs = libc_strtod(text.as_bytes());
+            proptest::prop_assert_eq!(ours.0.to_bits(), theirs.0.to_bits(), "{:?}", text);
+            proptest::prop_assert_eq!(ours.1, theirs.1, "{:?}", text);
+            proptest::prop_assert_eq!(ours.2, theirs.2, "{:?}", text);
+        }
     }
 }
