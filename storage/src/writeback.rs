@@ -62,7 +62,12 @@ impl Keyspace {
         let changes = e.value.journal_mut().map(|j| j.take());
         if let (true, Some(base), Some(Changes::Ops(ops))) = (may_delta, e.copy, &changes) {
             match self.write_delta(lane, db, e, base, ops) {
-                Ok(true) => return Ok(()),
+                Ok(true) => {
+                    if let (Some(Changes::Ops(ops)), Some(j)) = (changes, e.value.journal_mut()) {
+                        j.recycle(ops);
+                    }
+                    return Ok(());
+                }
                 Ok(false) => {}
                 Err(err) => {
                     if let Some(j) = e.value.journal_mut() {
