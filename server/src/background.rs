@@ -21,6 +21,7 @@ pub async fn run(srv: Arc<ServerState>) {
     loop {
         let hz = srv.config.get_i64("hz").clamp(1, 500) as u64;
         tokio::time::sleep(Duration::from_millis(1000 / hz)).await;
+        srv.refresh_wall_clock();
         if srv.active_expire.load(Ordering::Relaxed) {
             let srv = srv.clone();
             // Shard locks are sync; keep them off the async workers' hot loop.

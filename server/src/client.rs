@@ -192,6 +192,10 @@ pub struct Client {
     pub watch: crate::watch::ClientWatch,
     /// Pub/sub subscriptions and the mailbox messages arrive in.
     pub subs: crate::pubsub::Subscriptions,
+    /// When the previous command of this batch ended: the next command's
+    /// start, so that back-to-back commands read the clock once each
+    /// (`None` at the start of a batch, or after a wait).
+    pub cmd_clock: Option<std::time::Instant>,
 }
 
 impl Client {
@@ -210,6 +214,7 @@ impl Client {
             multi: None,
             in_exec: false,
             watch,
+            cmd_clock: None,
         }
     }
 

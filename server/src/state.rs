@@ -112,6 +112,11 @@ pub struct ServerState {
     pub stats: ServerStats,
     /// Process start.
     pub started: Instant,
+    /// Unix time minus monotonic time since `started`, in microseconds:
+    /// turns an `Instant` a command already read into wall-clock time
+    /// ([`ServerState::wall_ms_at`]). Refreshed by the periodic task, so a
+    /// step of the system clock is seen within one `hz` tick.
+    wall_offset_us: std::sync::atomic::AtomicI64,
     /// A random 40-hex-digit id of this run (`INFO server`'s `run_id`).
     pub run_id: String,
     /// The TCP port actually bound.
@@ -130,7 +135,25 @@ pub struct ServerState {
     shutdown: watch::Sender<bool>,
 }
 
+/// Unix time minus monotonic time since `started`, in microseconds.
+fn wall_offset_us(started: Instant) -> i64 {
+    amber_storage::clock::now_us() as i64 - started.elapsed().as_micros() as i64
+}
+
 impl ServerState {
+    /// Unix milliseconds at `t`, an instant read since start-up, without
+    /// reading the wall clock again.
+    pub fn wall_ms_at(&self, t: Instant) -> u64 {
+        let mono = t.saturating_duration_since(self.started).as_micros() as i64;
+        (mono + self.wall_offset_us.load(Ordering::Relaxed)).max(0) as u64 / 1000
+    }
+
+    /// Re-reads the wall clock for [`ServerState::wall_ms_at`] (periodic).
+    pub fn refresh_wall_clock(&self) {
+        self.wall_offset_us
+            .store(wall_offset_us(self.started), Ordering::Relaxed);
+    }
+
     /// A server with this configuration: opens the arena and, in
     /// `persistence pmem` mode, recovers the keyspace from it. The error is a
     /// message for the operator (corrupt arena, wrong size, ...).
@@ -144,13 +167,15 @@ impl ServerState {
         let run_id: String = (0..40)
             .map(|_| format!("{:x}", rand::random::<u8>() % 16))
             .collect();
+        let started = Instant::now();
         ServerState {
             keyspace,
             config,
             commands: CommandTable::build(&cmd::all_handlers(), &cmd::all_extensions()),
             clients: ClientRegistry::default(),
             stats: ServerStats::default(),
-            started: Instant::now(),
+            started,
+            wall_offset_us: std::sync::atomic::AtomicI64::new(wall_offset_us(started)),
             run_id,
             port: Default::default(),
             last_save: AtomicU64::new(amber_storage::clock::now_ms() / 1000),

@@ -369,6 +369,11 @@ impl Keyspace {
         self.gate.shared()
     }
 
+    /// Takes the gate shared if no exclusive holder makes that wait.
+    pub fn try_shared(&self) -> Option<crate::striped::SharedGate<'_>> {
+        self.gate.try_shared()
+    }
+
     /// Takes the gate exclusively: nothing else runs until it is dropped
     /// (`EXEC`, `SWAPDB`, `MOVE`, `COPY`, `FLUSHALL`, `FLUSHDB`).
     pub fn exclusive(&self) -> crate::striped::ExclusiveGate<'_> {
@@ -423,7 +428,7 @@ impl Keyspace {
             .into_iter()
             .filter_map(|i| database.shards.get(i).map(|m| (i, m.lock())))
             .collect();
-        Ok(Guard::new(self, db, locks, now_ms()))
+        Ok(Guard::new(self, db, locks, crate::clock::command_now_ms()))
     }
 
     /// Locks the shard of one key.

@@ -114,6 +114,11 @@ impl Gate {
         self.0.local().read()
     }
 
+    /// Takes the gate shared if that needs no wait (no exclusive holder).
+    pub fn try_shared(&self) -> Option<SharedGate<'_>> {
+        self.0.local().try_read()
+    }
+
     /// Takes the gate alone: waits for every reader, on every stripe.
     pub fn exclusive(&self) -> ExclusiveGate<'_> {
         ExclusiveGate {

@@ -230,8 +230,13 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     // (and EXEC) hold it alone so no other command interleaves.
     let keyspace = &srv.keyspace;
     let _gate = if def.flags.has(Flags::EXCLUSIVE) {
+        ctx.client.cmd_clock = None;
         Gate::Alone(keyspace.exclusive())
+    } else if let Some(shared) = keyspace.try_shared() {
+        Gate::Shared(shared)
     } else {
+        // It waits: the end of the previous command is no longer "now".
+        ctx.client.cmd_clock = None;
         Gate::Shared(keyspace.shared())
     };
     call(ctx, def, args);
@@ -245,9 +250,16 @@ pub fn call(ctx: &mut Ctx<'_>, def: &CommandDef, args: &[&[u8]]) {
         reply_error(ctx, &CmdError::Arity(def.name.clone()));
         return;
     };
-    let start = Instant::now();
+    // One clock read per command: it starts when the previous command of
+    // the batch ended (the time spent between them is parsing this one),
+    // and its keys see that time as "now" (Redis fixes the time per command).
+    let start = ctx.client.cmd_clock.take().unwrap_or_else(Instant::now);
+    let pin = amber_storage::clock::PinNow::new(ctx.srv.wall_ms_at(start));
     let result = handler(ctx, args);
-    let elapsed = start.elapsed();
+    drop(pin);
+    let end = Instant::now();
+    ctx.client.cmd_clock = Some(end);
+    let elapsed = end.saturating_duration_since(start);
     def.stats
         .record(elapsed.as_micros() as u64, result.is_err());
     crate::metrics::record_command(&def.name, elapsed, result.is_err());
