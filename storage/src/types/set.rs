@@ -205,6 +205,12 @@ impl<T: Keyed> Indexed<T> {
         (bottom as u64, bottom..top)
     }
 
+    /// Bytes of the elements' own allocations, plus 8 per element: an upper
+    /// bound of their length-prefixed encoding (varints of lengths below 2^56).
+    pub fn element_bytes(&self) -> usize {
+        self.element_bytes
+    }
+
     /// Approximate heap bytes of the table.
     pub fn heap_bytes(&self) -> usize {
         self.items.capacity() * std::mem::size_of::<T>()
@@ -592,7 +598,13 @@ impl SetValue {
     /// stays a hashtable, as in Redis).
     pub fn encode(&self) -> Vec<u8> {
         let n = self.len();
-        let mut out = Vec::with_capacity(6 + n * 9);
+        // Sized up front: a big set's encoding grown by doubling was copied
+        // several times over.
+        let body = match &self.repr {
+            Repr::Intset(_) => n * 8,
+            Repr::Table(t) => t.element_bytes(),
+        };
+        let mut out = Vec::with_capacity(6 + body);
         out.push(VERSION);
         match &self.repr {
             Repr::Intset(v) => {
