@@ -367,7 +367,16 @@ impl<'a> Guard<'a> {
 
     /// Marks a hot slot as modified by this command.
     fn mark_dirty(&mut self, pos: usize, slot: u32) {
+        let arena = self.ks.tiers.arena.as_ref();
         if let Some(e) = self.hot_entry(pos, slot) {
+            if !e.dirty && e.chain.is_none() {
+                // Its write-back will release this record: see
+                // `persist::warm` (a collection with a chain writes a delta
+                // and releases nothing).
+                if let (Some(a), Some(arena)) = (e.copy, arena) {
+                    arena.warm_head(a);
+                }
+            }
             e.dirty = true;
         }
         if !self.dirty.contains(&(pos, slot)) {

@@ -437,6 +437,15 @@ impl Arena {
         self.inner.read_head(addr)
     }
 
+    /// A hint that the header of the record at `addr` will be read soon
+    /// ([`Arena::release`] of an overwritten key's record): starts loading
+    /// it into the cache. Never fails and changes nothing.
+    pub fn warm_head(&self, addr: Addr) {
+        if let Some(head) = self.inner.medium.read(addr.0, HEADER_LEN) {
+            crate::persist::warm::warm(head);
+        }
+    }
+
     /// Marks the record at `addr` dead (overwritten or deleted): its bytes
     /// stop counting as live, and compaction may drop it.
     pub fn release(&self, addr: Addr) -> Result<()> {

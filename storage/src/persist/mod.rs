@@ -46,6 +46,7 @@ pub mod flush;
 mod mapping;
 mod region;
 pub mod sim;
+pub mod warm;
 
 use std::fmt;
 
