@@ -16,8 +16,10 @@
 //! list makes each command a direct transcription, with the same `O(log n)`
 //! rank, rank-to-node and range-start costs, and `O(1)` steps to the
 //! neighbouring element. Nodes are slots of one `Vec` (indices, not
-//! pointers), so there is no `unsafe`, and most nodes (levels 1 and 2, 94%)
-//! keep their links inline.
+//! pointers), so there is no `unsafe`; a node is one 64-byte cache line
+//! holding its score, back link, first four levels (all of them for 99.6%
+//! of nodes) and a pointer to its member bytes, so each step of a search
+//! costs one cache miss.
 //!
 //! Small sets are not stored differently: the `listpack` flag only records
 //! which encoding Redis would report (`OBJECT ENCODING`), following Redis's
@@ -292,7 +294,7 @@ impl ZSetValue {
     /// Approximate DRAM bytes used.
     pub fn mem_usage(&self) -> usize {
         std::mem::size_of::<Self>()
-            + self.list.slots() * skiplist::NODE_BYTES
+            + self.list.allocated_bytes()
             + self.index.capacity() * 9
             + self.member_bytes
     }

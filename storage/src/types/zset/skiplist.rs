@@ -7,8 +7,6 @@
 //! and the node at a rank is found by walking spans: both `O(log n)`.
 //! Ranks in this module's API are 0-based.
 
-use smallvec::SmallVec;
-
 /// "No node".
 pub(crate) const NIL: u32 = u32::MAX;
 /// Index of the header node.
@@ -22,16 +20,30 @@ struct Link {
     span: u32,
 }
 
+/// "No next node".
+const NO_LINK: Link = Link { next: NIL, span: 0 };
+
+/// Levels stored in the node itself: 99.6% of nodes (each level has
+/// probability 1/4) have no more.
+const INLINE: usize = 4;
+
+/// One element: exactly one cache line, so a step of a search (the next
+/// node's score, then its link at this level) costs one cache miss, as in
+/// Redis, where the node and its level array are one allocation. A node
+/// taller than [`INLINE`] levels keeps the rest in [`SkipList::tall`].
 #[derive(Debug, Clone)]
+#[repr(align(64))]
 struct Node {
     score: f64,
-    member: Box<[u8]>,
     back: u32,
-    /// Four levels inline: 99.6% of nodes (each level has probability 1/4)
-    /// never touch the heap for their links, so a step of a search costs one
-    /// cache miss for the node rather than two.
-    links: SmallVec<[Link; 4]>,
+    /// Index of this node's upper links in `SkipList::tall` (`NIL`: none).
+    tall: u32,
+    links: [Link; INLINE],
+    member: Box<[u8]>,
 }
+
+/// Links of levels `INLINE..MAX_LEVEL` of a tall node.
+type TallLinks = [Link; MAX_LEVEL - INLINE];
 
 /// Whether `(a_score, a_member)` sorts before `(score, member)` in Redis's
 /// order: scores as doubles (so `-0 == 0`), ties by member bytes.
@@ -40,13 +52,17 @@ pub(crate) fn less(a_score: f64, a_member: &[u8], score: f64, member: &[u8]) -> 
 }
 
 /// DRAM bytes of one node slot (for memory accounting).
-pub(crate) const NODE_BYTES: usize = std::mem::size_of::<Node>();
+const NODE_BYTES: usize = std::mem::size_of::<Node>();
+const _: () = assert!(NODE_BYTES == 64, "a node is one cache line");
 
 /// The ordered half of a sorted set.
 #[derive(Debug, Clone)]
 pub(crate) struct SkipList {
     nodes: Vec<Node>,
     free: Vec<u32>,
+    /// Upper links of the header (slot 0) and of tall nodes.
+    tall: Vec<TallLinks>,
+    tall_free: Vec<u32>,
     level: usize,
     len: usize,
     tail: u32,
@@ -63,15 +79,16 @@ impl SkipList {
     pub(crate) fn new() -> Self {
         let head = Node {
             score: 0.0,
-            member: Box::default(),
             back: NIL,
-            links: (0..MAX_LEVEL)
-                .map(|_| Link { next: NIL, span: 0 })
-                .collect(),
+            tall: 0,
+            links: [NO_LINK; INLINE],
+            member: Box::default(),
         };
         SkipList {
             nodes: vec![head],
             free: Vec::new(),
+            tall: vec![[NO_LINK; MAX_LEVEL - INLINE]],
+            tall_free: Vec::new(),
             level: 1,
             len: 0,
             tail: NIL,
@@ -83,9 +100,9 @@ impl SkipList {
         self.len
     }
 
-    /// Slots allocated (for memory accounting).
-    pub(crate) fn slots(&self) -> usize {
-        self.nodes.capacity()
+    /// Bytes allocated for nodes and their upper links (memory accounting).
+    pub(crate) fn allocated_bytes(&self) -> usize {
+        self.nodes.capacity() * NODE_BYTES + self.tall.capacity() * std::mem::size_of::<TallLinks>()
     }
 
     fn node(&self, id: u32) -> Option<&Node> {
@@ -93,18 +110,49 @@ impl SkipList {
     }
 
     fn link(&self, id: u32, level: usize) -> Link {
-        self.node(id)
-            .and_then(|n| n.links.get(level).copied())
-            .unwrap_or(Link { next: NIL, span: 0 })
+        let Some(n) = self.node(id) else {
+            return NO_LINK;
+        };
+        match n.links.get(level) {
+            Some(l) => *l,
+            None => self
+                .tall
+                .get(n.tall as usize)
+                .and_then(|t| t.get(level - INLINE))
+                .copied()
+                .unwrap_or(NO_LINK),
+        }
     }
 
     fn set_link(&mut self, id: u32, level: usize, link: Link) {
-        if let Some(l) = self
-            .nodes
-            .get_mut(id as usize)
-            .and_then(|n| n.links.get_mut(level))
-        {
+        let Some(n) = self.nodes.get_mut(id as usize) else {
+            return;
+        };
+        let slot = match level.checked_sub(INLINE) {
+            None => n.links.get_mut(level),
+            Some(up) => self
+                .tall
+                .get_mut(n.tall as usize)
+                .and_then(|t| t.get_mut(up)),
+        };
+        if let Some(l) = slot {
             *l = link;
+        }
+    }
+
+    /// A slot of upper links for a new tall node.
+    fn alloc_tall(&mut self) -> u32 {
+        match self.tall_free.pop() {
+            Some(i) => {
+                if let Some(t) = self.tall.get_mut(i as usize) {
+                    *t = [NO_LINK; MAX_LEVEL - INLINE];
+                }
+                i
+            }
+            None => {
+                self.tall.push([NO_LINK; MAX_LEVEL - INLINE]);
+                (self.tall.len() - 1) as u32
+            }
         }
     }
 
@@ -190,9 +238,10 @@ impl SkipList {
         }
         let node = Node {
             score,
-            member,
             back: if update[0] == HEAD { NIL } else { update[0] },
-            links: (0..lvl).map(|_| Link { next: NIL, span: 0 }).collect(),
+            tall: if lvl > INLINE { self.alloc_tall() } else { NIL },
+            links: [NO_LINK; INLINE],
+            member,
         };
         let id = match self.free.pop() {
             Some(id) => {
@@ -293,14 +342,19 @@ impl SkipList {
         }
         self.len -= 1;
         let taken = self.nodes.get_mut(x as usize).map(|n| {
-            n.links = SmallVec::new();
+            n.links = [NO_LINK; INLINE];
+            if n.tall != NIL {
+                self.tall_free.push(std::mem::replace(&mut n.tall, NIL));
+            }
             std::mem::take(&mut n.member)
         });
         self.free.push(x);
         if self.len == 0 {
-            // Give back every slot once empty.
+            // Give back every slot once empty (the header keeps its own).
             self.nodes.truncate(1);
             self.free.clear();
+            self.tall.truncate(1);
+            self.tall_free.clear();
         }
         taken
     }

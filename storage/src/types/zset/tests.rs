@@ -246,3 +246,40 @@ fn large_set_ranks() {
     assert_eq!(z.remove_rank_range(0, 4999), 5000);
     assert_eq!(z.len(), 5000);
 }
+
+/// Thousands of members, so nodes taller than the levels a node holds
+/// inline exist, churned (re-scored, removed, emptied, refilled) so the
+/// slots of their upper links are freed and reused: order, ranks and
+/// scores stay those of the model.
+#[test]
+fn tall_nodes_survive_churn() {
+    let mut z = ZSetValue::new_skiplist();
+    let mut model = Model::default();
+    let mut rng = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for round in 0..3 {
+        for _ in 0..6_000 {
+            let r = next();
+            let m = format!("m{}", r % 2_000).into_bytes();
+            if r % 5 == 0 {
+                assert_eq!(z.remove(&m), model.remove(&m), "round {round}");
+            } else {
+                let s = f64::from((r >> 20) as u32 % 300);
+                z.insert(&m, s);
+                model.set(&m, s);
+            }
+        }
+        check(&z, &model);
+        // Empty it (the list gives its slots back), then refill.
+        while let Some((m, s)) = z.pop(round % 2 == 0) {
+            let i = model.0.iter().position(|(_, x)| *x == m).expect("in model");
+            assert_eq!(model.0.remove(i), (s, m));
+        }
+        assert!(model.0.is_empty() && z.is_empty());
+    }
+}
