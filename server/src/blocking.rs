@@ -667,7 +667,7 @@ pub fn parse_timeout(arg: &[u8]) -> Result<Option<Instant>, CmdError> {
     // C converts with `(long long) ceill(x * 1000)`: values outside the
     // range of `long long` (and infinities) become LLONG_MIN on x86-64.
     let ms = (secs * 1000.0).ceil();
-    let ms = if (-9.223_372_036_854_775_808e18..9.223_372_036_854_775_808e18).contains(&ms) {
+    let ms = if (i64::MIN as f64..-(i64::MIN as f64)).contains(&ms) {
         ms as i64
     } else {
         i64::MIN

@@ -88,12 +88,13 @@ pub fn write_charts(params: &Params, machine: &str, rows: &[Row]) -> Result<Vec<
                 human(params.budget)
             ),
             subtitle: format!(
-                "{machine} | {} B values, SET:GET {}, {} conns x P{}, {:?} windows{} | red × = keys lost",
+                "{machine} | {} B values, SET:GET {}, {} conns x P{}, {:?} windows, arena in {}{} | red × = keys lost",
                 params.value_size,
                 params.ratio_label,
                 params.connections,
                 params.pipeline,
                 params.window,
+                params.pmem_dir.display(),
                 if is_redis_binary(&params.amber_bin) {
                     " | Amber lines: redis-server STAND-IN"
                 } else {

@@ -19,10 +19,7 @@ use crate::config::HotConfig;
 use crate::notify;
 use crate::resp::Protocol;
 
-#[path = "strings/long_double.rs"]
-#[allow(dead_code)]
-mod long_double;
-use long_double::{LongDouble, Parsed};
+use super::strings::long_double::{LongDouble, Parsed};
 
 use amber_storage::types::HashValue;
 

@@ -195,7 +195,7 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
             return;
         }
     };
-    ctx.client.handle.set_last_command(&def);
+    ctx.client.handle.set_last_command(def);
     let is_exec = def.name == "exec";
     if !ctx.client.authenticated && !def.flags.has(Flags::NO_AUTH) && srv.auth_required() {
         def.stats.reject();

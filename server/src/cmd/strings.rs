@@ -4,7 +4,7 @@
 //! Reads that Redis does with `lookupKeyRead` count keyspace hits and misses
 //! ([`read_string`]); writes (`lookupKeyWrite`) do not.
 
-mod long_double;
+pub(super) mod long_double;
 
 use amber_storage::{clock, Guard, SetExpiry, StrValue, Value};
 

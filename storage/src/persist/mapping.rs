@@ -144,18 +144,22 @@ impl MappedFile {
         }
         let ptr = NonNull::new(ptr.cast::<u8>())
             .ok_or_else(|| Error::Io("mmap returned a null pointer".into()))?;
-        // 2 MiB pages where the file system can give them (a tmpfs mounted
-        // `huge=advise`; DAX devices and `huge=always` mounts do without
-        // asking): a random record read then needs no 4 KiB TLB entry of
-        // its own, which is most of what a cold read costs beyond the data's
-        // own cache misses. Refusal (most disk file systems) is harmless.
-        // SAFETY: the range is exactly the mapping just created; the advice
-        // never changes its contents.
-        if unsafe { libc::madvise(ptr.as_ptr().cast(), len_usize, libc::MADV_HUGEPAGE) } != 0 {
-            tracing::debug!(
-                "arena: no huge pages for this mapping ({})",
-                std::io::Error::last_os_error()
-            );
+        // 2 MiB pages on a tmpfs that grants them on request (mounted
+        // `huge=advise`; `huge=always` and DAX devices map them without
+        // asking): a random record read then needs no 4 KiB TLB entry of its
+        // own, which is most of what a cold read costs beyond the data's own
+        // cache misses. Only on tmpfs, where it was measured: on a disk file
+        // system a cold read waits for the page cache, not the TLB, and
+        // large page-cache folios would only make its reclaim coarser.
+        if on_tmpfs(fd) {
+            // SAFETY: the range is exactly the mapping just created; the
+            // advice never changes its contents.
+            if unsafe { libc::madvise(ptr.as_ptr().cast(), len_usize, libc::MADV_HUGEPAGE) } != 0 {
+                tracing::debug!(
+                    "arena: no huge pages for this mapping ({})",
+                    std::io::Error::last_os_error()
+                );
+            }
         }
         match dax {
             Some(k) => tracing::info!("arena: DAX mapping (MAP_SYNC), persisting with {k} + fence"),
@@ -279,4 +283,11 @@ impl Medium for MappedFile {
     fn is_dax(&self) -> bool {
         self.dax.is_some()
     }
+}
+
+/// Whether `fd` is a file on a tmpfs (`/dev/shm` and its kind).
+fn on_tmpfs(fd: std::os::fd::RawFd) -> bool {
+    // SAFETY: fstatfs fills the zeroed struct we own from an open fd.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    unsafe { libc::fstatfs(fd, &mut st) == 0 && st.f_type == libc::TMPFS_MAGIC }
 }

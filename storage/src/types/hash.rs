@@ -30,6 +30,9 @@ use rand::Rng;
 use super::journal::Journal;
 use super::set::{get_varint, put_varint, Indexed, Keyed};
 
+/// A field and its value, borrowed from a hash.
+pub type FieldValue<'a> = (&'a [u8], &'a [u8]);
+
 /// Format version of the hash record layout.
 const VERSION: u8 = 1;
 /// Record encoding byte: listpack.
@@ -271,7 +274,7 @@ impl HashValue {
     /// One `HSCAN` step from `cursor`, visiting about `count` pairs: a
     /// listpack returns everything at once with cursor 0 (as Redis does);
     /// a hashtable is scanned by [`Indexed::scan`].
-    pub fn scan(&self, cursor: u64, count: usize) -> (u64, Vec<(&[u8], &[u8])>) {
+    pub fn scan(&self, cursor: u64, count: usize) -> (u64, Vec<FieldValue<'_>>) {
         match &self.repr {
             Repr::Listpack(_) => (0, self.iter().collect()),
             Repr::Table(t) => {
