@@ -659,6 +659,7 @@ impl<'a> Guard<'a> {
                             .stats
                             .persist_failures
                             .fetch_add(1, Ordering::Relaxed);
+                        crate::tier::note_persist_failure();
                         tracing::error!(error = %err, "could not persist a write; it stays in DRAM");
                     }
                 }

@@ -482,6 +482,7 @@ impl Keyspace {
                         .stats
                         .persist_failures
                         .fetch_add(1, Ordering::Relaxed);
+                    crate::tier::note_persist_failure();
                     tracing::error!(%addr, error = %e, "could not write a tombstone");
                 }
             }

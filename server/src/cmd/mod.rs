@@ -255,8 +255,16 @@ pub fn call(ctx: &mut Ctx<'_>, def: &CommandDef, args: &[&[u8]]) {
     // and its keys see that time as "now" (Redis fixes the time per command).
     let start = ctx.client.cmd_clock.take().unwrap_or_else(Instant::now);
     let pin = amber_storage::clock::PinNow::new(ctx.srv.wall_ms_at(start));
-    let result = handler(ctx, args);
+    let mark = ctx.out.len();
+    amber_storage::tier::take_persist_failure();
+    let mut result = handler(ctx, args);
     drop(pin);
+    if amber_storage::tier::take_persist_failure() {
+        // A write of this command did not reach the arena (it is full, or
+        // its file system is): it must not be acknowledged.
+        ctx.out.truncate(mark);
+        result = Err(CmdError::OutOfMemory);
+    }
     let end = Instant::now();
     ctx.client.cmd_clock = Some(end);
     let elapsed = end.saturating_duration_since(start);

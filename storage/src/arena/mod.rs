@@ -203,6 +203,9 @@ pub struct ArenaStats {
     pub segments_total: u64,
     /// Segments on the free list.
     pub segments_free: u64,
+    /// Free segments the file system holding the arena had no space for
+    /// (not counted in `segments_free`; see [`Arena::retry_unbacked`]).
+    pub segments_unbacked: u64,
     /// Record bytes in segments in use.
     pub used_bytes: u64,
     /// Bytes of live data records.
@@ -260,6 +263,18 @@ impl Lane {
     }
 }
 
+/// Free segments the file system could not back, and when to ask again.
+#[derive(Default)]
+struct Unbacked {
+    segs: Vec<u32>,
+    retry_at: Option<std::time::Instant>,
+}
+
+/// How often [`Arena::retry_unbacked`] asks the file system again (a
+/// refused `fallocate` on a nearly full tmpfs allocates pages up to the
+/// limit before giving them back: not something to do every 10 ms).
+const UNBACKED_RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 struct Inner {
     medium: Arc<dyn Medium>,
     persistence: Persistence,
@@ -269,6 +284,10 @@ struct Inner {
     segment_size: u64,
     metas: Box<[SegmentMeta]>,
     free: Mutex<VecDeque<u32>>,
+    /// Free segments the file system could not back when they were about to
+    /// be used (see [`Medium::reserve`]): off the free list, not counted as
+    /// free, retried by [`Arena::retry_unbacked`].
+    unbacked: Mutex<Unbacked>,
     /// Free segments that ordinary appends leave for compaction.
     reserve: usize,
     /// `lanes` writer lanes, then one compaction lane.
@@ -496,6 +515,45 @@ impl Arena {
         self.inner.persistence
     }
 
+    /// Gives the file system another chance to back the segments it had
+    /// no space for (space may have been freed beside the arena since):
+    /// each one it now backs returns to the free list. Stops at the first
+    /// refusal, and asks at most once a second. Returns how many came back.
+    /// Cheap when there are none; the server calls it with its periodic
+    /// memory-pressure check.
+    pub fn retry_unbacked(&self) -> usize {
+        let inner = &self.inner;
+        {
+            let mut u = inner.unbacked.lock();
+            let now = std::time::Instant::now();
+            if u.segs.is_empty() || u.retry_at.is_some_and(|t| now < t) {
+                return 0;
+            }
+            u.retry_at = Some(now + UNBACKED_RETRY_EVERY);
+        }
+        let mut back = 0;
+        loop {
+            let Some(seg) = inner.unbacked.lock().segs.pop() else {
+                break;
+            };
+            if inner
+                .medium
+                .reserve(inner.seg_base(seg), inner.segment_size)
+                .is_ok()
+            {
+                inner.free.lock().push_back(seg);
+                back += 1;
+            } else {
+                inner.unbacked.lock().segs.push(seg);
+                break;
+            }
+        }
+        if back > 0 {
+            tracing::info!("arena: the file system backs {back} more segments again");
+        }
+        back
+    }
+
     /// Figures for `INFO`.
     pub fn stats(&self) -> ArenaStats {
         let inner = &self.inner;
@@ -510,11 +568,15 @@ impl Arena {
                 live += m.live.load(Ordering::Relaxed);
             }
         }
+        // Unbacked segments are free in their state but cannot take data.
+        let unbacked = inner.unbacked.lock().segs.len() as u64;
+        let free_segs = free_segs.saturating_sub(unbacked);
         ArenaStats {
             size: inner.size,
             segment_size: inner.segment_size,
             segments_total: inner.metas.len() as u64,
             segments_free: free_segs,
+            segments_unbacked: unbacked,
             used_bytes: used,
             live_bytes: live,
             dead_bytes: used.saturating_sub(live),
@@ -846,18 +908,56 @@ impl Inner {
         }
         let first = found.ok_or(Error::ArenaFull)?;
         free.retain(|s| *s < first || *s >= first + span);
+        drop(free);
+        let bytes = u64::from(span) * self.segment_size;
+        if let Err(e) = self.medium.reserve(self.seg_base(first), bytes) {
+            self.free.lock().extend(first..first + span);
+            return Err(e);
+        }
         Ok(first)
+    }
+
+    /// Takes a free segment off the free list (leaving the compaction
+    /// reserve unless `compaction`) whose space the file system backs: a
+    /// segment it cannot back goes to the unbacked list and the next is
+    /// tried.
+    fn take_segment(&self, compaction: bool) -> Result<u32> {
+        let mut refused = 0usize;
+        let result = loop {
+            let seg = {
+                let mut free = self.free.lock();
+                if !compaction && free.len() <= self.reserve {
+                    break Err(Error::ArenaFull);
+                }
+                match free.pop_front() {
+                    Some(seg) => seg,
+                    None => break Err(Error::ArenaFull),
+                }
+            };
+            match self.medium.reserve(self.seg_base(seg), self.segment_size) {
+                Ok(()) => break Ok(seg),
+                Err(Error::ArenaFull) => {
+                    self.unbacked.lock().segs.push(seg);
+                    refused += 1;
+                }
+                Err(e) => {
+                    self.free.lock().push_front(seg);
+                    break Err(e);
+                }
+            }
+        };
+        if refused > 0 {
+            tracing::warn!(
+                "arena: the file system holding the arena is full: {refused} free segments \
+                 cannot be used until space is freed beside it (writes that need them get OOM)"
+            );
+        }
+        result
     }
 
     /// Seals the lane's segment (if any) and gives it a fresh one.
     fn open_segment(&self, lane: &mut Lane, compaction: bool) -> Result<()> {
-        let seg = {
-            let mut free = self.free.lock();
-            if !compaction && free.len() <= self.reserve {
-                return Err(Error::ArenaFull);
-            }
-            free.pop_front().ok_or(Error::ArenaFull)?
-        };
+        let seg = self.take_segment(compaction)?;
         if let Some(old) = lane.seg.take() {
             self.meta(old)?.set_state(State::Sealed);
         }

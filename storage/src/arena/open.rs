@@ -52,6 +52,13 @@ impl Arena {
                 config.size
             )));
         }
+        // The superblock page and every segment's header page get their
+        // space first: opening reads them, and on a tmpfs even a read of a
+        // hole allocates a page, which a full file system answers with
+        // SIGBUS. See `Medium::reserve`.
+        medium
+            .reserve(0, DATA_OFFSET)
+            .map_err(no_space("its superblock"))?;
         let head = medium
             .read(0, SUPERBLOCK_LEN)
             .ok_or_else(|| Error::BadArena("arena shorter than its superblock".into()))?;
@@ -76,6 +83,7 @@ impl Arena {
         };
         let sb = match existing {
             Some(sb) => {
+                reserve_headers(&*medium, &sb)?;
                 if sb.segment_size != config.segment_size {
                     tracing::warn!(
                         "arena: keeping the segment size it was formatted with ({} bytes, config says {})",
@@ -151,6 +159,7 @@ impl Arena {
             segment_size: sb.segment_size,
             metas,
             free: Mutex::new(free),
+            unbacked: Mutex::new(Default::default()),
             reserve: (count / 4).clamp(1, 2),
             lanes,
             extent_dirty: Mutex::new(Vec::new()),
@@ -192,6 +201,7 @@ impl Arena {
 /// zero (persisted), then writes the superblock (persisted).
 fn format(medium: &dyn Medium, config: &ArenaConfig) -> Result<Superblock> {
     let sb = Superblock::fresh(config.persistence, config.size, config.segment_size);
+    reserve_headers(medium, &sb)?;
     let zero = [0u8; SEGMENT_HEADER_LEN as usize];
     let mut dirty = false;
     for i in 0..sb.segment_count {
@@ -222,4 +232,24 @@ fn format(medium: &dyn Medium, config: &ArenaConfig) -> Result<Superblock> {
         sb.segment_size
     );
     Ok(sb)
+}
+
+/// Start-up's error for a reservation the file system refused.
+fn no_space(what: &'static str) -> impl Fn(Error) -> Error {
+    move |e| match e {
+        Error::ArenaFull => Error::BadArena(format!(
+            "the file system holding the arena has no space left for {what}"
+        )),
+        other => other,
+    }
+}
+
+/// Reserves the page of every segment header (see `Medium::reserve`).
+fn reserve_headers(medium: &dyn Medium, sb: &Superblock) -> Result<()> {
+    for i in 0..sb.segment_count {
+        medium
+            .reserve(DATA_OFFSET + i * sb.segment_size, SEGMENT_HEADER_LEN)
+            .map_err(no_space("its segment headers"))?;
+    }
+    Ok(())
 }

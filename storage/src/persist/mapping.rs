@@ -6,6 +6,7 @@ use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::flush::FlushKind;
 use super::region::Region;
@@ -21,11 +22,14 @@ const MAP_SYNC: libc::c_int = 0x80000;
 pub struct MappedFile {
     region: Region,
     /// Kept open for the advisory lock (the mapping itself outlives a
-    /// closed fd).
-    _file: Option<File>,
+    /// closed fd) and for reserving space ([`Medium::reserve`]).
+    file: Option<File>,
     /// `Some` on a DAX mapping: the instruction used to write lines back.
     dax: Option<FlushKind>,
     page: usize,
+    /// Set once the file system said it cannot `fallocate` (so there is
+    /// nothing to reserve and no need to ask again).
+    no_fallocate: AtomicBool,
 }
 
 impl MappedFile {
@@ -81,7 +85,7 @@ impl MappedFile {
             )));
         }
         let mut m = MappedFile::map(&file, size, false)?;
-        m._file = Some(file);
+        m.file = Some(file);
         Ok(m)
     }
 
@@ -170,9 +174,10 @@ impl MappedFile {
         let page = usize::try_from(page).unwrap_or(4096).max(1);
         Ok(MappedFile {
             region: Region::new(ptr, len_usize),
-            _file: None,
+            file: None,
             dax,
             page,
+            no_fallocate: AtomicBool::new(false),
         })
     }
 }
@@ -282,6 +287,53 @@ impl Medium for MappedFile {
 
     fn is_dax(&self) -> bool {
         self.dax.is_some()
+    }
+
+    fn reserve(&self, offset: u64, len: u64) -> Result<()> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        if len == 0 || self.no_fallocate.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let end = offset.checked_add(len).filter(|e| *e <= self.len());
+        let (Some(_), Ok(off), Ok(n)) = (end, i64::try_from(offset), i64::try_from(len)) else {
+            return Err(Error::Corrupt(format!(
+                "reserve past the end at {offset}+{len}"
+            )));
+        };
+        // KEEP_SIZE: the file already has its length; only the blocks (or
+        // tmpfs pages) behind the range are allocated. Ranges already
+        // allocated cost a walk of their extents and nothing else.
+        let err = loop {
+            // SAFETY: fallocate on an fd we own; no memory is involved.
+            let rc =
+                unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, off, n) };
+            if rc == 0 {
+                return Ok(());
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                break err;
+            }
+        };
+        match err.raw_os_error() {
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
+                tracing::debug!(
+                    "arena: the file system cannot back {len} more bytes at {offset} ({err})"
+                );
+                Err(Error::ArenaFull)
+            }
+            // No fallocate here (a device, an old or network file system):
+            // nothing can be reserved, the mapping is all there is.
+            _ => {
+                tracing::info!(
+                    "arena: space cannot be reserved on this file system ({err}); holes stay holes"
+                );
+                self.no_fallocate.store(true, Ordering::Relaxed);
+                Ok(())
+            }
+        }
     }
 }
 

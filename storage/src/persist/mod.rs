@@ -124,6 +124,20 @@ pub trait Medium: Send + Sync + fmt::Debug {
         false
     }
 
+    /// Makes the file system set aside space for `len` bytes at `offset`,
+    /// so that no later store there can fault for want of it. A sparse file
+    /// mapped shared has no space behind its holes: when the file system
+    /// (a full `/dev/shm`, a full disk) cannot back a page on the first
+    /// store to it, the kernel kills the process with `SIGBUS`. The arena
+    /// reserves each segment before its first append instead, and a refusal
+    /// is [`Error::ArenaFull`](crate::Error::ArenaFull), a reply like any
+    /// full arena's. Media without holes (memory, DAX devices, file systems
+    /// without `fallocate`) have nothing to reserve: `Ok`.
+    fn reserve(&self, offset: u64, len: u64) -> Result<()> {
+        let _ = (offset, len);
+        Ok(())
+    }
+
     /// A hint that `len` bytes at `offset` are about to be read in full
     /// (recovery's scan): a mapping maps them in one go instead of taking
     /// a page fault per page. Never changes data; errors are ignored.

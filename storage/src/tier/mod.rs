@@ -131,6 +131,28 @@ pub fn take_ticket() -> Ticket {
     PENDING.with(|p| p.replace(Ticket::NONE))
 }
 
+thread_local! {
+    /// Set when a write made on this thread could not be persisted (the
+    /// arena, or the file system holding it, is full): the command that made
+    /// it must not be acknowledged.
+    static PERSIST_FAILED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Records that a write of this thread's current command was not persisted.
+pub(crate) fn note_persist_failure() {
+    PERSIST_FAILED.with(|f| f.set(true));
+}
+
+/// Whether a write made on this thread since the last call could not be
+/// persisted (and resets it). The server asks after each command: in
+/// `persistence pmem` such a command is answered with `-OOM`, never `+OK`,
+/// because its write would not survive a restart. (Its change stays in
+/// DRAM and is written when the entry is demoted or written again, as
+/// Redis keeps its in-memory change when its AOF write fails.)
+pub fn take_persist_failure() -> bool {
+    PERSIST_FAILED.with(|f| f.replace(false))
+}
+
 impl Tiers {
     /// Tiers over `arena` with a DRAM budget.
     pub fn new(arena: Option<Arena>, budget: u64) -> Self {
@@ -187,6 +209,7 @@ impl Tiers {
         let hot = self.stats.hot_bytes.load(Ordering::Relaxed).max(0) as u64;
         let full = match &self.arena {
             Some(a) => {
+                a.retry_unbacked();
                 let st = a.stats();
                 let reserve = (st.size / 20).max(4 * st.segment_size);
                 st.free_bytes < reserve || (maxmemory > 0 && hot + st.live_bytes > maxmemory)
