@@ -1,6 +1,7 @@
 //! The arena's mapping asks for 2 MiB pages (`MADV_HUGEPAGE`), so a file
 //! system that grants them on request (a tmpfs mounted `huge=advise`, the
-//! pmem stand-in bench/README.md describes) maps the arena with them.
+//! pmem stand-in bench/README.md describes) maps the arena with them, also
+//! after its space was reserved (`Medium::reserve`).
 //!
 //! Needs root to mount its own tmpfs; elsewhere it says so and does nothing.
 
@@ -49,6 +50,10 @@ fn arena_mapping_gets_huge_pages_where_the_file_system_grants_them() {
     const SIZE: u64 = 16 << 20;
     let before = shmem_pmd_mapped_kb();
     let arena = MappedFile::open(&dir.path().join("arena"), SIZE, true).expect("map the arena");
+    // Space is reserved as the arena does before a segment's first append:
+    // the reservation must not cost the mapping its huge pages (`fallocate`
+    // would hand the file 4 KiB pages).
+    arena.reserve(0, SIZE).expect("reserve");
     for offset in (0..SIZE).step_by(4096) {
         arena.write(offset, &[1]).expect("write");
     }

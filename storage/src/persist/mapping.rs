@@ -30,6 +30,9 @@ pub struct MappedFile {
     /// Set once the file system said it cannot `fallocate` (so there is
     /// nothing to reserve and no need to ask again).
     no_fallocate: AtomicBool,
+    /// The file is on a tmpfs: space is reserved through the mapping (see
+    /// [`MappedFile::populate`]) until the kernel refuses that.
+    populate: AtomicBool,
 }
 
 impl MappedFile {
@@ -155,7 +158,8 @@ impl MappedFile {
         // cache misses. Only on tmpfs, where it was measured: on a disk file
         // system a cold read waits for the page cache, not the TLB, and
         // large page-cache folios would only make its reclaim coarser.
-        if on_tmpfs(fd) {
+        let tmpfs = on_tmpfs(fd);
+        if tmpfs {
             // SAFETY: the range is exactly the mapping just created; the
             // advice never changes its contents.
             if unsafe { libc::madvise(ptr.as_ptr().cast(), len_usize, libc::MADV_HUGEPAGE) } != 0 {
@@ -178,6 +182,7 @@ impl MappedFile {
             dax,
             page,
             no_fallocate: AtomicBool::new(false),
+            populate: AtomicBool::new(tmpfs),
         })
     }
 }
@@ -302,6 +307,11 @@ impl Medium for MappedFile {
                 "reserve past the end at {offset}+{len}"
             )));
         };
+        if self.populate.load(Ordering::Relaxed) {
+            if let Some(done) = self.populate(offset, len) {
+                return done;
+            }
+        }
         // KEEP_SIZE: the file already has its length; only the blocks (or
         // tmpfs pages) behind the range are allocated. Ranges already
         // allocated cost a walk of their extents and nothing else.
@@ -332,6 +342,52 @@ impl Medium for MappedFile {
                 );
                 self.no_fallocate.store(true, Ordering::Relaxed);
                 Ok(())
+            }
+        }
+    }
+}
+
+impl MappedFile {
+    /// Reserves a range of a tmpfs file by faulting its pages in, writable,
+    /// through the mapping (`MADV_POPULATE_WRITE`, Linux 5.14), rather than
+    /// with `fallocate`: pages allocated by `fallocate` have no mapping to
+    /// take `MADV_HUGEPAGE` from, so on a `huge=advise` tmpfs they come as
+    /// 4 KiB pages and the arena loses its 2 MiB ones. The pages are also
+    /// mapped and zeroed here, once per segment, instead of one fault per
+    /// page under the appends. `None` when the kernel cannot do it (then
+    /// `fallocate` is used from now on).
+    fn populate(&self, offset: u64, len: u64) -> Option<Result<()>> {
+        const MADV_POPULATE_WRITE: libc::c_int = 23;
+        let page = self.page as u64;
+        let start = offset / page * page;
+        let bytes = self.region.span(start, offset + len - start)?;
+        let (ptr, n) = (bytes.as_ptr() as *mut libc::c_void, bytes.len());
+        let err = loop {
+            // SAFETY: the range lies inside our live mapping and starts on a
+            // page boundary; populating never changes the contents.
+            if unsafe { libc::madvise(ptr, n, MADV_POPULATE_WRITE) } == 0 {
+                return Some(Ok(()));
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                break err;
+            }
+        };
+        match err.raw_os_error() {
+            // A page the file system cannot back (EFAULT: "would SIGBUS"),
+            // or no memory for it.
+            Some(libc::EFAULT) | Some(libc::ENOMEM) => {
+                tracing::debug!(
+                    "arena: the file system cannot back {len} more bytes at {offset} ({err})"
+                );
+                Some(Err(Error::ArenaFull))
+            }
+            _ => {
+                tracing::info!(
+                    "arena: cannot populate the mapping ({err}); reserving with fallocate"
+                );
+                self.populate.store(false, Ordering::Relaxed);
+                None
             }
         }
     }
