@@ -131,6 +131,16 @@ fn run(budget: &str) {
     );
     assert!(server.is_running(), "budget {budget}: the server died");
     assert_eq!(c.cmd(&["PING"]), b"+PONG\r\n");
+    let info = String::from_utf8_lossy(&c.cmd(&["INFO", "tiering"])).into_owned();
+    let unbacked: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("arena_bytes_unbacked:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no arena_bytes_unbacked in INFO:\n{info}"));
+    assert!(
+        unbacked >= 64 << 20,
+        "budget {budget}: INFO says {unbacked} bytes of the 256 MiB arena cannot be backed"
+    );
     check_all(&mut c, &acked, "before the crash");
 
     // kill -9, then the same arena again.

@@ -32,6 +32,9 @@ pub struct TieringStats {
     pub arena_bytes_used: u64,
     /// Arena bytes not yet used.
     pub arena_bytes_free: u64,
+    /// Free arena bytes the file system under the arena has no space for
+    /// (not counted in `arena_bytes_free`).
+    pub arena_bytes_unbacked: u64,
     /// Bytes of overwritten or deleted records awaiting compaction.
     pub arena_bytes_dead: u64,
     /// Values moved from DRAM to the arena.
@@ -67,6 +70,9 @@ pub fn tiering_stats(srv: &ServerState) -> TieringStats {
         dram_budget: tiers.budget.load(Relaxed),
         arena_bytes_used: arena.as_ref().map_or(0, |a| a.used_bytes),
         arena_bytes_free: arena.as_ref().map_or(0, |a| a.free_bytes),
+        arena_bytes_unbacked: arena
+            .as_ref()
+            .map_or(0, |a| a.segments_unbacked * a.segment_size),
         arena_bytes_dead: arena.as_ref().map_or(0, |a| a.dead_bytes),
         demotions: st.demotions.load(Relaxed),
         promotions: st.promotions.load(Relaxed),
@@ -362,13 +368,14 @@ fn render(ctx: &Ctx<'_>, all: bool, wanted: &[String]) -> String {
             t.dram_bytes as f64 / keys as f64
         };
         sections.push(format!(
-            "# Tiering\r\nhot_keys:{}\r\ncold_keys:{}\r\ndram_bytes:{}\r\ndram_budget:{}\r\narena_bytes_used:{}\r\narena_bytes_free:{}\r\narena_bytes_dead:{}\r\ndemotions:{}\r\npromotions:{}\r\ncompactions:{}\r\narena_writes:{}\r\narena_delta_writes:{}\r\npersist_calls:{}\r\npersistence:{}\r\narena_sync:{}\r\nrecovery_ms:{}\r\ndram_bytes_per_key:{per_key:.2}\r\n",
+            "# Tiering\r\nhot_keys:{}\r\ncold_keys:{}\r\ndram_bytes:{}\r\ndram_budget:{}\r\narena_bytes_used:{}\r\narena_bytes_free:{}\r\narena_bytes_unbacked:{}\r\narena_bytes_dead:{}\r\ndemotions:{}\r\npromotions:{}\r\ncompactions:{}\r\narena_writes:{}\r\narena_delta_writes:{}\r\npersist_calls:{}\r\npersistence:{}\r\narena_sync:{}\r\nrecovery_ms:{}\r\ndram_bytes_per_key:{per_key:.2}\r\n",
             t.hot_keys,
             t.cold_keys,
             t.dram_bytes,
             t.dram_budget,
             t.arena_bytes_used,
             t.arena_bytes_free,
+            t.arena_bytes_unbacked,
             t.arena_bytes_dead,
             t.demotions,
             t.promotions,
