@@ -282,10 +282,14 @@ fn frequent_keys_kept(lfu: bool) -> f64 {
 
 #[test]
 fn tiering_policy_lfu_keeps_frequently_read_keys_hot() {
+    // Demotion samples keys (as Redis's eviction does), so the shares vary
+    // from run to run: over 65 runs LFU kept 0.76-0.96 of the frequent keys
+    // and LRU 0.14-0.26. The bounds leave room for that spread and still
+    // tell the two policies apart.
     let lfu = frequent_keys_kept(true);
-    assert!(lfu > 0.8, "lfu kept only {lfu:.2} of the frequent keys hot");
+    assert!(lfu > 0.6, "lfu kept only {lfu:.2} of the frequent keys hot");
     // Under LRU the frequent keys were not read last: at most about the
     // budget's share of them stays hot.
     let lru = frequent_keys_kept(false);
-    assert!(lru < 0.6, "lru kept {lru:.2} of the frequent keys hot");
+    assert!(lru < 0.4, "lru kept {lru:.2} of the frequent keys hot");
 }

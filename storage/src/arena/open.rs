@@ -52,10 +52,12 @@ impl Arena {
                 config.size
             )));
         }
-        // The superblock page and every segment's header page get their
-        // space first: opening reads them, and on a tmpfs even a read of a
-        // hole allocates a page, which a full file system answers with
-        // SIGBUS. See `Medium::reserve`.
+        // The superblock page gets its space first: it is read through the
+        // mapping and written below, and on a tmpfs even a load from a hole
+        // allocates a page, which a full file system answers with SIGBUS.
+        // Segment headers are read with `read_copy` (no page allocated for
+        // a segment never used); a segment's space is reserved when it is
+        // first taken. See `Medium::reserve`.
         medium
             .reserve(0, DATA_OFFSET)
             .map_err(no_space("its superblock"))?;
@@ -83,7 +85,6 @@ impl Arena {
         };
         let sb = match existing {
             Some(sb) => {
-                reserve_headers(&*medium, &sb)?;
                 if sb.segment_size != config.segment_size {
                     tracing::warn!(
                         "arena: keeping the segment size it was formatted with ({} bytes, config says {})",
@@ -107,13 +108,11 @@ impl Arena {
         while let Some(meta) = metas.get(i) {
             let idx = i as u32;
             let base = DATA_OFFSET + i as u64 * sb.segment_size;
-            let found = if fresh {
+            let mut head = [0u8; SEGMENT_HEADER_LEN as usize];
+            let found = if fresh || !medium.read_copy(base, &mut head) {
                 None
             } else {
-                medium
-                    .read(base, SEGMENT_HEADER_LEN as usize)
-                    .and_then(|h| segment::decode_header(h, idx))
-                    .filter(|(_, span)| (*span as usize) <= count - i)
+                segment::decode_header(&head, idx).filter(|(_, span)| (*span as usize) <= count - i)
             };
             match found {
                 Some((g, span)) => {
@@ -201,14 +200,12 @@ impl Arena {
 /// zero (persisted), then writes the superblock (persisted).
 fn format(medium: &dyn Medium, config: &ArenaConfig) -> Result<Superblock> {
     let sb = Superblock::fresh(config.persistence, config.size, config.segment_size);
-    reserve_headers(medium, &sb)?;
     let zero = [0u8; SEGMENT_HEADER_LEN as usize];
     let mut dirty = false;
     for i in 0..sb.segment_count {
         let base = DATA_OFFSET + i * sb.segment_size;
-        let is_zero = medium
-            .read(base, zero.len())
-            .is_some_and(|h| h.iter().all(|b| *b == 0));
+        let mut head = zero;
+        let is_zero = medium.read_copy(base, &mut head) && head == zero;
         if !is_zero {
             medium.write(base, &zero)?;
             medium.flush(base, SEGMENT_HEADER_LEN)?;
@@ -242,14 +239,4 @@ fn no_space(what: &'static str) -> impl Fn(Error) -> Error {
         )),
         other => other,
     }
-}
-
-/// Reserves the page of every segment header (see `Medium::reserve`).
-fn reserve_headers(medium: &dyn Medium, sb: &Superblock) -> Result<()> {
-    for i in 0..sb.segment_count {
-        medium
-            .reserve(DATA_OFFSET + i * sb.segment_size, SEGMENT_HEADER_LEN)
-            .map_err(no_space("its segment headers"))?;
-    }
-    Ok(())
 }

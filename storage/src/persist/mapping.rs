@@ -294,6 +294,26 @@ impl Medium for MappedFile {
         self.dax.is_some()
     }
 
+    fn read_copy(&self, offset: u64, buf: &mut [u8]) -> bool {
+        use std::os::unix::fs::FileExt;
+        if let Some(file) = &self.file {
+            let in_bounds = offset
+                .checked_add(buf.len() as u64)
+                .is_some_and(|e| e <= self.len());
+            if in_bounds && file.read_exact_at(buf, offset).is_ok() {
+                return true;
+            }
+        }
+        // A device without pread (devdax), or no file: the mapping.
+        match self.region.read(offset, buf.len()) {
+            Some(b) => {
+                buf.copy_from_slice(b);
+                true
+            }
+            None => false,
+        }
+    }
+
     fn reserve(&self, offset: u64, len: u64) -> Result<()> {
         let Some(file) = &self.file else {
             return Ok(());

@@ -124,6 +124,22 @@ pub trait Medium: Send + Sync + fmt::Debug {
         false
     }
 
+    /// Copies `buf.len()` bytes at `offset` into `buf`; false when out of
+    /// bounds. Unlike [`read`](Medium::read) it need not go through the
+    /// mapping: a file reads them with `pread`, so a hole stays a hole (on a
+    /// tmpfs, a load through a shared mapping allocates the page, a 2 MiB
+    /// one on a `huge=advise` mount). Opening the arena reads every segment
+    /// header this way, so segments never used cost no memory.
+    fn read_copy(&self, offset: u64, buf: &mut [u8]) -> bool {
+        match self.read(offset, buf.len()) {
+            Some(b) => {
+                buf.copy_from_slice(b);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Makes the file system set aside space for `len` bytes at `offset`,
     /// so that no later store there can fault for want of it. A sparse file
     /// mapped shared has no space behind its holes: when the file system
