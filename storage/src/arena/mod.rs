@@ -72,6 +72,10 @@
 //! * Compaction: see [`Arena::compaction_candidates`],
 //!   [`Arena::segment_records`], [`Arena::relocate`],
 //!   [`Arena::free_segment`].
+//! * Space: a segment's file-system space is reserved before it takes
+//!   data, ahead of time by a background thread; a segment the file system
+//!   cannot back is set aside and [`Arena::retry_unbacked`] asks again
+//!   later. See the `space` module.
 //!
 //! No unsafe code lives here: all raw memory access is in [`crate::persist`].
 
@@ -82,6 +86,7 @@ pub mod record;
 mod recovery;
 pub mod resume;
 pub mod segment;
+mod space;
 pub mod superblock;
 
 use std::collections::VecDeque;
@@ -263,18 +268,6 @@ impl Lane {
     }
 }
 
-/// Free segments the file system could not back, and when to ask again.
-#[derive(Default)]
-struct Unbacked {
-    segs: Vec<u32>,
-    retry_at: Option<std::time::Instant>,
-}
-
-/// How often [`Arena::retry_unbacked`] asks the file system again (a
-/// refused `fallocate` on a nearly full tmpfs allocates pages up to the
-/// limit before giving them back: not something to do every 10 ms).
-const UNBACKED_RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
-
 struct Inner {
     medium: Arc<dyn Medium>,
     persistence: Persistence,
@@ -284,10 +277,9 @@ struct Inner {
     segment_size: u64,
     metas: Box<[SegmentMeta]>,
     free: Mutex<VecDeque<u32>>,
-    /// Free segments the file system could not back when they were about to
-    /// be used (see [`Medium::reserve`]): off the free list, not counted as
-    /// free, retried by [`Arena::retry_unbacked`].
-    unbacked: Mutex<Unbacked>,
+    /// Reserved and unbacked segments, and the reserver's controls (see
+    /// `space`).
+    space: space::Space,
     /// Free segments that ordinary appends leave for compaction.
     reserve: usize,
     /// `lanes` writer lanes, then one compaction lane.
@@ -322,6 +314,8 @@ struct Inner {
 pub struct Arena {
     inner: Arc<Inner>,
     flusher: Mutex<Option<JoinHandle<()>>>,
+    /// The reserver thread (see `space`).
+    reserver: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl fmt::Debug for Arena {
@@ -515,45 +509,6 @@ impl Arena {
         self.inner.persistence
     }
 
-    /// Gives the file system another chance to back the segments it had
-    /// no space for (space may have been freed beside the arena since):
-    /// each one it now backs returns to the free list. Stops at the first
-    /// refusal, and asks at most once a second. Returns how many came back.
-    /// Cheap when there are none; the server calls it with its periodic
-    /// memory-pressure check.
-    pub fn retry_unbacked(&self) -> usize {
-        let inner = &self.inner;
-        {
-            let mut u = inner.unbacked.lock();
-            let now = std::time::Instant::now();
-            if u.segs.is_empty() || u.retry_at.is_some_and(|t| now < t) {
-                return 0;
-            }
-            u.retry_at = Some(now + UNBACKED_RETRY_EVERY);
-        }
-        let mut back = 0;
-        loop {
-            let Some(seg) = inner.unbacked.lock().segs.pop() else {
-                break;
-            };
-            if inner
-                .medium
-                .reserve(inner.seg_base(seg), inner.segment_size)
-                .is_ok()
-            {
-                inner.free.lock().push_back(seg);
-                back += 1;
-            } else {
-                inner.unbacked.lock().segs.push(seg);
-                break;
-            }
-        }
-        if back > 0 {
-            tracing::info!("arena: the file system backs {back} more segments again");
-        }
-        back
-    }
-
     /// Figures for `INFO`.
     pub fn stats(&self) -> ArenaStats {
         let inner = &self.inner;
@@ -569,7 +524,7 @@ impl Arena {
             }
         }
         // Unbacked segments are free in their state but cannot take data.
-        let unbacked = inner.unbacked.lock().segs.len() as u64;
+        let unbacked = inner.space.unbacked_count() as u64;
         let free_segs = free_segs.saturating_sub(unbacked);
         ArenaStats {
             size: inner.size,
@@ -598,6 +553,12 @@ impl Arena {
             return Ok(());
         }
         self.stop_flusher();
+        self.inner.space.stop();
+        if let Some(h) = self.reserver.lock().take() {
+            if h.join().is_err() {
+                tracing::error!("arena: the reserver thread panicked");
+            }
+        }
         self.inner.mark_clean()
     }
 
@@ -909,50 +870,8 @@ impl Inner {
         let first = found.ok_or(Error::ArenaFull)?;
         free.retain(|s| *s < first || *s >= first + span);
         drop(free);
-        let bytes = u64::from(span) * self.segment_size;
-        if let Err(e) = self.medium.reserve(self.seg_base(first), bytes) {
-            self.free.lock().extend(first..first + span);
-            return Err(e);
-        }
+        self.reserve_run(first, span)?;
         Ok(first)
-    }
-
-    /// Takes a free segment off the free list (leaving the compaction
-    /// reserve unless `compaction`) whose space the file system backs: a
-    /// segment it cannot back goes to the unbacked list and the next is
-    /// tried.
-    fn take_segment(&self, compaction: bool) -> Result<u32> {
-        let mut refused = 0usize;
-        let result = loop {
-            let seg = {
-                let mut free = self.free.lock();
-                if !compaction && free.len() <= self.reserve {
-                    break Err(Error::ArenaFull);
-                }
-                match free.pop_front() {
-                    Some(seg) => seg,
-                    None => break Err(Error::ArenaFull),
-                }
-            };
-            match self.medium.reserve(self.seg_base(seg), self.segment_size) {
-                Ok(()) => break Ok(seg),
-                Err(Error::ArenaFull) => {
-                    self.unbacked.lock().segs.push(seg);
-                    refused += 1;
-                }
-                Err(e) => {
-                    self.free.lock().push_front(seg);
-                    break Err(e);
-                }
-            }
-        };
-        if refused > 0 {
-            tracing::warn!(
-                "arena: the file system holding the arena is full: {refused} free segments \
-                 cannot be used until space is freed beside it (writes that need them get OOM)"
-            );
-        }
-        result
     }
 
     /// Seals the lane's segment (if any) and gives it a fresh one.

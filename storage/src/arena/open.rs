@@ -158,7 +158,7 @@ impl Arena {
             segment_size: sb.segment_size,
             metas,
             free: Mutex::new(free),
-            unbacked: Mutex::new(Default::default()),
+            space: super::space::Space::new(count),
             reserve: (count / 4).clamp(1, 2),
             lanes,
             extent_dirty: Mutex::new(Vec::new()),
@@ -179,19 +179,32 @@ impl Arena {
             flusher_stop: Mutex::new(false),
             flusher_cv: Condvar::new(),
         });
-        let flusher = if strategy == Strategy::Group && config.sync == ArenaSync::EverySec {
+        let reserver = {
             let inner = Arc::clone(&inner);
-            let handle = std::thread::Builder::new()
+            std::thread::Builder::new()
+                .name("arena-reserver".into())
+                .spawn(move || inner.reserver_loop())
+                .map_err(|e| Error::Io(format!("spawning the arena reserver: {e}")))?
+        };
+        let flusher = if strategy == Strategy::Group && config.sync == ArenaSync::EverySec {
+            let inner2 = Arc::clone(&inner);
+            let spawned = std::thread::Builder::new()
                 .name("arena-flusher".into())
-                .spawn(move || inner.flusher_loop())
-                .map_err(|e| Error::Io(format!("spawning the arena flusher: {e}")))?;
-            Some(handle)
+                .spawn(move || inner2.flusher_loop());
+            match spawned {
+                Ok(handle) => Some(handle),
+                Err(e) => {
+                    inner.space.stop();
+                    return Err(Error::Io(format!("spawning the arena flusher: {e}")));
+                }
+            }
         } else {
             None
         };
         Ok(Arena {
             inner,
             flusher: Mutex::new(flusher),
+            reserver: Mutex::new(Some(reserver)),
         })
     }
 }
