@@ -10,12 +10,34 @@ use std::process::Command;
 
 use amber_storage::persist::{MappedFile, Medium};
 
-/// Unmounts the test's tmpfs however the test ends.
-struct Mounted<'a>(&'a Path);
+/// A tmpfs mounted on a temporary directory, unmounted however the test
+/// ends.
+struct Tmpfs(tempfile::TempDir);
 
-impl Drop for Mounted<'_> {
+impl Tmpfs {
+    /// Mounts a tmpfs with `options`; `None` (after saying so) where this
+    /// process may not mount.
+    fn mount(options: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "none"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        }
+        mounted.then_some(Tmpfs(dir))
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.0).status();
+        let _ = Command::new("umount").arg(self.0.path()).status();
     }
 }
 
@@ -36,17 +58,9 @@ fn arena_mapping_gets_huge_pages_where_the_file_system_grants_them() {
         eprintln!("skipped: this kernel has no transparent huge pages");
         return;
     }
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "huge=advise,size=64m", "none"])
-        .arg(dir.path())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+    let Some(dir) = Tmpfs::mount("huge=advise,size=64m") else {
         return;
-    }
-    let _unmount = Mounted(dir.path());
+    };
     const SIZE: u64 = 16 << 20;
     let before = shmem_pmd_mapped_kb();
     let arena = MappedFile::open(&dir.path().join("arena"), SIZE, true).expect("map the arena");
@@ -80,17 +94,9 @@ fn used_bytes(path: &Path) -> u64 {
 fn an_arena_on_a_huge_page_tmpfs_takes_memory_only_for_segments_it_uses() {
     use amber_storage::arena::ArenaConfig;
     use amber_storage::{Arena, RecordIn};
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "huge=advise,size=1g", "none"])
-        .arg(dir.path())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+    let Some(dir) = Tmpfs::mount("huge=advise,size=1g") else {
         return;
-    }
-    let _unmount = Mounted(dir.path());
+    };
     // 128 segments of 4 MiB. Opening used to load every segment header
     // through the mapping, which on this mount allocated a 2 MiB page per
     // segment: 256 MiB for an empty arena.
