@@ -65,7 +65,8 @@ pub fn text(arg: &[u8]) -> String {
 /// (a C string): leading white space, a sign, `inf`/`infinity`/`nan[(...)]`,
 /// hexadecimal (`0x1.8p3`) and decimal forms. Returns the value, the number
 /// of bytes consumed (0 when nothing parsed) and whether `errno` would be
-/// `ERANGE` (overflow to infinity, or underflow to zero).
+/// `ERANGE` (overflow to infinity, or underflow below the smallest normal
+/// double; for hexadecimal text only underflow to zero is flagged).
 pub fn strtod(arg: &[u8]) -> (f64, usize, bool) {
     let s = match arg.iter().position(|&c| c == 0) {
         Some(n) => arg.get(..n).unwrap_or_default(),
@@ -168,7 +169,11 @@ pub fn strtod(arg: &[u8]) -> (f64, usize, bool) {
         .ok()
         .and_then(|t| t.parse().ok())
         .unwrap_or(0.0);
-    let erange = v.is_infinite() || (v == 0.0 && nonzero);
+    // glibc sets ERANGE on overflow and on underflow: a result below the
+    // smallest normal double (zero, or a subnormal it could not represent
+    // exactly; decimal text of fewer than ~750 significant digits never
+    // denotes a subnormal exactly, so every nonzero subnormal counts).
+    let erange = v.is_infinite() || (nonzero && v < f64::MIN_POSITIVE);
     (sign * v, i, erange)
 }
 
@@ -415,6 +420,28 @@ mod tests {
             let v = libc::strtod(c.as_ptr(), &mut end);
             let used = end.offset_from(c.as_ptr()) as usize;
             (v, used, *libc::__errno_location() == libc::ERANGE)
+        }
+    }
+
+    #[test]
+    fn strtod_flags_underflow_like_libc() {
+        for text in [
+            &b"3000000000E-320"[..],
+            b"1e-320",
+            b"4.9e-324",
+            b"2.2250738585072011e-308",
+            b"2.2250738585072014e-308",
+            b"1e-400",
+            b"-1e-310",
+            b"0e-400",
+            b"1e308",
+            b"1e309",
+        ] {
+            let ours = strtod(text);
+            let theirs = libc_strtod(text);
+            let shown = String::from_utf8_lossy(text);
+            assert_eq!(ours.0.to_bits(), theirs.0.to_bits(), "{shown}");
+            assert_eq!((ours.1, ours.2), (theirs.1, theirs.2), "{shown}");
         }
     }
 
