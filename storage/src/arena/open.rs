@@ -58,9 +58,12 @@ impl Arena {
         // Segment headers are read with `read_copy` (no page allocated for
         // a segment never used); a segment's space is reserved when it is
         // first taken. See `Medium::reserve`.
-        medium
-            .reserve(0, DATA_OFFSET)
-            .map_err(no_space("its superblock"))?;
+        medium.reserve(0, DATA_OFFSET).map_err(|e| match e {
+            Error::ArenaFull => Error::BadArena(
+                "the file system holding the arena has no space left for its superblock".into(),
+            ),
+            other => other,
+        })?;
         let head = medium
             .read(0, SUPERBLOCK_LEN)
             .ok_or_else(|| Error::BadArena("arena shorter than its superblock".into()))?;
@@ -242,14 +245,4 @@ fn format(medium: &dyn Medium, config: &ArenaConfig) -> Result<Superblock> {
         sb.segment_size
     );
     Ok(sb)
-}
-
-/// Start-up's error for a reservation the file system refused.
-fn no_space(what: &'static str) -> impl Fn(Error) -> Error {
-    move |e| match e {
-        Error::ArenaFull => Error::BadArena(format!(
-            "the file system holding the arena has no space left for {what}"
-        )),
-        other => other,
-    }
 }

@@ -335,17 +335,12 @@ impl Medium for MappedFile {
         // KEEP_SIZE: the file already has its length; only the blocks (or
         // tmpfs pages) behind the range are allocated. Ranges already
         // allocated cost a walk of their extents and nothing else.
-        let err = loop {
-            // SAFETY: fallocate on an fd we own; no memory is involved.
-            let rc =
-                unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, off, n) };
-            if rc == 0 {
-                return Ok(());
-            }
-            let err = std::io::Error::last_os_error();
-            if err.kind() != std::io::ErrorKind::Interrupted {
-                break err;
-            }
+        // SAFETY: fallocate on an fd we own; no memory is involved.
+        let done = retry_interrupted(|| unsafe {
+            libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, off, n)
+        });
+        let Err(err) = done else {
+            return Ok(());
         };
         match err.raw_os_error() {
             Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
@@ -382,16 +377,11 @@ impl MappedFile {
         let start = offset / page * page;
         let bytes = self.region.span(start, offset + len - start)?;
         let (ptr, n) = (bytes.as_ptr() as *mut libc::c_void, bytes.len());
-        let err = loop {
-            // SAFETY: the range lies inside our live mapping and starts on a
-            // page boundary; populating never changes the contents.
-            if unsafe { libc::madvise(ptr, n, MADV_POPULATE_WRITE) } == 0 {
-                return Some(Ok(()));
-            }
-            let err = std::io::Error::last_os_error();
-            if err.kind() != std::io::ErrorKind::Interrupted {
-                break err;
-            }
+        // SAFETY: the range lies inside our live mapping and starts on a
+        // page boundary; populating never changes the contents.
+        let done = retry_interrupted(|| unsafe { libc::madvise(ptr, n, MADV_POPULATE_WRITE) });
+        let Err(err) = done else {
+            return Some(Ok(()));
         };
         match err.raw_os_error() {
             // A page the file system cannot back (EFAULT: "would SIGBUS"),
@@ -409,6 +399,20 @@ impl MappedFile {
                 self.populate.store(false, Ordering::Relaxed);
                 None
             }
+        }
+    }
+}
+
+/// Runs a system call (0 on success, -1 and errno on failure) again while
+/// a signal interrupts it.
+fn retry_interrupted(mut call: impl FnMut() -> libc::c_int) -> std::io::Result<()> {
+    loop {
+        if call() == 0 {
+            return Ok(());
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
         }
     }
 }
