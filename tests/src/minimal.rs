@@ -7,7 +7,6 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// A parsed RESP2 reply.
@@ -181,32 +180,12 @@ impl Drop for TempDir {
     }
 }
 
-/// `AMBER_SERVER_BIN`, else `<target>/debug/amber-server`, built with
-/// `cargo build -p amber-server` once per process if it is missing.
+/// `AMBER_SERVER_BIN`, else `<target>/debug/amber-server`, built only if
+/// missing or older than the sources (see [`crate::binary`]). It used to
+/// run `cargo build -p amber-server` unconditionally: after `cargo test
+/// --workspace`, whose feature unification differs from a one-package
+/// build, that rebuilt the server in the middle of the run (over a minute
+/// of CI per test binary using it).
 pub fn amber_server_bin() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("AMBER_SERVER_BIN") {
-            return PathBuf::from(p);
-        }
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("workspace root")
-            .to_path_buf();
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .map(|t| if t.is_absolute() { t } else { root.join(t) })
-            .unwrap_or_else(|| root.join("target"));
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        // Cargo is a no-op when the binary is up to date.
-        let status = std::process::Command::new(cargo)
-            .args(["build", "-q", "-p", "amber-server", "--bin", "amber-server"])
-            .current_dir(&root)
-            .env("CARGO_TARGET_DIR", &target)
-            .status()
-            .expect("run cargo build -p amber-server");
-        assert!(status.success(), "cargo build -p amber-server failed");
-        target.join("debug/amber-server")
-    })
-    .clone()
+    crate::binary::amber_server_bin()
 }
