@@ -69,7 +69,14 @@ impl RespClient {
                 }
             }
             let mut chunk = [0u8; 64 * 1024];
-            let n = self.stream.read(&mut chunk)?;
+            let n = match self.stream.read(&mut chunk) {
+                Ok(n) => n,
+                // A socket with a receive timeout fails reads with EINTR
+                // when the process is stopped and continued, even with no
+                // signal handler (signal(7)); CI caught one. Read again.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
             if n == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -126,6 +133,7 @@ impl RespClient {
             match self.stream.read(&mut chunk) {
                 Ok(0) => return (out, true),
                 Ok(n) => out.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e)
                     if e.kind() == io::ErrorKind::WouldBlock
                         || e.kind() == io::ErrorKind::TimedOut =>
