@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use amber_storage::PREFETCH_MAX_KEYS;
 use bytes::{Buf, BytesMut};
 use smallvec::SmallVec;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -12,7 +13,7 @@ use tokio::net::TcpStream;
 
 use crate::client::Client;
 use crate::cmd::{self, Ctx};
-use crate::resp::{Frame, ReplyWriter, RequestParser};
+use crate::resp::{self, Frame, ReplyWriter, RequestParser};
 use crate::state::ServerState;
 
 /// Smallest free space kept in the read buffer before a read.
@@ -252,6 +253,9 @@ impl Connection {
         let mut consumed = 0;
         // The first command of a batch reads the clock (see `cmd::call`).
         client.cmd_clock = None;
+        if client.authenticated || !srv.auth_required() {
+            prefetch_batch(srv, client.db, &self.input);
+        }
         while !client.close_after_reply && !client.output_overflow {
             let pending = self.input.get(consumed..).unwrap_or_default();
             let frame = match self
@@ -304,5 +308,22 @@ impl Connection {
         }
         self.input.advance(consumed);
         client.handle.info.lock().qbuf = self.input.len();
+    }
+}
+
+/// Hints the cache lines of the keys a pipelined batch is about to use (see
+/// `amber_storage::Keyspace::prefetch`): the first key of each complete
+/// request in `input` whose command takes its first key as first argument.
+/// A lone request gains nothing (there is nothing to overlap its misses
+/// with), so only batches of two or more are hinted.
+fn prefetch_batch(srv: &ServerState, db: usize, input: &[u8]) {
+    let mut keys: SmallVec<[&[u8]; PREFETCH_MAX_KEYS]> = SmallVec::new();
+    let walked = resp::peek::first_args(input, PREFETCH_MAX_KEYS, |name, first| {
+        if srv.commands.get(name).is_some_and(|def| def.first_key == 1) {
+            keys.push(first);
+        }
+    });
+    if walked >= 2 && !keys.is_empty() {
+        srv.keyspace.prefetch(db, keys);
     }
 }

@@ -125,6 +125,14 @@ impl<'a> Guard<'a> {
         self.touch = touch;
     }
 
+    /// Hints the cache lines of `keys` in the shards this guard holds (see
+    /// `crate::prefetch`); keys of other shards are skipped.
+    pub(crate) fn prefetch(&self, keys: &[&[u8]]) {
+        crate::prefetch::hint_keys(self.ks, keys.iter().copied(), |n| {
+            self.locks.iter().find(|(i, _)| *i == n).map(|(_, s)| &**s)
+        });
+    }
+
     /// Position in `locks` of the shard of `key`, and the key's hashes. A key
     /// whose shard is not locked is a bug in the caller; it is reported as
     /// absent rather than crashing the server.

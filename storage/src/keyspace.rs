@@ -418,17 +418,23 @@ impl Keyspace {
         keys: impl IntoIterator<Item = &'k [u8]>,
     ) -> Result<Guard<'_>> {
         let database = self.database(db)?;
-        let mut wanted: SmallVec<[usize; 4]> = keys
-            .into_iter()
-            .map(|k| self.shard_of(self.hash(k)))
-            .collect();
+        let keys: SmallVec<[&[u8]; 4]> = keys.into_iter().collect();
+        let mut wanted: SmallVec<[usize; 4]> =
+            keys.iter().map(|k| self.shard_of(self.hash(k))).collect();
         wanted.sort_unstable();
         wanted.dedup();
         let locks = wanted
             .into_iter()
             .filter_map(|i| database.shards.get(i).map(|m| (i, m.lock())))
             .collect();
-        Ok(Guard::new(self, db, locks, crate::clock::command_now_ms()))
+        let guard = Guard::new(self, db, locks, crate::clock::command_now_ms());
+        // A multi-key command (MSET, MGET, DEL, SUNION...) has its keys'
+        // cache misses in flight together, as a pipelined batch has (see
+        // `crate::prefetch`); one key has nothing to overlap with.
+        if keys.len() > 1 {
+            guard.prefetch(&keys);
+        }
+        Ok(guard)
     }
 
     /// Locks the shard of one key.

@@ -7,6 +7,7 @@
 //! writer must agree with.
 
 pub mod parser;
+pub mod peek;
 pub mod writer;
 
 pub use parser::{Frame, ProtocolError, RequestParser};

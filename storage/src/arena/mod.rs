@@ -109,6 +109,10 @@ use crate::{Error, Result};
 use record::{Header, FLAG_TOMBSTONE, HEADER_LEN};
 use segment::{SegmentMeta, State, SEGMENT_HEADER_LEN};
 
+/// The most bytes of one record [`Arena::warm_record`] hints: a bigger value
+/// is read sequentially, which the hardware prefetcher follows on its own.
+pub const WARM_RECORD_MAX: usize = 4096;
+
 /// The address of a record: its byte offset from the start of the arena
 /// file.
 ///
@@ -456,6 +460,22 @@ impl Arena {
     pub fn warm_head(&self, addr: Addr) {
         if let Some(head) = self.inner.medium.read(addr.0, HEADER_LEN) {
             crate::persist::warm::warm(head);
+        }
+    }
+
+    /// A hint that the whole record at `addr` (header, key, value; at most
+    /// [`WARM_RECORD_MAX`] bytes) will be read soon. Reads the header's length
+    /// field, so call it after [`Arena::warm_head`] had time to bring the
+    /// header in (a pipelined batch's second pass). Never fails and changes
+    /// nothing; a stale or torn address only wastes the hint.
+    pub fn warm_record(&self, addr: Addr) {
+        let Some(head) = self.inner.medium.read(addr.0, HEADER_LEN) else {
+            return;
+        };
+        let len = Header::parse(head).map_or(0, |(_, h)| h.len());
+        let len = usize::try_from(len).unwrap_or(0).min(WARM_RECORD_MAX);
+        if let Some(bytes) = self.inner.medium.read(addr.0, len) {
+            crate::persist::warm::warm(bytes);
         }
     }
 

@@ -127,6 +127,12 @@ impl Slab {
         self.slots.get(slot as usize)?.as_ref()
     }
 
+    /// The memory of `slot`, empty or not, without reading it (for a
+    /// prefetch hint: see `crate::prefetch`).
+    pub(crate) fn slot_ref(&self, slot: u32) -> Option<&Option<HotEntry>> {
+        self.slots.get(slot as usize)
+    }
+
     /// The entry in `slot`, mutably.
     pub(crate) fn get_mut(&mut self, slot: u32) -> Option<&mut HotEntry> {
         self.slots.get_mut(slot as usize)?.as_mut()
