@@ -82,8 +82,10 @@ pub fn keyspace_config(config: &Config) -> Result<KeyspaceConfig, String> {
         ks.shards_per_db = shards as usize;
     }
     ks.dram_budget = config.get_i64("dram-budget").max(0) as u64;
-    let path = config.get("pmem-path").unwrap_or_default();
-    let mut arena = ArenaConfig::new(path, config.get_i64("pmem-size").max(0) as u64);
+    let mut arena = ArenaConfig::new(
+        arena_path(config),
+        config.get_i64("pmem-size").max(0) as u64,
+    );
     arena.persistence = config
         .get("persistence")
         .unwrap_or_default()
@@ -96,6 +98,19 @@ pub fn keyspace_config(config: &Config) -> Result<KeyspaceConfig, String> {
         .map_err(|e| format!("{e}"))?;
     ks.arena = Some(arena);
     Ok(ks)
+}
+
+/// Where the arena file is: `pmem-path`, inside `dir` when relative (as
+/// Redis finds `dbfilename` and `appendfilename` in `dir`), so servers with
+/// different `dir`s never share an arena by accident.
+pub fn arena_path(config: &Config) -> std::path::PathBuf {
+    let path = std::path::PathBuf::from(config.get("pmem-path").unwrap_or_default());
+    let dir = config.raw("dir").unwrap_or_default();
+    if path.is_relative() && !dir.is_empty() {
+        std::path::Path::new(&dir).join(path)
+    } else {
+        path
+    }
 }
 
 /// What the connections of one server share.

@@ -776,3 +776,32 @@ fn keys_expire_lazily_and_actively() {
         eprintln!("SKIP PEXPIRE check: PEXPIRE is not implemented on this Amber yet");
     }
 }
+
+/// A relative `pmem-path` (the default, `amber.arena`, included) is inside
+/// `dir`, as Redis keeps `dbfilename` in `dir`: two servers with their own
+/// `dir`s and the same relative arena name each get their own arena, and
+/// nothing lands in the working directory.
+#[test]
+fn relative_pmem_path_is_inside_dir() {
+    let a = ServerProcess::amber(&["--pmem-path", "amber.arena"]);
+    let b = ServerProcess::amber(&["--pmem-path", "amber.arena"]);
+    for s in [&a, &b] {
+        assert!(
+            s.dir().join("amber.arena").is_file(),
+            "no arena in {}; log:\n{}",
+            s.dir().display(),
+            s.log_text()
+        );
+    }
+    let (mut ca, mut cb) = (a.client(), b.client());
+    assert_eq!(ca.cmd(&["SET", "k", "on-a"]), b"+OK\r\n");
+    assert_eq!(cb.cmd(&["GET", "k"]), b"$-1\r\n", "the servers share data");
+    assert_eq!(
+        ca.cmd(&["CONFIG", "GET", "pmem-path"]),
+        b"*2\r\n$9\r\npmem-path\r\n$11\r\namber.arena\r\n"
+    );
+    assert!(
+        !std::path::Path::new("amber.arena").exists(),
+        "an arena was created in the working directory"
+    );
+}

@@ -232,9 +232,9 @@ pub static AMBER_DIRECTIVES: &[Directive] = &[
     amber(
         "pmem-path",
         Kind::Str(Check::None),
-        "./data/amber.arena",
+        "amber.arena",
         DirectiveFlags::IMMUTABLE,
-        "Arena file: a DAX device or file, a file on /dev/shm, or any file.",
+        "Arena file: a DAX device or file, a file on /dev/shm, or any file; a relative path is inside `dir`.",
     ),
     amber(
         "pmem-size",
