@@ -36,7 +36,12 @@ pub enum Work {
 
 #[derive(Clone, Copy)]
 enum Op {
-    Get(u64),
+    /// A GET, and whether the key's SET had been acknowledged when it was
+    /// sent: only then is a nil reply a lost key. (Checked at reply time, a
+    /// GET that reached the server before another connection's SET of the
+    /// same key, and was answered after that SET's reply arrived, counted
+    /// as lost.)
+    Get(u64, bool),
     Set(u64),
     Check(u64),
 }
@@ -68,7 +73,7 @@ impl Templates {
 
     fn encode(&self, dst: &mut Vec<u8>, keys: &KeySpace, op: Op) {
         match op {
-            Op::Get(k) => {
+            Op::Get(k, _) => {
                 dst.extend_from_slice(&self.get_head);
                 keys.write_key(dst, k);
                 dst.extend_from_slice(b"\r\n");
@@ -164,7 +169,7 @@ pub async fn run_connection(spec: Arc<ConnSpec>, ctl: Arc<Control>, seed: u64) -
                     if rng.gen::<f64>() < *set_fraction {
                         ops.push(Op::Set(k));
                     } else {
-                        ops.push(Op::Get(k));
+                        ops.push(Op::Get(k, ctl.written.get(k)));
                     }
                 }
             }
@@ -266,14 +271,14 @@ fn classify(
             stats.sets += 1;
             ctl.written.set(k);
         }
-        (Op::Get(_), Reply::Bulk { .. }) => {
+        (Op::Get(..), Reply::Bulk { .. }) => {
             stats.gets += 1;
             stats.hits += 1;
         }
-        (Op::Get(k), Reply::Nil) => {
+        (Op::Get(_, written), Reply::Nil) => {
             stats.gets += 1;
             stats.misses += 1;
-            if ctl.written.get(k) {
+            if written {
                 stats.lost_reads += 1;
             }
         }
