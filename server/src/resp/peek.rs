@@ -9,17 +9,26 @@
 //! which the parser then handles as usual. A wrong peek costs a useless
 //! hint, never a reply.
 
+/// Most argument headers one call reads. The peek runs each time input
+/// arrives, and the requests it walks are not consumed until they are
+/// complete: without a bound, a million-argument request arriving in 64 KiB
+/// pieces would be walked from its start on every piece (what the resumable
+/// parser exists to avoid).
+const MAX_ARGS_WALKED: usize = 1024;
+
 /// Calls `each(name, first_argument)` for the complete multibulk requests at
 /// the start of `buf` that have at least two arguments, up to `max`
-/// requests (requests with fewer arguments count but are not reported).
-/// Returns how many requests it walked.
-pub fn first_args<'a>(
-    buf: &'a [u8],
-    max: usize,
-    mut each: impl FnMut(&'a [u8], &'a [u8]),
-) -> usize {
+/// requests (requests with fewer arguments count but are not reported) and
+/// [`MAX_ARGS_WALKED`] arguments in all. Returns how many requests it walked.
+pub fn first_args<'a>(buf: &'a [u8], max: usize, each: impl FnMut(&'a [u8], &'a [u8])) -> usize {
+    walk(buf, max, each).0
+}
+
+/// [`first_args`], also returning how many argument headers it read.
+fn walk<'a>(buf: &'a [u8], max: usize, mut each: impl FnMut(&'a [u8], &'a [u8])) -> (usize, usize) {
     let mut at = 0;
     let mut walked = 0;
+    let mut args_left = MAX_ARGS_WALKED;
     while walked < max {
         let Some((argc, mut pos)) = header(buf, at, b'*') else {
             break;
@@ -27,6 +36,11 @@ pub fn first_args<'a>(
         let mut first_two: [&'a [u8]; 2] = [&[], &[]];
         let mut complete = true;
         for i in 0..argc {
+            if args_left == 0 {
+                complete = false;
+                break;
+            }
+            args_left -= 1;
             let Some((len, start)) = header(buf, pos, b'$') else {
                 complete = false;
                 break;
@@ -50,7 +64,7 @@ pub fn first_args<'a>(
         walked += 1;
         at = pos;
     }
-    walked
+    (walked, MAX_ARGS_WALKED - args_left)
 }
 
 /// Reads `<tag><decimal>\r\n` at `at`: the number and the position after
@@ -99,6 +113,28 @@ mod tests {
             (3, vec![pair("GET", "a"), pair("SET", "bb")])
         );
         assert_eq!(peek(buf, 1), (1, vec![pair("GET", "a")]));
+    }
+
+    #[test]
+    fn reads_a_bounded_number_of_arguments_per_call() {
+        // A huge request in progress: walked only up to the bound, each time.
+        let mut buf = b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n*1000000\r\n".to_vec();
+        for _ in 0..100_000 {
+            buf.extend_from_slice(b"$1\r\nx\r\n");
+        }
+        assert_eq!(peek(&buf, 10), (1, vec![pair("GET", "a")]));
+        assert_eq!(
+            super::walk(&buf, 10, |_, _| {}),
+            (1, super::MAX_ARGS_WALKED)
+        );
+        // Complete requests past the bound are not reported either.
+        let mut many = Vec::new();
+        for _ in 0..super::MAX_ARGS_WALKED {
+            many.extend_from_slice(b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n");
+        }
+        let (walked, seen) = peek(&many, usize::MAX);
+        assert_eq!(walked, super::MAX_ARGS_WALKED / 2);
+        assert_eq!(seen.len(), walked);
     }
 
     #[test]
