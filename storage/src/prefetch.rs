@@ -45,12 +45,16 @@ impl Keyspace {
     /// Hints the cache lines that commands on `keys` in database `db` are
     /// about to read (see the module comment). Call it with the keys of a
     /// pipelined batch before running it; at most [`PREFETCH_MAX_KEYS`] are
-    /// used. Never blocks on a lock and never changes anything.
-    pub fn prefetch<'k>(&self, db: usize, keys: impl IntoIterator<Item = &'k [u8]>) {
-        if let Some(database) = self.dbs.get(db) {
-            hint_keys(self, keys, |n| {
+    /// used. Never blocks on a lock and never changes anything. Returns how
+    /// many of the keys the index may hold (a short-hash match: the keys
+    /// themselves are not compared), so a caller can stop hinting a stream
+    /// of absent keys, where the hints only cost.
+    pub fn prefetch<'k>(&self, db: usize, keys: impl IntoIterator<Item = &'k [u8]>) -> usize {
+        match self.dbs.get(db) {
+            Some(database) => hint_keys(self, keys, |n| {
                 database.shards.get(n).and_then(|m| m.try_lock())
-            });
+            }),
+            None => 0,
         }
     }
 }
@@ -58,12 +62,14 @@ impl Keyspace {
 /// The two passes of [`Keyspace::prefetch`] over at most
 /// [`PREFETCH_MAX_KEYS`] of `keys`; `shard(n)` lends shard `n` of the
 /// database, or `None` to skip its keys. A [`crate::Guard`] passes the
-/// shards it holds, so a multi-key command hints its own keys.
+/// shards it holds, so a multi-key command hints its own keys. Returns how
+/// many keys had at least one candidate in the index.
 pub(crate) fn hint_keys<'k, S: Deref<Target = Shard>>(
     ks: &Keyspace,
     keys: impl IntoIterator<Item = &'k [u8]>,
     mut shard: impl FnMut(usize) -> Option<S>,
-) {
+) -> usize {
+    let mut found = 0;
     let arena = ks.tiers.arena.as_ref();
     let mut seen: SmallVec<[Seen; PREFETCH_MAX_KEYS]> = SmallVec::new();
     // Pass 1: probe the index; prefetch each candidate's entry or record
@@ -74,6 +80,7 @@ pub(crate) fn hint_keys<'k, S: Deref<Target = Shard>>(
         let Some(shard) = shard(shard_no) else {
             continue;
         };
+        let before = seen.len();
         probe(&shard, short_hash(full), |t| match t {
             Target::Hot(slot) => {
                 if let Some(e) = shard.hot.slot_ref(slot) {
@@ -88,6 +95,9 @@ pub(crate) fn hint_keys<'k, S: Deref<Target = Shard>>(
                 }
             }
         });
+        if seen.len() > before {
+            found += 1;
+        }
     }
     // Pass 2: the entries and heads are (being) loaded; follow them to the
     // key and value bytes.
@@ -111,6 +121,7 @@ pub(crate) fn hint_keys<'k, S: Deref<Target = Shard>>(
             }
         }
     }
+    found
 }
 
 /// Calls `hint` with the target of every handle in `shard` whose short hash

@@ -82,13 +82,19 @@ fn prefetch_changes_nothing_and_skips_locked_shards() {
     // database that does not exist, the same key many times.
     let absent: Vec<Vec<u8>> = (n..n + 50).map(key).collect();
     let present: Vec<Vec<u8>> = (0..n).map(key).collect();
+    // It reports how many keys the index may hold (at most
+    // PREFETCH_MAX_KEYS of a call), so a connection can stop hinting misses.
     for chunk in present.chunks(40) {
-        ks.prefetch(0, chunk.iter().map(|k| k.as_slice()));
-        ks.prefetch(1, chunk.iter().map(|k| k.as_slice()));
+        let want = chunk.len().min(amber_storage::PREFETCH_MAX_KEYS);
+        assert_eq!(ks.prefetch(0, chunk.iter().map(|k| k.as_slice())), want);
+        assert_eq!(ks.prefetch(1, chunk.iter().map(|k| k.as_slice())), 0);
     }
-    ks.prefetch(0, absent.iter().map(|k| k.as_slice()));
-    ks.prefetch(99, present.iter().map(|k| k.as_slice()));
-    ks.prefetch(0, std::iter::repeat_n(present[0].as_slice(), 100));
+    assert!(ks.prefetch(0, absent.iter().map(|k| k.as_slice())) <= 1);
+    assert_eq!(ks.prefetch(99, present.iter().map(|k| k.as_slice())), 0);
+    assert_eq!(
+        ks.prefetch(0, std::iter::repeat_n(present[0].as_slice(), 100)),
+        amber_storage::PREFETCH_MAX_KEYS
+    );
     assert_eq!(snapshot(&ks, n), before, "prefetch changed the keyspace");
 
     // A shard held by a command is skipped, not waited for: the prefetch
