@@ -21,7 +21,7 @@ use smallvec::SmallVec;
 use crate::keyspace::Keyspace;
 use crate::persist::warm::{warm, warm_object};
 use crate::shard::Shard;
-use crate::tier::handle::{short_hash, table_hash, Target};
+use crate::tier::handle::{short_hash, table_hash, Handle, Target};
 use crate::value::Value;
 
 /// Most keys of one batch hinted: past this many, the first ones' lines
@@ -37,8 +37,8 @@ const WARM_VALUE_MAX: usize = 4096;
 enum Seen {
     /// A hot entry: (shard, slot).
     Hot(usize, u32),
-    /// An arena record.
-    Cold(crate::arena::Addr),
+    /// An arena record: (shard, the handle that points at it).
+    Cold(usize, Handle),
 }
 
 impl Keyspace {
@@ -81,7 +81,7 @@ pub(crate) fn hint_keys<'k, S: Deref<Target = Shard>>(
             continue;
         };
         let before = seen.len();
-        probe(&shard, short_hash(full), |t| match t {
+        probe(&shard, short_hash(full), |h| match h.target() {
             Target::Hot(slot) => {
                 if let Some(e) = shard.hot.slot_ref(slot) {
                     warm_object(e);
@@ -91,7 +91,7 @@ pub(crate) fn hint_keys<'k, S: Deref<Target = Shard>>(
             Target::Cold(addr) => {
                 if let Some(a) = arena {
                     a.warm_head(addr);
-                    seen.push(Seen::Cold(addr));
+                    seen.push(Seen::Cold(shard_no, h));
                 }
             }
         });
@@ -114,9 +114,18 @@ pub(crate) fn hint_keys<'k, S: Deref<Target = Shard>>(
                     }
                 }
             }
-            Seen::Cold(addr) => {
-                if let Some(a) = arena {
-                    a.warm_record(addr);
+            // The record's length is read from its header: only under the
+            // shard's lock and while the index still points at it, as any
+            // read of a record (a record released since pass 1 may sit in
+            // a segment that is being reused).
+            Seen::Cold(shard_no, handle) => {
+                let Some(shard) = shard(shard_no) else {
+                    continue;
+                };
+                if let (Some(a), Target::Cold(addr)) = (arena, handle.target()) {
+                    if shard.has_handle(handle) {
+                        a.warm_record(addr);
+                    }
                 }
             }
         }
@@ -124,13 +133,13 @@ pub(crate) fn hint_keys<'k, S: Deref<Target = Shard>>(
     found
 }
 
-/// Calls `hint` with the target of every handle in `shard` whose short hash
-/// is `short` (the key itself is not compared: that would read the lines
-/// being prefetched).
-fn probe(shard: &Shard, short: u32, mut hint: impl FnMut(Target)) {
+/// Calls `hint` with every handle in `shard` whose short hash is `short`
+/// (the key itself is not compared: that would read the lines being
+/// prefetched).
+fn probe(shard: &Shard, short: u32, mut hint: impl FnMut(Handle)) {
     let _ = shard.index.find(table_hash(short), |h| {
         if h.short_hash() == short {
-            hint(h.target());
+            hint(*h);
         }
         false
     });

@@ -96,6 +96,13 @@ impl Shard {
         }
     }
 
+    /// Whether the index holds exactly this handle.
+    pub(crate) fn has_handle(&self, h: Handle) -> bool {
+        self.index
+            .find(table_hash(h.short_hash()), |x| *x == h)
+            .is_some()
+    }
+
     /// Removes exactly this handle from the index.
     pub(crate) fn unindex_handle(&mut self, h: Handle) -> bool {
         match self
