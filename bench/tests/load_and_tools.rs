@@ -4,13 +4,21 @@
 
 mod common;
 
+/// Runs `amber-bench load --spawn redis-server ARGS --json --no-progress`
+/// and returns its JSON result.
+fn load_against_redis(args: &[&str]) -> serde_json::Value {
+    let redis = common::redis_bin();
+    let mut all = vec!["load", "--spawn", redis.to_str().unwrap()];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--json", "--no-progress"]);
+    let (ok, stdout, stderr) = common::run_bench(&all);
+    assert!(ok, "{stderr}");
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
+
 #[test]
 fn load_populates_runs_and_verifies() {
-    let redis = common::redis_bin();
-    let (ok, stdout, stderr) = common::run_bench(&[
-        "load",
-        "--spawn",
-        redis.to_str().unwrap(),
+    let v = load_against_redis(&[
         "--keys",
         "2000",
         "-c",
@@ -23,12 +31,7 @@ fn load_populates_runs_and_verifies() {
         "--verify",
         "-n",
         "5000",
-        "--json",
-        "--no-progress",
     ]);
-    assert!(ok, "{stderr}");
-    let json_line = stdout.lines().last().unwrap();
-    let v: serde_json::Value = serde_json::from_str(json_line).unwrap();
     assert_eq!(v["errors"], 0);
     assert_eq!(v["lost_keys"], 0);
     assert_eq!(v["misses"], 0, "every key was populated");
@@ -42,20 +45,7 @@ fn load_populates_runs_and_verifies() {
 /// here against a redis-server that loses nothing).
 #[test]
 fn gets_racing_sets_are_misses_not_lost_keys() {
-    let redis = common::redis_bin();
-    let (ok, stdout, stderr) = common::run_bench(&[
-        "load",
-        "--spawn",
-        redis.to_str().unwrap(),
-        "--keys",
-        "1000",
-        "-n",
-        "20000",
-        "--json",
-        "--no-progress",
-    ]);
-    assert!(ok, "{stderr}");
-    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let v = load_against_redis(&["--keys", "1000", "-n", "20000"]);
     assert_eq!(v["errors"], 0);
     assert!(
         v["misses"].as_u64().unwrap() > 0,
