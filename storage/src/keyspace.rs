@@ -620,7 +620,10 @@ impl Keyspace {
         for seg in arena.compaction_candidates(min_dead_ratio, max) {
             // (address, db, key, for a delta record the base it applies to)
             type Rec = (Addr, u8, Vec<u8>, Option<u64>);
+            // Nothing live (every record superseded, as a folded chain's
+            // deltas are): no index entry points here, nothing to move.
             let records: Vec<Rec> = match arena.segment_records(seg) {
+                Ok(_) if arena.segment_is_dead(seg) => Vec::new(),
                 Ok(it) => it
                     .filter(|r| !r.is_tombstone())
                     .map(|r| {

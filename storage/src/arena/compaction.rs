@@ -173,6 +173,16 @@ impl Arena {
         self.inner.locate(addr).ok().map(SegmentId)
     }
 
+    /// Whether no record of segment `seg` is live (counted by appends and
+    /// releases): then no index entry points into it, and a compaction
+    /// round can free it without reading its records.
+    /// [`Arena::free_segment`] checks the count again under its lock.
+    pub fn segment_is_dead(&self, seg: SegmentId) -> bool {
+        self.inner
+            .meta(seg.0)
+            .is_ok_and(|m| m.live.load(Ordering::Acquire) == 0)
+    }
+
     /// The valid records of a sealed segment, tombstones included (skip
     /// those: [`Arena::free_segment`] handles them).
     pub fn segment_records(&self, seg: SegmentId) -> Result<SegmentRecords<'_>> {
@@ -226,18 +236,25 @@ impl Arena {
             .min()
             .unwrap_or(u64::MAX);
         let mut out = FreeOutcome::default();
-        let tombstones: Vec<Addr> = self
-            .segment_records(seg)?
-            .filter(|r| r.is_tombstone())
-            .filter_map(|r| {
-                if r.seq() > min_dead_elsewhere {
-                    Some(r.addr)
-                } else {
-                    out.tombstones_dropped += 1;
-                    None
-                }
-            })
-            .collect();
+        // Tombstone bytes are counted as they are appended (and rebuilt by
+        // recovery): a segment without any, such as one of a folded chain's
+        // deltas, is freed without reading its records.
+        let has_tombstones = meta.tomb.load(Ordering::Acquire) != 0;
+        let tombstones: Vec<Addr> = if has_tombstones {
+            self.segment_records(seg)?
+                .filter(|r| r.is_tombstone())
+                .filter_map(|r| {
+                    if r.seq() > min_dead_elsewhere {
+                        Some(r.addr)
+                    } else {
+                        out.tombstones_dropped += 1;
+                        None
+                    }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         for addr in tombstones {
             self.relocate(addr)?;
             out.tombstones_kept += 1;
