@@ -113,6 +113,10 @@ use segment::{SegmentMeta, State, SEGMENT_HEADER_LEN};
 /// is read sequentially, which the hardware prefetcher follows on its own.
 pub const WARM_RECORD_MAX: usize = 4096;
 
+/// Records up to this many bytes are assembled on the stack and written in
+/// one piece (see `Inner::write_small_record`).
+const SMALL_RECORD: usize = 256;
+
 /// The address of a record: its byte offset from the start of the arena
 /// file.
 ///
@@ -762,6 +766,9 @@ impl Inner {
     ) -> Result<()> {
         let len = header.len();
         let tail = header.encode_tail(gen, key);
+        if len <= SMALL_RECORD as u64 {
+            return self.write_small_record(addr, gen, &tail, key, value, len as usize);
+        }
         let crc = record::checksum(gen, &tail, key, value);
         let mut head = [0u8; HEADER_LEN];
         head[..4].copy_from_slice(&crc.to_le_bytes());
@@ -780,6 +787,33 @@ impl Inner {
             m.write(at, &[0u8; 8][..pad])?;
         }
         Ok(())
+    }
+
+    /// [`Inner::write_record`] for a record of at most [`SMALL_RECORD`]
+    /// bytes (most deltas, tombstones and small strings): the record is
+    /// assembled on the stack, its checksum taken in one pass over the
+    /// bytes after the crc word (crc32fast pays a fixed cost per call,
+    /// which dominated for a record written in five pieces) and stored with
+    /// one write.
+    fn write_small_record(
+        &self,
+        addr: u64,
+        gen: u64,
+        tail: &[u8; HEADER_LEN - 4],
+        key: &[u8],
+        value: &[&[u8]],
+        len: usize,
+    ) -> Result<()> {
+        let mut buf = [0u8; SMALL_RECORD];
+        buf[4..HEADER_LEN].copy_from_slice(tail);
+        let mut at = HEADER_LEN;
+        for part in std::iter::once(key).chain(value.iter().copied()) {
+            buf[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+        }
+        let crc = record::checksum(gen, &buf[4..at], &[], &[]);
+        buf[..4].copy_from_slice(&crc.to_le_bytes());
+        self.medium.write(addr, &buf[..len])
     }
 
     /// Appends a record too large for a segment into an extent of its own:

@@ -184,6 +184,17 @@ impl Header {
 
 /// The key checksum: over the generation, header bytes 4..32 and the key.
 pub fn key_checksum(gen: u64, fields: &[u8], key: &[u8]) -> u32 {
+    // Every cold lookup and every append takes this checksum; crc32fast
+    // pays a fixed cost per call, so a short key is hashed in one piece.
+    const SHORT: usize = 128;
+    let n = 8 + fields.len() + key.len();
+    if n <= SHORT {
+        let mut buf = [0u8; SHORT];
+        buf[..8].copy_from_slice(&gen.to_le_bytes());
+        buf[8..8 + fields.len()].copy_from_slice(fields);
+        buf[8 + fields.len()..n].copy_from_slice(key);
+        return crc32fast::hash(&buf[..n]);
+    }
     let mut h = crc32fast::Hasher::new();
     h.update(&gen.to_le_bytes());
     h.update(fields);
