@@ -437,9 +437,19 @@ impl Keyspace {
         Ok(guard)
     }
 
-    /// Locks the shard of one key.
+    /// Locks the shard of one key ([`Keyspace::lock`] without the sorting
+    /// and de-duplication, which most commands, single-key ones, pay for
+    /// nothing).
     pub fn lock_one(&self, db: usize, key: &[u8]) -> Result<Guard<'_>> {
-        self.lock(db, std::iter::once(key))
+        let database = self.database(db)?;
+        let i = self.shard_of(self.hash(key));
+        let locks = database
+            .shards
+            .get(i)
+            .map(|m| (i, m.lock()))
+            .into_iter()
+            .collect();
+        Ok(Guard::new(self, db, locks, crate::clock::command_now_ms()))
     }
 
     // ----- arena plumbing shared by guards, the demoter and the compactor -----

@@ -82,7 +82,9 @@ impl<'a> Ctx<'a> {
 
     /// Locks the shard of one key in the client's database.
     pub fn lock_one(&self, key: &[u8]) -> Result<Guard<'a>, CmdError> {
-        self.lock(std::iter::once(key))
+        let mut g = self.srv.keyspace.lock_one(self.client.db, key)?;
+        g.set_touch(!self.client.no_touch);
+        Ok(g)
     }
 }
 
