@@ -542,9 +542,20 @@ pub fn lock_for_push<'a>(ctx: &Ctx<'a>, keys: &[&[u8]]) -> Result<PushGuard<'a>,
     } else {
         Vec::new()
     };
-    let guard = ctx.lock(keys.iter().copied().chain(extra.iter().map(Vec::as_slice)))?;
-    let mut covered = extra;
-    covered.extend(keys.iter().map(|k| k.to_vec()));
+    let guard = match (keys, extra.is_empty()) {
+        ([key], true) => ctx.lock_one(key)?,
+        _ => ctx.lock(keys.iter().copied().chain(extra.iter().map(Vec::as_slice)))?,
+    };
+    // A waiter registers under its key's shard lock: if nobody waits now,
+    // nobody can start waiting on these keys while the guard holds them,
+    // and `signal` has nobody to serve (so the keys are not copied).
+    let covered = if srv.blocking.has_waiters() {
+        let mut covered = extra;
+        covered.extend(keys.iter().map(|k| k.to_vec()));
+        covered
+    } else {
+        Vec::new()
+    };
     Ok(PushGuard {
         guard,
         covered,
@@ -564,8 +575,9 @@ impl<'a> PushGuard<'a> {
             return;
         }
         // Registration of a waiter on `key` needs `key`'s shard lock, which
-        // this guard holds: a zero here cannot miss a waiter on `key`.
-        if !ctx.srv.blocking.has_waiters() {
+        // this guard holds: a zero here, or nobody waiting when the guard
+        // was taken (nothing covered), cannot miss a waiter on `key`.
+        if self.covered.is_empty() || !ctx.srv.blocking.has_waiters() {
             return;
         }
         ctx.srv.blocking.serve_in(
