@@ -321,8 +321,10 @@ impl Connection {
 /// Hints the cache lines of the keys a pipelined batch is about to use (see
 /// `amber_storage::Keyspace::prefetch`): the first key of each complete
 /// request in `input` whose command takes its first key as first argument.
-/// A lone request gains nothing (there is nothing to overlap its misses
-/// with), so only batches of two or more are hinted. When most keys of a
+/// A lone key gains nothing (there is nothing to overlap its misses
+/// with), so only batches of two or more distinct keys are hinted (a
+/// request on the same key as the one before it adds nothing: a batch of
+/// `LPUSH mylist` is one key). When most keys of a
 /// batch are absent (GETs that miss, SETs of new keys), the hints only cost
 /// (8% more CPU per GET of an absent key): the next [`HINT_SKIP`] batches
 /// of the connection then run without them, and the one after looks again.
@@ -333,11 +335,13 @@ fn prefetch_batch(srv: &ServerState, db: usize, input: &[u8], skip: &mut u32) {
     }
     let mut keys: SmallVec<[&[u8]; PREFETCH_MAX_KEYS]> = SmallVec::new();
     let walked = resp::peek::first_args(input, PREFETCH_MAX_KEYS, |name, first| {
-        if srv.commands.get(name).is_some_and(|def| def.first_key == 1) {
+        if keys.last() != Some(&first)
+            && srv.commands.get(name).is_some_and(|def| def.first_key == 1)
+        {
             keys.push(first);
         }
     });
-    if walked >= 2 && !keys.is_empty() {
+    if walked >= 2 && keys.len() >= 2 {
         let wanted = keys.len();
         if srv.keyspace.prefetch(db, keys) * 2 < wanted {
             *skip = HINT_SKIP;
