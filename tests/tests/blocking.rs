@@ -658,11 +658,12 @@ impl Drop for TempDir {
     }
 }
 
+/// The harness's port picker: a port no other test of this process was
+/// given. (A port from binding port 0 could be handed to two tests at once;
+/// the second server then failed to bind, the second test talked to the
+/// first test's server and got a connection reset when it was killed.)
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    amber_tests::process::free_port()
 }
 
 fn temp_dir() -> TempDir {
