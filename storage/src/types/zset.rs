@@ -384,13 +384,13 @@ impl ZSetValue {
     /// Sets the score of `member`, adding it if absent, with no encoding
     /// change (building results). Returns whether it was new.
     pub fn insert(&mut self, member: &[u8], score: f64) -> bool {
-        match self.score(member) {
-            Some(cur) => {
+        match self.find(member) {
+            Some(id) => {
+                let cur = self.list.score(id);
                 if cur.to_bits() != score.to_bits()
                     && !(self.listpack && cur == 0.0 && score == 0.0)
                 {
-                    self.remove(member);
-                    self.insert_new(member, score);
+                    self.rescore(id, member, cur, score);
                 }
                 false
             }
@@ -399,6 +399,34 @@ impl ZSetValue {
                 true
             }
         }
+    }
+
+    /// Moves `member`, present as node `id` with score `cur`, to `score`:
+    /// in place when its neighbours allow, else unlinked and linked again
+    /// with the same member bytes, the index entry kept (the node id is
+    /// reused; updated if not). No hash and no allocation, where a remove
+    /// and an insert took two of each.
+    fn rescore(&mut self, id: u32, member: &[u8], cur: f64, score: f64) {
+        // In a listpack `-0` is stored as the integer 0 (see `normalize_zeros`).
+        let score = if self.listpack && score == 0.0 {
+            0.0
+        } else {
+            score
+        };
+        if !self.list.rescore_in_place(id, score) {
+            let Some(bytes) = self.list.remove(cur, member) else {
+                return;
+            };
+            let moved = self.list.insert(score, bytes);
+            if moved != id {
+                let h = self.hasher.hash_one(member);
+                if let Ok(mut e) = self.index.find_entry(h, |&i| i == id) {
+                    *e.get_mut() = moved;
+                }
+            }
+        }
+        self.journal.zset_remove(member);
+        self.journal.zset_add(member, score);
     }
 
     /// Removes `member`; returns its score if it was present.
@@ -433,8 +461,9 @@ impl ZSetValue {
         if score.is_nan() {
             return AddOutcome::NotANumber;
         }
-        match self.score(member) {
-            Some(cur) => {
+        match self.find(member) {
+            Some(id) => {
+                let cur = self.list.score(id);
                 if flags.nx {
                     return AddOutcome::Skipped;
                 }
@@ -449,8 +478,7 @@ impl ZSetValue {
                     return AddOutcome::Skipped;
                 }
                 if score != cur {
-                    self.remove(member);
-                    self.insert_new(member, score);
+                    self.rescore(id, member, cur, score);
                     AddOutcome::Updated(score)
                 } else {
                     AddOutcome::Unchanged(score)

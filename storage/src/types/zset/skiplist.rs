@@ -290,6 +290,21 @@ impl SkipList {
         id
     }
 
+    /// Gives node `id` the score `score` where it stands, if its neighbours
+    /// stay strictly below and above it (Redis's `zslUpdateScore` fast
+    /// path: a small `ZINCRBY` moves nothing). Returns whether it did.
+    pub(crate) fn rescore_in_place(&mut self, id: u32, score: f64) -> bool {
+        let (prev, next) = (self.prev(id), self.next(id));
+        let fits =
+            (prev == NIL || self.score(prev) < score) && (next == NIL || self.score(next) > score);
+        if fits {
+            if let Some(n) = self.nodes.get_mut(id as usize) {
+                n.score = score;
+            }
+        }
+        fits
+    }
+
     /// Removes the node of `(score, member)`; returns its member bytes.
     pub(crate) fn remove(&mut self, score: f64, member: &[u8]) -> Option<Box<[u8]>> {
         let mut update = [HEAD; MAX_LEVEL];
