@@ -467,6 +467,7 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
             s.bytes.clear();
             s.bytes.extend_from_slice(digits);
             s.raw = false;
+            s.no_int = false;
         }
         None => g.set(key, Value::string(digits), SetExpiry::Persist)?,
     }
