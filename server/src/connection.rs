@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use amber_storage::PREFETCH_MAX_KEYS;
 use bytes::{Buf, BytesMut};
@@ -34,6 +34,9 @@ struct Connection {
     out: ReplyWriter,
     /// Batches left to run without cache hints (see [`prefetch_batch`]).
     hint_skip: u32,
+    /// Single-shard batches left before one takes a lease to measure (see
+    /// `crate::lease`).
+    lease_probe: u32,
 }
 
 /// Serves one accepted connection until it closes, is killed, or the server
@@ -56,6 +59,7 @@ pub async fn serve(srv: Arc<ServerState>, stream: TcpStream) {
         parser: RequestParser::new(max_bulk),
         out: ReplyWriter::new(),
         hint_skip: 0,
+        lease_probe: 0,
     };
     if let Err(e) = conn.run(&srv, &mut client).await {
         tracing::debug!(client = handle.id, error = %e, "connection closed");
@@ -76,7 +80,31 @@ impl Connection {
         }
         let mailbox = client.subs.mailbox.clone();
         loop {
+            let authed = client.authenticated || !srv.auth_required();
+            let batch = match authed {
+                true => peek_batch(srv, &self.input),
+                false => PeekedBatch::default(),
+            };
+            // A batch on one shard runs in its turn, when its shard's
+            // batches are long enough for that to pay (see `crate::lease`).
+            let slot = batch.one_shard.map(|s| srv.leases.slot(client.db, s));
+            let lease = match slot {
+                Some(slot) if slot.worth_it() || self.lease_probe == 0 => {
+                    self.lease_probe = crate::lease::PROBE_EVERY;
+                    Some((slot, slot.acquire().await, Instant::now()))
+                }
+                Some(_) => {
+                    self.lease_probe -= 1;
+                    None
+                }
+                None => None,
+            };
+            prefetch_batch(srv, client.db, batch, &mut self.hint_skip);
             self.process(srv, client);
+            if let Some((slot, guard, started)) = lease {
+                slot.record(started.elapsed());
+                drop(guard);
+            }
             // Pub/sub messages posted by other clients go out with this batch.
             mailbox.drain_into(&mut self.out);
             // Writes of this batch must be durable before any reply leaves
@@ -260,9 +288,6 @@ impl Connection {
         let mut consumed = 0;
         // The first command of a batch reads the clock (see `cmd::call`).
         client.cmd_clock = None;
-        if client.authenticated || !srv.auth_required() {
-            prefetch_batch(srv, client.db, &self.input, &mut self.hint_skip);
-        }
         while !client.close_after_reply && !client.output_overflow {
             let pending = self.input.get(consumed..).unwrap_or_default();
             let frame = match self
@@ -318,32 +343,62 @@ impl Connection {
     }
 }
 
+/// What a look at a batch's complete requests found (see [`peek_batch`]).
+#[derive(Default)]
+struct PeekedBatch<'a> {
+    /// Requests walked.
+    walked: usize,
+    /// The first key of each request whose command takes its first key as
+    /// first argument, a key equal to the one before it left out (a batch of
+    /// `LPUSH mylist` is one key).
+    keys: SmallVec<[&'a [u8]; PREFETCH_MAX_KEYS]>,
+    /// The shard of those keys, when there are two or more requests with
+    /// keys and all their keys are in one shard.
+    one_shard: Option<usize>,
+}
+
+/// Looks at the first [`PREFETCH_MAX_KEYS`] complete requests in `input`
+/// without consuming them.
+fn peek_batch<'a>(srv: &ServerState, input: &'a [u8]) -> PeekedBatch<'a> {
+    let mut batch = PeekedBatch::default();
+    let (mut keyed, mut shard, mut mixed) = (0usize, None, false);
+    batch.walked = resp::peek::first_args(input, PREFETCH_MAX_KEYS, |name, first| {
+        if !srv.commands.get(name).is_some_and(|def| def.first_key == 1) {
+            return;
+        }
+        keyed += 1;
+        if batch.keys.last() == Some(&first) {
+            return;
+        }
+        batch.keys.push(first);
+        if !mixed {
+            let s = srv.keyspace.shard_index(first);
+            mixed = shard.is_some_and(|t| t != s);
+            shard = Some(s);
+        }
+    });
+    if keyed >= 2 && !mixed {
+        batch.one_shard = shard;
+    }
+    batch
+}
+
 /// Hints the cache lines of the keys a pipelined batch is about to use (see
-/// `amber_storage::Keyspace::prefetch`): the first key of each complete
-/// request in `input` whose command takes its first key as first argument.
-/// A lone key gains nothing (there is nothing to overlap its misses
-/// with), so only batches of two or more distinct keys are hinted (a
-/// request on the same key as the one before it adds nothing: a batch of
-/// `LPUSH mylist` is one key). When most keys of a
-/// batch are absent (GETs that miss, SETs of new keys), the hints only cost
-/// (8% more CPU per GET of an absent key): the next [`HINT_SKIP`] batches
-/// of the connection then run without them, and the one after looks again.
-fn prefetch_batch(srv: &ServerState, db: usize, input: &[u8], skip: &mut u32) {
+/// `amber_storage::Keyspace::prefetch`): the first keys [`peek_batch`]
+/// found. A lone key gains nothing (there is nothing to overlap its misses
+/// with), so only batches of two or more distinct keys are hinted. When
+/// most keys of a batch are absent (GETs that miss, SETs of new keys), the
+/// hints only cost (8% more CPU per GET of an absent key): the next
+/// [`HINT_SKIP`] batches of the connection then run without them, and the
+/// one after looks again.
+fn prefetch_batch(srv: &ServerState, db: usize, batch: PeekedBatch<'_>, skip: &mut u32) {
     if *skip > 0 {
         *skip -= 1;
         return;
     }
-    let mut keys: SmallVec<[&[u8]; PREFETCH_MAX_KEYS]> = SmallVec::new();
-    let walked = resp::peek::first_args(input, PREFETCH_MAX_KEYS, |name, first| {
-        if keys.last() != Some(&first)
-            && srv.commands.get(name).is_some_and(|def| def.first_key == 1)
-        {
-            keys.push(first);
-        }
-    });
-    if walked >= 2 && keys.len() >= 2 {
-        let wanted = keys.len();
-        if srv.keyspace.prefetch(db, keys) * 2 < wanted {
+    if batch.walked >= 2 && batch.keys.len() >= 2 {
+        let wanted = batch.keys.len();
+        if srv.keyspace.prefetch(db, batch.keys) * 2 < wanted {
             *skip = HINT_SKIP;
         }
     }

@@ -147,6 +147,8 @@ pub struct ServerState {
     pub pubsub: crate::pubsub::PubSub,
     /// Watched keys (`WATCH`).
     pub watches: crate::watch::Watches,
+    /// Turns of pipelined batches on one shard (`crate::lease`).
+    pub leases: crate::lease::BatchLeases,
     shutdown: watch::Sender<bool>,
 }
 
@@ -198,6 +200,7 @@ impl ServerState {
             blocking: Default::default(),
             pubsub: Default::default(),
             watches: Default::default(),
+            leases: Default::default(),
             shutdown: watch::channel(false).0,
         }
     }

@@ -332,6 +332,12 @@ impl Keyspace {
         self.hasher.hash_one(key)
     }
 
+    /// Which of a database's shards holds `key` (`0..shards_per_db()`):
+    /// commands on keys of one shard take turns on its lock.
+    pub fn shard_index(&self, key: &[u8]) -> usize {
+        self.shard_of(self.hash(key))
+    }
+
     pub(crate) fn shard_of(&self, hash: u64) -> usize {
         ((hash >> 40) & self.shard_mask) as usize
     }

@@ -156,3 +156,62 @@ fn queue_len(c: &mut RespClient) -> usize {
         .parse()
         .expect("LLEN is an integer")
 }
+
+/// Batches whose keys are all one key take turns as whole batches (batch
+/// leases, `server/src/lease.rs`), also when they hold `EXEC`, `SWAPDB` or
+/// `FLUSHDB`, which take the whole keyspace. Many clients pipelining on one sorted set: no batch may
+/// hang, and every increment must count once.
+#[test]
+fn batches_on_one_key_take_turns_without_losing_or_hanging() {
+    const CLIENTS: usize = 6;
+    const ROUNDS: usize = 120;
+    let amber = ServerProcess::amber(&[]);
+    let port = amber.port;
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut c = RespClient::connect(port).expect("connect");
+                let member = format!("m{t}");
+                let incr = vec!["ZINCRBY".to_string(), "hot".into(), "1".into(), member];
+                let mut counted = 0;
+                for b in 0..ROUNDS {
+                    let mut cmds: Vec<Vec<String>> = vec![incr.clone(); 16];
+                    counted += 16;
+                    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+                    match (b + t) % 5 {
+                        0 => {
+                            cmds.extend([s(&["MULTI"]), incr.clone(), s(&["EXEC"])]);
+                            counted += 1;
+                        }
+                        1 => cmds.insert(8, s(&["SWAPDB", "3", "4"])),
+                        2 => {
+                            let flush = [s(&["SELECT", "5"]), s(&["FLUSHDB"]), s(&["SELECT", "0"])];
+                            cmds.splice(4..4, flush);
+                        }
+                        _ => {}
+                    }
+                    let mut wire = Vec::new();
+                    for cmd in &cmds {
+                        wire.extend(amber_tests::reply::encode(cmd));
+                    }
+                    c.send_raw(&wire).expect("send batch");
+                    for cmd in &cmds {
+                        c.read_reply().unwrap_or_else(|e| {
+                            panic!("client {t} batch {b}: no reply to {cmd:?}: {e}")
+                        });
+                    }
+                }
+                counted
+            })
+        })
+        .collect();
+    let mut c = RespClient::connect(port).expect("connect");
+    for (t, h) in clients.into_iter().enumerate() {
+        let counted = h.join().expect("client panicked");
+        assert_eq!(
+            show(&c.cmd(&["ZSCORE", "hot", &format!("m{t}")])),
+            show(format!("${}\r\n{counted}\r\n", counted.to_string().len()).as_bytes()),
+            "client {t}: every ZINCRBY counted once"
+        );
+    }
+}
