@@ -73,10 +73,10 @@ pub fn decode(kind: u8, bytes: &[u8]) -> Option<Value> {
             no_int: false,
         })),
         KIND_STRING_NO_INT => Some(Value::Str(StrValue::without_int(bytes.to_vec()))),
-        KIND_HASH => HashValue::decode(bytes).map(Value::Hash),
-        KIND_LIST => ListValue::decode(bytes).map(Value::List),
-        KIND_SET => SetValue::decode(bytes).map(Value::Set),
-        KIND_ZSET => ZSetValue::decode(bytes).map(Value::ZSet),
+        KIND_HASH => HashValue::decode(bytes).map(Value::from),
+        KIND_LIST => ListValue::decode(bytes).map(Value::from),
+        KIND_SET => SetValue::decode(bytes).map(Value::from),
+        KIND_ZSET => ZSetValue::decode(bytes).map(Value::from),
         _ => None,
     }
 }

@@ -8,20 +8,35 @@ use crate::types::journal::Journal;
 use crate::types::{HashValue, ListValue, SetValue, ZSetValue};
 
 /// A value stored under a key.
+///
+/// Collections are boxed: every hot entry holds a `Value` inline, and an
+/// inline sorted set (208 bytes) made each entry 280 bytes, a string key's
+/// included; boxed, a `Value` is 40 bytes (the string's).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Value {
     /// A binary-safe string (Redis's `string` type, also used by the bit commands).
     Str(StrValue),
     /// A hash.
-    Hash(HashValue),
+    Hash(Box<HashValue>),
     /// A list.
-    List(ListValue),
+    List(Box<ListValue>),
     /// A set.
-    Set(SetValue),
+    Set(Box<SetValue>),
     /// A sorted set.
-    ZSet(ZSetValue),
+    ZSet(Box<ZSetValue>),
 }
+
+macro_rules! boxed_from {
+    ($($t:ident => $v:ident),*) => {$(
+        impl From<$t> for Value {
+            fn from(v: $t) -> Value {
+                Value::$v(Box::new(v))
+            }
+        }
+    )*};
+}
+boxed_from!(HashValue => Hash, ListValue => List, SetValue => Set, ZSetValue => ZSet);
 
 /// The type name a value reports through `TYPE` and `SCAN ... TYPE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +200,18 @@ pub fn is_int_encodable(b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_and_a_hot_entry_stay_small() {
+        // Every hot key holds one `Value` inline in its slab slot: with the
+        // collections inline the slot was 280 bytes, a string key's too.
+        let (value, entry) = (
+            std::mem::size_of::<Value>(),
+            std::mem::size_of::<crate::tier::slab::HotEntry>(),
+        );
+        assert!(value <= 40, "Value is {value} bytes");
+        assert!(entry <= 128, "HotEntry is {entry} bytes");
+    }
 
     #[test]
     fn encodings() {

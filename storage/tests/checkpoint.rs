@@ -83,7 +83,7 @@ fn fill(ks: &Keyspace, round: u32) {
             _ => {
                 let mut l = ListValue::new();
                 l.push(false, format!("e{i}-{round}").as_bytes());
-                g.set(b"list", Value::List(l), SetExpiry::Persist)
+                g.set(b"list", Value::from(l), SetExpiry::Persist)
                     .expect("set");
             }
         }

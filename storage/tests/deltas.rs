@@ -38,10 +38,10 @@ fn build(ks: &Keyspace, n: usize) {
                 Some(v) => mutate(v, key, &member, i),
                 None => {
                     let mut v = match key {
-                        b"hash" => Value::Hash(HashValue::default()),
-                        b"list" => Value::List(ListValue::new()),
-                        b"set" => Value::Set(SetValue::new_for(member.as_bytes())),
-                        _ => Value::ZSet(ZSetValue::new()),
+                        b"hash" => Value::from(HashValue::default()),
+                        b"list" => Value::from(ListValue::new()),
+                        b"set" => Value::from(SetValue::new_for(member.as_bytes())),
+                        _ => Value::from(ZSetValue::new()),
                     };
                     mutate(&mut v, key, &member, i);
                     g.set(key, v, amber_storage::SetExpiry::Persist)

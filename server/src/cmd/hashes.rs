@@ -87,7 +87,7 @@ fn with_hash_or_create<T>(
             let mut h = HashValue::default();
             let r = f(&mut h)?;
             if !h.is_empty() {
-                g.set(key, Value::Hash(h), SetExpiry::Persist)?;
+                g.set(key, Value::from(h), SetExpiry::Persist)?;
             }
             Ok(r)
         }

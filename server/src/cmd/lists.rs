@@ -224,7 +224,7 @@ fn push_to(g: &mut Guard<'_>, dst: &[u8], end: End, value: &[u8]) -> CmdResult {
     }
     let mut l = ListValue::new();
     l.push(end.is_left(), value);
-    g.set(dst, Value::List(l), SetExpiry::Persist)?;
+    g.set(dst, Value::from(l), SetExpiry::Persist)?;
     Ok(())
 }
 
@@ -265,7 +265,7 @@ fn push_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], end: End, xx: bool) -> CmdRes
                 l.push(end.is_left(), e);
             }
             let n = l.len();
-            g.set(key, Value::List(l), SetExpiry::Persist)?;
+            g.set(key, Value::from(l), SetExpiry::Persist)?;
             n
         }
     };

@@ -97,7 +97,7 @@ fn store(
             ctx.notify(notify::GENERIC, "del", dst);
         }
     } else {
-        g.set(dst, Value::Set(set), SetExpiry::Persist)?;
+        g.set(dst, Value::from(set), SetExpiry::Persist)?;
         drop(g);
         ctx.notify(notify::SET, event, dst);
     }
@@ -115,7 +115,7 @@ fn sadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         None => {
             let mut s = SetValue::new_for(arg(args, 2));
             let n = members.iter().filter(|m| s.add(m, max)).count();
-            g.set(key, Value::Set(s), SetExpiry::Persist)?;
+            g.set(key, Value::from(s), SetExpiry::Persist)?;
             n
         }
     };
@@ -292,7 +292,7 @@ fn spop(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
                 member(ctx.out, m);
             }
         }
-        *s = new;
+        **s = new;
     }
     Ok(())
 }
@@ -398,7 +398,7 @@ fn smove(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     } else {
         let mut s = SetValue::new_for(m);
         s.add(m, max);
-        g.set(dst, Value::Set(s), SetExpiry::Persist)?;
+        g.set(dst, Value::from(s), SetExpiry::Persist)?;
         true
     };
     drop(g);

@@ -59,7 +59,7 @@ fn new_list(items: Vec<Vec<u8>>) -> Value {
     for i in &items {
         l.push_back(i);
     }
-    Value::List(l)
+    Value::from(l)
 }
 
 /// The elements of a set, in the set's own order.

@@ -136,7 +136,7 @@ fn store_result(
     let n = result.len();
     if n > 0 {
         let created = !g.exists(dst);
-        g.set(dst, Value::ZSet(result), SetExpiry::Persist)?;
+        g.set(dst, Value::from(result), SetExpiry::Persist)?;
         ctx.notify(ZSET, event, dst);
         if created {
             g.signal(ctx, dst);
@@ -241,7 +241,7 @@ fn zadd_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], incr: bool) -> CmdResult {
     let mut nan = false;
     if exists || !flags.xx {
         if !exists {
-            g.set(key, Value::ZSet(ZSetValue::new()), SetExpiry::Persist)?;
+            g.set(key, Value::from(ZSetValue::new()), SetExpiry::Persist)?;
         }
         if let Some(z) = write(&mut g, key)? {
             for &(score, member) in &pairs {
@@ -1129,7 +1129,7 @@ fn zsetop_generic(
         ctx.srv.stats.hit(v.is_some());
         let z = match v {
             None => ZSetValue::new(),
-            Some(Value::ZSet(z)) => z.clone(),
+            Some(Value::ZSet(z)) => (**z).clone(),
             Some(Value::Set(s)) => {
                 let mut z = ZSetValue::new();
                 for m in set_members(s) {

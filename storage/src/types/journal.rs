@@ -396,7 +396,7 @@ mod tests {
                     }
                 })
             }).collect();
-            check_replay(Value::Hash(HashValue::default()), steps);
+            check_replay(Value::from(HashValue::default()), steps);
         }
 
         #[test]
@@ -411,7 +411,7 @@ mod tests {
                     }
                 })
             }).collect();
-            check_replay(Value::Set(SetValue::new_for(b"1")), steps);
+            check_replay(Value::from(SetValue::new_for(b"1")), steps);
         }
 
         #[test]
@@ -429,7 +429,7 @@ mod tests {
                     }
                 })
             }).collect();
-            check_replay(Value::ZSet(ZSetValue::new()), steps);
+            check_replay(Value::from(ZSetValue::new()), steps);
         }
 
         #[test]
@@ -451,7 +451,7 @@ mod tests {
                     }
                 })
             }).collect();
-            check_replay(Value::List(ListValue::new()), steps);
+            check_replay(Value::from(ListValue::new()), steps);
         }
     }
 
@@ -459,7 +459,7 @@ mod tests {
     fn off_journal_records_nothing_and_clones_are_off() {
         let mut h = HashValue::default();
         h.insert(b"f", b"v", HashLimits::default());
-        let mut v = Value::Hash(h);
+        let mut v = Value::from(h);
         assert_eq!(journal_of(&mut v).take(), Changes::Unknown);
         journal_of(&mut v).start();
         let mut copy = v.clone();
@@ -469,7 +469,7 @@ mod tests {
 
     #[test]
     fn conversion_overflows_then_records_again() {
-        let mut v = Value::Set(SetValue::new_for(b"1"));
+        let mut v = Value::from(SetValue::new_for(b"1"));
         journal_of(&mut v).start();
         if let Value::Set(s) = &mut v {
             s.add(b"1", 512);
@@ -484,7 +484,7 @@ mod tests {
 
     #[test]
     fn malformed_ops_are_refused() {
-        let mut v = Value::List(ListValue::new());
+        let mut v = Value::from(ListValue::new());
         assert_eq!(apply(&mut v, &[LPOP_HEAD]), None);
         assert_eq!(apply(&mut v, &[99]), None);
         assert_eq!(apply(&mut v, &[HSET, 1, b'f', 1, b'v']), None);
