@@ -644,9 +644,21 @@ impl ZSetValue {
         if id == NIL {
             return None;
         }
-        let (m, s) = (self.list.member(id).to_vec(), self.list.score(id));
-        self.remove(&m);
-        Some((m, s))
+        // Unlink the node by its id (the index entry is found by id, so the
+        // member is hashed but never compared) and keep its member bytes
+        // for the reply instead of copying them.
+        let score = self.list.score(id);
+        let member = self.list.remove_node(id)?;
+        let h = self.hasher.hash_one(&member[..]);
+        if let Ok(entry) = self.index.find_entry(h, |&i| i == id) {
+            entry.remove();
+        }
+        self.member_bytes -= member.len();
+        if self.list.len() == 0 {
+            self.index = HashTable::new();
+        }
+        self.journal.zset_remove(&member);
+        Some((Vec::from(member), score))
     }
 
     /// The bytes of its arena record value.

@@ -307,6 +307,25 @@ impl SkipList {
 
     /// Removes the node of `(score, member)`; returns its member bytes.
     pub(crate) fn remove(&mut self, score: f64, member: &[u8]) -> Option<Box<[u8]>> {
+        let update = self.path_to(score, member);
+        let x = self.next(update[0]);
+        if x == NIL || self.score(x) != score || self.member(x) != member {
+            return None;
+        }
+        self.unlink(&update, x)
+    }
+
+    /// Removes node `id` and returns its member bytes (moved, not copied).
+    pub(crate) fn remove_node(&mut self, id: u32) -> Option<Box<[u8]>> {
+        let update = self.path_to(self.score(id), self.member(id));
+        if self.next(update[0]) != id {
+            return None;
+        }
+        self.unlink(&update, id)
+    }
+
+    /// The last node before `(score, member)` at every level.
+    fn path_to(&self, score: f64, member: &[u8]) -> [u32; MAX_LEVEL] {
         let mut update = [HEAD; MAX_LEVEL];
         let mut x = HEAD;
         for i in (0..self.level).rev() {
@@ -319,10 +338,11 @@ impl SkipList {
             }
             update[i] = x;
         }
-        let x = self.next(update[0]);
-        if x == NIL || self.score(x) != score || self.member(x) != member {
-            return None;
-        }
+        update
+    }
+
+    /// Unlinks node `x`, whose predecessors at every level are `update`.
+    fn unlink(&mut self, update: &[u32; MAX_LEVEL], x: u32) -> Option<Box<[u8]>> {
         for (i, &u) in update.iter().enumerate().take(self.level) {
             let ul = self.link(u, i);
             if ul.next == x {
