@@ -128,7 +128,14 @@ impl ServerProc {
                 return Err(e);
             }
             if let Ok(Reply::Status) = command(port, &[b"PING"]).await.map(|r| r.0) {
-                return Ok(server);
+                // The port is free when chosen, not when bound: a server the
+                // bench started earlier may hold it, and this one then dies
+                // of the bind failure while the other answers the PING (the
+                // exit is seen above on a later turn, and another port tried).
+                let answering = server.info("server").await.ok();
+                if answering.and_then(|m| m.get("process_id")?.parse::<u32>().ok()) == Some(pid) {
+                    return Ok(server);
+                }
             }
             if Instant::now() >= deadline {
                 server.stop();
