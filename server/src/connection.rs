@@ -363,7 +363,7 @@ fn peek_batch<'a>(srv: &ServerState, input: &'a [u8]) -> PeekedBatch<'a> {
     let mut batch = PeekedBatch::default();
     let (mut keyed, mut shard, mut mixed) = (0usize, None, false);
     batch.walked = resp::peek::first_args(input, PREFETCH_MAX_KEYS, |name, first| {
-        if !srv.commands.get(name).is_some_and(|def| def.first_key == 1) {
+        if srv.commands.get(name).is_none_or(|def| def.first_key != 1) {
             return;
         }
         keyed += 1;
