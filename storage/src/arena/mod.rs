@@ -808,12 +808,19 @@ impl Inner {
         buf[4..HEADER_LEN].copy_from_slice(tail);
         let mut at = HEADER_LEN;
         for part in std::iter::once(key).chain(value.iter().copied()) {
-            buf[at..at + part.len()].copy_from_slice(part);
+            let to = buf
+                .get_mut(at..at + part.len())
+                .ok_or_else(|| Error::Corrupt("record parts longer than its header says".into()))?;
+            to.copy_from_slice(part);
             at += part.len();
         }
         let crc = record::checksum(gen, &buf[4..at], &[], &[]);
         buf[..4].copy_from_slice(&crc.to_le_bytes());
-        self.medium.write(addr, &buf[..len])
+        let bytes = buf
+            .get(..len)
+            .filter(|_| at <= len)
+            .ok_or_else(|| Error::Corrupt("record parts longer than its header says".into()))?;
+        self.medium.write(addr, bytes)
     }
 
     /// Appends a record too large for a segment into an extent of its own:
