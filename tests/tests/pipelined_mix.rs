@@ -97,17 +97,7 @@ fn pipelined_batches_mixed_with_exclusive_and_blocking_commands_never_deadlock()
                 let (mut incrs, mut pushes, mut queued) = (0, 0, 0);
                 for b in 0..BATCHES {
                     let (cmds, i, p, q) = batch(t, b);
-                    let mut wire = Vec::new();
-                    for cmd in &cmds {
-                        wire.extend(amber_tests::reply::encode(cmd));
-                    }
-                    c.send_raw(&wire).expect("send batch");
-                    for cmd in &cmds {
-                        // A deadlock ends here, in the client's read timeout.
-                        c.read_reply().unwrap_or_else(|e| {
-                            panic!("writer {t} batch {b}: no reply to {cmd:?}: {e}")
-                        });
-                    }
+                    send_batch(&mut c, &cmds, &format!("writer {t} batch {b}"));
                     incrs += i;
                     pushes += p;
                     queued += q;
@@ -146,6 +136,20 @@ fn pipelined_batches_mixed_with_exclusive_and_blocking_commands_never_deadlock()
         queued_total,
         "every pushed item was popped by the waiter or is still queued"
     );
+}
+
+/// Sends `cmds` as one pipelined write and reads a reply to each.
+fn send_batch(c: &mut RespClient, cmds: &[Vec<String>], who: &str) {
+    let mut wire = Vec::new();
+    for cmd in cmds {
+        wire.extend(amber_tests::reply::encode(cmd));
+    }
+    c.send_raw(&wire).expect("send batch");
+    for cmd in cmds {
+        // A deadlock ends here, in the client's read timeout.
+        c.read_reply()
+            .unwrap_or_else(|e| panic!("{who}: no reply to {cmd:?}: {e}"));
+    }
 }
 
 fn queue_len(c: &mut RespClient) -> usize {
@@ -190,16 +194,7 @@ fn batches_on_one_key_take_turns_without_losing_or_hanging() {
                         }
                         _ => {}
                     }
-                    let mut wire = Vec::new();
-                    for cmd in &cmds {
-                        wire.extend(amber_tests::reply::encode(cmd));
-                    }
-                    c.send_raw(&wire).expect("send batch");
-                    for cmd in &cmds {
-                        c.read_reply().unwrap_or_else(|e| {
-                            panic!("client {t} batch {b}: no reply to {cmd:?}: {e}")
-                        });
-                    }
+                    send_batch(&mut c, &cmds, &format!("client {t} batch {b}"));
                 }
                 counted
             })
