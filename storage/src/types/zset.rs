@@ -390,7 +390,7 @@ impl ZSetValue {
                 if cur.to_bits() != score.to_bits()
                     && !(self.listpack && cur == 0.0 && score == 0.0)
                 {
-                    self.rescore(id, member, cur, score);
+                    self.rescore(id, member, score);
                 }
                 false
             }
@@ -401,12 +401,12 @@ impl ZSetValue {
         }
     }
 
-    /// Moves `member`, present as node `id` with score `cur`, to `score`:
+    /// Moves `member`, present as node `id`, to `score`:
     /// in place when its neighbours allow, else unlinked and linked again
     /// with the same member bytes, the index entry kept (the node id is
     /// reused; updated if not). No hash and no allocation, where a remove
     /// and an insert took two of each.
-    fn rescore(&mut self, id: u32, member: &[u8], cur: f64, score: f64) {
+    fn rescore(&mut self, id: u32, member: &[u8], score: f64) {
         // In a listpack `-0` is stored as the integer 0 (see `normalize_zeros`).
         let score = if self.listpack && score == 0.0 {
             0.0
@@ -414,7 +414,7 @@ impl ZSetValue {
             score
         };
         if !self.list.rescore_in_place(id, score) {
-            let Some(bytes) = self.list.remove(cur, member) else {
+            let Some(bytes) = self.list.remove_node(id) else {
                 return;
             };
             let moved = self.list.insert(score, bytes);
@@ -440,12 +440,17 @@ impl ZSetValue {
         let (id, _) = entry.remove();
         let score = self.list.score(id);
         self.list.remove(score, member);
+        self.forget(member);
+        Some(score)
+    }
+
+    /// Accounting and journal of a member just removed from list and index.
+    fn forget(&mut self, member: &[u8]) {
         self.member_bytes -= member.len();
         if self.list.len() == 0 {
             self.index = HashTable::new();
         }
         self.journal.zset_remove(member);
-        Some(score)
     }
 
     /// Redis's `zsetAdd`: adds or updates `member` under the ZADD `flags`.
@@ -478,7 +483,7 @@ impl ZSetValue {
                     return AddOutcome::Skipped;
                 }
                 if score != cur {
-                    self.rescore(id, member, cur, score);
+                    self.rescore(id, member, score);
                     AddOutcome::Updated(score)
                 } else {
                     AddOutcome::Unchanged(score)
@@ -653,11 +658,7 @@ impl ZSetValue {
         if let Ok(entry) = self.index.find_entry(h, |&i| i == id) {
             entry.remove();
         }
-        self.member_bytes -= member.len();
-        if self.list.len() == 0 {
-            self.index = HashTable::new();
-        }
-        self.journal.zset_remove(&member);
+        self.forget(&member);
         Some((Vec::from(member), score))
     }
 
