@@ -80,10 +80,10 @@ impl Connection {
         }
         let mailbox = client.subs.mailbox.clone();
         loop {
-            let authed = client.authenticated || !srv.auth_required();
-            let batch = match authed {
-                true => peek_batch(srv, &self.input),
-                false => PeekedBatch::default(),
+            let batch = if client.authenticated || !srv.auth_required() {
+                peek_batch(srv, &self.input)
+            } else {
+                PeekedBatch::default()
             };
             // A batch on one shard runs in its turn, when its shard's
             // batches are long enough for that to pay (see `crate::lease`).

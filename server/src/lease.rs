@@ -103,6 +103,7 @@ impl Slot {
         self.cost_ns.store(avg as u32, Ordering::Relaxed);
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,18 +128,18 @@ mod tests {
             .expect("woken when the lease was given back")
             .expect("no panic");
     }
-}
 
-#[test]
-fn only_long_batches_are_worth_a_lease() {
-    let leases = BatchLeases::default();
-    let slot = leases.slot(1, 3);
-    for _ in 0..64 {
-        slot.record(Duration::from_micros(1));
+    #[test]
+    fn only_long_batches_are_worth_a_lease() {
+        let leases = BatchLeases::default();
+        let slot = leases.slot(1, 3);
+        for _ in 0..64 {
+            slot.record(Duration::from_micros(1));
+        }
+        assert!(!slot.worth_it());
+        for _ in 0..64 {
+            slot.record(Duration::from_micros(50));
+        }
+        assert!(slot.worth_it());
     }
-    assert!(!slot.worth_it());
-    for _ in 0..64 {
-        slot.record(Duration::from_micros(50));
-    }
-    assert!(slot.worth_it());
 }
