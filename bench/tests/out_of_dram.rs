@@ -75,6 +75,7 @@ fn tiny_out_of_dram_covers_every_configuration_and_point() {
                         !matches!(
                             cfg,
                             ConfigKind::AmberPmem
+                                | ConfigKind::AmberDram
                                 | ConfigKind::RedisNoeviction
                                 | ConfigKind::RedisLru
                                 | ConfigKind::RedisDram
@@ -83,9 +84,10 @@ fn tiny_out_of_dram_covers_every_configuration_and_point() {
                         cfg.name(),
                         row[c_note]
                     );
-                } else if cfg == ConfigKind::AmberPmem {
-                    assert_eq!(status, "ok", "amber-pmem x{ratio}: {}", row[c_note]);
-                    assert_eq!(row[c_lost], "0", "amber-pmem lost keys at x{ratio}");
+                } else if matches!(cfg, ConfigKind::AmberPmem | ConfigKind::AmberDram) {
+                    let name = cfg.name();
+                    assert_eq!(status, "ok", "{name} x{ratio}: {}", row[c_note]);
+                    assert_eq!(row[c_lost], "0", "{name} lost keys at x{ratio}");
                 } else if cfg.is_amber() && status == "ok" {
                     assert_eq!(row[c_lost], "0", "{} lost keys at x{ratio}", cfg.name());
                 }

@@ -37,6 +37,7 @@ pub fn color(c: ConfigKind) -> RGBColor {
         ConfigKind::RedisLru => RGBColor(130, 60, 180),
         ConfigKind::RedisSwap => RGBColor(20, 150, 140),
         ConfigKind::RedisDram => RGBColor(120, 120, 120),
+        ConfigKind::AmberDram => RGBColor(240, 190, 90),
     }
 }
 

@@ -27,11 +27,16 @@ pub enum ConfigKind {
     /// how much of a line's fall is the memory hierarchy (caches, TLB) and
     /// how much is the tiering.
     RedisDram,
+    /// Amber with a `dram-budget` above the whole data set (every key stays
+    /// hot), arena on /dev/shm as for `amber-pmem`. The same server without
+    /// tiering: the gap between it and `amber-pmem` is what tiering costs,
+    /// its own fall from 0.25x to 8x is the memory hierarchy's.
+    AmberDram,
 }
 
 impl ConfigKind {
     /// Every configuration, in chart order.
-    pub const ALL: [ConfigKind; 7] = [
+    pub const ALL: [ConfigKind; 8] = [
         ConfigKind::AmberPmem,
         ConfigKind::AmberDisk,
         ConfigKind::RedisOom,
@@ -39,6 +44,7 @@ impl ConfigKind {
         ConfigKind::RedisLru,
         ConfigKind::RedisSwap,
         ConfigKind::RedisDram,
+        ConfigKind::AmberDram,
     ];
 
     /// Name used in the CSV, the table and the legend.
@@ -51,6 +57,7 @@ impl ConfigKind {
             ConfigKind::RedisLru => "redis-lru",
             ConfigKind::RedisSwap => "redis-swap",
             ConfigKind::RedisDram => "redis-dram",
+            ConfigKind::AmberDram => "amber-dram",
         }
     }
 
@@ -78,12 +85,18 @@ impl ConfigKind {
             ConfigKind::RedisDram => {
                 "redis-server, no memory limit: all data in DRAM (reference ceiling, not budget-bound)"
             }
+            ConfigKind::AmberDram => {
+                "Amber, dram-budget above the data set: every key hot (reference: Amber without tiering)"
+            }
         }
     }
 
     /// Runs Amber (else redis-server).
     pub fn is_amber(self) -> bool {
-        matches!(self, ConfigKind::AmberPmem | ConfigKind::AmberDisk)
+        matches!(
+            self,
+            ConfigKind::AmberPmem | ConfigKind::AmberDisk | ConfigKind::AmberDram
+        )
     }
 
     /// Needs a memory cgroup.

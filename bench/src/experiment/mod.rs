@@ -210,17 +210,29 @@ fn launch_args(
         ]
     };
     match cfg {
-        ConfigKind::AmberPmem | ConfigKind::AmberDisk => {
+        ConfigKind::AmberPmem | ConfigKind::AmberDisk | ConfigKind::AmberDram => {
             if is_redis_binary(&params.amber_bin) {
                 (
                     redis_base(workdir),
                     "stand-in: redis-server run as Amber (no tiering flags)".into(),
                 )
             } else {
+                // amber-dram: room for every key hot (a hot 1 KiB string
+                // is charged about 1.2 KiB), so nothing is ever demoted.
+                let budget = if cfg == ConfigKind::AmberDram {
+                    2 * keys * (params.value_size as u64 + 256) + (64 << 20)
+                } else {
+                    params.budget
+                };
+                let note = if cfg == ConfigKind::AmberDram {
+                    "reference: dram-budget above the data set, every key hot".into()
+                } else {
+                    String::new()
+                };
                 (
                     vec![
                         "--dram-budget".into(),
-                        redis_size(params.budget),
+                        redis_size(budget),
                         "--pmem-path".into(),
                         arena.display().to_string(),
                         "--pmem-size".into(),
@@ -228,7 +240,7 @@ fn launch_args(
                         "--persistence".into(),
                         "pmem".into(),
                     ],
-                    String::new(),
+                    note,
                 )
             }
         }
