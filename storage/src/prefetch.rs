@@ -35,9 +35,10 @@ const WARM_VALUE_MAX: usize = 4096;
 /// Where the first pass found a key, for the second pass.
 #[derive(Clone, Copy)]
 enum Seen {
-    /// A hot entry: (shard, slot).
+    /// A hot entry: (index of its shard in the held list, slot).
     Hot(usize, u32),
-    /// An arena record: (shard, the handle that points at it).
+    /// An arena record: (index of its shard in the held list, the handle
+    /// that points at it).
     Cold(usize, Handle),
 }
 
@@ -59,11 +60,17 @@ impl Keyspace {
     }
 }
 
-/// The two passes of [`Keyspace::prefetch`] over at most
-/// [`PREFETCH_MAX_KEYS`] of `keys`; `shard(n)` lends shard `n` of the
-/// database, or `None` to skip its keys. A [`crate::Guard`] passes the
-/// shards it holds, so a multi-key command hints its own keys. Returns how
-/// many keys had at least one candidate in the index.
+/// The passes of [`Keyspace::prefetch`] over at most [`PREFETCH_MAX_KEYS`]
+/// of `keys`; `shard(n)` lends shard `n` of the database, or `None` to skip
+/// its keys. A [`crate::Guard`] passes the shards it holds, so a multi-key
+/// command hints its own keys. Returns how many keys had at least one
+/// candidate in the index.
+///
+/// Every shard of the batch is taken before the first probe and held until
+/// the last hint. Taking a lock is a locked instruction, which waits for
+/// the loads before it: locking between two probes made each key's index
+/// misses (control bytes, then bucket) wait for the previous key's, so
+/// pass 1 paid them one key at a time.
 pub(crate) fn hint_keys<'k, S: Deref<Target = Shard>>(
     ks: &Keyspace,
     keys: impl IntoIterator<Item = &'k [u8]>,
@@ -71,27 +78,41 @@ pub(crate) fn hint_keys<'k, S: Deref<Target = Shard>>(
 ) -> usize {
     let mut found = 0;
     let arena = ks.tiers.arena.as_ref();
-    let mut seen: SmallVec<[Seen; PREFETCH_MAX_KEYS]> = SmallVec::new();
-    // Pass 1: probe the index; prefetch each candidate's entry or record
-    // head without reading it.
+    // Pass 0: each key's hash and shard (no memory but the key's bytes),
+    // then each distinct shard once.
+    let mut wanted: SmallVec<[(u64, usize); PREFETCH_MAX_KEYS]> = SmallVec::new();
+    let mut held: SmallVec<[(usize, Option<S>); PREFETCH_MAX_KEYS]> = SmallVec::new();
     for key in keys.into_iter().take(PREFETCH_MAX_KEYS) {
         let full = ks.hash(key);
         let shard_no = ks.shard_of(full);
-        let Some(shard) = shard(shard_no) else {
+        let at = match held.iter().position(|(n, _)| *n == shard_no) {
+            Some(at) => at,
+            None => {
+                held.push((shard_no, shard(shard_no)));
+                held.len() - 1
+            }
+        };
+        wanted.push((full, at));
+    }
+    let mut seen: SmallVec<[Seen; PREFETCH_MAX_KEYS]> = SmallVec::new();
+    // Pass 1: probe the index; prefetch each candidate's entry or record
+    // head without reading it.
+    for (full, at) in wanted {
+        let Some(shard) = &held[at].1 else {
             continue;
         };
         let before = seen.len();
-        probe(&shard, short_hash(full), |h| match h.target() {
+        probe(shard, short_hash(full), |h| match h.target() {
             Target::Hot(slot) => {
                 if let Some(e) = shard.hot.slot_ref(slot) {
                     warm_object(e);
-                    seen.push(Seen::Hot(shard_no, slot));
+                    seen.push(Seen::Hot(at, slot));
                 }
             }
             Target::Cold(addr) => {
                 if let Some(a) = arena {
                     a.warm_head(addr);
-                    seen.push(Seen::Cold(shard_no, h));
+                    seen.push(Seen::Cold(at, h));
                 }
             }
         });
@@ -103,8 +124,8 @@ pub(crate) fn hint_keys<'k, S: Deref<Target = Shard>>(
     // key and value bytes.
     for s in seen {
         match s {
-            Seen::Hot(shard_no, slot) => {
-                let Some(shard) = shard(shard_no) else {
+            Seen::Hot(at, slot) => {
+                let Some(shard) = &held[at].1 else {
                     continue;
                 };
                 if let Some(e) = shard.hot.get(slot) {
@@ -116,10 +137,10 @@ pub(crate) fn hint_keys<'k, S: Deref<Target = Shard>>(
             }
             // The record's length is read from its header: only under the
             // shard's lock and while the index still points at it, as any
-            // read of a record (a record released since pass 1 may sit in
-            // a segment that is being reused).
-            Seen::Cold(shard_no, handle) => {
-                let Some(shard) = shard(shard_no) else {
+            // read of a record (the shard has been held since pass 1, so
+            // the record cannot have been released in between).
+            Seen::Cold(at, handle) => {
+                let Some(shard) = &held[at].1 else {
                     continue;
                 };
                 if let (Some(a), Target::Cold(addr)) = (arena, handle.target()) {
