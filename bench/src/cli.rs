@@ -140,7 +140,7 @@ pub struct OutOfDramArgs {
     /// Data-set / budget ratios, comma separated (default 0.25,0.5,1,1.5,2,4,8; --quick 0.5,2,8).
     #[arg(long, value_delimiter = ',')]
     pub ratios: Option<Vec<f64>>,
-    /// Configurations (default all).
+    /// Configurations (default all but amber-dram).
     #[arg(long, value_delimiter = ',')]
     pub configs: Option<Vec<ConfigKind>>,
     /// Key distributions, comma separated (default uniform,zipf:0.99).

@@ -205,7 +205,7 @@ async fn cmd_out_of_dram(a: OutOfDramArgs) -> Result<(), String> {
         configs: a
             .configs
             .clone()
-            .unwrap_or_else(|| ConfigKind::ALL.to_vec()),
+            .unwrap_or_else(|| ConfigKind::DEFAULT.to_vec()),
         dists,
         set_fraction: parse_set_get_ratio(&a.ratio)?,
         ratio_label: a.ratio.clone(),

@@ -13,8 +13,12 @@ fn tiny_out_of_dram_covers_every_configuration_and_point() {
     let out = tempfile::tempdir().unwrap();
     let amber = common::amber_bin();
     let started = std::time::Instant::now();
+    // Every line, also amber-dram, which the default leaves out.
+    let configs = ConfigKind::ALL.map(|c| c.name()).join(",");
     let (ok, _stdout, stderr) = common::run_bench(&[
         "out-of-dram",
+        "--configs",
+        &configs,
         "--out",
         out.path().to_str().unwrap(),
         "--amber-bin",
