@@ -134,13 +134,18 @@ fn churn(ks: &Keyspace, rounds: usize, seed: u64) {
     }
 }
 
-/// The four collections' encodings (order and encoding included).
+/// The four collections' encodings (order and encoding included). A sorted
+/// set's record lists its elements in any order, so each value is decoded
+/// and encoded again first: decoding inserts them sorted, and a fresh set
+/// stores its nodes in that order.
 fn snapshot(ks: &Keyspace) -> Vec<Vec<u8>> {
     KEYS.iter()
         .map(|key| {
             let mut g = ks.lock_one(0, key).expect("lock");
             let v = g.peek(key).expect("present");
-            codec::encode(v).1.into_owned()
+            let (kind, bytes) = codec::encode(v);
+            let canonical = codec::decode(kind, &bytes).expect("decodes");
+            codec::encode(&canonical).1.into_owned()
         })
         .collect()
 }

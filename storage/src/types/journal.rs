@@ -338,7 +338,13 @@ mod tests {
                 Changes::Ops(ops) => {
                     let mut replayed = codec::decode(kind, &before).expect("decodes");
                     apply(&mut replayed, &ops).expect("ops apply");
-                    assert_eq!(codec::encode(&replayed), codec::encode(&v));
+                    match (&replayed, &v) {
+                        // A sorted set's record lists its elements in the
+                        // order its nodes are stored, which a replay need not
+                        // reproduce: compare the sets (encoding included).
+                        (Value::ZSet(a), Value::ZSet(b)) => assert_eq!(a, b),
+                        _ => assert_eq!(codec::encode(&replayed), codec::encode(&v)),
+                    }
                     // As write-back does: the next step's ops reuse the buffer.
                     journal_of(&mut v).recycle(ops);
                 }

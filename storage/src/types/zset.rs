@@ -671,27 +671,35 @@ impl ZSetValue {
     /// | 0 | 1 | format version, `1` |
     /// | 1 | 1 | flags: bit 0 set = `listpack` encoding, other bits 0 |
     /// | 2 | 4 | `n`, the number of elements (u32) |
-    /// | 6 | ... | `n` elements in ascending `(score, member)` order |
+    /// | 6 | ... | `n` elements, in any order |
     ///
     /// Each element: 8 bytes of score (IEEE-754 double bits, u64; never
     /// NaN, `-0` kept), 4 bytes of member length `len` (u32), then `len`
     /// member bytes. Nothing follows the last element.
+    ///
+    /// The elements are written in the order their nodes are stored (the
+    /// writer of a large set then walks memory in order: in the list's
+    /// order, one cache miss per element made the whole rewrites of a 100k
+    /// set 10% of `ZADD`'s CPU). Records written before this were in
+    /// ascending order, which is one of "any order": the format is
+    /// unchanged, so its version too.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(6 + self.len() * 12 + self.member_bytes);
         out.push(ENCODE_VERSION);
         out.push(u8::from(self.listpack));
         out.extend_from_slice(&(self.len() as u32).to_le_bytes());
-        for (m, s) in self.iter() {
+        self.list.for_each_stored(|m, s| {
             out.extend_from_slice(&s.to_bits().to_le_bytes());
             out.extend_from_slice(&(m.len() as u32).to_le_bytes());
             out.extend_from_slice(m);
-        }
+        });
         out
     }
 
     /// Decodes [`ZSetValue::encode`]'s bytes; `None` if malformed (unknown
     /// version or flags, wrong count, NaN score, duplicate member, trailing
-    /// bytes).
+    /// bytes). The elements are sorted before they are inserted, so each
+    /// insertion's search runs along the recently touched end of the list.
     pub fn decode(b: &[u8]) -> Option<Self> {
         let (&version, rest) = b.split_first()?;
         let (&flags, rest) = rest.split_first()?;
@@ -704,19 +712,34 @@ impl ZSetValue {
             listpack: flags & 1 != 0,
             ..Default::default()
         };
+        // At most one element per 12 bytes: a count past that is malformed
+        // and must not size the buffer.
+        let mut elements: Vec<(f64, &[u8])> = Vec::with_capacity(n.min(rest.len() / 12));
         for _ in 0..n {
             let (s, r) = rest.split_at_checked(8)?;
             let score = f64::from_bits(u64::from_le_bytes(s.try_into().ok()?));
             let (len, r) = r.split_at_checked(4)?;
             let len = u32::from_le_bytes(len.try_into().ok()?) as usize;
             let (m, r) = r.split_at_checked(len)?;
-            if score.is_nan() || z.contains(m) {
+            if score.is_nan() {
+                return None;
+            }
+            elements.push((score, m));
+            rest = r;
+        }
+        if !rest.is_empty() {
+            return None;
+        }
+        // Scores are never NaN here, so `total_cmp` differs from the list's
+        // order only on -0 against 0, whose relative order does not matter.
+        elements.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+        for (score, m) in elements {
+            if z.contains(m) {
                 return None;
             }
             z.insert_new(m, score);
-            rest = r;
         }
-        rest.is_empty().then_some(z)
+        Some(z)
     }
 }
 

@@ -161,6 +161,28 @@ impl SkipList {
         self.node(id).map_or(0.0, |n| n.score)
     }
 
+    /// Every element as `(member, score)`, in the order the nodes are
+    /// stored, not in the list's order: a walk of the node array (and of
+    /// members mostly allocated in the same order) instead of one cache
+    /// miss per element, for writers that do not need the order.
+    pub(crate) fn for_each_stored(&self, mut f: impl FnMut(&[u8], f64)) {
+        let mut free = vec![false; self.nodes.len()];
+        for &id in &self.free {
+            if let Some(slot) = free.get_mut(id as usize) {
+                *slot = true;
+            }
+        }
+        for (n, _) in self
+            .nodes
+            .iter()
+            .zip(free)
+            .skip(HEAD as usize + 1)
+            .filter(|(_, freed)| !freed)
+        {
+            f(&n.member, n.score);
+        }
+    }
+
     /// Member of node `id`.
     pub(crate) fn member(&self, id: u32) -> &[u8] {
         self.node(id).map_or(&[][..], |n| &n.member)
