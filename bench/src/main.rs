@@ -202,10 +202,7 @@ async fn cmd_out_of_dram(a: OutOfDramArgs) -> Result<(), String> {
         value_size: usize::try_from(a.value_size.unwrap_or(1024))
             .map_err(|_| "value size too large")?,
         ratios,
-        configs: a
-            .configs
-            .clone()
-            .unwrap_or_else(|| ConfigKind::DEFAULT.to_vec()),
+        configs: a.configs.clone().unwrap_or_else(ConfigKind::defaults),
         dists,
         set_fraction: parse_set_get_ratio(&a.ratio)?,
         ratio_label: a.ratio.clone(),
