@@ -805,22 +805,22 @@ impl Inner {
         len: usize,
     ) -> Result<()> {
         let mut buf = [0u8; SMALL_RECORD];
-        buf[4..HEADER_LEN].copy_from_slice(tail);
-        let mut at = HEADER_LEN;
-        for part in std::iter::once(key).chain(value.iter().copied()) {
-            let to = buf
-                .get_mut(at..at + part.len())
-                .ok_or_else(|| Error::Corrupt("record parts longer than its header says".into()))?;
-            to.copy_from_slice(part);
+        let corrupt = || Error::Corrupt("record parts longer than its header says".into());
+        // The record's `len` bytes: every piece must fit in them.
+        let rec = buf.get_mut(..len).ok_or_else(corrupt)?;
+        let mut at = 4;
+        for part in std::iter::once(&tail[..])
+            .chain(std::iter::once(key))
+            .chain(value.iter().copied())
+        {
+            rec.get_mut(at..at + part.len())
+                .ok_or_else(corrupt)?
+                .copy_from_slice(part);
             at += part.len();
         }
-        let crc = record::checksum(gen, &buf[4..at], &[], &[]);
-        buf[..4].copy_from_slice(&crc.to_le_bytes());
-        let bytes = buf
-            .get(..len)
-            .filter(|_| at <= len)
-            .ok_or_else(|| Error::Corrupt("record parts longer than its header says".into()))?;
-        self.medium.write(addr, bytes)
+        let crc = record::checksum(gen, &rec[4..at], &[], &[]);
+        rec[..4].copy_from_slice(&crc.to_le_bytes());
+        self.medium.write(addr, rec)
     }
 
     /// Appends a record too large for a segment into an extent of its own:
