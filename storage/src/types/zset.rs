@@ -439,7 +439,7 @@ impl ZSetValue {
             .ok()?;
         let (id, _) = entry.remove();
         let score = self.list.score(id);
-        self.list.remove(score, member);
+        self.list.remove_node(id);
         self.forget(member);
         Some(score)
     }

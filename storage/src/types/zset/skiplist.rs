@@ -327,16 +327,6 @@ impl SkipList {
         fits
     }
 
-    /// Removes the node of `(score, member)`; returns its member bytes.
-    pub(crate) fn remove(&mut self, score: f64, member: &[u8]) -> Option<Box<[u8]>> {
-        let update = self.path_to(score, member);
-        let x = self.next(update[0]);
-        if x == NIL || self.score(x) != score || self.member(x) != member {
-            return None;
-        }
-        self.unlink(&update, x)
-    }
-
     /// Removes node `id` and returns its member bytes (moved, not copied).
     pub(crate) fn remove_node(&mut self, id: u32) -> Option<Box<[u8]>> {
         let update = self.path_to(self.score(id), self.member(id));
