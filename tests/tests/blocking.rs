@@ -11,6 +11,12 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+// The harness's port picker: a port no other test of this process was
+// given. (A port from binding port 0 could be handed to two tests at once;
+// the second server then failed to bind, the second test talked to the
+// first test's server and got a connection reset when it was killed.)
+use amber_tests::process::free_port;
+
 /// Wakes a blocked client from another connection's push.
 fn wake_up(port: u16) -> Vec<Vec<u8>> {
     let mut waiter = Client::connect(port);
@@ -656,14 +662,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// The harness's port picker: a port no other test of this process was
-/// given. (A port from binding port 0 could be handed to two tests at once;
-/// the second server then failed to bind, the second test talked to the
-/// first test's server and got a connection reset when it was killed.)
-fn free_port() -> u16 {
-    amber_tests::process::free_port()
 }
 
 fn temp_dir() -> TempDir {
