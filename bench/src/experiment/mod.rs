@@ -219,15 +219,13 @@ fn launch_args(
             } else {
                 // amber-dram: room for every key hot (a hot 1 KiB string
                 // is charged about 1.2 KiB), so nothing is ever demoted.
-                let budget = if cfg == ConfigKind::AmberDram {
-                    2 * keys * (params.value_size as u64 + 256) + (64 << 20)
+                let (budget, note) = if cfg == ConfigKind::AmberDram {
+                    (
+                        2 * keys * (params.value_size as u64 + 256) + (64 << 20),
+                        "reference: dram-budget above the data set, every key hot".into(),
+                    )
                 } else {
-                    params.budget
-                };
-                let note = if cfg == ConfigKind::AmberDram {
-                    "reference: dram-budget above the data set, every key hot".into()
-                } else {
-                    String::new()
+                    (params.budget, String::new())
                 };
                 (
                     vec![
