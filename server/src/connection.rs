@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 
 use crate::client::Client;
 use crate::cmd::{self, Ctx};
+use crate::cores::{Affinity, Spread};
 use crate::resp::{self, Frame, ReplyWriter, RequestParser};
 use crate::state::ServerState;
 
@@ -37,6 +38,29 @@ struct Connection {
     /// Single-shard batches left before one takes a lease to measure (see
     /// `crate::lease`).
     lease_probe: u32,
+    /// Batches in a row on one shard (see `crate::cores`).
+    affinity: Affinity,
+}
+
+/// Why [`Connection::run`] returned without an error.
+enum Exit {
+    /// The connection is over.
+    Closed,
+    /// The connection moves to this connection thread (see `crate::cores`).
+    Move(usize),
+}
+
+/// A connection between two threads: all of its state, its socket out of
+/// any runtime.
+pub struct Parked {
+    stream: std::net::TcpStream,
+    input: BytesMut,
+    parser: RequestParser,
+    out: ReplyWriter,
+    hint_skip: u32,
+    lease_probe: u32,
+    affinity: Affinity,
+    client: Client,
 }
 
 /// Serves one accepted connection until it closes, is killed, or the server
@@ -51,32 +75,102 @@ pub async fn serve(srv: Arc<ServerState>, stream: TcpStream) {
         stream.as_raw_fd()
     };
     let handle = srv.clients.register(addr, laddr, fd);
-    let mut client = Client::new(handle.clone(), !srv.auth_required());
+    let client = Client::new(handle.clone(), !srv.auth_required());
     let max_bulk = srv.config.hot.proto_max_bulk_len.load(Ordering::Relaxed) as usize;
-    let mut conn = Connection {
+    let conn = Connection {
         stream,
         input: BytesMut::with_capacity(READ_CHUNK),
         parser: RequestParser::new(max_bulk),
         out: ReplyWriter::new(),
         hint_skip: 0,
         lease_probe: 0,
+        affinity: Affinity::default(),
     };
-    if let Err(e) = conn.run(&srv, &mut client).await {
-        tracing::debug!(client = handle.id, error = %e, "connection closed");
+    serve_until_closed_or_moved(srv, conn, client).await;
+}
+
+/// Goes on serving a connection another connection thread parked.
+pub async fn resume(srv: Arc<ServerState>, parked: Parked) {
+    let Parked {
+        stream,
+        input,
+        parser,
+        out,
+        hint_skip,
+        lease_probe,
+        affinity,
+        mut client,
+    } = parked;
+    let stream = match TcpStream::from_std(stream) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(client = client.handle.id, error = %e, "cannot move a connection");
+            forget(&srv, &mut client);
+            return;
+        }
+    };
+    let conn = Connection {
+        stream,
+        input,
+        parser,
+        out,
+        hint_skip,
+        lease_probe,
+        affinity,
+    };
+    serve_until_closed_or_moved(srv, conn, client).await;
+}
+
+/// Runs a connection until it closes (then forgets it) or moves to another
+/// connection thread (then hands it over).
+async fn serve_until_closed_or_moved(
+    srv: Arc<ServerState>,
+    mut conn: Connection,
+    mut client: Client,
+) {
+    match conn.run(&srv, &mut client).await {
+        Ok(Exit::Move(to)) => match (srv.cores.get(), conn.stream.into_std()) {
+            (Some(cores), Ok(stream)) => {
+                let parked = Parked {
+                    stream,
+                    input: conn.input,
+                    parser: conn.parser,
+                    out: conn.out,
+                    hint_skip: conn.hint_skip,
+                    lease_probe: conn.lease_probe,
+                    affinity: conn.affinity,
+                    client,
+                };
+                srv.stats.connection_moves.fetch_add(1, Ordering::Relaxed);
+                cores.send(to, parked);
+                return;
+            }
+            (_, Err(e)) => {
+                tracing::debug!(client = client.handle.id, error = %e, "connection closed");
+            }
+            (None, Ok(_)) => {}
+        },
+        Ok(Exit::Closed) => {}
+        Err(e) => tracing::debug!(client = client.handle.id, error = %e, "connection closed"),
     }
+    forget(&srv, &mut client);
+}
+
+/// What the server forgets of a closed connection.
+fn forget(srv: &ServerState, client: &mut Client) {
     // A block left behind by an I/O error must not stay in the registry.
     if let Some(b) = client.block.waiting.take() {
         srv.blocking.cancel(b.waiter());
     }
-    cmd::multi::forget_client(&srv, &mut client);
-    srv.clients.unregister(handle.id);
+    cmd::multi::forget_client(srv, client);
+    srv.clients.unregister(client.handle.id);
 }
 
 impl Connection {
-    async fn run(&mut self, srv: &Arc<ServerState>, client: &mut Client) -> std::io::Result<()> {
+    async fn run(&mut self, srv: &Arc<ServerState>, client: &mut Client) -> std::io::Result<Exit> {
         let mut shutdown = srv.shutdown_signal();
         if srv.shutting_down() {
-            return Ok(());
+            return Ok(Exit::Closed);
         }
         let mailbox = client.subs.mailbox.clone();
         loop {
@@ -88,6 +182,11 @@ impl Connection {
             // A batch on one shard runs in its turn, when its shard's
             // batches are long enough for that to pay (see `crate::lease`).
             let slot = batch.one_shard.map(|s| srv.leases.slot(client.db, s));
+            let db = client.db;
+            let move_to = srv
+                .cores
+                .get()
+                .and_then(|cores| self.affinity.record(cores, db, batch.spread));
             let lease = match slot {
                 Some(slot) if slot.worth_it() || self.lease_probe == 0 => {
                     self.lease_probe = crate::lease::PROBE_EVERY;
@@ -112,18 +211,32 @@ impl Connection {
             let ticket = amber_storage::tier::take_ticket();
             let tiers = &srv.keyspace.tiers;
             if ticket != amber_storage::Ticket::NONE && tiers.must_wait() {
-                if let Err(e) = tokio::task::block_in_place(|| tiers.wait_durable(ticket)) {
+                // On the blocking pool: this thread serves other connections
+                // meanwhile, and their writes join the same flush.
+                let owner = srv.clone();
+                let waited =
+                    tokio::task::spawn_blocking(move || owner.keyspace.tiers.wait_durable(ticket))
+                        .await;
+                if let Err(e) = waited
+                    .map_err(std::io::Error::other)
+                    .and_then(|r| r.map_err(std::io::Error::other))
+                {
                     tracing::error!(error = %e, "the arena failed to persist; closing the connection");
-                    return Ok(());
+                    return Ok(Exit::Closed);
                 }
             }
             // Blocking: replies of clients this batch served leave once it is durable.
             client.block.send_deliveries();
             if client.output_overflow {
                 // As Redis's `CLIENT_CLOSE_ASAP`: nothing pending is sent.
-                return Ok(());
+                return Ok(Exit::Closed);
             }
             if !self.out.is_empty() {
+                // The thread runs every other ready connection before this
+                // write, so replies leave together, as Redis writes them before
+                // it sleeps: the client is woken once for many instead of once
+                // per reply (a cross-core wake-up is several microseconds on a VM).
+                tokio::task::yield_now().await;
                 self.stream.write_all(self.out.as_bytes()).await?;
                 srv.stats
                     .net_output_bytes
@@ -134,7 +247,7 @@ impl Connection {
                 if let Some(b) = client.block.waiting.take() {
                     srv.blocking.cancel(b.waiter());
                 }
-                return Ok(());
+                return Ok(Exit::Closed);
             }
             // Blocking: a command blocked; wait for its reply before running
             // the rest of the pipeline (see `crate::blocking`).
@@ -143,9 +256,12 @@ impl Connection {
                     .wait_blocked(srv, client, blocked, &mut shutdown)
                     .await?
                 {
-                    return Ok(());
+                    return Ok(Exit::Closed);
                 }
                 continue;
+            }
+            if let Some(to) = move_to {
+                return Ok(Exit::Move(to));
             }
             let limit = srv
                 .config
@@ -157,7 +273,7 @@ impl Connection {
                     client = client.handle.id,
                     "closing client that reached max query buffer length"
                 );
-                return Ok(());
+                return Ok(Exit::Closed);
             }
             // A connection that once received a huge request does not keep its
             // buffer: once drained, a buffer over 1 MiB is given back.
@@ -180,7 +296,7 @@ impl Connection {
                 n = self.stream.read_buf(&mut self.input) => {
                     let n = n?;
                     if n == 0 {
-                        return Ok(());
+                        return Ok(Exit::Closed);
                     }
                     srv.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
                     client.handle.touch();
@@ -188,7 +304,7 @@ impl Connection {
                     // request over the limit is never executed.
                     if self.input.len() > limit {
                         tracing::warn!(client = client.handle.id, "closing client that reached max query buffer length");
-                        return Ok(());
+                        return Ok(Exit::Closed);
                     }
                 }
                 // One wake-up for everything but input (a pub/sub message,
@@ -198,10 +314,10 @@ impl Connection {
                 // every connection: a cache line both cores wrote per batch).
                 _ = client.handle.wake.notified() => {
                     if client.handle.killed.load(Ordering::Relaxed) || srv.shutting_down() {
-                        return Ok(());
+                        return Ok(Exit::Closed);
                     }
                 }
-                _ = idle => return Ok(()),
+                _ = idle => return Ok(Exit::Closed),
             }
         }
     }
@@ -355,6 +471,8 @@ struct PeekedBatch<'a> {
     /// The shard of those keys, when there are two or more requests with
     /// keys and all their keys are in one shard.
     one_shard: Option<usize>,
+    /// Where those keys are: in no shard (there are none), one, or several.
+    spread: Spread,
 }
 
 /// Looks at the first [`PREFETCH_MAX_KEYS`] complete requests in `input`
@@ -377,6 +495,11 @@ fn peek_batch<'a>(srv: &ServerState, input: &'a [u8]) -> PeekedBatch<'a> {
             shard = Some(s);
         }
     });
+    batch.spread = match shard {
+        None => Spread::NoKeys,
+        Some(_) if mixed => Spread::Shards,
+        Some(s) => Spread::Shard(s),
+    };
     if keyed >= 2 && !mixed {
         batch.one_shard = shard;
     }

@@ -13,6 +13,7 @@ pub mod client;
 pub mod cmd;
 pub mod config;
 pub mod connection;
+pub mod cores;
 pub mod lease;
 pub mod metrics;
 pub mod notify;

@@ -378,6 +378,13 @@ fn render_state(srv: &ServerState, out: &mut String) {
     );
     single(
         out,
+        "amber_connection_moves_total",
+        "counter",
+        "Connections moved to the thread that serves the shard they keep using.",
+        load(&st.connection_moves),
+    );
+    single(
+        out,
         "amber_commands_processed_total",
         "counter",
         "Requests processed, including rejected ones (unknown, wrong arity, NOAUTH).",

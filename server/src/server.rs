@@ -13,6 +13,19 @@ use crate::state::ServerState;
 /// Accepts connections on `listeners` until shutdown is requested.
 pub async fn run(srv: Arc<ServerState>, listeners: Vec<TcpListener>) {
     crate::observer::ServerObserver::install(&srv);
+    let threads = match srv.config.get_i64("threads") {
+        n if n > 0 => n as usize,
+        _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    match crate::cores::Cores::start(&srv, threads) {
+        Ok(cores) => {
+            let _ = srv.cores.set(cores);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the connection threads");
+            return;
+        }
+    }
     let mut tasks = Vec::new();
     for listener in listeners {
         tasks.push(tokio::spawn(accept_loop(srv.clone(), listener)));
@@ -59,6 +72,11 @@ async fn accept_loop(srv: Arc<ServerState>, listener: TcpListener) {
             });
             continue;
         }
-        tokio::spawn(connection::serve(srv.clone(), stream));
+        match srv.cores.get() {
+            Some(cores) => cores.admit(stream),
+            None => {
+                tokio::spawn(connection::serve(srv.clone(), stream));
+            }
+        }
     }
 }

@@ -20,6 +20,8 @@ pub struct ServerStats {
     pub connections: AtomicU64,
     /// Connections refused (maxclients).
     pub rejected_connections: AtomicU64,
+    /// Connections moved to another connection thread (`crate::cores`).
+    pub connection_moves: AtomicU64,
     /// Commands processed (per-thread stripes: every command adds).
     pub commands: Counter,
     /// Bytes read from clients.
@@ -51,6 +53,7 @@ impl ServerStats {
         for c in [
             &self.connections,
             &self.rejected_connections,
+            &self.connection_moves,
             &self.net_input_bytes,
             &self.net_output_bytes,
             &self.total_errors,
@@ -149,6 +152,8 @@ pub struct ServerState {
     pub watches: crate::watch::Watches,
     /// Turns of pipelined batches on one shard (`crate::lease`).
     pub leases: crate::lease::BatchLeases,
+    /// The connection threads, once the server runs (`crate::cores`).
+    pub cores: std::sync::OnceLock<crate::cores::Cores>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -201,6 +206,7 @@ impl ServerState {
             pubsub: Default::default(),
             watches: Default::default(),
             leases: Default::default(),
+            cores: Default::default(),
             shutdown: watch::channel(false).0,
         }
     }

@@ -287,6 +287,13 @@ pub static AMBER_DIRECTIVES: &[Directive] = &[
         DirectiveFlags::IMMUTABLE,
         "Shards per database (0: automatic, 128 per core, 256 to 4096).",
     ),
+    amber(
+        "threads",
+        int(0, 1024),
+        "0",
+        DirectiveFlags::IMMUTABLE,
+        "Connection threads (0: one per core).",
+    ),
 ];
 
 /// Defaults Amber changes from Redis's, with the reason.
