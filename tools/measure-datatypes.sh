@@ -13,10 +13,17 @@
 # arena with rewrites of the whole list (see docs/ARCHITECTURE.md, "Delta
 # records").
 #
-# Usage: tools/measure-datatypes.sh [N] [AMBER_BIN]   (defaults: 1000000, target/release/amber-server)
+# The four servers take turns, ROUNDS times (this VM's speed drifts by tens
+# of percent over minutes; one server's whole run after the other's measured
+# the drift as much as the servers), and each figure is the median of its
+# rounds.
+#
+# Usage: tools/measure-datatypes.sh [N] [AMBER_BIN] [ROUNDS]
+#   (defaults: 1000000, target/release/amber-server, 3)
 set -euo pipefail
 N=${1:-1000000}
 AMBER=${2:-target/release/amber-server}
+ROUNDS=${3:-3}
 WORK=$(mktemp -d /tmp/amber-types.XXXX)
 PORT=17621
 TESTS=lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,mset
@@ -46,22 +53,32 @@ one_list() {
     tr -d '"' | awk -F, 'NR > 1 && $1 == "LPUSH" {print $2}'
 }
 
+# R[cfg,test] collects one figure per round, space-separated.
 declare -A R
-for cfg in amber-pmem redis-aof amber-none redis-none; do
-  case $cfg in
-  amber-pmem) start_amber ;;
-  amber-none) start_amber --persistence none ;;
-  redis-aof) start_redis --appendonly yes --appendfsync everysec ;;
-  redis-none) start_redis --appendonly no ;;
-  esac
-  # Warm-up (a fresh process pays its first page faults), then the run.
-  redis-benchmark -p $PORT -t "$TESTS" -n 200000 -r 100000 -c 50 -P 16 -q >/dev/null 2>&1
-  redis-cli -p $PORT flushall >/dev/null
-  while IFS=, read -r test rps; do R[$cfg,$test]=$rps; done < <(run)
-  redis-cli -p $PORT flushall >/dev/null
-  R[$cfg,list]=$(one_list)
-  R[$cfg,listlen]=$(redis-cli -p $PORT llen mylist)
-  stop
+for round in $(seq "$ROUNDS"); do
+  for cfg in amber-pmem redis-aof amber-none redis-none; do
+    case $cfg in
+    amber-pmem) start_amber ;;
+    amber-none) start_amber --persistence none ;;
+    redis-aof) start_redis --appendonly yes --appendfsync everysec ;;
+    redis-none) start_redis --appendonly no ;;
+    esac
+    # Warm-up (a fresh process pays its first page faults), then the run.
+    redis-benchmark -p $PORT -t "$TESTS" -n 200000 -r 100000 -c 50 -P 16 -q >/dev/null 2>&1
+    redis-cli -p $PORT flushall >/dev/null
+    while IFS=, read -r test rps; do R[$cfg,$test]+="$rps "; done < <(run)
+    redis-cli -p $PORT flushall >/dev/null
+    R[$cfg,list]+="$(one_list) "
+    R[$cfg,listlen]+="$(redis-cli -p $PORT llen mylist) "
+    stop
+  done
+done
+
+median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END {printf "%.0f\n", (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+declare -A RAW
+for k in "${!R[@]}"; do
+  RAW[$k]=${R[$k]}
+  case $k in *,listlen) ;; *) R[$k]=$(echo "${R[$k]}" | median) ;; esac
 done
 
 ratio() { echo "scale=2; $1 / $2" | bc; }
@@ -75,5 +92,16 @@ done
 echo "| LPUSH of $N onto one list | ${R[amber-pmem,list]} | ${R[redis-aof,list]} | $(ratio "${R[amber-pmem,list]}" "${R[redis-aof,list]}") |" \
   "${R[amber-none,list]} | ${R[redis-none,list]} | $(ratio "${R[amber-none,list]}" "${R[redis-none,list]}") |"
 echo
-echo "List lengths after the one-list run: amber-pmem ${R[amber-pmem,listlen]}, redis-aof ${R[redis-aof,listlen]}," \
+echo "Medians of $ROUNDS rounds. List lengths after the one-list runs: amber-pmem ${R[amber-pmem,listlen]}, redis-aof ${R[redis-aof,listlen]}," \
   "amber-none ${R[amber-none,listlen]}, redis-none ${R[redis-none,listlen]} (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+echo
+echo "Each round, Amber pmem / Redis AOF everysec:"
+echo
+for t in LPUSH RPUSH LPOP RPOP SADD HSET SPOP ZADD ZPOPMIN "LRANGE_100 (first 100 elements)" "MSET (10 keys)" list; do
+  [ -n "${RAW[amber-pmem,$t]:-}" ] || continue
+  read -ra a <<<"${RAW[amber-pmem,$t]}"
+  read -ra r <<<"${RAW[redis-aof,$t]}"
+  line="- $t:"
+  for i in "${!a[@]}"; do line+=" $(ratio "${a[$i]}" "${r[$i]:-1}")"; done
+  echo "$line"
+done
