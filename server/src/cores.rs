@@ -39,7 +39,7 @@ use crate::state::ServerState;
 /// shard's home thread. A connection using random keys one at a time hits
 /// the same shard this often with probability (1/shards)^(MOVE_AFTER-1):
 /// never, in practice.
-pub const MOVE_AFTER: u32 = 32;
+pub const MOVE_AFTER: u32 = 8;
 
 /// What a connection thread is handed.
 enum Arrival {
