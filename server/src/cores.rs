@@ -11,8 +11,9 @@
 //! shard's lock, the value's cache lines moved between the cores for every
 //! batch, and the workers woke each other (a worker that finds two ready
 //! connections after a poll wakes a sleeping sibling to steal one). The
-//! same tests with every connection on one thread used 10-40% less CPU per
-//! request (bench/RESULTS.md, "Connection threads with shard affinity").
+//! same tests with every connection on one thread used up to 40% less CPU
+//! per request (ZADD; HSET and SADD 15-20%, LPUSH and SPOP about the same:
+//! bench/RESULTS.md, "Connection threads with shard affinity").
 //!
 //! So each core runs its own current-thread runtime, each connection lives
 //! on one of them (new ones in turn), and a connection whose batches have
