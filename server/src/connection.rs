@@ -27,9 +27,10 @@ const HINT_SKIP: u32 = 15;
 /// An idle read buffer larger than this is replaced by a small one.
 const SHRINK_ABOVE: usize = 1024 * 1024;
 
-/// A connection's buffers and parser.
-struct Connection {
-    stream: TcpStream,
+/// A connection's socket, buffers and parser (the socket as a tokio
+/// stream while a thread serves it, as a std one between two threads).
+struct Connection<S = TcpStream> {
+    stream: S,
     input: BytesMut,
     parser: RequestParser,
     out: ReplyWriter,
@@ -53,14 +54,23 @@ enum Exit {
 /// A connection between two threads: all of its state, its socket out of
 /// any runtime.
 pub struct Parked {
-    stream: std::net::TcpStream,
-    input: BytesMut,
-    parser: RequestParser,
-    out: ReplyWriter,
-    hint_skip: u32,
-    lease_probe: u32,
-    affinity: Affinity,
+    conn: Connection<std::net::TcpStream>,
     client: Client,
+}
+
+impl<S> Connection<S> {
+    /// The same connection over another form of its socket.
+    fn convert<T>(self, f: impl FnOnce(S) -> std::io::Result<T>) -> std::io::Result<Connection<T>> {
+        Ok(Connection {
+            stream: f(self.stream)?,
+            input: self.input,
+            parser: self.parser,
+            out: self.out,
+            hint_skip: self.hint_skip,
+            lease_probe: self.lease_probe,
+            affinity: self.affinity,
+        })
+    }
 }
 
 /// Serves one accepted connection until it closes, is killed, or the server
@@ -91,34 +101,14 @@ pub async fn serve(srv: Arc<ServerState>, stream: TcpStream) {
 
 /// Goes on serving a connection another connection thread parked.
 pub async fn resume(srv: Arc<ServerState>, parked: Parked) {
-    let Parked {
-        stream,
-        input,
-        parser,
-        out,
-        hint_skip,
-        lease_probe,
-        affinity,
-        mut client,
-    } = parked;
-    let stream = match TcpStream::from_std(stream) {
-        Ok(s) => s,
+    let Parked { conn, mut client } = parked;
+    match conn.convert(TcpStream::from_std) {
+        Ok(conn) => serve_until_closed_or_moved(srv, conn, client).await,
         Err(e) => {
             tracing::warn!(client = client.handle.id, error = %e, "cannot move a connection");
             forget(&srv, &mut client);
-            return;
         }
-    };
-    let conn = Connection {
-        stream,
-        input,
-        parser,
-        out,
-        hint_skip,
-        lease_probe,
-        affinity,
-    };
-    serve_until_closed_or_moved(srv, conn, client).await;
+    }
 }
 
 /// Runs a connection until it closes (then forgets it) or moves to another
@@ -129,20 +119,10 @@ async fn serve_until_closed_or_moved(
     mut client: Client,
 ) {
     match conn.run(&srv, &mut client).await {
-        Ok(Exit::Move(to)) => match (srv.cores.get(), conn.stream.into_std()) {
-            (Some(cores), Ok(stream)) => {
-                let parked = Parked {
-                    stream,
-                    input: conn.input,
-                    parser: conn.parser,
-                    out: conn.out,
-                    hint_skip: conn.hint_skip,
-                    lease_probe: conn.lease_probe,
-                    affinity: conn.affinity,
-                    client,
-                };
+        Ok(Exit::Move(to)) => match (srv.cores.get(), conn.convert(TcpStream::into_std)) {
+            (Some(cores), Ok(conn)) => {
                 srv.stats.connection_moves.fetch_add(1, Ordering::Relaxed);
-                cores.send(to, parked);
+                cores.send(to, Parked { conn, client });
                 return;
             }
             (_, Err(e)) => {
