@@ -68,6 +68,7 @@ pub type InlineKey = smallvec::SmallVec<[u8; INLINE_KEY]>;
 /// element is then 32 bytes, where a `Box<[u8]>` is 16 plus the heap
 /// block).
 pub const INLINE_KEY: usize = 24;
+const _: () = assert!(std::mem::size_of::<InlineKey>() == 32);
 
 impl Keyed for InlineKey {
     fn key(&self) -> &[u8] {
