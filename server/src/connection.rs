@@ -119,17 +119,21 @@ async fn serve_until_closed_or_moved(
     mut client: Client,
 ) {
     match conn.run(&srv, &mut client).await {
-        Ok(Exit::Move(to)) => match (srv.cores.get(), conn.convert(TcpStream::into_std)) {
-            (Some(cores), Ok(conn)) => {
-                srv.stats.connection_moves.fetch_add(1, Ordering::Relaxed);
-                cores.send(to, Parked { conn, client });
-                return;
+        // Only a server with connection threads asks for a move.
+        Ok(Exit::Move(to)) => {
+            if let Some(cores) = srv.cores.get() {
+                match conn.convert(TcpStream::into_std) {
+                    Ok(conn) => {
+                        srv.stats.connection_moves.fetch_add(1, Ordering::Relaxed);
+                        cores.send(to, Parked { conn, client });
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::debug!(client = client.handle.id, error = %e, "connection closed")
+                    }
+                }
             }
-            (_, Err(e)) => {
-                tracing::debug!(client = client.handle.id, error = %e, "connection closed");
-            }
-            (None, Ok(_)) => {}
-        },
+        }
         Ok(Exit::Closed) => {}
         Err(e) => tracing::debug!(client = client.handle.id, error = %e, "connection closed"),
     }
