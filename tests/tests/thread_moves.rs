@@ -114,12 +114,13 @@ fn clients_of_one_key_move_and_lose_nothing() {
         show(&admin.cmd(&["LLEN", "hot"])),
         show(format!(":{pushed}\r\n").as_bytes())
     );
-    // New connections take the threads in turn, so about half of them
-    // started away from the key's home thread, and moved.
+    // New connections take the threads in turn, so exactly half of them
+    // started away from the key's home thread, and each moved once.
     let moved = moves(&mut admin);
-    assert!(
-        (1..=CLIENTS as u64).contains(&moved),
-        "{moved} moves for {CLIENTS} clients on one key"
+    assert_eq!(
+        moved,
+        (CLIENTS / 2) as u64,
+        "moves for {CLIENTS} clients on one key"
     );
 }
 
