@@ -1,21 +1,22 @@
 //! Blocking list and sorted-set commands end to end: the real `amber-server` over TCP with
 //! several connections, and the same scenarios against a real
-//! `redis-server` (when one is installed) whose replies must be identical.
+//! `redis-server` whose replies must be identical.
 //!
-//! Self-contained (std only): a small server launcher and RESP client live
-//! at the bottom of this file. Every read has a timeout, every wait a bound.
+//! Servers come from the test harness; a small RESP client that keeps
+//! replies' exact bytes lives at the bottom of this file. Every read has a
+//! timeout, every wait a bound.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-// The harness's port picker: a port no other test of this process was
-// given. (A port from binding port 0 could be handed to two tests at once;
-// the second server then failed to bind, the second test talked to the
-// first test's server and got a connection reset when it was killed.)
-use amber_tests::process::free_port;
+// The harness's launcher: a port no other test of this process was given,
+// and a server that exits right after start (its port taken in the
+// meantime by another process, which then answered the readiness probe) is
+// started again on another port. This file had a launcher of its own
+// without that check; CI once saw a test's first connection refused after
+// its probe had been answered (not reproduced in 55 local runs since).
+use amber_tests::process::ServerProcess;
 
 /// Wakes a blocked client from another connection's push.
 fn wake_up(port: u16) -> Vec<Vec<u8>> {
@@ -376,16 +377,15 @@ fn zevents(port: u16) -> Vec<Vec<u8>> {
 /// Runs `scenario` on Amber and, when available, on Redis; the replies must
 /// be the same bytes.
 fn same_on_both(scenario: fn(u16) -> Vec<Vec<u8>>) {
-    let amber = Server::amber();
+    let amber = ServerProcess::amber_with_env_args(&[]);
     let got = scenario(amber.port);
-    if let Some(redis) = Server::redis() {
-        let want = scenario(redis.port);
-        assert_eq!(
-            show_all(&got),
-            show_all(&want),
-            "amber (left) vs redis (right)"
-        );
-    }
+    let redis = ServerProcess::redis(&[]);
+    let want = scenario(redis.port);
+    assert_eq!(
+        show_all(&got),
+        show_all(&want),
+        "amber (left) vs redis (right)"
+    );
 }
 
 #[test]
@@ -465,7 +465,7 @@ fn bzpop_keyspace_events() {
 
 #[test]
 fn bzpop_timeout_returns_null() {
-    let s = Server::amber();
+    let s = ServerProcess::amber_with_env_args(&[]);
     let mut c = Client::connect(s.port);
     let t = Instant::now();
     assert_eq!(show(&c.cmd(&["BZPOPMIN", "tz", "0.3"])), "*-1");
@@ -482,7 +482,7 @@ fn bzpop_timeout_returns_null() {
 
 #[test]
 fn timeout_returns_null_after_the_timeout() {
-    let s = Server::amber();
+    let s = ServerProcess::amber_with_env_args(&[]);
     let mut c = Client::connect(s.port);
     let t = Instant::now();
     assert_eq!(show(&c.cmd(&["BLPOP", "tk", "0.3"])), "*-1");
@@ -499,7 +499,7 @@ fn timeout_returns_null_after_the_timeout() {
 
 #[test]
 fn disconnected_waiter_leaves_no_ghost() {
-    let s = Server::amber();
+    let s = ServerProcess::amber_with_env_args(&[]);
     let mut gone = Client::connect(s.port);
     gone.send(&["BLPOP", "gk", "0"]);
     wait_blocked(s.port, 1);
@@ -526,7 +526,7 @@ fn disconnected_waiter_leaves_no_ghost() {
 
 #[test]
 fn client_kill_of_a_blocked_client() {
-    let s = Server::amber();
+    let s = ServerProcess::amber_with_env_args(&[]);
     let mut w = Client::connect(s.port);
     let mut p = Client::connect(s.port);
     let id = client_id(&mut w);
@@ -544,7 +544,7 @@ fn client_kill_of_a_blocked_client() {
 fn many_waiters_and_pushers_lose_nothing() {
     // 8 waiters on one key, 4 pushers of 2 elements each: every element
     // reaches exactly one waiter.
-    let s = Server::amber();
+    let s = ServerProcess::amber_with_env_args(&[]);
     let port = s.port;
     let waiters: Vec<_> = (0..8)
         .map(|_| {
@@ -584,7 +584,7 @@ fn many_waiters_and_pushers_lose_nothing() {
 fn timeouts_racing_with_pushes_lose_nothing() {
     // Waiters with tiny timeouts while elements are pushed: every element
     // is either delivered once or still in the list.
-    let s = Server::amber();
+    let s = ServerProcess::amber_with_env_args(&[]);
     let port = s.port;
     let waiters: Vec<_> = (0..6)
         .map(|_| {
@@ -640,119 +640,6 @@ fn wait_blocked(port: u16, n: usize) {
         }
         assert!(Instant::now() < deadline, "never {want:?}: {text}");
         std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-struct Server {
-    port: u16,
-    child: Child,
-    _dir: TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn temp_dir() -> TempDir {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "amber-blocking-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&d).expect("temp dir");
-    TempDir(d)
-}
-
-fn amber_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("AMBER_SERVER_BIN") {
-        return p.into();
-    }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf();
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|t| if t.is_absolute() { t } else { root.join(t) })
-        .unwrap_or_else(|| root.join("target"));
-    let bin = target.join("debug/amber-server");
-    if !bin.exists() {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let ok = Command::new(cargo)
-            .args(["build", "-p", "amber-server", "--bin", "amber-server"])
-            .current_dir(&root)
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "could not build amber-server");
-    }
-    bin
-}
-
-impl Server {
-    fn amber() -> Server {
-        let dir = temp_dir();
-        let port = free_port();
-        let mut cmd = Command::new(amber_binary());
-        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .arg("--dir")
-            .arg(&dir.0)
-            .arg("--pmem-path")
-            .arg(dir.0.join("a.arena"))
-            .args(["--pmem-size", "64mb"]);
-        if let Ok(extra) = std::env::var("AMBER_EXTRA_ARGS") {
-            cmd.args(extra.split_whitespace());
-        }
-        Server::start(cmd, port, dir).expect("amber-server starts")
-    }
-
-    /// A reference redis-server, if installed.
-    fn redis() -> Option<Server> {
-        let dir = temp_dir();
-        let port = free_port();
-        let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&dir.0);
-        Server::start(cmd, port, dir)
-    }
-
-    fn start(mut cmd: Command, port: u16, dir: TempDir) -> Option<Server> {
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        let mut s = Server {
-            port,
-            child,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(s);
-            }
-            if let Ok(Some(_)) = s.child.try_wait() {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = s.child.kill();
-        None
     }
 }
 
