@@ -21,10 +21,12 @@ pub async fn run(srv: Arc<ServerState>, listeners: Vec<TcpListener>) {
         Ok(cores) => {
             let _ = srv.cores.set(cores);
         }
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the connection threads");
-            return;
-        }
+        // The accept loops then serve connections on this runtime, as
+        // before there were connection threads, rather than not at all.
+        Err(e) => tracing::error!(
+            error = %e,
+            "cannot start the connection threads; serving connections on the main runtime"
+        ),
     }
     let mut tasks = Vec::new();
     for listener in listeners {
