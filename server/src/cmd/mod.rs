@@ -18,6 +18,7 @@ pub mod debug;
 pub mod error;
 pub mod expire;
 pub mod hashes;
+pub mod hyperloglog;
 pub mod info;
 pub mod keys;
 pub mod lists;
@@ -101,6 +102,7 @@ pub fn all_handlers() -> Vec<(&'static str, Handler)> {
         debug::COMMANDS,
         expire::COMMANDS,
         hashes::COMMANDS,
+        hyperloglog::COMMANDS,
         info::COMMANDS,
         keys::COMMANDS,
         lists::COMMANDS,
