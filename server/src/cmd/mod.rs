@@ -17,6 +17,8 @@ pub mod db;
 pub mod debug;
 pub mod error;
 pub mod expire;
+pub mod geo;
+pub mod geohash;
 pub mod hashes;
 pub mod hyperloglog;
 pub mod info;
@@ -101,6 +103,7 @@ pub fn all_handlers() -> Vec<(&'static str, Handler)> {
         db::COMMANDS,
         debug::COMMANDS,
         expire::COMMANDS,
+        geo::COMMANDS,
         hashes::COMMANDS,
         hyperloglog::COMMANDS,
         info::COMMANDS,

@@ -75,7 +75,7 @@ fn arg<'a>(args: &[&'a [u8]], i: usize) -> &'a [u8] {
 }
 
 /// The listpack thresholds in force (Redis's defaults when unset).
-fn limits(ctx: &Ctx<'_>) -> ListpackLimits {
+pub(super) fn limits(ctx: &Ctx<'_>) -> ListpackLimits {
     let hot = &ctx.srv.config.hot;
     ListpackLimits {
         entries: HotConfig::count(&hot.zset_max_listpack_entries),
@@ -85,7 +85,7 @@ fn limits(ctx: &Ctx<'_>) -> ListpackLimits {
 
 /// The sorted set at `key` for reading: `Ok(None)` when absent, `WRONGTYPE`
 /// for another type. Counts a keyspace hit or miss.
-fn read<'g>(
+pub(super) fn read<'g>(
     ctx: &Ctx<'_>,
     g: &'g mut Guard<'_>,
     key: &[u8],
@@ -126,7 +126,7 @@ fn drop_if_empty(g: &mut Guard<'_>, key: &[u8]) -> bool {
 /// sends Redis's notification: `event`, or `del` when an old `dst` went away.
 /// A result stored at a new key wakes the clients blocked on it (`setKey`
 /// calls `dbAdd`, which signals; overwriting does not).
-fn store_result(
+pub(super) fn store_result(
     ctx: &mut Ctx<'_>,
     g: &mut PushGuard<'_>,
     dst: &[u8],
@@ -170,7 +170,8 @@ fn reply_elements<'a>(
 
 // ---------------------------------------------------------------- ZADD
 
-fn zadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+/// ZADD; GEOADD hands its arguments over as Redis's `geoaddCommand` does.
+pub(super) fn zadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     zadd_generic(ctx, args, false)
 }
 
