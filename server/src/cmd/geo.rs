@@ -127,9 +127,31 @@ fn reply_coordinate(out: &mut ReplyWriter, v: f64) {
     }
 }
 
-/// Redis's `addReplyDoubleDistance`: `%.4f` as a bulk string.
+/// A distance with four decimals as Redis 7.0.15 prints it
+/// (`fixedpoint_d2string(d, 4)`, not `%.4f`): `d * 10^4` rounded to an
+/// integer by `llrint` (ties to even, on the already rounded product, so
+/// 0.50855 may print as 0.5086 where `%.4f` prints 0.5085), then placed
+/// around the point. A value `llrint` cannot convert gives `LLONG_MIN`.
+fn fixed4(d: f64) -> String {
+    if d == 0.0 {
+        return "0.0000".into();
+    }
+    let scaled = (d * 10000.0).round_ties_even();
+    let v = if scaled.is_nan()
+        || !(-9.223372036854775808e18..9.223372036854775808e18).contains(&scaled)
+    {
+        i64::MIN
+    } else {
+        scaled as i64
+    };
+    let sign = if v < 0 { "-" } else { "" };
+    let m = v.unsigned_abs();
+    format!("{sign}{}.{:04}", m / 10000, m % 10000)
+}
+
+/// Redis's `addReplyDoubleDistance`: [`fixed4`] as a bulk string.
 fn reply_distance(out: &mut ReplyWriter, d: f64) {
-    out.bulk(format!("{d:.4}").as_bytes());
+    out.bulk(fixed4(d).as_bytes());
 }
 
 // ---------------------------------------------------------------- GEOADD
@@ -569,15 +591,159 @@ fn members_in_shape(z: &ZSetValue, shape: &Shape, limit: usize) -> Vec<GeoPoint>
     found
 }
 
-/// Orders the points by distance. glibc's `qsort` is a stable merge sort,
-/// which a stable sort reproduces, ties included. (When COUNT cuts the
-/// result Redis sorts partially with its `pqsort`, which may order equal
-/// distances differently; distinct distances come out the same.)
-fn sort_points(points: &mut [GeoPoint], sort: Sort) {
-    match sort {
-        Sort::Unsorted => {}
-        Sort::Asc => points.sort_by(|a, b| a.dist.total_cmp(&b.dist)),
-        Sort::Desc => points.sort_by(|a, b| b.dist.total_cmp(&a.dist)),
+/// Redis's `sort_gp_asc`: C's three-way comparison of the distances
+/// (NaN compares as smaller either way, as there).
+fn cmp_asc(a: &GeoPoint, b: &GeoPoint) -> i32 {
+    if a.dist > b.dist {
+        1
+    } else if a.dist == b.dist {
+        0
+    } else {
+        -1
+    }
+}
+
+/// Orders the points by distance as Redis does: all of them with glibc's
+/// `qsort` (a stable merge sort, which a stable sort reproduces) when every
+/// point is returned, else only the first `returned` with Redis's partial
+/// quicksort [`pqsort`], whose order of equal distances is its own.
+fn sort_points(points: &mut [GeoPoint], sort: Sort, returned: usize) {
+    let cmp: fn(&GeoPoint, &GeoPoint) -> i32 = match sort {
+        Sort::Unsorted => return,
+        Sort::Asc => cmp_asc,
+        Sort::Desc => |a, b| -cmp_asc(a, b),
+    };
+    if returned >= points.len() {
+        points.sort_by(|a, b| cmp(a, b).cmp(&0));
+    } else if let Some(last) = returned.checked_sub(1) {
+        pqsort(points, 0, points.len(), cmp, 0, last);
+    }
+}
+
+/// Redis's `pqsort` (`pqsort.c`, NetBSD's `qsort` after Bentley and
+/// McIlroy) on `v[a..a + n]`: a quicksort that only sorts the parts that
+/// overlap the ranks `lrange..=rrange`, transcribed step for step so equal
+/// elements end up where Redis puts them.
+fn pqsort<T>(
+    v: &mut [T],
+    mut a: usize,
+    mut n: usize,
+    cmp: fn(&T, &T) -> i32,
+    lrange: usize,
+    rrange: usize,
+) {
+    let c = |v: &[T], i: usize, j: usize| match (v.get(i), v.get(j)) {
+        (Some(x), Some(y)) => cmp(x, y),
+        _ => 0,
+    };
+    let med3 = |v: &[T], x: usize, y: usize, z: usize| {
+        if c(v, x, y) < 0 {
+            if c(v, y, z) < 0 {
+                y
+            } else if c(v, x, z) < 0 {
+                z
+            } else {
+                x
+            }
+        } else if c(v, y, z) > 0 {
+            y
+        } else if c(v, x, z) < 0 {
+            x
+        } else {
+            z
+        }
+    };
+    let insertion_sort = |v: &mut [T], a: usize, n: usize| {
+        for pm in a + 1..a + n {
+            let mut pl = pm;
+            while pl > a && c(v, pl - 1, pl) > 0 {
+                v.swap(pl, pl - 1);
+                pl -= 1;
+            }
+        }
+    };
+    // Whether `v[s..s + len]` holds any of the ranks to sort.
+    let overlaps = |s: usize, len: usize| !(rrange < s || lrange >= s + len);
+    loop {
+        if n < 7 {
+            insertion_sort(v, a, n);
+            return;
+        }
+        let mut pm = a + n / 2;
+        if n > 7 {
+            let mut pl = a;
+            let mut pn = a + n - 1;
+            if n > 40 {
+                let d = n / 8;
+                pl = med3(v, pl, pl + d, pl + 2 * d);
+                pm = med3(v, pm - d, pm, pm + d);
+                pn = med3(v, pn - 2 * d, pn - d, pn);
+            }
+            pm = med3(v, pl, pm, pn);
+        }
+        v.swap(a, pm);
+        let mut swapped = false;
+        let (mut pa, mut pb) = (a + 1, a + 1);
+        let (mut pc, mut pd) = (a + n - 1, a + n - 1);
+        loop {
+            while pb <= pc {
+                let r = c(v, pb, a);
+                if r > 0 {
+                    break;
+                }
+                if r == 0 {
+                    swapped = true;
+                    v.swap(pa, pb);
+                    pa += 1;
+                }
+                pb += 1;
+            }
+            while pb <= pc {
+                let r = c(v, pc, a);
+                if r < 0 {
+                    break;
+                }
+                if r == 0 {
+                    swapped = true;
+                    v.swap(pc, pd);
+                    pd -= 1;
+                }
+                pc -= 1;
+            }
+            if pb > pc {
+                break;
+            }
+            v.swap(pb, pc);
+            swapped = true;
+            pb += 1;
+            pc -= 1;
+        }
+        if !swapped {
+            insertion_sort(v, a, n);
+            return;
+        }
+        let pn = a + n;
+        let r = (pa - a).min(pb - pa);
+        for k in 0..r {
+            v.swap(a + k, pb - r + k);
+        }
+        let r = (pd - pc).min(pn - pd - 1);
+        for k in 0..r {
+            v.swap(pb + k, pn - r + k);
+        }
+        let r = pb - pa;
+        if r > 1 && overlaps(a, r) {
+            pqsort(v, a, r, cmp, lrange, rrange);
+        }
+        let r = pd - pc;
+        if r <= 1 {
+            return;
+        }
+        a = pn - r;
+        n = r;
+        if !overlaps(a, n) {
+            return;
+        }
     }
 }
 
@@ -639,10 +805,12 @@ fn search_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], variant: Variant) -> CmdRes
             Sort::Unsorted if q.count != 0 && !q.any => Sort::Asc,
             s => s,
         };
-        sort_points(&mut points, sort);
-        if q.count > 0 {
-            points.truncate(usize::try_from(q.count).unwrap_or(usize::MAX));
-        }
+        let returned = match usize::try_from(q.count) {
+            Ok(count) if count > 0 => count.min(points.len()),
+            _ => points.len(),
+        };
+        sort_points(&mut points, sort, returned);
+        points.truncate(returned);
         points
     });
     match q.store {
@@ -730,6 +898,20 @@ mod tests {
     }
 
     #[test]
+    fn distances_print_like_fixedpoint_d2string() {
+        // GEOSEARCH ... WITHDIST on redis-server 7.0.15 (`%.4f` gives .5085).
+        assert_eq!(fixed4(31564574.508549999), "31564574.5086");
+        assert_eq!(fixed4(0.0), "0.0000");
+        assert_eq!(fixed4(-0.0), "0.0000");
+        assert_eq!(fixed4(0.00049), "0.0005");
+        assert_eq!(fixed4(0.00004), "0.0000");
+        assert_eq!(fixed4(1.5), "1.5000");
+        assert_eq!(fixed4(166274.15156960033), "166274.1516");
+        assert_eq!(fixed4(-2.25), "-2.2500");
+        assert_eq!(fixed4(f64::NAN), "-922337203685477.5808");
+    }
+
+    #[test]
     fn coordinate_errors_use_redis_texts() {
         let e = long_lat_arg(b"200", b"10").unwrap_err();
         assert_eq!(
@@ -808,6 +990,29 @@ mod tests {
     }
 
     #[test]
+    fn pqsort_sorts_the_requested_ranks() {
+        fn cmp(a: &u32, b: &u32) -> i32 {
+            i32::from(a > b) - i32::from(a < b)
+        }
+        // A fixed pseudo-random sequence with many equal values.
+        let data: Vec<u32> = (0..300u32).map(|i| (i * 7919 + 13) % 97 % 23).collect();
+        let mut sorted = data.clone();
+        sorted.sort();
+        for k in [1, 2, 6, 7, 8, 40, 41, 150, 299, 300] {
+            let mut v = data.clone();
+            let n = v.len();
+            pqsort(&mut v, 0, n, cmp, 0, k - 1);
+            assert_eq!(v[..k], sorted[..k], "first {k}");
+            let mut rest = v.clone();
+            rest.sort();
+            assert_eq!(rest, sorted, "a permutation");
+        }
+        let mut small = vec![3, 1, 2];
+        pqsort(&mut small, 0, 3, cmp, 0, 0);
+        assert_eq!(small, [1, 2, 3]);
+    }
+
+    #[test]
     fn searches_find_what_is_inside() {
         let mut z = ZSetValue::new_skiplist();
         for (m, lon, lat) in [
@@ -825,7 +1030,8 @@ mod tests {
             figure: Figure::Circle(200.0),
         };
         let mut points = members_in_shape(&z, &shape, 0);
-        sort_points(&mut points, Sort::Asc);
+        let n = points.len();
+        sort_points(&mut points, Sort::Asc, n);
         let names: Vec<&[u8]> = points.iter().map(|p| p.member.as_slice()).collect();
         assert_eq!(names, [&b"catania"[..], b"palermo"]);
         // GEOSEARCH ... WITHDIST on redis-server 7.0.15: 56.4413, 190.4424 km.

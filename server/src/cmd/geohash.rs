@@ -1,6 +1,7 @@
-//! The geohash math of Redis 7.0 (`geohash.c`, `geohash_helper.c`),
-//! transcribed step for step so that scores, decoded positions, distances
-//! and search areas come out bit for bit as Redis computes them.
+//! The geohash math of Redis (`geohash.c`, `geohash_helper.c`) as Debian's
+//! redis-server 7.0.15 runs it, transcribed step for step so that scores,
+//! decoded positions, distances and search areas come out bit for bit as
+//! Redis computes them.
 //!
 //! A position is a 52-bit integer: 26 bits of latitude (over the Web
 //! Mercator limits ±85.05112878) interleaved with 26 bits of longitude
@@ -311,16 +312,28 @@ fn rad_deg(ang: f64) -> f64 {
     ang / D_R
 }
 
-/// Redis 7.0's `geohashGetDistance`: the haversine great-circle distance
-/// in meters between two positions given in degrees.
+/// Redis's `geohashGetLatDistance`: the distance in meters along a
+/// meridian between two latitudes in degrees.
+pub fn lat_distance(lat1d: f64, lat2d: f64) -> f64 {
+    EARTH_RADIUS_IN_METERS * (deg_rad(lat2d) - deg_rad(lat1d)).abs()
+}
+
+/// Redis's `geohashGetDistance`: the haversine great-circle distance in
+/// meters between two positions given in degrees. On one meridian (the
+/// longitude term is 0) it is [`lat_distance`], as in the redis-server
+/// 7.0.15 this must match (the full formula differs there in the last bit).
 pub fn distance(lon1d: f64, lat1d: f64, lon2d: f64, lat2d: f64) -> f64 {
-    let lat1r = deg_rad(lat1d);
     let lon1r = deg_rad(lon1d);
-    let lat2r = deg_rad(lat2d);
     let lon2r = deg_rad(lon2d);
-    let u = ((lat2r - lat1r) / 2.0).sin();
     let v = ((lon2r - lon1r) / 2.0).sin();
-    2.0 * EARTH_RADIUS_IN_METERS * (u * u + lat1r.cos() * lat2r.cos() * v * v).sqrt().asin()
+    if v == 0.0 {
+        return lat_distance(lat1d, lat2d);
+    }
+    let lat1r = deg_rad(lat1d);
+    let lat2r = deg_rad(lat2d);
+    let u = ((lat2r - lat1r) / 2.0).sin();
+    let a = u * u + lat1r.cos() * lat2r.cos() * v * v;
+    2.0 * EARTH_RADIUS_IN_METERS * a.sqrt().asin()
 }
 
 /// Redis's `geohashEstimateStepsByRadius`: the step whose cells are about
@@ -503,11 +516,14 @@ pub fn within_shape(shape: &Shape, score: f64) -> Option<(f64, f64, f64)> {
             (d <= radius * shape.conversion).then_some(d)?
         }
         Figure::Rectangle { width, height } => {
+            // Redis's `geohashGetDistanceIfInRectangle`: the north-south
+            // distance first, then the east-west one along the point's
+            // latitude.
             let (width_m, height_m) = (width * shape.conversion, height * shape.conversion);
-            // Redis 7.0's `geohashGetDistanceIfInRectangle`.
-            let lon_distance = distance(lon, lat, shape.lon, lat);
-            let lat_distance = distance(lon, lat, lon, shape.lat);
-            if lon_distance > width_m / 2.0 || lat_distance > height_m / 2.0 {
+            if lat_distance(lat, shape.lat) > height_m / 2.0 {
+                return None;
+            }
+            if distance(lon, lat, shape.lon, lat) > width_m / 2.0 {
                 return None;
             }
             distance(shape.lon, shape.lat, lon, lat)
@@ -626,6 +642,11 @@ mod tests {
             "166274.1516"
         );
         assert_eq!(distance(10.0, 20.0, 10.0, 20.0), 0.0);
+        // On one meridian: GEOSEARCHSTORE ... STOREDIST from (180, -3.968)
+        // to a member at (180, -0.00419116143697096) on redis-server 7.0.15
+        // stores 440879.7910206666 (the haversine formula: ...654).
+        let d = distance(180.0, -3.968, 180.0, -0.00419116143697096);
+        assert_eq!(crate::resp::writer::format_double(d), "440879.7910206666");
     }
 
     #[test]
