@@ -137,9 +137,8 @@ fn fixed4(d: f64) -> String {
         return "0.0000".into();
     }
     let scaled = (d * 10000.0).round_ties_even();
-    let v = if scaled.is_nan()
-        || !(-9.223372036854775808e18..9.223372036854775808e18).contains(&scaled)
-    {
+    const TWO_63: f64 = 9223372036854775808.0;
+    let v = if scaled.is_nan() || !(-TWO_63..TWO_63).contains(&scaled) {
         i64::MIN
     } else {
         scaled as i64
@@ -604,19 +603,71 @@ fn cmp_asc(a: &GeoPoint, b: &GeoPoint) -> i32 {
 }
 
 /// Orders the points by distance as Redis does: all of them with glibc's
-/// `qsort` (a stable merge sort, which a stable sort reproduces) when every
-/// point is returned, else only the first `returned` with Redis's partial
-/// quicksort [`pqsort`], whose order of equal distances is its own.
-fn sort_points(points: &mut [GeoPoint], sort: Sort, returned: usize) {
+/// `qsort` ([`merge_sort`]) when every point is returned, else only the
+/// first `returned` with Redis's partial quicksort [`pqsort`], whose order
+/// of equal distances is its own.
+fn sort_points(points: &mut Vec<GeoPoint>, sort: Sort, returned: usize) {
     let cmp: fn(&GeoPoint, &GeoPoint) -> i32 = match sort {
         Sort::Unsorted => return,
         Sort::Asc => cmp_asc,
         Sort::Desc => |a, b| -cmp_asc(a, b),
     };
     if returned >= points.len() {
-        points.sort_by(|a, b| cmp(a, b).cmp(&0));
+        merge_sort(points, cmp);
     } else if let Some(last) = returned.checked_sub(1) {
-        pqsort(points, 0, points.len(), cmp, 0, last);
+        let n = points.len();
+        pqsort(points, 0, n, cmp, 0, last);
+    }
+}
+
+/// glibc's `qsort` (`msort.c`): a top-down merge sort that takes from the
+/// left run while `cmp <= 0`. Stable, and unlike Rust's sorts it follows C's
+/// comparator even when that is not a total order (a NaN distance from
+/// nearly antipodal points), so it neither panics nor orders differently.
+fn merge_sort<T>(v: &mut Vec<T>, cmp: fn(&T, &T) -> i32) {
+    let mut order: Vec<usize> = (0..v.len()).collect();
+    let mut scratch = Vec::with_capacity(v.len());
+    let by_index = |i: usize, j: usize| match (v.get(i), v.get(j)) {
+        (Some(x), Some(y)) => cmp(x, y),
+        _ => 0,
+    };
+    merge_sort_indices(&mut order, &mut scratch, &by_index);
+    let mut slots: Vec<Option<T>> = v.drain(..).map(Some).collect();
+    v.extend(
+        order
+            .iter()
+            .filter_map(|&i| slots.get_mut(i).and_then(Option::take)),
+    );
+}
+
+/// The recursion of [`merge_sort`], on positions.
+fn merge_sort_indices(
+    order: &mut [usize],
+    scratch: &mut Vec<usize>,
+    cmp: &dyn Fn(usize, usize) -> i32,
+) {
+    let n = order.len();
+    if n <= 1 {
+        return;
+    }
+    let (left, right) = order.split_at_mut(n / 2);
+    merge_sort_indices(left, scratch, cmp);
+    merge_sort_indices(right, scratch, cmp);
+    scratch.clear();
+    let (mut l, mut r) = (left.iter().peekable(), right.iter().peekable());
+    while let (Some(&&x), Some(&&y)) = (l.peek(), r.peek()) {
+        if cmp(x, y) <= 0 {
+            scratch.push(x);
+            l.next();
+        } else {
+            scratch.push(y);
+            r.next();
+        }
+    }
+    // What is left of the right run is already in place.
+    scratch.extend(l.copied());
+    if let Some(dst) = order.get_mut(..scratch.len()) {
+        dst.copy_from_slice(scratch);
     }
 }
 
@@ -900,7 +951,7 @@ mod tests {
     #[test]
     fn distances_print_like_fixedpoint_d2string() {
         // GEOSEARCH ... WITHDIST on redis-server 7.0.15 (`%.4f` gives .5085).
-        assert_eq!(fixed4(31564574.508549999), "31564574.5086");
+        assert_eq!(fixed4(31_564_574.508_55), "31564574.5086");
         assert_eq!(fixed4(0.0), "0.0000");
         assert_eq!(fixed4(-0.0), "0.0000");
         assert_eq!(fixed4(0.00049), "0.0005");
@@ -913,14 +964,14 @@ mod tests {
 
     #[test]
     fn coordinate_errors_use_redis_texts() {
-        let e = long_lat_arg(b"200", b"10").unwrap_err();
+        let e = long_lat_arg(b"200", b"10").expect_err("an error");
         assert_eq!(
             e.text(),
             "ERR invalid longitude,latitude pair 200.000000,10.000000"
         );
         assert!(matches!(long_lat_arg(b"x", b"1"), Err(CmdError::NotFloat)));
         assert!(long_lat_arg(b"-180", b"-85.05112878").is_ok());
-        assert_eq!(unit_arg(b"KM").unwrap(), 1000.0);
+        assert_eq!(unit_arg(b"KM").expect("a value"), 1000.0);
         assert!(unit_arg(b"yd").is_err());
     }
 
@@ -953,7 +1004,7 @@ mod tests {
         };
         let err = |s: &str| {
             parse_search(&a(s), v, None)
-                .unwrap_err()
+                .expect_err("an error")
                 .text()
                 .into_owned()
         };
@@ -977,7 +1028,8 @@ mod tests {
             err("geosearch k fromlonlat 1 2 byradius 1 km count 0"),
             "ERR COUNT must be > 0"
         );
-        let q = parse_search(&a("geosearch k fromlonlat 1 2 bybox 4 6 ft desc"), v, None).unwrap();
+        let q = parse_search(&a("geosearch k fromlonlat 1 2 bybox 4 6 ft desc"), v, None)
+            .expect("a value");
         assert_eq!(q.sort, Sort::Desc);
         assert_eq!(
             q.shape.figure,
@@ -1013,6 +1065,32 @@ mod tests {
     }
 
     #[test]
+    fn merge_sort_is_stable_and_follows_c_comparisons() {
+        fn by_key(a: &(u32, u32), b: &(u32, u32)) -> i32 {
+            i32::from(a.0 > b.0) - i32::from(a.0 < b.0)
+        }
+        let mut v: Vec<(u32, u32)> = (0..50u32).map(|i| ((i * 31) % 7, i)).collect();
+        let mut expected = v.clone();
+        expected.sort_by_key(|p| p.0);
+        merge_sort(&mut v, by_key);
+        assert_eq!(v, expected);
+        // NaN compares as smaller both ways: no panic, every element kept.
+        let nan_first = |a: &f64, b: &f64| {
+            if a > b {
+                1
+            } else if a == b {
+                0
+            } else {
+                -1
+            }
+        };
+        let mut d = vec![3.0, f64::NAN, 1.0, f64::NAN, 2.0, 0.5];
+        merge_sort(&mut d, nan_first);
+        assert_eq!(d.len(), 6);
+        assert_eq!(d.iter().filter(|x| x.is_nan()).count(), 2);
+    }
+
+    #[test]
     fn searches_find_what_is_inside() {
         let mut z = ZSetValue::new_skiplist();
         for (m, lon, lat) in [
@@ -1020,7 +1098,7 @@ mod tests {
             ("catania", 15.087269, 37.502669),
             ("far", -70.0, -30.0),
         ] {
-            let h = geohash::encode_wgs84(lon, lat, STEP_MAX).unwrap();
+            let h = geohash::encode_wgs84(lon, lat, STEP_MAX).expect("a value");
             z.insert(m.as_bytes(), geohash::align_52bits(h) as f64);
         }
         let shape = Shape {

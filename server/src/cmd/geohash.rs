@@ -558,7 +558,7 @@ mod tests {
     use super::*;
 
     fn score_of(lon: f64, lat: f64) -> f64 {
-        align_52bits(encode_wgs84(lon, lat, STEP_MAX).unwrap()) as f64
+        align_52bits(encode_wgs84(lon, lat, STEP_MAX).expect("a value")) as f64
     }
 
     #[test]
@@ -594,7 +594,7 @@ mod tests {
             (13.361389, 38.115556),
             (-122.27652, 37.805186),
         ] {
-            let (dlon, dlat) = decode_score(score_of(lon, lat)).unwrap();
+            let (dlon, dlat) = decode_score(score_of(lon, lat)).expect("a value");
             assert!((dlon - lon).abs() <= cell_lon, "{lon} -> {dlon}");
             assert!((dlat - lat).abs() <= cell_lat, "{lat} -> {dlat}");
             // Encoding the decoded centre gives the same cell back.
@@ -606,7 +606,7 @@ mod tests {
     fn decoded_positions_match_redis() {
         // GEOPOS of Palermo on redis-server 7.0.15:
         // 13.36138933897018433 38.11555639549629859 (%.17Lf of these).
-        let (lon, lat) = decode_score(3479099956230698.0).unwrap();
+        let (lon, lat) = decode_score(3479099956230698.0).expect("a value");
         assert_eq!(format!("{lon:.17}"), "13.36138933897018433");
         assert_eq!(format!("{lat:.17}"), "38.11555639549629859");
     }
@@ -634,8 +634,8 @@ mod tests {
     fn distance_matches_redis() {
         // GEODIST Palermo Catania on redis-server 7.0.15: 166274.1516 (m).
         let (a, b) = (
-            decode_score(3479099956230698.0).unwrap(),
-            decode_score(3479447370796909.0).unwrap(),
+            decode_score(3479099956230698.0).expect("a value"),
+            decode_score(3479447370796909.0).expect("a value"),
         );
         assert_eq!(
             format!("{:.4}", distance(a.0, a.1, b.0, b.1)),
@@ -651,8 +651,8 @@ mod tests {
 
     #[test]
     fn neighbours_wrap_at_the_antimeridian() {
-        let west_edge = encode_wgs84(-180.0, 0.0, 10).unwrap();
-        let east_edge = encode_wgs84(179.99, 0.0, 10).unwrap();
+        let west_edge = encode_wgs84(-180.0, 0.0, 10).expect("a value");
+        let east_edge = encode_wgs84(179.99, 0.0, 10).expect("a value");
         assert_eq!(neighbors(west_edge).west, east_edge);
         assert_eq!(neighbors(east_edge).east, west_edge);
         let n = neighbors(west_edge);
@@ -663,14 +663,17 @@ mod tests {
     #[test]
     fn neighbours_at_the_latitude_limits() {
         // North of the top row wraps to the bottom row, as in Redis.
-        let top = encode_wgs84(0.0, LAT_MAX - 1e-9, 8).unwrap();
-        let bottom = encode_wgs84(0.0, LAT_MIN, 8).unwrap();
+        let top = encode_wgs84(0.0, LAT_MAX - 1e-9, 8).expect("a value");
+        let bottom = encode_wgs84(0.0, LAT_MIN, 8).expect("a value");
         // The limit itself is cell 2^step, one past the top row: Redis's
         // offset of exactly 1.0 carries into the next bit pair.
-        assert_eq!(encode_wgs84(0.0, LAT_MAX, 8).unwrap().bits >> 16, 1);
+        assert_eq!(
+            encode_wgs84(0.0, LAT_MAX, 8).expect("a value").bits >> 16,
+            1
+        );
         assert_eq!(neighbors(top).north, bottom);
         assert_eq!(neighbors(bottom).south, top);
-        let area = decode(WGS84_LONG, WGS84_LAT, neighbors(top).south).unwrap();
+        let area = decode(WGS84_LONG, WGS84_LAT, neighbors(top).south).expect("a value");
         assert!(area.latitude.max < LAT_MAX);
     }
 
@@ -708,7 +711,7 @@ mod tests {
     fn standard_geohash_matches_redis() {
         // GEOHASH Palermo on redis-server 7.0.15.
         assert_eq!(
-            &standard_geohash(3479099956230698.0).unwrap(),
+            &standard_geohash(3479099956230698.0).expect("a value"),
             b"sqc8b49rny0"
         );
     }
