@@ -66,8 +66,14 @@ pub struct Guard<'a> {
     /// guard is returned by value through every `lock`, and an inline
     /// `Value` made it a few hundred bytes to copy each time).
     scratch: Option<Box<Value>>,
-    /// Hot entries modified by this command: (position in `locks`, slot).
-    dirty: SmallVec<[(usize, u32); 2]>,
+    /// Hot entries modified by this command: (position in `locks`, slot,
+    /// whether the entry was clean before this command).
+    dirty: SmallVec<[(usize, u32, bool); 2]>,
+    /// Keys taken with [`Guard::get_mut`] while modifications are watched:
+    /// reported when the guard drops, unless the command declared them
+    /// [`Guard::unchanged`] (only while somebody watches, so empty and
+    /// unallocated on the hot path).
+    touched: Vec<Box<[u8]>>,
     /// Arena records of keys this command removed, dropped after its writes
     /// (see [`Keyspace::unlink_handle`]), with the key.
     unlinked: Vec<(Box<[u8]>, Unlinked)>,
@@ -107,6 +113,7 @@ impl<'a> Guard<'a> {
             touch: true,
             scratch: None,
             dirty: SmallVec::new(),
+            touched: Vec::new(),
             unlinked: Vec::new(),
         }
     }
@@ -378,6 +385,7 @@ impl<'a> Guard<'a> {
     /// Marks a hot slot as modified by this command.
     fn mark_dirty(&mut self, pos: usize, slot: u32) {
         let arena = self.ks.tiers.arena.as_ref();
+        let mut was_clean = false;
         if let Some(e) = self.hot_entry(pos, slot) {
             if !e.dirty && e.chain.is_none() {
                 // Its write-back will release this record: see
@@ -387,10 +395,11 @@ impl<'a> Guard<'a> {
                     arena.warm_head(a);
                 }
             }
+            was_clean = !e.dirty;
             e.dirty = true;
         }
-        if !self.dirty.contains(&(pos, slot)) {
-            self.dirty.push((pos, slot));
+        if !self.dirty.iter().any(|d| (d.0, d.1) == (pos, slot)) {
+            self.dirty.push((pos, slot, was_clean));
         }
     }
 
@@ -400,11 +409,39 @@ impl<'a> Guard<'a> {
         let f = self.live(key)?;
         let slot = self.promote(f)?;
         self.mark_dirty(f.pos, slot);
-        self.ks.observers.modified(self.db, key, true);
+        if self.ks.observers.watching() {
+            self.touched.push(key.into());
+        }
         let clock = self.clock;
         let e = self.hot_entry(f.pos, slot)?;
         e.access = clock;
         Some(&mut e.value)
+    }
+
+    /// Declares that the command left `key` as it found it, although it
+    /// took it with [`Guard::get_mut`]: an `SADD` of members already there,
+    /// a `ZADD NX` of existing members, an `HDEL` of absent fields. As in
+    /// Redis, which signals a key only when a command changed it, its
+    /// watchers are not told (their `EXEC` still runs), and the value is
+    /// not written back to the arena (unless it was already waiting for a
+    /// write before this command). The caller must not have changed the
+    /// value in any way through this guard.
+    pub fn unchanged(&mut self, key: &[u8]) {
+        self.touched.retain(|k| &**k != key);
+        let Some(f) = self.live(key) else {
+            return;
+        };
+        let Target::Hot(slot) = f.handle.target() else {
+            return;
+        };
+        let Some(d) = self.dirty.iter_mut().find(|d| (d.0, d.1) == (f.pos, slot)) else {
+            return;
+        };
+        if d.2 {
+            if let Some(e) = self.hot_entry(f.pos, slot) {
+                e.dirty = false;
+            }
+        }
     }
 
     /// Stores `value` under `key`.
@@ -641,8 +678,11 @@ impl<'a> Guard<'a> {
         let write_through =
             tiers.write_through() || (tiers.arena.is_some() && !tiers.has_hot_tier());
         let may_delta = self.ks.deltas_enabled();
+        for key in std::mem::take(&mut self.touched) {
+            self.ks.observers.modified(self.db, &key, true);
+        }
         let dirty = std::mem::take(&mut self.dirty);
-        for &(pos, slot) in &dirty {
+        for &(pos, slot, _) in &dirty {
             let lane = self.lane(pos);
             let db = self.db;
             let ks = self.ks;
@@ -658,28 +698,29 @@ impl<'a> Guard<'a> {
                 .hot_bytes
                 .fetch_add(charge as i64 - e.charged as i64, Ordering::Relaxed);
             e.charged = charge;
-            if !e.dirty {
-                continue;
-            }
-            if write_through {
-                match ks.write_back(lane, db, e, may_delta) {
-                    Ok(()) => {}
-                    Err(err) => {
-                        ks.tiers
-                            .stats
-                            .persist_failures
-                            .fetch_add(1, Ordering::Relaxed);
-                        crate::tier::note_persist_failure();
-                        tracing::error!(error = %err, "could not persist a write; it stays in DRAM");
+            // Not dirty: declared unchanged by its command (see
+            // `Guard::unchanged`); its arena copy is still current.
+            if e.dirty {
+                if write_through {
+                    match ks.write_back(lane, db, e, may_delta) {
+                        Ok(()) => {}
+                        Err(err) => {
+                            ks.tiers
+                                .stats
+                                .persist_failures
+                                .fetch_add(1, Ordering::Relaxed);
+                            crate::tier::note_persist_failure();
+                            tracing::error!(error = %err, "could not persist a write; it stays in DRAM");
+                        }
                     }
+                } else if let Some(old) = e.copy.take() {
+                    // The arena copy is stale and demotion will write a new one.
+                    ks.release_chain(e);
+                    ks.release_record(old);
+                    e.dirty = false;
+                } else {
+                    e.dirty = false;
                 }
-            } else if let Some(old) = e.copy.take() {
-                // The arena copy is stale and demotion will write a new one.
-                ks.release_chain(e);
-                ks.release_record(old);
-                e.dirty = false;
-            } else {
-                e.dirty = false;
             }
             if !ks.tiers.has_hot_tier() {
                 ks.demote_slot(shard, lane, db, slot);

@@ -75,6 +75,12 @@ impl Observers {
         }
     }
 
+    /// Whether modifications are being reported (somebody watches a key).
+    #[inline]
+    pub(crate) fn watching(&self) -> bool {
+        self.watching.load(Ordering::Relaxed)
+    }
+
     /// Reports a modification if anybody asked for them.
     #[inline]
     pub(crate) fn modified(&self, db: usize, key: &[u8], exists: bool) {
