@@ -14,6 +14,12 @@
 //! change, and `EXEC` fails only if a watched key that was alive at `WATCH`
 //! has expired since ([`ClientWatch::any_expired`]).
 //!
+//! A write that changes nothing (`SADD` of members already there, `ZADD NX`
+//! of existing members, `HDEL`, `SREM`, `ZREM`, `LREM` of absent elements,
+//! `LINSERT` without its pivot, an `SMOVE` destination that already has
+//! the member) declares its key `Guard::unchanged`, and is not reported:
+//! as in Redis, which signals a key only when a command changed it.
+//!
 //! Known difference: a command that takes a value for writing
 //! (`Guard::get_mut`) and then fails without changing it (a type error
 //! found after the lookup) still counts as a modification.

@@ -136,6 +136,9 @@ fn hsetnx(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         h.insert(field, value, limits);
         Ok(true)
     })?;
+    if !set {
+        g.unchanged(key);
+    }
     drop(g);
     ctx.out.int(i64::from(set));
     if set {
@@ -190,6 +193,8 @@ fn hdel(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     };
     if emptied {
         g.remove(key);
+    } else if deleted == 0 {
+        g.unchanged(key);
     }
     drop(g);
     if deleted > 0 {

@@ -302,7 +302,10 @@ fn linsert(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             ctx.out.int(l.len() as i64);
             ctx.notify(LIST, "linsert", key);
         }
-        None => ctx.out.int(-1),
+        None => {
+            g.unchanged(key);
+            ctx.out.int(-1);
+        }
     }
     Ok(())
 }
@@ -492,6 +495,8 @@ fn lrem(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             let removed = l.remove_matching(elem, n, count < 0);
             if removed > 0 {
                 ctx.notify(LIST, "lrem", key);
+            } else {
+                g.unchanged(key);
             }
             delete_if_empty(&mut g, key, ctx);
             removed

@@ -110,7 +110,13 @@ fn sadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let max = max_intset(ctx);
     let mut g = ctx.lock_one(key)?;
     let added = match g.get_mut(key) {
-        Some(Value::Set(s)) => members.iter().filter(|m| s.add(m, max)).count(),
+        Some(Value::Set(s)) => {
+            let n = members.iter().filter(|m| s.add(m, max)).count();
+            if n == 0 {
+                g.unchanged(key);
+            }
+            n
+        }
         Some(_) => return Err(CmdError::WrongType),
         None => {
             let mut s = SetValue::new_for(arg(args, 2));
@@ -148,6 +154,8 @@ fn srem(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     };
     if emptied {
         g.remove(key);
+    } else if removed == 0 {
+        g.unchanged(key);
     }
     drop(g);
     if removed > 0 {
@@ -384,6 +392,7 @@ fn smove(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         _ => (false, false),
     };
     if !removed {
+        g.unchanged(src);
         ctx.out.int(0);
         return Ok(());
     }
@@ -391,10 +400,15 @@ fn smove(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         g.remove(src);
     }
     let added = if dst_exists {
-        match g.get_mut(dst) {
+        let added = match g.get_mut(dst) {
             Some(Value::Set(s)) => s.add(m, max),
             _ => false,
+        };
+        if !added {
+            // Already a member: Redis signals only the source.
+            g.unchanged(dst);
         }
+        added
     } else {
         let mut s = SetValue::new_for(m);
         s.add(m, max);

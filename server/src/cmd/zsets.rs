@@ -271,6 +271,10 @@ fn zadd_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], incr: bool) -> CmdResult {
         }
         drop_if_empty(&mut g, key);
     }
+    if exists && added + updated == 0 {
+        // Redis signals the key only when a member was added or updated.
+        g.unchanged(key);
+    }
     if added + updated > 0 {
         ctx.notify(ZSET, if flags.incr { "zincr" } else { "zadd" }, key);
     }
@@ -310,6 +314,9 @@ fn zrem(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             }
         }
         let removed = drop_if_empty(&mut g, key);
+        if deleted == 0 {
+            g.unchanged(key);
+        }
         if deleted > 0 {
             ctx.notify(ZSET, "zrem", key);
             if removed {
@@ -714,6 +721,9 @@ fn zremrange_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], range: Range, event: &st
             deleted = z.remove_rank_range(s, e);
         }
         let removed = drop_if_empty(&mut g, key);
+        if deleted == 0 {
+            g.unchanged(key);
+        }
         if deleted > 0 {
             ctx.notify(ZSET, event, key);
             if removed {
