@@ -155,6 +155,12 @@ pub trait BlockedOp: Send + Sync + 'static {
         out: &mut ReplyWriter,
         events: &mut dyn Events,
     ) -> Outcome;
+
+    /// The reply when the block times out or `CLIENT UNBLOCK ... TIMEOUT`
+    /// ends it: the null array for the list and sorted-set commands.
+    fn timeout_reply(&self, out: &mut ReplyWriter) {
+        out.null_array();
+    }
 }
 
 /// Where a served waiter's keyspace events go (`notify-keyspace-events`):
@@ -236,6 +242,11 @@ impl Blocked {
     /// The waiter, for [`Blocking::cancel`].
     pub fn waiter(&self) -> &Arc<Waiter> {
         &self.waiter
+    }
+
+    /// Writes the blocked command's timeout reply.
+    pub fn timeout_reply(&self, out: &mut ReplyWriter) {
+        self.waiter.op.timeout_reply(out);
     }
 }
 
@@ -371,7 +382,7 @@ impl Blocking {
         if error {
             out.error("UNBLOCKED client unblocked via CLIENT UNBLOCK");
         } else {
-            out.null_array();
+            w.op.timeout_reply(&mut out);
         }
         let _ = tx.send(out.as_bytes().to_vec());
         true
@@ -476,6 +487,19 @@ pub fn block(
     deadline: Option<Instant>,
     op: Box<dyn BlockedOp>,
 ) {
+    register(ctx, keys, deadline, op);
+}
+
+/// Blocks the calling client on no key (`WAIT`): only `deadline`, `CLIENT
+/// UNBLOCK`, `CLIENT KILL` or its disconnection end the block, with the
+/// op's [`BlockedOp::timeout_reply`]. The handler then writes no reply.
+pub fn block_without_keys(ctx: &mut Ctx<'_>, deadline: Option<Instant>, op: Box<dyn BlockedOp>) {
+    register(ctx, &[], deadline, op);
+}
+
+/// Puts the client in the registry under `keys` and leaves its
+/// [`Blocked`] for its connection.
+fn register(ctx: &mut Ctx<'_>, keys: &[&[u8]], deadline: Option<Instant>, op: Box<dyn BlockedOp>) {
     let mut unique: Vec<Vec<u8>> = Vec::with_capacity(keys.len());
     for k in keys {
         if !unique.iter().any(|u| u.as_slice() == *k) {

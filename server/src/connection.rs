@@ -354,7 +354,7 @@ impl Connection {
                 _ = timer => {
                     deadline = None;
                     if srv.blocking.cancel(blocked.waiter()) {
-                        self.out.null_array();
+                        blocked.timeout_reply(&mut self.out);
                         return Ok(true);
                     }
                     // Served in the same instant: the reply is in the channel.

@@ -190,6 +190,30 @@ fn unblock(port: u16) -> Vec<Vec<u8>> {
     out
 }
 
+/// WAIT for a replica on a server with none blocks (counted in INFO,
+/// flag `b`) until CLIENT UNBLOCK (TIMEOUT: 0, ERROR: `-UNBLOCKED`), a
+/// push to any key never ends it, and a timed WAIT answers 0.
+fn wait_replicas(port: u16) -> Vec<Vec<u8>> {
+    let mut w = Client::connect(port);
+    let mut p = Client::connect(port);
+    let id = client_id(&mut w);
+    let mut out = Vec::new();
+    w.send(&["WAIT", "1", "0"]);
+    wait_blocked(port, 1);
+    out.push(client_flags(&mut p, &id));
+    out.push(p.cmd(&["RPUSH", "wl", "a"]));
+    out.push(p.cmd(&["CLIENT", "UNBLOCK", &id]));
+    out.push(w.read_reply());
+    w.send(&["WAIT", "3", "0"]);
+    wait_blocked(port, 1);
+    out.push(p.cmd(&["CLIENT", "UNBLOCK", &id, "ERROR"]));
+    out.push(w.read_reply());
+    wait_blocked(port, 0);
+    out.push(w.cmd(&["WAIT", "1", "30"]));
+    out.push(p.cmd(&["LLEN", "wl"]));
+    out
+}
+
 /// A waited-for key that becomes another type does not serve list
 /// waiters (Redis 7.0 only serves a key holding a list); once it holds a
 /// list again they are served, first blocked first.
@@ -391,6 +415,11 @@ fn same_on_both(scenario: fn(u16) -> Vec<Vec<u8>>) {
 #[test]
 fn wake_up_from_another_client() {
     same_on_both(wake_up);
+}
+
+#[test]
+fn wait_for_replicas_that_do_not_exist() {
+    same_on_both(wait_replicas);
 }
 
 #[test]

@@ -27,6 +27,7 @@ pub mod lists;
 pub mod multi;
 pub mod object;
 pub mod pubsub;
+pub mod replication;
 pub mod reply_limit;
 pub mod sets;
 pub mod sort;
@@ -112,6 +113,7 @@ pub fn all_handlers() -> Vec<(&'static str, Handler)> {
         multi::COMMANDS,
         object::COMMANDS,
         pubsub::COMMANDS,
+        replication::COMMANDS,
         sets::COMMANDS,
         sort::COMMANDS,
         strings::COMMANDS,

@@ -1,0 +1,72 @@
+//! Replication commands of a server that has no replicas and follows no
+//! master: ROLE and WAIT, answered as a Redis 7.0 master without replicas
+//! answers them (Amber's durability is its persistent-memory arena, not
+//! replication).
+
+use std::time::{Duration, Instant};
+
+use amber_storage::Guard;
+
+use super::args::parse_i64;
+use super::error::{CmdError, CmdResult};
+use super::{Ctx, Handler};
+use crate::blocking::{self, BlockedOp, Events, Outcome};
+use crate::resp::ReplyWriter;
+
+/// This family's commands.
+pub const COMMANDS: &[(&str, Handler)] = &[("role", role), ("wait", wait)];
+
+/// ROLE: a master with replication offset 0 and no replicas.
+fn role(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
+    ctx.out.array(3);
+    ctx.out.bulk(b"master");
+    ctx.out.int(0);
+    ctx.out.array(0);
+    Ok(())
+}
+
+/// WAIT numreplicas timeout: the number of replicas that acknowledged the
+/// client's writes, always 0 here. Redis answers at once when that is
+/// enough (`numreplicas` 0 or less) or the client may not block (inside
+/// MULTI); otherwise it blocks until the timeout (milliseconds, 0 for
+/// ever), then answers 0.
+fn wait(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    let arg = |i: usize| args.get(i).copied().unwrap_or_default();
+    let numreplicas = parse_i64(arg(1)).ok_or(CmdError::NotInteger)?;
+    let timeout_ms = parse_i64(arg(2))
+        .ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;
+    if timeout_ms < 0 {
+        return Err(CmdError::err("timeout is negative"));
+    }
+    let acknowledged = 0;
+    if acknowledged >= numreplicas || ctx.client.block.blocking_denied() {
+        ctx.out.int(acknowledged);
+        return Ok(());
+    }
+    let deadline = match timeout_ms {
+        0 => None,
+        ms => Instant::now().checked_add(Duration::from_millis(ms as u64)),
+    };
+    blocking::block_without_keys(ctx, deadline, Box::new(WaitForReplicas));
+    Ok(())
+}
+
+/// A client blocked in WAIT: no key can serve it; it ends with the number
+/// of replicas that acknowledged, 0.
+struct WaitForReplicas;
+
+impl BlockedOp for WaitForReplicas {
+    fn serve(
+        &self,
+        _g: &mut Guard<'_>,
+        _key: &[u8],
+        _out: &mut ReplyWriter,
+        _events: &mut dyn Events,
+    ) -> Outcome {
+        Outcome::Skip
+    }
+
+    fn timeout_reply(&self, out: &mut ReplyWriter) {
+        out.int(0);
+    }
+}
