@@ -3,8 +3,8 @@
 //! real Redis and against Amber; every reply must match, and at the end every
 //! key must hold the same value on both.
 //!
-//! The command mix covers the string and key commands and the hash, list,
-//! set and sorted-set commands whose replies are deterministic (no
+//! The command mix covers the string and key commands, the hash, list,
+//! set and sorted-set commands, HyperLogLogs and GEO, whose replies are deterministic (no
 //! SMEMBERS of a hashtable set, whose order is Redis's dict order), all on
 //! the same ten keys, so type errors and conversions are exercised too. Commands Amber does
 //! not implement yet are detected at run time (`COMMAND INFO`, or an arity
@@ -269,9 +269,100 @@ fn collection_command(name: &'static str) -> Option<BoxedStrategy<Cmd>> {
     })
 }
 
+/// Longitudes and latitudes: real places, the limits, and invalid ones.
+fn coordinate() -> impl Strategy<Value = Arg> {
+    prop::sample::select(vec![
+        "13.361389",
+        "38.115556",
+        "15.087269",
+        "37.502669",
+        "0",
+        "-180",
+        "180",
+        "85.05112878",
+        "-85.05112878",
+        "86",
+        "200",
+        "x",
+    ])
+    .prop_map(lit)
+}
+
+/// A strategy for a HyperLogLog or GEO command, or None (GEO keys are
+/// sorted sets and HyperLogLogs strings, so they mix with the rest).
+fn sketch_or_geo_command(name: &'static str) -> Option<BoxedStrategy<Cmd>> {
+    let c = move |args: Vec<Arg>| Cmd { name, args };
+    Some(match name {
+        "pfadd" => (key(), prop::collection::vec(value(), 0..4))
+            .prop_map(move |(k, v)| c([vec![k], v].concat()))
+            .boxed(),
+        "pfcount" | "pfmerge" => keys(3).prop_map(c).boxed(),
+        "geoadd" => (
+            key(),
+            prop::sample::select(vec!["", "NX", "XX", "CH"]),
+            prop::collection::vec((coordinate(), coordinate(), member()), 1..3),
+        )
+            .prop_map(move |(k, flag, points)| {
+                let mut v = vec![k];
+                if !flag.is_empty() {
+                    v.push(lit(flag));
+                }
+                v.extend(points.into_iter().flat_map(|(x, y, m)| [x, y, m]));
+                c(v)
+            })
+            .boxed(),
+        "geopos" | "geohash" => (key(), members(3))
+            .prop_map(move |(k, m)| c([vec![k], m].concat()))
+            .boxed(),
+        "geodist" => (
+            key(),
+            member(),
+            member(),
+            prop::sample::select(vec!["", "m", "km", "mi", "ft", "parsec"]),
+        )
+            .prop_map(move |(k, a, b, unit)| {
+                let mut v = vec![k, a, b];
+                if !unit.is_empty() {
+                    v.push(lit(unit));
+                }
+                c(v)
+            })
+            .boxed(),
+        "geosearch" => (
+            key(),
+            coordinate(),
+            coordinate(),
+            prop::sample::select(vec!["1", "200", "5000", "-1"]),
+            prop::sample::select(vec!["ASC", "DESC"]),
+            any::<bool>(),
+        )
+            .prop_map(move |(k, x, y, r, order, with)| {
+                let mut v = vec![
+                    k,
+                    lit("FROMLONLAT"),
+                    x,
+                    y,
+                    lit("BYRADIUS"),
+                    lit(r),
+                    lit("km"),
+                ];
+                v.push(lit(order));
+                if with {
+                    v.extend([lit("WITHDIST"), lit("WITHCOORD"), lit("WITHHASH")]);
+                }
+                c(v)
+            })
+            .boxed(),
+        _ => return None,
+    })
+}
+
 /// A strategy for one command of the given name.
 fn command(name: &'static str) -> BoxedStrategy<Cmd> {
     if let Some(s) = collection_command(name) {
+        return s;
+    }
+    if let Some(s) = sketch_or_geo_command(name) {
         return s;
     }
     let c = move |args: Vec<Arg>| Cmd { name, args };
@@ -456,6 +547,14 @@ const CANDIDATES: &[&str] = &[
     "zpopmin",
     "zpopmax",
     "object",
+    "pfadd",
+    "pfcount",
+    "pfmerge",
+    "geoadd",
+    "geopos",
+    "geohash",
+    "geodist",
+    "geosearch",
 ];
 
 /// How closely a command's replies must agree.
