@@ -154,6 +154,8 @@ pub struct ServerState {
     pub leases: crate::lease::BatchLeases,
     /// The connection threads, once the server runs (`crate::cores`).
     pub cores: std::sync::OnceLock<crate::cores::Cores>,
+    /// The Lua interpreter and script cache (`EVAL`, `SCRIPT`).
+    pub scripting: crate::cmd::scripting::Scripting,
     shutdown: watch::Sender<bool>,
 }
 
@@ -207,6 +209,7 @@ impl ServerState {
             watches: Default::default(),
             leases: Default::default(),
             cores: Default::default(),
+            scripting: Default::default(),
             shutdown: watch::channel(false).0,
         }
     }

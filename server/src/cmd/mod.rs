@@ -29,6 +29,7 @@ pub mod object;
 pub mod pubsub;
 pub mod replication;
 pub mod reply_limit;
+pub mod scripting;
 pub mod sets;
 pub mod sort;
 pub mod strings;
@@ -114,6 +115,7 @@ pub fn all_handlers() -> Vec<(&'static str, Handler)> {
         object::COMMANDS,
         pubsub::COMMANDS,
         replication::COMMANDS,
+        scripting::COMMANDS,
         sets::COMMANDS,
         sort::COMMANDS,
         strings::COMMANDS,

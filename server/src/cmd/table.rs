@@ -41,6 +41,8 @@ impl Flags {
     pub const BLOCKING: Flags = Flags(1 << 8);
     /// Keys are found by parsing the arguments.
     pub const MOVABLE_KEYS: Flags = Flags(1 << 9);
+    /// Refused when called from a script.
+    pub const NO_SCRIPT: Flags = Flags(1 << 10);
 
     /// Does `self` include all of `other`?
     pub fn has(self, other: Flags) -> bool {
@@ -60,6 +62,7 @@ impl Flags {
                 "pubsub" => Self::PUBSUB.0,
                 "blocking" => Self::BLOCKING.0,
                 "movablekeys" => Self::MOVABLE_KEYS.0,
+                "noscript" => Self::NO_SCRIPT.0,
                 _ => 0,
             };
         }
@@ -220,8 +223,20 @@ impl CommandDef {
 }
 
 /// Commands that run alone under the keyspace's exclusive gate: they touch
-/// several databases, or must look atomic across shards.
-const EXCLUSIVE_COMMANDS: &[&str] = &["swapdb", "move", "copy", "exec", "flushall", "flushdb"];
+/// several databases, or must look atomic across shards (a script's
+/// commands, like a transaction's).
+const EXCLUSIVE_COMMANDS: &[&str] = &[
+    "swapdb",
+    "move",
+    "copy",
+    "exec",
+    "flushall",
+    "flushdb",
+    "eval",
+    "evalsha",
+    "eval_ro",
+    "evalsha_ro",
+];
 
 /// Hand-written metadata for commands Redis does not have.
 pub struct Extension {

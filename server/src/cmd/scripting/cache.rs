@@ -1,0 +1,63 @@
+//! The script cache (`lctx.lua_scripts` in Redis's `eval.c`): every body
+//! `EVAL` or `SCRIPT LOAD` compiled, by the lowercase hex SHA1 of the body.
+//! One per server, shared by all clients, emptied by `SCRIPT FLUSH`, not
+//! persistent.
+
+use std::collections::HashMap;
+
+use mlua::Function;
+
+/// The hex SHA1 of `data`, lowercase (`sha1hex`).
+pub fn sha1_hex(data: &[u8]) -> String {
+    sha1_smol::Sha1::from(data).digest().to_string()
+}
+
+/// Compiled scripts by SHA1.
+#[derive(Default)]
+pub struct ScriptCache {
+    scripts: HashMap<String, Function>,
+}
+
+impl ScriptCache {
+    /// The compiled script of `sha` (any case, as Redis's dictionary
+    /// compares SHA1s without case).
+    pub fn get(&self, sha: &[u8]) -> Option<&Function> {
+        let key = std::str::from_utf8(sha).ok()?.to_ascii_lowercase();
+        self.scripts.get(&key)
+    }
+
+    /// Remembers a compiled script.
+    pub fn insert(&mut self, sha: String, func: Function) {
+        self.scripts.insert(sha, func);
+    }
+
+    /// Whether `sha` is cached.
+    pub fn contains(&self, sha: &[u8]) -> bool {
+        self.get(sha).is_some()
+    }
+
+    /// Number of cached scripts (`INFO memory`'s `number_of_cached_scripts`).
+    pub fn len(&self) -> usize {
+        self.scripts.len()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.scripts.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha1_of_empty_and_scripts() {
+        assert_eq!(sha1_hex(b""), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+        // The digest redis-server 7.0 reports for `EVAL "return x" 0`.
+        assert_eq!(
+            sha1_hex(b"return x"),
+            "03c387736bb5cc009ff35151572cee04677aa374"
+        );
+    }
+}

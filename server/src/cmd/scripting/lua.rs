@@ -1,0 +1,475 @@
+//! The Lua interpreter as Redis 7.0 sets it up (`script_lua.c`, `eval.c`):
+//! the libraries it loads, the `redis` API, the sandbox (no `loadfile`,
+//! `dofile`, `print`, `io`, `os`; globals read-only and missing globals an
+//! error), Redis's error handler, and running one script with `KEYS` and
+//! `ARGV` against the caller's [`Ctx`].
+
+use std::cell::RefCell;
+
+use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value, Variadic};
+
+use super::convert::{self, Reply};
+use super::sandbox;
+use super::script_call::{self, RunState};
+use crate::cmd::connection::REDIS_VERSION;
+use crate::cmd::{CmdError, CmdResult, Ctx};
+
+/// Redis's error handler (`__redis__err__handler`, `eval.c`): it turns
+/// any error into an `{err=...}` table and records where it happened, on
+/// the caller of a C function (`redis.call`) rather than the function.
+const PRELUDE: &str = r#"
+local dbg = debug
+debug = nil
+function __redis__err__handler(err)
+  local i = dbg.getinfo(2,'nSl')
+  if i and i.what == 'C' then
+    i = dbg.getinfo(3,'nSl')
+  end
+  if type(err) ~= 'table' then
+    err = {err='ERR ' .. tostring(err)}
+  end
+  if i then
+    err['source'] = i.source
+    err['line'] = i.currentline
+  end
+  return err
+end
+local handler, xpcall = __redis__err__handler, xpcall
+return function(f) return xpcall(f, handler) end
+"#;
+
+/// Globals Redis's base library leaves out (its deny list).
+const DENIED_GLOBALS: &[&str] = &["dofile", "loadfile", "print"];
+
+/// `REDIS_VERSION_NUM`: 0x00MMmmpp of [`REDIS_VERSION`].
+fn version_num() -> f64 {
+    let mut parts = REDIS_VERSION
+        .split('.')
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor, patch) = (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    );
+    f64::from((major << 16) | (minor << 8) | patch)
+}
+
+/// One Lua state with Redis's environment.
+pub struct Interp {
+    lua: Lua,
+    /// The real globals table (`KEYS` and `ARGV` are set here).
+    globals: Table,
+    /// What scripts see as their globals: reads fall through to `globals`,
+    /// writes are refused.
+    env: Table,
+    /// `function(f) return xpcall(f, __redis__err__handler) end`.
+    runner: Function,
+}
+
+/// How a compiled script is run.
+pub struct Invocation<'a> {
+    /// The function name in error messages (`f_` is not shown: the sha).
+    pub name: &'a str,
+    /// `KEYS`.
+    pub keys: &'a [&'a [u8]],
+    /// `ARGV`.
+    pub argv: &'a [&'a [u8]],
+    /// `EVAL_RO` / `EVALSHA_RO`: write commands are refused.
+    pub read_only: bool,
+}
+
+impl Interp {
+    /// A fresh interpreter (Redis's `scriptingInit`).
+    pub fn new() -> mlua::Result<Interp> {
+        let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::DEBUG;
+        // SAFETY: the debug library is needed by the error handler only;
+        // the prelude removes it from the globals before any script runs,
+        // as Redis does.
+        let lua = unsafe { Lua::unsafe_new_with(libs, LuaOptions::new()) };
+        let globals = lua.globals();
+        for name in DENIED_GLOBALS {
+            globals.raw_set(*name, Value::Nil)?;
+        }
+        // SAFETY: these are Lua C functions written for this state's API.
+        let c_fn = |f: mlua::ffi::lua_CFunction| unsafe { lua.create_c_function(f) };
+        globals.raw_set("pcall", c_fn(sandbox::pcall)?)?;
+        let math: Table = globals.raw_get("math")?;
+        math.raw_set("random", c_fn(sandbox::math_random)?)?;
+        math.raw_set("randomseed", c_fn(sandbox::math_randomseed)?)?;
+
+        let redis = lua.create_table()?;
+        redis.raw_set("call", c_fn(sandbox::raising::<0>)?)?;
+        redis.raw_set("pcall", c_fn(sandbox::raising::<1>)?)?;
+        redis.raw_set("sha1hex", c_fn(sandbox::raising::<2>)?)?;
+        redis.raw_set("log", c_fn(sandbox::raising::<3>)?)?;
+        redis.raw_set("set_repl", c_fn(sandbox::raising::<4>)?)?;
+        redis.raw_set("setresp", c_fn(sandbox::raising::<5>)?)?;
+        redis.raw_set("acl_check_cmd", c_fn(sandbox::raising::<6>)?)?;
+        redis.raw_set("replicate_commands", c_fn(sandbox::raising::<7>)?)?;
+        redis.raw_set("error_reply", lua.create_function(error_reply)?)?;
+        redis.raw_set("status_reply", lua.create_function(status_reply)?)?;
+        redis.raw_set("breakpoint", lua.create_function(|_, ()| Ok(false))?)?;
+        redis.raw_set("debug", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+        for (name, level) in [
+            ("LOG_DEBUG", 0),
+            ("LOG_VERBOSE", 1),
+            ("LOG_NOTICE", 2),
+            ("LOG_WARNING", 3),
+            ("REPL_NONE", 0),
+            ("REPL_AOF", 1),
+            ("REPL_SLAVE", 2),
+            ("REPL_REPLICA", 2),
+            ("REPL_ALL", 3),
+        ] {
+            redis.raw_set(name, level)?;
+        }
+        redis.raw_set("REDIS_VERSION", REDIS_VERSION)?;
+        redis.raw_set("REDIS_VERSION_NUM", version_num())?;
+        super::libs::register(&lua, &globals)?;
+
+        let static_impls: [(usize, Function); 4] = [
+            (2, lua.create_function(sha1hex)?),
+            (3, lua.create_function(log)?),
+            (4, lua.create_function(set_repl)?),
+            (
+                7,
+                lua.create_function(|_, _: MultiValue| Ok((false, true)))?,
+            ),
+        ];
+        for (i, f) in static_impls {
+            set_impl(&lua, i, f)?;
+        }
+
+        let runner: Function = lua.load(PRELUDE).set_name("=prelude").eval()?;
+
+        // Read-only globals, a missing global an error (Redis 7.0's
+        // `luaSetErrorMetatable` and readonly tables).
+        let readonly = c_fn(sandbox::readonly_error)?;
+        let meta = lua.create_table()?;
+        meta.raw_set("__index", c_fn(sandbox::global_index_error)?)?;
+        meta.raw_set("__newindex", readonly.clone())?;
+        globals.set_metatable(Some(meta));
+        let redis_meta = lua.create_table()?;
+        redis_meta.raw_set("__index", redis)?;
+        redis_meta.raw_set("__newindex", readonly.clone())?;
+        let redis_view = lua.create_table()?;
+        redis_view.set_metatable(Some(redis_meta));
+        globals.raw_set("redis", redis_view)?;
+        let env_meta = lua.create_table()?;
+        env_meta.raw_set("__index", globals.clone())?;
+        env_meta.raw_set("__newindex", readonly)?;
+        let env = lua.create_table()?;
+        env.set_metatable(Some(env_meta));
+        Ok(Interp {
+            lua,
+            globals,
+            env,
+            runner,
+        })
+    }
+
+    /// Compiles a script body (`luaCreateFunction`); the error is Redis's
+    /// reply text.
+    pub fn compile(&self, body: &[u8]) -> Result<Function, String> {
+        self.lua
+            .load(body)
+            .set_name("@user_script")
+            .set_environment(self.env.clone())
+            .into_function()
+            .map_err(|e| {
+                let msg = match e {
+                    mlua::Error::SyntaxError { message, .. } => message,
+                    other => other.to_string(),
+                };
+                format!("ERR Error compiling script (new function): {msg}")
+            })
+    }
+
+    /// Runs `func` for the client of `ctx` (`luaCallFunction`) and writes
+    /// the reply.
+    pub fn run(&self, ctx: &mut Ctx<'_>, func: &Function, inv: &Invocation<'_>) -> CmdResult {
+        let lua = &self.lua;
+        let to_err = |e: mlua::Error| CmdError::err(e.to_string());
+        self.globals
+            .raw_set("KEYS", string_array(lua, inv.keys).map_err(to_err)?)
+            .map_err(to_err)?;
+        self.globals
+            .raw_set("ARGV", string_array(lua, inv.argv).map_err(to_err)?)
+            .map_err(to_err)?;
+        let caller_db = ctx.client.db;
+        let state = RefCell::new(RunState::new(ctx, inv.read_only));
+        let result: mlua::Result<MultiValue> = lua.scope(|scope| {
+            let call = scope.create_function(|lua, args: Variadic<Value>| {
+                command(lua, &mut state.borrow_mut(), args, true)
+            })?;
+            let pcall = scope.create_function(|lua, args: Variadic<Value>| {
+                command(lua, &mut state.borrow_mut(), args, false)
+            })?;
+            let setresp = scope.create_function(|lua, args: Variadic<Value>| {
+                setresp(lua, &mut state.borrow_mut(), args)
+            })?;
+            let acl = scope.create_function(|lua, args: Variadic<Value>| {
+                acl_check_cmd(lua, &state.borrow(), args)
+            })?;
+            set_impl(lua, 0, call)?;
+            set_impl(lua, 1, pcall)?;
+            set_impl(lua, 5, setresp)?;
+            set_impl(lua, 6, acl)?;
+            self.runner.call::<MultiValue>(func.clone())
+        });
+        let mut state = state.into_inner();
+        state.finish(caller_db);
+        let script_resp3 = state.resp3;
+        let ctx = state.into_ctx();
+        let values = result.map_err(to_err)?;
+        let mut values = values.into_iter();
+        let ok = matches!(values.next(), Some(Value::Boolean(true)));
+        let value = values.next().unwrap_or(Value::Nil);
+        if ok {
+            convert::write_lua_value(ctx.out, &value, script_resp3);
+            return Ok(());
+        }
+        let text = match &value {
+            Value::Table(t) => convert::error_of_table(t, inv.name),
+            _ => None,
+        };
+        Err(CmdError::msg(text.unwrap_or_else(|| {
+            format!("ERR Error running script {}, execution failure", inv.name)
+        })))
+    }
+}
+
+fn set_impl(lua: &Lua, index: usize, f: Function) -> mlua::Result<()> {
+    let key = sandbox::IMPLS[index].to_str().unwrap_or_default();
+    lua.set_named_registry_value(key, f)
+}
+
+fn string_array(lua: &Lua, items: &[&[u8]]) -> mlua::Result<Table> {
+    let t = lua.create_table_with_capacity(items.len(), 0)?;
+    for (i, item) in items.iter().enumerate() {
+        t.raw_set(i + 1, lua.create_string(item)?)?;
+    }
+    Ok(t)
+}
+
+/// A raised `{err=...}`: the `(true, table)` the raising trampoline expects.
+fn raise(lua: &Lua, text: &str) -> mlua::Result<MultiValue> {
+    let t = convert::error_table(lua, text.as_bytes())?;
+    Ok(MultiValue::from_iter([
+        Value::Boolean(true),
+        Value::Table(t),
+    ]))
+}
+
+/// Plain results for the raising trampoline.
+fn results(values: impl IntoIterator<Item = Value>) -> MultiValue {
+    std::iter::once(Value::Boolean(false))
+        .chain(values)
+        .collect()
+}
+
+/// `redis.call` / `redis.pcall` (`luaRedisGenericCommand`).
+fn command(
+    lua: &Lua,
+    state: &mut RunState<'_, '_>,
+    args: Variadic<Value>,
+    raise_error: bool,
+) -> mlua::Result<MultiValue> {
+    let fail = |lua: &Lua, text: &str| -> mlua::Result<MultiValue> {
+        if raise_error {
+            raise(lua, text)
+        } else {
+            let t = convert::error_table(lua, text.as_bytes())?;
+            Ok(results([Value::Table(t)]))
+        }
+    };
+    if args.is_empty() {
+        return fail(
+            lua,
+            "Please specify at least one argument for this redis lib call",
+        );
+    }
+    let mut argv: Vec<Vec<u8>> = Vec::with_capacity(args.len());
+    for a in args.iter() {
+        match a {
+            Value::Number(n) => argv.push(convert::format_g(*n, 17).into_bytes()),
+            Value::Integer(n) => argv.push(convert::format_g(*n as f64, 17).into_bytes()),
+            Value::String(s) => argv.push(s.as_bytes().to_vec()),
+            _ => {
+                return fail(
+                    lua,
+                    "Lua redis lib command arguments must be strings or integers",
+                )
+            }
+        }
+    }
+    let reply = match script_call::call(state, &argv) {
+        Ok(reply) => reply,
+        Err(text) => {
+            let mut t = convert::error_table(lua, text.as_bytes())?;
+            t.raw_set("ignore_error_stats_update", true)?;
+            t = t.clone();
+            return Ok(MultiValue::from_iter([
+                Value::Boolean(raise_error),
+                Value::Table(t),
+            ]));
+        }
+    };
+    let parsed = convert::parse_reply(&reply)
+        .unwrap_or_else(|| Reply::Error(b"ERR reply from the command could not be read".to_vec()));
+    let is_error = matches!(parsed, Reply::Error(_));
+    let value = convert::reply_to_lua(lua, &parsed)?;
+    Ok(std::iter::once(Value::Boolean(raise_error && is_error))
+        .chain(std::iter::once(value))
+        .collect())
+}
+
+/// `redis.error_reply` (`luaRedisErrorReplyCommand`).
+fn error_reply(lua: &Lua, args: Variadic<Value>) -> mlua::Result<Table> {
+    match args.as_slice() {
+        [Value::String(s)] => {
+            let s = s.as_bytes();
+            let mut text = Vec::with_capacity(s.len() + 1);
+            if s.first() != Some(&b'-') {
+                text.push(b'-');
+            }
+            text.extend_from_slice(&s);
+            convert::error_table(lua, &text)
+        }
+        _ => convert::error_table(lua, b"wrong number or type of arguments"),
+    }
+}
+
+/// `redis.status_reply` (`luaRedisReturnSingleFieldTable`).
+fn status_reply(lua: &Lua, args: Variadic<Value>) -> mlua::Result<Table> {
+    match args.as_slice() {
+        [Value::String(s)] => {
+            let t = lua.create_table()?;
+            t.raw_set("ok", s.clone())?;
+            Ok(t)
+        }
+        _ => convert::error_table(lua, b"wrong number or type of arguments"),
+    }
+}
+
+/// `lua_tolstring`'s view of a value: strings, and numbers as `%.14g`.
+fn lua_bytes(v: &Value) -> Option<Vec<u8>> {
+    match v {
+        Value::String(s) => Some(s.as_bytes().to_vec()),
+        Value::Number(n) => Some(convert::lua_number_text(*n).into_bytes()),
+        Value::Integer(n) => Some(n.to_string().into_bytes()),
+        _ => None,
+    }
+}
+
+/// `lua_tonumber`'s view of a value (numeric strings convert).
+fn lua_number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => Some(*n),
+        Value::Integer(n) => Some(*n as f64),
+        Value::String(s) => std::str::from_utf8(&s.as_bytes())
+            .ok()
+            .and_then(|t| t.trim().parse().ok()),
+        _ => None,
+    }
+}
+
+/// `redis.sha1hex`.
+fn sha1hex(lua: &Lua, args: Variadic<Value>) -> mlua::Result<MultiValue> {
+    let [v] = args.as_slice() else {
+        return raise(lua, "wrong number of arguments");
+    };
+    let data = lua_bytes(v).unwrap_or_default();
+    let hex = super::cache::sha1_hex(&data);
+    Ok(results([Value::String(lua.create_string(hex)?)]))
+}
+
+/// `redis.log`: checks its arguments as Redis does, then logs.
+fn log(lua: &Lua, args: Variadic<Value>) -> mlua::Result<MultiValue> {
+    if args.len() < 2 {
+        return raise(lua, "redis.log() requires two arguments or more.");
+    }
+    let Some(level) = args.first().and_then(lua_number) else {
+        return raise(lua, "First argument must be a number (log level).");
+    };
+    let level = level as i32;
+    if !(0..=3).contains(&level) {
+        return raise(lua, "Invalid debug level.");
+    }
+    let parts: Vec<String> = args
+        .iter()
+        .skip(1)
+        .filter_map(lua_bytes)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .collect();
+    let text = parts.join(" ");
+    match level {
+        0 => tracing::debug!(target: "lua", "{text}"),
+        1 | 2 => tracing::info!(target: "lua", "{text}"),
+        _ => tracing::warn!(target: "lua", "{text}"),
+    }
+    Ok(results([]))
+}
+
+/// `redis.set_repl`: validated and accepted (Amber does not replicate).
+fn set_repl(lua: &Lua, args: Variadic<Value>) -> mlua::Result<MultiValue> {
+    let [v] = args.as_slice() else {
+        return raise(lua, "redis.set_repl() requires two arguments.");
+    };
+    let flags = lua_number(v).unwrap_or(0.0) as i32;
+    if flags & !3 != 0 {
+        return raise(
+            lua,
+            "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
+        );
+    }
+    Ok(results([]))
+}
+
+/// `redis.setresp`: the protocol of the replies `redis.call` converts.
+fn setresp(
+    lua: &Lua,
+    state: &mut RunState<'_, '_>,
+    args: Variadic<Value>,
+) -> mlua::Result<MultiValue> {
+    let [v] = args.as_slice() else {
+        return raise(lua, "redis.setresp() requires one argument.");
+    };
+    match lua_number(v).unwrap_or(0.0) as i32 {
+        2 => state.resp3 = false,
+        3 => state.resp3 = true,
+        _ => return raise(lua, "RESP version must be 2 or 3."),
+    }
+    Ok(results([]))
+}
+
+/// `redis.acl_check_cmd`: every existing command is allowed (Amber has one
+/// user with every permission).
+fn acl_check_cmd(
+    lua: &Lua,
+    state: &RunState<'_, '_>,
+    args: Variadic<Value>,
+) -> mlua::Result<MultiValue> {
+    if args.is_empty() {
+        return raise(
+            lua,
+            "Please specify at least one argument for this redis lib call",
+        );
+    }
+    let mut argv = Vec::with_capacity(args.len());
+    for a in args.iter() {
+        match lua_bytes(a) {
+            Some(b) => argv.push(b),
+            None => {
+                return raise(
+                    lua,
+                    "Lua redis lib command arguments must be strings or integers",
+                )
+            }
+        }
+    }
+    if script_call::lookup(state.srv(), &argv).is_none() {
+        return raise(lua, "Invalid command passed to redis.acl_check_cmd()");
+    }
+    Ok(results([Value::Boolean(true)]))
+}

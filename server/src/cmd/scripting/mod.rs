@@ -1,0 +1,221 @@
+//! Lua scripting: `EVAL`, `EVALSHA`, `EVAL_RO`, `EVALSHA_RO` and `SCRIPT`,
+//! with Redis 7.0's semantics (`eval.c`, `script_lua.c`, `script.c`).
+//!
+//! One Lua 5.1 interpreter per server ([`Scripting`], in
+//! [`crate::state::ServerState`]) runs every script, set up as Redis sets
+//! it up ([`lua`]). A script runs under the keyspace's exclusive gate, so
+//! it is atomic; its `redis.call`s go through the normal command path with
+//! their replies captured and converted ([`script_call`], [`convert`]).
+
+pub mod cache;
+pub mod convert;
+pub mod libs;
+pub mod lua;
+pub mod rand48;
+pub mod sandbox;
+pub mod script_call;
+
+use parking_lot::Mutex;
+
+use super::admin::reply_help;
+use super::args::{is, parse_i64};
+use super::{CmdError, CmdResult, Ctx, Handler};
+use cache::ScriptCache;
+use lua::{Interp, Invocation};
+
+/// This family's commands.
+pub const COMMANDS: &[(&str, Handler)] = &[
+    ("eval", eval),
+    ("evalsha", evalsha),
+    ("eval_ro", eval_ro),
+    ("evalsha_ro", evalsha_ro),
+    ("script|load", script_load),
+    ("script|exists", script_exists),
+    ("script|flush", script_flush),
+    ("script|kill", script_kill),
+    ("script|help", script_help),
+];
+
+/// Redis's reply to `EVALSHA` of a script it does not have.
+const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
+
+/// The interpreter and its script cache, created on first use.
+#[derive(Default)]
+pub struct Scripting {
+    engine: Mutex<Option<Engine>>,
+}
+
+struct Engine {
+    interp: Interp,
+    cache: ScriptCache,
+}
+
+impl Scripting {
+    /// Runs `f` with the engine, creating it first if needed.
+    fn with<R>(&self, f: impl FnOnce(&mut Engine) -> Result<R, CmdError>) -> Result<R, CmdError> {
+        let mut guard = self.engine.lock();
+        if guard.is_none() {
+            let interp =
+                Interp::new().map_err(|e| CmdError::err(format!("Lua initialization: {e}")))?;
+            *guard = Some(Engine {
+                interp,
+                cache: ScriptCache::default(),
+            });
+        }
+        match guard.as_mut() {
+            Some(engine) => f(engine),
+            None => Err(CmdError::err("Lua is not available")),
+        }
+    }
+
+    /// `SCRIPT FLUSH`: forgets every script and the interpreter with them
+    /// (Redis's `scriptingReset`).
+    fn flush(&self) {
+        *self.engine.lock() = None;
+    }
+}
+
+impl Engine {
+    /// The cached script of `body`, compiled and cached first if needed;
+    /// returns its SHA1 too.
+    fn load(&mut self, body: &[u8]) -> Result<(String, mlua::Function), CmdError> {
+        let sha = cache::sha1_hex(body);
+        if let Some(f) = self.cache.get(sha.as_bytes()) {
+            return Ok((sha, f.clone()));
+        }
+        let f = self.interp.compile(body).map_err(CmdError::msg)?;
+        self.cache.insert(sha.clone(), f.clone());
+        Ok((sha, f))
+    }
+}
+
+/// Where the script of an `EVAL`-family call comes from.
+#[derive(Clone, Copy)]
+enum Source {
+    Body,
+    Sha,
+}
+
+fn eval(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    eval_generic(ctx, args, Source::Body, false)
+}
+
+fn eval_ro(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    eval_generic(ctx, args, Source::Body, true)
+}
+
+fn evalsha(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    evalsha_generic(ctx, args, false)
+}
+
+fn evalsha_ro(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    evalsha_generic(ctx, args, true)
+}
+
+/// `evalShaCommand`: a SHA1 that is not 40 characters cannot be cached.
+fn evalsha_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], read_only: bool) -> CmdResult {
+    if args.get(1).map_or(0, |s| s.len()) != 40 {
+        return Err(CmdError::msg(NOSCRIPT));
+    }
+    eval_generic(ctx, args, Source::Sha, read_only)
+}
+
+/// `evalGenericCommand`: checks `numkeys`, finds or compiles the script,
+/// runs it with `KEYS` and `ARGV`.
+fn eval_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], source: Source, read_only: bool) -> CmdResult {
+    let numkeys =
+        parse_i64(args.get(2).copied().unwrap_or_default()).ok_or(CmdError::NotInteger)?;
+    let available = args.len().saturating_sub(3) as i64;
+    if numkeys > available {
+        return Err(CmdError::err(
+            "Number of keys can't be greater than number of args",
+        ));
+    }
+    if numkeys < 0 {
+        return Err(CmdError::err("Number of keys can't be negative"));
+    }
+    let rest = args.get(3..).unwrap_or_default();
+    let (keys, argv) = rest.split_at((numkeys as usize).min(rest.len()));
+    let script = args.get(1).copied().unwrap_or_default();
+    let srv = ctx.srv;
+    srv.scripting.with(|engine| {
+        let (sha, func) = match source {
+            Source::Body => engine.load(script)?,
+            Source::Sha => match engine.cache.get(script) {
+                Some(f) => (
+                    String::from_utf8_lossy(script).to_ascii_lowercase(),
+                    f.clone(),
+                ),
+                None => return Err(CmdError::msg(NOSCRIPT)),
+            },
+        };
+        let inv = Invocation {
+            name: &sha,
+            keys,
+            argv,
+            read_only,
+        };
+        engine.interp.run(ctx, &func, &inv)
+    })
+}
+
+fn script_load(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    let body = args.get(2).copied().unwrap_or_default();
+    let (sha, _) = ctx.srv.scripting.with(|engine| engine.load(body))?;
+    ctx.out.bulk(sha.as_bytes());
+    Ok(())
+}
+
+fn script_exists(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    let shas = args.get(2..).unwrap_or_default();
+    let found: Vec<bool> = ctx
+        .srv
+        .scripting
+        .with(|engine| Ok(shas.iter().map(|s| engine.cache.contains(s)).collect()))?;
+    ctx.out.array(found.len());
+    for f in found {
+        ctx.out.int(i64::from(f));
+    }
+    Ok(())
+}
+
+fn script_flush(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    match args {
+        [_, _] => {}
+        [_, _, mode] if is(mode, "sync") || is(mode, "async") => {}
+        _ => return Err(CmdError::err("SCRIPT FLUSH only support SYNC|ASYNC option")),
+    }
+    ctx.srv.scripting.flush();
+    ctx.out.ok();
+    Ok(())
+}
+
+/// `SCRIPT KILL`: a script runs under the exclusive gate, so while another
+/// client's command runs no script is running.
+fn script_kill(_ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
+    Err(CmdError::msg("NOTBUSY No scripts in execution right now."))
+}
+
+fn script_help(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    reply_help(
+        ctx,
+        args,
+        &[
+            "DEBUG (YES|SYNC|NO)",
+            "    Set the debug mode for subsequent scripts executed.",
+            "EXISTS <sha1> [<sha1> ...]",
+            "    Return information about the existence of the scripts in the script cache.",
+            "FLUSH [ASYNC|SYNC]",
+            "    Flush the Lua scripts cache. Very dangerous on replicas.",
+            "    When called without the optional mode argument, the behavior is determined by the",
+            "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+            "    * ASYNC: Asynchronously flush the scripts cache.",
+            "    * SYNC: Synchronously flush the scripts cache.",
+            "KILL",
+            "    Kill the currently executing Lua script.",
+            "LOAD <script>",
+            "    Load a script into the scripts cache without executing it.",
+        ],
+    );
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! The Lua C functions of Redis's sandbox, written against the Lua C API
+//! because their behaviour depends on it: errors raised with `luaL_error`
+//! carry the caller's position (`user_script:1: ...`), a raised error can
+//! be a table (`{err=...}`), and a C function never replaces the caller's
+//! frame in a tail call, so Redis's error handler finds the script's line.
+//!
+//! Every function here keeps only plain values on its Rust stack: Lua
+//! raises errors with `longjmp`, which must not skip a destructor.
+
+use std::ffi::{c_int, CStr};
+
+use mlua::ffi::{self, lua_State};
+
+use super::rand48;
+
+/// Registry keys of the Rust functions behind the raising API functions
+/// (`redis.call`, ...): each returns `(raise, values...)`; see [`raising`].
+pub const IMPLS: [&CStr; 8] = [
+    c"amber.call",
+    c"amber.pcall",
+    c"amber.sha1hex",
+    c"amber.log",
+    c"amber.set_repl",
+    c"amber.setresp",
+    c"amber.acl_check_cmd",
+    c"amber.replicate_commands",
+];
+
+/// Calls the Rust function registered under `IMPLS[N]` with this call's
+/// arguments. It returns a flag then its results: when the flag is true,
+/// the second value (an `{err=...}` table) is raised as the error, as
+/// Redis's `luaError` does; otherwise the results are returned.
+///
+/// # Safety
+/// Called by Lua only, with a valid state.
+pub unsafe extern "C-unwind" fn raising<const N: usize>(l: *mut lua_State) -> c_int {
+    let argc = ffi::lua_gettop(l);
+    ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, IMPLS[N].as_ptr());
+    ffi::lua_insert(l, 1);
+    ffi::lua_call(l, argc, ffi::LUA_MULTRET);
+    if ffi::lua_toboolean(l, 1) != 0 {
+        ffi::lua_settop(l, 2);
+        ffi::lua_error(l);
+    }
+    ffi::lua_remove(l, 1);
+    ffi::lua_gettop(l)
+}
+
+/// `luaProtectedTableError`: the globals table's `__index`.
+///
+/// # Safety
+/// Called by Lua only, with a valid state.
+pub unsafe extern "C-unwind" fn global_index_error(l: *mut lua_State) -> c_int {
+    if ffi::lua_gettop(l) != 2 {
+        ffi::luaL_error(
+            l,
+            c"Wrong number of arguments to luaProtectedTableError".as_ptr(),
+        );
+    }
+    if ffi::lua_isstring(l, -1) == 0 && ffi::lua_isnumber(l, -1) == 0 {
+        ffi::luaL_error(
+            l,
+            c"Second argument to luaProtectedTableError must be a string or number".as_ptr(),
+        );
+    }
+    let name = ffi::lua_tolstring(l, -1, std::ptr::null_mut());
+    ffi::luaL_error(
+        l,
+        c"Script attempted to access nonexistent global variable '%s'".as_ptr(),
+        name,
+    )
+}
+
+/// The readonly tables' `__newindex` (Redis 7.0's patched Lua raises this
+/// from the VM; stock Lua 5.1 needs a metamethod).
+///
+/// # Safety
+/// Called by Lua only, with a valid state.
+pub unsafe extern "C-unwind" fn readonly_error(l: *mut lua_State) -> c_int {
+    ffi::luaL_error(l, c"Attempt to modify a readonly table".as_ptr())
+}
+
+/// `luaRedisPcall`, Redis's `pcall`: an error that is a table with a string
+/// `err` field is returned as that string (Redis 6's error objects were
+/// strings).
+///
+/// # Safety
+/// Called by Lua only, with a valid state.
+pub unsafe extern "C-unwind" fn pcall(l: *mut lua_State) -> c_int {
+    let argc = ffi::lua_gettop(l);
+    ffi::luaL_checkany(l, 1);
+    ffi::lua_pushboolean(l, 1);
+    ffi::lua_insert(l, 1);
+    if ffi::lua_pcall(l, argc - 1, ffi::LUA_MULTRET, 0) != 0 {
+        ffi::lua_remove(l, 1);
+        if ffi::lua_istable(l, -1) != 0 {
+            ffi::lua_getfield(l, -1, c"err".as_ptr());
+            if ffi::lua_isstring(l, -1) != 0 {
+                ffi::lua_replace(l, -2);
+            }
+        }
+        ffi::lua_pushboolean(l, 0);
+        ffi::lua_insert(l, 1);
+    }
+    ffi::lua_gettop(l)
+}
+
+/// `redis_math_random`: Lua's `math.random` over Redis's PRNG.
+///
+/// # Safety
+/// Called by Lua only, with a valid state.
+pub unsafe extern "C-unwind" fn math_random(l: *mut lua_State) -> c_int {
+    let r = (rand48::next() % rand48::LRAND48_MAX) as f64 / rand48::LRAND48_MAX as f64;
+    match ffi::lua_gettop(l) {
+        0 => ffi::lua_pushnumber(l, r),
+        1 => {
+            let u = ffi::luaL_checkinteger(l, 1) as c_int;
+            if u < 1 {
+                ffi::luaL_argerror(l, 1, c"interval is empty".as_ptr());
+            }
+            ffi::lua_pushnumber(l, (r * u as f64).floor() + 1.0);
+        }
+        2 => {
+            let lo = ffi::luaL_checkinteger(l, 1) as c_int;
+            let up = ffi::luaL_checkinteger(l, 2) as c_int;
+            if lo > up {
+                ffi::luaL_argerror(l, 2, c"interval is empty".as_ptr());
+            }
+            let span = up as f64 - lo as f64 + 1.0;
+            ffi::lua_pushnumber(l, (r * span).floor() + lo as f64);
+        }
+        _ => {
+            ffi::luaL_error(l, c"wrong number of arguments".as_ptr());
+        }
+    }
+    1
+}
+
+/// `redis_math_randomseed`.
+///
+/// # Safety
+/// Called by Lua only, with a valid state.
+pub unsafe extern "C-unwind" fn math_randomseed(l: *mut lua_State) -> c_int {
+    rand48::seed(ffi::luaL_checkinteger(l, 1) as c_int);
+    0
+}

@@ -1,0 +1,95 @@
+//! Commands called from a script (`redis.call`, `scriptCall` in Redis's
+//! `script.c`): Redis's checks and texts, then Amber's normal command path
+//! ([`crate::cmd::call`]) with the reply captured in a buffer of its own.
+//!
+//! The script already holds the keyspace's exclusive gate (the scripting
+//! commands are in the table's exclusive set), so no other client's
+//! command runs between a script's commands, as in `EXEC`.
+
+use crate::cmd::{table, CommandDef, Ctx, Flags};
+use crate::resp::{Protocol, ReplyWriter};
+
+/// The state of one running script.
+pub struct RunState<'c, 'a> {
+    ctx: &'c mut Ctx<'a>,
+    /// `redis.setresp(3)` was called: replies are read as RESP3.
+    pub resp3: bool,
+    read_only: bool,
+}
+
+impl<'c, 'a> RunState<'c, 'a> {
+    /// Starts a script for the client of `ctx`: like a transaction's
+    /// commands, the script's commands never block, and clients blocked on
+    /// keys it pushes to are served after it.
+    pub fn new(ctx: &'c mut Ctx<'a>, read_only: bool) -> Self {
+        ctx.client.block.begin_deferral();
+        ctx.client.in_exec = true;
+        RunState {
+            ctx,
+            resp3: false,
+            read_only,
+        }
+    }
+
+    /// Ends the script: the caller's database is the one it had before
+    /// (`SELECT` in a script does not change it), blocked clients are served.
+    pub fn finish(&mut self, caller_db: usize) {
+        self.ctx.client.in_exec = false;
+        if self.ctx.client.db != caller_db {
+            self.ctx.client.select(caller_db);
+        }
+        crate::blocking::end_deferral(self.ctx);
+    }
+
+    /// The server.
+    pub fn srv(&self) -> &'a crate::state::ServerState {
+        self.ctx.srv
+    }
+
+    /// The caller's context, to write the script's reply.
+    pub fn into_ctx(self) -> &'c mut Ctx<'a> {
+        self.ctx
+    }
+}
+
+/// The command `argv` names (a subcommand of a container when there is
+/// one), or `None` (`lookupCommand`).
+pub fn lookup<'s>(srv: &'s crate::state::ServerState, argv: &[Vec<u8>]) -> Option<&'s CommandDef> {
+    let def = srv.commands.get(argv.first()?)?;
+    if def.is_container() && argv.len() >= 2 {
+        return table::lookup(&def.subcommands, argv.get(1)?).map(|s| s.as_ref());
+    }
+    Some(def.as_ref())
+}
+
+/// Runs one command for the script and returns its reply as RESP bytes,
+/// or the text of a refusal (`luaPushError` adds `ERR`).
+pub fn call(state: &mut RunState<'_, '_>, argv: &[Vec<u8>]) -> Result<Vec<u8>, String> {
+    let srv = state.ctx.srv;
+    let Some(def) = lookup(srv, argv) else {
+        return Err("Unknown Redis command called from script".into());
+    };
+    if !def.arity_ok(argv.len()) {
+        return Err("Wrong number of args calling Redis command from script".into());
+    }
+    if def.flags.has(Flags::NO_SCRIPT) {
+        return Err("This Redis command is not allowed from script".into());
+    }
+    if state.read_only && def.flags.has(Flags::WRITE) {
+        return Err("Write commands are not allowed from read-only scripts.".into());
+    }
+    let mut out = ReplyWriter::new();
+    out.proto = if state.resp3 {
+        Protocol::Resp3
+    } else {
+        Protocol::Resp2
+    };
+    let args: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
+    let mut sub = Ctx {
+        srv,
+        client: &mut *state.ctx.client,
+        out: &mut out,
+    };
+    crate::cmd::call(&mut sub, def, &args);
+    Ok(out.as_bytes().to_vec())
+}

@@ -1,0 +1,114 @@
+//! Lua scripts across connections, against the real binary: a script is
+//! atomic (a concurrent reader never sees half of its writes, concurrent
+//! scripts never lose an increment) and the script cache is shared by all
+//! clients. Single-connection behaviour is compared with redis-server in
+//! `tests/conformance/scripting.redis`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use amber_tests::reply::show;
+use amber_tests::RespClient;
+
+fn connect(port: u16) -> RespClient {
+    RespClient::connect(port).expect("connect")
+}
+
+/// Increments every key of KEYS by one, one at a time.
+const INCR_ALL: &str = "for i = 1, #KEYS do redis.call('incr', KEYS[i]) end return #KEYS";
+
+/// Keys spread over shards: at least one pair lands in different shards.
+fn keys() -> Vec<String> {
+    (0..8).map(|i| format!("script-atom:{i}")).collect()
+}
+
+fn eval_args(keys: &[String]) -> Vec<String> {
+    let mut args = vec![
+        "EVAL".to_string(),
+        INCR_ALL.to_string(),
+        keys.len().to_string(),
+    ];
+    args.extend(keys.iter().cloned());
+    args
+}
+
+#[test]
+fn scripts_are_atomic() {
+    let amber = amber_tests::ServerProcess::amber(&[]);
+    let port = amber.port;
+    let keys = keys();
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, keys) = (stop.clone(), keys.clone());
+            std::thread::spawn(move || {
+                let mut r = connect(port);
+                let mut mget = vec!["MGET".to_string()];
+                mget.extend(keys.iter().cloned());
+                let mut reads = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    r.send(&mget).expect("send");
+                    let reply = r.read_parsed().expect("reply");
+                    let values: Vec<Option<Vec<u8>>> =
+                        reply.items.iter().map(|i| i.data.clone()).collect();
+                    assert_eq!(
+                        values.len(),
+                        keys.len(),
+                        "MGET replied {}",
+                        show(&reply.raw)
+                    );
+                    assert!(
+                        values.windows(2).all(|w| w[0] == w[1]),
+                        "saw half a script: {values:?}"
+                    );
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    const SCRIPTS_PER_WRITER: usize = 200;
+    let writers: Vec<_> = (0..2)
+        .map(|_| {
+            let keys = keys.clone();
+            std::thread::spawn(move || {
+                let mut w = connect(port);
+                let args = eval_args(&keys);
+                for _ in 0..SCRIPTS_PER_WRITER {
+                    let reply = w.cmd(&args);
+                    assert_eq!(reply, format!(":{}\r\n", keys.len()).into_bytes());
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().expect("writer panicked");
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        assert!(r.join().expect("reader panicked") > 0);
+    }
+    // No increment was lost between the two writers' scripts.
+    let mut c = connect(port);
+    let total = (2 * SCRIPTS_PER_WRITER).to_string();
+    for k in &keys {
+        let reply = c.cmd(&["GET", k.as_str()]);
+        assert_eq!(
+            reply,
+            format!("${}\r\n{total}\r\n", total.len()).into_bytes(),
+            "{k}"
+        );
+    }
+}
+
+#[test]
+fn the_script_cache_is_shared_by_clients() {
+    let amber = amber_tests::ServerProcess::amber(&[]);
+    let (mut a, mut b) = (connect(amber.port), connect(amber.port));
+    let sha = "e0e1f9fabfc9d4800c877a703b823ac0578ff8db"; // sha1("return 1")
+    assert!(b.cmd(&["EVALSHA", sha, "0"]).starts_with(b"-NOSCRIPT"));
+    assert_eq!(a.cmd(&["EVAL", "return 1", "0"]), b":1\r\n");
+    assert_eq!(b.cmd(&["EVALSHA", sha, "0"]), b":1\r\n");
+    assert_eq!(a.cmd(&["SCRIPT", "FLUSH"]), b"+OK\r\n");
+    assert!(b.cmd(&["EVALSHA", sha, "0"]).starts_with(b"-NOSCRIPT"));
+}
