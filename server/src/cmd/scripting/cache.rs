@@ -7,6 +7,17 @@ use std::collections::HashMap;
 
 use mlua::Function;
 
+use super::shebang::ScriptFlags;
+
+/// A compiled script and the flags of its shebang.
+#[derive(Clone)]
+pub struct CachedScript {
+    /// The compiled body.
+    pub func: Function,
+    /// Its `#!lua flags=...`.
+    pub flags: ScriptFlags,
+}
+
 /// The hex SHA1 of `data`, lowercase (`sha1hex`).
 pub fn sha1_hex(data: &[u8]) -> String {
     sha1_smol::Sha1::from(data).digest().to_string()
@@ -15,20 +26,20 @@ pub fn sha1_hex(data: &[u8]) -> String {
 /// Compiled scripts by SHA1.
 #[derive(Default)]
 pub struct ScriptCache {
-    scripts: HashMap<String, Function>,
+    scripts: HashMap<String, CachedScript>,
 }
 
 impl ScriptCache {
     /// The compiled script of `sha` (any case, as Redis's dictionary
     /// compares SHA1s without case).
-    pub fn get(&self, sha: &[u8]) -> Option<&Function> {
+    pub fn get(&self, sha: &[u8]) -> Option<&CachedScript> {
         let key = std::str::from_utf8(sha).ok()?.to_ascii_lowercase();
         self.scripts.get(&key)
     }
 
     /// Remembers a compiled script.
-    pub fn insert(&mut self, sha: String, func: Function) {
-        self.scripts.insert(sha, func);
+    pub fn insert(&mut self, sha: String, script: CachedScript) {
+        self.scripts.insert(sha, script);
     }
 
     /// Whether `sha` is cached.

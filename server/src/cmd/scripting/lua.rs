@@ -38,8 +38,11 @@ local handler, xpcall = __redis__err__handler, xpcall
 return function(f) return xpcall(f, handler) end
 "#;
 
-/// Globals Redis's base library leaves out (its deny list).
-const DENIED_GLOBALS: &[&str] = &["dofile", "loadfile", "print"];
+/// Globals of Lua's base library that Redis 7.0 does not give scripts (its
+/// deny list, and what its globals allow list leaves out).
+const DENIED_GLOBALS: &[&str] = &[
+    "dofile", "loadfile", "print", "getfenv", "setfenv", "newproxy",
+];
 
 /// `REDIS_VERSION_NUM`: 0x00MMmmpp of [`REDIS_VERSION`].
 fn version_num() -> f64 {

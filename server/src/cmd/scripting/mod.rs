@@ -14,13 +14,14 @@ pub mod lua;
 pub mod rand48;
 pub mod sandbox;
 pub mod script_call;
+pub mod shebang;
 
 use parking_lot::Mutex;
 
 use super::admin::reply_help;
 use super::args::{is, parse_i64};
 use super::{CmdError, CmdResult, Ctx, Handler};
-use cache::ScriptCache;
+use cache::{CachedScript, ScriptCache};
 use lua::{Interp, Invocation};
 
 /// This family's commands.
@@ -78,14 +79,17 @@ impl Scripting {
 impl Engine {
     /// The cached script of `body`, compiled and cached first if needed;
     /// returns its SHA1 too.
-    fn load(&mut self, body: &[u8]) -> Result<(String, mlua::Function), CmdError> {
+    fn load(&mut self, body: &[u8]) -> Result<(String, CachedScript), CmdError> {
         let sha = cache::sha1_hex(body);
-        if let Some(f) = self.cache.get(sha.as_bytes()) {
-            return Ok((sha, f.clone()));
+        if let Some(script) = self.cache.get(sha.as_bytes()) {
+            return Ok((sha, script.clone()));
         }
-        let f = self.interp.compile(body).map_err(CmdError::msg)?;
-        self.cache.insert(sha.clone(), f.clone());
-        Ok((sha, f))
+        let (flags, shebang_len) = shebang::parse(body).map_err(CmdError::msg)?;
+        let code = body.get(shebang_len..).unwrap_or_default();
+        let func = self.interp.compile(code).map_err(CmdError::msg)?;
+        let script = CachedScript { func, flags };
+        self.cache.insert(sha.clone(), script.clone());
+        Ok((sha, script))
     }
 }
 
@@ -139,7 +143,7 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], source: Source, read_only: bo
     let script = args.get(1).copied().unwrap_or_default();
     let srv = ctx.srv;
     srv.scripting.with(|engine| {
-        let (sha, func) = match source {
+        let (sha, script) = match source {
             Source::Body => engine.load(script)?,
             Source::Sha => match engine.cache.get(script) {
                 Some(f) => (
@@ -153,9 +157,9 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], source: Source, read_only: bo
             name: &sha,
             keys,
             argv,
-            read_only,
+            read_only: read_only || script.flags.no_writes,
         };
-        engine.interp.run(ctx, &func, &inv)
+        engine.interp.run(ctx, &script.func, &inv)
     })
 }
 

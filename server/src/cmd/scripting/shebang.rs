@@ -1,0 +1,77 @@
+//! The `#!lua flags=...` first line of a script (`evalExtractShebangFlags`
+//! in Redis 7.0's `eval.c`).
+
+/// Flags a script declares in its shebang.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScriptFlags {
+    /// `no-writes`: the script may not call write commands.
+    pub no_writes: bool,
+}
+
+/// The flags Redis 7.0 knows (`scripts_flags_def`).
+const KNOWN_FLAGS: &[&str] = &[
+    "no-writes",
+    "allow-oom",
+    "allow-stale",
+    "no-cluster",
+    "allow-cross-slot-keys",
+];
+
+/// Reads the shebang of `body`: its flags and the length of the shebang
+/// line (without its newline; Lua compiles the rest, so lines keep their
+/// numbers). A body without a shebang has no flags and length 0. The error
+/// is Redis's reply text.
+pub fn parse(body: &[u8]) -> Result<(ScriptFlags, usize), String> {
+    let mut flags = ScriptFlags::default();
+    if !body.starts_with(b"#!") {
+        return Ok((flags, 0));
+    }
+    let Some(len) = body.iter().position(|&c| c == b'\n') else {
+        return Err("ERR Invalid script shebang".into());
+    };
+    let line = String::from_utf8_lossy(body.get(..len).unwrap_or_default()).into_owned();
+    let mut parts = line.split_ascii_whitespace();
+    let Some(engine) = parts.next() else {
+        return Err("ERR Invalid engine in script shebang".into());
+    };
+    if engine != "#!lua" {
+        return Err(format!("ERR Unexpected engine in script shebang: {engine}"));
+    }
+    for part in parts {
+        let Some(list) = part.strip_prefix("flags=") else {
+            return Err(format!("ERR Unknown lua shebang option: {part}"));
+        };
+        for flag in list.split(',').filter(|f| !f.is_empty()) {
+            if !KNOWN_FLAGS.contains(&flag) {
+                return Err(format!("ERR Unexpected flag in script shebang: {flag}"));
+            }
+            if flag == "no-writes" {
+                flags.no_writes = true;
+            }
+        }
+    }
+    Ok((flags, len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_flags_and_length() {
+        assert_eq!(parse(b"return 1"), Ok((ScriptFlags::default(), 0)));
+        assert_eq!(
+            parse(b"#!lua flags=no-writes,allow-oom\nreturn 1"),
+            Ok((ScriptFlags { no_writes: true }, 31))
+        );
+        assert_eq!(
+            parse(b"#!lua flags=bad\n").map_err(|e| e),
+            Err("ERR Unexpected flag in script shebang: bad".into())
+        );
+        assert_eq!(
+            parse(b"#!python\n"),
+            Err("ERR Unexpected engine in script shebang: #!python".into())
+        );
+        assert_eq!(parse(b"#!lua"), Err("ERR Invalid script shebang".into()));
+    }
+}
