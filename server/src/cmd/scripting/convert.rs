@@ -74,6 +74,10 @@ fn bytes_of(buf: &[u8], pos: &mut usize, len: usize) -> Option<Vec<u8>> {
 }
 
 fn parse_at(buf: &[u8], pos: &mut usize, depth: usize) -> Option<Reply> {
+    super::deep(|| parse_nested(buf, pos, depth))
+}
+
+fn parse_nested(buf: &[u8], pos: &mut usize, depth: usize) -> Option<Reply> {
     if depth > MAX_DEPTH {
         return None;
     }
@@ -174,6 +178,10 @@ fn trim_crlf(mut s: &[u8]) -> &[u8] {
 /// statuses `{ok=...}`, errors `{err=...}`, and RESP3's map, set, double,
 /// big number and verbatim string their one-field tables.
 pub fn reply_to_lua(lua: &Lua, reply: &Reply) -> mlua::Result<Value> {
+    super::deep(|| reply_to_lua_nested(lua, reply))
+}
+
+fn reply_to_lua_nested(lua: &Lua, reply: &Reply) -> mlua::Result<Value> {
     let single = |field: &str, v: Value| -> mlua::Result<Value> {
         let t = lua.create_table()?;
         t.raw_set(field, v)?;
@@ -302,6 +310,10 @@ pub fn lua_number_text(n: f64) -> String {
 }
 
 fn write_value(out: &mut ReplyWriter, v: &Value, script_resp3: bool, depth: usize) {
+    super::deep(|| write_nested(out, v, script_resp3, depth))
+}
+
+fn write_nested(out: &mut ReplyWriter, v: &Value, script_resp3: bool, depth: usize) {
     if depth > MAX_DEPTH {
         out.error("ERR reached lua stack limit");
         return;

@@ -101,14 +101,14 @@ impl Interp {
         math.raw_set("randomseed", c_fn(sandbox::math_randomseed)?)?;
 
         let redis = lua.create_table()?;
-        redis.raw_set("call", c_fn(sandbox::raising::<0>)?)?;
-        redis.raw_set("pcall", c_fn(sandbox::raising::<1>)?)?;
-        redis.raw_set("sha1hex", c_fn(sandbox::raising::<2>)?)?;
-        redis.raw_set("log", c_fn(sandbox::raising::<3>)?)?;
-        redis.raw_set("set_repl", c_fn(sandbox::raising::<4>)?)?;
-        redis.raw_set("setresp", c_fn(sandbox::raising::<5>)?)?;
-        redis.raw_set("acl_check_cmd", c_fn(sandbox::raising::<6>)?)?;
-        redis.raw_set("replicate_commands", c_fn(sandbox::raising::<7>)?)?;
+        redis.raw_set("call", c_fn(sandbox::TRAMPOLINES[0])?)?;
+        redis.raw_set("pcall", c_fn(sandbox::TRAMPOLINES[1])?)?;
+        redis.raw_set("sha1hex", c_fn(sandbox::TRAMPOLINES[2])?)?;
+        redis.raw_set("log", c_fn(sandbox::TRAMPOLINES[3])?)?;
+        redis.raw_set("set_repl", c_fn(sandbox::TRAMPOLINES[4])?)?;
+        redis.raw_set("setresp", c_fn(sandbox::TRAMPOLINES[5])?)?;
+        redis.raw_set("acl_check_cmd", c_fn(sandbox::TRAMPOLINES[6])?)?;
+        redis.raw_set("replicate_commands", c_fn(sandbox::TRAMPOLINES[7])?)?;
         redis.raw_set("error_reply", lua.create_function(error_reply)?)?;
         redis.raw_set("status_reply", lua.create_function(status_reply)?)?;
         redis.raw_set("breakpoint", lua.create_function(|_, ()| Ok(false))?)?;
@@ -242,7 +242,8 @@ impl Interp {
     }
 }
 
-fn set_impl(lua: &Lua, index: usize, f: Function) -> mlua::Result<()> {
+/// Registers the Rust function behind `sandbox::TRAMPOLINES[index]`.
+pub fn set_impl(lua: &Lua, index: usize, f: Function) -> mlua::Result<()> {
     let key = sandbox::IMPLS[index].to_str().unwrap_or_default();
     lua.set_named_registry_value(key, f)
 }

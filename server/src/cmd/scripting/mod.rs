@@ -37,6 +37,14 @@ pub const COMMANDS: &[(&str, Handler)] = &[
     ("script|help", script_help),
 ];
 
+/// Runs `f`, first moving to a fresh stack segment when little of this
+/// thread's stack is left: nested values (cjson, MessagePack, replies) are
+/// converted recursively, up to Redis's own depth limits, on connection
+/// threads with small stacks.
+pub fn deep<R>(f: impl FnOnce() -> R) -> R {
+    stacker::maybe_grow(128 * 1024, 2 * 1024 * 1024, f)
+}
+
 /// Redis's reply to `EVALSHA` of a script it does not have.
 const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
 

@@ -13,9 +13,9 @@ use mlua::ffi::{self, lua_State};
 
 use super::rand48;
 
-/// Registry keys of the Rust functions behind the raising API functions
-/// (`redis.call`, ...): each returns `(raise, values...)`; see [`raising`].
-pub const IMPLS: [&CStr; 8] = [
+/// Registry keys of the Rust functions behind the C functions of the
+/// `redis` API and of the libraries (see [`raising`]), by index.
+pub const IMPLS: [&CStr; 29] = [
     c"amber.call",
     c"amber.pcall",
     c"amber.sha1hex",
@@ -24,12 +24,84 @@ pub const IMPLS: [&CStr; 8] = [
     c"amber.setresp",
     c"amber.acl_check_cmd",
     c"amber.replicate_commands",
+    c"amber.cjson.encode",
+    c"amber.cjson.decode",
+    c"amber.cmsgpack.pack",
+    c"amber.cmsgpack.unpack",
+    c"amber.cmsgpack.unpack_one",
+    c"amber.cmsgpack.unpack_limit",
+    c"amber.struct.pack",
+    c"amber.struct.unpack",
+    c"amber.struct.size",
+    c"amber.bit.tobit",
+    c"amber.bit.tohex",
+    c"amber.bit.bnot",
+    c"amber.bit.band",
+    c"amber.bit.bor",
+    c"amber.bit.bxor",
+    c"amber.bit.lshift",
+    c"amber.bit.rshift",
+    c"amber.bit.arshift",
+    c"amber.bit.rol",
+    c"amber.bit.ror",
+    c"amber.bit.bswap",
 ];
 
+/// The C function for each entry of [`IMPLS`].
+pub const TRAMPOLINES: [ffi::lua_CFunction; 29] = [
+    raising::<0>,
+    raising::<1>,
+    raising::<2>,
+    raising::<3>,
+    raising::<4>,
+    raising::<5>,
+    raising::<6>,
+    raising::<7>,
+    raising::<8>,
+    raising::<9>,
+    raising::<10>,
+    raising::<11>,
+    raising::<12>,
+    raising::<13>,
+    raising::<14>,
+    raising::<15>,
+    raising::<16>,
+    raising::<17>,
+    raising::<18>,
+    raising::<19>,
+    raising::<20>,
+    raising::<21>,
+    raising::<22>,
+    raising::<23>,
+    raising::<24>,
+    raising::<25>,
+    raising::<26>,
+    raising::<27>,
+    raising::<28>,
+];
+
+/// What a Rust function behind [`raising`] returns first: `false`, then
+/// its results; or one of these codes.
+pub mod outcome {
+    /// `true`: the next value (an `{err=...}` table) is raised as is
+    /// (Redis's `luaError`).
+    pub const RAISE: bool = true;
+    /// The next value is a message raised with the caller's position, as
+    /// `luaL_error` does.
+    pub const ERROR_WHERE: i64 = 2;
+    /// The next two values are an argument number and a message, raised as
+    /// `luaL_argerror` does (`bad argument #1 to 'encode' (...)`).
+    pub const ARG_ERROR: i64 = 3;
+    /// The next value is a table whose items `1..=n` (`n` the value after
+    /// it) are the results: for more results than a Rust callback can push.
+    pub const UNPACK: i64 = 4;
+}
+
 /// Calls the Rust function registered under `IMPLS[N]` with this call's
-/// arguments. It returns a flag then its results: when the flag is true,
-/// the second value (an `{err=...}` table) is raised as the error, as
-/// Redis's `luaError` does; otherwise the results are returned.
+/// arguments and turns its first result into what a C function of Redis
+/// would do (see [`outcome`]). Being a C function, it keeps the caller's
+/// frame: Redis's error handler reports the script's line even for
+/// `return redis.call(...)`.
 ///
 /// # Safety
 /// Called by Lua only, with a valid state.
@@ -38,6 +110,30 @@ pub unsafe extern "C-unwind" fn raising<const N: usize>(l: *mut lua_State) -> c_
     ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, IMPLS[N].as_ptr());
     ffi::lua_insert(l, 1);
     ffi::lua_call(l, argc, ffi::LUA_MULTRET);
+    if ffi::lua_isnumber(l, 1) != 0 {
+        let code = ffi::lua_tonumber(l, 1) as i64;
+        if code == outcome::UNPACK {
+            let n = ffi::lua_tonumber(l, 3) as c_int;
+            ffi::lua_settop(l, 2);
+            ffi::lua_remove(l, 1);
+            if ffi::lua_checkstack(l, n) == 0 {
+                ffi::luaL_error(l, c"stack overflow (too many results)".as_ptr());
+            }
+            for i in 1..=n {
+                ffi::lua_rawgeti(l, 1, i as _);
+            }
+            ffi::lua_remove(l, 1);
+            return n;
+        }
+        if code == outcome::ARG_ERROR {
+            let narg = ffi::lua_tonumber(l, 2) as c_int;
+            ffi::luaL_argerror(l, narg, ffi::lua_tolstring(l, 3, std::ptr::null_mut()));
+        }
+        ffi::luaL_where(l, 1);
+        ffi::lua_pushvalue(l, 2);
+        ffi::lua_concat(l, 2);
+        ffi::lua_error(l);
+    }
     if ffi::lua_toboolean(l, 1) != 0 {
         ffi::lua_settop(l, 2);
         ffi::lua_error(l);

@@ -65,7 +65,7 @@ mod tests {
             Ok((ScriptFlags { no_writes: true }, 31))
         );
         assert_eq!(
-            parse(b"#!lua flags=bad\n").map_err(|e| e),
+            parse(b"#!lua flags=bad\n"),
             Err("ERR Unexpected flag in script shebang: bad".into())
         );
         assert_eq!(
