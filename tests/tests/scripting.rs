@@ -112,3 +112,35 @@ fn the_script_cache_is_shared_by_clients() {
     assert_eq!(a.cmd(&["SCRIPT", "FLUSH"]), b"+OK\r\n");
     assert!(b.cmd(&["EVALSHA", sha, "0"]).starts_with(b"-NOSCRIPT"));
 }
+
+#[test]
+fn deeply_nested_values_do_not_overflow_the_stack() {
+    let amber = amber_tests::ServerProcess::amber(&[]);
+    let mut c = connect(amber.port);
+    // A 900-level array reply (Redis replies the same; converting it
+    // recurses once per level).
+    let deep = "local t = {} local c = t for i = 1, 900 do c[1] = {} c = c[1] end return t";
+    // (Read raw: the test client's parser stops at a smaller depth.)
+    let raw = connect(amber.port);
+    let mut raw = raw;
+    raw.send(&["EVAL", deep, "0"]).expect("send");
+    let mut expected = "*1\r\n".repeat(900).into_bytes();
+    expected.extend_from_slice(b"*0\r\n");
+    let mut reply = vec![0u8; expected.len()];
+    std::io::Read::read_exact(&mut raw.stream(), &mut reply).expect("deep reply");
+    assert_eq!(reply, expected);
+    // cjson's own depth limits, 1000 levels each way.
+    let decode =
+        "return #cjson.encode(cjson.decode(string.rep('[', 1000) .. string.rep(']', 1000)))";
+    assert_eq!(c.cmd(&["EVAL", decode, "0"]), b":2000\r\n");
+    let too_deep = c.cmd(&["EVAL", "return cjson.decode(string.rep('[', 5000))", "0"]);
+    assert!(
+        too_deep.starts_with(b"-ERR user_script:1: Found too many nested data structures (1001)"),
+        "{}",
+        show(&too_deep)
+    );
+    // A deep MessagePack value (packing keeps 16 levels, as Redis does).
+    let msgpack = "return #cmsgpack.pack(cmsgpack.unpack(string.rep('\\145', 900) .. '\\1'))";
+    assert_eq!(c.cmd(&["EVAL", msgpack, "0"]), b":17\r\n");
+    assert_eq!(c.cmd(&["PING"]), b"+PONG\r\n");
+}

@@ -11,6 +11,7 @@
 pub mod bit;
 pub mod cjson;
 pub mod cmsgpack;
+pub mod struct_lib;
 
 use mlua::{Lua, MultiValue, Table, Value};
 
@@ -22,6 +23,7 @@ pub fn register(lua: &Lua, globals: &Table) -> mlua::Result<()> {
     globals.raw_set("cjson", cjson::open(lua)?)?;
     globals.raw_set("cmsgpack", cmsgpack::open(lua)?)?;
     globals.raw_set("bit", bit::open(lua)?)?;
+    globals.raw_set("struct", struct_lib::open(lua)?)?;
     Ok(())
 }
 
