@@ -34,6 +34,10 @@ pub enum CmdError {
     Arity(String),
     /// Any other message, complete with its code (`ERR ...`, `NOAUTH ...`).
     Msg(String),
+    /// An error already counted in the error statistics, passed on (a
+    /// script replying its command's error): the call fails, the error is
+    /// not counted twice (Redis's `ERR_REPLY_FLAG_NO_STATS_UPDATE`).
+    Counted(String),
 }
 
 impl CmdError {
@@ -58,7 +62,7 @@ impl CmdError {
             CmdError::Arity(name) => {
                 format!("ERR wrong number of arguments for '{name}' command").into()
             }
-            CmdError::Msg(m) => m.as_str().into(),
+            CmdError::Msg(m) | CmdError::Counted(m) => m.as_str().into(),
         }
     }
 }

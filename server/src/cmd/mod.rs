@@ -308,6 +308,8 @@ enum Gate<'a> {
 /// Writes an error reply and counts it in the error statistics.
 pub fn reply_error(ctx: &mut Ctx<'_>, e: &CmdError) {
     let text = e.text();
-    ctx.srv.stats.record_error(&text);
+    if !matches!(e, CmdError::Counted(_)) {
+        ctx.srv.stats.record_error(&text);
+    }
     ctx.out.error(&text);
 }

@@ -275,23 +275,52 @@ pub fn format_g(n: f64, precision: usize) -> String {
 /// Lua → Redis (`luaReplyToRedisReply`). `script_resp` is the protocol the
 /// script chose with `redis.setresp` (booleans depend on it); everything
 /// else follows the client's protocol through `out`.
-pub fn write_lua_value(out: &mut ReplyWriter, v: &Value, script_resp3: bool) {
-    write_value(out, v, script_resp3, 0);
+/// `count_error` is called with each error reply to count (those not
+/// already counted when a command replied them).
+pub fn write_lua_value(
+    out: &mut ReplyWriter,
+    v: &Value,
+    script_resp3: bool,
+    count_error: &mut dyn FnMut(&str),
+) {
+    let mut w = Writer {
+        out,
+        script_resp3,
+        count_error,
+    };
+    w.value(v, 0);
 }
 
-/// The text of an `{err=...}` table the script returned, with its source
-/// and line when the error handler added them; `None` if `t` is no error.
-pub fn error_of_table(t: &Table, script_name: &str) -> Option<String> {
+/// Where a script's return value is written.
+struct Writer<'w> {
+    out: &'w mut ReplyWriter,
+    script_resp3: bool,
+    count_error: &'w mut dyn FnMut(&str),
+}
+
+/// The text of an `{err=...}` table; for a raised error (`script_name`
+/// given) with the source and line the error handler added. `None` if `t`
+/// is no error.
+pub fn error_of_table(t: &Table, script_name: Option<&str>) -> Option<String> {
     let Ok(Value::String(msg)) = t.raw_get::<Value>("err") else {
         return None;
     };
     let mut text = String::from_utf8_lossy(&msg.as_bytes()).into_owned();
     let source = lua_string_field(t, "source");
     let line = lua_string_field(t, "line");
-    if let (Some(source), Some(line)) = (source, line) {
+    if let (Some(script_name), Some(source), Some(line)) = (script_name, source, line) {
         text.push_str(&format!(" script: {script_name}, on {source}:{line}."));
     }
     Some(text)
+}
+
+/// Whether an error table's error was counted already (it came from a
+/// command's reply: `ignore_error_stats_update`).
+pub fn already_counted(t: &Table) -> bool {
+    matches!(
+        t.raw_get::<Value>("ignore_error_stats_update"),
+        Ok(Value::Boolean(true))
+    )
 }
 
 /// A field as `lua_isstring` + `lua_tostring` see it (numbers included).
@@ -309,104 +338,112 @@ pub fn lua_number_text(n: f64) -> String {
     format_g(n, 14)
 }
 
-fn write_value(out: &mut ReplyWriter, v: &Value, script_resp3: bool, depth: usize) {
-    super::deep(|| write_nested(out, v, script_resp3, depth))
-}
+impl Writer<'_> {
+    fn value(&mut self, v: &Value, depth: usize) {
+        super::deep(|| self.nested(v, depth))
+    }
 
-fn write_nested(out: &mut ReplyWriter, v: &Value, script_resp3: bool, depth: usize) {
-    if depth > MAX_DEPTH {
-        out.error("ERR reached lua stack limit");
-        return;
-    }
-    match v {
-        Value::String(s) => out.bulk(&s.as_bytes()),
-        Value::Boolean(b) => {
-            if script_resp3 {
-                out.boolean(*b);
-            } else if *b {
-                out.int(1);
-            } else {
-                out.null();
-            }
-        }
-        Value::Number(n) => out.int(lua_number_to_i64(*n)),
-        Value::Integer(n) => out.int(*n),
-        Value::Table(t) => write_table(out, t, script_resp3, depth),
-        _ => out.null(),
-    }
-}
-
-fn write_table(out: &mut ReplyWriter, t: &Table, script_resp3: bool, depth: usize) {
-    if let Ok(Value::String(err)) = t.raw_get::<Value>("err") {
-        // A returned error table: its text as is (`-%s`).
-        out.error(&String::from_utf8_lossy(&err.as_bytes()));
-        return;
-    }
-    if let Ok(Value::String(ok)) = t.raw_get::<Value>("ok") {
-        let text: String = String::from_utf8_lossy(&ok.as_bytes())
-            .chars()
-            .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
-            .collect();
-        // `sdscatprintf("+%s\r\n")` stops at a NUL byte.
-        let text = text.split('\0').next().unwrap_or_default();
-        out.simple(text);
-        return;
-    }
-    match t.raw_get::<Value>("double") {
-        Ok(Value::Number(d)) => return out.double(d),
-        Ok(Value::Integer(d)) => return out.double(d as f64),
-        _ => {}
-    }
-    if let Ok(Value::String(big)) = t.raw_get::<Value>("big_number") {
-        let digits: Vec<u8> = big
-            .as_bytes()
-            .iter()
-            .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c })
-            .collect();
-        write_big_number(out, &digits);
-        return;
-    }
-    if let Ok(Value::Table(verbatim)) = t.raw_get::<Value>("verbatim_string") {
-        if let (Ok(Value::String(format)), Ok(Value::String(text))) = (
-            verbatim.raw_get::<Value>("format"),
-            verbatim.raw_get::<Value>("string"),
-        ) {
-            let format = String::from_utf8_lossy(&format.as_bytes()).into_owned();
-            out.verbatim(&format, &text.as_bytes());
+    fn nested(&mut self, v: &Value, depth: usize) {
+        let (out, script_resp3) = (&mut *self.out, self.script_resp3);
+        if depth > MAX_DEPTH {
+            out.error("ERR reached lua stack limit");
             return;
         }
-    }
-    if let Ok(Value::Table(map)) = t.raw_get::<Value>("map") {
-        let pairs: Vec<(Value, Value)> = map.pairs::<Value, Value>().flatten().collect();
-        out.map(pairs.len());
-        for (k, v) in &pairs {
-            write_value(out, k, script_resp3, depth + 1);
-            write_value(out, v, script_resp3, depth + 1);
-        }
-        return;
-    }
-    if let Ok(Value::Table(set)) = t.raw_get::<Value>("set") {
-        let members: Vec<Value> = set
-            .pairs::<Value, Value>()
-            .flatten()
-            .map(|(k, _)| k)
-            .collect();
-        out.set(members.len());
-        for m in &members {
-            write_value(out, m, script_resp3, depth + 1);
-        }
-        return;
-    }
-    let mut items = Vec::new();
-    for i in 1.. {
-        match t.raw_get::<Value>(i) {
-            Ok(Value::Nil) | Err(_) => break,
-            Ok(v) => items.push(v),
+        match v {
+            Value::String(s) => out.bulk(&s.as_bytes()),
+            Value::Boolean(b) => {
+                if script_resp3 {
+                    out.boolean(*b);
+                } else if *b {
+                    out.int(1);
+                } else {
+                    out.null();
+                }
+            }
+            Value::Number(n) => out.int(lua_number_to_i64(*n)),
+            Value::Integer(n) => out.int(*n),
+            Value::Table(t) => self.table(t, depth),
+            _ => out.null(),
         }
     }
-    out.array(items.len());
-    for item in &items {
-        write_value(out, item, script_resp3, depth + 1);
+
+    fn table(&mut self, t: &Table, depth: usize) {
+        let out = &mut *self.out;
+        if let Ok(Value::String(err)) = t.raw_get::<Value>("err") {
+            // A returned error table: its text as is (`-%s`).
+            let text = String::from_utf8_lossy(&err.as_bytes()).into_owned();
+            out.error(&text);
+            if !already_counted(t) {
+                (self.count_error)(&text);
+            }
+            return;
+        }
+        if let Ok(Value::String(ok)) = t.raw_get::<Value>("ok") {
+            let text: String = String::from_utf8_lossy(&ok.as_bytes())
+                .chars()
+                .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
+                .collect();
+            // `sdscatprintf("+%s\r\n")` stops at a NUL byte.
+            let text = text.split('\0').next().unwrap_or_default();
+            out.simple(text);
+            return;
+        }
+        match t.raw_get::<Value>("double") {
+            Ok(Value::Number(d)) => return out.double(d),
+            Ok(Value::Integer(d)) => return out.double(d as f64),
+            _ => {}
+        }
+        if let Ok(Value::String(big)) = t.raw_get::<Value>("big_number") {
+            let digits: Vec<u8> = big
+                .as_bytes()
+                .iter()
+                .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c })
+                .collect();
+            write_big_number(out, &digits);
+            return;
+        }
+        if let Ok(Value::Table(verbatim)) = t.raw_get::<Value>("verbatim_string") {
+            if let (Ok(Value::String(format)), Ok(Value::String(text))) = (
+                verbatim.raw_get::<Value>("format"),
+                verbatim.raw_get::<Value>("string"),
+            ) {
+                let format = String::from_utf8_lossy(&format.as_bytes()).into_owned();
+                out.verbatim(&format, &text.as_bytes());
+                return;
+            }
+        }
+        if let Ok(Value::Table(map)) = t.raw_get::<Value>("map") {
+            let pairs: Vec<(Value, Value)> = map.pairs::<Value, Value>().flatten().collect();
+            out.map(pairs.len());
+            for (k, v) in &pairs {
+                self.value(k, depth + 1);
+                self.value(v, depth + 1);
+            }
+            return;
+        }
+        if let Ok(Value::Table(set)) = t.raw_get::<Value>("set") {
+            let members: Vec<Value> = set
+                .pairs::<Value, Value>()
+                .flatten()
+                .map(|(k, _)| k)
+                .collect();
+            out.set(members.len());
+            for m in &members {
+                self.value(m, depth + 1);
+            }
+            return;
+        }
+        let mut items = Vec::new();
+        for i in 1.. {
+            match t.raw_get::<Value>(i) {
+                Ok(Value::Nil) | Err(_) => break,
+                Ok(v) => items.push(v),
+            }
+        }
+        out.array(items.len());
+        for item in &items {
+            self.value(item, depth + 1);
+        }
     }
 }
 
@@ -486,13 +523,13 @@ mod tests {
             .load("return {1, 2.9, 'a', false, {ok='fine'}, nil, 7}")
             .eval()?;
         let mut out = ReplyWriter::new();
-        write_lua_value(&mut out, &v, false);
+        write_lua_value(&mut out, &v, false, &mut |_| {});
         assert_eq!(
             out.as_bytes(),
             b"*5\r\n:1\r\n:2\r\n$1\r\na\r\n$-1\r\n+fine\r\n"
         );
         let mut out = ReplyWriter::new();
-        write_lua_value(&mut out, &Value::Boolean(true), true);
+        write_lua_value(&mut out, &Value::Boolean(true), true, &mut |_| {});
         assert_eq!(out.as_bytes(), b":1\r\n");
         Ok(())
     }

@@ -228,17 +228,28 @@ impl Interp {
         let mut values = values.into_iter();
         let ok = matches!(values.next(), Some(Value::Boolean(true)));
         let value = values.next().unwrap_or(Value::Nil);
+        if let Value::Table(t) = &value {
+            // A raised error carries where it happened; a returned error
+            // table is replied as it is.
+            let name = if ok { None } else { Some(inv.name) };
+            if let Some(text) = convert::error_of_table(t, name) {
+                return Err(if convert::already_counted(t) {
+                    CmdError::Counted(text)
+                } else {
+                    CmdError::msg(text)
+                });
+            }
+        }
         if ok {
-            convert::write_lua_value(ctx.out, &value, script_resp3);
+            let srv = ctx.srv;
+            let mut count = |text: &str| srv.stats.record_error(text);
+            convert::write_lua_value(ctx.out, &value, script_resp3, &mut count);
             return Ok(());
         }
-        let text = match &value {
-            Value::Table(t) => convert::error_of_table(t, inv.name),
-            _ => None,
-        };
-        Err(CmdError::msg(text.unwrap_or_else(|| {
-            format!("ERR Error running script {}, execution failure", inv.name)
-        })))
+        Err(CmdError::msg(format!(
+            "ERR Error running script {}, execution failure",
+            inv.name
+        )))
     }
 }
 
