@@ -145,24 +145,9 @@ impl Interp {
 
         let runner: Function = lua.load(PRELUDE).set_name("=prelude").eval()?;
 
-        // Read-only globals, a missing global an error (Redis 7.0's
-        // `luaSetErrorMetatable` and readonly tables).
-        let readonly = c_fn(sandbox::readonly_error)?;
-        let meta = lua.create_table()?;
-        meta.raw_set("__index", c_fn(sandbox::global_index_error)?)?;
-        meta.raw_set("__newindex", readonly.clone())?;
-        globals.set_metatable(Some(meta));
-        let redis_meta = lua.create_table()?;
-        redis_meta.raw_set("__index", redis)?;
-        redis_meta.raw_set("__newindex", readonly.clone())?;
-        let redis_view = lua.create_table()?;
-        redis_view.set_metatable(Some(redis_meta));
-        globals.raw_set("redis", redis_view)?;
-        let env_meta = lua.create_table()?;
-        env_meta.raw_set("__index", globals.clone())?;
-        env_meta.raw_set("__newindex", readonly)?;
+        globals.raw_set("redis", redis)?;
         let env = lua.create_table()?;
-        env.set_metatable(Some(env_meta));
+        super::protect::install(&lua, &globals, &env)?;
         Ok(Interp {
             lua,
             globals,

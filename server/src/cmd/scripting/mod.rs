@@ -11,6 +11,7 @@ pub mod cache;
 pub mod convert;
 pub mod libs;
 pub mod lua;
+pub mod protect;
 pub mod rand48;
 pub mod sandbox;
 pub mod script_call;

@@ -142,40 +142,6 @@ pub unsafe extern "C-unwind" fn raising<const N: usize>(l: *mut lua_State) -> c_
     ffi::lua_gettop(l)
 }
 
-/// `luaProtectedTableError`: the globals table's `__index`.
-///
-/// # Safety
-/// Called by Lua only, with a valid state.
-pub unsafe extern "C-unwind" fn global_index_error(l: *mut lua_State) -> c_int {
-    if ffi::lua_gettop(l) != 2 {
-        ffi::luaL_error(
-            l,
-            c"Wrong number of arguments to luaProtectedTableError".as_ptr(),
-        );
-    }
-    if ffi::lua_isstring(l, -1) == 0 && ffi::lua_isnumber(l, -1) == 0 {
-        ffi::luaL_error(
-            l,
-            c"Second argument to luaProtectedTableError must be a string or number".as_ptr(),
-        );
-    }
-    let name = ffi::lua_tolstring(l, -1, std::ptr::null_mut());
-    ffi::luaL_error(
-        l,
-        c"Script attempted to access nonexistent global variable '%s'".as_ptr(),
-        name,
-    )
-}
-
-/// The readonly tables' `__newindex` (Redis 7.0's patched Lua raises this
-/// from the VM; stock Lua 5.1 needs a metamethod).
-///
-/// # Safety
-/// Called by Lua only, with a valid state.
-pub unsafe extern "C-unwind" fn readonly_error(l: *mut lua_State) -> c_int {
-    ffi::luaL_error(l, c"Attempt to modify a readonly table".as_ptr())
-}
-
 /// `luaRedisPcall`, Redis's `pcall`: an error that is a table with a string
 /// `err` field is returned as that string (Redis 6's error objects were
 /// strings).
