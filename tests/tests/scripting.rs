@@ -1,14 +1,18 @@
 //! Lua scripts across connections, against the real binary: a script is
 //! atomic (a concurrent reader never sees half of its writes, concurrent
-//! scripts never lose an increment) and the script cache is shared by all
-//! clients. Single-connection behaviour is compared with redis-server in
+//! scripts never lose an increment), the script cache is shared by all
+//! clients, and a script running past `busy-reply-threshold` makes other
+//! clients get `-BUSY` and can be stopped with `SCRIPT KILL` (compared
+//! with redis-server). Single-connection behaviour is compared with redis-server in
 //! `tests/conformance/scripting.redis`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use amber_tests::reply::show;
-use amber_tests::RespClient;
+use amber_tests::{Pair, RespClient};
 
 fn connect(port: u16) -> RespClient {
     RespClient::connect(port).expect("connect")
@@ -143,4 +147,54 @@ fn deeply_nested_values_do_not_overflow_the_stack() {
     let msgpack = "return #cmsgpack.pack(cmsgpack.unpack(string.rep('\\145', 900) .. '\\1'))";
     assert_eq!(c.cmd(&["EVAL", msgpack, "0"]), b":17\r\n");
     assert_eq!(c.cmd(&["PING"]), b"+PONG\r\n");
+}
+
+/// A script running past the threshold, seen from another connection.
+/// Amber serves connections on several threads; a script blocks its own,
+/// so the other client must be on another one: with two threads,
+/// consecutive connections are on different threads.
+fn busy_scenario(port: u16) -> Vec<Vec<u8>> {
+    let mut a = connect(port);
+    let mut b = connect(port);
+    let mut out = vec![b.cmd(&["CONFIG", "SET", "busy-reply-threshold", "100"])];
+    out.push(b.cmd(&["SCRIPT", "KILL"]));
+    // A script that never ends: killed.
+    a.send(&["EVAL", "local i = 0 while true do i = i + 1 end", "0"])
+        .expect("send");
+    std::thread::sleep(Duration::from_millis(400));
+    out.push(b.cmd(&["PING"]));
+    out.push(b.cmd(&["GET", "busy:k"]));
+    out.push(b.cmd(&["SCRIPT", "KILL"]));
+    out.push(a.read_reply().expect("killed script's reply"));
+    out.push(b.cmd(&["PING"]));
+    out.push(b.cmd(&["SCRIPT", "KILL"]));
+    // pcall cannot keep a killed script alive.
+    let stubborn = "while true do pcall(function() while true do end end) end";
+    a.send(&["EVAL", stubborn, "0"]).expect("send");
+    std::thread::sleep(Duration::from_millis(400));
+    out.push(b.cmd(&["SCRIPT", "KILL"]));
+    out.push(a.read_reply().expect("killed script's reply"));
+    // A script that wrote cannot be killed; it ends by itself.
+    let wrote = "redis.call('set', 'busy:k', 'v') for i = 1, 3e8 do end return 'done'";
+    a.send(&["EVAL", wrote, "0"]).expect("send");
+    std::thread::sleep(Duration::from_millis(400));
+    out.push(b.cmd(&["SCRIPT", "KILL"]));
+    a.set_timeout(Duration::from_secs(60));
+    out.push(a.read_reply().expect("the script's reply"));
+    out.push(b.cmd(&["GET", "busy:k"]));
+    out.push(b.cmd(&["CONFIG", "SET", "busy-reply-threshold", "5000"]));
+    out
+}
+
+#[test]
+fn a_busy_script_can_be_killed() {
+    let pair = Pair::start(&[], &["--threads", "2"]);
+    let r = busy_scenario(pair.redis.port);
+    let a = busy_scenario(pair.amber.port);
+    let show_all = |v: &[Vec<u8>]| v.iter().map(|b| show(b)).collect::<Vec<_>>();
+    assert_eq!(
+        show_all(&a),
+        show_all(&r),
+        "replies differ (left: amber, right: redis)"
+    );
 }

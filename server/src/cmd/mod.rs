@@ -234,6 +234,16 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         multi::reject(ctx, is_exec, &e);
         return;
     }
+    // A script running longer than `busy-reply-threshold` holds the gate.
+    match scripting::busy::check(srv, def) {
+        scripting::busy::Check::Free => {}
+        scripting::busy::Check::Refuse(e) => {
+            def.stats.reject();
+            multi::reject(ctx, is_exec, &e);
+            return;
+        }
+        scripting::busy::Check::RunNow => return call(ctx, def, args),
+    }
     if multi::queue_or_run(ctx, &def.name, args) {
         return;
     }

@@ -43,6 +43,8 @@ impl Flags {
     pub const MOVABLE_KEYS: Flags = Flags(1 << 9);
     /// Refused when called from a script.
     pub const NO_SCRIPT: Flags = Flags(1 << 10);
+    /// Allowed while a script is busy.
+    pub const ALLOW_BUSY: Flags = Flags(1 << 11);
 
     /// Does `self` include all of `other`?
     pub fn has(self, other: Flags) -> bool {
@@ -63,6 +65,7 @@ impl Flags {
                 "blocking" => Self::BLOCKING.0,
                 "movablekeys" => Self::MOVABLE_KEYS.0,
                 "noscript" => Self::NO_SCRIPT.0,
+                "allow_busy" => Self::ALLOW_BUSY.0,
                 _ => 0,
             };
         }

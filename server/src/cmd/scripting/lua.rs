@@ -79,6 +79,8 @@ pub struct Invocation<'a> {
     pub argv: &'a [&'a [u8]],
     /// `EVAL_RO` / `EVALSHA_RO`: write commands are refused.
     pub read_only: bool,
+    /// Where other connections see the script running.
+    pub busy: &'a super::busy::Busy,
 }
 
 impl Interp {
@@ -203,7 +205,14 @@ impl Interp {
             set_impl(lua, 1, pcall)?;
             set_impl(lua, 5, setresp)?;
             set_impl(lua, 6, acl)?;
-            self.runner.call::<MultiValue>(func.clone())
+            inv.busy.begin();
+            // SAFETY: the main state runs the script; `inv.busy` outlives it.
+            unsafe { lua.exec_raw::<()>((), |state| inv.busy.watch(state))? };
+            let result = self.runner.call::<MultiValue>(func.clone());
+            // SAFETY: as above.
+            unsafe { lua.exec_raw::<()>((), |state| super::busy::Busy::unwatch(state))? };
+            inv.busy.end();
+            result
         });
         let mut state = state.into_inner();
         state.finish(caller_db);

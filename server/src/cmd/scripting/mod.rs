@@ -7,6 +7,7 @@
 //! it is atomic; its `redis.call`s go through the normal command path with
 //! their replies captured and converted ([`script_call`], [`convert`]).
 
+pub mod busy;
 pub mod cache;
 pub mod convert;
 pub mod libs;
@@ -53,6 +54,8 @@ const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
 #[derive(Default)]
 pub struct Scripting {
     engine: Mutex<Option<Engine>>,
+    /// The running script, as other connections see it.
+    pub busy: busy::Busy,
 }
 
 struct Engine {
@@ -167,6 +170,7 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], source: Source, read_only: bo
             keys,
             argv,
             read_only: read_only || script.flags.no_writes,
+            busy: &srv.scripting.busy,
         };
         engine.interp.run(ctx, &script.func, &inv)
     })
@@ -203,10 +207,12 @@ fn script_flush(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// `SCRIPT KILL`: a script runs under the exclusive gate, so while another
-/// client's command runs no script is running.
-fn script_kill(_ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
-    Err(CmdError::msg("NOTBUSY No scripts in execution right now."))
+/// `SCRIPT KILL`: runs without the keyspace gate while a script is busy
+/// ([`busy::check`]).
+fn script_kill(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
+    ctx.srv.scripting.busy.kill()?;
+    ctx.out.ok();
+    Ok(())
 }
 
 fn script_help(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {

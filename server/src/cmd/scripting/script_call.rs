@@ -78,6 +78,9 @@ pub fn call(state: &mut RunState<'_, '_>, argv: &[Vec<u8>]) -> Result<Vec<u8>, S
     if state.read_only && def.flags.has(Flags::WRITE) {
         return Err("Write commands are not allowed from read-only scripts.".into());
     }
+    if def.flags.has(Flags::WRITE) {
+        srv.scripting.busy.note_write();
+    }
     let mut out = ReplyWriter::new();
     out.proto = if state.resp3 {
         Protocol::Resp3
