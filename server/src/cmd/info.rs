@@ -213,12 +213,18 @@ fn render(ctx: &Ctx<'_>, all: bool, wanted: &[String]) -> String {
     }
     if want("memory") {
         let maxmemory = cfg.get_u64("maxmemory");
+        let scripts = srv.scripting.memory();
         let total_system = crate::cmd::object::proc_meminfo_total();
         let frag = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
         sections.push(format!(
-            "# Memory\r\nused_memory:{u}\r\nused_memory_human:{uh}\r\nused_memory_rss:{r}\r\nused_memory_rss_human:{rh}\r\nused_memory_peak:{u}\r\nused_memory_peak_human:{uh}\r\nused_memory_peak_perc:100.00%\r\nused_memory_overhead:0\r\nused_memory_startup:0\r\nused_memory_dataset:{u}\r\nused_memory_dataset_perc:100.00%\r\nallocator_allocated:{u}\r\nallocator_active:{a}\r\nallocator_resident:{res}\r\ntotal_system_memory:{ts}\r\ntotal_system_memory_human:{tsh}\r\nused_memory_lua:0\r\nused_memory_vm_eval:0\r\nused_memory_lua_human:0B\r\nused_memory_scripts_eval:0\r\nnumber_of_cached_scripts:0\r\nnumber_of_functions:0\r\nnumber_of_libraries:0\r\nused_memory_vm_functions:0\r\nused_memory_vm_total:0\r\nused_memory_vm_total_human:0B\r\nused_memory_functions:0\r\nused_memory_scripts:0\r\nused_memory_scripts_human:0B\r\nmaxmemory:{mm}\r\nmaxmemory_human:{mmh}\r\nmaxmemory_policy:{pol}\r\nallocator_frag_ratio:{af:.2}\r\nallocator_frag_bytes:{afb}\r\nallocator_rss_ratio:{ar:.2}\r\nallocator_rss_bytes:{arb}\r\nrss_overhead_ratio:{ro:.2}\r\nrss_overhead_bytes:{rob}\r\nmem_fragmentation_ratio:{mf:.2}\r\nmem_fragmentation_bytes:{mfb}\r\nmem_not_counted_for_evict:0\r\nmem_replication_backlog:0\r\nmem_total_replication_buffers:0\r\nmem_clients_slaves:0\r\nmem_clients_normal:0\r\nmem_cluster_links:0\r\nmem_aof_buffer:0\r\nmem_allocator:jemalloc-5.3.0\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:0\r\nlazyfreed_objects:0\r\n",
+            "# Memory\r\nused_memory:{u}\r\nused_memory_human:{uh}\r\nused_memory_rss:{r}\r\nused_memory_rss_human:{rh}\r\nused_memory_peak:{u}\r\nused_memory_peak_human:{uh}\r\nused_memory_peak_perc:100.00%\r\nused_memory_overhead:0\r\nused_memory_startup:0\r\nused_memory_dataset:{u}\r\nused_memory_dataset_perc:100.00%\r\nallocator_allocated:{u}\r\nallocator_active:{a}\r\nallocator_resident:{res}\r\ntotal_system_memory:{ts}\r\ntotal_system_memory_human:{tsh}\r\nused_memory_lua:{lua}\r\nused_memory_vm_eval:{lua}\r\nused_memory_lua_human:{luah}\r\nused_memory_scripts_eval:{sb}\r\nnumber_of_cached_scripts:{ns}\r\nnumber_of_functions:0\r\nnumber_of_libraries:0\r\nused_memory_vm_functions:0\r\nused_memory_vm_total:{lua}\r\nused_memory_vm_total_human:{luah}\r\nused_memory_functions:0\r\nused_memory_scripts:{sb}\r\nused_memory_scripts_human:{sbh}\r\nmaxmemory:{mm}\r\nmaxmemory_human:{mmh}\r\nmaxmemory_policy:{pol}\r\nallocator_frag_ratio:{af:.2}\r\nallocator_frag_bytes:{afb}\r\nallocator_rss_ratio:{ar:.2}\r\nallocator_rss_bytes:{arb}\r\nrss_overhead_ratio:{ro:.2}\r\nrss_overhead_bytes:{rob}\r\nmem_fragmentation_ratio:{mf:.2}\r\nmem_fragmentation_bytes:{mfb}\r\nmem_not_counted_for_evict:0\r\nmem_replication_backlog:0\r\nmem_total_replication_buffers:0\r\nmem_clients_slaves:0\r\nmem_clients_normal:0\r\nmem_cluster_links:0\r\nmem_aof_buffer:0\r\nmem_allocator:jemalloc-5.3.0\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:0\r\nlazyfreed_objects:0\r\n",
             u = mem.allocated,
             uh = human(mem.allocated),
+            lua = scripts.lua_bytes,
+            luah = human(scripts.lua_bytes),
+            sb = scripts.script_bytes,
+            sbh = human(scripts.script_bytes),
+            ns = scripts.cached_scripts,
             r = mem.rss,
             rh = human(mem.rss),
             a = mem.active,

@@ -16,6 +16,8 @@ pub struct CachedScript {
     pub func: Function,
     /// Its `#!lua flags=...`.
     pub flags: ScriptFlags,
+    /// The length of its body.
+    pub body_len: usize,
 }
 
 /// The hex SHA1 of `data`, lowercase (`sha1hex`).
@@ -50,6 +52,11 @@ impl ScriptCache {
     /// Number of cached scripts (`INFO memory`'s `number_of_cached_scripts`).
     pub fn len(&self) -> usize {
         self.scripts.len()
+    }
+
+    /// Bytes of the cached bodies.
+    pub fn body_bytes(&self) -> usize {
+        self.scripts.values().map(|s| s.body_len).sum()
     }
 
     /// Whether nothing is cached.

@@ -144,7 +144,10 @@ fn parse_double(text: &[u8]) -> Option<f64> {
 pub fn error_table(lua: &Lua, text: &[u8]) -> mlua::Result<Table> {
     let (code, msg): (&[u8], &[u8]) = match text.strip_prefix(b"-") {
         Some(rest) => match rest.iter().position(|&c| c == b' ') {
-            Some(sp) => (&rest[..sp], &rest[sp + 1..]),
+            Some(sp) => {
+                let (code, msg) = rest.split_at(sp);
+                (code, msg.get(1..).unwrap_or_default())
+            }
             None => (b"ERR", rest),
         },
         None => (b"ERR", text),
@@ -269,7 +272,7 @@ pub fn format_g(n: f64, precision: usize) -> String {
         )
     };
     let len = (len.max(0) as usize).min(buf.len() - 1);
-    String::from_utf8_lossy(&buf[..len]).into_owned()
+    String::from_utf8_lossy(buf.get(..len).unwrap_or_default()).into_owned()
 }
 
 /// Lua → Redis (`luaReplyToRedisReply`). `script_resp` is the protocol the

@@ -158,6 +158,11 @@ impl Interp {
         })
     }
 
+    /// Bytes the interpreter uses.
+    pub fn used_memory(&self) -> usize {
+        self.lua.used_memory()
+    }
+
     /// Compiles a script body (`luaCreateFunction`); the error is Redis's
     /// reply text.
     pub fn compile(&self, body: &[u8]) -> Result<Function, String> {
@@ -249,7 +254,8 @@ impl Interp {
 
 /// Registers the Rust function behind `sandbox::TRAMPOLINES[index]`.
 pub fn set_impl(lua: &Lua, index: usize, f: Function) -> mlua::Result<()> {
-    let key = sandbox::IMPLS[index].to_str().unwrap_or_default();
+    let key = sandbox::IMPLS.get(index).and_then(|k| k.to_str().ok());
+    let key = key.ok_or_else(|| mlua::Error::runtime("no such trampoline"))?;
     lua.set_named_registry_value(key, f)
 }
 

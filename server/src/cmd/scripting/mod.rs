@@ -3,9 +3,12 @@
 //!
 //! One Lua 5.1 interpreter per server ([`Scripting`], in
 //! [`crate::state::ServerState`]) runs every script, set up as Redis sets
-//! it up ([`lua`]). A script runs under the keyspace's exclusive gate, so
-//! it is atomic; its `redis.call`s go through the normal command path with
-//! their replies captured and converted ([`script_call`], [`convert`]).
+//! it up ([`lua`], [`sandbox`], [`protect`], the libraries in [`libs`]). A
+//! script runs under the keyspace's exclusive gate, so it is atomic; its
+//! `redis.call`s go through the normal command path with their replies
+//! captured and converted ([`script_call`], [`convert`]). Compiled scripts
+//! are cached by SHA1 ([`cache`]); a script running long makes other
+//! clients get `-BUSY` and can be killed ([`busy`]).
 
 pub mod busy;
 pub mod cache;
@@ -17,6 +20,8 @@ pub mod rand48;
 pub mod sandbox;
 pub mod script_call;
 pub mod shebang;
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
@@ -56,6 +61,31 @@ pub struct Scripting {
     engine: Mutex<Option<Engine>>,
     /// The running script, as other connections see it.
     pub busy: busy::Busy,
+    /// Figures for `INFO memory`, updated after each use of the engine
+    /// (`INFO` must not wait for a running script).
+    memory: MemoryStats,
+}
+
+/// `INFO memory`'s scripting figures.
+#[derive(Debug, Default)]
+struct MemoryStats {
+    /// Bytes the interpreter uses (`used_memory_lua`).
+    lua_bytes: AtomicU64,
+    /// Scripts in the cache (`number_of_cached_scripts`).
+    cached: AtomicU64,
+    /// Bytes of their bodies (`used_memory_scripts_eval`).
+    bodies: AtomicU64,
+}
+
+/// `INFO memory`'s scripting figures (see [`Scripting::memory`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Memory {
+    /// `used_memory_lua` / `used_memory_vm_eval`.
+    pub lua_bytes: u64,
+    /// `number_of_cached_scripts`.
+    pub cached_scripts: u64,
+    /// `used_memory_scripts_eval`.
+    pub script_bytes: u64,
 }
 
 struct Engine {
@@ -75,9 +105,26 @@ impl Scripting {
                 cache: ScriptCache::default(),
             });
         }
-        match guard.as_mut() {
-            Some(engine) => f(engine),
-            None => Err(CmdError::err("Lua is not available")),
+        let Some(engine) = guard.as_mut() else {
+            return Err(CmdError::err("Lua is not available"));
+        };
+        let result = f(engine);
+        let m = &self.memory;
+        m.lua_bytes
+            .store(engine.interp.used_memory() as u64, Ordering::Relaxed);
+        m.cached.store(engine.cache.len() as u64, Ordering::Relaxed);
+        m.bodies
+            .store(engine.cache.body_bytes() as u64, Ordering::Relaxed);
+        result
+    }
+
+    /// The figures of `INFO memory` (without waiting for a running script).
+    pub fn memory(&self) -> Memory {
+        let m = &self.memory;
+        Memory {
+            lua_bytes: m.lua_bytes.load(Ordering::Relaxed),
+            cached_scripts: m.cached.load(Ordering::Relaxed),
+            script_bytes: m.bodies.load(Ordering::Relaxed),
         }
     }
 
@@ -85,6 +132,10 @@ impl Scripting {
     /// (Redis's `scriptingReset`).
     fn flush(&self) {
         *self.engine.lock() = None;
+        let m = &self.memory;
+        for figure in [&m.lua_bytes, &m.cached, &m.bodies] {
+            figure.store(0, Ordering::Relaxed);
+        }
     }
 }
 
@@ -99,7 +150,11 @@ impl Engine {
         let (flags, shebang_len) = shebang::parse(body).map_err(CmdError::msg)?;
         let code = body.get(shebang_len..).unwrap_or_default();
         let func = self.interp.compile(code).map_err(CmdError::msg)?;
-        let script = CachedScript { func, flags };
+        let script = CachedScript {
+            func,
+            flags,
+            body_len: body.len(),
+        };
         self.cache.insert(sha.clone(), script.clone());
         Ok((sha, script))
     }

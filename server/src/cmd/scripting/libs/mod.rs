@@ -35,8 +35,12 @@ pub fn function(
     f: impl Fn(&Lua, MultiValue) -> mlua::Result<MultiValue> + Send + 'static,
 ) -> mlua::Result<mlua::Function> {
     set_impl(lua, index, lua.create_function(f)?)?;
+    let trampoline = TRAMPOLINES
+        .get(index)
+        .copied()
+        .ok_or_else(|| mlua::Error::runtime("no such trampoline"))?;
     // SAFETY: the trampolines are Lua C functions for this state's API.
-    unsafe { lua.create_c_function(TRAMPOLINES[index]) }
+    unsafe { lua.create_c_function(trampoline) }
 }
 
 /// Plain results.
