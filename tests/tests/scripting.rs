@@ -198,3 +198,31 @@ fn a_busy_script_can_be_killed() {
         "replies differ (left: amber, right: redis)"
     );
 }
+
+/// A client blocked on a list a script pushes to is served after the
+/// script, with what the script left (as after `EXEC`).
+fn blocked_scenario(port: u16) -> Vec<Vec<u8>> {
+    let mut waiter = connect(port);
+    let mut c = connect(port);
+    let mut out = vec![c.cmd(&["DEL", "busy:q"])];
+    waiter.send(&["BLPOP", "busy:q", "5"]).expect("send");
+    std::thread::sleep(Duration::from_millis(200));
+    let script = "redis.call('rpush', 'busy:q', 'a', 'b') redis.call('lpop', 'busy:q') return redis.call('llen', 'busy:q')";
+    out.push(c.cmd(&["EVAL", script, "0"]));
+    out.push(waiter.read_reply().expect("BLPOP's reply"));
+    out.push(c.cmd(&["LLEN", "busy:q"]));
+    out
+}
+
+#[test]
+fn a_scripts_push_serves_blocked_clients_after_it() {
+    let pair = Pair::start(&[], &[]);
+    let r = blocked_scenario(pair.redis.port);
+    let a = blocked_scenario(pair.amber.port);
+    let show_all = |v: &[Vec<u8>]| v.iter().map(|b| show(b)).collect::<Vec<_>>();
+    assert_eq!(
+        show_all(&a),
+        show_all(&r),
+        "replies differ (left: amber, right: redis)"
+    );
+}
