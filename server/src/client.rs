@@ -73,6 +73,8 @@ pub struct ClientInfo {
     pub subs: [usize; 3],
     /// In pub/sub mode (flag `P`).
     pub pubsub: bool,
+    /// In `MONITOR` mode (flag `O`).
+    pub monitor: bool,
 }
 
 impl ClientHandle {
@@ -188,6 +190,10 @@ pub struct Client {
     pub multi: Option<crate::cmd::multi::MultiState>,
     /// Running the queued commands of `EXEC`.
     pub in_exec: bool,
+    /// Running a script's commands (monitors show them as `lua`).
+    pub in_script: bool,
+    /// In `MONITOR` mode (see `crate::monitor`).
+    pub monitoring: bool,
     /// Watched keys (`WATCH`).
     pub watch: crate::watch::ClientWatch,
     /// Pub/sub subscriptions and the mailbox messages arrive in.
@@ -213,6 +219,8 @@ impl Client {
             block: Default::default(),
             multi: None,
             in_exec: false,
+            in_script: false,
+            monitoring: false,
             watch,
             cmd_clock: None,
         }

@@ -16,6 +16,7 @@ pub mod connection;
 pub mod cores;
 pub mod lease;
 pub mod metrics;
+pub mod monitor;
 pub mod notify;
 pub mod observer;
 pub mod pubsub;

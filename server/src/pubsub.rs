@@ -78,7 +78,9 @@ impl Mailbox {
         }
     }
 
-    fn post(&self, msg: &[u8], limits: &dyn Fn() -> (u64, u64, u64)) {
+    /// Appends `msg` and wakes the connection; past the output buffer
+    /// `limits` (hard, soft, seconds) the client is disconnected instead.
+    pub fn post(&self, msg: &[u8], limits: &dyn Fn() -> (u64, u64, u64)) {
         let mut p = self.pending.lock();
         p.bytes.extend_from_slice(msg);
         let len = p.bytes.len();

@@ -148,6 +148,8 @@ pub struct ServerState {
     pub blocking: crate::blocking::Blocking,
     /// Pub/sub subscriptions.
     pub pubsub: crate::pubsub::PubSub,
+    /// Clients in `MONITOR` mode.
+    pub monitors: crate::monitor::Monitors,
     /// Watched keys (`WATCH`).
     pub watches: crate::watch::Watches,
     /// Turns of pipelined batches on one shard (`crate::lease`).
@@ -206,6 +208,7 @@ impl ServerState {
             active_expire: AtomicBool::new(true),
             blocking: Default::default(),
             pubsub: Default::default(),
+            monitors: Default::default(),
             watches: Default::default(),
             leases: Default::default(),
             cores: Default::default(),

@@ -224,6 +224,13 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         multi::reject(ctx, is_exec, &CmdError::OutOfMemory);
         return;
     }
+    // A monitor is a replica to Redis: it may not touch the keyspace.
+    if ctx.client.monitoring && (def.flags.has(Flags::WRITE) || def.flags.has(Flags::READONLY)) {
+        def.stats.reject();
+        let e = CmdError::err("Replica can't interact with the keyspace");
+        multi::reject(ctx, is_exec, &e);
+        return;
+    }
     // RESP2 subscriber mode admits only the pub/sub commands, PING, QUIT, RESET.
     if ctx.client.subs.active
         && ctx.out.proto == crate::resp::Protocol::Resp2
@@ -277,6 +284,12 @@ pub fn call(ctx: &mut Ctx<'_>, def: &CommandDef, args: &[&[u8]]) {
     let start = ctx.client.cmd_clock.take().unwrap_or_else(Instant::now);
     let pin = amber_storage::clock::PinNow::new(ctx.srv.wall_ms_at(start));
     let mark = ctx.out.len();
+    // One relaxed load when nobody monitors (see `crate::monitor`).
+    let monitored = ctx.srv.monitors.active();
+    if monitored && def.flags.has(Flags::SKIP_MONITOR) {
+        // Scripts: shown before the commands they run.
+        feed_monitors(ctx, args);
+    }
     amber_storage::tier::take_persist_failure();
     let mut result = handler(ctx, args);
     drop(pin);
@@ -295,6 +308,30 @@ pub fn call(ctx: &mut Ctx<'_>, def: &CommandDef, args: &[&[u8]]) {
     if let Err(e) = result {
         reply_error(ctx, &e);
     }
+    if monitored && !def.flags.has(Flags::SKIP_MONITOR) && !def.flags.has(Flags::ADMIN) {
+        feed_monitors(ctx, args);
+    }
+}
+
+/// Shows a command to the monitors, as run by this client (or its script)
+/// in its current database.
+fn feed_monitors(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    let srv = ctx.srv;
+    let origin = if ctx.client.in_script {
+        crate::monitor::Origin::Script
+    } else {
+        crate::monitor::Origin::Client(&ctx.client.handle)
+    };
+    let limits = || {
+        crate::pubsub::class_limits(
+            &srv.config
+                .get("client-output-buffer-limit")
+                .unwrap_or_default(),
+            "replica",
+        )
+    };
+    let me = Some((ctx.client.handle.id, &mut *ctx.out));
+    srv.monitors.feed(origin, ctx.client.db, args, &limits, me);
 }
 
 /// Memory (DRAM budget and arena) is full: applies `maxmemory-policy`.

@@ -45,6 +45,9 @@ impl Flags {
     pub const NO_SCRIPT: Flags = Flags(1 << 10);
     /// Allowed while a script is busy.
     pub const ALLOW_BUSY: Flags = Flags(1 << 11);
+    /// Not fed to monitors by the dispatcher (the scripting commands, which
+    /// are fed before they run instead).
+    pub const SKIP_MONITOR: Flags = Flags(1 << 12);
 
     /// Does `self` include all of `other`?
     pub fn has(self, other: Flags) -> bool {
@@ -66,6 +69,7 @@ impl Flags {
                 "movablekeys" => Self::MOVABLE_KEYS.0,
                 "noscript" => Self::NO_SCRIPT.0,
                 "allow_busy" => Self::ALLOW_BUSY.0,
+                "skip_monitor" => Self::SKIP_MONITOR.0,
                 _ => 0,
             };
         }

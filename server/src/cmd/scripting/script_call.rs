@@ -24,6 +24,7 @@ impl<'c, 'a> RunState<'c, 'a> {
     pub fn new(ctx: &'c mut Ctx<'a>, read_only: bool) -> Self {
         ctx.client.block.begin_deferral();
         ctx.client.in_exec = true;
+        ctx.client.in_script = true;
         RunState {
             ctx,
             resp3: false,
@@ -35,6 +36,7 @@ impl<'c, 'a> RunState<'c, 'a> {
     /// (`SELECT` in a script does not change it), blocked clients are served.
     pub fn finish(&mut self, caller_db: usize) {
         self.ctx.client.in_exec = false;
+        self.ctx.client.in_script = false;
         if self.ctx.client.db != caller_db {
             self.ctx.client.select(caller_db);
         }
