@@ -147,6 +147,9 @@ fn forget(srv: &ServerState, client: &mut Client) {
         srv.blocking.cancel(b.waiter());
     }
     cmd::multi::forget_client(srv, client);
+    if client.monitoring {
+        srv.monitors.remove(client.handle.id);
+    }
     srv.clients.unregister(client.handle.id);
 }
 

@@ -111,6 +111,9 @@ fn type_of(_c: &ClientHandle) -> ClientType {
 pub fn client_line(c: &ClientHandle, close_after_reply: bool) -> String {
     let info = c.info.lock().clone();
     let mut flags = String::new();
+    if info.monitor {
+        flags.push('O');
+    }
     if info.pubsub {
         flags.push('P');
     }

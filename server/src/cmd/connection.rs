@@ -191,6 +191,7 @@ fn select(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 
 fn reset(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
     super::multi::reset_client(ctx);
+    super::replication::stop_monitoring(ctx);
     ctx.client.select(0);
     ctx.client.no_touch = false;
     ctx.client.authenticated = !ctx.srv.auth_required();

@@ -1,7 +1,8 @@
 //! Replication commands of a server that has no replicas and follows no
 //! master: ROLE and WAIT, answered as a Redis 7.0 master without replicas
 //! answers them (Amber's durability is its persistent-memory arena, not
-//! replication).
+//! replication). MONITOR is here too: Redis makes a monitor a replica
+//! (`CLIENT_SLAVE|CLIENT_MONITOR`).
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,36 @@ use crate::blocking::{self, BlockedOp, Events, Outcome};
 use crate::resp::ReplyWriter;
 
 /// This family's commands.
-pub const COMMANDS: &[(&str, Handler)] = &[("role", role), ("wait", wait)];
+pub const COMMANDS: &[(&str, Handler)] = &[("monitor", monitor), ("role", role), ("wait", wait)];
+
+/// MONITOR: from now on the client receives a line per command any client
+/// runs (`crate::monitor`). Ignored (no reply) when it already monitors, as
+/// Redis ignores it for replicas; refused inside EXEC, where a client
+/// expects one reply per command (`CLIENT_DENY_BLOCKING`).
+fn monitor(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
+    if ctx.client.in_exec {
+        return Err(CmdError::err(
+            "MONITOR isn't allowed for DENY BLOCKING client",
+        ));
+    }
+    if ctx.client.monitoring {
+        return Ok(());
+    }
+    ctx.client.monitoring = true;
+    ctx.client.handle.info.lock().monitor = true;
+    ctx.srv.monitors.add(&ctx.client.subs.mailbox);
+    ctx.out.ok();
+    Ok(())
+}
+
+/// `RESET`'s share of MONITOR: the client stops monitoring.
+pub fn stop_monitoring(ctx: &mut Ctx<'_>) {
+    if ctx.client.monitoring {
+        ctx.client.monitoring = false;
+        ctx.client.handle.info.lock().monitor = false;
+        ctx.srv.monitors.remove(ctx.client.handle.id);
+    }
+}
 
 /// ROLE: a master with replication offset 0 and no replicas.
 fn role(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
