@@ -364,6 +364,13 @@ fn render_state(srv: &ServerState, out: &mut String) {
     );
     single(
         out,
+        "amber_monitors",
+        "gauge",
+        "Clients in MONITOR mode now.",
+        srv.monitors.len() as u64,
+    );
+    single(
+        out,
         "amber_connections_received_total",
         "counter",
         "Client connections accepted.",
