@@ -18,7 +18,6 @@ pub const COMMANDS: &[(&str, Handler)] = &[
     ("save", save),
     ("bgsave", bgsave),
     ("shutdown", shutdown),
-    ("function|flush", function_flush),
     ("slowlog|get", slowlog_get),
     ("slowlog|len", slowlog_len),
     ("slowlog|reset", slowlog_reset),
@@ -126,28 +125,6 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     ctx.srv.request_shutdown();
     // Like Redis, no reply: the connection just closes.
     ctx.client.close_after_reply = true;
-    Ok(())
-}
-
-fn function_flush(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
-    // Amber has no scripting yet, so there are no functions to flush; the
-    // options are checked as Redis checks them.
-    match args {
-        [_, _] => {}
-        [_, _, mode] if is(mode, "sync") || is(mode, "async") => {}
-        [_, _, _] => {
-            return Err(CmdError::err(
-                "FUNCTION FLUSH only supports SYNC|ASYNC option",
-            ))
-        }
-        _ => {
-            return Err(CmdError::err(format!(
-                "unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
-                text(args.get(1).copied().unwrap_or_default())
-            )))
-        }
-    }
-    ctx.out.ok();
     Ok(())
 }
 

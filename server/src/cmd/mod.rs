@@ -116,6 +116,7 @@ pub fn all_handlers() -> Vec<(&'static str, Handler)> {
         pubsub::COMMANDS,
         replication::COMMANDS,
         scripting::COMMANDS,
+        scripting::functions::COMMANDS,
         sets::COMMANDS,
         sort::COMMANDS,
         strings::COMMANDS,

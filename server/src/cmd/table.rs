@@ -243,6 +243,8 @@ const EXCLUSIVE_COMMANDS: &[&str] = &[
     "evalsha",
     "eval_ro",
     "evalsha_ro",
+    "fcall",
+    "fcall_ro",
 ];
 
 /// Hand-written metadata for commands Redis does not have.

@@ -31,6 +31,9 @@ pub struct Busy {
     kill: AtomicBool,
     /// The script called a write command: it cannot be killed.
     wrote: AtomicBool,
+    /// The running script is a function (`FCALL`), killed with `FUNCTION
+    /// KILL` rather than `SCRIPT KILL`.
+    function: AtomicBool,
 }
 
 /// What a command may do while a script runs.
@@ -48,9 +51,10 @@ fn now_ms() -> u64 {
 }
 
 impl Busy {
-    /// A script starts.
-    pub fn begin(&self) {
+    /// A script starts (`function`: an `FCALL`).
+    pub fn begin(&self, function: bool) {
         self.kill.store(false, Ordering::Relaxed);
+        self.function.store(function, Ordering::Relaxed);
         self.wrote.store(false, Ordering::Relaxed);
         self.started_ms.store(now_ms() + 1, Ordering::Release);
     }
@@ -67,6 +71,11 @@ impl Busy {
     }
 
     /// How long the running script has run, if one runs.
+    pub fn running_ms(&self) -> Option<u64> {
+        self.running_for_ms()
+    }
+
+    /// How long the running script has run, if one runs.
     fn running_for_ms(&self) -> Option<u64> {
         match self.started_ms.load(Ordering::Acquire) {
             0 => None,
@@ -74,8 +83,8 @@ impl Busy {
         }
     }
 
-    /// `SCRIPT KILL`.
-    pub fn kill(&self) -> Result<(), CmdError> {
+    /// `SCRIPT KILL` (`function` false) or `FUNCTION KILL` (`scriptKill`).
+    pub fn kill(&self, function: bool) -> Result<(), CmdError> {
         if self.running_for_ms().is_none() {
             return Err(CmdError::msg("NOTBUSY No scripts in execution right now."));
         }
@@ -83,6 +92,10 @@ impl Busy {
             return Err(CmdError::msg(
                 "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.",
             ));
+        }
+        let running_function = self.function.load(Ordering::Relaxed);
+        if running_function != function {
+            return Err(CmdError::msg(busy_error(running_function)));
         }
         self.kill.store(true, Ordering::Relaxed);
         Ok(())
@@ -128,9 +141,15 @@ unsafe extern "C-unwind" fn count_hook(l: *mut lua_State, _ar: *mut lua_Debug) {
     ffi::lua_error(l);
 }
 
-/// Redis's `-BUSY` for scripts.
-const BUSY_ERR: &str =
-    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+/// Redis's `-BUSY` while a script (`slowevalerr`) or a function
+/// (`slowscripterr`) runs.
+fn busy_error(function: bool) -> &'static str {
+    if function {
+        "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+    } else {
+        "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+    }
+}
 
 /// What `def` may do now (one atomic load when no script runs).
 pub fn check(srv: &ServerState, def: &CommandDef) -> Check {
@@ -145,11 +164,12 @@ pub fn check(srv: &ServerState, def: &CommandDef) -> Check {
     if threshold == 0 || ran < threshold {
         return Check::Free;
     }
-    if def.name == "script|kill" {
+    if def.name == "script|kill" || def.name == "function|kill" {
         return Check::RunNow;
     }
     if def.flags.has(Flags::ALLOW_BUSY) {
         return Check::Free;
     }
-    Check::Refuse(CmdError::msg(BUSY_ERR))
+    let function = srv.scripting.busy.function.load(Ordering::Relaxed);
+    Check::Refuse(CmdError::msg(busy_error(function)))
 }

@@ -38,6 +38,11 @@ local handler, xpcall = __redis__err__handler, xpcall
 return function(f) return xpcall(f, handler) end
 "#;
 
+/// A function's callback gets `KEYS` and `ARGV` as arguments, not as
+/// globals (`luaCallFunction` outside eval mode).
+const BINDER: &str =
+    "return function(f, keys, args) return function() return f(keys, args) end end";
+
 /// Globals of Lua's base library that Redis 7.0 does not give scripts (its
 /// deny list, and what its globals allow list leaves out).
 const DENIED_GLOBALS: &[&str] = &[
@@ -67,6 +72,8 @@ pub struct Interp {
     env: Table,
     /// `function(f) return xpcall(f, __redis__err__handler) end`.
     runner: Function,
+    /// [`BINDER`].
+    binder: Function,
 }
 
 /// How a compiled script is run.
@@ -81,6 +88,9 @@ pub struct Invocation<'a> {
     pub read_only: bool,
     /// Where other connections see the script running.
     pub busy: &'a super::busy::Busy,
+    /// A function (`FCALL`): `KEYS` and `ARGV` are its arguments, and it
+    /// is killed with `FUNCTION KILL`.
+    pub function: bool,
 }
 
 impl Interp {
@@ -146,6 +156,7 @@ impl Interp {
         }
 
         let runner: Function = lua.load(PRELUDE).set_name("=prelude").eval()?;
+        let binder: Function = lua.load(BINDER).set_name("=binder").eval()?;
 
         globals.raw_set("redis", redis)?;
         let env = lua.create_table()?;
@@ -155,7 +166,18 @@ impl Interp {
             globals,
             env,
             runner,
+            binder,
         })
+    }
+
+    /// The Lua state.
+    pub fn lua(&self) -> &Lua {
+        &self.lua
+    }
+
+    /// What scripts see as their globals (see [`Interp::env`]).
+    pub fn env(&self) -> &Table {
+        &self.env
     }
 
     /// Bytes the interpreter uses.
@@ -185,12 +207,17 @@ impl Interp {
     pub fn run(&self, ctx: &mut Ctx<'_>, func: &Function, inv: &Invocation<'_>) -> CmdResult {
         let lua = &self.lua;
         let to_err = |e: mlua::Error| CmdError::err(e.to_string());
-        self.globals
-            .raw_set("KEYS", string_array(lua, inv.keys).map_err(to_err)?)
-            .map_err(to_err)?;
-        self.globals
-            .raw_set("ARGV", string_array(lua, inv.argv).map_err(to_err)?)
-            .map_err(to_err)?;
+        let keys = string_array(lua, inv.keys).map_err(to_err)?;
+        let argv = string_array(lua, inv.argv).map_err(to_err)?;
+        let func = if inv.function {
+            self.binder
+                .call::<Function>((func.clone(), keys, argv))
+                .map_err(to_err)?
+        } else {
+            self.globals.raw_set("KEYS", keys).map_err(to_err)?;
+            self.globals.raw_set("ARGV", argv).map_err(to_err)?;
+            func.clone()
+        };
         let caller_db = ctx.client.db;
         let state = RefCell::new(RunState::new(ctx, inv.read_only));
         let result: mlua::Result<MultiValue> = lua.scope(|scope| {
@@ -210,7 +237,7 @@ impl Interp {
             set_impl(lua, 1, pcall)?;
             set_impl(lua, 5, setresp)?;
             set_impl(lua, 6, acl)?;
-            inv.busy.begin();
+            inv.busy.begin(inv.function);
             // SAFETY: the main state runs the script; `inv.busy` outlives it.
             unsafe { lua.exec_raw::<()>((), |state| inv.busy.watch(state))? };
             let result = self.runner.call::<MultiValue>(func.clone());
@@ -268,7 +295,7 @@ fn string_array(lua: &Lua, items: &[&[u8]]) -> mlua::Result<Table> {
 }
 
 /// A raised `{err=...}`: the `(true, table)` the raising trampoline expects.
-fn raise(lua: &Lua, text: &str) -> mlua::Result<MultiValue> {
+pub fn raise(lua: &Lua, text: &str) -> mlua::Result<MultiValue> {
     let t = convert::error_table(lua, text.as_bytes())?;
     Ok(MultiValue::from_iter([
         Value::Boolean(true),
@@ -277,7 +304,7 @@ fn raise(lua: &Lua, text: &str) -> mlua::Result<MultiValue> {
 }
 
 /// Plain results for the raising trampoline.
-fn results(values: impl IntoIterator<Item = Value>) -> MultiValue {
+pub fn results(values: impl IntoIterator<Item = Value>) -> MultiValue {
     std::iter::once(Value::Boolean(false))
         .chain(values)
         .collect()
@@ -368,7 +395,7 @@ fn status_reply(lua: &Lua, args: Variadic<Value>) -> mlua::Result<Table> {
 }
 
 /// `lua_tolstring`'s view of a value: strings, and numbers as `%.14g`.
-fn lua_bytes(v: &Value) -> Option<Vec<u8>> {
+pub fn lua_bytes(v: &Value) -> Option<Vec<u8>> {
     match v {
         Value::String(s) => Some(s.as_bytes().to_vec()),
         Value::Number(n) => Some(convert::lua_number_text(*n).into_bytes()),

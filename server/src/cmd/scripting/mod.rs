@@ -13,6 +13,10 @@
 pub mod busy;
 pub mod cache;
 pub mod convert;
+pub mod dump;
+pub mod function_lua;
+pub mod functions;
+pub mod library;
 pub mod libs;
 pub mod lua;
 pub mod protect;
@@ -61,6 +65,8 @@ pub struct Scripting {
     engine: Mutex<Option<Engine>>,
     /// The running script, as other connections see it.
     pub busy: busy::Busy,
+    /// The function libraries (`FUNCTION`, `FCALL`).
+    pub functions: functions::Functions,
     /// Figures for `INFO memory`, updated after each use of the engine
     /// (`INFO` must not wait for a running script).
     memory: MemoryStats,
@@ -226,6 +232,7 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], source: Source, read_only: bo
             argv,
             read_only: read_only || script.flags.no_writes,
             busy: &srv.scripting.busy,
+            function: false,
         };
         engine.interp.run(ctx, &script.func, &inv)
     })
@@ -265,7 +272,7 @@ fn script_flush(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 /// `SCRIPT KILL`: runs without the keyspace gate while a script is busy
 /// ([`busy::check`]).
 fn script_kill(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
-    ctx.srv.scripting.busy.kill()?;
+    ctx.srv.scripting.busy.kill(false)?;
     ctx.out.ok();
     Ok(())
 }

@@ -15,7 +15,7 @@ use super::rand48;
 
 /// Registry keys of the Rust functions behind the C functions of the
 /// `redis` API and of the libraries (see [`raising`]), by index.
-pub const IMPLS: [&CStr; 29] = [
+pub const IMPLS: [&CStr; 30] = [
     c"amber.call",
     c"amber.pcall",
     c"amber.sha1hex",
@@ -45,10 +45,11 @@ pub const IMPLS: [&CStr; 29] = [
     c"amber.bit.rol",
     c"amber.bit.ror",
     c"amber.bit.bswap",
+    c"amber.register_function",
 ];
 
 /// The C function for each entry of [`IMPLS`].
-pub const TRAMPOLINES: [ffi::lua_CFunction; 29] = [
+pub const TRAMPOLINES: [ffi::lua_CFunction; 30] = [
     raising::<0>,
     raising::<1>,
     raising::<2>,
@@ -78,6 +79,7 @@ pub const TRAMPOLINES: [ffi::lua_CFunction; 29] = [
     raising::<26>,
     raising::<27>,
     raising::<28>,
+    raising::<29>,
 ];
 
 /// What a Rust function behind [`raising`] returns first: `false`, then
