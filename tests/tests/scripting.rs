@@ -3,7 +3,8 @@
 //! scripts never lose an increment), the script cache is shared by all
 //! clients, and a script running past `busy-reply-threshold` makes other
 //! clients get `-BUSY` and can be stopped with `SCRIPT KILL` (compared
-//! with redis-server). Single-connection behaviour is compared with redis-server in
+//! with redis-server); likewise a busy function and `FUNCTION KILL`, and a
+//! `FUNCTION DUMP` of either server restores into the other. Single-connection behaviour is compared with redis-server in
 //! `tests/conformance/scripting.redis`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -225,4 +226,102 @@ fn a_scripts_push_serves_blocked_clients_after_it() {
         show_all(&r),
         "replies differ (left: amber, right: redis)"
     );
+}
+
+/// A library with a function that never ends.
+const SPIN_LIBRARY: &str =
+    "#!lua name=spin\nredis.register_function('spin', function() while true do end end)";
+
+/// A function running past the threshold, seen from another connection:
+/// other clients get the `-BUSY` of functions, only `FUNCTION KILL` stops
+/// it, and `FUNCTION KILL` does not stop a script.
+fn busy_function_scenario(port: u16) -> Vec<Vec<u8>> {
+    let mut a = connect(port);
+    let mut b = connect(port);
+    let mut out = vec![b.cmd(&["CONFIG", "SET", "busy-reply-threshold", "100"])];
+    out.push(b.cmd(&["FUNCTION", "LOAD", "REPLACE", SPIN_LIBRARY]));
+    out.push(b.cmd(&["FUNCTION", "KILL"]));
+    a.send(&["FCALL", "spin", "0"]).expect("send");
+    std::thread::sleep(Duration::from_millis(400));
+    out.push(b.cmd(&["PING"]));
+    out.push(b.cmd(&["SCRIPT", "KILL"]));
+    out.push(b.cmd(&["FUNCTION", "KILL"]));
+    out.push(a.read_reply().expect("killed function's reply"));
+    out.push(b.cmd(&["PING"]));
+    // A script is killed with SCRIPT KILL only.
+    a.send(&["EVAL", "while true do end", "0"]).expect("send");
+    std::thread::sleep(Duration::from_millis(400));
+    out.push(b.cmd(&["FUNCTION", "KILL"]));
+    out.push(b.cmd(&["SCRIPT", "KILL"]));
+    out.push(a.read_reply().expect("killed script's reply"));
+    out.push(b.cmd(&["FUNCTION", "FLUSH"]));
+    out.push(b.cmd(&["CONFIG", "SET", "busy-reply-threshold", "5000"]));
+    out
+}
+
+#[test]
+fn a_busy_function_can_be_killed() {
+    let pair = Pair::start(&[], &["--threads", "2"]);
+    let r = busy_function_scenario(pair.redis.port);
+    let a = busy_function_scenario(pair.amber.port);
+    let show_all = |v: &[Vec<u8>]| v.iter().map(|b| show(b)).collect::<Vec<_>>();
+    assert_eq!(
+        show_all(&a),
+        show_all(&r),
+        "replies differ (left: amber, right: redis)"
+    );
+}
+
+/// The bulk string of a reply.
+fn bulk_of(reply: &[u8]) -> Vec<u8> {
+    let text_end = reply
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .expect("a bulk string header");
+    assert_eq!(
+        reply.first(),
+        Some(&b'$'),
+        "not a bulk string: {}",
+        show(reply)
+    );
+    let len: usize = std::str::from_utf8(&reply[1..text_end])
+        .expect("length")
+        .parse()
+        .expect("length");
+    reply[text_end + 2..text_end + 2 + len].to_vec()
+}
+
+/// Loads two libraries on `from`, dumps them, restores the dump on `to`
+/// (flushing what it had) and calls the functions there.
+fn dump_and_restore(from: u16, to: u16) -> Vec<Vec<u8>> {
+    let mut src = connect(from);
+    let mut dst = connect(to);
+    src.cmd(&["FUNCTION", "FLUSH"]);
+    let libraries = [
+        "#!lua name=first\nredis.register_function('one', function(keys, args) return {keys[1], args[1], 'one'} end)",
+        "#!lua name=second\nredis.register_function{function_name='two', callback=function() return 'two two two two two two' end, flags={'no-writes'}, description='the second one'}",
+    ];
+    for code in libraries {
+        src.cmd(&["FUNCTION", "LOAD", code]);
+    }
+    let payload = bulk_of(&src.cmd(&["FUNCTION", "DUMP"]));
+    let restore: [&[u8]; 4] = [b"FUNCTION", b"RESTORE", &payload, b"FLUSH"];
+    let mut out = vec![dst.cmd(&restore)];
+    out.push(dst.cmd(&["FCALL", "one", "1", "k", "a"]));
+    out.push(dst.cmd(&["FCALL_RO", "two", "0"]));
+    out.push(dst.cmd(&["FUNCTION", "LIST", "LIBRARYNAME", "second", "WITHCODE"]));
+    src.cmd(&["FUNCTION", "FLUSH"]);
+    dst.cmd(&["FUNCTION", "FLUSH"]);
+    out
+}
+
+#[test]
+fn function_dumps_restore_across_redis_and_amber() {
+    let pair = Pair::start(&[], &[]);
+    let (redis, amber) = (pair.redis.port, pair.amber.port);
+    let show_all = |v: &[Vec<u8>]| v.iter().map(|b| show(b)).collect::<Vec<_>>();
+    let within_redis = show_all(&dump_and_restore(redis, redis));
+    assert_eq!(show_all(&dump_and_restore(amber, amber)), within_redis);
+    assert_eq!(show_all(&dump_and_restore(redis, amber)), within_redis);
+    assert_eq!(show_all(&dump_and_restore(amber, redis)), within_redis);
 }
