@@ -10,6 +10,7 @@
 
 use std::cell::RefCell;
 
+use mlua::ffi;
 use mlua::{Function, Table, Value, Variadic};
 
 use super::library::{self, FunctionDef, FunctionFlags, Library, Metadata};
@@ -32,6 +33,32 @@ local function handler(e)
 end
 return function(f) return xpcall(f, handler) end
 "#;
+
+/// How long a library's code may run while it loads (Redis's
+/// `LOAD_TIMEOUT_MS`).
+const LOAD_TIMEOUT_MS: u64 = 500;
+/// Registry key of the time (ms since the Unix epoch) a loading library
+/// must be done by.
+const LOAD_DEADLINE_KEY: &std::ffi::CStr = c"amber.load_deadline";
+/// Lua instructions between two checks of the load deadline.
+const LOAD_CHECK_EVERY: std::ffi::c_int = 100_000;
+
+/// `luaEngineLoadHook`: stops a library's code that runs past its
+/// deadline. Once stopped, the hook runs on every line, so nothing can
+/// catch the error and go on.
+unsafe extern "C-unwind" fn load_hook(l: *mut ffi::lua_State, _ar: *mut ffi::lua_Debug) {
+    ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, LOAD_DEADLINE_KEY.as_ptr());
+    let deadline = ffi::lua_tonumber(l, -1);
+    ffi::lua_pop(l, 1);
+    if (amber_storage::clock::now_ms() as f64) <= deadline {
+        return;
+    }
+    ffi::lua_sethook(l, Some(load_hook), ffi::LUA_MASKLINE, 0);
+    ffi::lua_createtable(l, 0, 1);
+    ffi::lua_pushstring(l, c"ERR FUNCTION LOAD timeout".as_ptr());
+    ffi::lua_setfield(l, -2, c"err".as_ptr());
+    ffi::lua_error(l);
+}
 
 /// The engine name libraries give after `#!` (any case).
 pub const ENGINE_NAME: &str = "LUA";
@@ -156,7 +183,23 @@ impl FunctionEngine {
                 register_function(lua, &mut registered.borrow_mut(), args)
             })?;
             lua::set_impl(lua, REGISTER_FUNCTION, register)?;
+            let deadline = amber_storage::clock::now_ms() + LOAD_TIMEOUT_MS;
+            // SAFETY: the hook is removed below, before the state is used
+            // for anything else.
+            unsafe {
+                lua.exec_raw::<()>((), |state| {
+                    ffi::lua_pushnumber(state, deadline as f64);
+                    ffi::lua_setfield(state, ffi::LUA_REGISTRYINDEX, LOAD_DEADLINE_KEY.as_ptr());
+                    ffi::lua_sethook(state, Some(load_hook), ffi::LUA_MASKCOUNT, LOAD_CHECK_EVERY);
+                })?
+            };
             let outcome = self.loader.call::<(bool, Value)>(chunk);
+            // SAFETY: as above.
+            unsafe {
+                lua.exec_raw::<()>((), |state| {
+                    ffi::lua_sethook(state, None, 0, 0);
+                })?
+            };
             lua::set_impl(lua, REGISTER_FUNCTION, self.register_outside_load.clone())?;
             outcome
         });
