@@ -244,6 +244,7 @@ fn busy_function_scenario(port: u16) -> Vec<Vec<u8>> {
     a.send(&["FCALL", "spin", "0"]).expect("send");
     std::thread::sleep(Duration::from_millis(400));
     out.push(b.cmd(&["PING"]));
+    out.push(without_duration(&b.cmd(&["FUNCTION", "STATS"])));
     out.push(b.cmd(&["SCRIPT", "KILL"]));
     out.push(b.cmd(&["FUNCTION", "KILL"]));
     out.push(a.read_reply().expect("killed function's reply"));
@@ -257,6 +258,17 @@ fn busy_function_scenario(port: u16) -> Vec<Vec<u8>> {
     out.push(b.cmd(&["FUNCTION", "FLUSH"]));
     out.push(b.cmd(&["CONFIG", "SET", "busy-reply-threshold", "5000"]));
     out
+}
+
+/// A `FUNCTION STATS` reply with its `duration_ms` set to 0.
+fn without_duration(reply: &[u8]) -> Vec<u8> {
+    let key = b"duration_ms\r\n:";
+    let Some(at) = reply.windows(key.len()).position(|w| w == key) else {
+        return reply.to_vec();
+    };
+    let start = at + key.len();
+    let end = start + reply[start..].iter().position(|&c| c == b'\r').unwrap_or(0);
+    [&reply[..start], b"0", &reply[end..]].concat()
 }
 
 #[test]

@@ -164,7 +164,12 @@ pub fn check(srv: &ServerState, def: &CommandDef) -> Check {
     if threshold == 0 || ran < threshold {
         return Check::Free;
     }
-    if def.name == "script|kill" || def.name == "function|kill" {
+    // The kills, and `FUNCTION STATS` (which reports the running function),
+    // must not wait for the gate the script holds.
+    if matches!(
+        def.name.as_str(),
+        "script|kill" | "function|kill" | "function|stats"
+    ) {
         return Check::RunNow;
     }
     if def.flags.has(Flags::ALLOW_BUSY) {
