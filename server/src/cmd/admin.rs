@@ -1,4 +1,4 @@
-//! Server administration: TIME LASTSAVE SAVE BGSAVE SHUTDOWN, FUNCTION FLUSH,
+//! Server administration: TIME LASTSAVE SAVE BGSAVE SHUTDOWN,
 //! SLOWLOG and LATENCY.
 //!
 //! Durability in Amber comes from the persistent-memory arena, not from RDB
