@@ -8,7 +8,7 @@
 
 use amber_storage::types::zset::{ScoreRange, ZSetValue};
 
-use super::args::{self, is, is_c};
+use super::args::{self, is, is_c, nth};
 use super::error::{CmdError, CmdResult};
 use super::geohash::{self, Figure, Shape, LAT_MAX, LAT_MIN, LONG_MAX, LONG_MIN, STEP_MAX};
 use super::zsets;
@@ -34,11 +34,6 @@ pub const COMMANDS: &[(&str, Handler)] = &[
 ];
 
 const COULD_NOT_DECODE: &str = "could not decode requested zset member";
-
-/// The argument at `i` (empty when missing; the dispatcher checked arity).
-fn arg<'a>(args: &[&'a [u8]], i: usize) -> &'a [u8] {
-    args.get(i).copied().unwrap_or_default()
-}
 
 /// Redis's `getDoubleFromObjectOrReply`: `msg` (or the generic text) when
 /// the argument is not a number.
@@ -165,7 +160,7 @@ fn geoadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let (mut nx, mut xx) = (false, false);
     let mut longidx = 2;
     while longidx < args.len() {
-        let opt = arg(args, longidx);
+        let opt = nth(args, longidx);
         if is(opt, "nx") {
             nx = true;
         } else if is(opt, "xx") {
@@ -182,7 +177,7 @@ fn geoadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     }
     let mut scores = Vec::with_capacity(triples.len() / 3);
     for t in triples.chunks_exact(3) {
-        let (lon, lat) = long_lat_arg(arg(t, 0), arg(t, 1))?;
+        let (lon, lat) = long_lat_arg(nth(t, 0), nth(t, 1))?;
         let hash = geohash::encode_wgs84(lon, lat, STEP_MAX).unwrap_or_default();
         scores.push(geohash::align_52bits(hash).to_string());
     }
@@ -191,7 +186,7 @@ fn geoadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     zadd_args.extend_from_slice(options);
     for (score, t) in scores.iter().zip(triples.chunks_exact(3)) {
         zadd_args.push(score.as_bytes());
-        zadd_args.push(arg(t, 2));
+        zadd_args.push(nth(t, 2));
     }
     zsets::zadd(ctx, &zadd_args)
 }
@@ -199,7 +194,7 @@ fn geoadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 // ---------------------------------------------------------------- GEOPOS, GEOHASH, GEODIST
 
 fn geopos(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
-    let key = arg(args, 1);
+    let key = nth(args, 1);
     let members = args.get(2..).unwrap_or_default();
     let mut g = ctx.lock_one(key)?;
     let z = zsets::read(ctx, &mut g, key)?;
@@ -223,7 +218,7 @@ fn geopos(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 }
 
 fn geohash_cmd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
-    let key = arg(args, 1);
+    let key = nth(args, 1);
     let members = args.get(2..).unwrap_or_default();
     let mut g = ctx.lock_one(key)?;
     let z = zsets::read(ctx, &mut g, key)?;
@@ -244,15 +239,15 @@ fn geohash_cmd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 
 fn geodist(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let to_meter = match args.len() {
-        5 => unit_arg(arg(args, 4))?,
+        5 => unit_arg(nth(args, 4))?,
         n if n > 5 => return Err(CmdError::Syntax),
         _ => 1.0,
     };
-    let key = arg(args, 1);
+    let key = nth(args, 1);
     let mut g = ctx.lock_one(key)?;
     let dist = zsets::read(ctx, &mut g, key)?.and_then(|z| {
-        let (lon1, lat1) = member_position(z, arg(args, 2))?;
-        let (lon2, lat2) = member_position(z, arg(args, 3))?;
+        let (lon1, lat1) = member_position(z, nth(args, 2))?;
+        let (lon2, lat2) = member_position(z, nth(args, 3))?;
         Some(geohash::distance(lon1, lat1, lon2, lat2) / to_meter)
     });
     drop(g);
@@ -361,7 +356,7 @@ struct GeoPoint {
 fn planned_store_key<'a>(args: &[&'a [u8]], variant: Variant) -> Option<&'a [u8]> {
     match variant.store {
         Store::Forbidden => None,
-        Store::Destination => Some(arg(args, 1)),
+        Store::Destination => Some(nth(args, 1)),
         Store::Keyed => {
             let base = if variant.origin == Origin::Coords {
                 6
@@ -371,7 +366,7 @@ fn planned_store_key<'a>(args: &[&'a [u8]], variant: Variant) -> Option<&'a [u8]
             let mut key = None;
             let mut i = base;
             while i < args.len() {
-                let a = arg(args, i);
+                let a = nth(args, i);
                 let has_value = i + 1 < args.len();
                 if has_value && (is_c(a, "store") || is_c(a, "storedist")) {
                     key = args.get(i + 1).copied();
@@ -413,8 +408,8 @@ fn parse_search<'a>(
     };
     let base = match variant.origin {
         Origin::Coords => {
-            (q.shape.lon, q.shape.lat) = long_lat_arg(arg(args, 2), arg(args, 3))?;
-            let (radius, conversion) = distance_arg(arg(args, 4), arg(args, 5))?;
+            (q.shape.lon, q.shape.lat) = long_lat_arg(nth(args, 2), nth(args, 3))?;
+            let (radius, conversion) = distance_arg(nth(args, 4), nth(args, 5))?;
             q.shape.figure = Figure::Circle(radius);
             q.shape.conversion = conversion;
             6
@@ -422,15 +417,15 @@ fn parse_search<'a>(
         Origin::Member => {
             if let Some(z) = z {
                 (q.shape.lon, q.shape.lat) =
-                    member_position(z, arg(args, 2)).ok_or(CmdError::err(COULD_NOT_DECODE))?;
-                let (radius, conversion) = distance_arg(arg(args, 3), arg(args, 4))?;
+                    member_position(z, nth(args, 2)).ok_or(CmdError::err(COULD_NOT_DECODE))?;
+                let (radius, conversion) = distance_arg(nth(args, 3), nth(args, 4))?;
                 q.shape.figure = Figure::Circle(radius);
                 q.shape.conversion = conversion;
             }
             5
         }
         Origin::Options if variant.store == Store::Destination => {
-            q.store = Some(arg(args, 1));
+            q.store = Some(nth(args, 1));
             3
         }
         Origin::Options => 2,
@@ -440,7 +435,7 @@ fn parse_search<'a>(
     let remaining = args.len().saturating_sub(base);
     let mut i = 0;
     while i < remaining {
-        let at = |k: usize| arg(args, base + i + k);
+        let at = |k: usize| nth(args, base + i + k);
         let a = at(0);
         if is_c(a, "withdist") {
             q.withdist = true;
@@ -507,7 +502,7 @@ fn parse_search<'a>(
             "{who} is not compatible with WITHDIST, WITHHASH and WITHCOORD options"
         )));
     }
-    let name = String::from_utf8_lossy(args::c_str(arg(args, 0)));
+    let name = String::from_utf8_lossy(args::c_str(nth(args, 0)));
     if by_options && !(frommember || fromloc) {
         return Err(CmdError::err(format!(
             "exactly one of FROMMEMBER or FROMLONLAT can be specified for {name}"
@@ -664,7 +659,7 @@ fn stored_result(ctx: &Ctx<'_>, q: &Query<'_>, points: &[GeoPoint]) -> ZSetValue
 
 /// Redis's `georadiusGeneric`: every search command.
 fn search_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], variant: Variant) -> CmdResult {
-    let src = arg(args, variant.src_index());
+    let src = nth(args, variant.src_index());
     let mut keys = vec![src];
     keys.extend(planned_store_key(args, variant));
     let mut g = blocking::lock_for_push(ctx, &keys)?;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use amber_storage::Guard;
 
-use super::args::parse_i64;
+use super::args::{self, nth, parse_i64};
 use super::error::{CmdError, CmdResult};
 use super::{Ctx, Handler};
 use crate::blocking::{self, BlockedOp, Events, Outcome};
@@ -61,9 +61,8 @@ fn role(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
 /// MULTI); otherwise it blocks until the timeout (milliseconds, 0 for
 /// ever), then answers 0.
 fn wait(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
-    let arg = |i: usize| args.get(i).copied().unwrap_or_default();
-    let numreplicas = parse_i64(arg(1)).ok_or(CmdError::NotInteger)?;
-    let timeout_ms = parse_i64(arg(2))
+    let numreplicas = args::int(nth(args, 1))?;
+    let timeout_ms = parse_i64(nth(args, 2))
         .ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;
     if timeout_ms < 0 {
         return Err(CmdError::err("timeout is negative"));

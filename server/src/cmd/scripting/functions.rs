@@ -108,21 +108,12 @@ fn fcall_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], read_only: bool) -> CmdResul
         };
         let numkeys = parse_i64(args.get(2).copied().unwrap_or_default())
             .ok_or_else(|| CmdError::err("Bad number of keys provided"))?;
-        if numkeys > args.len().saturating_sub(3) as i64 {
-            return Err(CmdError::err(
-                "Number of keys can't be greater than number of args",
-            ));
-        }
-        if numkeys < 0 {
-            return Err(CmdError::err("Number of keys can't be negative"));
-        }
+        let (keys, argv) = super::keys_and_args(args, numkeys)?;
         if read_only && !function.flags.no_writes() {
             return Err(CmdError::err(
                 "Can not execute a script with write flag using *_ro command.",
             ));
         }
-        let rest = args.get(3..).unwrap_or_default();
-        let (keys, argv) = rest.split_at((numkeys as usize).min(rest.len()));
         let command = args.iter().map(|a| a.to_vec()).collect();
         *functions.running.lock() = Some((function.name.clone(), command));
         let result = state

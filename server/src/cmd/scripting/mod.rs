@@ -197,13 +197,15 @@ fn evalsha_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], read_only: bool) -> CmdRes
     eval_generic(ctx, args, Source::Sha, read_only)
 }
 
-/// `evalGenericCommand`: checks `numkeys`, finds or compiles the script,
-/// runs it with `KEYS` and `ARGV`.
-fn eval_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], source: Source, read_only: bool) -> CmdResult {
-    let numkeys =
-        parse_i64(args.get(2).copied().unwrap_or_default()).ok_or(CmdError::NotInteger)?;
-    let available = args.len().saturating_sub(3) as i64;
-    if numkeys > available {
+/// Splits what follows `EVAL script numkeys` (or `FCALL function
+/// numkeys`) into the `numkeys` keys and the arguments, with Redis's errors
+/// for a count out of range.
+fn keys_and_args<'a, 'b>(
+    args: &'b [&'a [u8]],
+    numkeys: i64,
+) -> Result<(&'b [&'a [u8]], &'b [&'a [u8]]), CmdError> {
+    let rest = args.get(3..).unwrap_or_default();
+    if numkeys > rest.len() as i64 {
         return Err(CmdError::err(
             "Number of keys can't be greater than number of args",
         ));
@@ -211,8 +213,15 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], source: Source, read_only: bo
     if numkeys < 0 {
         return Err(CmdError::err("Number of keys can't be negative"));
     }
-    let rest = args.get(3..).unwrap_or_default();
-    let (keys, argv) = rest.split_at((numkeys as usize).min(rest.len()));
+    Ok(rest.split_at((numkeys as usize).min(rest.len())))
+}
+
+/// `evalGenericCommand`: checks `numkeys`, finds or compiles the script,
+/// runs it with `KEYS` and `ARGV`.
+fn eval_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], source: Source, read_only: bool) -> CmdResult {
+    let numkeys =
+        parse_i64(args.get(2).copied().unwrap_or_default()).ok_or(CmdError::NotInteger)?;
+    let (keys, argv) = keys_and_args(args, numkeys)?;
     let script = args.get(1).copied().unwrap_or_default();
     let srv = ctx.srv;
     srv.scripting.with(|engine| {
