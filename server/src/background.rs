@@ -22,7 +22,9 @@ pub async fn run(srv: Arc<ServerState>) {
         let hz = srv.config.get_i64("hz").clamp(1, 500) as u64;
         tokio::time::sleep(Duration::from_millis(1000 / hz)).await;
         srv.refresh_wall_clock();
-        if srv.active_expire.load(Ordering::Relaxed) {
+        // As in Redis, a `CLIENT PAUSE` stops active expiry: nothing is
+        // deleted behind the paused clients' backs.
+        if srv.active_expire.load(Ordering::Relaxed) && !srv.pause.is_paused() {
             let srv = srv.clone();
             // Shard locks are sync; keep them off the async workers' hot loop.
             let _ = tokio::task::spawn_blocking(move || {

@@ -694,6 +694,14 @@ pub fn end_deferral(ctx: &mut Ctx<'_>) {
     }
 }
 
+/// Parses a timeout in milliseconds (`WAIT`, `CLIENT PAUSE`) like Redis's
+/// `getTimeoutFromObjectOrReply` with `UNIT_MILLISECONDS`, with its errors.
+pub fn parse_timeout_ms(arg: &[u8]) -> Result<u64, CmdError> {
+    let ms = crate::cmd::args::parse_i64(arg)
+        .ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;
+    u64::try_from(ms).map_err(|_| CmdError::err("timeout is negative"))
+}
+
 /// Parses a blocking command's timeout (seconds, a float) like Redis's
 /// `getTimeoutFromObjectOrReply`: `ceil(seconds * 1000)` milliseconds, `0`
 /// for ever. Returns the deadline (`None`: no deadline).

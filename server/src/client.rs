@@ -202,6 +202,36 @@ pub struct Client {
     /// start, so that back-to-back commands read the clock once each
     /// (`None` at the start of a batch, or after a wait).
     pub cmd_clock: Option<std::time::Instant>,
+    /// `CLIENT REPLY`: which replies are dropped.
+    pub reply: ReplyMode,
+    /// A command was postponed by `CLIENT PAUSE` (see `crate::pause`): it
+    /// and what follows it run once the pause ends.
+    pub postponed: bool,
+}
+
+/// `CLIENT REPLY ON|OFF|SKIP` (Redis's `CLIENT_REPLY_OFF`,
+/// `CLIENT_REPLY_SKIP` and `CLIENT_REPLY_SKIP_NEXT` flags).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplyMode {
+    /// `OFF`: no reply at all until `CLIENT REPLY ON`.
+    pub off: bool,
+    /// The reply of the command being run is dropped (it follows a `SKIP`).
+    pub skip: bool,
+    /// `SKIP` was just run: the next command's reply is dropped.
+    pub skip_next: bool,
+}
+
+impl ReplyMode {
+    /// Whether what is written to the client now is dropped.
+    pub fn silenced(self) -> bool {
+        self.off || self.skip
+    }
+
+    /// A command ran to its end (Redis's `resetClient`): a pending `SKIP`
+    /// applies to the next one.
+    pub fn command_done(&mut self) {
+        self.skip = std::mem::take(&mut self.skip_next);
+    }
 }
 
 impl Client {
@@ -223,6 +253,8 @@ impl Client {
             monitoring: false,
             watch,
             cmd_clock: None,
+            reply: ReplyMode::default(),
+            postponed: false,
         }
     }
 

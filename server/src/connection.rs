@@ -193,7 +193,12 @@ impl Connection {
                 drop(guard);
             }
             // Pub/sub messages posted by other clients go out with this batch.
-            mailbox.drain_into(&mut self.out);
+            if client.reply.off {
+                // `CLIENT REPLY OFF` drops them too, as Redis does.
+                mailbox.drain_into(&mut ReplyWriter::new());
+            } else {
+                mailbox.drain_into(&mut self.out);
+            }
             // Writes of this batch must be durable before any reply leaves
             // (`persistence pmem`): one wait covers the whole batch (group commit).
             let ticket = amber_storage::tier::take_ticket();
@@ -249,6 +254,13 @@ impl Connection {
                     .wait_blocked(srv, client, blocked, &mut shutdown)
                     .await?
                 {
+                    return Ok(Exit::Closed);
+                }
+                continue;
+            }
+            // `CLIENT PAUSE`: wait for its end, then run the rest.
+            if std::mem::take(&mut client.postponed) {
+                if !self.wait_unpaused(srv, client, &mut shutdown).await? {
                     return Ok(Exit::Closed);
                 }
                 continue;
@@ -351,13 +363,19 @@ impl Connection {
                     let Some(reply) = reply else {
                         return Ok(false);
                     };
-                    self.out.raw(&reply);
+                    if !client.reply.silenced() {
+                        self.out.raw(&reply);
+                    }
+                    client.reply.command_done();
                     return Ok(true);
                 }
                 _ = timer => {
                     deadline = None;
                     if srv.blocking.cancel(blocked.waiter()) {
-                        blocked.timeout_reply(&mut self.out);
+                        if !client.reply.silenced() {
+                            blocked.timeout_reply(&mut self.out);
+                        }
+                        client.reply.command_done();
                         return Ok(true);
                     }
                     // Served in the same instant: the reply is in the channel.
@@ -389,6 +407,44 @@ impl Connection {
         }
     }
 
+    /// Waits while a `CLIENT PAUSE` holds this client's next command back
+    /// (see `crate::pause`): until the pause ends or changes, reading (but
+    /// not executing) further input meanwhile so a disconnection is seen.
+    /// Returns false when the connection must close.
+    async fn wait_unpaused(
+        &mut self,
+        srv: &Arc<ServerState>,
+        client: &mut Client,
+        shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> std::io::Result<bool> {
+        let limit = srv
+            .config
+            .hot
+            .client_query_buffer_limit
+            .load(Ordering::Relaxed) as usize;
+        loop {
+            if self.input.len() > limit {
+                return Ok(false);
+            }
+            self.input.reserve(READ_CHUNK);
+            tokio::select! {
+                _ = srv.pause.changed_or_ended() => return Ok(true),
+                n = self.stream.read_buf(&mut self.input) => match n {
+                    Ok(0) | Err(_) => return Ok(false),
+                    Ok(n) => {
+                        srv.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                },
+                _ = client.handle.wake.notified() => {
+                    if client.handle.killed.load(Ordering::Relaxed) || srv.shutting_down() {
+                        return Ok(false);
+                    }
+                }
+                _ = shutdown.changed() => return Ok(false),
+            }
+        }
+    }
+
     /// Parses and executes every complete request in the input buffer.
     fn process(&mut self, srv: &ServerState, client: &mut Client) {
         // `CONFIG SET proto-max-bulk-len` applies to connections already open.
@@ -413,39 +469,48 @@ impl Connection {
                     break;
                 }
             };
+            let (args, len): (SmallVec<[&[u8]; 8]>, usize) = match frame {
+                Frame::Multibulk { len } => {
+                    let bytes = pending.get(..len).unwrap_or_default();
+                    let spans = self.parser.spans().iter();
+                    (
+                        spans
+                            .map(|r| bytes.get(r.clone()).unwrap_or_default())
+                            .collect(),
+                        len,
+                    )
+                }
+                Frame::Inline { len } => {
+                    let inline = self.parser.inline_args().iter();
+                    (inline.map(|a| a.as_slice()).collect(), len)
+                }
+                Frame::Empty { len } => {
+                    consumed += len;
+                    continue;
+                }
+            };
+            // `CLIENT PAUSE`: this request and the rest wait in the buffer.
+            if crate::pause::postpones(srv, client, &args) {
+                client.postponed = true;
+                break;
+            }
+            let mark = self.out.len();
             let mut ctx = Ctx {
                 srv,
                 client: &mut *client,
                 out: &mut self.out,
             };
-            match frame {
-                Frame::Multibulk { len } => {
-                    let bytes = pending.get(..len).unwrap_or_default();
-                    let args: SmallVec<[&[u8]; 8]> = self
-                        .parser
-                        .spans()
-                        .iter()
-                        .map(|r| bytes.get(r.clone()).unwrap_or_default())
-                        .collect();
-                    cmd::execute(&mut ctx, &args);
-                    consumed += len;
-                }
-                Frame::Inline { len } => {
-                    let args: SmallVec<[&[u8]; 8]> = self
-                        .parser
-                        .inline_args()
-                        .iter()
-                        .map(|a| a.as_slice())
-                        .collect();
-                    cmd::execute(&mut ctx, &args);
-                    consumed += len;
-                }
-                Frame::Empty { len } => consumed += len,
-            }
-            // A blocked client runs nothing more until it is served.
+            cmd::execute(&mut ctx, &args);
+            consumed += len;
+            // A blocked client runs nothing more until it is served (its
+            // reply, when it comes, is the command's: see `wait_blocked`).
             if client.block.waiting.is_some() {
                 break;
             }
+            if client.reply.silenced() {
+                self.out.truncate(mark);
+            }
+            client.reply.command_done();
         }
         self.input.advance(consumed);
         client.handle.info.lock().qbuf = self.input.len();

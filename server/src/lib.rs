@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod notify;
 pub mod observer;
+pub mod pause;
 pub mod pubsub;
 pub mod resp;
 pub mod server;

@@ -150,6 +150,8 @@ pub struct ServerState {
     pub pubsub: crate::pubsub::PubSub,
     /// Clients in `MONITOR` mode.
     pub monitors: crate::monitor::Monitors,
+    /// `CLIENT PAUSE`.
+    pub pause: crate::pause::Pause,
     /// Watched keys (`WATCH`).
     pub watches: crate::watch::Watches,
     /// Turns of pipelined batches on one shard (`crate::lease`).
@@ -209,6 +211,7 @@ impl ServerState {
             blocking: Default::default(),
             pubsub: Default::default(),
             monitors: Default::default(),
+            pause: Default::default(),
             watches: Default::default(),
             leases: Default::default(),
             cores: Default::default(),

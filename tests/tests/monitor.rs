@@ -155,6 +155,22 @@ fn own_commands(port: u16) -> Vec<String> {
     out.push(normalised(&monitor.read_reply().expect("own line")));
     out.push(show(&client.cmd_str("SET k v")));
     out.push(normalised(&monitor.read_reply().expect("client line")));
+    // Commands Redis flags may_replicate are refused too; a script that
+    // declares no-writes is not (its line comes before its reply).
+    for args in [
+        &["PUBLISH", "ch", "m"][..],
+        &["EVAL", "return 1", "0"],
+        &["EVAL_RO", "return 1", "0"],
+        &["PFCOUNT", "h"],
+        &["FCALL", "nosuch", "0"],
+    ] {
+        out.push(show(&monitor.cmd(args)));
+    }
+    monitor
+        .send(&["EVAL", "#!lua flags=no-writes\nreturn 1", "0"])
+        .expect("send");
+    out.push(normalised(&monitor.read_reply().expect("own line")));
+    out.push(show(&monitor.read_reply().expect("script reply")));
     out.push(show(&monitor.cmd_str("RESET")));
     // No longer a monitor: the client's command is not shown, keys are
     // reachable again (a line would come before these replies).

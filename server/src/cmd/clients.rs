@@ -5,6 +5,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::admin::reply_help;
 use super::args::{is, parse_i64, text};
@@ -13,6 +14,7 @@ use super::error::{CmdError, CmdResult};
 use super::table::{Extension, Flags};
 use super::{Ctx, Handler};
 use crate::client::ClientHandle;
+use crate::pause::Mode;
 
 /// This family's commands.
 pub const COMMANDS: &[(&str, Handler)] = &[
@@ -24,6 +26,9 @@ pub const COMMANDS: &[(&str, Handler)] = &[
     ("client|kill", client_kill),
     ("client|no-evict", client_no_evict),
     ("client|unblock", client_unblock),
+    ("client|pause", client_pause),
+    ("client|unpause", client_unpause),
+    ("client|reply", client_reply),
     ("client|help", client_help),
 ];
 
@@ -339,6 +344,60 @@ fn client_unblock(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let id = super::args::int(args.get(2).copied().unwrap_or_default())?;
     let done = u64::try_from(id).is_ok_and(|id| ctx.srv.blocking.unblock(id, error));
     ctx.out.int(i64::from(done));
+    Ok(())
+}
+
+/// `CLIENT PAUSE timeout [WRITE|ALL]` (see `crate::pause`).
+fn client_pause(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    let mode = match args {
+        [_, _, _] => Mode::All,
+        [_, _, _, m] if is(m, "all") => Mode::All,
+        [_, _, _, m] if is(m, "write") => Mode::Write,
+        [_, _, _, _] => return Err(CmdError::err("CLIENT PAUSE mode must be WRITE or ALL")),
+        _ => {
+            return Err(CmdError::err(format!(
+                "unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+                text(args.get(1).copied().unwrap_or_default())
+            )))
+        }
+    };
+    let ms = crate::blocking::parse_timeout_ms(args.get(2).copied().unwrap_or_default())?;
+    let now = Instant::now();
+    // Redis 7.0 takes any timeout (a pause for ever, in effect, until
+    // CLIENT UNPAUSE); an Instant cannot reach that far.
+    let end = now
+        .checked_add(Duration::from_millis(ms))
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
+    ctx.srv.pause.pause(mode, end);
+    ctx.out.ok();
+    Ok(())
+}
+
+/// `CLIENT UNPAUSE`.
+fn client_unpause(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
+    ctx.srv.pause.unpause();
+    ctx.out.ok();
+    Ok(())
+}
+
+/// `CLIENT REPLY ON|OFF|SKIP`: only `ON` answers (the connection drops
+/// what the others would have said; see `ReplyMode`).
+fn client_reply(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    let mode = args.get(2).copied().unwrap_or_default();
+    let reply = &mut ctx.client.reply;
+    if is(mode, "on") {
+        reply.off = false;
+        reply.skip = false;
+        ctx.out.ok();
+    } else if is(mode, "off") {
+        reply.off = true;
+    } else if is(mode, "skip") {
+        if !reply.off {
+            reply.skip_next = true;
+        }
+    } else {
+        return Err(CmdError::Syntax);
+    }
     Ok(())
 }
 

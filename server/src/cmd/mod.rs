@@ -226,7 +226,7 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         return;
     }
     // A monitor is a replica to Redis: it may not touch the keyspace.
-    if ctx.client.monitoring && (def.flags.has(Flags::WRITE) || def.flags.has(Flags::READONLY)) {
+    if ctx.client.monitoring && (def.flags.has(Flags::READONLY) || may_replicate(srv, def, args)) {
         def.stats.reject();
         let e = CmdError::err("Replica can't interact with the keyspace");
         multi::reject(ctx, is_exec, &e);
@@ -269,6 +269,16 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         Gate::Shared(keyspace.shared())
     };
     call(ctx, def, args);
+}
+
+/// Whether a command may change the keyspace or be replicated: Redis's
+/// `write` or `may_replicate` flag (see [`Flags::MAY_REPLICATE`]), except
+/// for a script that declares `no-writes`, which Redis then treats as
+/// neither. `CLIENT PAUSE WRITE` holds these back; a monitor may not send them.
+pub fn may_replicate(srv: &ServerState, def: &CommandDef, args: &[&[u8]]) -> bool {
+    def.flags.has(Flags::WRITE)
+        || (def.flags.has(Flags::MAY_REPLICATE)
+            && !scripting::declares_no_writes(srv, &def.name, args))
 }
 
 /// Runs a resolved, admitted command (its handler, statistics and error

@@ -39,6 +39,13 @@ pub struct MultiState {
     failed: bool,
 }
 
+impl MultiState {
+    /// The queued commands, each as its arguments.
+    pub fn queued(&self) -> impl Iterator<Item = &Vec<Vec<u8>>> {
+        self.queued.iter()
+    }
+}
+
 /// Commands that run at once even inside `MULTI`.
 fn runs_in_multi(name: &str) -> bool {
     matches!(

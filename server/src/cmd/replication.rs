@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use amber_storage::Guard;
 
-use super::args::{self, nth, parse_i64};
+use super::args::{self, nth};
 use super::error::{CmdError, CmdResult};
 use super::{Ctx, Handler};
 use crate::blocking::{self, BlockedOp, Events, Outcome};
@@ -62,11 +62,7 @@ fn role(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
 /// ever), then answers 0.
 fn wait(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let numreplicas = args::int(nth(args, 1))?;
-    let timeout_ms = parse_i64(nth(args, 2))
-        .ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;
-    if timeout_ms < 0 {
-        return Err(CmdError::err("timeout is negative"));
-    }
+    let timeout_ms = blocking::parse_timeout_ms(nth(args, 2))?;
     let acknowledged = 0;
     if acknowledged >= numreplicas || ctx.client.block.blocking_denied() {
         ctx.out.int(acknowledged);
@@ -74,7 +70,7 @@ fn wait(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     }
     let deadline = match timeout_ms {
         0 => None,
-        ms => Instant::now().checked_add(Duration::from_millis(ms as u64)),
+        ms => Instant::now().checked_add(Duration::from_millis(ms)),
     };
     blocking::block_without_keys(ctx, deadline, Box::new(WaitForReplicas));
     Ok(())

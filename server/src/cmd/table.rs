@@ -48,6 +48,9 @@ impl Flags {
     /// Not fed to monitors by the dispatcher (the scripting commands, which
     /// are fed before they run instead).
     pub const SKIP_MONITOR: Flags = Flags(1 << 12);
+    /// Redis's `may_replicate`: not a write, but replicated or refused to
+    /// a replica all the same (see [`MAY_REPLICATE`]).
+    pub const MAY_REPLICATE: Flags = Flags(1 << 13);
 
     /// Does `self` include all of `other`?
     pub fn has(self, other: Flags) -> bool {
@@ -229,6 +232,13 @@ impl CommandDef {
     }
 }
 
+/// Commands Redis 7.0 flags `may_replicate` (in its `src/commands/*.json`;
+/// `COMMAND INFO` does not show the flag, so the dump cannot carry it):
+/// `CLIENT PAUSE WRITE` holds them back and a monitor may not send them,
+/// as Redis 7.0.15 does. (Its JSON also flags `SCRIPT LOAD` and `SCRIPT
+/// FLUSH`, but 7.0.15 neither pauses nor refuses them.)
+const MAY_REPLICATE: &[&str] = &["eval", "evalsha", "fcall", "publish", "spublish", "pfcount"];
+
 /// Commands that run alone under the keyspace's exclusive gate: they touch
 /// several databases, or must look atomic across shards (a script's
 /// commands, like a transaction's).
@@ -336,6 +346,9 @@ impl CommandTable {
         let mut flags = Flags::from_names(&dc.flags);
         if EXCLUSIVE_COMMANDS.contains(&dc.name.as_str()) {
             flags = flags | Flags::EXCLUSIVE;
+        }
+        if MAY_REPLICATE.contains(&dc.name.as_str()) {
+            flags = flags | Flags::MAY_REPLICATE;
         }
         let bytes = |s: &str| s.chars().map(|c| c as u32 as u8).collect::<Vec<u8>>();
         CommandDef {

@@ -166,6 +166,26 @@ impl Engine {
     }
 }
 
+/// Whether the script an `EVAL` or `EVALSHA` call runs declares
+/// `no-writes` (Redis then drops the command's `may_replicate` flag, so
+/// `CLIENT PAUSE WRITE` lets it run and a monitor may send it). Never
+/// waits for a running script: `EVALSHA` answers false while the engine
+/// is busy, and so does `FCALL` (its flags are the function's; not looked
+/// up here).
+pub fn declares_no_writes(srv: &crate::state::ServerState, name: &str, args: &[&[u8]]) -> bool {
+    let body_or_sha = args.get(1).copied().unwrap_or_default();
+    match name {
+        "eval" => shebang::parse(body_or_sha).is_ok_and(|(f, _)| f.no_writes),
+        "evalsha" => srv.scripting.engine.try_lock().is_some_and(|engine| {
+            engine
+                .as_ref()
+                .and_then(|e| e.cache.get(body_or_sha))
+                .is_some_and(|script| script.flags.no_writes)
+        }),
+        _ => false,
+    }
+}
+
 /// Where the script of an `EVAL`-family call comes from.
 #[derive(Clone, Copy)]
 enum Source {
@@ -197,13 +217,16 @@ fn evalsha_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], read_only: bool) -> CmdRes
     eval_generic(ctx, args, Source::Sha, read_only)
 }
 
+/// A call's keys, then its other arguments.
+type KeysAndArgs<'a, 'b> = (&'b [&'a [u8]], &'b [&'a [u8]]);
+
 /// Splits what follows `EVAL script numkeys` (or `FCALL function
 /// numkeys`) into the `numkeys` keys and the arguments, with Redis's errors
 /// for a count out of range.
 fn keys_and_args<'a, 'b>(
     args: &'b [&'a [u8]],
     numkeys: i64,
-) -> Result<(&'b [&'a [u8]], &'b [&'a [u8]]), CmdError> {
+) -> Result<KeysAndArgs<'a, 'b>, CmdError> {
     let rest = args.get(3..).unwrap_or_default();
     if numkeys > rest.len() as i64 {
         return Err(CmdError::err(
