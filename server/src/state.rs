@@ -190,13 +190,14 @@ impl ServerState {
         Ok(Self::with_keyspace(config, keyspace))
     }
 
-    /// A server over an already opened keyspace.
+    /// A server over an already opened keyspace (and the function
+    /// libraries saved in it).
     pub fn with_keyspace(config: Config, keyspace: Keyspace) -> Self {
         let run_id: String = (0..40)
             .map(|_| format!("{:x}", rand::random::<u8>() % 16))
             .collect();
         let started = Instant::now();
-        ServerState {
+        let state = ServerState {
             keyspace,
             config,
             commands: CommandTable::build(&cmd::all_handlers(), &cmd::all_extensions()),
@@ -217,7 +218,10 @@ impl ServerState {
             cores: Default::default(),
             scripting: Default::default(),
             shutdown: watch::channel(false).0,
-        }
+        };
+        // The function libraries saved in the arena (`persistence pmem`).
+        state.scripting.functions.load_saved(&state.keyspace);
+        state
     }
 
     /// Whether clients must authenticate.

@@ -27,7 +27,7 @@
 //! ```text
 //! header, 56 bytes:
 //!      0    8 magic           b"AMBERIDX"
-//!      8    4 version         1
+//!      8    4 version         2
 //!     12    4 shards per db
 //!     16    8 segment count
 //!     24    8 next sequence number of the arena
@@ -40,20 +40,25 @@
 //!         used, live, tombstone bytes, smallest dead sequence (u64 each)
 //!     per database (16), per shard: handle count n, expiry entry count m
 //!         (u64 each), n handles (u64), m × (deadline, short hash, count) (u64 each)
+//!     metadata record count k (u64), k record addresses (u64 each; see
+//!         `arena::meta`: checked by `Arena::resume` before it is trusted)
 //! ```
+//!
+//! Version 1 (before metadata records) is refused like any other version:
+//! the next start scans the arena, which finds the metadata records too.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
-use crate::arena::{Arena, SegmentState};
+use crate::arena::{Addr, Arena, SegmentState};
 use crate::expiry::ExpiryIndex;
 use crate::keyspace::{Keyspace, DB_COUNT};
 use crate::tier::handle::{Handle, Target};
 use crate::{Error, Result};
 
 const MAGIC: [u8; 8] = *b"AMBERIDX";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const HEADER_LEN: usize = 56;
 const SEGMENT_LEN: usize = 48;
 
@@ -156,6 +161,11 @@ impl Keyspace {
                     put(&mut body, &[deadline, hash, u64::from(n)]);
                 }
             }
+        }
+        let meta = arena.meta_addrs();
+        put(&mut body, &[meta.len() as u64]);
+        for addr in meta {
+            put(&mut body, &[addr.get()]);
         }
         let mut head = Vec::with_capacity(HEADER_LEN);
         head.extend_from_slice(&MAGIC);
@@ -269,12 +279,22 @@ impl Keyspace {
             shards.push((handles, expiry));
             rest = r;
         }
-        if !rest.is_empty() {
-            return Err(bad("trailing bytes"));
-        }
+        let k = u64_at(rest, 0).ok_or_else(|| bad("truncated"))?;
+        let meta_bytes = usize::try_from(k)
+            .ok()
+            .and_then(|k| k.checked_mul(8))
+            .ok_or_else(|| bad("impossible metadata count"))?;
+        let meta: Vec<Addr> = rest
+            .get(8..)
+            .filter(|m| m.len() == meta_bytes)
+            .ok_or_else(|| bad("truncated or trailing bytes"))?
+            .chunks_exact(8)
+            .map(|c| Addr::new(u64_at(c, 0).unwrap_or(0)))
+            .collect();
 
-        // The arena takes the segment table (or refuses: nothing changed).
-        arena.resume(&segments, next_seq)?;
+        // The arena takes the segment table and the metadata records (or
+        // refuses: nothing changed).
+        arena.resume(&segments, next_seq, &meta)?;
         let mut keys = 0;
         let mut it = shards.into_iter();
         for d in self.dbs.iter() {

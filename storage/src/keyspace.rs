@@ -653,6 +653,14 @@ impl Keyspace {
                 Err(_) => continue,
             };
             for (addr, db, key, delta_of) in records {
+                if db == crate::arena::meta::META_DB {
+                    // Server metadata, not a key: the arena's table says
+                    // whether this record is still the newest of its name.
+                    if let Err(e) = arena.relocate_meta(addr) {
+                        tracing::debug!(error = %e, "could not move a metadata record");
+                    }
+                    continue;
+                }
                 let Some(d) = self.dbs.get(db as usize) else {
                     continue;
                 };
@@ -978,6 +986,52 @@ impl Keyspace {
                     self.drop_record(lane, a);
                 }
             }
+        }
+    }
+
+    /// Stores `blob` as the server metadata named `name` (state that is
+    /// not a key, such as the function libraries), replacing the previous
+    /// blob of that name; in `persistence pmem` mode it is in the arena and
+    /// durable when this returns, and [`Keyspace::meta`] finds it after a
+    /// restart, a crash or a power cut (see `arena::meta`). Without an
+    /// arena, or with `persistence none`, nothing survives a restart
+    /// anyway and this does nothing.
+    ///
+    /// Metadata is not a key: no database holds it, so flushes, `SWAPDB`,
+    /// eviction, demotion, scans and counts never see it. An arena without
+    /// room for it is [`Error::OutOfMemory`], and the previous blob stays.
+    pub fn put_meta(&self, name: &[u8], blob: &[u8]) -> Result<()> {
+        let closed = self.maintenance.read();
+        let Some(arena) = self
+            .tiers
+            .arena
+            .as_ref()
+            .filter(|_| self.tiers.write_through())
+        else {
+            return Ok(());
+        };
+        if *closed {
+            return Err(Error::BadArena("the keyspace is closed".into()));
+        }
+        arena.put_meta(name, blob).map_err(|e| match e {
+            Error::ArenaFull | Error::RecordTooLarge => Error::OutOfMemory,
+            other => other,
+        })
+    }
+
+    /// The server metadata named `name` last stored with
+    /// [`Keyspace::put_meta`] (before a restart too); `None` if there is
+    /// none, or no `persistence pmem` arena. [`Error::Corrupt`] if its
+    /// record no longer passes its checksum.
+    pub fn meta(&self, name: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self
+            .tiers
+            .arena
+            .as_ref()
+            .filter(|_| self.tiers.write_through())
+        {
+            Some(arena) => arena.meta(name),
+            None => Ok(None),
         }
     }
 

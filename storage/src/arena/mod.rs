@@ -71,7 +71,10 @@
 //!   until recovery ran.
 //! * Compaction: see [`Arena::compaction_candidates`],
 //!   [`Arena::segment_records`], [`Arena::relocate`],
-//!   [`Arena::free_segment`].
+//!   [`Arena::relocate_meta`], [`Arena::free_segment`].
+//! * Server metadata (named blobs that are not keys: the function
+//!   libraries): [`Arena::put_meta`] / [`Arena::meta`], records of the
+//!   reserved database 255; see [`meta`].
 //! * Space: a segment's file-system space is reserved before it takes
 //!   data, ahead of time by a background thread; a segment the file system
 //!   cannot back is set aside and [`Arena::retry_unbacked`] asks again
@@ -81,6 +84,7 @@
 
 mod compaction;
 pub mod config;
+pub mod meta;
 mod open;
 pub mod record;
 mod recovery;
@@ -303,6 +307,9 @@ struct Inner {
     sync_lock: Mutex<()>,
     /// Serialises `free_segment`.
     compacting: Mutex<()>,
+    /// The newest record of each metadata name (see `meta`); held across
+    /// a metadata append and its sync, and across a relocation.
+    meta: Mutex<meta::MetaTable>,
     /// Set once `recover` has run.
     recovery_done: AtomicBool,
     commit: Mutex<bool>,

@@ -169,6 +169,7 @@ impl Arena {
             durable: AtomicU64::new(max_gen + 1),
             sync_lock: Mutex::new(()),
             compacting: Mutex::new(()),
+            meta: Mutex::new(Default::default()),
             recovery_done: AtomicBool::new(false),
             commit: Mutex::new(false),
             commit_cv: Condvar::new(),

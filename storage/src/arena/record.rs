@@ -9,7 +9,7 @@
 //!      5    1 kind         type tag, opaque to the arena (the keyspace's encoding)
 //!      6    1 flags        bit 0: tombstone (no value; the key is deleted)
 //!                          bit 1: delta (changes to an earlier record of the key)
-//!      7    1 db           database index
+//!      7    1 db           database index (255: a metadata record, see `meta`)
 //!      8    4 key length
 //!     12    4 value length
 //!     16    8 expire-at    absolute Unix ms, 0 = no deadline

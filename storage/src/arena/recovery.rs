@@ -19,8 +19,9 @@
 //! 3. **Report** (parallel over segments): each segment is walked again in
 //!    address order (headers only, already verified) and every record whose
 //!    bit is set counts as live and is passed to the visitor with its
-//!    address, db, key, kind and deadline. The mapping is only ever read
-//!    sequentially.
+//!    address, db, key, kind and deadline; a metadata record (database 255,
+//!    see `meta`) goes to the arena's metadata table instead. The mapping
+//!    is only ever read sequentially.
 //! 4. **Resume**: the sequence counter restarts above every sequence number
 //!    and generation seen; recovered segments stay sealed (new appends go to
 //!    fresh segments with new generations, so bytes after a torn record can
@@ -99,6 +100,8 @@ pub struct RecoveryStats {
     pub records_per_db: Vec<u64>,
     /// Scan threads used.
     pub threads: usize,
+    /// Metadata names found (see `meta`; not counted in `live_keys`).
+    pub meta_records: u64,
     /// Wall time.
     pub duration: Duration,
 }
@@ -343,6 +346,7 @@ impl Arena {
             stats.live_keys += keys;
             stats.live_bytes += bytes;
         }
+        stats.meta_records = inner.meta.lock().len() as u64;
 
         tracing::debug!(
             scan_ms = scan_done.as_millis() as u64,
@@ -655,6 +659,24 @@ impl Inner {
             if won && h.is_delta() {
                 // A kept delta: live bytes, but not a key of its own.
                 live += len;
+            } else if won && h.db == super::meta::META_DB {
+                // The newest record of a metadata name: the arena's own
+                // table takes it, the caller never sees it.
+                let found = self
+                    .medium
+                    .read(pos + HEADER_LEN as u64, h.key_len as usize)
+                    .filter(|_| h.kind == super::meta::META_KIND);
+                match found {
+                    Some(name) => {
+                        live += len;
+                        self.meta.lock().insert(name.to_vec(), Addr(pos));
+                    }
+                    None => tracing::warn!(
+                        addr = pos,
+                        kind = h.kind,
+                        "arena: a record of the metadata database that is not metadata; ignored"
+                    ),
+                }
             } else if won {
                 if let Some(key) = self
                     .medium

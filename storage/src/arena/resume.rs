@@ -79,7 +79,16 @@ impl Arena {
     /// nothing changed, when the arena was not shut down cleanly, recovery
     /// already ran, or the table does not describe the segments found at
     /// open; the caller then recovers normally.
-    pub fn resume(&self, table: &[SegmentState], next_seq: u64) -> Result<()> {
+    ///
+    /// `meta` lists the metadata records in use at the checkpoint (see
+    /// `meta`); each is read and checked first, and one that does not check
+    /// refuses the checkpoint too.
+    pub fn resume(
+        &self,
+        table: &[SegmentState],
+        next_seq: u64,
+        meta: &[super::Addr],
+    ) -> Result<()> {
         let inner = &*self.inner;
         let refuse = |why: String| Err(Error::BadArena(format!("checkpoint refused: {why}")));
         if inner.persistence != Persistence::Pmem || !inner.clean_at_open {
@@ -108,9 +117,14 @@ impl Arena {
                 return refuse(format!("segment {i} has an impossible size"));
             }
         }
+        let meta = match self.check_meta(meta) {
+            Ok(m) => m,
+            Err(e) => return refuse(format!("metadata: {e}")),
+        };
         if inner.recovery_done.swap(true, Ordering::AcqRel) {
             return refuse("recovery already ran".into());
         }
+        *inner.meta.lock() = meta;
         let mut max_gen = 0;
         for (i, (m, t)) in inner.metas.iter().zip(table).enumerate() {
             max_gen = max_gen.max(t.gen);

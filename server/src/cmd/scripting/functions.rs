@@ -2,11 +2,20 @@
 //! RESTORE|KILL|HELP`, `FCALL` and `FCALL_RO` (`functions.c`).
 //!
 //! The libraries ([`library::Registry`]) and the engine that runs them
-//! ([`FunctionEngine`]) live in [`Functions`], server-wide, in memory only:
-//! Amber does not persist them across restarts.
+//! ([`FunctionEngine`]) live in [`Functions`], server-wide. With
+//! `persistence pmem` every change (`FUNCTION LOAD`, `DELETE`, `FLUSH`,
+//! `RESTORE`) also writes the whole library set, as a `FUNCTION DUMP`
+//! payload (versioned, CRC64-checked), into the arena as the server
+//! metadata named [`META_NAME`] before it is acknowledged
+//! (`Keyspace::put_meta`), and start-up loads it back
+//! ([`Functions::load_saved`]): libraries survive a restart, a crash or a
+//! power cut, as Redis keeps them in its RDB and AOF. A change the arena
+//! cannot take is undone and answered with the error (`-OOM` when it is
+//! full). Without `persistence pmem` they live in DRAM only.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use amber_storage::Keyspace;
 use parking_lot::Mutex;
 
 use super::dump;
@@ -30,6 +39,10 @@ pub const COMMANDS: &[(&str, Handler)] = &[
     ("function|kill", function_kill),
     ("function|help", function_help),
 ];
+
+/// The name of the server metadata holding the libraries (see the module
+/// docs).
+pub const META_NAME: &[u8] = b"functions";
 
 /// The libraries and their engine, created on first use.
 #[derive(Default)]
@@ -72,11 +85,84 @@ impl Functions {
         result
     }
 
-    /// `FUNCTION FLUSH`: forgets every library, and the engine with them.
-    pub fn flush(&self) {
-        *self.state.lock() = None;
+    /// Runs a change `f` of the libraries, then saves them all
+    /// ([`save`]); if they cannot be saved, the libraries as they were
+    /// before are put back and the error returned.
+    fn change<R>(
+        &self,
+        keyspace: &Keyspace,
+        f: impl FnOnce(&mut State) -> Result<R, CmdError>,
+    ) -> Result<R, CmdError> {
+        self.with(|state| {
+            let before = state.registry.clone();
+            let result = f(state)?;
+            if let Err(e) = save(keyspace, &state.registry) {
+                state.registry = before;
+                return Err(e);
+            }
+            Ok(result)
+        })
+    }
+
+    /// `FUNCTION FLUSH`: forgets every library, and the engine with them
+    /// (after saving the empty set; on failure nothing changes).
+    pub fn flush(&self, keyspace: &Keyspace) -> Result<(), CmdError> {
+        let mut state = self.state.lock();
+        save(keyspace, &Registry::default())?;
+        *state = None;
         self.libraries.store(0, Ordering::Relaxed);
         self.functions.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Start-up: loads the libraries saved in the arena, if any. A payload
+    /// that does not load is logged and skipped (the server starts without
+    /// functions; the saved payload stays until the next change of the
+    /// libraries replaces it).
+    pub fn load_saved(&self, keyspace: &Keyspace) {
+        let payload = match keyspace.meta(META_NAME) {
+            Ok(Some(p)) => p,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "the saved function libraries cannot be read; starting without them");
+                return;
+            }
+        };
+        let codes = match dump::decode(&payload) {
+            Ok(codes) => codes,
+            Err(e) => {
+                tracing::error!(error = %e, bytes = payload.len(), "the saved function libraries are not a valid payload; starting without them");
+                return;
+            }
+        };
+        if codes.is_empty() {
+            return;
+        }
+        let loaded = self.with(|state| {
+            state.registry = build(state, &codes)?;
+            Ok(state.registry.library_count())
+        });
+        match loaded {
+            Ok(n) => tracing::info!(
+                libraries = n,
+                functions = self.function_count(),
+                "loaded the function libraries saved in the arena"
+            ),
+            Err(e) => tracing::error!(
+                error = %e.text(),
+                "the saved function libraries failed to load; starting without them"
+            ),
+        }
+    }
+
+    /// Libraries loaded (`INFO memory`'s `number_of_libraries`).
+    pub fn library_count(&self) -> u64 {
+        self.libraries.load(Ordering::Relaxed)
+    }
+
+    /// Functions loaded (`INFO memory`'s `number_of_functions`).
+    pub fn function_count(&self) -> u64 {
+        self.functions.load(Ordering::Relaxed)
     }
 
     /// Bytes the functions' interpreter uses (0 before the first use).
@@ -142,7 +228,8 @@ fn function_load(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let Some(code) = args.get(pos).copied() else {
         return Err(CmdError::err("Function code is missing"));
     };
-    let name = ctx.srv.scripting.functions.with(|state| {
+    let srv = ctx.srv;
+    let name = srv.scripting.functions.change(&srv.keyspace, |state| {
         let md = function_lua::check_metadata(code).map_err(CmdError::err)?;
         if !replace && state.registry.library(&md.name).is_some() {
             return Err(CmdError::err(format!(
@@ -226,7 +313,8 @@ fn function_list(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 /// `FUNCTION DELETE library`.
 fn function_delete(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let name = String::from_utf8_lossy(args.get(2).copied().unwrap_or_default()).into_owned();
-    ctx.srv.scripting.functions.with(|state| {
+    let srv = ctx.srv;
+    srv.scripting.functions.change(&srv.keyspace, |state| {
         if state.registry.remove(&name) {
             Ok(())
         } else {
@@ -249,7 +337,7 @@ fn function_flush(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         }
         _ => return Err(subcommand_syntax_error(args)),
     }
-    ctx.srv.scripting.functions.flush();
+    ctx.srv.scripting.functions.flush(&ctx.srv.keyspace)?;
     ctx.out.ok();
     Ok(())
 }
@@ -332,19 +420,9 @@ fn function_restore(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     };
     let payload = args.get(2).copied().unwrap_or_default();
     let codes = dump::decode(payload).map_err(CmdError::err)?;
-    ctx.srv.scripting.functions.with(|state| {
-        let mut restored = Registry::default();
-        for code in &codes {
-            let md = function_lua::check_metadata(code).map_err(CmdError::err)?;
-            if restored.library(&md.name).is_some() {
-                return Err(CmdError::err(format!(
-                    "Library '{}' already exists",
-                    md.name
-                )));
-            }
-            let library = state.engine.create(code, &md).map_err(CmdError::err)?;
-            restored.add(library, false).map_err(CmdError::err)?;
-        }
+    let srv = ctx.srv;
+    srv.scripting.functions.change(&srv.keyspace, |state| {
+        let restored = build(state, &codes)?;
         if policy == Policy::Flush {
             state.registry = restored;
             return Ok(());
@@ -356,6 +434,35 @@ fn function_restore(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     })?;
     ctx.out.ok();
     Ok(())
+}
+
+/// The libraries of a payload's codes, created in `state`'s engine (not
+/// yet in its registry); the error is Redis's.
+fn build(state: &mut State, codes: &[Vec<u8>]) -> Result<Registry, CmdError> {
+    let mut restored = Registry::default();
+    for code in codes {
+        let md = function_lua::check_metadata(code).map_err(CmdError::err)?;
+        if restored.library(&md.name).is_some() {
+            return Err(CmdError::err(format!(
+                "Library '{}' already exists",
+                md.name
+            )));
+        }
+        let library = state.engine.create(code, &md).map_err(CmdError::err)?;
+        restored.add(library, false).map_err(CmdError::err)?;
+    }
+    Ok(restored)
+}
+
+/// Writes the whole library set into the arena as the server metadata
+/// [`META_NAME`] (nothing without `persistence pmem`); durable when it
+/// returns. An arena without room is Redis's `-OOM`.
+fn save(keyspace: &Keyspace, registry: &Registry) -> Result<(), CmdError> {
+    let payload = dump::encode(registry.libraries().map(|l| l.code.as_slice()));
+    keyspace.put_meta(META_NAME, &payload).map_err(|e| {
+        tracing::warn!(error = %e, "could not save the function libraries");
+        CmdError::from(e)
+    })
 }
 
 /// `FUNCTION KILL`: runs without the keyspace gate while a function is
@@ -411,4 +518,53 @@ fn function_help(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         ],
     );
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use amber_storage::{ArenaConfig, ArenaSync, KeyspaceConfig, Persistence};
+
+    use super::*;
+
+    /// A saved payload that is not one, or whose library does not load, is
+    /// skipped (the server starts without functions); a good one loads.
+    #[test]
+    fn saved_libraries_that_do_not_load_are_skipped() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = std::env::temp_dir().join(format!("amber-fn-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut arena = ArenaConfig::new(dir.join("amber.arena"), 16 << 20);
+        arena.segment_size = 1 << 20;
+        arena.persistence = Persistence::Pmem;
+        arena.sync = ArenaSync::No;
+        let ks = Keyspace::open(KeyspaceConfig {
+            shards_per_db: 4,
+            dram_budget: 1 << 20,
+            arena: Some(arena),
+        })
+        .unwrap();
+        let good: &[u8] = b"#!lua name=good\nredis.register_function('f', function() return 1 end)";
+        let cases: [(&str, Vec<u8>, u64); 4] = [
+            ("not a payload", b"garbage".to_vec(), 0),
+            (
+                "bad Lua",
+                dump::encode([&b"#!lua name=bad\nthis is not Lua"[..]]),
+                0,
+            ),
+            ("no metadata line", dump::encode([&b"return 1"[..]]), 0),
+            ("good", dump::encode([good]), 1),
+        ];
+        for (label, payload, libraries) in cases {
+            ks.put_meta(META_NAME, &payload).unwrap();
+            let functions = Functions::default();
+            functions.load_saved(&ks);
+            assert_eq!(functions.library_count(), libraries, "{label}");
+            assert_eq!(functions.function_count(), libraries, "{label}");
+        }
+        drop(ks);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
