@@ -5,8 +5,9 @@
 //! millions of keys. After a clean shutdown nothing can be torn or half
 //! written, so `Keyspace::close` saves what recovery would rebuild instead:
 //! every shard's handles (8 bytes per key; every key is cold in the image,
-//! pointing at its whole record) and expiry entries, and the arena's segment
-//! table. The next open loads that and reads no record at all.
+//! pointing at its whole record) and expiry entries, the arena's segment
+//! table and the addresses of its metadata records (`arena::meta`). The
+//! next open loads that and reads no record but those metadata records.
 //!
 //! # Trust
 //!
