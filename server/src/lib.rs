@@ -21,6 +21,7 @@ pub mod notify;
 pub mod observer;
 pub mod pause;
 pub mod pubsub;
+pub mod rdb;
 pub mod resp;
 pub mod server;
 pub mod state;
