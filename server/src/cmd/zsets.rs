@@ -23,7 +23,8 @@ use super::reply_limit::{self, ReplyLimit, MIN_PICK, MIN_PICK_WITH_VALUE};
 use super::{Ctx, Handler};
 use crate::blocking::{self, BlockedOp, Events, Outcome, PushGuard};
 use crate::notify::{GENERIC, ZSET};
-use crate::resp::writer::{format_double, format_g17};
+use crate::rdb::write::d2string;
+use crate::resp::writer::format_double;
 use crate::resp::{Protocol, ReplyWriter};
 
 /// This family's commands.
@@ -1388,22 +1389,6 @@ fn zrandmember_count(ctx: &mut Ctx<'_>, key: &[u8], l: i64, withscores: bool) ->
     };
     reply_elements(ctx, picks.into_iter(), withscores);
     Ok(())
-}
-
-/// Redis's `d2string`: how a listpack stores a score (integers without
-/// exponent up to 2^62, else `%.17g`), which `ZSCAN` shows.
-fn d2string(d: f64) -> String {
-    if d.is_infinite() || d.is_nan() {
-        return format_double(d);
-    }
-    if d == 0.0 {
-        return if d.is_sign_negative() { "-0" } else { "0" }.into();
-    }
-    let bound = (i64::MAX / 2) as f64;
-    if d >= -bound && d <= bound && d.fract() == 0.0 {
-        return (d as i64).to_string();
-    }
-    format_g17(d)
 }
 
 fn zscan(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
