@@ -657,6 +657,24 @@ impl<'a> Guard<'a> {
         }
     }
 
+    /// Makes `key` look idle for `secs` seconds (`RESTORE ... IDLETIME`):
+    /// its access time goes back that far, but not before the keyspace's
+    /// clock started (the clock counts from start-up, so a longer idle time
+    /// reads back as the uptime). Cold keys keep no access time.
+    pub fn set_idle_secs(&mut self, key: &[u8], secs: u64) -> bool {
+        let Some(f) = self.live(key) else {
+            return false;
+        };
+        let clock = self.clock;
+        if let Target::Hot(slot) = f.handle.target() {
+            if let Some(e) = self.hot_entry(f.pos, slot) {
+                e.access = clock.saturating_sub(u32::try_from(secs).unwrap_or(u32::MAX));
+                return true;
+            }
+        }
+        false
+    }
+
     /// Marks `key` as accessed (`TOUCH`).
     pub fn touch_key(&mut self, key: &[u8]) -> bool {
         let Some(f) = self.live(key) else {

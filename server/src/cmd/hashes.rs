@@ -49,7 +49,7 @@ fn arg<'a>(args: &[&'a [u8]], i: usize) -> &'a [u8] {
 }
 
 /// The current `hash-max-listpack-*` thresholds.
-fn limits(ctx: &Ctx<'_>) -> HashLimits {
+pub(super) fn limits(ctx: &Ctx<'_>) -> HashLimits {
     HashLimits {
         max_entries: HotConfig::count(&ctx.srv.config.hot.hash_max_listpack_entries),
         max_value: HotConfig::count(&ctx.srv.config.hot.hash_max_listpack_value),

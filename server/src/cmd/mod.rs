@@ -15,6 +15,7 @@ pub mod config_cmd;
 pub mod connection;
 pub mod db;
 pub mod debug;
+pub mod dump;
 pub mod error;
 pub mod expire;
 pub mod geo;
@@ -104,6 +105,7 @@ pub fn all_handlers() -> Vec<(&'static str, Handler)> {
         connection::COMMANDS,
         db::COMMANDS,
         debug::COMMANDS,
+        dump::COMMANDS,
         expire::COMMANDS,
         geo::COMMANDS,
         hashes::COMMANDS,

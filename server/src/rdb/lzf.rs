@@ -1,11 +1,16 @@
 //! LZF, the compression of RDB strings (liblzf, as vendored in Redis).
 //!
 //! Decompression accepts any valid stream. Compression is a hand port of
-//! Redis's `lzf_c.c` with its build settings (`HLOG 16`, `VERY_FAST`,
-//! `INIT_HTAB 0` but an all-null table, which is equivalent): its output
-//! must be the same bytes Redis writes for `DUMP` to be byte-identical, and
-//! no crate reproduces it (the `lzf` crate binds a different liblzf build,
-//! and output depends on the hash function and table size).
+//! liblzf 3.6's `lzf_compress` with its default settings (`HLOG 16`,
+//! `VERY_FAST`, the multiplicative hash, offsets in the table): Debian's
+//! redis-server links the system liblzf 3.6, not the older copy vendored
+//! in Redis's tree (whose hash differs and finds other matches), and
+//! `DUMP` must write the same bytes. No crate is used because none
+//! reproduces this output (the `lzf` crate binds another build; the match
+//! finder's hash and table size decide the bytes). liblzf leaves its table
+//! uninitialised; this port starts from an empty one, which is what a
+//! fresh table holds in practice (checked against redis-server 7.0.15 on
+//! random strings).
 
 /// `lzf_decompress`: the original of `input`, which must be exactly `len`
 /// bytes long; `None` for a corrupt stream.
@@ -50,9 +55,10 @@ const MAX_OFF: usize = 1 << 13;
 /// Longest back reference.
 const MAX_REF: usize = (1 << 8) + (1 << 3);
 
-/// `IDX` of `lzf_c.c` with `VERY_FAST` (wrapping 32-bit arithmetic).
+/// `IDX` of liblzf 3.6's `lzf_c.c` (the multiplicative hash; wrapping
+/// 32-bit arithmetic).
 fn idx(h: u32) -> usize {
-    ((h >> (24 - HLOG)).wrapping_sub(h.wrapping_mul(5)) & ((1 << HLOG) - 1)) as usize
+    ((h.wrapping_mul(0x1e35_a7bd) >> (32 - HLOG - 8)) & ((1 << HLOG) - 1)) as usize
 }
 
 /// `lzf_compress(input, len, out, out_len)`: the compressed bytes, or
@@ -80,7 +86,6 @@ pub fn compress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
         let matched = found > 1 && {
             let r = found - 1;
             ip.checked_sub(r + 1).is_some_and(|off| off < MAX_OFF)
-                && ip + 4 < in_len
                 && input[r..r + 3] == input[ip..ip + 3]
         };
         if matched {
@@ -88,12 +93,12 @@ pub fn compress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
             let off = ip - r - 1;
             let mut len = 2usize;
             let maxlen = (in_len - ip - len).min(MAX_REF);
+            if op + 3 + 1 >= out_len && op - usize::from(lit == 0) + 3 + 1 >= out_len {
+                return None;
+            }
             out[op - lit - 1] = (lit as u8).wrapping_sub(1); // stop run
             if lit == 0 {
                 op -= 1; // undo run if length is zero
-            }
-            if op + 3 + 1 >= out_len {
-                return None;
             }
             // The C code's unrolled loop reads up to 16 bytes past a
             // `maxlen` above 16 before checking it: kept as is, it decides

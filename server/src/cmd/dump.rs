@@ -1,0 +1,170 @@
+//! DUMP, RESTORE and RESTORE-ASKING: a value as Redis 7.0's serialized
+//! payload (`dumpCommand`, `restoreCommand` in `cluster.c`), through the
+//! RDB object codec of [`crate::rdb`].
+//!
+//! `RESTORE` writes through the normal keyspace path (`Guard::set`): the
+//! value is persisted like any write, `WATCH`es of the key fail, the
+//! `restore` keyspace event fires, and clients blocked on the key are
+//! served (Redis's `dbAdd` signals the key).
+//!
+//! `IDLETIME` sets the key's access time when no LFU `maxmemory-policy` is
+//! selected, as Redis does (bounded by the server's uptime, see
+//! `Guard::set_idle_secs`). `FREQ` is validated and accepted but has no
+//! effect: Amber keeps no LFU counter that `OBJECT FREQ` reports.
+
+use amber_storage::SetExpiry;
+
+use super::args::{self, is};
+use super::error::{CmdError, CmdResult};
+use super::{Ctx, Handler};
+use crate::blocking;
+use crate::config::HotConfig;
+use crate::notify;
+use crate::rdb;
+use crate::rdb::read::{self, Limits, Reader};
+use crate::rdb::write::{self, Options};
+
+/// This family's commands.
+pub const COMMANDS: &[(&str, Handler)] = &[
+    ("dump", dump),
+    ("restore", restore),
+    ("restore-asking", restore),
+];
+
+/// Redis's text for a payload whose footer does not check.
+const BAD_PAYLOAD: &str = "ERR DUMP payload version or checksum are wrong";
+/// Redis's text for a payload whose object does not load.
+const BAD_FORMAT: &str = "ERR Bad data format";
+/// `shared.busykeyerr`.
+const BUSYKEY: &str = "BUSYKEY Target key name already exists.";
+
+/// The argument at `i` (empty when missing; the dispatcher checked arity).
+fn arg<'a>(args: &[&'a [u8]], i: usize) -> &'a [u8] {
+    args.get(i).copied().unwrap_or_default()
+}
+
+/// How values are written, from the configuration.
+fn options(ctx: &Ctx<'_>) -> Options {
+    Options {
+        compress: ctx.srv.config.get_bool("rdbcompression"),
+        list_fill: ctx.srv.config.get_i64("list-max-listpack-size"),
+    }
+}
+
+/// The encoding thresholds restored values are shaped with.
+fn limits(ctx: &Ctx<'_>) -> Limits {
+    let hot = &ctx.srv.config.hot;
+    Limits {
+        hash: super::hashes::limits(ctx),
+        zset: super::zsets::limits(ctx),
+        max_intset: HotConfig::count(&hot.set_max_intset_entries),
+    }
+}
+
+/// `DUMP key`: the payload, or nil for a missing key.
+fn dump(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    let key = arg(args, 1);
+    let opts = options(ctx);
+    let mut g = ctx.lock_one(key)?;
+    // A read lookup: counts a hit or a miss.
+    let payload = g.get(key).map(|v| write::payload(v, opts));
+    drop(g);
+    ctx.srv.stats.hit(payload.is_some());
+    match payload {
+        None => ctx.out.null(),
+        Some(Ok(p)) => ctx.out.bulk(&p),
+        Some(Err(write::Unsupported)) => {
+            return Err(CmdError::err("DUMP of this value type is not supported"))
+        }
+    }
+    Ok(())
+}
+
+/// `RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME s] [FREQ f]`,
+/// checked in `restoreCommand`'s order: options, existing key, TTL,
+/// payload footer, payload object.
+fn restore(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    let key = arg(args, 1);
+    let (mut replace, mut absttl) = (false, false);
+    let (mut idle, mut freq): (Option<i64>, Option<i64>) = (None, None);
+    let mut j = 4;
+    while j < args.len() {
+        let opt = arg(args, j);
+        let more = j + 1 < args.len();
+        if is(opt, "REPLACE") {
+            replace = true;
+        } else if is(opt, "ABSTTL") {
+            absttl = true;
+        } else if is(opt, "IDLETIME") && more && freq.is_none() {
+            let v = args::int(arg(args, j + 1))?;
+            if v < 0 {
+                return Err(CmdError::err("Invalid IDLETIME value, must be >= 0"));
+            }
+            idle = Some(v);
+            j += 1;
+        } else if is(opt, "FREQ") && more && idle.is_none() {
+            let v = args::int(arg(args, j + 1))?;
+            if !(0..=255).contains(&v) {
+                return Err(CmdError::err("Invalid FREQ value, must be >= 0 and <= 255"));
+            }
+            freq = Some(v);
+            j += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        j += 1;
+    }
+    // Not kept: see the module documentation.
+    let _ = freq;
+    let limits = limits(ctx);
+    let lfu = ctx
+        .srv
+        .config
+        .get("maxmemory-policy")
+        .is_some_and(|p| p.ends_with("lfu"));
+    let mut g = blocking::lock_for_push(ctx, &[key])?;
+    // A write lookup (`lookupKeyWrite`): counts no hit.
+    if !replace && g.exists(key) {
+        return Err(CmdError::msg(BUSYKEY));
+    }
+    let ttl = args::int(arg(args, 2))?;
+    if ttl < 0 {
+        return Err(CmdError::err("Invalid TTL value, must be >= 0"));
+    }
+    let Some(body) = rdb::unseal(arg(args, 3)) else {
+        return Err(CmdError::msg(BAD_PAYLOAD));
+    };
+    let Ok(value) = read::object(&mut Reader::new(body), limits) else {
+        return Err(CmdError::msg(BAD_FORMAT));
+    };
+    let deleted = replace && g.delete_key(key);
+    let now = g.now_ms() as i64;
+    let deadline = match ttl {
+        0 => None,
+        t if absttl => Some(t),
+        t => Some(t.saturating_add(now)),
+    };
+    if deadline.is_some_and(|at| at <= now) {
+        // Already expired: the key is gone (`checkAlreadyExpired`).
+        drop(g);
+        if deleted {
+            ctx.notify(notify::GENERIC, "del", key);
+        }
+        ctx.out.ok();
+        return Ok(());
+    }
+    let expiry = match deadline {
+        Some(at) => SetExpiry::At(at as u64),
+        None => SetExpiry::Persist,
+    };
+    g.set(key, value, expiry)?;
+    if let (Some(secs), false) = (idle, lfu) {
+        g.set_idle_secs(key, secs as u64);
+    }
+    ctx.notify(notify::GENERIC, "restore", key);
+    // `dbAdd` signals the key: clients blocked on it are served.
+    g.signal(ctx, key);
+    g.finish(ctx);
+    ctx.out.ok();
+    Ok(())
+}
