@@ -131,10 +131,13 @@ fn restore(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     if ttl < 0 {
         return Err(CmdError::err("Invalid TTL value, must be >= 0"));
     }
-    let Some(body) = rdb::unseal(arg(args, 3)) else {
+    let payload = arg(args, 3);
+    if rdb::unseal(payload).is_none() {
         return Err(CmdError::msg(BAD_PAYLOAD));
-    };
-    let Ok(value) = read::object(&mut Reader::new(body), limits) else {
+    }
+    // Redis reads the object from the whole payload, footer included: an
+    // object that runs into the footer loads from its bytes.
+    let Ok(value) = read::object(&mut Reader::new(payload), limits) else {
         return Err(CmdError::msg(BAD_FORMAT));
     };
     let deleted = replace && g.delete_key(key);
