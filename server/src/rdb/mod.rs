@@ -21,6 +21,8 @@
 //! widest members were removed is written in the narrower width.
 
 pub mod crc64;
+#[cfg(test)]
+mod fuzz;
 pub mod intset;
 pub mod listpack;
 pub mod lzf;
