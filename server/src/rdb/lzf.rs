@@ -32,11 +32,10 @@ pub fn decompress(input: &[u8], len: usize) -> Option<Vec<u8>> {
             }
             let back = ((ctrl & 0x1f) << 8) + usize::from(*input.get(i)?) + 1;
             i += 1;
-            let mut from = out.len().checked_sub(back)?;
-            for _ in 0..run + 2 {
-                let b = *out.get(from)?;
+            let from = out.len().checked_sub(back)?;
+            for k in from..from + run + 2 {
+                let b = *out.get(k)?;
                 out.push(b);
-                from += 1;
             }
         }
         if out.len() > len {
