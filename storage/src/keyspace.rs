@@ -1060,6 +1060,36 @@ impl Keyspace {
         if self.tiers.write_through() {
             self.rewrite_db(a)?;
             self.rewrite_db(b)?;
+            self.shadow_moved_out(b, a)?;
+            self.shadow_moved_out(a, b)?;
+        }
+        Ok(())
+    }
+
+    /// After a swap in `pmem` mode: each key `db` now holds came from
+    /// `left`, whose arena record of it (rewritten under `db`, and
+    /// released) is still valid on the medium; unless `left` holds that key
+    /// again (its new record is newer), a tombstone shadows the old one, or
+    /// recovery after a crash would bring the key back in `left` too.
+    fn shadow_moved_out(&self, db: usize, left: usize) -> Result<()> {
+        let Some(arena) = &self.tiers.arena else {
+            return Ok(());
+        };
+        let mut moved = Vec::new();
+        for s in self.database(db)?.shards.iter() {
+            let s = s.lock();
+            moved.extend(
+                s.index
+                    .iter()
+                    .filter_map(|&h| self.key_of(&s, h).map(|(k, _, _)| k.into_owned())),
+            );
+        }
+        let per_db = self.shards_per_db();
+        for key in moved {
+            if self.presence(left, &key).is_none() {
+                let lane = left * per_db + self.shard_index(&key);
+                note_ticket(arena.tombstone(lane, left as u8, &key)?);
+            }
         }
         Ok(())
     }
