@@ -120,6 +120,8 @@ pub const WARM_RECORD_MAX: usize = 4096;
 /// Records up to this many bytes are assembled on the stack and written in
 /// one piece (see `Inner::write_small_record`).
 const SMALL_RECORD: usize = 256;
+/// Bytes past a lane's append position hinted into the cache after each append.
+const WRITE_AHEAD: u64 = 256;
 
 /// The address of a record: its byte offset from the start of the arena
 /// file.
@@ -743,6 +745,12 @@ impl Inner {
         self.write_record(addr, gen, &header, key, value)?;
         let m = &*self.medium;
         lane.pos += len;
+        // The lane's next records go right after this one: ask for their
+        // lines now, so the next append's stores do not wait for them.
+        let ahead = (self.segment_size - lane.pos).min(WRITE_AHEAD);
+        if let Some(next) = m.read(addr + len, ahead as usize) {
+            crate::persist::warm::warm(next);
+        }
         meta.used.fetch_add(len, Ordering::Relaxed);
         if header.is_tombstone() {
             meta.tomb.fetch_add(len, Ordering::Relaxed);
