@@ -14,7 +14,7 @@
 
 use amber_storage::SetExpiry;
 
-use super::args::{self, is};
+use super::args::{self, is, nth};
 use super::error::{CmdError, CmdResult};
 use super::{Ctx, Handler};
 use crate::blocking;
@@ -38,11 +38,6 @@ const BAD_FORMAT: &str = "ERR Bad data format";
 /// `shared.busykeyerr`.
 const BUSYKEY: &str = "BUSYKEY Target key name already exists.";
 
-/// The argument at `i` (empty when missing; the dispatcher checked arity).
-fn arg<'a>(args: &[&'a [u8]], i: usize) -> &'a [u8] {
-    args.get(i).copied().unwrap_or_default()
-}
-
 /// How values are written, from the configuration.
 fn options(ctx: &Ctx<'_>) -> Options {
     Options {
@@ -63,7 +58,7 @@ fn limits(ctx: &Ctx<'_>) -> Limits {
 
 /// `DUMP key`: the payload, or nil for a missing key.
 fn dump(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
-    let key = arg(args, 1);
+    let key = nth(args, 1);
     let opts = options(ctx);
     let mut g = ctx.lock_one(key)?;
     // A read lookup: counts a hit or a miss.
@@ -84,26 +79,26 @@ fn dump(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 /// checked in `restoreCommand`'s order: options, existing key, TTL,
 /// payload footer, payload object.
 fn restore(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
-    let key = arg(args, 1);
+    let key = nth(args, 1);
     let (mut replace, mut absttl) = (false, false);
     let (mut idle, mut freq): (Option<i64>, Option<i64>) = (None, None);
     let mut j = 4;
     while j < args.len() {
-        let opt = arg(args, j);
+        let opt = nth(args, j);
         let more = j + 1 < args.len();
         if is(opt, "REPLACE") {
             replace = true;
         } else if is(opt, "ABSTTL") {
             absttl = true;
         } else if is(opt, "IDLETIME") && more && freq.is_none() {
-            let v = args::int(arg(args, j + 1))?;
+            let v = args::int(nth(args, j + 1))?;
             if v < 0 {
                 return Err(CmdError::err("Invalid IDLETIME value, must be >= 0"));
             }
             idle = Some(v);
             j += 1;
         } else if is(opt, "FREQ") && more && idle.is_none() {
-            let v = args::int(arg(args, j + 1))?;
+            let v = args::int(nth(args, j + 1))?;
             if !(0..=255).contains(&v) {
                 return Err(CmdError::err("Invalid FREQ value, must be >= 0 and <= 255"));
             }
@@ -127,11 +122,11 @@ fn restore(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     if !replace && g.exists(key) {
         return Err(CmdError::msg(BUSYKEY));
     }
-    let ttl = args::int(arg(args, 2))?;
+    let ttl = args::int(nth(args, 2))?;
     if ttl < 0 {
         return Err(CmdError::err("Invalid TTL value, must be >= 0"));
     }
-    let payload = arg(args, 3);
+    let payload = nth(args, 3);
     if rdb::unseal(payload).is_none() {
         return Err(CmdError::msg(BAD_PAYLOAD));
     }

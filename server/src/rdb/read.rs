@@ -137,6 +137,22 @@ pub enum LoadError {
 
 type Loaded = Result<Value, LoadError>;
 
+/// The elements of a ziplist (`ziplist`) or listpack string that holds
+/// pairs: hash fields and values, sorted-set members and scores.
+fn packed_pairs(r: &mut Reader<'_>, ziplist: bool) -> Result<Vec<Vec<u8>>, LoadError> {
+    let blob = r.string().bad()?;
+    let els = if ziplist {
+        ziplist::elements(&blob)
+    } else {
+        listpack::elements(&blob)
+    }
+    .bad()?;
+    if els.len() % 2 != 0 {
+        return Err(LoadError::BadFormat);
+    }
+    Ok(els)
+}
+
 trait OrBad<T> {
     fn bad(self) -> Result<T, LoadError>;
 }
@@ -216,16 +232,7 @@ pub fn object(r: &mut Reader<'_>, limits: Limits) -> Loaded {
             hash_of_pairs(pairs.into_iter(), limits)?
         }
         kind::HASH_ZIPLIST | kind::HASH_LISTPACK => {
-            let blob = r.string().bad()?;
-            let els = if t == kind::HASH_ZIPLIST {
-                ziplist::elements(&blob)
-            } else {
-                listpack::elements(&blob)
-            }
-            .bad()?;
-            if els.len() % 2 != 0 {
-                return Err(LoadError::BadFormat);
-            }
+            let els = packed_pairs(r, t == kind::HASH_ZIPLIST)?;
             let mut it = els.into_iter();
             let mut pairs = Vec::new();
             while let (Some(f), Some(v)) = (it.next(), it.next()) {
@@ -252,16 +259,7 @@ pub fn object(r: &mut Reader<'_>, limits: Limits) -> Loaded {
             Value::from(s)
         }
         kind::ZSET_ZIPLIST | kind::ZSET_LISTPACK => {
-            let blob = r.string().bad()?;
-            let els = if t == kind::ZSET_ZIPLIST {
-                ziplist::elements(&blob)
-            } else {
-                listpack::elements(&blob)
-            }
-            .bad()?;
-            if els.len() % 2 != 0 {
-                return Err(LoadError::BadFormat);
-            }
+            let els = packed_pairs(r, t == kind::ZSET_ZIPLIST)?;
             let mut z = ZSetValue::new_skiplist();
             let mut it = els.into_iter();
             while let (Some(m), Some(s)) = (it.next(), it.next()) {
