@@ -13,12 +13,14 @@ pub mod client;
 pub mod minimal;
 pub mod process;
 pub mod reply;
+pub mod restartable;
 pub mod script;
 pub mod support;
 pub mod tools;
 
 pub use client::RespClient;
 pub use process::{Kind, ServerProcess};
+pub use restartable::RestartableServer;
 
 /// A Redis and an Amber started side by side for differential tests.
 pub struct Pair {

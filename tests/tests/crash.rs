@@ -22,16 +22,12 @@
 //! on real pmem is simulated, at every persist point, by the storage crate's
 //! power-cut tests.)
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use amber_tests::binary::amber_server_bin;
-use amber_tests::process::free_port;
 use amber_tests::reply::{parse, Reply};
-use amber_tests::RespClient;
+use amber_tests::{RespClient, RestartableServer};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -111,79 +107,6 @@ struct KeyModel {
     acked: Option<Vec<u8>>,
     /// The outcome of the write in flight when the server died, if any.
     in_flight: Option<Option<Vec<u8>>>,
-}
-
-/// One amber-server on a fixed port and directory, restartable.
-struct Server {
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-    extra: Vec<String>,
-}
-
-impl Server {
-    fn new(dir: &Path, extra: &[&str]) -> Server {
-        Server {
-            port: free_port(),
-            dir: dir.to_path_buf(),
-            child: None,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-
-    fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("server.log"))
-            .expect("log file");
-        let d = self.dir.display().to_string();
-        let child = Command::new(amber_server_bin())
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--dir", &d, "--pmem-path", &format!("{d}/amber.arena")])
-            .args(["--pmem-size", "128mb", "--persistence", "pmem"])
-            .args(&self.extra)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn amber-server");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(mut c) = RespClient::connect(self.port) {
-                if c.try_cmd(&["PING"]).is_ok_and(|r| r == b"+PONG\r\n") {
-                    return;
-                }
-            }
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!("amber-server exited with {status}; log:\n{}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "amber-server did not answer PING within 60 s; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill(); // SIGKILL
-            let _ = c.wait();
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill9();
-    }
 }
 
 /// A value of random length and content; now and then a large one.
@@ -389,7 +312,9 @@ fn run_trials(label: &str, extra: &[&str], default_trials: usize, deltas: bool) 
         .prefix("amber-crash-")
         .tempdir()
         .expect("tempdir");
-    let mut server = Server::new(tmp.path(), extra);
+    let mut args = vec!["--pmem-size", "128mb", "--persistence", "pmem"];
+    args.extend_from_slice(extra);
+    let mut server = RestartableServer::new(tmp.path(), &args);
     let mut models: Vec<Vec<KeyModel>> = vec![vec![KeyModel::default(); SLOTS]; WRITERS];
     let mut acked_total = 0usize;
     let mut delta_total = 0u64;

@@ -6,13 +6,9 @@
 //! keeps the previous libraries; `INFO memory` counts functions and
 //! libraries as redis-server does; with `persistence none` nothing is kept.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
-use amber_tests::binary::amber_server_bin;
-use amber_tests::process::{amber_base_args, free_port};
-use amber_tests::{RespClient, ServerProcess};
+use amber_tests::{RespClient, RestartableServer, ServerProcess};
 
 const LIB1: &str = "#!lua name=lib1\n\
 redis.register_function('one', function(keys, args) return 1 end)\n\
@@ -25,100 +21,27 @@ redis.register_function('setk', function(keys, args) return redis.call('set', ke
 const LIB2_V2: &str = "#!lua name=lib2\n\
 redis.register_function('two', function(keys, args) return 2 end)\n";
 
-/// One amber-server on a fixed directory, restartable.
-struct Server {
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-    extra: Vec<String>,
+/// A started server in `dir` with `extra` arguments.
+fn start(dir: &Path, extra: &[&str]) -> RestartableServer {
+    let mut s = RestartableServer::new(dir, extra);
+    s.start();
+    s
 }
 
-impl Server {
-    fn start(dir: &Path, extra: &[&str]) -> Server {
-        let mut s = Server {
-            port: free_port(),
-            dir: dir.to_path_buf(),
-            child: None,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-        };
-        s.spawn();
-        s
-    }
-
-    fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("server.log"))
-            .expect("log file");
-        let child = Command::new(amber_server_bin())
-            .args(amber_base_args(self.port, &self.dir))
-            .args(&self.extra)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn amber-server");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(mut c) = RespClient::connect(self.port) {
-                if c.try_cmd(&["PING"]).is_ok_and(|r| r == b"+PONG\r\n") {
-                    return;
-                }
-            }
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!("amber-server exited with {status}; log:\n{}", self.log());
-            }
-            assert!(Instant::now() < deadline, "no PONG; log:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn client(&self) -> RespClient {
-        let c = RespClient::connect(self.port).expect("connect");
-        c.set_timeout(Duration::from_secs(30));
-        c
-    }
-
-    /// SIGKILL, then start again on the same arena.
-    fn kill9_restart(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        self.spawn();
-    }
-
-    /// `SHUTDOWN` (a clean stop: index checkpoint), then start again.
-    fn shutdown_restart(&mut self) {
-        let mut c = self.client();
-        let _ = c.send(&["SHUTDOWN"]);
-        let _ = c.read_until_close(Duration::from_secs(30));
-        if let Some(mut child) = self.child.take() {
-            let status = child.wait().expect("wait");
-            assert!(status.success(), "SHUTDOWN exit status {status}");
-        }
-        self.spawn();
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
-    }
+/// SIGKILL, then start again on the same arena.
+fn kill9_restart(s: &mut RestartableServer) {
+    s.kill9();
+    s.start();
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+/// `SHUTDOWN` (a clean stop: index checkpoint), then start again.
+fn shutdown_restart(s: &mut RestartableServer) {
+    s.shutdown();
+    s.start();
 }
 
-fn pmem(dir: &Path) -> Server {
-    Server::start(dir, &["--persistence", "pmem"])
+fn pmem(dir: &Path) -> RestartableServer {
+    start(dir, &["--persistence", "pmem"])
 }
 
 /// The raw reply, as text.
@@ -157,7 +80,7 @@ fn loaded_functions_survive_kill_9() {
     assert_eq!(counts(&mut c), (3, 2));
     drop(c);
 
-    s.kill9_restart();
+    kill9_restart(&mut s);
     let mut c = s.client();
     assert_eq!(list(&mut c), before);
     assert_eq!(cmd(&mut c, &["FCALL", "one", "0"]), ":1\r\n");
@@ -192,14 +115,14 @@ fn delete_flush_restore_and_replace_persist() {
     let only2 = list(&mut c);
     drop(c);
 
-    s.kill9_restart();
+    kill9_restart(&mut s);
     let mut c = s.client();
     assert_eq!(list(&mut c), only2, "FUNCTION DELETE lost");
     assert!(cmd(&mut c, &["FCALL", "one", "0"]).contains("Function not found"));
     assert_eq!(cmd(&mut c, &["FUNCTION", "FLUSH"]), "+OK\r\n");
     drop(c);
 
-    s.kill9_restart();
+    kill9_restart(&mut s);
     let mut c = s.client();
     assert_eq!(list(&mut c), "*0\r\n", "FUNCTION FLUSH lost");
     assert_eq!(counts(&mut c), (0, 0));
@@ -207,7 +130,7 @@ fn delete_flush_restore_and_replace_persist() {
     assert_eq!(c.cmd(&restore), b"+OK\r\n");
     drop(c);
 
-    s.kill9_restart();
+    kill9_restart(&mut s);
     let mut c = s.client();
     assert_eq!(list(&mut c), both, "FUNCTION RESTORE lost");
     assert_eq!(
@@ -216,7 +139,7 @@ fn delete_flush_restore_and_replace_persist() {
     );
     drop(c);
 
-    s.kill9_restart();
+    kill9_restart(&mut s);
     let mut c = s.client();
     assert_eq!(cmd(&mut c, &["FCALL", "two", "0"]), ":2\r\n");
     assert!(cmd(&mut c, &["FCALL", "setk", "1", "k", "v"]).contains("Function not found"));
@@ -238,7 +161,7 @@ fn flushall_flushdb_and_swapdb_keep_functions_and_keys_never_see_them() {
     assert!(before.contains("lib1"), "{before}");
     drop(c);
 
-    s.kill9_restart();
+    kill9_restart(&mut s);
     let mut c = s.client();
     assert_eq!(list(&mut c), before);
     for db in ["0", "1", "15"] {
@@ -265,7 +188,7 @@ fn functions_survive_a_clean_shutdown() {
     cmd(&mut c, &["SET", "k", "v"]);
     let before = list(&mut c);
     drop(c);
-    s.shutdown_restart();
+    shutdown_restart(&mut s);
     assert!(
         s.log().contains("no arena scan"),
         "the restart did not use the index checkpoint:\n{}",
@@ -279,7 +202,7 @@ fn functions_survive_a_clean_shutdown() {
     cmd(&mut c, &["FUNCTION", "LOAD", LIB2]);
     let two = list(&mut c);
     drop(c);
-    s.shutdown_restart();
+    shutdown_restart(&mut s);
     let mut c = s.client();
     assert_eq!(list(&mut c), two);
 }
@@ -287,7 +210,7 @@ fn functions_survive_a_clean_shutdown() {
 #[test]
 fn a_full_arena_answers_oom_and_keeps_the_previous_libraries() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut s = Server::start(
+    let mut s = start(
         dir.path(),
         &[
             "--persistence",
@@ -321,7 +244,7 @@ fn a_full_arena_answers_oom_and_keeps_the_previous_libraries() {
     assert_eq!(list(&mut c), before);
     assert_eq!(counts(&mut c), (2, 1));
     drop(c);
-    s.kill9_restart();
+    kill9_restart(&mut s);
     let mut c = s.client();
     assert_eq!(list(&mut c), before);
 }
@@ -348,12 +271,12 @@ fn info_memory_counts_functions_as_redis_does() {
 #[test]
 fn with_persistence_none_functions_live_in_dram_only() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut s = Server::start(dir.path(), &["--persistence", "none"]);
+    let mut s = start(dir.path(), &["--persistence", "none"]);
     let mut c = s.client();
     assert_eq!(cmd(&mut c, &["FUNCTION", "LOAD", LIB1]), "$4\r\nlib1\r\n");
     assert_eq!(cmd(&mut c, &["FCALL", "one", "0"]), ":1\r\n");
     drop(c);
-    s.kill9_restart();
+    kill9_restart(&mut s);
     let mut c = s.client();
     assert_eq!(list(&mut c), "*0\r\n");
 }
