@@ -29,6 +29,10 @@ pub async fn run(srv: Arc<ServerState>) {
             // Shard locks are sync; keep them off the async workers' hot loop.
             let _ = tokio::task::spawn_blocking(move || {
                 while srv.keyspace.expire_cycle(EXPIRE_BUDGET) == EXPIRE_BUDGET {}
+                // BCAST invalidations of the keys that expired.
+                if srv.tracking.active() {
+                    srv.tracking.broadcast(&srv, None);
+                }
             })
             .await;
         }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
 
 use parking_lot::Mutex;
@@ -48,6 +48,9 @@ pub struct ClientHandle {
     /// A watched key changed (`CLIENT_DIRTY_CAS`, `CLIENT LIST` flag `d`):
     /// the flag the client's [`crate::watch::ClientWatch`] keeps.
     pub watch_dirty: Arc<AtomicBool>,
+    /// The connection's pub/sub mailbox (set once the connection's state
+    /// exists): where a tracking client redirecting here sends invalidations.
+    pub mailbox: OnceLock<Weak<crate::pubsub::Mailbox>>,
 }
 
 /// Descriptive fields of a client that change rarely.
@@ -75,6 +78,8 @@ pub struct ClientInfo {
     pub pubsub: bool,
     /// In `MONITOR` mode (flag `O`).
     pub monitor: bool,
+    /// `CLIENT TRACKING ON` (flags `t`, `R`, `B`, `redir=`).
+    pub tracking: Option<crate::tracking::TrackingView>,
 }
 
 impl ClientHandle {
@@ -135,6 +140,7 @@ impl ClientRegistry {
             wake: Notify::new(),
             blocked: AtomicBool::new(false),
             watch_dirty: Arc::new(AtomicBool::new(false)),
+            mailbox: OnceLock::new(),
         });
         self.clients.lock().insert(id, handle.clone());
         handle
@@ -207,6 +213,11 @@ pub struct Client {
     /// A command was postponed by `CLIENT PAUSE` (see `crate::pause`): it
     /// and what follows it run once the pause ends.
     pub postponed: bool,
+    /// `CLIENT TRACKING` (see `crate::tracking`).
+    pub tracking: crate::tracking::ClientTracking,
+    /// A command of this batch ran while some client tracked: `BCAST`
+    /// invalidations are sent when the batch ends.
+    pub tracking_batch: bool,
 }
 
 /// `CLIENT REPLY ON|OFF|SKIP` (Redis's `CLIENT_REPLY_OFF`,
@@ -238,8 +249,10 @@ impl Client {
     /// A fresh client.
     pub fn new(handle: Arc<ClientHandle>, authenticated: bool) -> Self {
         let watch = crate::watch::ClientWatch::with_flag(handle.watch_dirty.clone());
+        let subs = crate::pubsub::Subscriptions::new(handle.clone());
+        let _ = handle.mailbox.set(Arc::downgrade(&subs.mailbox));
         Client {
-            subs: crate::pubsub::Subscriptions::new(handle.clone()),
+            subs,
             handle,
             db: 0,
             authenticated,
@@ -255,6 +268,8 @@ impl Client {
             cmd_clock: None,
             reply: ReplyMode::default(),
             postponed: false,
+            tracking: Default::default(),
+            tracking_batch: false,
         }
     }
 

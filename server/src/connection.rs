@@ -150,6 +150,8 @@ fn forget(srv: &ServerState, client: &mut Client) {
     if client.monitoring {
         srv.monitors.remove(client.handle.id);
     }
+    let handle = client.handle.clone();
+    srv.tracking.disable(srv, &handle, &mut client.tracking);
     srv.clients.unregister(client.handle.id);
 }
 
@@ -188,6 +190,11 @@ impl Connection {
             };
             prefetch_batch(srv, client.db, batch, &mut self.hint_skip);
             self.process(srv, client);
+            // BCAST invalidations of the keys this batch modified.
+            if std::mem::take(&mut client.tracking_batch) {
+                let me = Some((client.handle.id, &mut self.out));
+                srv.tracking.broadcast(srv, me);
+            }
             if let Some((slot, guard, started)) = lease {
                 slot.record(started.elapsed());
                 drop(guard);

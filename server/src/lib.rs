@@ -25,6 +25,7 @@ pub mod rdb;
 pub mod resp;
 pub mod server;
 pub mod state;
+pub mod tracking;
 pub mod watch;
 
 use std::sync::Arc;

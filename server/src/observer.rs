@@ -1,6 +1,7 @@
 //! The server's [`KeyObserver`]: what the storage layer reports about keys,
-//! turned into `WATCH` invalidations ([`crate::watch`]) and `expired` /
-//! `evicted` keyspace notifications ([`crate::notify`]).
+//! turned into `WATCH` invalidations ([`crate::watch`]), client-side caching
+//! invalidations ([`crate::tracking`]) and `expired` / `evicted` keyspace
+//! notifications ([`crate::notify`]).
 
 use std::sync::{Arc, Weak};
 
@@ -26,6 +27,10 @@ impl KeyObserver for ServerObserver {
     fn modified(&self, db: usize, key: &[u8], exists: bool) {
         if let Some(srv) = self.0.upgrade() {
             srv.watches.touch(db, key, exists);
+            if srv.tracking.active() {
+                let by = crate::tracking::current_client();
+                srv.tracking.invalidate(&srv, key, true, by);
+            }
         }
     }
 
@@ -40,6 +45,9 @@ impl KeyObserver for ServerObserver {
         if let Some(srv) = self.0.upgrade() {
             notify::publish(&srv, db, notify::EXPIRED, "expired", key);
             srv.watches.touch(db, key, false);
+            if srv.tracking.active() {
+                srv.tracking.invalidate(&srv, key, true, None);
+            }
         }
     }
 
@@ -47,6 +55,9 @@ impl KeyObserver for ServerObserver {
         // Redis's performEvictions: signalModifiedKey, then notify.
         if let Some(srv) = self.0.upgrade() {
             srv.watches.touch(db, key, false);
+            if srv.tracking.active() {
+                srv.tracking.invalidate(&srv, key, true, None);
+            }
             notify::publish(&srv, db, notify::EVICTED, "evicted", key);
         }
     }

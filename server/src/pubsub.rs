@@ -59,6 +59,11 @@ impl Mailbox {
         }
     }
 
+    /// The client owning it.
+    pub fn handle(&self) -> &Arc<ClientHandle> {
+        &self.handle
+    }
+
     /// The id of the client owning it.
     pub fn client_id(&self) -> u64 {
         self.handle.id

@@ -154,6 +154,8 @@ pub struct ServerState {
     pub pause: crate::pause::Pause,
     /// Watched keys (`WATCH`).
     pub watches: crate::watch::Watches,
+    /// Client-side caching (`CLIENT TRACKING`).
+    pub tracking: crate::tracking::Tracking,
     /// Turns of pipelined batches on one shard (`crate::lease`).
     pub leases: crate::lease::BatchLeases,
     /// The connection threads, once the server runs (`crate::cores`).
@@ -214,6 +216,7 @@ impl ServerState {
             monitors: Default::default(),
             pause: Default::default(),
             watches: Default::default(),
+            tracking: Default::default(),
             leases: Default::default(),
             cores: Default::default(),
             scripting: Default::default(),

@@ -399,6 +399,13 @@ impl Keyspace {
         self.observers.set_watching(on);
     }
 
+    /// Turns the observer's `modified` reports on (some client tracks keys
+    /// for client-side caching) or off; independent of
+    /// [`Keyspace::watch_modifications`]: reports flow while either is on.
+    pub fn track_modifications(&self, on: bool) {
+        self.observers.set_tracking(on);
+    }
+
     /// Turns the observer's `created` reports on or off.
     pub fn report_creations(&self, on: bool) {
         self.observers.set_creations(on);

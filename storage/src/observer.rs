@@ -5,8 +5,10 @@
 //! keyspace then reports:
 //! * every modification made through a [`crate::Guard`] (`modified`): only
 //!   while the server has asked for it with
-//!   [`crate::Keyspace::watch_modifications`] (some client `WATCH`es a key),
-//!   so a write costs one relaxed atomic load when nobody watches;
+//!   [`crate::Keyspace::watch_modifications`] (some client `WATCH`es a key)
+//!   or [`crate::Keyspace::track_modifications`] (some client tracks keys
+//!   for client-side caching), so a write costs one relaxed atomic load
+//!   when nobody does either;
 //! * every key added (`created`), only while asked for with
 //!   [`crate::Keyspace::report_creations`] (`notify-keyspace-events n`);
 //! * every key removed because its deadline passed, lazily or by the active
@@ -19,14 +21,15 @@
 //! made with no lock held): an observer must not call back into the keyspace
 //! from `modified`, `expired` or `evicted`, and must not block.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// Receives the keyspace's change reports. See the module documentation.
 pub trait KeyObserver: Send + Sync {
     /// `key` in `db` was written, deleted or had its deadline changed;
     /// `exists` says whether it exists after the change. Reported only while
-    /// [`crate::Keyspace::watch_modifications`] is on.
+    /// [`crate::Keyspace::watch_modifications`] or
+    /// [`crate::Keyspace::track_modifications`] is on.
     fn modified(&self, db: usize, key: &[u8], exists: bool);
     /// `key` was added to `db` (it did not exist before the write). Reported
     /// only while [`crate::Keyspace::report_creations`] is on.
@@ -41,10 +44,17 @@ pub trait KeyObserver: Send + Sync {
     fn replacing_db(&self, emptied: usize, replaced_with: Option<usize>);
 }
 
+/// Why modifications are reported: some client watches a key (`WATCH`).
+const WATCHED: u8 = 1;
+/// Why modifications are reported: some client tracks keys (`CLIENT TRACKING`).
+const TRACKED: u8 = 2;
+
 /// The installed observer and the switch for modification reports.
 #[derive(Default)]
 pub(crate) struct Observers {
-    watching: AtomicBool,
+    /// Reasons to report modifications ([`WATCHED`], [`TRACKED`]): one
+    /// load tells a write whether to report.
+    watching: AtomicU8,
     creations: AtomicBool,
     observer: OnceLock<Arc<dyn KeyObserver>>,
 }
@@ -55,9 +65,22 @@ impl Observers {
         let _ = self.observer.set(o);
     }
 
-    /// Turns modification reports on or off.
+    /// Turns modification reports for `WATCH` on or off.
     pub(crate) fn set_watching(&self, on: bool) {
-        self.watching.store(on, Ordering::SeqCst);
+        self.set_reason(WATCHED, on);
+    }
+
+    /// Turns modification reports for client-side caching on or off.
+    pub(crate) fn set_tracking(&self, on: bool) {
+        self.set_reason(TRACKED, on);
+    }
+
+    fn set_reason(&self, reason: u8, on: bool) {
+        if on {
+            self.watching.fetch_or(reason, Ordering::SeqCst);
+        } else {
+            self.watching.fetch_and(!reason, Ordering::SeqCst);
+        }
     }
 
     /// Turns creation reports on or off.
@@ -75,16 +98,17 @@ impl Observers {
         }
     }
 
-    /// Whether modifications are being reported (somebody watches a key).
+    /// Whether modifications are being reported (somebody watches or
+    /// tracks a key).
     #[inline]
     pub(crate) fn watching(&self) -> bool {
-        self.watching.load(Ordering::Relaxed)
+        self.watching.load(Ordering::Relaxed) != 0
     }
 
     /// Reports a modification if anybody asked for them.
     #[inline]
     pub(crate) fn modified(&self, db: usize, key: &[u8], exists: bool) {
-        if self.watching.load(Ordering::Relaxed) {
+        if self.watching.load(Ordering::Relaxed) != 0 {
             if let Some(o) = self.observer.get() {
                 o.modified(db, key, exists);
             }

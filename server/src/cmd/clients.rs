@@ -30,6 +30,10 @@ pub const COMMANDS: &[(&str, Handler)] = &[
     ("client|unpause", client_unpause),
     ("client|reply", client_reply),
     ("client|help", client_help),
+    ("client|tracking", client_tracking),
+    ("client|caching", client_caching),
+    ("client|getredir", client_getredir),
+    ("client|trackinginfo", client_trackinginfo),
 ];
 
 /// Amber's own CLIENT subcommands (Redis 7.2's SETINFO and NO-TOUCH), for
@@ -128,6 +132,15 @@ pub fn client_line(c: &ClientHandle, close_after_reply: bool) -> String {
     if c.blocked.load(Ordering::Relaxed) {
         flags.push('b');
     }
+    if let Some(t) = info.tracking {
+        flags.push('t');
+        if t.broken {
+            flags.push('R');
+        }
+        if t.bcast {
+            flags.push('B');
+        }
+    }
     if c.watch_dirty.load(Ordering::Relaxed) {
         flags.push('d');
     }
@@ -151,7 +164,7 @@ pub fn client_line(c: &ClientHandle, close_after_reply: bool) -> String {
     };
     let tot_mem = 16 * 1024 + qbuf + info.name.len() + 1024;
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir={} resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -169,6 +182,7 @@ pub fn client_line(c: &ClientHandle, close_after_reply: bool) -> String {
         qbuf_free,
         tot_mem,
         if info.last_cmd.is_empty() { "NULL" } else { info.last_cmd.as_str() },
+        info.tracking.map_or(-1, |t| t.redirect as i64),
         c.resp.load(Ordering::Relaxed),
     )
 }
@@ -443,6 +457,236 @@ fn client_setinfo(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     }
     drop(info);
     ctx.out.ok();
+    Ok(())
+}
+
+/// `CLIENT TRACKING ON|OFF [REDIRECT id] [BCAST] [PREFIX p ...] [OPTIN]
+/// [OPTOUT] [NOLOOP]`, with Redis 7.0.15's checks in its order.
+fn client_tracking(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    let mut redirect: i64 = 0;
+    let (mut bcast, mut optin, mut optout, mut noloop) = (false, false, false, false);
+    let mut prefixes: Vec<Vec<u8>> = Vec::new();
+    let mut j = 3;
+    while j < args.len() {
+        let opt = args.get(j).copied().unwrap_or_default();
+        let more = j + 1 < args.len();
+        if is(opt, "redirect") && more {
+            j += 1;
+            if redirect != 0 {
+                return Err(CmdError::err(
+                    "A client can only redirect to a single other client",
+                ));
+            }
+            redirect = super::args::int(args.get(j).copied().unwrap_or_default())?;
+            let exists = u64::try_from(redirect)
+                .ok()
+                .and_then(|id| ctx.srv.clients.get(id))
+                .is_some();
+            if !exists {
+                return Err(CmdError::err(
+                    "The client ID you want redirect to does not exist",
+                ));
+            }
+        } else if is(opt, "bcast") {
+            bcast = true;
+        } else if is(opt, "optin") {
+            optin = true;
+        } else if is(opt, "optout") {
+            optout = true;
+        } else if is(opt, "noloop") {
+            noloop = true;
+        } else if is(opt, "prefix") && more {
+            j += 1;
+            prefixes.push(args.get(j).copied().unwrap_or_default().to_vec());
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        j += 1;
+    }
+    let mode = args.get(2).copied().unwrap_or_default();
+    let handle = ctx.client.handle.clone();
+    if is(mode, "off") {
+        ctx.srv
+            .tracking
+            .disable(ctx.srv, &handle, &mut ctx.client.tracking);
+        ctx.out.ok();
+        return Ok(());
+    }
+    if !is(mode, "on") {
+        return Err(CmdError::Syntax);
+    }
+    let cur = &ctx.client.tracking;
+    if !bcast && !prefixes.is_empty() {
+        return Err(CmdError::err(
+            "PREFIX option requires BCAST mode to be enabled",
+        ));
+    }
+    if cur.on && cur.bcast != bcast {
+        return Err(CmdError::err(
+            "You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.",
+        ));
+    }
+    if bcast && (optin || optout) {
+        return Err(CmdError::err(
+            "OPTIN and OPTOUT are not compatible with BCAST",
+        ));
+    }
+    if optin && optout {
+        return Err(CmdError::err(
+            "You can't specify both OPTIN mode and OPTOUT mode",
+        ));
+    }
+    if (optin && cur.optout) || (optout && cur.optin) {
+        return Err(CmdError::err(
+            "You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode.",
+        ));
+    }
+    if bcast {
+        check_prefixes(ctx, &prefixes)?;
+        if prefixes.is_empty() {
+            prefixes.push(Vec::new());
+        }
+    }
+    let t = &mut ctx.client.tracking;
+    t.on = true;
+    t.bcast = bcast;
+    t.optin = optin;
+    t.optout = optout;
+    t.noloop = noloop;
+    t.redirect = redirect as u64;
+    // Redis keeps a CLIENT CACHING given before; OPTIN/OPTOUT keep theirs.
+    t.prefixes.extend(prefixes.iter().cloned());
+    let mode = t.clone();
+    let mailbox = ctx.client.subs.mailbox.clone();
+    ctx.srv.tracking.enable(ctx.srv, &mailbox, &mode, &prefixes);
+    ctx.out.ok();
+    Ok(())
+}
+
+/// Redis's `checkPrefixCollisionsOrReply`: no new prefix may be a prefix of
+/// an existing one or of another new one (or the other way round).
+/// Redis 7.0.15 answers an overlap among the new prefixes found after the
+/// first one with the error and then goes on enabling tracking (two
+/// replies): so does this.
+fn check_prefixes(ctx: &mut Ctx<'_>, prefixes: &[Vec<u8>]) -> CmdResult {
+    let overlap = |a: &[u8], b: &[u8]| {
+        let n = a.len().min(b.len());
+        a.get(..n) == b.get(..n)
+    };
+    for (i, p) in prefixes.iter().enumerate() {
+        if let Some(old) = ctx
+            .client
+            .tracking
+            .prefixes
+            .iter()
+            .find(|old| overlap(old, p))
+        {
+            return Err(CmdError::err(format!(
+                "Prefix '{}' overlaps with an existing prefix '{}'. Prefixes for a single client must not overlap.",
+                text(p),
+                text(old)
+            )));
+        }
+        for q in prefixes.iter().skip(i + 1) {
+            if overlap(p, q) {
+                let e = CmdError::err(format!(
+                    "Prefix '{}' overlaps with another provided prefix '{}'. Prefixes for a single client must not overlap.",
+                    text(p),
+                    text(q)
+                ));
+                if i == 0 {
+                    return Err(e);
+                }
+                super::reply_error(ctx, &e);
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `CLIENT CACHING YES|NO` (OPTIN / OPTOUT modes).
+fn client_caching(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    let t = &mut ctx.client.tracking;
+    if !t.on {
+        return Err(CmdError::err(
+            "CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
+        ));
+    }
+    let opt = args.get(2).copied().unwrap_or_default();
+    if is(opt, "yes") {
+        if !t.optin {
+            return Err(CmdError::err(
+                "CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.",
+            ));
+        }
+    } else if is(opt, "no") {
+        if !t.optout {
+            return Err(CmdError::err(
+                "CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.",
+            ));
+        }
+    } else {
+        return Err(CmdError::Syntax);
+    }
+    t.caching = true;
+    ctx.out.ok();
+    Ok(())
+}
+
+/// `CLIENT GETREDIR`: the redirect target, 0 without one, -1 when not tracking.
+fn client_getredir(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
+    let t = &ctx.client.tracking;
+    ctx.out.int(if t.on { t.redirect as i64 } else { -1 });
+    Ok(())
+}
+
+/// `CLIENT TRACKINGINFO`: flags, redirect, prefixes.
+fn client_trackinginfo(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
+    let t = ctx.client.tracking.clone();
+    let broken = ctx
+        .client
+        .handle
+        .info
+        .lock()
+        .tracking
+        .is_some_and(|v| v.broken);
+    let mut flags: Vec<&str> = vec![if t.on { "on" } else { "off" }];
+    if t.bcast {
+        flags.push("bcast");
+    }
+    if t.optin {
+        flags.push("optin");
+        if t.caching {
+            flags.push("caching-yes");
+        }
+    }
+    if t.optout {
+        flags.push("optout");
+        if t.caching {
+            flags.push("caching-no");
+        }
+    }
+    if t.noloop {
+        flags.push("noloop");
+    }
+    if broken {
+        flags.push("broken_redirect");
+    }
+    let out = &mut *ctx.out;
+    out.map(3);
+    out.bulk(b"flags");
+    out.set(flags.len());
+    for f in flags {
+        out.bulk(f.as_bytes());
+    }
+    out.bulk(b"redirect");
+    out.int(if t.on { t.redirect as i64 } else { -1 });
+    out.bulk(b"prefixes");
+    out.array(t.prefixes.len());
+    for p in &t.prefixes {
+        out.bulk(p);
+    }
     Ok(())
 }
 

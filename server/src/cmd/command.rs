@@ -11,9 +11,10 @@ use std::sync::Arc;
 use super::admin::reply_help;
 use super::args::{is, parse_i64, text};
 use super::error::{CmdError, CmdResult};
-use super::table::{lookup, CommandDef};
+use super::table::{lookup, CommandDef, Flags};
 use super::{Ctx, Handler};
 use crate::resp::Protocol;
+use crate::state::ServerState;
 
 /// This family's commands.
 pub const COMMANDS: &[(&str, Handler)] = &[
@@ -34,7 +35,7 @@ fn proto_index(ctx: &Ctx<'_>) -> usize {
 /// The raw `COMMAND INFO` (`docs == false`) or `COMMAND DOCS` entry of a
 /// command in protocol `p`. Subcommands have no entry of their own in the
 /// metadata dump: theirs is cut out of their container's entry.
-fn raw_entry(ctx: &Ctx<'_>, def: &CommandDef, p: usize, docs: bool) -> Vec<u8> {
+fn raw_entry(srv: &ServerState, def: &CommandDef, p: usize, docs: bool) -> Vec<u8> {
     let own = if docs { &def.docs[p] } else { &def.info[p] };
     if !own.is_empty() {
         return own.clone();
@@ -42,7 +43,7 @@ fn raw_entry(ctx: &Ctx<'_>, def: &CommandDef, p: usize, docs: bool) -> Vec<u8> {
     let Some((parent, _)) = def.name.split_once('|') else {
         return own.clone();
     };
-    let Some(parent) = ctx.srv.commands.get(parent.as_bytes()) else {
+    let Some(parent) = srv.commands.get(parent.as_bytes()) else {
         return own.clone();
     };
     let raw = if docs {
@@ -150,7 +151,7 @@ fn info(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let names = args.get(2..).unwrap_or_default();
     let found: Vec<Option<Vec<u8>>> = names
         .iter()
-        .map(|n| by_name(ctx, n).map(|c| raw_entry(ctx, c, p, false)))
+        .map(|n| by_name(ctx, n).map(|c| raw_entry(ctx.srv, c, p, false)))
         .collect();
     ctx.out.array(found.len());
     for f in found {
@@ -173,7 +174,9 @@ fn docs(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         args.get(2..)
             .unwrap_or_default()
             .iter()
-            .filter_map(|n| by_name(ctx, n).map(|c| (c.name.clone(), raw_entry(ctx, c, p, true))))
+            .filter_map(|n| {
+                by_name(ctx, n).map(|c| (c.name.clone(), raw_entry(ctx.srv, c, p, true)))
+            })
             .collect()
     };
     ctx.out.map(found.len());
@@ -253,13 +256,13 @@ fn list(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     }
     let mut names = Vec::new();
     for c in all(ctx) {
-        if keep(&c, &raw_entry(ctx, &c, 0, false), &filter) {
+        if keep(&c, &raw_entry(ctx.srv, &c, 0, false), &filter) {
             names.push(c.name.clone());
         }
         let mut subs: Vec<&Arc<CommandDef>> = c.subcommands.values().collect();
         subs.sort_by(|a, b| a.name.cmp(&b.name));
         for s in subs {
-            if keep(s, &raw_entry(ctx, s, 0, false), &filter) {
+            if keep(s, &raw_entry(ctx.srv, s, 0, false), &filter) {
                 names.push(s.name.clone());
             }
         }
@@ -299,6 +302,22 @@ fn help(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
+/// The key arguments of a call of `def` (`args[0]` its name), as Redis's
+/// `getKeysFromCommand` finds them: by (first, last, step), or by the key
+/// specs for a command with movable keys (client-side caching remembers
+/// them for `CLIENT TRACKING`).
+pub fn key_args<'a>(srv: &ServerState, def: &CommandDef, args: &[&'a [u8]]) -> Vec<&'a [u8]> {
+    if !def.flags.has(Flags::MOVABLE_KEYS) {
+        return def.keys(args);
+    }
+    let specs = key_specs(&raw_entry(srv, def, 0, false), false);
+    keys_by_specs(&specs, args, def.arity as i64)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(pos, _)| args.get(pos).copied())
+        .collect()
+}
+
 fn getkeys(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     getkeys_impl(ctx, args, false)
 }
@@ -321,7 +340,7 @@ fn getkeys_impl(ctx: &mut Ctx<'_>, args: &[&[u8]], with_flags: bool) -> CmdResul
         base
     };
     let p = proto_index(ctx);
-    let specs = key_specs(&raw_entry(ctx, cmd, p, false), p == 1);
+    let specs = key_specs(&raw_entry(ctx.srv, cmd, p, false), p == 1);
     if specs.iter().all(|s| s.not_key) {
         return Err(CmdError::err("The command has no key arguments"));
     }

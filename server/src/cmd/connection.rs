@@ -192,6 +192,10 @@ fn select(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 fn reset(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
     super::multi::reset_client(ctx);
     super::replication::stop_monitoring(ctx);
+    let handle = ctx.client.handle.clone();
+    ctx.srv
+        .tracking
+        .disable(ctx.srv, &handle, &mut ctx.client.tracking);
     ctx.client.select(0);
     ctx.client.no_touch = false;
     ctx.client.authenticated = !ctx.srv.auth_required();

@@ -50,6 +50,7 @@ fn release(flushed: Flushed, background: bool) {
 fn flushdb(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let background = flush_is_async(ctx, args)?;
     release(ctx.srv.keyspace.detach_db(ctx.db()), background);
+    ctx.srv.tracking.flushed(ctx.srv, ctx.client.handle.id);
     ctx.out.ok();
     Ok(())
 }
@@ -57,6 +58,7 @@ fn flushdb(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 fn flushall(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let background = flush_is_async(ctx, args)?;
     release(ctx.srv.keyspace.detach_all(), background);
+    ctx.srv.tracking.flushed(ctx.srv, ctx.client.handle.id);
     ctx.out.ok();
     Ok(())
 }

@@ -194,6 +194,39 @@ fn unknown_command(args: &[&[u8]]) -> CmdError {
 
 /// Executes one command for a client, writing its reply to `ctx.out`.
 pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    // One relaxed load when no client tracks keys (see `crate::tracking`).
+    if ctx.srv.tracking.active() {
+        execute_tracked(ctx, args);
+    } else {
+        dispatch(ctx, args);
+    }
+}
+
+/// [`execute`] while some client tracks keys: the table is kept under
+/// `tracking-table-max-keys` first (Redis's `processCommand`), the
+/// client's own invalidations follow its reply (after the whole
+/// transaction or script), and `CLIENT CACHING` lasts one command (or a
+/// transaction), as Redis's `resetClient`.
+fn execute_tracked(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    let srv = ctx.srv;
+    let id = ctx.client.handle.id;
+    crate::tracking::as_current(id, || {
+        srv.tracking.limit(srv);
+        srv.tracking.flush_own(srv, id, ctx.out);
+        dispatch(ctx, args);
+    });
+    srv.tracking.flush_own(srv, id, ctx.out);
+    let is_client = args
+        .first()
+        .is_some_and(|n| n.eq_ignore_ascii_case(b"client"));
+    if ctx.client.multi.is_none() && !is_client {
+        ctx.client.tracking.caching = false;
+    }
+    ctx.client.tracking_batch = true;
+}
+
+/// Runs one command: checks, queueing in a transaction, the keyspace gate.
+fn dispatch(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     let srv = ctx.srv;
     srv.stats.commands.add(1);
     let def = match resolve(&srv.commands, args) {
@@ -321,9 +354,31 @@ pub fn call(ctx: &mut Ctx<'_>, def: &CommandDef, args: &[&[u8]]) {
     if let Err(e) = result {
         reply_error(ctx, &e);
     }
+    // Client-side caching: a tracking client's reads (not BCAST).
+    if ctx.client.tracking.on && !ctx.client.tracking.bcast {
+        remember_keys(ctx, def, args);
+    }
     if monitored && !def.flags.has(Flags::SKIP_MONITOR) && !def.flags.has(Flags::ADMIN) {
         feed_monitors(ctx, args);
     }
+}
+
+/// Redis's `trackingRememberKeys` after a read-only command (a read-only
+/// script's keys are not remembered, the keys of the commands it runs are;
+/// `OPTIN`/`OPTOUT` follow `CLIENT CACHING`).
+fn remember_keys(ctx: &mut Ctx<'_>, def: &CommandDef, args: &[&[u8]]) {
+    if !def.flags.has(Flags::READONLY)
+        || def.flags.has(Flags::PUBSUB)
+        || matches!(def.name.as_str(), "eval_ro" | "evalsha_ro" | "fcall_ro")
+    {
+        return;
+    }
+    let t = &ctx.client.tracking;
+    if (t.optin && !t.caching) || (t.optout && t.caching) {
+        return;
+    }
+    let keys = command::key_args(ctx.srv, def, args);
+    ctx.srv.tracking.remember(ctx.client.handle.id, &keys);
 }
 
 /// Shows a command to the monitors, as run by this client (or its script)
