@@ -25,7 +25,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -106,8 +106,12 @@ struct Table {
 /// The server's tracking state.
 #[derive(Debug, Default)]
 pub struct Tracking {
-    /// Tracking clients: the one load a command pays when it is 0.
+    /// Tracking clients (`tracking_clients`).
     count: AtomicUsize,
+    /// Some client tracks, or the table still holds keys of clients that
+    /// stopped (Redis forgets those lazily, when the key changes): the one
+    /// load a command pays when it is false.
+    live: AtomicBool,
     table: Mutex<Table>,
 }
 
@@ -133,10 +137,20 @@ fn current() -> u64 {
 }
 
 impl Tracking {
-    /// Whether any client tracks (one relaxed load).
+    /// Whether any client tracks, or keys remain in the table (one
+    /// relaxed load).
     #[inline]
     pub fn active(&self) -> bool {
-        self.count.load(Ordering::Relaxed) != 0
+        self.live.load(Ordering::Relaxed)
+    }
+
+    /// Keeps [`Tracking::active`] and the keyspace's modification reports
+    /// in step with the table (called with its lock held).
+    fn update_live(&self, srv: &ServerState, t: &Table) {
+        let live = !t.clients.is_empty() || !t.keys.is_empty();
+        if self.live.swap(live, Ordering::SeqCst) != live {
+            srv.keyspace.track_modifications(live);
+        }
     }
 
     /// `tracking_clients`.
@@ -176,7 +190,7 @@ impl Tracking {
         if t.clients.insert(id, tracker).is_none() {
             self.count.fetch_add(1, Ordering::SeqCst);
         }
-        srv.keyspace.track_modifications(true);
+        self.update_live(srv, &t);
         drop(t);
         handle.info.lock().tracking = Some(TrackingView {
             redirect: mode.redirect,
@@ -201,10 +215,10 @@ impl Tracking {
                 }
             }
         }
-        if t.clients.remove(&handle.id).is_some() && self.count.fetch_sub(1, Ordering::SeqCst) == 1
-        {
-            srv.keyspace.track_modifications(false);
+        if t.clients.remove(&handle.id).is_some() {
+            self.count.fetch_sub(1, Ordering::SeqCst);
         }
+        self.update_live(srv, &t);
         drop(t);
         handle.info.lock().tracking = None;
         *mode = ClientTracking::default();
@@ -245,6 +259,9 @@ impl Tracking {
                 return;
             };
             t.items -= ids.len();
+            if t.keys.is_empty() {
+                self.update_live(srv, &t);
+            }
             ids.iter()
                 .filter_map(|id| t.clients.get(id))
                 .filter(|c| !c.bcast)
@@ -271,6 +288,7 @@ impl Tracking {
             let mut t = self.table.lock();
             t.keys = HashMap::new();
             t.items = 0;
+            self.update_live(srv, &t);
             t.clients.values().cloned().collect()
         };
         for target in targets {
