@@ -232,9 +232,18 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     let def = match resolve(&srv.commands, args) {
         Resolved::Found(def) => def,
         Resolved::Rejected(e) => {
-            // Arity errors count as rejected calls of the command, as in Redis.
+            // Arity errors count as rejected calls of the command (of the
+            // subcommand, for a container), as in Redis; an unknown
+            // subcommand counts nowhere.
             let found = args.first().and_then(|n| srv.commands.get(n));
-            if let Some(def) = found {
+            let called = match found {
+                Some(def) if def.is_container() => args
+                    .get(1)
+                    .and_then(|sub| table::lookup(&def.subcommands, sub))
+                    .map(|s| s.as_ref()),
+                other => other.map(|d| d.as_ref()),
+            };
+            if let Some(def) = called {
                 def.stats.reject();
             }
             let is_exec = found.is_some_and(|d| d.name == "exec");
