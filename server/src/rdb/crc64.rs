@@ -27,7 +27,13 @@ const TABLE: [u64; 256] = {
 
 /// The checksum of `data`.
 pub fn crc64(data: &[u8]) -> u64 {
-    data.iter().fold(0u64, |crc, &byte| {
+    crc64_update(0, data)
+}
+
+/// The checksum of the bytes summed into `crc` followed by `data` (an RDB
+/// file's checksum, computed as it is written).
+pub fn crc64_update(crc: u64, data: &[u8]) -> u64 {
+    data.iter().fold(crc, |crc, &byte| {
         TABLE[((crc ^ u64::from(byte)) & 0xff) as usize] ^ (crc >> 8)
     })
 }

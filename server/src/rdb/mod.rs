@@ -21,6 +21,7 @@
 //! widest members were removed is written in the narrower width.
 
 pub mod crc64;
+pub mod file;
 #[cfg(test)]
 mod fuzz;
 pub mod intset;

@@ -34,6 +34,11 @@ impl<'a> Reader<'a> {
         Reader { data, pos: 0 }
     }
 
+    /// Bytes read so far.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
     /// Whether every byte has been read.
     pub fn at_end(&self) -> bool {
         self.pos >= self.data.len()
@@ -133,6 +138,8 @@ pub enum LoadError {
     /// Malformed, empty, or of a type Amber does not load (Redis answers
     /// `Bad data format` to all of them).
     BadFormat,
+    /// A well-formed but empty collection (`RDB_LOAD_ERR_EMPTY_KEY`).
+    EmptyKey,
 }
 
 type Loaded = Result<Value, LoadError>;
@@ -168,6 +175,12 @@ impl<T> OrBad<T> for Option<T> {
 /// does not look either).
 pub fn object(r: &mut Reader<'_>, limits: Limits) -> Loaded {
     let t = r.byte().bad()?;
+    object_of_type(r, t, limits)
+}
+
+/// `rdbLoadObject` for an object of type `t` (the type byte already read:
+/// in an RDB file the key's name sits between the two).
+pub fn object_of_type(r: &mut Reader<'_>, t: u8, limits: Limits) -> Loaded {
     let value = match t {
         kind::STRING => Value::string(r.string().bad()?),
         kind::LIST => {
@@ -308,8 +321,9 @@ pub fn object(r: &mut Reader<'_>, limits: Limits) -> Loaded {
         _ => return Err(LoadError::BadFormat),
     };
     if value.is_empty_collection() {
-        // `emptykey`: Redis refuses empty collections.
-        return Err(LoadError::BadFormat);
+        // `emptykey`: Redis refuses empty collections (`RESTORE`), or
+        // skips them with a warning (loading a file).
+        return Err(LoadError::EmptyKey);
     }
     Ok(value)
 }
