@@ -24,6 +24,7 @@ pub mod pubsub;
 pub mod rdb;
 pub mod resp;
 pub mod server;
+pub mod snapshot;
 pub mod state;
 pub mod tracking;
 pub mod watch;
@@ -62,5 +63,6 @@ pub async fn bind(bind: &str, port: u16) -> std::io::Result<Vec<TcpListener>> {
 
 /// Serves on `listeners` until shutdown is requested.
 pub async fn run(srv: Arc<ServerState>, listeners: Vec<TcpListener>) {
+    srv.set_shared();
     server::run(srv, listeners).await
 }

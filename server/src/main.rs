@@ -120,6 +120,13 @@ async fn async_main(config: config::Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Redis's `dump.rdb`, into an empty keyspace (`crate::snapshot`).
+    if let Err(e) = amber_server::snapshot::load_at_startup(&srv) {
+        tracing::error!(error = %e, "cannot load the RDB file");
+        eprintln!("{e}");
+        let _ = srv.keyspace.close();
+        return ExitCode::FAILURE;
+    }
     if let Some(addr) = listeners.first().and_then(|l| l.local_addr().ok()) {
         srv.port
             .store(addr.port(), std::sync::atomic::Ordering::Relaxed);
@@ -151,6 +158,31 @@ async fn async_main(config: config::Config) -> ExitCode {
         "Amber is ready to accept connections"
     );
     amber_server::run(srv.clone(), listeners).await;
+    // A running BGSAVE finishes its file (it holds the keyspace until then).
+    while srv
+        .rdb
+        .bgsave_in_progress
+        .load(std::sync::atomic::Ordering::Acquire)
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // SIGTERM / SIGINT with save points and no arena persistence: the RDB
+    // file is the only copy that survives, as in Redis (`SHUTDOWN` already
+    // decided for itself).
+    let save_points = !srv.config.get("save").unwrap_or_default().is_empty();
+    let pmem = srv.config.get("persistence").as_deref() == Some("pmem");
+    if save_points
+        && !pmem
+        && !srv
+            .rdb
+            .shutdown_saved
+            .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        let _gate = srv.keyspace.exclusive();
+        if let Err(e) = amber_server::snapshot::save_and_sync(&srv) {
+            tracing::error!(error = %e, "Error trying to save the DB before exiting");
+        }
+    }
     // Every acknowledged write is already in the arena; this syncs it and
     // marks the shutdown clean.
     if let Err(e) = srv.keyspace.close() {

@@ -162,6 +162,11 @@ pub struct ServerState {
     pub cores: std::sync::OnceLock<crate::cores::Cores>,
     /// The Lua interpreter and script cache (`EVAL`, `SCRIPT`).
     pub scripting: crate::cmd::scripting::Scripting,
+    /// `dump.rdb`: load and save figures, the running `BGSAVE`.
+    pub rdb: crate::snapshot::RdbStatus,
+    /// This state itself, once shared ([`crate::run`] sets it): what a
+    /// background thread (`BGSAVE`) holds on to.
+    me: std::sync::OnceLock<std::sync::Weak<ServerState>>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -220,11 +225,24 @@ impl ServerState {
             leases: Default::default(),
             cores: Default::default(),
             scripting: Default::default(),
+            rdb: Default::default(),
+            me: Default::default(),
             shutdown: watch::channel(false).0,
         };
         // The function libraries saved in the arena (`persistence pmem`).
         state.scripting.functions.load_saved(&state.keyspace);
         state
+    }
+
+    /// Records the shared handle of this state ([`ServerState::shared`]).
+    pub fn set_shared(self: &std::sync::Arc<Self>) {
+        let _ = self.me.set(std::sync::Arc::downgrade(self));
+    }
+
+    /// The shared handle of this state, once [`ServerState::set_shared`]
+    /// ran (the server runs).
+    pub fn shared(&self) -> Option<std::sync::Arc<ServerState>> {
+        self.me.get().and_then(std::sync::Weak::upgrade)
     }
 
     /// Whether clients must authenticate.

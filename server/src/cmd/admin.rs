@@ -1,15 +1,16 @@
 //! Server administration: TIME LASTSAVE SAVE BGSAVE SHUTDOWN,
 //! SLOWLOG and LATENCY.
 //!
-//! Durability in Amber comes from the persistent-memory arena, not from RDB
-//! snapshots: SAVE and BGSAVE ask the storage engine for a save point
-//! ([`crate::ServerState::save_point`]) and answer as Redis does.
+//! Durability in Amber comes from the persistent-memory arena; SAVE, BGSAVE
+//! and SHUTDOWN SAVE also write Redis's `dump.rdb` ([`crate::snapshot`])
+//! and take a save point in the arena ([`crate::ServerState::save_point`]).
 
 use std::sync::atomic::Ordering;
 
 use super::args::{is, parse_i64, text};
 use super::error::{CmdError, CmdResult};
 use super::{Ctx, Handler};
+use crate::snapshot;
 
 /// This family's commands.
 pub const COMMANDS: &[(&str, Handler)] = &[
@@ -58,37 +59,82 @@ fn lastsave(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
+/// Redis's text when a `BGSAVE` runs.
+const BGSAVE_RUNNING: &str = "Background save already in progress";
+
+/// `SAVE`: writes `dump.rdb` under the exclusive gate (a point-in-time
+/// snapshot; every other command waits), then takes a save point.
 fn save(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
-    match ctx.srv.save_point() {
-        Ok(()) => {
+    if ctx.srv.rdb.bgsave_in_progress.load(Ordering::Acquire) {
+        return Err(CmdError::err(BGSAVE_RUNNING));
+    }
+    match snapshot::save_and_sync(ctx.srv) {
+        Ok(_) => {
             ctx.out.ok();
             Ok(())
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "SAVE failed");
-            Err(CmdError::msg("ERR"))
-        }
+        Err(_) => Err(CmdError::msg("ERR")),
     }
 }
 
+/// `BGSAVE [SCHEDULE]`: Amber cannot fork, so a background thread takes
+/// the exclusive gate and writes the file while every command waits (the
+/// file is a point-in-time snapshot, as Redis's forked child writes; see
+/// `crate::snapshot`). The reply comes at once. `BGSAVE` and `LASTSAVE`
+/// run without the gate, so they answer while the save runs.
 fn bgsave(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     match args {
         [_] => {}
         [_, opt] if is(opt, "schedule") => {}
         _ => return Err(CmdError::Syntax),
     }
-    match ctx.srv.save_point() {
-        Ok(()) => {
+    let srv = ctx.srv;
+    if srv.rdb.bgsave_in_progress.swap(true, Ordering::AcqRel) {
+        return Err(CmdError::err(BGSAVE_RUNNING));
+    }
+    let started = amber_storage::clock::now_ms() / 1000;
+    srv.rdb.bgsave_started.store(started, Ordering::Relaxed);
+    let spawned = srv.shared().map(|shared| {
+        std::thread::Builder::new()
+            .name("amber-bgsave".into())
+            .spawn(move || {
+                let t = std::time::Instant::now();
+                let ok = {
+                    let _gate = shared.keyspace.exclusive();
+                    snapshot::save_and_sync(&shared).is_ok()
+                };
+                let rdb = &shared.rdb;
+                rdb.last_bgsave_ok.store(ok, Ordering::Relaxed);
+                rdb.last_bgsave_secs
+                    .store(t.elapsed().as_secs() as i64, Ordering::Relaxed);
+                rdb.bgsave_started.store(0, Ordering::Relaxed);
+                rdb.bgsave_in_progress.store(false, Ordering::Release);
+            })
+    });
+    match spawned {
+        Some(Ok(_)) => {
+            tracing::info!("Background saving started");
             ctx.out.simple("Background saving started");
             Ok(())
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "BGSAVE failed");
+        other => {
+            if let Some(Err(e)) = other {
+                tracing::warn!(error = %e, "cannot start the background save thread");
+            }
+            srv.rdb.last_bgsave_ok.store(false, Ordering::Relaxed);
+            srv.rdb.bgsave_started.store(0, Ordering::Relaxed);
+            srv.rdb.bgsave_in_progress.store(false, Ordering::Release);
             Err(CmdError::msg("ERR"))
         }
     }
 }
 
+/// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]`. `SAVE` writes
+/// `dump.rdb` (and takes a save point). Without `SAVE` or `NOSAVE`, when
+/// `save` points are configured: with `persistence pmem` the arena is the
+/// durable copy and a save point is taken (no file: the next start
+/// recovers the arena and would ignore it); without it, `dump.rdb` is
+/// written, as Redis does, since nothing else survives the restart.
 fn shutdown(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let (mut nosave, mut save, mut abort, mut other) = (false, false, false, false);
     for a in args.iter().skip(1) {
@@ -111,18 +157,25 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         // Amber shuts down at once: there is never a shutdown to abort.
         return Err(CmdError::err("No shutdown in progress."));
     }
-    let wants_save =
-        save || (!nosave && !ctx.srv.config.get("save").unwrap_or_default().is_empty());
-    if wants_save {
-        if let Err(e) = ctx.srv.save_point() {
-            tracing::warn!(error = %e, "save point before shutdown failed");
-            if !other {
-                return Err(CmdError::err("Errors trying to SHUTDOWN. Check logs."));
-            }
+    let srv = ctx.srv;
+    let save_points = !srv.config.get("save").unwrap_or_default().is_empty();
+    let pmem = srv.config.get("persistence").as_deref() == Some("pmem");
+    let result = if save || (!nosave && save_points && !pmem) {
+        snapshot::save_and_sync(srv).map(|_| ())
+    } else if !nosave && save_points {
+        srv.save_point()
+    } else {
+        Ok(())
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "saving before shutdown failed");
+        if !other {
+            return Err(CmdError::err("Errors trying to SHUTDOWN. Check logs."));
         }
     }
+    srv.rdb.shutdown_saved.store(true, Ordering::Relaxed);
     tracing::warn!("User requested shutdown...");
-    ctx.srv.request_shutdown();
+    srv.request_shutdown();
     // Like Redis, no reply: the connection just closes.
     ctx.client.close_after_reply = true;
     Ok(())

@@ -299,6 +299,9 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     if multi::queue_or_run(ctx, &def.name, args) {
         return;
     }
+    if def.flags.has(Flags::NO_GATE) {
+        return call(ctx, def, args);
+    }
     // Ordinary commands share the keyspace gate; cross-database commands
     // (and EXEC) hold it alone so no other command interleaves.
     let keyspace = &srv.keyspace;

@@ -51,6 +51,9 @@ impl Flags {
     /// Redis's `may_replicate`: not a write, but replicated or refused to
     /// a replica all the same (see [`MAY_REPLICATE`]).
     pub const MAY_REPLICATE: Flags = Flags(1 << 13);
+    /// Runs without the keyspace gate (see [`GATE_FREE_COMMANDS`]). Amber's
+    /// own flag.
+    pub const NO_GATE: Flags = Flags(1 << 14);
 
     /// Does `self` include all of `other`?
     pub fn has(self, other: Flags) -> bool {
@@ -255,7 +258,13 @@ const EXCLUSIVE_COMMANDS: &[&str] = &[
     "evalsha_ro",
     "fcall",
     "fcall_ro",
+    "save",
+    "shutdown",
 ];
+
+/// Commands that run without the keyspace gate, so that they answer while
+/// a `BGSAVE` holds it: they touch no key.
+const GATE_FREE_COMMANDS: &[&str] = &["bgsave", "lastsave"];
 
 /// Hand-written metadata for commands Redis does not have.
 pub struct Extension {
@@ -346,6 +355,9 @@ impl CommandTable {
         let mut flags = Flags::from_names(&dc.flags);
         if EXCLUSIVE_COMMANDS.contains(&dc.name.as_str()) {
             flags = flags | Flags::EXCLUSIVE;
+        }
+        if GATE_FREE_COMMANDS.contains(&dc.name.as_str()) {
+            flags = flags | Flags::NO_GATE;
         }
         if MAY_REPLICATE.contains(&dc.name.as_str()) {
             flags = flags | Flags::MAY_REPLICATE;

@@ -155,6 +155,31 @@ impl Functions {
         }
     }
 
+    /// The code of every library, for an RDB file (`rdbSaveFunctions`).
+    pub fn codes(&self) -> Vec<Vec<u8>> {
+        let guard = self.state.lock();
+        guard.as_ref().map_or_else(Vec::new, |s| {
+            s.registry.libraries().map(|l| l.code.clone()).collect()
+        })
+    }
+
+    /// Loads the libraries of an RDB file (`rdbFunctionLoad`) next to the
+    /// ones there (none at start-up), saving them in the arena like
+    /// `FUNCTION RESTORE APPEND`. The error is Redis's text (a library
+    /// that does not compile, or one already there).
+    pub fn load_codes(&self, keyspace: &Keyspace, codes: &[Vec<u8>]) -> Result<u64, String> {
+        self.change(keyspace, |state| {
+            let restored = build(state, codes)?;
+            let n = restored.library_count() as u64;
+            state
+                .registry
+                .join(restored, false)
+                .map_err(CmdError::err)?;
+            Ok(n)
+        })
+        .map_err(|e| e.text().into_owned())
+    }
+
     /// Libraries loaded (`INFO memory`'s `number_of_libraries`).
     pub fn library_count(&self) -> u64 {
         self.libraries.load(Ordering::Relaxed)
