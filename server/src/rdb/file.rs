@@ -268,7 +268,7 @@ impl fmt::Display for FileError {
             K::FunctionPreGa => write!(f, "Pre-release function format not supported")?,
             K::BadObject(key) => write!(
                 f,
-                "Bad data format in the value of key '{}' (the file is corrupt)",
+                "Bad data format in the value of key '{}' (the file is truncated or corrupt)",
                 String::from_utf8_lossy(key)
             )?,
             K::Corrupt(what) => write!(f, "Corrupt RDB file: {what}")?,
@@ -596,14 +596,14 @@ mod tests {
         let mut v11 = file(&[]);
         v11[7..9].copy_from_slice(b"11");
         assert_eq!(
-            entries(&v11).map(|_| ()).unwrap_err().kind,
+            entries(&v11).map(|_| ()).expect_err("refused").kind,
             FileErrorKind::Version(11)
         );
     }
 
     #[test]
     fn refuses_what_does_not_load() {
-        let kind_of = |d: &[u8]| entries(d).map(|_| ()).unwrap_err().kind;
+        let kind_of = |d: &[u8]| entries(d).map(|_| ()).expect_err("refused").kind;
         assert_eq!(kind_of(b"RODIS0010\xff"), FileErrorKind::BadMagic);
         assert_eq!(kind_of(b""), FileErrorKind::BadMagic);
         let mut flipped = sample(true);
