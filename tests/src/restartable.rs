@@ -94,6 +94,20 @@ impl RestartableServer {
         }
     }
 
+    /// Stops it with SIGTERM (a clean stop, as a service manager does) and
+    /// checks it exited 0.
+    pub fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill(2) on our own child's pid, which we have not
+            // waited for yet (so it cannot have been reused).
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+            }
+            let status = child.wait().expect("wait");
+            assert!(status.success(), "exit status after SIGTERM: {status}");
+        }
+    }
+
     /// Everything it logged since the directory was first used.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()

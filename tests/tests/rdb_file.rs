@@ -9,98 +9,23 @@
 //! file.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use amber_tests::binary::amber_server_bin;
 use amber_tests::process::{amber_base_args, free_port, run_amber_to_exit};
 use amber_tests::reply::{parse, show, Reply};
 use amber_tests::tools::run_tool;
-use amber_tests::{RespClient, ServerProcess};
+use amber_tests::{RespClient, RestartableServer, ServerProcess};
 
 const LIB: &str = "#!lua name=rdblib\n\
 redis.register_function('answer', function(keys, args) return 42 end)\n\
 redis.register_function{function_name='echo', callback=function(keys, args) return args[1] end, \
 flags={'no-writes'}, description='echoes'}\n";
 
-/// One amber-server on a fixed directory, restartable.
-struct Amber {
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-    extra: Vec<String>,
-}
-
-impl Amber {
-    fn start(dir: &Path, extra: &[&str]) -> Amber {
-        let mut s = Amber {
-            port: free_port(),
-            dir: dir.to_path_buf(),
-            child: None,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-        };
-        s.spawn();
-        s
-    }
-
-    fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("server.log"))
-            .expect("log file");
-        let child = Command::new(amber_server_bin())
-            .args(amber_base_args(self.port, &self.dir))
-            .args(&self.extra)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn amber-server");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(mut c) = RespClient::connect(self.port) {
-                if c.try_cmd(&["PING"]).is_ok_and(|r| r == b"+PONG\r\n") {
-                    return;
-                }
-            }
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!("amber-server exited with {status}; log:\n{}", self.log());
-            }
-            assert!(Instant::now() < deadline, "no PONG; log:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn client(&self) -> RespClient {
-        let c = RespClient::connect(self.port).expect("connect");
-        c.set_timeout(Duration::from_secs(60));
-        c
-    }
-
-    /// SIGKILL, then start again on the same directory and arena.
-    fn kill9_restart(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        self.spawn();
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Amber {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+/// A started server in `dir` with `extra` arguments.
+fn start(dir: &Path, extra: &[&str]) -> RestartableServer {
+    let mut s = RestartableServer::new(dir, extra);
+    s.start();
+    s
 }
 
 /// A temporary directory.
@@ -348,7 +273,7 @@ fn redis_dump_loads_into_amber_and_stays_in_the_arena() {
     let (redis, file) = redis_with_dump();
     let dir = tempdir("amber-rdb-load-");
     std::fs::copy(&file, dir.path().join("dump.rdb")).expect("copy");
-    let mut amber = Amber::start(dir.path(), &["--persistence", "pmem"]);
+    let mut amber = start(dir.path(), &["--persistence", "pmem"]);
     let log = amber.log();
     assert!(log.contains("DB loaded from the RDB file"), "{log}");
     let (mut r, mut a) = (redis.client(), amber.client());
@@ -369,7 +294,8 @@ fn redis_dump_loads_into_amber_and_stays_in_the_arena() {
     assert_eq!(a.cmd(&["DEL", "str-emb"]), b":1\r\n");
     assert_eq!(r.cmd(&["DEL", "str-emb"]), b":1\r\n");
     drop(a);
-    amber.kill9_restart();
+    amber.kill9();
+    amber.start();
     let mut a = amber.client();
     assert_eq!(a.cmd(&["EXISTS", "str-emb"]), b":0\r\n");
     assert_same_reads(&mut r, &mut a);
@@ -407,7 +333,7 @@ fn check_rdb(file: &Path) {
 fn amber_save_is_accepted_by_redis_check_rdb_and_loads_into_redis() {
     // No hot tier: every value is read from the arena for the file.
     let dir = tempdir("amber-rdb-save-");
-    let amber = Amber::start(dir.path(), &["--persistence", "pmem", "--dram-budget", "0"]);
+    let amber = start(dir.path(), &["--persistence", "pmem", "--dram-budget", "0"]);
     let mut a = amber.client();
     build(&mut a);
     let before = parsed(&a.cmd(&["LASTSAVE"])).integer().expect("int");
@@ -423,7 +349,7 @@ fn amber_save_is_accepted_by_redis_check_rdb_and_loads_into_redis() {
     // And back: the file Amber wrote loads into a fresh Amber too.
     let dir2 = tempdir("amber-rdb-reload-");
     std::fs::copy(&file, dir2.path().join("dump.rdb")).expect("copy");
-    let amber2 = Amber::start(dir2.path(), &["--persistence", "none"]);
+    let amber2 = start(dir2.path(), &["--persistence", "none"]);
     let mut a2 = amber2.client();
     assert_same_reads(&mut r, &mut a2);
 }
@@ -441,7 +367,7 @@ fn wait_bgsave(c: &mut RespClient) {
 fn bgsave_writes_a_loadable_file_and_refuses_a_second_one_meanwhile() {
     let dir = tempdir("amber-rdb-bgsave-");
     // 100 keys at 20 ms each: a save that lasts about two seconds.
-    let amber = Amber::start(dir.path(), &["--rdb-key-save-delay", "20000"]);
+    let amber = start(dir.path(), &["--rdb-key-save-delay", "20000"]);
     let mut a = amber.client();
     for i in 0..100 {
         a.cmd(&["SET", &format!("k{i}"), &format!("v{i}")]);
@@ -522,7 +448,7 @@ fn corrupt_truncated_or_foreign_files_stop_startup() {
         // Nothing half-loaded stays in the arena: without the file the
         // server starts empty.
         std::fs::remove_file(&path).expect("remove");
-        let amber = Amber::start(dir.path(), &["--persistence", "pmem"]);
+        let amber = start(dir.path(), &["--persistence", "pmem"]);
         let mut a = amber.client();
         for db in [0, 2, 15] {
             a.cmd(&["SELECT", &db.to_string()]);
@@ -538,13 +464,14 @@ fn corrupt_truncated_or_foreign_files_stop_startup() {
 #[test]
 fn a_non_empty_arena_wins_over_the_file() {
     let dir = tempdir("amber-rdb-arena-");
-    let mut amber = Amber::start(dir.path(), &["--persistence", "pmem"]);
+    let mut amber = start(dir.path(), &["--persistence", "pmem"]);
     let mut a = amber.client();
     assert_eq!(a.cmd(&["SET", "mine", "arena"]), b"+OK\r\n");
     drop(a);
     let (_redis, file) = redis_with_dump();
     std::fs::copy(&file, dir.path().join("dump.rdb")).expect("copy");
-    amber.kill9_restart();
+    amber.kill9();
+    amber.start();
     let mut a = amber.client();
     assert_eq!(a.cmd(&["GET", "mine"]), b"$5\r\narena\r\n");
     assert_eq!(a.cmd(&["DBSIZE"]), b":1\r\n");
@@ -575,34 +502,21 @@ fn without_pmem_the_file_survives_a_restart_as_in_redis() {
     // `save` points (Redis's default) and no arena persistence: SIGTERM
     // writes dump.rdb, the next start loads it.
     let dir = tempdir("amber-rdb-none-");
-    let mut amber = Amber::start(dir.path(), &["--persistence", "none"]);
+    let mut amber = start(dir.path(), &["--persistence", "none"]);
     let mut a = amber.client();
     assert_eq!(a.cmd(&["SET", "kept", "yes", "EX", "1000"]), b"+OK\r\n");
     drop(a);
-    if let Some(mut c) = amber.child.take() {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(c.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let status = c.wait().expect("wait");
-        assert!(status.success(), "{status}");
-    }
+    amber.terminate();
     assert!(dir.path().join("dump.rdb").exists(), "{}", amber.log());
-    amber.spawn();
+    amber.start();
     let mut a = amber.client();
     assert_eq!(a.cmd(&["GET", "kept"]), b"$3\r\nyes\r\n");
     let ttl = parsed(&a.cmd(&["TTL", "kept"])).integer().expect("int");
     assert!((990..=1000).contains(&ttl), "{ttl}");
     // With `--save ""` nothing is written.
     let dir2 = tempdir("amber-rdb-nosave-");
-    let mut amber2 = Amber::start(dir2.path(), &["--persistence", "none", "--save", ""]);
+    let mut amber2 = start(dir2.path(), &["--persistence", "none", "--save", ""]);
     amber2.client().cmd(&["SET", "k", "v"]);
-    if let Some(mut c) = amber2.child.take() {
-        // SAFETY: as above.
-        unsafe {
-            libc::kill(c.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let _ = c.wait();
-    }
+    amber2.terminate();
     assert!(!dir2.path().join("dump.rdb").exists());
 }
