@@ -11,6 +11,7 @@
 //! | 5 `SET` | `crate::types::set`'s encoding |
 //! | 6 `ZSET` | `crate::types::zset`'s encoding |
 //! | 7 `STRING_NO_INT` | the string's bytes; never reported `int` (`INCRBYFLOAT`'s result) |
+//! | 8 `STREAM` | `crate::types::stream`'s encoding |
 //!
 //! Each collection type documents its own value layout next to its
 //! `encode`. A kind this build does not know is reported as corrupt rather
@@ -18,7 +19,7 @@
 
 use std::borrow::Cow;
 
-use crate::types::{HashValue, ListValue, SetValue, ZSetValue};
+use crate::types::{HashValue, ListValue, SetValue, StreamValue, ZSetValue};
 use crate::value::{StrValue, Value, ValueType};
 
 /// A string.
@@ -35,6 +36,8 @@ pub const KIND_SET: u8 = 5;
 pub const KIND_ZSET: u8 = 6;
 /// A string that is never reported as `int`.
 pub const KIND_STRING_NO_INT: u8 = 7;
+/// A stream.
+pub const KIND_STREAM: u8 = 8;
 
 /// The record kind and value bytes for `value` (strings are borrowed).
 pub fn encode(value: &Value) -> (u8, Cow<'_, [u8]>) {
@@ -47,6 +50,7 @@ pub fn encode(value: &Value) -> (u8, Cow<'_, [u8]>) {
         Value::List(v) => (KIND_LIST, Cow::Owned(v.encode())),
         Value::Set(v) => (KIND_SET, Cow::Owned(v.encode())),
         Value::ZSet(v) => (KIND_ZSET, Cow::Owned(v.encode())),
+        Value::Stream(v) => (KIND_STREAM, Cow::Owned(v.encode())),
     }
 }
 
@@ -60,6 +64,7 @@ pub fn kind_of(value: &Value) -> u8 {
         Value::List(_) => KIND_LIST,
         Value::Set(_) => KIND_SET,
         Value::ZSet(_) => KIND_ZSET,
+        Value::Stream(_) => KIND_STREAM,
     }
 }
 
@@ -77,6 +82,7 @@ pub fn decode(kind: u8, bytes: &[u8]) -> Option<Value> {
         KIND_LIST => ListValue::decode(bytes).map(Value::from),
         KIND_SET => SetValue::decode(bytes).map(Value::from),
         KIND_ZSET => ZSetValue::decode(bytes).map(Value::from),
+        KIND_STREAM => StreamValue::decode(bytes).map(Value::from),
         _ => None,
     }
 }
@@ -89,6 +95,7 @@ pub fn type_of(kind: u8) -> Option<ValueType> {
         KIND_LIST => Some(ValueType::List),
         KIND_SET => Some(ValueType::Set),
         KIND_ZSET => Some(ValueType::ZSet),
+        KIND_STREAM => Some(ValueType::Stream),
         _ => None,
     }
 }
@@ -107,6 +114,7 @@ mod tests {
                 no_int: false,
             }),
             Value::Str(StrValue::without_int(b"10".to_vec())),
+            Value::from(StreamValue::new()),
         ];
         for v in values {
             let (kind, bytes) = encode(&v);

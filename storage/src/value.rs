@@ -5,7 +5,7 @@
 //! themselves.
 
 use crate::types::journal::Journal;
-use crate::types::{HashValue, ListValue, SetValue, ZSetValue};
+use crate::types::{HashValue, ListValue, SetValue, StreamValue, ZSetValue};
 
 /// A value stored under a key.
 ///
@@ -25,6 +25,8 @@ pub enum Value {
     Set(Box<SetValue>),
     /// A sorted set.
     ZSet(Box<ZSetValue>),
+    /// A stream.
+    Stream(Box<StreamValue>),
 }
 
 macro_rules! boxed_from {
@@ -36,7 +38,7 @@ macro_rules! boxed_from {
         }
     )*};
 }
-boxed_from!(HashValue => Hash, ListValue => List, SetValue => Set, ZSetValue => ZSet);
+boxed_from!(HashValue => Hash, ListValue => List, SetValue => Set, ZSetValue => ZSet, StreamValue => Stream);
 
 /// The type name a value reports through `TYPE` and `SCAN ... TYPE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +53,8 @@ pub enum ValueType {
     Set,
     /// `zset`
     ZSet,
+    /// `stream`
+    Stream,
 }
 
 impl ValueType {
@@ -62,6 +66,7 @@ impl ValueType {
             ValueType::List => "list",
             ValueType::Set => "set",
             ValueType::ZSet => "zset",
+            ValueType::Stream => "stream",
         }
     }
 }
@@ -80,6 +85,7 @@ impl Value {
             Value::List(_) => ValueType::List,
             Value::Set(_) => ValueType::Set,
             Value::ZSet(_) => ValueType::ZSet,
+            Value::Stream(_) => ValueType::Stream,
         }
     }
 
@@ -92,6 +98,7 @@ impl Value {
             Value::List(v) => std::mem::size_of::<Value>() + v.mem_usage(),
             Value::Set(v) => std::mem::size_of::<Value>() + v.mem_usage(),
             Value::ZSet(v) => std::mem::size_of::<Value>() + v.mem_usage(),
+            Value::Stream(v) => std::mem::size_of::<Value>() + v.mem_usage(),
         }
     }
 
@@ -103,6 +110,7 @@ impl Value {
             Value::List(v) => v.encoding(),
             Value::Set(v) => v.encoding(),
             Value::ZSet(v) => v.encoding(),
+            Value::Stream(v) => v.encoding(),
         }
     }
 
@@ -115,6 +123,7 @@ impl Value {
             Value::List(v) => Some(&mut v.journal),
             Value::Set(v) => Some(&mut v.journal),
             Value::ZSet(v) => Some(&mut v.journal),
+            Value::Stream(v) => Some(&mut v.journal),
         }
     }
 
@@ -127,6 +136,7 @@ impl Value {
             Value::List(v) => v.is_empty(),
             Value::Set(v) => v.is_empty(),
             Value::ZSet(v) => v.is_empty(),
+            Value::Stream(v) => v.is_empty(),
         }
     }
 }

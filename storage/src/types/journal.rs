@@ -40,9 +40,17 @@
 //! | 11 | list set | index, element |
 //! | 12 | list insert | index, element |
 //! | 13 | list remove | index |
+//! | 14 | stream append | id, new-node byte, count, fields and values |
+//! | 15 | stream delete (`XDEL`) | id |
+//! | 16 | stream trim | strategy byte (0 `MAXLEN`, 1 `MINID`), length or id, approx byte, limit |
+//! | 17 | stream IDs (`XSETID`) | last id, entries added, max deleted id |
+//!
+//! A stream ID is two varints (ms, seq). Consumer-group changes are not ops:
+//! they overflow the journal.
 
 use super::hash::HashLimits;
 use super::set::{get_varint, put_varint};
+use super::stream::{StreamId, Trim};
 use crate::value::Value;
 
 /// A journal larger than this stops recording and asks for a full record.
@@ -61,6 +69,10 @@ const LPOP_TAIL: u8 = 10;
 const LSET: u8 = 11;
 const LINSERT: u8 = 12;
 const LREMOVE: u8 = 13;
+const XADD: u8 = 14;
+const XDEL: u8 = 15;
+const XTRIM: u8 = 16;
+const XSETID: u8 = 17;
 
 /// Largest ops buffer [`Journal::recycle`] keeps for reuse.
 const RECYCLE_MAX: usize = 256;
@@ -220,6 +232,64 @@ impl Journal {
     pub(crate) fn list_remove(&mut self, i: usize) {
         self.op(LREMOVE, Some(i as u64), None, None);
     }
+    pub(crate) fn stream_append(&mut self, id: StreamId, new_node: bool, fv: &[&[u8]]) {
+        let Some(out) = self.buf() else { return };
+        out.push(XADD);
+        put_id(out, id);
+        out.push(u8::from(new_node));
+        put_varint(out, fv.len() as u64);
+        for b in fv {
+            put_varint(out, b.len() as u64);
+            out.extend_from_slice(b);
+        }
+    }
+    pub(crate) fn stream_delete(&mut self, id: StreamId) {
+        let Some(out) = self.buf() else { return };
+        out.push(XDEL);
+        put_id(out, id);
+    }
+    pub(crate) fn stream_trim(&mut self, to: Trim, approx: bool, limit: u64) {
+        let Some(out) = self.buf() else { return };
+        out.push(XTRIM);
+        match to {
+            Trim::MaxLen(n) => {
+                out.push(0);
+                put_varint(out, n);
+            }
+            Trim::MinId(id) => {
+                out.push(1);
+                put_id(out, id);
+            }
+        }
+        out.push(u8::from(approx));
+        put_varint(out, limit);
+    }
+    pub(crate) fn stream_meta(&mut self, last: StreamId, added: u64, max_deleted: StreamId) {
+        let Some(out) = self.buf() else { return };
+        out.push(XSETID);
+        put_id(out, last);
+        put_varint(out, added);
+        put_id(out, max_deleted);
+    }
+}
+
+fn put_id(out: &mut Vec<u8>, id: StreamId) {
+    put_varint(out, id.ms);
+    put_varint(out, id.seq);
+}
+
+fn get_id(b: &[u8]) -> Option<(StreamId, &[u8])> {
+    let (ms, r) = get_varint(b)?;
+    let (seq, r) = get_varint(r)?;
+    Some((StreamId::new(ms, seq), r))
+}
+
+fn flag(b: &[u8]) -> Option<(bool, &[u8])> {
+    match b.split_first()? {
+        (0, r) => Some((false, r)),
+        (1, r) => Some((true, r)),
+        _ => None,
+    }
 }
 
 /// Reads a length-prefixed byte string.
@@ -307,6 +377,52 @@ pub fn apply(value: &mut Value, mut ops: &[u8]) -> Option<()> {
             (LREMOVE, Value::List(l)) => {
                 let (i, r) = index(rest)?;
                 l.remove(i)?;
+                r
+            }
+            (XADD, Value::Stream(s)) => {
+                let (id, r) = get_id(rest)?;
+                let (new_node, r) = flag(r)?;
+                let (n, mut r) = index(r)?;
+                if n == 0 || n % 2 != 0 || id <= s.last_id() {
+                    return None;
+                }
+                let mut fv = Vec::with_capacity(n.min(r.len()));
+                for _ in 0..n {
+                    let (b, rest) = bytes(r)?;
+                    fv.push(b);
+                    r = rest;
+                }
+                s.append_in(id, &fv, new_node);
+                r
+            }
+            (XDEL, Value::Stream(s)) => {
+                let (id, r) = get_id(rest)?;
+                s.delete(id).then_some(())?;
+                r
+            }
+            (XTRIM, Value::Stream(s)) => {
+                let (&kind, r) = rest.split_first()?;
+                let (to, r) = match kind {
+                    0 => {
+                        let (n, r) = get_varint(r)?;
+                        (Trim::MaxLen(n), r)
+                    }
+                    1 => {
+                        let (id, r) = get_id(r)?;
+                        (Trim::MinId(id), r)
+                    }
+                    _ => return None,
+                };
+                let (approx, r) = flag(r)?;
+                let (limit, r) = get_varint(r)?;
+                s.trim_in(to, approx, limit);
+                r
+            }
+            (XSETID, Value::Stream(s)) => {
+                let (last, r) = get_id(rest)?;
+                let (added, r) = get_varint(r)?;
+                let (max_deleted, r) = get_id(r)?;
+                s.set_meta(last, Some(added), Some(max_deleted));
                 r
             }
             _ => return None,
