@@ -733,6 +733,27 @@ pub fn parse_timeout(arg: &[u8]) -> Result<Option<Instant>, CmdError> {
     Ok(Instant::now().checked_add(Duration::from_millis(ms as u64)))
 }
 
+/// Parses a blocking timeout given in milliseconds (`XREAD ... BLOCK`),
+/// like Redis's `getTimeoutFromObjectOrReply` with `UNIT_MILLISECONDS`:
+/// an integer, `0` for ever. Returns the deadline (`None`: no deadline).
+pub fn parse_timeout_ms(arg: &[u8]) -> Result<Option<Instant>, CmdError> {
+    let ms = crate::cmd::args::parse_i64(arg)
+        .ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;
+    if ms < 0 {
+        return Err(CmdError::err("timeout is negative"));
+    }
+    if ms == 0 {
+        return Ok(None);
+    }
+    // As for `parse_timeout`: a deadline past the end of `long long` waits
+    // for ever in Redis 7.0.
+    let now_ms = i64::try_from(amber_storage::clock::now_ms()).unwrap_or(i64::MAX);
+    if ms.checked_add(now_ms).is_none() {
+        return Ok(None);
+    }
+    Ok(Instant::now().checked_add(Duration::from_millis(ms as u64)))
+}
+
 #[cfg(test)]
 mod tests {
     //! The deferral API as `EXEC` uses it (EXEC itself lives elsewhere), and

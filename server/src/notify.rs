@@ -30,6 +30,8 @@ pub const SET: u32 = 1 << 5;
 pub const HASH: u32 = 1 << 6;
 /// `z`: sorted-set commands.
 pub const ZSET: u32 = 1 << 7;
+/// `t`: stream commands.
+pub const STREAM: u32 = 1 << 10;
 /// `x`: a key expired.
 pub const EXPIRED: u32 = 1 << 8;
 /// `e`: a key was evicted for maxmemory.

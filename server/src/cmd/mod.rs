@@ -33,6 +33,7 @@ pub mod reply_limit;
 pub mod scripting;
 pub mod sets;
 pub mod sort;
+pub mod streams;
 pub mod strings;
 pub mod table;
 pub mod zsets;
@@ -121,6 +122,7 @@ pub fn all_handlers() -> Vec<(&'static str, Handler)> {
         scripting::functions::COMMANDS,
         sets::COMMANDS,
         sort::COMMANDS,
+        streams::COMMANDS,
         strings::COMMANDS,
         zsets::COMMANDS,
     ];

@@ -47,6 +47,10 @@ pub struct HotConfig {
     pub zset_max_listpack_entries: AtomicU64,
     /// `zset-max-listpack-value`.
     pub zset_max_listpack_value: AtomicU64,
+    /// `stream-node-max-bytes` (read by every `XADD`).
+    pub stream_node_max_bytes: AtomicU64,
+    /// `stream-node-max-entries`.
+    pub stream_node_max_entries: AtomicU64,
 }
 
 impl HotConfig {
@@ -245,6 +249,10 @@ impl Config {
             .store(count("zset-max-listpack-entries"), Ordering::Relaxed);
         h.zset_max_listpack_value
             .store(count("zset-max-listpack-value"), Ordering::Relaxed);
+        h.stream_node_max_bytes
+            .store(count("stream-node-max-bytes"), Ordering::Relaxed);
+        h.stream_node_max_entries
+            .store(count("stream-node-max-entries"), Ordering::Relaxed);
         let notify = self.get("notify-keyspace-events").unwrap_or_default();
         h.notify_flags
             .store(value::notify_flags(&notify).unwrap_or(0), Ordering::Relaxed);

@@ -125,6 +125,17 @@ impl Group {
         }
     }
 
+    /// Records that `id` was delivered to `consumer` at `now` as a read of
+    /// new entries (`>`): a new PEL entry, or one already pending (the
+    /// group's ID was set back) moved to `consumer` with its delivery count
+    /// reset to 1, as Redis 7.0 does.
+    pub fn deliver_new(&mut self, id: StreamId, consumer: &[u8], now: u64) {
+        if let Some(p) = self.pel.get_mut(&id) {
+            p.delivery_count = 0;
+        }
+        self.deliver(id, consumer, now);
+    }
+
     /// Moves the pending entry `id` to `consumer` (a claim), leaving its
     /// delivery time and count to the caller.
     pub fn reassign(&mut self, id: StreamId, consumer: &[u8]) {
