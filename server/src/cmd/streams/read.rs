@@ -193,6 +193,10 @@ fn read(ctx: &mut Ctx<'_>, args: &[&[u8]], xreadgroup: bool) -> CmdResult {
             reply_entries(&mut body, s, start, count);
             continue;
         };
+        // Redis creates (and marks seen) the consumer only when it serves.
+        let Some(start) = start else {
+            continue;
+        };
         let s = match g.get_mut(key) {
             Some(Value::Stream(s)) => s,
             _ => continue,
@@ -200,9 +204,6 @@ fn read(ctx: &mut Ctx<'_>, args: &[&[u8]], xreadgroup: bool) -> CmdResult {
         if touch_consumer(s, gr, now) {
             events.push(key);
         }
-        let Some(start) = start else {
-            continue;
-        };
         served += 1;
         if proto == Protocol::Resp2 {
             body.array(2);
@@ -218,10 +219,8 @@ fn read(ctx: &mut Ctx<'_>, args: &[&[u8]], xreadgroup: bool) -> CmdResult {
     }
     if group.is_some() && served == 0 {
         for key in keys {
-            // A read that served nothing changed nothing but maybe a consumer.
-            if !events.contains(key) {
-                g.unchanged(key);
-            }
+            // A read that served nothing changed nothing.
+            g.unchanged(key);
         }
     }
     if served > 0 {
