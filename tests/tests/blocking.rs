@@ -1,4 +1,4 @@
-//! Blocking list and sorted-set commands end to end: the real `amber-server` over TCP with
+//! Blocking list, sorted-set and stream commands end to end: the real `amber-server` over TCP with
 //! several connections, and the same scenarios against a real
 //! `redis-server` whose replies must be identical.
 //!
@@ -398,6 +398,186 @@ fn zevents(port: u16) -> Vec<Vec<u8>> {
     out
 }
 
+/// XREAD BLOCK with `$` is woken by an XADD from another client, on either
+/// of its keys; two readers of the same key are both served (a read does
+/// not consume); COUNT bounds a woken read; a key another type is skipped.
+fn xread_wake(port: u16) -> Vec<Vec<u8>> {
+    let mut a = Client::connect(port);
+    let mut b = Client::connect(port);
+    let mut p = Client::connect(port);
+    let mut out = vec![p.cmd(&["XADD", "xs", "1-1", "old", "1"])];
+    a.send(&["XREAD", "BLOCK", "5000", "STREAMS", "xs", "xs2", "$", "$"]);
+    wait_blocked(port, 1);
+    b.send(&["XREAD", "BLOCK", "0", "COUNT", "1", "STREAMS", "xs", "1-1"]);
+    wait_blocked(port, 2);
+    out.push(p.cmd(&["XADD", "xs", "2-1", "new", "1"]));
+    out.push(a.read_reply());
+    out.push(b.read_reply());
+    // Woken by a stream created by XADD on its second key.
+    a.send(&["XREAD", "BLOCK", "5000", "STREAMS", "xs", "xs2", "$", "$"]);
+    wait_blocked(port, 1);
+    out.push(p.cmd(&["XADD", "xs2", "3-1", "f", "v"]));
+    out.push(a.read_reply());
+    // Explicit IDs below the top: served at once, no block.
+    out.push(a.cmd(&["XREAD", "BLOCK", "5000", "STREAMS", "xs", "0"]));
+    // An ID at the top waits; a smaller XADD cannot happen, XSETID does not wake.
+    a.send(&[
+        "XREAD", "BLOCK", "5000", "COUNT", "5", "STREAMS", "xs", "2-1",
+    ]);
+    wait_blocked(port, 1);
+    out.push(p.cmd(&["XSETID", "xs", "9-9"]));
+    out.push(p.cmd(&["XADD", "xs", "10-1", "a", "1"]));
+    out.push(a.read_reply());
+    // Timeout, MULTI (an immediate timeout), RESP3.
+    out.push(a.cmd(&["XREAD", "BLOCK", "50", "STREAMS", "xs", "$"]));
+    a.cmd(&["MULTI"]);
+    a.cmd(&["XREAD", "BLOCK", "0", "STREAMS", "xs", "$"]);
+    out.push(a.cmd(&["EXEC"]));
+    a.cmd(&["HELLO", "3"]);
+    out.push(a.cmd(&["XREAD", "BLOCK", "50", "STREAMS", "xs", "$"]));
+    a.send(&["XREAD", "BLOCK", "5000", "STREAMS", "xs", "$"]);
+    wait_blocked(port, 1);
+    out.push(p.cmd(&["XADD", "xs", "11-1", "b", "2"]));
+    out.push(a.read_reply());
+    out
+}
+
+/// XREADGROUP BLOCK with `>`: woken by XADD, the entries go to the first
+/// blocked consumer only (the group's last ID moves), NOACK leaves no PEL
+/// entry, XGROUP DESTROY answers -NOGROUP... as Redis does, and CLIENT
+/// UNBLOCK works on stream readers.
+fn xreadgroup_wake(port: u16) -> Vec<Vec<u8>> {
+    let mut a = Client::connect(port);
+    let mut b = Client::connect(port);
+    let mut p = Client::connect(port);
+    let mut out = vec![p.cmd(&["XGROUP", "CREATE", "gs", "g", "$", "MKSTREAM"])];
+    a.send(&[
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "alice",
+        "BLOCK",
+        "5000",
+        "STREAMS",
+        "gs",
+        ">",
+    ]);
+    wait_blocked(port, 1);
+    b.send(&[
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "bob",
+        "BLOCK",
+        "5000",
+        "NOACK",
+        "STREAMS",
+        "gs",
+        ">",
+    ]);
+    wait_blocked(port, 2);
+    out.push(p.cmd(&["XADD", "gs", "1-1", "f", "v"]));
+    out.push(a.read_reply());
+    out.push(p.cmd(&["XADD", "gs", "2-1", "f", "v"]));
+    out.push(b.read_reply());
+    out.push(p.cmd(&["XPENDING", "gs", "g"]));
+    out.push(p.cmd(&["XINFO", "GROUPS", "gs"]));
+    // The group goes away while a consumer waits on it.
+    a.send(&[
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "alice",
+        "BLOCK",
+        "5000",
+        "STREAMS",
+        "gs",
+        ">",
+    ]);
+    wait_blocked(port, 1);
+    out.push(p.cmd(&["XGROUP", "DESTROY", "gs", "g"]));
+    out.push(a.read_reply());
+    // CLIENT UNBLOCK: TIMEOUT gives the null array, ERROR -UNBLOCKED.
+    out.push(p.cmd(&["XGROUP", "CREATE", "gs", "g", "$"]));
+    let id = client_id(&mut a);
+    a.send(&[
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "alice",
+        "BLOCK",
+        "0",
+        "STREAMS",
+        "gs",
+        ">",
+    ]);
+    wait_blocked(port, 1);
+    out.push(p.cmd(&["CLIENT", "UNBLOCK", &id]));
+    out.push(a.read_reply());
+    a.send(&["XREAD", "BLOCK", "0", "STREAMS", "gs", "$"]);
+    wait_blocked(port, 1);
+    out.push(p.cmd(&["CLIENT", "UNBLOCK", &id, "ERROR"]));
+    out.push(a.read_reply());
+    // Served inside EXEC only after the transaction ran.
+    a.send(&[
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "carol",
+        "BLOCK",
+        "5000",
+        "STREAMS",
+        "gs",
+        ">",
+    ]);
+    wait_blocked(port, 1);
+    p.cmd(&["MULTI"]);
+    p.cmd(&["XADD", "gs", "3-1", "f", "v"]);
+    p.cmd(&["XADD", "gs", "4-1", "f", "v"]);
+    out.push(p.cmd(&["EXEC"]));
+    out.push(a.read_reply());
+    out.push(p.cmd(&["XPENDING", "gs", "g"]));
+    out
+}
+
+/// Keyspace events of the stream commands, in Redis's order: `xadd` then
+/// `xtrim` for a trimming XADD, `xdel`, `xsetid`, the `xgroup-*` events, a
+/// consumer created by XREADGROUP, and none for a read or an XACK.
+fn xevents(port: u16) -> Vec<Vec<u8>> {
+    let mut p = Client::connect(port);
+    let mut sub = Client::connect(port);
+    let mut out = vec![p.cmd(&["CONFIG", "SET", "notify-keyspace-events", "KEA"])];
+    out.push(sub.cmd(&["PSUBSCRIBE", "__keyevent@0__:*"]));
+    let cmds: &[&[&str]] = &[
+        &["XADD", "ev", "1", "f", "v"],
+        &["XADD", "ev", "MAXLEN", "1", "2", "f", "v"],
+        &["XDEL", "ev", "2"],
+        &["XDEL", "ev", "2"],
+        &["XSETID", "ev", "5"],
+        &["XTRIM", "ev", "MAXLEN", "0"],
+        &["XGROUP", "CREATE", "ev", "g", "0"],
+        &["XGROUP", "CREATE", "ev2", "g", "0", "MKSTREAM"],
+        &["XGROUP", "SETID", "ev", "g", "0"],
+        &["XGROUP", "CREATECONSUMER", "ev", "g", "c"],
+        &["XADD", "ev", "6", "f", "v"],
+        &["XREADGROUP", "GROUP", "g", "d", "STREAMS", "ev", ">"],
+        &["XRANGE", "ev", "-", "+"],
+        &["XACK", "ev", "g", "6"],
+        &["XCLAIM", "ev", "g", "e", "0", "6", "FORCE"],
+        &["XGROUP", "DELCONSUMER", "ev", "g", "c"],
+        &["XGROUP", "DELCONSUMER", "ev", "g", "nobody"],
+        &["XGROUP", "DESTROY", "ev", "g"],
+        &["CONFIG", "SET", "notify-keyspace-events", ""],
+    ];
+    for c in cmds {
+        out.push(p.cmd(c));
+    }
+    while !sub.nothing_pending(Duration::from_millis(200)) {
+        out.push(sub.read_reply());
+    }
+    out
+}
+
 /// Runs `scenario` on Amber and, when available, on Redis; the replies must
 /// be the same bytes.
 fn same_on_both(scenario: fn(u16) -> Vec<Vec<u8>>) {
@@ -410,6 +590,21 @@ fn same_on_both(scenario: fn(u16) -> Vec<Vec<u8>>) {
         show_all(&want),
         "amber (left) vs redis (right)"
     );
+}
+
+#[test]
+fn xread_block_woken_by_xadd() {
+    same_on_both(xread_wake);
+}
+
+#[test]
+fn xreadgroup_block_consumers_and_unblock() {
+    same_on_both(xreadgroup_wake);
+}
+
+#[test]
+fn stream_keyspace_events() {
+    same_on_both(xevents);
 }
 
 #[test]
