@@ -444,6 +444,14 @@ impl<'a> Guard<'a> {
         }
     }
 
+    /// Declares that the command changed `key` (taken with
+    /// [`Guard::get_mut`]) in a way Redis does not signal to `WATCH`
+    /// (consumer-group bookkeeping, `XSETID`): the value is written back as
+    /// usual, but its watchers are not told (their `EXEC` still runs).
+    pub fn unsignaled(&mut self, key: &[u8]) {
+        self.touched.retain(|k| &**k != key);
+    }
+
     /// Stores `value` under `key`.
     pub fn set(&mut self, key: &[u8], value: Value, expiry: SetExpiry) -> Result<()> {
         let clock = self.clock;

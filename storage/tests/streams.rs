@@ -1,12 +1,13 @@
 //! Streams in the tiered engine: a stream built by one append per command
-//! is persisted as delta records, not rewritten whole, and a reopen (after
+//! is persisted as delta records, not rewritten whole (nor is it when a
+//! consumer group reads it), and a reopen (after
 //! a crash or a clean close) finds it exactly as it was, consumer groups
 //! and pending entries included.
 
 use std::sync::atomic::Ordering;
 
 use amber_storage::codec;
-use amber_storage::types::stream::{Group, NodeLimits, StreamId, Trim};
+use amber_storage::types::stream::{NodeLimits, StreamId, Trim};
 use amber_storage::types::StreamValue;
 use amber_storage::{
     ArenaConfig, ArenaSync, Keyspace, KeyspaceConfig, Persistence, SetExpiry, Value,
@@ -73,20 +74,37 @@ fn appends_are_deltas_and_the_stream_survives_a_crash_and_a_restart() {
     let used = ks.tiers.arena.as_ref().expect("arena").stats().used_bytes;
     // Whole rewrites would be ~3000²/2 × ~30 bytes ≈ 135 MB.
     assert!(used < 8 << 20, "{used} bytes used for 3000 appends");
-    // Deletions, trims and XSETID are deltas too; group changes are full
-    // records; both must come back.
+    // Deletions, trims, XSETID and consumer-group changes are deltas too.
     with_stream(&ks, b"s", |s| {
         assert!(s.delete(StreamId::new(5, 0)));
         assert_eq!(s.trim(Trim::MaxLen(2500), true, 0), 499);
-        let g = s
-            .groups_mut()
-            .entry(b"grp".as_slice().into())
-            .or_insert_with(|| Group::new(StreamId::new(600, 0), 100));
-        g.consumer_or_create(b"alice", 1000);
-        g.deliver(StreamId::new(601, 0), b"alice", 1001);
-        g.deliver(StreamId::new(602, 0), b"alice", 1002);
-        g.ack(StreamId::new(601, 0));
+        assert!(s.create_group(b"grp", StreamId::new(600, 0), 100));
     });
+    // A group reading the stream entry by entry (as XREADGROUP COUNT 1
+    // then XACK would) writes small deltas, not the whole stream.
+    let deltas = ks.tiers.stats.delta_writes.load(Ordering::Relaxed);
+    let used = ks.tiers.arena.as_ref().expect("arena").stats().used_bytes;
+    for i in 601..801 {
+        with_stream(&ks, b"s", |s| {
+            let id = StreamId::new(i, 0);
+            assert_eq!(s.touch_consumer(b"grp", b"alice", 1000 + i), Some(i == 601));
+            assert!(s.set_pending(b"grp", id, b"alice", 1000 + i, 1));
+            assert!(s.set_group_cursor(b"grp", id, i as i64));
+        });
+        if i % 2 == 0 {
+            with_stream(&ks, b"s", |s| assert!(s.ack(b"grp", StreamId::new(i, 0))));
+        }
+    }
+    let group_deltas = ks.tiers.stats.delta_writes.load(Ordering::Relaxed) - deltas;
+    assert!(
+        group_deltas >= 290,
+        "only {group_deltas} of 300 group writes were deltas"
+    );
+    let grown = ks.tiers.arena.as_ref().expect("arena").stats().used_bytes - used;
+    assert!(
+        grown < 1 << 20,
+        "{grown} bytes written for 300 group changes"
+    );
     append(&ks, b"s", 3001, 50);
     with_stream(&ks, b"s", |s| {
         s.set_meta(StreamId::new(9999, 0), Some(4000), None)
@@ -99,8 +117,9 @@ fn appends_are_deltas_and_the_stream_survives_a_crash_and_a_restart() {
     with_stream(&ks, b"s", |s| {
         assert_eq!(s.len(), 2550);
         let g = s.group(b"grp").expect("group");
-        assert_eq!(g.pel.len(), 1);
-        assert_eq!(g.consumers[b"alice".as_slice()].pel.len(), 1);
+        assert_eq!(g.pel.len(), 100);
+        assert_eq!(g.consumers[b"alice".as_slice()].pel.len(), 100);
+        assert_eq!(g.last_id, StreamId::new(800, 0));
     });
     // Appends continue the chain after the restart; a clean close and a
     // reopen without a hot tier (every key decoded from its record) agree.

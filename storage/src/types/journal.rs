@@ -44,9 +44,15 @@
 //! | 15 | stream delete (`XDEL`) | id |
 //! | 16 | stream trim | strategy byte (0 `MAXLEN`, 1 `MINID`), length or id, approx byte, limit |
 //! | 17 | stream IDs (`XSETID`) | last id, entries added, max deleted id |
+//! | 18 | stream group create | group, last id, entries read (i64 LE) |
+//! | 19 | stream group destroy | group |
+//! | 20 | stream group cursor | group, last id, entries read (i64 LE) |
+//! | 21 | stream consumer seen (created if new) | group, consumer, time |
+//! | 22 | stream consumer delete | group, consumer |
+//! | 23 | stream entry pending | group, id, consumer, delivery time, delivery count |
+//! | 24 | stream entry acknowledged | group, id |
 //!
-//! A stream ID is two varints (ms, seq). Consumer-group changes are not ops:
-//! they overflow the journal.
+//! A stream ID is two varints (ms, seq); times and counts are varints.
 
 use super::hash::HashLimits;
 use super::set::{get_varint, put_varint};
@@ -73,6 +79,13 @@ const XADD: u8 = 14;
 const XDEL: u8 = 15;
 const XTRIM: u8 = 16;
 const XSETID: u8 = 17;
+const XGROUP_CREATE: u8 = 18;
+const XGROUP_DESTROY: u8 = 19;
+const XGROUP_CURSOR: u8 = 20;
+const XCONSUMER: u8 = 21;
+const XCONSUMER_DEL: u8 = 22;
+const XPENDING: u8 = 23;
+const XACK: u8 = 24;
 
 /// Largest ops buffer [`Journal::recycle`] keeps for reuse.
 const RECYCLE_MAX: usize = 256;
@@ -273,6 +286,77 @@ impl Journal {
     }
 }
 
+impl Journal {
+    fn stream_op(&mut self, tag: u8, f: impl FnOnce(&mut Vec<u8>)) {
+        if let Some(out) = self.buf() {
+            out.push(tag);
+            f(out);
+        }
+    }
+    pub(crate) fn group_create(&mut self, group: &[u8], last: StreamId, read: i64) {
+        self.stream_op(XGROUP_CREATE, |o| {
+            put_bytes(o, group);
+            put_id(o, last);
+            o.extend_from_slice(&read.to_le_bytes());
+        });
+    }
+    pub(crate) fn group_destroy(&mut self, group: &[u8]) {
+        self.stream_op(XGROUP_DESTROY, |o| put_bytes(o, group));
+    }
+    pub(crate) fn group_cursor(&mut self, group: &[u8], last: StreamId, read: i64) {
+        self.stream_op(XGROUP_CURSOR, |o| {
+            put_bytes(o, group);
+            put_id(o, last);
+            o.extend_from_slice(&read.to_le_bytes());
+        });
+    }
+    pub(crate) fn group_consumer(&mut self, group: &[u8], consumer: &[u8], now: u64) {
+        self.stream_op(XCONSUMER, |o| {
+            put_bytes(o, group);
+            put_bytes(o, consumer);
+            put_varint(o, now);
+        });
+    }
+    pub(crate) fn group_delete_consumer(&mut self, group: &[u8], consumer: &[u8]) {
+        self.stream_op(XCONSUMER_DEL, |o| {
+            put_bytes(o, group);
+            put_bytes(o, consumer);
+        });
+    }
+    pub(crate) fn group_pending(
+        &mut self,
+        group: &[u8],
+        id: StreamId,
+        consumer: &[u8],
+        time: u64,
+        count: u64,
+    ) {
+        self.stream_op(XPENDING, |o| {
+            put_bytes(o, group);
+            put_id(o, id);
+            put_bytes(o, consumer);
+            put_varint(o, time);
+            put_varint(o, count);
+        });
+    }
+    pub(crate) fn group_ack(&mut self, group: &[u8], id: StreamId) {
+        self.stream_op(XACK, |o| {
+            put_bytes(o, group);
+            put_id(o, id);
+        });
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_varint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+fn get_i64(b: &[u8]) -> Option<(i64, &[u8])> {
+    let (v, r) = b.split_first_chunk::<8>()?;
+    Some((i64::from_le_bytes(*v), r))
+}
+
 fn put_id(out: &mut Vec<u8>, id: StreamId) {
     put_varint(out, id.ms);
     put_varint(out, id.seq);
@@ -423,6 +507,50 @@ pub fn apply(value: &mut Value, mut ops: &[u8]) -> Option<()> {
                 let (added, r) = get_varint(r)?;
                 let (max_deleted, r) = get_id(r)?;
                 s.set_meta(last, Some(added), Some(max_deleted));
+                r
+            }
+            (XGROUP_CREATE | XGROUP_CURSOR, Value::Stream(s)) => {
+                let (g, r) = bytes(rest)?;
+                let (last, r) = get_id(r)?;
+                let (read, r) = get_i64(r)?;
+                if tag == XGROUP_CREATE {
+                    s.create_group(g, last, read).then_some(())?;
+                } else {
+                    s.set_group_cursor(g, last, read).then_some(())?;
+                }
+                r
+            }
+            (XGROUP_DESTROY, Value::Stream(s)) => {
+                let (g, r) = bytes(rest)?;
+                s.destroy_group(g).then_some(())?;
+                r
+            }
+            (XCONSUMER, Value::Stream(s)) => {
+                let (g, r) = bytes(rest)?;
+                let (c, r) = bytes(r)?;
+                let (now, r) = get_varint(r)?;
+                s.touch_consumer(g, c, now)?;
+                r
+            }
+            (XCONSUMER_DEL, Value::Stream(s)) => {
+                let (g, r) = bytes(rest)?;
+                let (c, r) = bytes(r)?;
+                s.delete_consumer(g, c)?;
+                r
+            }
+            (XPENDING, Value::Stream(s)) => {
+                let (g, r) = bytes(rest)?;
+                let (id, r) = get_id(r)?;
+                let (c, r) = bytes(r)?;
+                let (time, r) = get_varint(r)?;
+                let (count, r) = get_varint(r)?;
+                s.set_pending(g, id, c, time, count).then_some(())?;
+                r
+            }
+            (XACK, Value::Stream(s)) => {
+                let (g, r) = bytes(rest)?;
+                let (id, r) = get_id(r)?;
+                s.ack(g, id).then_some(())?;
                 r
             }
             _ => return None,

@@ -26,10 +26,11 @@
 //!
 //! # Journal
 //!
-//! An append, an `XDEL` of one entry, a trim and an `XSETID` are journal
-//! ops (so a long stream growing by `XADD` is written as small delta
-//! records); any change to a consumer group overflows the journal (a full
-//! record).
+//! Every change is a journal op: an append, an `XDEL` of one entry, a
+//! trim, an `XSETID`, and the consumer-group changes (create, destroy,
+//! cursor, consumer seen or created, consumer deleted, entry pending,
+//! entry acknowledged). So a long stream growing by `XADD` and read by a
+//! group is written as small delta records, never rewritten whole.
 
 mod group;
 mod id;
@@ -369,11 +370,92 @@ impl StreamValue {
         self.groups.get(name)
     }
 
-    /// The consumer groups for changing (the next write-through is a full
-    /// record: group changes are not journal ops).
-    pub fn groups_mut(&mut self) -> &mut BTreeMap<Box<[u8]>, Group> {
-        self.journal.overflow();
-        &mut self.groups
+    /// `XGROUP CREATE`: a group starting after `last_id`; false if the
+    /// name is taken.
+    pub fn create_group(&mut self, name: &[u8], last_id: StreamId, entries_read: i64) -> bool {
+        if self.groups.contains_key(name) {
+            return false;
+        }
+        self.journal.group_create(name, last_id, entries_read);
+        self.groups
+            .insert(name.into(), Group::new(last_id, entries_read));
+        true
+    }
+
+    /// `XGROUP DESTROY`: false if there is no such group.
+    pub fn destroy_group(&mut self, name: &[u8]) -> bool {
+        if self.groups.remove(name).is_none() {
+            return false;
+        }
+        self.journal.group_destroy(name);
+        true
+    }
+
+    /// Sets a group's last delivered ID and read counter (`XGROUP SETID`,
+    /// a read moving the group on, `XCLAIM ... LASTID`); false if there is
+    /// no such group.
+    pub fn set_group_cursor(&mut self, name: &[u8], last_id: StreamId, entries_read: i64) -> bool {
+        let Some(g) = self.groups.get_mut(name) else {
+            return false;
+        };
+        g.last_id = last_id;
+        g.entries_read = entries_read;
+        self.journal.group_cursor(name, last_id, entries_read);
+        true
+    }
+
+    /// Creates the consumer if needed and marks it seen at `now`; `None`
+    /// if there is no such group, else whether it was created.
+    pub fn touch_consumer(&mut self, group: &[u8], consumer: &[u8], now: u64) -> Option<bool> {
+        let g = self.groups.get_mut(group)?;
+        let (c, created) = g.consumer_or_create(consumer, now);
+        c.seen_time = now;
+        self.journal.group_consumer(group, consumer, now);
+        Some(created)
+    }
+
+    /// `XGROUP DELCONSUMER`: removes the consumer and its pending entries;
+    /// how many it had, `None` if there is no such group or consumer.
+    pub fn delete_consumer(&mut self, group: &[u8], consumer: &[u8]) -> Option<usize> {
+        let n = self.groups.get_mut(group)?.delete_consumer(consumer)?;
+        self.journal.group_delete_consumer(group, consumer);
+        Some(n)
+    }
+
+    /// Makes `id` pending in `group`, owned by `consumer` (which must
+    /// exist: false otherwise) with this delivery time and count, moving it
+    /// from its previous owner (a delivery, a re-delivery, a claim).
+    pub fn set_pending(
+        &mut self,
+        group: &[u8],
+        id: StreamId,
+        consumer: &[u8],
+        delivery_time: u64,
+        delivery_count: u64,
+    ) -> bool {
+        let Some(g) = self.groups.get_mut(group) else {
+            return false;
+        };
+        if !g.consumers.contains_key(consumer) {
+            return false;
+        }
+        g.set_pending(id, consumer, delivery_time, delivery_count);
+        self.journal
+            .group_pending(group, id, consumer, delivery_time, delivery_count);
+        true
+    }
+
+    /// Acknowledges `id` in `group` (`XACK`, or a claim finding the entry
+    /// deleted): whether it was pending.
+    pub fn ack(&mut self, group: &[u8], id: StreamId) -> bool {
+        let Some(g) = self.groups.get_mut(group) else {
+            return false;
+        };
+        if !g.ack(id) {
+            return false;
+        }
+        self.journal.group_ack(group, id);
+        true
     }
 
     /// Redis's `streamEstimateDistanceFromFirstEverEntry`: the logical read

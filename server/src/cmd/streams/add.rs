@@ -306,6 +306,8 @@ pub(super) fn xsetid(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     }
     let max_deleted = max_deleted.filter(|m| !m.is_zero());
     s.set_meta(last, entries_added, max_deleted);
+    // Redis 7.0.15 does not signal XSETID to WATCH.
+    g.unsignaled(key);
     drop(g);
     ctx.out.ok();
     ctx.notify(notify::STREAM, "xsetid", key);

@@ -1,7 +1,7 @@
 //! XGROUP (CREATE SETID DESTROY CREATECONSUMER DELCONSUMER HELP), XACK,
 //! XPENDING, XCLAIM, XAUTOCLAIM.
 
-use amber_storage::types::stream::{Group, StreamId, ENTRIES_READ_UNKNOWN};
+use amber_storage::types::stream::{StreamId, ENTRIES_READ_UNKNOWN};
 use amber_storage::types::StreamValue;
 use amber_storage::{Guard, SetExpiry, Value};
 
@@ -105,8 +105,12 @@ pub(super) fn create(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             "BUSYGROUP Consumer Group name already exists",
         ));
     }
-    s.groups_mut()
-        .insert(group.into(), Group::new(start, entries_read));
+    s.create_group(group, start, entries_read);
+    if exists {
+        // Group changes are not signaled to WATCH (a stream MKSTREAM
+        // created is, by its creation).
+        g.unsignaled(key);
+    }
     drop(g);
     ctx.out.ok();
     ctx.notify(notify::STREAM, "xgroup-create", key);
@@ -137,10 +141,8 @@ pub(super) fn setid(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         entries_read = entries_read_arg(nth(args, 6))?;
     }
     let s = write_stream(&mut g, key)?.ok_or(CmdError::WrongType)?;
-    if let Some(grp) = s.groups_mut().get_mut(group) {
-        grp.last_id = last;
-        grp.entries_read = entries_read;
-    }
+    s.set_group_cursor(group, last, entries_read);
+    g.unsignaled(key);
     drop(g);
     ctx.out.ok();
     ctx.notify(notify::STREAM, "xgroup-setid", key);
@@ -159,8 +161,9 @@ pub(super) fn destroy(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         return Ok(());
     }
     if let Some(s) = write_stream(&mut g, key)? {
-        s.groups_mut().remove(group);
+        s.destroy_group(group);
     }
+    g.unsignaled(key);
     ctx.out.int(1);
     ctx.notify(notify::STREAM, "xgroup-destroy", key);
     // Clients blocked in XREADGROUP on this group get -NOGROUP.
@@ -182,9 +185,10 @@ pub(super) fn createconsumer(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         return Ok(());
     }
     let now = g.now_ms();
-    if let Some(grp) = write_stream(&mut g, key)?.and_then(|s| s.groups_mut().get_mut(group)) {
-        grp.consumer_or_create(consumer, now);
+    if let Some(s) = write_stream(&mut g, key)? {
+        s.touch_consumer(group, consumer, now);
     }
+    g.unsignaled(key);
     drop(g);
     ctx.out.int(1);
     ctx.notify(notify::STREAM, "xgroup-createconsumer", key);
@@ -204,9 +208,9 @@ pub(super) fn delconsumer(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         return Ok(());
     }
     let pending = write_stream(&mut g, key)?
-        .and_then(|s| s.groups_mut().get_mut(group))
-        .and_then(|grp| grp.delete_consumer(consumer))
+        .and_then(|s| s.delete_consumer(group, consumer))
         .unwrap_or(0);
+    g.unsignaled(key);
     drop(g);
     ctx.out.int(pending as i64);
     ctx.notify(notify::STREAM, "xgroup-delconsumer", key);
@@ -265,10 +269,8 @@ pub(super) fn xack(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         ctx.out.int(0);
         return Ok(());
     }
-    let acked = s
-        .groups_mut()
-        .get_mut(group)
-        .map_or(0, |grp| ids.iter().filter(|id| grp.ack(**id)).count());
+    let acked = ids.iter().filter(|id| s.ack(group, **id)).count();
+    g.unsignaled(key);
     ctx.out.int(acked as i64);
     Ok(())
 }
@@ -375,32 +377,26 @@ struct Claim<'a> {
     justid: bool,
 }
 
-/// Claims the pending entry `id` (which exists in the stream) for
-/// `claim.consumer`, creating the consumer on first use; writes its reply
-/// element. Returns whether the consumer was created.
+/// Claims the pending entry `id` (which exists in the stream, delivered
+/// `prev_count` times so far) for `claim.consumer`, creating the consumer on
+/// first use; writes its reply element. Returns whether the consumer was
+/// created.
 fn claim_one(
     s: &mut StreamValue,
     group: &[u8],
     id: StreamId,
+    prev_count: u64,
     claim: &Claim<'_>,
     now: u64,
     out: &mut crate::resp::ReplyWriter,
 ) -> bool {
-    let mut created = false;
-    if let Some(grp) = s.groups_mut().get_mut(group) {
-        let (c, new) = grp.consumer_or_create(claim.consumer, now);
-        c.seen_time = now;
-        created = new;
-        grp.reassign(id, claim.consumer);
-        if let Some(p) = grp.pel.get_mut(&id) {
-            p.delivery_time = claim.delivery_time;
-            match claim.retry_count {
-                Some(n) => p.delivery_count = n,
-                None if !claim.justid => p.delivery_count = p.delivery_count.saturating_add(1),
-                None => {}
-            }
-        }
-    }
+    let created = s.touch_consumer(group, claim.consumer, now) == Some(true);
+    let count = match claim.retry_count {
+        Some(n) => n,
+        None if !claim.justid => prev_count.saturating_add(1),
+        None => prev_count,
+    };
+    s.set_pending(group, id, claim.consumer, claim.delivery_time, count);
     if claim.justid {
         reply_id(out, id);
     } else {
@@ -481,9 +477,9 @@ pub(super) fn xclaim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         justid,
     };
     let s = write_stream(&mut g, key)?.ok_or(CmdError::WrongType)?;
-    if let Some(grp) = s.groups_mut().get_mut(group) {
-        if last_id > grp.last_id {
-            grp.last_id = last_id;
+    if let Some((last, read)) = s.group(group).map(|grp| (grp.last_id, grp.entries_read)) {
+        if last_id > last {
+            s.set_group_cursor(group, last_id, read);
         }
     }
     let mut out = crate::resp::ReplyWriter::default();
@@ -491,39 +487,29 @@ pub(super) fn xclaim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let mut n = 0;
     let mut created = false;
     for id in ids {
-        let exists = s.get(id).is_some();
-        let Some(grp) = s.groups_mut().get_mut(group) else {
-            break;
-        };
-        if !exists {
-            grp.ack(id);
+        if s.get(id).is_none() {
+            // The entry is gone: its pending entry goes too.
+            s.ack(group, id);
             continue;
         }
-        let pending = grp.pel.get(&id).map(|p| p.delivery_time);
-        let forced = pending.is_none() && force;
-        if forced {
-            grp.pel.insert(
-                id,
-                amber_storage::types::stream::Pending {
-                    consumer: Box::from(consumer),
-                    delivery_time: now,
-                    delivery_count: 1,
-                },
-            );
-            // Not in any consumer's PEL yet: `claim_one` adds it.
-            if let Some(c) = grp.consumers.get_mut(consumer) {
-                c.pel.remove(&id);
-            }
-        }
-        let Some(t) = pending.or(forced.then_some(now)) else {
-            continue;
+        let pending = s
+            .group(group)
+            .and_then(|grp| grp.pel.get(&id))
+            .map(|p| (p.delivery_time, p.delivery_count));
+        // FORCE creates a pending entry (delivered once) and ignores the
+        // minimum idle time.
+        let (t, prev, forced) = match pending {
+            Some((t, c)) => (t, c, false),
+            None if force => (now, 1, true),
+            None => continue,
         };
         if !forced && min_idle != 0 && (now as i64).wrapping_sub(t as i64) < min_idle {
             continue;
         }
-        created |= claim_one(s, group, id, &claim, now, &mut out);
+        created |= claim_one(s, group, id, prev, &claim, now, &mut out);
         n += 1;
     }
+    g.unsignaled(key);
     drop(g);
     ctx.out.array(n);
     ctx.out.raw(out.as_bytes());
@@ -587,11 +573,11 @@ pub(super) fn xautoclaim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let mut created = false;
     let mut cursor = start;
     let mut next = StreamId::MIN;
-    while let Some((id, t)) = s.group(group).and_then(|grp| {
+    while let Some((id, t, prev)) = s.group(group).and_then(|grp| {
         grp.pel
             .range(cursor..)
             .next()
-            .map(|(&id, p)| (id, p.delivery_time))
+            .map(|(&id, p)| (id, p.delivery_time, p.delivery_count))
     }) {
         if attempts == 0 || count == 0 {
             next = id;
@@ -607,13 +593,11 @@ pub(super) fn xautoclaim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             }
         };
         if s.get(id).is_none() {
-            if let Some(grp) = s.groups_mut().get_mut(group) {
-                grp.ack(id);
-            }
+            s.ack(group, id);
             deleted.push(id);
             count -= 1;
         } else if min_idle == 0 || (now as i64).wrapping_sub(t as i64) >= min_idle {
-            created |= claim_one(s, group, id, &claim, now, &mut out);
+            created |= claim_one(s, group, id, prev, &claim, now, &mut out);
             claimed += 1;
             count -= 1;
         }
@@ -624,6 +608,7 @@ pub(super) fn xautoclaim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     if claimed == 0 && deleted.is_empty() {
         g.unchanged(key);
     }
+    g.unsignaled(key);
     drop(g);
     ctx.out.array(3);
     reply_id(ctx.out, next);

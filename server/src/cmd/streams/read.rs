@@ -216,6 +216,8 @@ fn read(ctx: &mut Ctx<'_>, args: &[&[u8]], xreadgroup: bool) -> CmdResult {
             let ids = reply_entries(&mut body, s, start, count);
             deliver(s, gr, &ids, now);
         }
+        // Redis does not signal a group read to WATCH.
+        g.unsignaled(key);
     }
     if group.is_some() && served == 0 {
         for key in keys {
@@ -270,12 +272,7 @@ fn read(ctx: &mut Ctx<'_>, args: &[&[u8]], xreadgroup: bool) -> CmdResult {
 /// Creates the reading consumer if needed and marks it seen; whether it
 /// was created.
 fn touch_consumer(s: &mut StreamValue, gr: &GroupRead, now: u64) -> bool {
-    let Some(group) = s.groups_mut().get_mut(gr.group.as_slice()) else {
-        return false;
-    };
-    let (c, created) = group.consumer_or_create(&gr.consumer, now);
-    c.seen_time = now;
-    created
+    s.touch_consumer(&gr.group, &gr.consumer, now) == Some(true)
 }
 
 /// Writes the entries after `after` (at most `count`, 0: all) and
@@ -300,34 +297,31 @@ fn reply_entries(
 }
 
 /// Records a group's read of `ids`: moves its last ID and read counter
-/// and (unless `NOACK`) the deliveries, as `streamReplyWithRange` does.
+/// and (unless `NOACK`) the deliveries, as `streamReplyWithRange` does: an
+/// entry already pending (the group's ID was set back) moves to this
+/// consumer with its delivery count reset to 1.
 fn deliver(s: &mut StreamValue, gr: &GroupRead, ids: &[StreamId], now: u64) {
-    // What the read counter needs, computed before the group is borrowed.
-    let facts: Vec<(StreamId, bool, i64)> = ids
-        .iter()
-        .map(|id| {
-            (
-                *id,
-                s.range_has_tombstones(*id, StreamId::MAX),
-                s.estimate_distance(*id),
-            )
-        })
-        .collect();
-    let any_added = s.entries_added() > 0;
-    let Some(group) = s.groups_mut().get_mut(gr.group.as_slice()) else {
+    let Some(group) = s.group(&gr.group) else {
         return;
     };
-    for (id, tombstones, estimate) in facts {
-        if id > group.last_id {
-            if group.entries_read != ENTRIES_READ_UNKNOWN && !tombstones {
-                group.entries_read += 1;
-            } else if any_added {
-                group.entries_read = estimate;
+    let (mut last, mut read) = (group.last_id, group.entries_read);
+    let moved = ids.iter().any(|id| *id > last);
+    for id in ids {
+        if *id > last {
+            if read != ENTRIES_READ_UNKNOWN && !s.range_has_tombstones(*id, StreamId::MAX) {
+                read += 1;
+            } else if s.entries_added() > 0 {
+                read = s.estimate_distance(*id);
             }
-            group.last_id = id;
+            last = *id;
         }
-        if !gr.noack {
-            group.deliver_new(id, &gr.consumer, now);
+    }
+    if moved {
+        s.set_group_cursor(&gr.group, last, read);
+    }
+    if !gr.noack {
+        for id in ids {
+            s.set_pending(&gr.group, *id, &gr.consumer, now, 1);
         }
     }
 }
@@ -363,12 +357,13 @@ fn reply_history(
             }
         }
     }
-    if let Some(group) = s.groups_mut().get_mut(gr.group.as_slice()) {
-        for id in delivered {
-            if let Some(p) = group.pel.get_mut(&id) {
-                p.delivery_time = now;
-                p.delivery_count = p.delivery_count.saturating_add(1);
-            }
+    for id in delivered {
+        let count = s
+            .group(&gr.group)
+            .and_then(|g| g.pel.get(&id))
+            .map(|p| p.delivery_count.saturating_add(1));
+        if let Some(count) = count {
+            s.set_pending(&gr.group, id, &gr.consumer, now, count);
         }
     }
 }
@@ -441,6 +436,7 @@ impl BlockedOp for ReadOp {
         header(out);
         let ids = reply_entries(out, s, gt, self.count);
         deliver(s, gr, &ids, now);
+        g.unsignaled(key);
         Outcome::Served { pushed: None }
     }
 }

@@ -60,7 +60,7 @@ impl Group {
 
     /// The consumer `name`, created (seen at `now`) if missing; the flag
     /// says whether it was created.
-    pub fn consumer_or_create(&mut self, name: &[u8], now: u64) -> (&mut Consumer, bool) {
+    pub(crate) fn consumer_or_create(&mut self, name: &[u8], now: u64) -> (&mut Consumer, bool) {
         let created = !self.consumers.contains_key(name);
         let c = self
             .consumers
@@ -74,7 +74,7 @@ impl Group {
 
     /// Removes the consumer `name` and its pending entries; the number of
     /// pending entries it had, `None` if there is no such consumer.
-    pub fn delete_consumer(&mut self, name: &[u8]) -> Option<usize> {
+    pub(crate) fn delete_consumer(&mut self, name: &[u8]) -> Option<usize> {
         let c = self.consumers.remove(name)?;
         for id in &c.pel {
             self.pel.remove(id);
@@ -84,7 +84,7 @@ impl Group {
 
     /// Acknowledges `id`: removes it from the PEL and its consumer's;
     /// whether it was pending.
-    pub fn ack(&mut self, id: StreamId) -> bool {
+    pub(crate) fn ack(&mut self, id: StreamId) -> bool {
         let Some(p) = self.pel.remove(&id) else {
             return false;
         };
@@ -94,58 +94,22 @@ impl Group {
         true
     }
 
-    /// Records that `id` was delivered to `consumer` at `now`: a new PEL
-    /// entry, or (already pending) moved to `consumer` with its delivery
-    /// time and count updated as `XREADGROUP` does.
-    pub fn deliver(&mut self, id: StreamId, consumer: &[u8], now: u64) {
-        match self.pel.get_mut(&id) {
-            Some(p) => {
-                p.delivery_time = now;
-                p.delivery_count = p.delivery_count.saturating_add(1);
-                if *p.consumer != *consumer {
-                    let old = std::mem::replace(&mut p.consumer, consumer.into());
-                    if let Some(c) = self.consumers.get_mut(&old) {
-                        c.pel.remove(&id);
-                    }
+    /// Makes `id` pending, owned by `consumer`, with this delivery time
+    /// and count, moving it out of its previous owner's PEL.
+    pub(crate) fn set_pending(&mut self, id: StreamId, consumer: &[u8], time: u64, count: u64) {
+        let old = self.pel.insert(
+            id,
+            Pending {
+                consumer: consumer.into(),
+                delivery_time: time,
+                delivery_count: count,
+            },
+        );
+        if let Some(old) = old {
+            if *old.consumer != *consumer {
+                if let Some(c) = self.consumers.get_mut(&old.consumer) {
+                    c.pel.remove(&id);
                 }
-            }
-            None => {
-                self.pel.insert(
-                    id,
-                    Pending {
-                        consumer: consumer.into(),
-                        delivery_time: now,
-                        delivery_count: 1,
-                    },
-                );
-            }
-        }
-        if let Some(c) = self.consumers.get_mut(consumer) {
-            c.pel.insert(id);
-        }
-    }
-
-    /// Records that `id` was delivered to `consumer` at `now` as a read of
-    /// new entries (`>`): a new PEL entry, or one already pending (the
-    /// group's ID was set back) moved to `consumer` with its delivery count
-    /// reset to 1, as Redis 7.0 does.
-    pub fn deliver_new(&mut self, id: StreamId, consumer: &[u8], now: u64) {
-        if let Some(p) = self.pel.get_mut(&id) {
-            p.delivery_count = 0;
-        }
-        self.deliver(id, consumer, now);
-    }
-
-    /// Moves the pending entry `id` to `consumer` (a claim), leaving its
-    /// delivery time and count to the caller.
-    pub fn reassign(&mut self, id: StreamId, consumer: &[u8]) {
-        let Some(p) = self.pel.get_mut(&id) else {
-            return;
-        };
-        if *p.consumer != *consumer {
-            let old = std::mem::replace(&mut p.consumer, consumer.into());
-            if let Some(c) = self.consumers.get_mut(&old) {
-                c.pel.remove(&id);
             }
         }
         if let Some(c) = self.consumers.get_mut(consumer) {

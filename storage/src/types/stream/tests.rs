@@ -76,15 +76,12 @@ fn record_round_trip_with_groups() {
     let mut s = filled(120);
     s.delete(id(7, 0));
     s.set_meta(id(500, 1), Some(999), Some(id(8, 0)));
-    let g = s
-        .groups_mut()
-        .entry(b"g".as_slice().into())
-        .or_insert_with(|| Group::new(id(5, 0), 5));
-    g.consumer_or_create(b"alice", 42);
-    g.consumer_or_create(b"bob", 43);
-    g.deliver(id(3, 0), b"alice", 100);
-    g.deliver(id(4, 0), b"bob", 101);
-    g.deliver(id(4, 0), b"alice", 102);
+    assert!(s.create_group(b"g", id(5, 0), 5));
+    s.touch_consumer(b"g", b"alice", 42);
+    s.touch_consumer(b"g", b"bob", 43);
+    s.set_pending(b"g", id(3, 0), b"alice", 100, 1);
+    s.set_pending(b"g", id(4, 0), b"bob", 101, 1);
+    s.set_pending(b"g", id(4, 0), b"alice", 102, 2);
     let bytes = s.encode();
     let back = StreamValue::decode(&bytes).expect("decodes");
     assert_eq!(back, s);
@@ -131,7 +128,7 @@ proptest! {
     }
 
     #[test]
-    fn stream_ops_replay(ops in proptest::collection::vec((0u8..6, 0u64..60, 0usize..200), 1..60)) {
+    fn stream_ops_replay(ops in proptest::collection::vec((0u8..13, 0u64..60, 0usize..200), 1..60)) {
         let mut v = Value::from(StreamValue::new());
         v.journal_mut().expect("a collection").start();
         let mut next = 1u64;
@@ -148,7 +145,16 @@ proptest! {
                 2 => { s.delete(id(x % next, 0)); }
                 3 => { s.trim(if x % 2 == 0 { Trim::MaxLen(x % 20) } else { Trim::MinId(id(x % next, 0)) }, len % 2 == 0, (len % 3) as u64 * 3); }
                 4 => { s.set_meta(id(next + x, 0), Some(s.entries_added() + x), None); next += x + 1; }
-                _ => { s.groups_mut().insert(b"g".as_slice().into(), Group::new(id(x, 0), 0)); }
+                5 => { s.create_group(if x % 2 == 0 { b"g" } else { b"h" }, id(x, 0), x as i64 - 1); }
+                6 => { s.destroy_group(if len % 4 == 0 { b"g" } else { b"h" }); }
+                7 => { s.set_group_cursor(b"g", id(x, 1), len as i64); }
+                8 => { s.touch_consumer(b"g", if x % 2 == 0 { b"alice" } else { b"bob" }, len as u64); }
+                9 => { s.delete_consumer(b"g", if x % 2 == 0 { b"alice" } else { b"bob" }); }
+                10 | 11 => {
+                    let owner: &[u8] = if len % 2 == 0 { b"alice" } else { b"bob" };
+                    s.set_pending(b"g", id(x % next, 0), owner, len as u64, x);
+                }
+                _ => { s.ack(b"g", id(x % next, 0)); }
             }
             match v.journal_mut().expect("a collection").take() {
                 Changes::Ops(ops) => {
