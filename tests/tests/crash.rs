@@ -12,7 +12,8 @@
 //! need multi-segment records. Each writer also owns a list and a hash that
 //! grow to thousands of elements over the trials, changed one element at a
 //! time: with a hot tier those writes are delta records on the
-//! collection's last whole record, which recovery must apply.
+//! collection's last whole record, which recovery must apply. So does a
+//! stream per writer, grown by `XADD` and cut by `XDEL` and `XTRIM`.
 //!
 //! `cargo test` runs a few trials; the soak is the same test with more:
 //! `AMBER_CRASH_TRIALS=200 cargo test --release -p amber-tests --test crash`.
@@ -39,14 +40,17 @@ const KEYS_PER_WRITER: usize = 400;
 const LIST: usize = KEYS_PER_WRITER;
 /// Model slot of a writer's hash (`w{id}:hash`).
 const HASH: usize = KEYS_PER_WRITER + 1;
+/// Model slot of a writer's stream (`w{id}:stream`).
+const STREAM: usize = KEYS_PER_WRITER + 2;
 /// Model slots per writer.
-const SLOTS: usize = KEYS_PER_WRITER + 2;
+const SLOTS: usize = KEYS_PER_WRITER + 3;
 
 /// The key of model slot `k` of writer `id`.
 fn key_name(id: usize, k: usize) -> String {
     match k {
         LIST => format!("w{id}:list"),
         HASH => format!("w{id}:hash"),
+        STREAM => format!("w{id}:stream"),
         _ => format!("w{id}:k{k}"),
     }
 }
@@ -100,6 +104,55 @@ fn collection_op(
     (vec![b"HSET".to_vec(), key, field, v], unlines(&items), None)
 }
 
+/// The next stream command of a writer and the stream's model afterwards
+/// (one line `ms value` per entry, oldest first): `XADD` with the ID after
+/// the newest entry, `XDEL` of the oldest, an exact `XTRIM` once it is long.
+/// Only old entries are ever removed, so the newest entry's ID is the
+/// stream's last ID and the next `XADD` always fits.
+fn stream_op(
+    rng: &mut StdRng,
+    key: &str,
+    old: &Option<Vec<u8>>,
+    tag: u64,
+) -> (Vec<Vec<u8>>, Option<Vec<u8>>) {
+    let mut items = lines(old);
+    let key = key.as_bytes().to_vec();
+    if items.len() >= 400 {
+        let keep = items.split_off(items.len() - 300);
+        return (
+            vec![b"XTRIM".to_vec(), key, b"MAXLEN".to_vec(), b"300".to_vec()],
+            unlines(&keep),
+        );
+    }
+    if items.len() > 1 && rng.gen_ratio(1, 8) {
+        let first = items.remove(0);
+        let ms = first
+            .split(|c| *c == b' ')
+            .next()
+            .unwrap_or_default()
+            .to_vec();
+        return (vec![b"XDEL".to_vec(), key, ms], unlines(&items));
+    }
+    let last: u64 = items
+        .last()
+        .and_then(|l| {
+            std::str::from_utf8(l.split(|c| *c == b' ').next()?)
+                .ok()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0);
+    let v = format!("s{tag}").into_bytes();
+    let mut line = format!("{} ", last + 1).into_bytes();
+    line.extend_from_slice(&v);
+    items.push(line);
+    let id = format!("{}-0", last + 1).into_bytes();
+    (
+        vec![b"XADD".to_vec(), key, id, b"f".to_vec(), v],
+        unlines(&items),
+    )
+}
+
 /// What a key may hold after a crash.
 #[derive(Clone, Debug, Default)]
 struct KeyModel {
@@ -141,9 +194,10 @@ fn writer(
     c.set_timeout(Duration::from_secs(30));
     let mut tag = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        let k = match rng.gen_range(0..10) {
+        let k = match rng.gen_range(0..12) {
             0 | 1 => LIST,
             2 | 3 => HASH,
+            10 | 11 => STREAM,
             _ => rng.gen_range(0..KEYS_PER_WRITER),
         };
         let key = key_name(id, k);
@@ -152,6 +206,7 @@ fn writer(
         tag += 1;
         let mut popped = None;
         let (args, new): (Vec<Vec<u8>>, Option<Vec<u8>>) = match rng.gen_range(0..10) {
+            _ if k == STREAM => stream_op(&mut rng, &key, &old, tag),
             _ if k == LIST || k == HASH => {
                 let (args, new, p) = collection_op(&mut rng, &key, k == LIST, &old, tag);
                 popped = p;
@@ -222,6 +277,7 @@ fn verify(port: u16, models: &mut [Vec<KeyModel>], trial: usize) {
             let args = match k {
                 LIST => vec!["LRANGE", key.as_str(), "0", "-1"],
                 HASH => vec!["HGETALL", key.as_str()],
+                STREAM => vec!["XRANGE", key.as_str(), "-", "+"],
                 _ => vec!["GET", key.as_str()],
             };
             let reply = c.cmd(&args);
@@ -231,6 +287,26 @@ fn verify(port: u16, models: &mut [Vec<KeyModel>], trial: usize) {
             assert!(!r.is_error(), "trial {trial}: {args:?}: {}", r.text());
             let got = match k {
                 LIST => unlines(&r.items.iter().filter_map(bulk).collect::<Vec<_>>()),
+                // Entries `[ms-0, [f, value]]` as the model's `ms value` lines.
+                STREAM => {
+                    let entries: Vec<Vec<u8>> = r
+                        .items
+                        .iter()
+                        .map(|e| {
+                            let id = e.items.first().and_then(bulk).unwrap_or_default();
+                            let mut line = id.strip_suffix(b"-0").unwrap_or(&id).to_vec();
+                            line.push(b' ');
+                            let fv = e
+                                .items
+                                .get(1)
+                                .map(|f| f.items.as_slice())
+                                .unwrap_or_default();
+                            line.extend(fv.get(1).and_then(bulk).unwrap_or_default());
+                            line
+                        })
+                        .collect();
+                    unlines(&entries)
+                }
                 HASH => {
                     let mut pairs: Vec<Vec<u8>> = r
                         .items
