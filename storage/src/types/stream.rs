@@ -77,6 +77,8 @@ pub struct StreamValue {
     groups: BTreeMap<Box<[u8]>, Group>,
     /// Sum of the entries' field and value lengths.
     bytes: usize,
+    /// Number of fields and values in all entries.
+    fields: usize,
     /// Changes since the last write-through (see `journal`).
     pub journal: Journal,
 }
@@ -87,28 +89,19 @@ impl StreamValue {
         Self::default()
     }
 
-    /// Approximate DRAM bytes used (O(groups + consumers)).
+    /// Approximate DRAM bytes used (O(groups + consumers): called after
+    /// every write for DRAM accounting).
     pub fn mem_usage(&self) -> usize {
-        let fields: usize = self.bytes;
         std::mem::size_of::<Self>()
             + self.entries.len() * PER_ENTRY
-            + fields
-            + self.field_count_estimate() * PER_FIELD
+            + self.bytes
+            + self.fields * PER_FIELD
             + self.nodes.len() * (std::mem::size_of::<Node>() + 32)
             + self
                 .groups
                 .iter()
                 .map(|(n, g)| n.len() + g.mem_usage())
                 .sum::<usize>()
-    }
-
-    /// Fields and values held, estimated from the nodes' master entries
-    /// (O(nodes)).
-    fn field_count_estimate(&self) -> usize {
-        self.nodes
-            .values()
-            .map(|n| (n.valid as usize).saturating_mul(n.master_fields.len() * 2))
-            .sum()
     }
 
     /// The encoding name `OBJECT ENCODING` reports.
@@ -223,6 +216,7 @@ impl StreamValue {
             node.add(*master, id, fields_and_values);
         }
         self.bytes += fields_and_values.iter().map(|b| b.len()).sum::<usize>();
+        self.fields += fields_and_values.len();
         let boxed: Fields = fields_and_values
             .iter()
             .map(|b| Box::<[u8]>::from(*b))
@@ -244,6 +238,7 @@ impl StreamValue {
             return false;
         };
         self.bytes -= fields.iter().map(|b| b.len()).sum::<usize>();
+        self.fields -= fields.len();
         if let Some(master) = self.node_of(id) {
             if let Some(node) = self.nodes.get_mut(&master) {
                 node.valid = node.valid.saturating_sub(1);
@@ -312,6 +307,7 @@ impl StreamValue {
                 for id in doomed {
                     if let Some(f) = self.entries.remove(&id) {
                         self.bytes -= f.iter().map(|b| b.len()).sum::<usize>();
+                        self.fields -= f.len();
                     }
                 }
                 self.nodes.remove(&master);

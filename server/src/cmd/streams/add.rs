@@ -154,9 +154,13 @@ pub(super) fn xadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     }
     let new_id = match t.id {
         Some((ms, Some(seq))) => Some(StreamId::new(ms, seq)),
-        Some((ms, None)) if ms == last.ms => {
-            (last.seq != u64::MAX).then(|| StreamId::new(ms, last.seq + 1))
+        Some((ms, None)) if ms == last.ms && last.seq == u64::MAX => {
+            // Redis 7.0.15 fails here without setting errno, so XADD
+            // answers its other error (checked against redis-server).
+            g.unchanged(key);
+            return Err(CmdError::err("Elements are too large to be stored"));
         }
+        Some((ms, None)) if ms == last.ms => Some(StreamId::new(ms, last.seq + 1)),
         Some((ms, None)) => Some(StreamId::new(ms, 0)),
         None => {
             let now = g.now_ms();

@@ -168,6 +168,7 @@ impl StreamValue {
                 s.bytes += f.len();
                 fields.push(Box::<[u8]>::from(f));
             }
+            s.fields += n;
             s.entries.insert(id, fields.into());
         }
         if valid_total != s.len()
