@@ -454,8 +454,10 @@ impl StreamValue {
         true
     }
 
-    /// Redis's `streamEstimateDistanceFromFirstEverEntry`: the logical read
-    /// counter of `id`, or [`ENTRIES_READ_UNKNOWN`].
+    /// Redis 7.0.15's `streamEstimateDistanceFromFirstEverEntry`: the
+    /// logical read counter of `id`, or [`ENTRIES_READ_UNKNOWN`]. (Later
+    /// Redis versions also refuse an `id` below the last tombstone; 7.0.15
+    /// does not, checked against redis-server.)
     pub fn estimate_distance(&self, id: StreamId) -> i64 {
         if self.entries_added == 0 {
             return 0;
@@ -463,9 +465,6 @@ impl StreamValue {
         let added = self.entries_added as i64;
         if self.entries.is_empty() && id <= self.last_id {
             return added;
-        }
-        if !id.is_zero() && id < self.max_deleted {
-            return ENTRIES_READ_UNKNOWN;
         }
         if id == self.last_id {
             return added;
