@@ -72,7 +72,8 @@ fn parse_generic(
 
 /// Redis's `string2ull`: a canonical `long long` that is not negative, or
 /// else what `strtoull` accepts in full (leading spaces, a sign, leading
-/// zeros; a `-` wraps around as in C).
+/// zeros; a `-` wraps around as in C, so `-0` is 0, while a canonical
+/// negative number such as `-1` is refused before `strtoull` sees it).
 fn string2ull(s: &[u8]) -> Option<u64> {
     if let Some(v) = crate::cmd::args::parse_i64(s) {
         return u64::try_from(v).ok();
@@ -116,7 +117,10 @@ mod tests {
         assert_eq!(parse(b"5", 7), Ok(StreamId::new(5, 7)));
         assert_eq!(parse(b"5-3", 7), Ok(StreamId::new(5, 3)));
         assert_eq!(parse(b"+5-03", 0), Ok(StreamId::new(5, 3)));
-        assert_eq!(parse(b"1--1", 0), Ok(StreamId::new(1, u64::MAX)));
+        // A negative canonical number is refused; "-0" goes to strtoull.
+        assert!(parse(b"1--1", 0).is_err());
+        assert_eq!(parse(b"7--0", 0), Ok(StreamId::new(7, 0)));
+        assert_eq!(parse(b"6- 1", 0), Ok(StreamId::new(6, 1)));
         assert!(parse(b"", 0).is_err());
         assert!(parse(b"1-", 0).is_err());
         assert!(parse(b"18446744073709551616", 0).is_err());
