@@ -237,8 +237,10 @@ impl StreamValue {
         let Some(fields) = self.entries.remove(&id) else {
             return false;
         };
-        self.bytes -= fields.iter().map(|b| b.len()).sum::<usize>();
-        self.fields -= fields.len();
+        self.bytes = self
+            .bytes
+            .saturating_sub(fields.iter().map(|b| b.len()).sum::<usize>());
+        self.fields = self.fields.saturating_sub(fields.len());
         if let Some(master) = self.node_of(id) {
             if let Some(node) = self.nodes.get_mut(&master) {
                 node.valid = node.valid.saturating_sub(1);
@@ -291,7 +293,7 @@ impl StreamValue {
                 break;
             }
             let remove_node = match to {
-                Trim::MaxLen(max) => self.len() - valid >= max,
+                Trim::MaxLen(max) => self.len().saturating_sub(valid) >= max,
                 Trim::MinId(min) => node.last < min,
             };
             let next = self
@@ -306,8 +308,10 @@ impl StreamValue {
                 };
                 for id in doomed {
                     if let Some(f) = self.entries.remove(&id) {
-                        self.bytes -= f.iter().map(|b| b.len()).sum::<usize>();
-                        self.fields -= f.len();
+                        self.bytes = self
+                            .bytes
+                            .saturating_sub(f.iter().map(|b| b.len()).sum::<usize>());
+                        self.fields = self.fields.saturating_sub(f.len());
                     }
                 }
                 self.nodes.remove(&master);

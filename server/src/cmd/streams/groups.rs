@@ -352,7 +352,7 @@ pub(super) fn xpending(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             break;
         }
         let Some(p) = grp.pel.get(&id) else { continue };
-        let idle = now as i64 - p.delivery_time as i64;
+        let idle = (now as i64).wrapping_sub(p.delivery_time as i64);
         if min_idle != 0 && idle < min_idle {
             continue;
         }

@@ -196,7 +196,7 @@ pub(super) fn consumers(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             out.bulk(b"pending");
             out.int(c.pel.len() as i64);
             out.bulk(b"idle");
-            out.int((now as i64 - c.seen_time as i64).max(0));
+            out.int((now as i64).wrapping_sub(c.seen_time as i64).max(0));
         }
         Ok(())
     })
