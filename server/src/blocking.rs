@@ -716,42 +716,27 @@ pub fn parse_timeout(arg: &[u8]) -> Result<Option<Instant>, CmdError> {
     } else {
         i64::MIN
     };
-    if ms < 0 {
-        return Err(CmdError::err("timeout is negative"));
-    }
-    if ms == 0 {
-        return Ok(None);
-    }
-    // Redis 7.0 adds the current Unix time in ms with no overflow check: a
-    // deadline past the end of `long long` wraps negative, is never put in
-    // the timeout table, and the client waits for ever (checked with
-    // redis-server 7.0.15: `BLPOP k 9223372036854775` blocks).
-    let now_ms = i64::try_from(amber_storage::clock::now_ms()).unwrap_or(i64::MAX);
-    if ms.checked_add(now_ms).is_none() {
-        return Ok(None);
-    }
-    Ok(Instant::now().checked_add(Duration::from_millis(ms as u64)))
+    let ms = u64::try_from(ms).map_err(|_| CmdError::err("timeout is negative"))?;
+    Ok(deadline_after_ms(ms))
 }
 
-/// Parses a blocking timeout given in milliseconds (`XREAD ... BLOCK`),
-/// like Redis's `getTimeoutFromObjectOrReply` with `UNIT_MILLISECONDS`:
-/// an integer, `0` for ever. Returns the deadline (`None`: no deadline).
-pub fn parse_timeout_ms(arg: &[u8]) -> Result<Option<Instant>, CmdError> {
-    let ms = crate::cmd::args::parse_i64(arg)
-        .ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;
-    if ms < 0 {
-        return Err(CmdError::err("timeout is negative"));
-    }
-    if ms == 0 {
-        return Ok(None);
-    }
-    // As for `parse_timeout`: a deadline past the end of `long long` waits
-    // for ever in Redis 7.0.
+/// Parses a blocking timeout given in milliseconds (`XREAD ... BLOCK`,
+/// `WAIT`) into its deadline (`None`: none; `0` waits for ever).
+pub fn parse_deadline_ms(arg: &[u8]) -> Result<Option<Instant>, CmdError> {
+    Ok(deadline_after_ms(parse_timeout_ms(arg)?))
+}
+
+/// The deadline `ms` milliseconds from now; `None` for 0 (for ever) and,
+/// as in Redis 7.0, which adds the current Unix time in ms with no
+/// overflow check, for a deadline past the end of `long long` (checked
+/// with redis-server 7.0.15: `BLPOP k 9223372036854775` blocks for ever).
+fn deadline_after_ms(ms: u64) -> Option<Instant> {
     let now_ms = i64::try_from(amber_storage::clock::now_ms()).unwrap_or(i64::MAX);
-    if ms.checked_add(now_ms).is_none() {
-        return Ok(None);
+    let past_the_end = i64::try_from(ms).map_or(true, |ms| ms.checked_add(now_ms).is_none());
+    if ms == 0 || past_the_end {
+        return None;
     }
-    Ok(Instant::now().checked_add(Duration::from_millis(ms as u64)))
+    Instant::now().checked_add(Duration::from_millis(ms))
 }
 
 #[cfg(test)]

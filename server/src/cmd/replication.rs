@@ -4,8 +4,6 @@
 //! replication). MONITOR is here too: Redis makes a monitor a replica
 //! (`CLIENT_SLAVE|CLIENT_MONITOR`).
 
-use std::time::{Duration, Instant};
-
 use amber_storage::Guard;
 
 use super::args::{self, nth};
@@ -62,16 +60,12 @@ fn role(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
 /// ever), then answers 0.
 fn wait(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let numreplicas = args::int(nth(args, 1))?;
-    let timeout_ms = blocking::parse_timeout_ms(nth(args, 2))?;
+    let deadline = blocking::parse_deadline_ms(nth(args, 2))?;
     let acknowledged = 0;
     if acknowledged >= numreplicas || ctx.client.block.blocking_denied() {
         ctx.out.int(acknowledged);
         return Ok(());
     }
-    let deadline = match timeout_ms {
-        0 => None,
-        ms => Instant::now().checked_add(Duration::from_millis(ms)),
-    };
     blocking::block_without_keys(ctx, deadline, Box::new(WaitForReplicas));
     Ok(())
 }

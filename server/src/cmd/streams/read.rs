@@ -60,7 +60,7 @@ fn read(ctx: &mut Ctx<'_>, args: &[&[u8]], xreadgroup: bool) -> CmdResult {
                 )));
             }
             i += 1;
-            block = Some(blocking::parse_timeout_ms(nth(args, i))?);
+            block = Some(blocking::parse_deadline_ms(nth(args, i))?);
         } else if is_c(o, "COUNT") && more > 0 {
             i += 1;
             count = usize::try_from(args::int(nth(args, i))?.max(0)).unwrap_or(usize::MAX);
