@@ -277,8 +277,6 @@ fn load(srv: &ServerState, data: &[u8]) -> Result<LoadReport, String> {
 pub struct SaveReport {
     /// Keys written.
     pub keys: u64,
-    /// Keys of a type the file cannot hold yet, left out.
-    pub skipped: u64,
 }
 
 /// Writes the whole keyspace and the function libraries to the file
@@ -363,14 +361,8 @@ fn write_file(srv: &ServerState, tmp: &Path) -> Result<SaveReport, String> {
                 let deadline = g.expire_at(&key).flatten();
                 // Without touching or promoting a cold value.
                 let Some(value) = g.peek(&key) else { continue };
-                if w.key(&key, value, deadline).map_err(io)? {
-                    report.keys += 1;
-                } else {
-                    // STREAMS: stream keys land here until the object codec
-                    // writes them.
-                    report.skipped += 1;
-                    tracing::warn!(db, key = %String::from_utf8_lossy(&key), kind = value.value_type().name(), "a key of this type cannot be written to an RDB file yet: left out");
-                }
+                w.key(&key, value, deadline).map_err(io)?;
+                report.keys += 1;
                 drop(g);
                 if delay > 0 {
                     std::thread::sleep(std::time::Duration::from_micros(delay as u64));

@@ -68,6 +68,7 @@ fn dump(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     match payload {
         None => ctx.out.null(),
         Some(Ok(p)) => ctx.out.bulk(&p),
+        // Not reachable with today's value types (see `Unsupported`).
         Some(Err(write::Unsupported)) => {
             return Err(CmdError::err("DUMP of this value type is not supported"))
         }

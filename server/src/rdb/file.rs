@@ -130,16 +130,19 @@ impl<W: Write> FileWriter<W> {
     }
 
     /// A key (`rdbSaveKeyValuePair`): its deadline (Unix ms), then the
-    /// type, the name and the object. `Ok(false)`: a value type the
-    /// object codec cannot write; nothing was written.
-    pub fn key(&mut self, key: &[u8], value: &Value, expire_ms: Option<u64>) -> io::Result<bool> {
-        let mut object = Vec::new();
-        if write::object(&mut object, value, self.opts).is_err() {
-            return Ok(false);
-        }
-        let Some((&type_byte, body)) = object.split_first() else {
-            return Ok(false);
+    /// type, the name and the object. A value type the codec does not know
+    /// (none today: see `write::Unsupported`) fails the save rather than
+    /// being left out.
+    pub fn key(&mut self, key: &[u8], value: &Value, expire_ms: Option<u64>) -> io::Result<()> {
+        let unsupported = || {
+            io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a value type the RDB codec cannot write",
+            )
         };
+        let mut object = Vec::new();
+        write::object(&mut object, value, self.opts).map_err(|_| unsupported())?;
+        let (&type_byte, body) = object.split_first().ok_or_else(unsupported)?;
         if let Some(ms) = expire_ms {
             self.scratch.push(opcode::EXPIRETIME_MS);
             self.scratch.extend_from_slice(&ms.to_le_bytes());
@@ -147,8 +150,7 @@ impl<W: Write> FileWriter<W> {
         self.scratch.push(type_byte);
         write::string(&mut self.scratch, key, self.opts.compress);
         self.put_scratch()?;
-        self.put(body)?;
-        Ok(true)
+        self.put(body)
     }
 
     /// `EOF` and the checksum; returns the output (not yet synced).
@@ -223,8 +225,6 @@ pub enum FileErrorKind {
     UnknownType(u8),
     /// Module data: Amber has no modules.
     Module,
-    /// A stream key (`STREAMS:` Amber has no stream type yet).
-    Stream,
     /// The 7.0 release candidates' function format.
     FunctionPreGa,
     /// The object of this key does not load.
@@ -260,10 +260,6 @@ impl fmt::Display for FileError {
             K::Module => write!(
                 f,
                 "The RDB file contains module data I can't load: Amber has no modules"
-            )?,
-            K::Stream => write!(
-                f,
-                "The RDB file contains a stream key: Amber cannot load streams yet"
             )?,
             K::FunctionPreGa => write!(f, "Pre-release function format not supported")?,
             K::BadObject(key) => write!(
@@ -424,11 +420,6 @@ impl<'a> FileReader<'a> {
                 opcode::FUNCTION_PRE_GA => return self.fail(FileErrorKind::FunctionPreGa),
                 opcode::FUNCTION2 => return Ok(Some(Entry::Function(self.string()?))),
                 kind::MODULE | kind::MODULE_2 => return self.fail(FileErrorKind::Module),
-                // STREAMS: load stream keys here once Amber has a stream type
-                // (`rdb::read::object_of_type` then knows them too).
-                kind::STREAM_LISTPACKS | kind::STREAM_LISTPACKS_2 => {
-                    return self.fail(FileErrorKind::Stream)
-                }
                 t if is_object_type(t) => {
                     let key = self.string()?;
                     let value = match read::object_of_type(&mut self.r, t, self.limits) {
@@ -475,13 +466,12 @@ mod tests {
         w.function(b"#!lua name=lib\nredis.register_function('f', function() return 1 end)")
             .expect("vec");
         w.select_db(0, 2, 1).expect("vec");
-        assert!(w.key(b"s", &Value::string("hello"), None).expect("vec"));
+        w.key(b"s", &Value::string("hello"), None).expect("vec");
         let list: ListValue = [&b"a"[..], b"b"].into_iter().collect();
-        assert!(w
-            .key(b"l", &Value::from(list), Some(1_900_000_000_000))
-            .expect("vec"));
+        w.key(b"l", &Value::from(list), Some(1_900_000_000_000))
+            .expect("vec");
         w.select_db(9, 1, 0).expect("vec");
-        assert!(w.key(b"n", &Value::string("12345"), None).expect("vec"));
+        w.key(b"n", &Value::string("12345"), None).expect("vec");
         w.finish().expect("vec")
     }
 
@@ -632,10 +622,10 @@ mod tests {
             kind_of(&file(&[kind::MODULE_2, 1, b'k'])),
             FileErrorKind::Module
         );
-        assert_eq!(
+        assert!(matches!(
             kind_of(&file(&[kind::STREAM_LISTPACKS_2, 1, b'k'])),
-            FileErrorKind::Stream
-        );
+            FileErrorKind::BadObject(_)
+        ));
         assert_eq!(
             kind_of(&file(&[opcode::FUNCTION_PRE_GA])),
             FileErrorKind::FunctionPreGa

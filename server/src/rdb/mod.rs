@@ -28,6 +28,7 @@ pub mod intset;
 pub mod listpack;
 pub mod lzf;
 pub mod read;
+pub mod stream;
 pub mod write;
 pub mod ziplist;
 
@@ -76,6 +77,9 @@ pub mod kind {
     pub const LIST_QUICKLIST_2: u8 = 18;
     /// `RDB_TYPE_STREAM_LISTPACKS_2`.
     pub const STREAM_LISTPACKS_2: u8 = 19;
+    /// `RDB_TYPE_STREAM_LISTPACKS_3` (Redis 7.2: consumers' active time;
+    /// Redis 7.0 does not load it, nor does Amber).
+    pub const STREAM_LISTPACKS_3: u8 = 21;
 }
 
 /// A `DUMP` payload: the object, the RDB version and the CRC64 of both

@@ -316,8 +316,11 @@ pub fn object_of_type(r: &mut Reader<'_>, t: u8, limits: Limits) -> Loaded {
             }
             Value::from(l)
         }
-        // STREAMS: `RDB_TYPE_STREAM_LISTPACKS` / `_2` load here once Amber
-        // has a stream type. Modules: Amber has none.
+        kind::STREAM_LISTPACKS | kind::STREAM_LISTPACKS_2 => {
+            Value::from(super::stream::read(r, t)?)
+        }
+        // 7.2's `RDB_TYPE_STREAM_LISTPACKS_3`, modules: Amber loads neither
+        // (nor does Redis 7.0).
         _ => return Err(LoadError::BadFormat),
     };
     if value.is_empty_collection() {
@@ -411,7 +414,7 @@ mod tests {
     }
 
     #[test]
-    fn refuses_streams_and_truncations() {
+    fn refuses_truncations() {
         let body = [kind::STREAM_LISTPACKS_2, 0];
         assert_eq!(
             object(&mut Reader::new(&body), Limits::default_redis()),

@@ -38,7 +38,7 @@ pub mod listpack;
 mod rax;
 mod record;
 
-use std::collections::BTreeMap;
+use std::collections::{btree_map, BTreeMap};
 use std::ops::Bound;
 
 pub use group::{Consumer, Group, Pending, ENTRIES_READ_UNKNOWN};
@@ -183,6 +183,92 @@ impl StreamValue {
     /// (`radix-tree-nodes`).
     pub fn rax_nodes(&self) -> usize {
         rax::node_count(self.nodes.keys().copied())
+    }
+
+    /// The modelled nodes in ID order, each with its master ID (the first
+    /// ID it was created with, Redis's radix tree key) and its valid
+    /// entries: what a writer of Redis's node layout needs (the RDB codec).
+    /// Deleted entries are not there: Amber frees them at once.
+    pub fn nodes(
+        &self,
+    ) -> impl Iterator<Item = (StreamId, &Node, btree_map::Range<'_, StreamId, Fields>)> + '_ {
+        let mut it = self.nodes.iter().peekable();
+        std::iter::from_fn(move || {
+            let (&master, node) = it.next()?;
+            let entries = match it.peek() {
+                Some((&next, _)) => self.entries.range(master..next),
+                None => self.entries.range(master..),
+            };
+            Some((master, node, entries))
+        })
+    }
+
+    /// A stream rebuilt from Redis's serialized parts (the RDB codec's
+    /// loader): `nodes` by ascending master ID, each with its shape and
+    /// its valid entries in ID order, and the metadata. `None`
+    /// when the parts do not fit together: nodes or entries out of order,
+    /// an entry outside its node or above `last_id`, a node whose valid
+    /// count is not its entry count, an entry with an odd or zero number
+    /// of fields and values. The groups come next ([`Self::with_groups`]).
+    pub fn from_parts(
+        nodes: Vec<(StreamId, Node, Vec<(StreamId, Fields)>)>,
+        last_id: StreamId,
+        max_deleted: StreamId,
+        entries_added: u64,
+    ) -> Option<Self> {
+        let mut s = StreamValue {
+            last_id,
+            max_deleted,
+            entries_added,
+            ..StreamValue::default()
+        };
+        // The last ID (deleted entries included) of the previous node.
+        let mut prev_last: Option<StreamId> = None;
+        for (master, node, entries) in nodes {
+            if prev_last.is_some_and(|p| p >= master)
+                || node.last < master
+                || node.last > last_id
+                || node.valid != entries.len() as u64
+            {
+                return None;
+            }
+            prev_last = Some(node.last);
+            for (id, fields) in entries {
+                let in_order = s.entries.keys().next_back().map_or(true, |p| *p < id);
+                if !in_order
+                    || id < master
+                    || id > node.last
+                    || fields.is_empty()
+                    || fields.len() % 2 != 0
+                {
+                    return None;
+                }
+                s.bytes += fields.iter().map(|b| b.len()).sum::<usize>();
+                s.fields += fields.len();
+                s.entries.insert(id, fields);
+            }
+            s.nodes.insert(master, node);
+        }
+        Some(s)
+    }
+
+    /// Gives a stream rebuilt by [`Self::from_parts`] its consumer groups;
+    /// `None` if a pending entry's consumer does not list it or a consumer
+    /// lists an entry its group does not.
+    pub fn with_groups(mut self, groups: BTreeMap<Box<[u8]>, Group>) -> Option<Self> {
+        for g in groups.values() {
+            let listed: usize = g.consumers.values().map(|c| c.pel.len()).sum();
+            let owned = g.pel.iter().all(|(id, p)| {
+                g.consumers
+                    .get(&p.consumer)
+                    .is_some_and(|c| c.pel.contains(id))
+            });
+            if listed != g.pel.len() || !owned {
+                return None;
+            }
+        }
+        self.groups = groups;
+        Some(self)
     }
 
     /// Appends an entry with `id` (which must be above [`Self::last_id`]:
