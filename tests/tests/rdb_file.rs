@@ -141,6 +141,85 @@ fn fixtures() -> Vec<(usize, Vec<String>)> {
     add(2, &["PEXPIRE", "db2-hash", "900000"], vec![]);
     add(15, &["ZADD", "db15-zset", "1", "a", "2", "b"], vec![]);
     add(15, &["SET", "db15-ttl", "x", "EX", "2000"], vec![]);
+    // Streams: several nodes, deleted entries (one a node's first),
+    // differing fields, groups with consumers and pending entries, and
+    // one stream emptied of its entries.
+    add(
+        0,
+        &["CONFIG", "SET", "stream-node-max-entries", "4"],
+        vec![],
+    );
+    for i in 1..=11 {
+        let (f, v) = (if i % 5 == 0 { "other" } else { "f" }, format!("v{i}"));
+        add(
+            0,
+            &["XADD", "stream-nodes", &format!("{i}-{i}"), f, &v, "n", "7"],
+            vec![],
+        );
+    }
+    add(0, &["XDEL", "stream-nodes", "5-5", "6-6", "10-10"], vec![]);
+    add(0, &["XGROUP", "CREATE", "stream-nodes", "g", "0"], vec![]);
+    add(
+        0,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "alice",
+            "COUNT",
+            "3",
+            "STREAMS",
+            "stream-nodes",
+            ">",
+        ],
+        vec![],
+    );
+    add(
+        0,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "bob",
+            "COUNT",
+            "2",
+            "STREAMS",
+            "stream-nodes",
+            ">",
+        ],
+        vec![],
+    );
+    add(0, &["XACK", "stream-nodes", "g", "2-2"], vec![]);
+    add(
+        0,
+        &[
+            "XGROUP",
+            "CREATE",
+            "stream-nodes",
+            "h",
+            "$",
+            "ENTRIESREAD",
+            "11",
+        ],
+        vec![],
+    );
+    add(
+        0,
+        &["XGROUP", "CREATECONSUMER", "stream-nodes", "h", "carol"],
+        vec![],
+    );
+    add(
+        0,
+        &["CONFIG", "SET", "stream-node-max-entries", "100"],
+        vec![],
+    );
+    add(2, &["XADD", "db2-stream-empty", "7-1", "f", "v"], vec![]);
+    add(2, &["XDEL", "db2-stream-empty", "7-1"], vec![]);
+    add(
+        2,
+        &["XGROUP", "CREATE", "db2-stream-empty", "g", "$"],
+        vec![],
+    );
     out
 }
 
@@ -164,9 +243,10 @@ const KEYS: &[(usize, &[&str])] = &[
             "hash-big",
             "ttl-str",
             "ttl-list",
+            "stream-nodes",
         ],
     ),
-    (2, &["db2-str", "db2-hash"]),
+    (2, &["db2-str", "db2-hash", "db2-stream-empty"]),
     (15, &["db15-zset", "db15-ttl"]),
 ];
 
@@ -204,6 +284,8 @@ fn view(c: &mut RespClient, db: usize, key: &str) -> (String, i64) {
             pairs.sort();
             pairs
         }
+        // Times are the stored seen and delivery times: equal on both.
+        "stream" => vec![show(&c.cmd(&["XINFO", "STREAM", key, "FULL"]))],
         "none" => vec![],
         other => panic!("unexpected type {other} for {key}"),
     };

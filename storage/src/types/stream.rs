@@ -57,6 +57,10 @@ const PER_ENTRY: usize = 48;
 /// DRAM charged per field or value besides its bytes.
 const PER_FIELD: usize = 24;
 
+/// A node as a serialization holds it: its master ID, its shape and its
+/// valid entries (see [`StreamValue::from_parts`]).
+pub type NodeParts = (StreamId, Node, Vec<(StreamId, Fields)>);
+
 /// How `XTRIM` / `XADD`'s trimming options select the entries to drop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trim {
@@ -211,7 +215,7 @@ impl StreamValue {
     /// count is not its entry count, an entry with an odd or zero number
     /// of fields and values. The groups come next ([`Self::with_groups`]).
     pub fn from_parts(
-        nodes: Vec<(StreamId, Node, Vec<(StreamId, Fields)>)>,
+        nodes: Vec<NodeParts>,
         last_id: StreamId,
         max_deleted: StreamId,
         entries_added: u64,
@@ -234,8 +238,7 @@ impl StreamValue {
             }
             prev_last = Some(node.last);
             for (id, fields) in entries {
-                let in_order = s.entries.keys().next_back().map_or(true, |p| *p < id);
-                if !in_order
+                if s.entries.keys().next_back().is_some_and(|p| *p >= id)
                     || id < master
                     || id > node.last
                     || fields.is_empty()
