@@ -21,8 +21,7 @@
 //! Reading also takes what older Redis versions wrote (versions 1 to 10,
 //! `EXPIRETIME` in seconds, no checksum before version 5), and refuses
 //! what Amber cannot represent: module data (`MODULE_AUX`, module
-//! objects), the release candidates' function format, and (for now)
-//! streams.
+//! objects) and the release candidates' function format.
 
 use std::fmt;
 use std::io::{self, Write};

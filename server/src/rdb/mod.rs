@@ -17,8 +17,10 @@
 //! history Amber does not keep: a list's quicklist nodes are cut as if the
 //! list had been built by `RPUSH` (a list grown at the head, or edited in
 //! the middle, may be cut differently in Redis), nodes are never written
-//! LZF-compressed (`list-compress-depth` above 0), and an intset whose
-//! widest members were removed is written in the narrower width.
+//! LZF-compressed (`list-compress-depth` above 0), an intset whose
+//! widest members were removed is written in the narrower width, and a
+//! stream node with deleted entries is written without them (see
+//! [`stream`]).
 
 pub mod crc64;
 pub mod file;
