@@ -23,8 +23,12 @@ pub async fn run(srv: Arc<ServerState>) {
         tokio::time::sleep(Duration::from_millis(1000 / hz)).await;
         srv.refresh_wall_clock();
         // As in Redis, a `CLIENT PAUSE` stops active expiry: nothing is
-        // deleted behind the paused clients' backs.
-        if srv.active_expire.load(Ordering::Relaxed) && !srv.pause.is_paused() {
+        // deleted behind the paused clients' backs. A replica waits for its
+        // master's DELs instead of expiring keys itself.
+        if srv.active_expire.load(Ordering::Relaxed)
+            && !srv.pause.is_paused()
+            && !srv.replication.is_replica()
+        {
             let srv = srv.clone();
             // Shard locks are sync; keep them off the async workers' hot loop.
             let _ = tokio::task::spawn_blocking(move || {

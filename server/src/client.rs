@@ -218,6 +218,9 @@ pub struct Client {
     /// A command of this batch ran while some client tracked: `BCAST`
     /// invalidations are sent when the batch ends.
     pub tracking_batch: bool,
+    /// The master's client of a replica (`crate::replica`): its writes are
+    /// the replication stream, admitted on a read-only replica.
+    pub master: bool,
 }
 
 /// `CLIENT REPLY ON|OFF|SKIP` (Redis's `CLIENT_REPLY_OFF`,
@@ -270,6 +273,7 @@ impl Client {
             postponed: false,
             tracking: Default::default(),
             tracking_batch: false,
+            master: false,
         }
     }
 

@@ -22,6 +22,7 @@ pub mod observer;
 pub mod pause;
 pub mod pubsub;
 pub mod rdb;
+pub mod replica;
 pub mod resp;
 pub mod server;
 pub mod snapshot;

@@ -33,6 +33,7 @@ pub async fn run(srv: Arc<ServerState>, listeners: Vec<TcpListener>) {
         tasks.push(tokio::spawn(accept_loop(srv.clone(), listener)));
     }
     let background = tokio::spawn(crate::background::run(srv.clone()));
+    crate::replica::Replication::start(&srv);
     let mut shutdown = srv.shutdown_signal();
     while !*shutdown.borrow() {
         if shutdown.changed().await.is_err() {

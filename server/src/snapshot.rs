@@ -132,7 +132,7 @@ pub fn load_at_startup(srv: &ServerState) -> Result<Option<LoadReport>, String> 
     }
     let started = Instant::now();
     let _ = ks.put_meta(MARKER, b"loading");
-    match load(srv, &data) {
+    match load_bytes(srv, &data) {
         Ok(report) => {
             if let Err(e) = ks.put_meta(MARKER, b"loaded") {
                 rollback(srv);
@@ -196,8 +196,11 @@ fn limits(srv: &ServerState) -> read::Limits {
     }
 }
 
-/// Loads every entry of `data` (`rdbLoadRioWithLoadingCtx`).
-fn load(srv: &ServerState, data: &[u8]) -> Result<LoadReport, String> {
+/// Loads every entry of `data`, the bytes of an RDB file, into the
+/// keyspace through the keyspace path (`rdbLoadRioWithLoadingCtx`): the
+/// start-up load and a replica's full sync (`crate::replica`). A key
+/// already present is an error: the caller starts from an empty keyspace.
+pub fn load_bytes(srv: &ServerState, data: &[u8]) -> Result<LoadReport, String> {
     let ks = &srv.keyspace;
     let mut reader = FileReader::new(data, limits(srv)).map_err(|e| e.to_string())?;
     let dbs = databases(srv);

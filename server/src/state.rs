@@ -164,6 +164,8 @@ pub struct ServerState {
     pub scripting: crate::cmd::scripting::Scripting,
     /// `dump.rdb`: load and save figures, the running `BGSAVE`.
     pub rdb: crate::snapshot::RdbStatus,
+    /// `REPLICAOF`: the master followed, if any (`crate::replica`).
+    pub replication: crate::replica::Replication,
     /// This state itself, once shared ([`crate::run`] sets it): what a
     /// background thread (`BGSAVE`) holds on to.
     me: std::sync::OnceLock<std::sync::Weak<ServerState>>,
@@ -226,6 +228,7 @@ impl ServerState {
             cores: Default::default(),
             scripting: Default::default(),
             rdb: Default::default(),
+            replication: Default::default(),
             me: Default::default(),
             shutdown: watch::channel(false).0,
         };

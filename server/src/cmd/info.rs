@@ -119,6 +119,52 @@ fn info(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
+/// `INFO replication`: a master without replicas, or a replica's link
+/// (the fields a Redis 7.0 replica prints).
+fn replication_section(srv: &ServerState) -> String {
+    let backlog = srv.config.get_u64("repl-backlog-size");
+    let Some(v) = srv.replication.view() else {
+        return format!(
+            "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:{backlog}\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
+            srv.run_id,
+        );
+    };
+    let up = v.state == crate::replica::LinkState::Connected;
+    let mut s = format!(
+        "# Replication\r\nrole:slave\r\nmaster_host:{}\r\nmaster_port:{}\r\nmaster_link_status:{}\r\nmaster_last_io_seconds_ago:{}\r\nmaster_sync_in_progress:{}\r\nslave_read_repl_offset:{}\r\nslave_repl_offset:{}\r\n",
+        v.host,
+        v.port,
+        if up { "up" } else { "down" },
+        v.last_io_secs,
+        u8::from(v.state == crate::replica::LinkState::Sync),
+        v.read_offset,
+        v.offset,
+    );
+    if !up {
+        let _ = write!(
+            s,
+            "master_link_down_since_seconds:{}\r\n",
+            v.down_since_secs
+        );
+    }
+    // Amber keeps no backlog of its own; while synced, the stream it
+    // applied is what a Redis replica's backlog would hold.
+    let synced = v.replid.is_some();
+    let _ = write!(
+        s,
+        "slave_priority:{}\r\nslave_read_only:{}\r\nreplica_announced:{}\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:{}\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{backlog}\r\nrepl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{}\r\n",
+        srv.config.get_i64("replica-priority"),
+        u8::from(srv.config.get_bool("replica-read-only")),
+        u8::from(srv.config.get_bool("replica-announced")),
+        v.replid.as_deref().unwrap_or(&srv.run_id),
+        v.offset,
+        u8::from(synced),
+        if synced { v.sync_offset + 1 } else { 0 },
+        if synced { v.offset - v.sync_offset } else { 0 },
+    );
+    s
+}
+
 /// Redis's `bytesToHuman`.
 pub fn human(n: u64) -> String {
     let d = n as f64;
@@ -287,11 +333,7 @@ fn render(ctx: &Ctx<'_>, all: bool, wanted: &[String]) -> String {
         ));
     }
     if want("replication") {
-        sections.push(format!(
-            "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
-            srv.run_id,
-            cfg.get_u64("repl-backlog-size"),
-        ));
+        sections.push(replication_section(srv));
     }
     if want("cpu") {
         let ((ss, sus), (us, uus)) = rusage(libc::RUSAGE_SELF);

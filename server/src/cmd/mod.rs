@@ -271,6 +271,14 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         multi::reject(ctx, is_exec, &CmdError::OutOfMemory);
         return;
     }
+    // A read-only replica takes writes from its master only (`crate::replica`).
+    if srv.replication.refuses_writes(srv, ctx.client)
+        && (def.flags.has(Flags::WRITE) || scripting::declares_writes(&def.name, args))
+    {
+        def.stats.reject();
+        multi::reject(ctx, is_exec, &CmdError::msg(crate::replica::READONLY));
+        return;
+    }
     // A monitor is a replica to Redis: it may not touch the keyspace.
     if ctx.client.monitoring && (def.flags.has(Flags::READONLY) || may_replicate(srv, def, args)) {
         def.stats.reject();

@@ -1,6 +1,7 @@
-//! Replication commands of a server that has no replicas and follows no
-//! master: ROLE and WAIT, answered as a Redis 7.0 master without replicas
-//! answers them (Amber's durability is its persistent-memory arena, not
+//! Replication commands. Amber follows a Redis master (`REPLICAOF`,
+//! `SLAVEOF`; the link itself is `crate::replica`) but serves no replicas:
+//! as a master, ROLE and WAIT answer as a Redis 7.0 master without
+//! replicas (Amber's durability is its persistent-memory arena, not
 //! replication). MONITOR is here too: Redis makes a monitor a replica
 //! (`CLIENT_SLAVE|CLIENT_MONITOR`).
 
@@ -13,7 +14,46 @@ use crate::blocking::{self, BlockedOp, Events, Outcome};
 use crate::resp::ReplyWriter;
 
 /// This family's commands.
-pub const COMMANDS: &[(&str, Handler)] = &[("monitor", monitor), ("role", role), ("wait", wait)];
+pub const COMMANDS: &[(&str, Handler)] = &[
+    ("monitor", monitor),
+    ("replicaof", replicaof),
+    ("role", role),
+    ("slaveof", replicaof),
+    ("wait", wait),
+];
+
+/// REPLICAOF host port / REPLICAOF NO ONE (`replicaofCommand`).
+fn replicaof(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    let host = nth(args, 1);
+    let port = nth(args, 2);
+    let srv = ctx.srv;
+    if host.eq_ignore_ascii_case(b"no") && port.eq_ignore_ascii_case(b"one") {
+        srv.replication.stop();
+        ctx.out.ok();
+        return Ok(());
+    }
+    if ctx.client.monitoring {
+        return Err(CmdError::err(
+            "Command is not valid when client is a replica.",
+        ));
+    }
+    let port = args::parse_i64(port)
+        .filter(|p| (0..=65535).contains(p))
+        .ok_or_else(|| CmdError::err("Invalid master port"))? as u16;
+    let host = String::from_utf8_lossy(host).into_owned();
+    if srv.replication.follows(&host, port) {
+        tracing::info!("REPLICAOF would result into synchronization with the master we are already connected with. No operation performed.");
+        ctx.out.simple("OK Already connected to specified master");
+        return Ok(());
+    }
+    let Some(shared) = srv.shared() else {
+        return Err(CmdError::err("the server is not running"));
+    };
+    crate::replica::Replication::set_master(&shared, &host, port);
+    tracing::info!(host = %host, port, client = ctx.client.handle.id, "REPLICAOF enabled (user request)");
+    ctx.out.ok();
+    Ok(())
+}
 
 /// MONITOR: from now on the client receives a line per command any client
 /// runs (`crate::monitor`). Ignored (no reply) when it already monitors, as
@@ -44,8 +84,18 @@ pub fn stop_monitoring(ctx: &mut Ctx<'_>) {
     }
 }
 
-/// ROLE: a master with replication offset 0 and no replicas.
+/// ROLE: a replica's master, link state and offset; otherwise a master
+/// with replication offset 0 and no replicas.
 fn role(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
+    if let Some(v) = ctx.srv.replication.view() {
+        ctx.out.array(5);
+        ctx.out.bulk(b"slave");
+        ctx.out.bulk(v.host.as_bytes());
+        ctx.out.int(i64::from(v.port));
+        ctx.out.bulk(v.state.name().as_bytes());
+        ctx.out.int(ctx.srv.replication.role_offset());
+        return Ok(());
+    }
     ctx.out.array(3);
     ctx.out.bulk(b"master");
     ctx.out.int(0);

@@ -225,6 +225,11 @@ fn fcall_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], read_only: bool) -> CmdResul
                 "Can not execute a script with write flag using *_ro command.",
             ));
         }
+        // A read-only replica refuses a function that may write, as Redis
+        // flags such an FCALL `write`.
+        if !function.flags.no_writes() && srv.replication.refuses_writes(srv, ctx.client) {
+            return Err(CmdError::msg(crate::replica::READONLY));
+        }
         let command = args.iter().map(|a| a.to_vec()).collect();
         *functions.running.lock() = Some((function.name.clone(), command));
         let result = state

@@ -186,6 +186,16 @@ pub fn declares_no_writes(srv: &crate::state::ServerState, name: &str, args: &[&
     }
 }
 
+/// Whether an `EVAL` declares it may write: a shebang without `no-writes`
+/// (Redis then flags the call `write`; a script without a shebang is
+/// checked command by command instead).
+pub fn declares_writes(name: &str, args: &[&[u8]]) -> bool {
+    let body = args.get(1).copied().unwrap_or_default();
+    name == "eval"
+        && body.starts_with(b"#!")
+        && shebang::parse(body).is_ok_and(|(f, _)| !f.no_writes)
+}
+
 /// Where the script of an `EVAL`-family call comes from.
 #[derive(Clone, Copy)]
 enum Source {

@@ -80,6 +80,9 @@ pub fn call(state: &mut RunState<'_, '_>, argv: &[Vec<u8>]) -> Result<Vec<u8>, S
     if state.read_only && def.flags.has(Flags::WRITE) {
         return Err("Write commands are not allowed from read-only scripts.".into());
     }
+    if def.flags.has(Flags::WRITE) && srv.replication.refuses_writes(srv, state.ctx.client) {
+        return Err(format!("-{}", crate::replica::READONLY));
+    }
     if def.flags.has(Flags::WRITE) {
         srv.scripting.busy.note_write();
     }
