@@ -219,10 +219,15 @@ impl Replication {
         r.read_offset.store(0, Ordering::Relaxed);
         r.down_since_ms.store(0, Ordering::Relaxed);
         r.active.store(true, Ordering::Release);
-        let task = r
+        let runtime = r
             .runtime
             .get()
-            .map(|rt| rt.spawn(follow(srv.clone(), generation)));
+            .cloned()
+            .or_else(|| tokio::runtime::Handle::try_current().ok());
+        let task = runtime.map(|rt| rt.spawn(follow(srv.clone(), generation)));
+        if task.is_none() {
+            tracing::error!("no runtime to run the link with the master on");
+        }
         *link = Some(Link {
             host: host.to_string(),
             port,

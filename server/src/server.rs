@@ -13,6 +13,9 @@ use crate::state::ServerState;
 /// Accepts connections on `listeners` until shutdown is requested.
 pub async fn run(srv: Arc<ServerState>, listeners: Vec<TcpListener>) {
     crate::observer::ServerObserver::install(&srv);
+    // Before the first connection: `REPLICAOF` spawns its link task on
+    // this runtime.
+    crate::replica::Replication::start(&srv);
     let threads = match srv.config.get_i64("threads") {
         n if n > 0 => n as usize,
         _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -33,7 +36,6 @@ pub async fn run(srv: Arc<ServerState>, listeners: Vec<TcpListener>) {
         tasks.push(tokio::spawn(accept_loop(srv.clone(), listener)));
     }
     let background = tokio::spawn(crate::background::run(srv.clone()));
-    crate::replica::Replication::start(&srv);
     let mut shutdown = srv.shutdown_signal();
     while !*shutdown.borrow() {
         if shutdown.changed().await.is_err() {
