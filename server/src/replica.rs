@@ -285,14 +285,20 @@ impl Replication {
 async fn follow(srv: Arc<ServerState>, generation: u64) {
     let r = &srv.replication;
     while let Some((host, port)) = r.target(generation) {
-        let was_up = r.offset.load(Ordering::Relaxed) >= 0;
         match session(&srv, generation, &host, port).await {
             Ok(()) => return,
             Err(e) => {
                 if !r.current(generation) {
                     return;
                 }
-                if r.down_since_ms.load(Ordering::Relaxed) == 0 || was_up {
+                // `master_link_down_since_seconds` counts from the loss of
+                // a link that was up, not from each failed attempt.
+                let was_up = r
+                    .link
+                    .lock()
+                    .as_ref()
+                    .is_some_and(|l| l.state == LinkState::Connected);
+                if was_up {
                     r.down_since_ms.store(now_ms(), Ordering::Relaxed);
                 }
                 tracing::warn!(host = %host, port, error = %e, "link with the MASTER lost or not established; retrying in 1 second");

@@ -366,6 +366,23 @@ fn full_sync_of_every_type_then_live_writes() {
     let ours = dataset(&mut a);
     assert_same_data(&dataset(&mut m), &ours);
     assert!(ours.contains_key(&(5, b"in5".to_vec())));
+    // The master sees Amber on its listening port, online; `WAIT` is
+    // answered at once through `REPLCONF GETACK` (not the 1 s ACKs).
+    let slave0 = field(&mut m, "replication", "slave0");
+    assert!(
+        slave0.starts_with(&format!("ip=127.0.0.1,port={},state=online,", amber.port)),
+        "{slave0}"
+    );
+    for i in 0..5 {
+        m.cmd(&["SET", "acked", &i.to_string()]);
+        let started = Instant::now();
+        assert_eq!(m.cmd_str("WAIT 1 5000"), b":1\r\n");
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "WAIT took {:?}",
+            started.elapsed()
+        );
+    }
     assert!(!ours.keys().any(|(db, _)| *db == 3), "FLUSHDB of db 3");
     assert!(!ours.contains_key(&(0, b"mine".to_vec())));
     // The stream's IDs came as the master's (XADD is replicated with its ID).
@@ -403,6 +420,7 @@ fn replica_replies(c: &mut RespClient, master_port: u16) -> Vec<String> {
     show(c.cmd(&["SLAVEOF", "127.0.0.1"]));
     show(c.cmd(&["REPLICAOF", "127.0.0.1", &port]));
     show(c.cmd(&["CONFIG", "SET", "replicaof", "no one"]));
+    show(c.cmd(&["CONFIG", "GET", "replicaof"]));
     out
 }
 
@@ -548,6 +566,10 @@ fn replicaof_no_one_keeps_the_data_and_allows_writes_across_kill9() {
     assert_eq!(a.cmd_str("REPLICAOF NO ONE"), b"+OK\r\n");
     assert_eq!(a.cmd_str("ROLE"), b"*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n");
     assert_eq!(field(&mut a, "replication", "role"), "master");
+    assert_eq!(
+        a.cmd_str("CONFIG GET replicaof"),
+        b"*2\r\n$9\r\nreplicaof\r\n$0\r\n\r\n"
+    );
     assert_eq!(a.cmd_str("SET promoted yes"), b"+OK\r\n");
     // The master's writes no longer arrive.
     m.cmd_str("SET after-promotion 1");

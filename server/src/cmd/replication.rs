@@ -29,6 +29,7 @@ fn replicaof(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let srv = ctx.srv;
     if host.eq_ignore_ascii_case(b"no") && port.eq_ignore_ascii_case(b"one") {
         srv.replication.stop();
+        set_directive(ctx, String::new());
         ctx.out.ok();
         return Ok(());
     }
@@ -50,6 +51,7 @@ fn replicaof(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         return Err(CmdError::err("the server is not running"));
     };
     crate::replica::Replication::set_master(&shared, &host, port);
+    set_directive(ctx, format!("{host} {port}"));
     tracing::info!(host = %host, port, client = ctx.client.handle.id, "REPLICAOF enabled (user request)");
     ctx.out.ok();
     Ok(())
@@ -81,6 +83,13 @@ pub fn stop_monitoring(ctx: &mut Ctx<'_>) {
         ctx.client.monitoring = false;
         ctx.client.handle.info.lock().monitor = false;
         ctx.srv.monitors.remove(ctx.client.handle.id);
+    }
+}
+
+/// `CONFIG GET replicaof` shows the master followed, as Redis's.
+fn set_directive(ctx: &Ctx<'_>, value: String) {
+    if let Some(d) = crate::config::directive("replicaof") {
+        ctx.srv.config.store(d, value);
     }
 }
 
