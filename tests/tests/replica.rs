@@ -5,10 +5,6 @@
 //! read as a real redis-server replica of the same master; a master
 //! restart is followed by a new full sync; `REPLICAOF NO ONE` keeps the
 //! data (across `kill -9` with `persistence pmem`) and allows writes.
-//!
-//! The initial dataset has no stream: Amber's RDB codec does not read
-//! streams yet (a full sync of a master holding one fails and is retried);
-//! streams created live (`XADD`) are followed.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -260,6 +256,10 @@ fn fill(m: &mut RespClient) {
         "ZADD z1 1 a 2.5 b -3 c",
         "HSET h1 f1 v1 f2 v2",
         "GEOADD geo 13.361389 38.115556 Palermo",
+        "XADD st0 1-1 f v",
+        "XADD st0 2-1 f w g x",
+        "XGROUP CREATE st0 grp 0",
+        "XREADGROUP GROUP grp alice COUNT 1 STREAMS st0 >",
         "PEXPIRE l1 400000",
         "SELECT 2",
         "SET s2 in-db-2",
@@ -349,6 +349,8 @@ fn full_sync_of_every_type_then_live_writes() {
     ours.sort();
     assert_eq!(ours, theirs, "function libraries");
     assert_eq!(a.cmd_str("FCALL getk 1 s1"), b"$5\r\nhello\r\n");
+    // The stream's consumer group and its pending entry came along.
+    assert_eq!(a.cmd_str("XPENDING st0 grp"), m.cmd_str("XPENDING st0 grp"));
     // A client blocked on the replica is woken by the master's write
     // (XREAD: BLPOP is a write, refused on a read-only replica).
     let mut blocked = amber.client();
