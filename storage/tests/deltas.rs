@@ -3,27 +3,19 @@
 //! a clean close or none at all) applies them and finds every collection
 //! exactly as it was, element order, encoding and deadline included.
 
+mod common;
+
+use common::{crash_image, pmem_config};
+
 use std::sync::atomic::Ordering;
 
 use amber_storage::codec;
 use amber_storage::types::hash::HashLimits;
 use amber_storage::types::zset::{AddFlags, ListpackLimits};
 use amber_storage::types::{HashValue, ListValue, SetValue, ZSetValue};
-use amber_storage::{ArenaConfig, ArenaSync, Keyspace, KeyspaceConfig, Persistence, Value};
+use amber_storage::{Keyspace, Value};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-
-fn config(dir: &std::path::Path, budget: u64) -> KeyspaceConfig {
-    let mut arena = ArenaConfig::new(dir.join("amber.arena"), 64 << 20);
-    arena.segment_size = 64 << 10;
-    arena.persistence = Persistence::Pmem;
-    arena.sync = ArenaSync::No;
-    KeyspaceConfig {
-        shards_per_db: 4,
-        dram_budget: budget,
-        arena: Some(arena),
-    }
-}
 
 const KEYS: [&[u8]; 4] = [b"hash", b"list", b"set", b"zset"];
 
@@ -150,15 +142,6 @@ fn snapshot(ks: &Keyspace) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// What a restart after `kill -9` would find: the arena file as the page
-/// cache holds it now, copied before the keyspace closes (the original
-/// keeps its lock until then).
-fn crash_image(dir: &std::path::Path) -> tempfile::TempDir {
-    let copy = tempfile::tempdir().expect("tempdir");
-    std::fs::copy(dir.join("amber.arena"), copy.path().join("amber.arena")).expect("copy");
-    copy
-}
-
 fn delta_writes(ks: &Keyspace) -> u64 {
     ks.tiers.stats.delta_writes.load(Ordering::Relaxed)
 }
@@ -166,7 +149,7 @@ fn delta_writes(ks: &Keyspace) -> u64 {
 #[test]
 fn writes_to_large_collections_are_deltas_and_survive_a_crash() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ks = Keyspace::open(config(dir.path(), 64 << 20)).expect("open");
+    let ks = Keyspace::open(pmem_config(dir.path(), 64 << 20)).expect("open");
     build(&ks, 2000);
     let arena = ks.tiers.arena.as_ref().expect("arena");
     let deltas = delta_writes(&ks);
@@ -187,7 +170,7 @@ fn writes_to_large_collections_are_deltas_and_survive_a_crash() {
     // No clean close: the process dies here.
     let dir = crash_image(dir.path());
     drop(ks);
-    let ks = Keyspace::open(config(dir.path(), 64 << 20)).expect("reopen");
+    let ks = Keyspace::open(pmem_config(dir.path(), 64 << 20)).expect("reopen");
     assert_eq!(snapshot(&ks), before);
     assert_eq!(
         ks.lock_one(0, b"zset").expect("lock").expire_at(b"zset"),
@@ -203,14 +186,14 @@ fn writes_to_large_collections_are_deltas_and_survive_a_crash() {
     }
     ks.close().expect("close");
     drop(ks);
-    let ks = Keyspace::open(config(dir.path(), 64 << 20)).expect("reopen");
+    let ks = Keyspace::open(pmem_config(dir.path(), 64 << 20)).expect("reopen");
     assert_eq!(snapshot(&ks), after);
 }
 
 #[test]
 fn compaction_folds_chains_and_reopen_still_applies_them() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ks = Keyspace::open(config(dir.path(), 64 << 20)).expect("open");
+    let ks = Keyspace::open(pmem_config(dir.path(), 64 << 20)).expect("open");
     build(&ks, 1500);
     churn(&ks, 4000, 11);
     let mut freed = 0;
@@ -226,14 +209,14 @@ fn compaction_folds_chains_and_reopen_still_applies_them() {
     let before = snapshot(&ks);
     let dir = crash_image(dir.path());
     drop(ks);
-    let ks = Keyspace::open(config(dir.path(), 64 << 20)).expect("reopen");
+    let ks = Keyspace::open(pmem_config(dir.path(), 64 << 20)).expect("reopen");
     assert_eq!(snapshot(&ks), before);
 }
 
 #[test]
 fn small_collections_and_no_hot_tier_write_whole_records() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ks = Keyspace::open(config(dir.path(), 64 << 20)).expect("open");
+    let ks = Keyspace::open(pmem_config(dir.path(), 64 << 20)).expect("open");
     build(&ks, 20);
     assert_eq!(
         delta_writes(&ks),
@@ -242,13 +225,13 @@ fn small_collections_and_no_hot_tier_write_whole_records() {
     );
     drop(ks);
     let dir = tempfile::tempdir().expect("tempdir");
-    let ks = Keyspace::open(config(dir.path(), 0)).expect("open");
+    let ks = Keyspace::open(pmem_config(dir.path(), 0)).expect("open");
     build(&ks, 300);
     assert_eq!(delta_writes(&ks), 0, "cold keys are always one record");
     let before = snapshot(&ks);
     let dir = crash_image(dir.path());
     drop(ks);
-    let ks = Keyspace::open(config(dir.path(), 0)).expect("reopen");
+    let ks = Keyspace::open(pmem_config(dir.path(), 0)).expect("reopen");
     assert_eq!(snapshot(&ks), before);
 }
 
@@ -259,7 +242,7 @@ fn small_collections_and_no_hot_tier_write_whole_records() {
 fn recovery_keeps_only_the_unbroken_chain_on_the_newest_base() {
     use amber_storage::{Addr, Arena, DeltaIn, RecordIn};
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = config(dir.path(), 0).arena.expect("arena config");
+    let cfg = pmem_config(dir.path(), 0).arena.expect("arena config");
     let now = amber_storage::clock::now_ms();
     let far = now + 3_600_000;
     let delta = |a: &Arena, key: &[u8], base_seq: u64, pos: u32, ch: &[u8], exp: u64| {

@@ -5,35 +5,17 @@
 //! count sees it), a full arena refuses a new blob and keeps the old one,
 //! and without `persistence pmem` nothing is kept.
 
+mod common;
+
+use common::{arena_config, crash_image, pmem_config};
+
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
-use amber_storage::{
-    ArenaConfig, ArenaSync, Error, Keyspace, KeyspaceConfig, Persistence, SetExpiry, Value,
-    DB_COUNT,
-};
-
-fn config(dir: &Path, size: u64, budget: u64, persistence: Persistence) -> KeyspaceConfig {
-    let mut arena = ArenaConfig::new(dir.join("amber.arena"), size);
-    arena.segment_size = 64 << 10;
-    arena.persistence = persistence;
-    arena.sync = ArenaSync::No;
-    KeyspaceConfig {
-        shards_per_db: 4,
-        dram_budget: budget,
-        arena: Some(arena),
-    }
-}
+use amber_storage::{Error, Keyspace, KeyspaceConfig, Persistence, SetExpiry, Value, DB_COUNT};
 
 fn pmem(dir: &Path) -> KeyspaceConfig {
-    config(dir, 64 << 20, 256 << 10, Persistence::Pmem)
-}
-
-/// What a restart after `kill -9` would find (see `deltas.rs`).
-fn crash_image(dir: &Path) -> tempfile::TempDir {
-    let copy = tempfile::tempdir().expect("tempdir");
-    std::fs::copy(dir.join("amber.arena"), copy.path().join("amber.arena")).expect("copy");
-    copy
+    pmem_config(dir, 256 << 10)
 }
 
 fn set(ks: &Keyspace, db: usize, key: &str, value: &[u8]) -> amber_storage::Result<()> {
@@ -118,7 +100,8 @@ fn meta_survives_a_crash_and_the_newest_wins() {
 #[test]
 fn compaction_moves_the_meta_record_out_of_a_segment_it_empties() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ks = Keyspace::open(config(dir.path(), 64 << 20, 0, Persistence::Pmem)).expect("open");
+    let ks =
+        Keyspace::open(arena_config(dir.path(), 64 << 20, 0, Persistence::Pmem)).expect("open");
     let arena = ks.tiers.arena.as_ref().expect("arena");
     ks.put_meta(b"functions", b"the libraries").expect("put");
     let before = arena.meta_addr(b"functions").expect("addr");
@@ -157,7 +140,8 @@ fn compaction_moves_the_meta_record_out_of_a_segment_it_empties() {
     ks.close().expect("close");
     drop(ks);
     for (label, path) in [("checkpoint", dir.path()), ("scan", crashed.path())] {
-        let ks = Keyspace::open(config(path, 64 << 20, 0, Persistence::Pmem)).expect("reopen");
+        let ks =
+            Keyspace::open(arena_config(path, 64 << 20, 0, Persistence::Pmem)).expect("reopen");
         assert_eq!(from_checkpoint(&ks), label == "checkpoint", "{label}");
         assert_eq!(
             ks.meta(b"functions").expect("meta").as_deref(),
@@ -201,7 +185,7 @@ fn meta_is_not_a_key() {
 fn a_full_arena_refuses_new_meta_and_keeps_the_old() {
     let dir = tempfile::tempdir().expect("tempdir");
     let size = 1 << 20;
-    let ks = Keyspace::open(config(dir.path(), size, 0, Persistence::Pmem)).expect("open");
+    let ks = Keyspace::open(arena_config(dir.path(), size, 0, Persistence::Pmem)).expect("open");
     ks.put_meta(b"functions", b"old").expect("put");
     // Larger than the arena.
     let huge = vec![b'h'; 2 << 20];
@@ -227,7 +211,8 @@ fn a_full_arena_refuses_new_meta_and_keeps_the_old() {
     );
     let crashed = crash_image(dir.path());
     drop(ks);
-    let ks = Keyspace::open(config(crashed.path(), size, 0, Persistence::Pmem)).expect("reopen");
+    let ks =
+        Keyspace::open(arena_config(crashed.path(), size, 0, Persistence::Pmem)).expect("reopen");
     assert_eq!(
         ks.meta(b"functions").expect("meta").as_deref(),
         Some(&b"old"[..])
@@ -237,7 +222,7 @@ fn a_full_arena_refuses_new_meta_and_keeps_the_old() {
 #[test]
 fn without_pmem_persistence_nothing_is_kept() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let none = || config(dir.path(), 4 << 20, 0, Persistence::None);
+    let none = || arena_config(dir.path(), 4 << 20, 0, Persistence::None);
     let ks = Keyspace::open(none()).expect("open");
     ks.put_meta(b"functions", b"libs")
         .expect("put does nothing");

@@ -4,26 +4,16 @@
 //! a crash or a clean close) finds it exactly as it was, consumer groups
 //! and pending entries included.
 
+mod common;
+
+use common::{crash_image, pmem_config};
+
 use std::sync::atomic::Ordering;
 
 use amber_storage::codec;
 use amber_storage::types::stream::{NodeLimits, StreamId, Trim};
 use amber_storage::types::StreamValue;
-use amber_storage::{
-    ArenaConfig, ArenaSync, Keyspace, KeyspaceConfig, Persistence, SetExpiry, Value,
-};
-
-fn config(dir: &std::path::Path, budget: u64) -> KeyspaceConfig {
-    let mut arena = ArenaConfig::new(dir.join("amber.arena"), 64 << 20);
-    arena.segment_size = 64 << 10;
-    arena.persistence = Persistence::Pmem;
-    arena.sync = ArenaSync::No;
-    KeyspaceConfig {
-        shards_per_db: 4,
-        dram_budget: budget,
-        arena: Some(arena),
-    }
-}
+use amber_storage::{Keyspace, SetExpiry, Value};
 
 /// Appends `n` entries to `key`, one guard (command) per entry.
 fn append(ks: &Keyspace, key: &[u8], from: u64, n: u64) {
@@ -58,16 +48,10 @@ fn snapshot(ks: &Keyspace, key: &[u8]) -> Vec<u8> {
     codec::encode(g.peek(key).expect("present")).1.into_owned()
 }
 
-fn crash_image(dir: &std::path::Path) -> tempfile::TempDir {
-    let copy = tempfile::tempdir().expect("tempdir");
-    std::fs::copy(dir.join("amber.arena"), copy.path().join("amber.arena")).expect("copy");
-    copy
-}
-
 #[test]
 fn appends_are_deltas_and_the_stream_survives_a_crash_and_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ks = Keyspace::open(config(dir.path(), 64 << 20)).expect("open");
+    let ks = Keyspace::open(pmem_config(dir.path(), 64 << 20)).expect("open");
     append(&ks, b"s", 1, 3000);
     let deltas = ks.tiers.stats.delta_writes.load(Ordering::Relaxed);
     assert!(deltas > 2500, "only {deltas} of 3000 appends were deltas");
@@ -112,7 +96,7 @@ fn appends_are_deltas_and_the_stream_survives_a_crash_and_a_restart() {
     let before = snapshot(&ks, b"s");
     let image = crash_image(dir.path());
     drop(ks);
-    let ks = Keyspace::open(config(image.path(), 64 << 20)).expect("reopen");
+    let ks = Keyspace::open(pmem_config(image.path(), 64 << 20)).expect("reopen");
     assert_eq!(snapshot(&ks, b"s"), before);
     with_stream(&ks, b"s", |s| {
         assert_eq!(s.len(), 2550);
@@ -127,6 +111,6 @@ fn appends_are_deltas_and_the_stream_survives_a_crash_and_a_restart() {
     let after = snapshot(&ks, b"s");
     ks.close().expect("close");
     drop(ks);
-    let ks = Keyspace::open(config(image.path(), 0)).expect("reopen");
+    let ks = Keyspace::open(pmem_config(image.path(), 0)).expect("reopen");
     assert_eq!(snapshot(&ks, b"s"), after);
 }

@@ -4,30 +4,11 @@
 //! (a key that left a database must not come back there from its old
 //! record), with every key hot and with every key in the arena.
 
-use std::path::Path;
+mod common;
 
-use amber_storage::{
-    ArenaConfig, ArenaSync, Keyspace, KeyspaceConfig, Persistence, SetExpiry, Value,
-};
+use common::{crash_image, pmem_config};
 
-fn config(dir: &Path, budget: u64) -> KeyspaceConfig {
-    let mut arena = ArenaConfig::new(dir.join("amber.arena"), 64 << 20);
-    arena.segment_size = 64 << 10;
-    arena.persistence = Persistence::Pmem;
-    arena.sync = ArenaSync::No;
-    KeyspaceConfig {
-        shards_per_db: 4,
-        dram_budget: budget,
-        arena: Some(arena),
-    }
-}
-
-/// What a restart after `kill -9` would find.
-fn crash_image(dir: &Path) -> tempfile::TempDir {
-    let copy = tempfile::tempdir().expect("tempdir");
-    std::fs::copy(dir.join("amber.arena"), copy.path().join("amber.arena")).expect("copy");
-    copy
-}
+use amber_storage::{Keyspace, SetExpiry, Value};
 
 fn set(ks: &Keyspace, db: usize, key: &str, value: &str) {
     ks.lock_one(db, key.as_bytes())
@@ -70,7 +51,7 @@ fn swapped_databases_stay_swapped_after_a_crash_and_a_clean_restart() {
     // Budget 0: every key cold (rewritten from its record); 1 MiB: hot.
     for budget in [0, 1 << 20] {
         let dir = tempfile::tempdir().expect("tempdir");
-        let ks = Keyspace::open(config(dir.path(), budget)).expect("open");
+        let ks = Keyspace::open(pmem_config(dir.path(), budget)).expect("open");
         set(&ks, 0, "a", "a0");
         set(&ks, 0, "c", "c0");
         set(&ks, 1, "b", "b1");
@@ -81,7 +62,7 @@ fn swapped_databases_stay_swapped_after_a_crash_and_a_clean_restart() {
         ks.close().expect("close");
         drop(ks);
         for (how, path) in [("a crash", crashed.path()), ("a clean restart", dir.path())] {
-            let ks = Keyspace::open(config(path, budget)).expect("reopen");
+            let ks = Keyspace::open(pmem_config(path, budget)).expect("reopen");
             check_swapped(&ks, &format!("{how}, budget {budget}"));
         }
     }

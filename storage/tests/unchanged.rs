@@ -3,25 +3,15 @@
 //! watchers nor writes the value to the arena again, and the key keeps its
 //! tier; a command that did change it does both, as before.
 
+mod common;
+
+use common::pmem_config;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use amber_storage::types::SetValue;
-use amber_storage::{
-    ArenaConfig, ArenaSync, KeyObserver, Keyspace, KeyspaceConfig, Persistence, SetExpiry, Value,
-};
-
-fn config(dir: &std::path::Path, budget: u64) -> KeyspaceConfig {
-    let mut arena = ArenaConfig::new(dir.join("amber.arena"), 64 << 20);
-    arena.segment_size = 64 << 10;
-    arena.persistence = Persistence::Pmem;
-    arena.sync = ArenaSync::No;
-    KeyspaceConfig {
-        shards_per_db: 4,
-        dram_budget: budget,
-        arena: Some(arena),
-    }
-}
+use amber_storage::{KeyObserver, Keyspace, SetExpiry, Value};
 
 /// Counts modification reports (what `WATCH` is built on).
 #[derive(Default)]
@@ -38,7 +28,7 @@ impl KeyObserver for Reports {
 }
 
 fn open_with_reports(dir: &std::path::Path, budget: u64) -> (Keyspace, Arc<Reports>) {
-    let ks = Keyspace::open(config(dir, budget)).expect("open");
+    let ks = Keyspace::open(pmem_config(dir, budget)).expect("open");
     let reports = Arc::new(Reports::default());
     ks.set_observer(reports.clone());
     ks.watch_modifications(true);
@@ -115,7 +105,7 @@ fn a_write_that_changes_nothing_is_neither_reported_nor_written() {
     )
     .expect("copy");
     drop(ks);
-    let ks = Keyspace::open(config(copy.path(), 64 << 20)).expect("reopen");
+    let ks = Keyspace::open(pmem_config(copy.path(), 64 << 20)).expect("reopen");
     assert_eq!(members(&ks, b"s"), want);
     assert_eq!(want.len(), 101);
 }
