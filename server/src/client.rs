@@ -236,7 +236,8 @@ pub struct ReplyMode {
 }
 
 impl ReplyMode {
-    /// Whether what is written to the client now is dropped.
+    /// Whether the reply of the command being run is dropped (pushed
+    /// messages are not: see `ReplyWriter::message`).
     pub fn silenced(self) -> bool {
         self.off || self.skip
     }

@@ -200,12 +200,7 @@ impl Connection {
                 drop(guard);
             }
             // Pub/sub messages posted by other clients go out with this batch.
-            if client.reply.off {
-                // `CLIENT REPLY OFF` drops them too, as Redis does.
-                mailbox.drain_into(&mut ReplyWriter::new());
-            } else {
-                mailbox.drain_into(&mut self.out);
-            }
+            mailbox.drain_into(&mut self.out);
             // Writes of this batch must be durable before any reply leaves
             // (`persistence pmem`): one wait covers the whole batch (group commit).
             let ticket = amber_storage::tier::take_ticket();
@@ -515,7 +510,7 @@ impl Connection {
                 break;
             }
             if client.reply.silenced() {
-                self.out.truncate(mark);
+                self.out.drop_reply_since(mark);
             }
             client.reply.command_done();
         }

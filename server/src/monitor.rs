@@ -98,7 +98,7 @@ impl Monitors {
         let mut own = me;
         for mb in list.iter() {
             match own.as_mut() {
-                Some((id, out)) if *id == mb.client_id() => out.raw(&line),
+                Some((id, out)) if *id == mb.client_id() => out.message(|w| w.raw(&line)),
                 _ => mb.post(&line, limits),
             }
         }

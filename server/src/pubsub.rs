@@ -305,7 +305,7 @@ impl PubSub {
         let mut deliver = |mb: &Mailbox, parts: &[&[u8]]| {
             receivers += 1;
             match me.as_mut() {
-                Some((id, out)) if *id == mb.client_id() => encode_into(out, parts),
+                Some((id, out)) if *id == mb.client_id() => out.message(|w| encode_into(w, parts)),
                 _ => {
                     let mut w = ReplyWriter::default();
                     if mb.resp3() {

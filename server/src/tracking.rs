@@ -489,7 +489,7 @@ fn deliver(
     me: &mut Option<(u64, &mut ReplyWriter)>,
 ) {
     match me.as_mut() {
-        Some((id, out)) if *id == mb.client_id() => out.raw(msg),
+        Some((id, out)) if *id == mb.client_id() => out.message(|w| w.raw(msg)),
         _ => {
             let limits = || {
                 crate::pubsub::pubsub_limits(

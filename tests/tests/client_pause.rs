@@ -249,3 +249,35 @@ fn client_reply_drops_what_redis_drops() {
         "{expected}"
     );
 }
+
+#[test]
+fn client_reply_off_keeps_pushed_messages_as_redis() {
+    // RESP3: a client's own invalidations and pub/sub messages are pushed,
+    // not replied, and Redis 7.0.15 sends them under CLIENT REPLY OFF.
+    let pair = Pair::start(&[], &[]);
+    let script: &[&[&str]] = &[
+        &["CLIENT", "TRACKING", "on"],
+        &["GET", "k"],
+        &["SUBSCRIBE", "ch"],
+        &["CLIENT", "REPLY", "OFF"],
+        &["SET", "k", "v"],
+        &["PUBLISH", "ch", "self"],
+        &["GET", "k"],
+        &["CLIENT", "REPLY", "ON"],
+        &["SET", "k", "w"],
+    ];
+    let (mut r, mut a) = pair.clients();
+    for c in [&mut r, &mut a] {
+        c.cmd(&["HELLO", "3"]);
+    }
+    let expected = replies_to(&mut r, script);
+    assert_eq!(
+        replies_to(&mut a, script),
+        expected,
+        "left: amber, right: redis"
+    );
+    assert!(
+        expected.contains("invalidate") && expected.contains("self"),
+        "{expected}"
+    );
+}

@@ -21,6 +21,9 @@ pub struct ReplyWriter {
     buf: Vec<u8>,
     /// The protocol replies are written in.
     pub proto: Protocol,
+    /// Where the messages written with [`ReplyWriter::message`] are in
+    /// `buf` (until the buffer is sent).
+    messages: Vec<std::ops::Range<usize>>,
 }
 
 impl ReplyWriter {
@@ -29,6 +32,7 @@ impl ReplyWriter {
         ReplyWriter {
             buf: Vec::with_capacity(16 * 1024),
             proto: Protocol::Resp2,
+            messages: Vec::new(),
         }
     }
 
@@ -50,6 +54,7 @@ impl ReplyWriter {
     /// Drops everything written (after it was sent).
     pub fn clear(&mut self) {
         self.buf.clear();
+        self.messages.clear();
         // Do not keep a huge buffer around after one big reply.
         if self.buf.capacity() > 1024 * 1024 {
             self.buf.shrink_to(16 * 1024);
@@ -59,6 +64,29 @@ impl ReplyWriter {
     /// Discards what was written after `mark` (to replace a partial reply).
     pub fn truncate(&mut self, mark: usize) {
         self.buf.truncate(mark);
+        self.messages.retain(|m| m.end <= mark);
+    }
+
+    /// Writes, with `f`, a message that is not a command's reply (a pub/sub
+    /// message, an invalidation, a monitor line for this client itself),
+    /// remembering where it is: [`ReplyWriter::drop_reply_since`] keeps it.
+    pub fn message(&mut self, f: impl FnOnce(&mut ReplyWriter)) {
+        let start = self.buf.len();
+        f(self);
+        self.messages.push(start..self.buf.len());
+    }
+
+    /// `CLIENT REPLY OFF`/`SKIP`: drops what the command wrote after
+    /// `mark` except its messages ([`ReplyWriter::message`]), which Redis
+    /// 7.0 still sends (they are pushed, not replied).
+    pub fn drop_reply_since(&mut self, mark: usize) {
+        let mut kept = Vec::new();
+        for m in self.messages.iter().filter(|m| m.start >= mark) {
+            kept.extend_from_slice(self.buf.get(m.clone()).unwrap_or_default());
+        }
+        self.buf.truncate(mark);
+        self.buf.extend_from_slice(&kept);
+        self.messages.retain(|m| m.end <= mark);
     }
 
     /// Appends already-encoded RESP.
