@@ -18,6 +18,7 @@ pub const COMMANDS: &[(&str, Handler)] = &[
     ("lastsave", lastsave),
     ("save", save),
     ("bgsave", bgsave),
+    ("bgrewriteaof", bgrewriteaof),
     ("shutdown", shutdown),
     ("slowlog|get", slowlog_get),
     ("slowlog|len", slowlog_len),
@@ -135,6 +136,22 @@ fn bgsave(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 /// durable copy and a save point is taken (no file: the next start
 /// recovers the arena and would ignore it); without it, `dump.rdb` is
 /// written, as Redis does, since nothing else survives the restart.
+/// `BGREWRITEAOF`: Amber has no append-only file to rewrite; its arena
+/// is compacted in the background all the time. Scripts and operators
+/// that call it get Redis's reply, after a save point (everything
+/// acknowledged is synced to the arena, as `SAVE` does).
+fn bgrewriteaof(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
+    ctx.srv.save_point().map_err(|e| {
+        tracing::warn!(error = %e, "BGREWRITEAOF: the save point failed");
+        CmdError::err(
+            "Can't execute an AOF background rewriting. Please check the server logs for more information.",
+        )
+    })?;
+    ctx.out
+        .simple("Background append only file rewriting started");
+    Ok(())
+}
+
 fn shutdown(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let (mut nosave, mut save, mut abort, mut other) = (false, false, false, false);
     for a in args.iter().skip(1) {

@@ -13,12 +13,22 @@ use super::{Ctx, Handler};
 /// This family's commands.
 pub const COMMANDS: &[(&str, Handler)] = &[("debug", debug)];
 
-fn allowed(ctx: &Ctx<'_>) -> bool {
-    match ctx.srv.config.get("enable-debug-command").as_deref() {
+/// Whether a protected command (`DEBUG`, `MODULE`) may run: its
+/// `enable-*-command` directive is `yes`, or `local` and the client is on a
+/// loopback address. Otherwise it fails with [`not_allowed`].
+pub fn allowed(ctx: &Ctx<'_>, directive: &str) -> bool {
+    match ctx.srv.config.get(directive).as_deref() {
         Some("yes") => true,
         Some("local") => ctx.client.handle.addr.ip().is_loopback(),
         _ => false,
     }
+}
+
+/// Redis's refusal of a protected command `name` whose `directive` is off.
+pub fn not_allowed(name: &str, directive: &str) -> CmdError {
+    CmdError::err(format!(
+        "{name} command not allowed. If the {directive} option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server."
+    ))
 }
 
 /// C's `strtod(s, NULL)`: the longest numeric prefix, 0 when there is none.
@@ -58,10 +68,8 @@ fn atoi(s: &str) -> i64 {
 }
 
 fn debug(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
-    if !allowed(ctx) {
-        return Err(CmdError::err(
-            "DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
-        ));
+    if !allowed(ctx, "enable-debug-command") {
+        return Err(not_allowed("DEBUG", "enable-debug-command"));
     }
     let sub = args.get(1).copied().unwrap_or_default();
     let arg = |i: usize| text(args.get(i).copied().unwrap_or_default());

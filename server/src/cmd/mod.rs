@@ -33,6 +33,7 @@ pub mod reply_limit;
 pub mod scripting;
 pub mod sets;
 pub mod sort;
+pub mod standalone;
 pub mod streams;
 pub mod strings;
 pub mod table;
@@ -122,6 +123,7 @@ pub fn all_handlers() -> Vec<(&'static str, Handler)> {
         scripting::functions::COMMANDS,
         sets::COMMANDS,
         sort::COMMANDS,
+        standalone::COMMANDS,
         streams::COMMANDS,
         strings::COMMANDS,
         zsets::COMMANDS,
