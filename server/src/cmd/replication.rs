@@ -15,12 +15,50 @@ use crate::resp::ReplyWriter;
 
 /// This family's commands.
 pub const COMMANDS: &[(&str, Handler)] = &[
+    ("failover", failover),
     ("monitor", monitor),
     ("replicaof", replicaof),
     ("role", role),
     ("slaveof", replicaof),
     ("wait", wait),
 ];
+
+/// `FAILOVER [TO host port [FORCE]] [ABORT] [TIMEOUT ms]`
+/// (`failoverCommand`): the arguments are checked as Redis checks them,
+/// then refused, as on a Redis without replicas (Amber serves none) or on
+/// a replica.
+fn failover(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    if args.len() == 2 && args::is(nth(args, 1), "abort") {
+        return Err(CmdError::err("No failover in progress."));
+    }
+    let (mut timeout, mut to, mut force) = (0i64, false, false);
+    let mut j = 1;
+    while j < args.len() {
+        let a = nth(args, j);
+        if args::is(a, "timeout") && j + 1 < args.len() && timeout == 0 {
+            timeout = args::int(nth(args, j + 1))?;
+            if timeout <= 0 {
+                return Err(CmdError::err("FAILOVER timeout must be greater than 0"));
+            }
+            j += 1;
+        } else if args::is(a, "to") && j + 2 < args.len() && !to {
+            args::int(nth(args, j + 2))?;
+            to = true;
+            j += 2;
+        } else if args::is(a, "force") && !force {
+            force = true;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        j += 1;
+    }
+    if ctx.srv.replication.is_replica() {
+        return Err(CmdError::err(
+            "FAILOVER is not valid when server is a replica.",
+        ));
+    }
+    Err(CmdError::err("FAILOVER requires connected replicas."))
+}
 
 /// REPLICAOF host port / REPLICAOF NO ONE (`replicaofCommand`).
 fn replicaof(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
