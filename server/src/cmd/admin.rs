@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 
 use super::args::{is, parse_i64, text};
 use super::error::{CmdError, CmdResult};
+use super::table::CommandTable;
 use super::{Ctx, Handler};
 use crate::snapshot;
 
@@ -30,6 +31,7 @@ pub const COMMANDS: &[(&str, Handler)] = &[
     ("latency|graph", latency_graph),
     ("latency|doctor", latency_doctor),
     ("latency|help", latency_help),
+    ("latency|histogram", latency_histogram),
 ];
 
 /// Redis's `addReplyHelp`: the header, the lines, then HELP's own entry.
@@ -278,6 +280,42 @@ fn latency_doctor(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
         "Dave, no latency spike was observed during the lifetime of this Redis instance, not in the slightest bit. I honestly think you ought to sit down calmly, take a stress pill, and think things over.\n"
     };
     ctx.out.verbatim("txt", report.as_bytes());
+    Ok(())
+}
+
+/// `LATENCY HISTOGRAM [command ...]`: for each command that has run (all
+/// of them, or those named, with their subcommands), its calls and
+/// cumulative latency distribution (`cmd::histogram`), as Redis 7.0's
+/// `latencyAllCommandsFillCDF`/`latencySpecificCommandsFillCDF`. Unknown
+/// names are skipped, as in Redis.
+fn latency_histogram(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    let table = &ctx.srv.commands;
+    let defs = match args.get(2..) {
+        Some(names) if !names.is_empty() => names
+            .iter()
+            .filter_map(|n| table.by_full_name(n))
+            .flat_map(CommandTable::with_subcommands)
+            .collect(),
+        _ => table.all_with_subcommands(),
+    };
+    let with_data: Vec<_> = defs
+        .iter()
+        .map(|d| (&d.name, d.stats.latency.cdf()))
+        .filter(|(_, (calls, _))| *calls > 0)
+        .collect();
+    ctx.out.map(with_data.len());
+    for (name, (calls, cdf)) in with_data {
+        ctx.out.bulk(name.as_bytes());
+        ctx.out.map(2);
+        ctx.out.bulk(b"calls");
+        ctx.out.int(calls as i64);
+        ctx.out.bulk(b"histogram_usec");
+        ctx.out.map(cdf.len());
+        for (usec, count) in cdf {
+            ctx.out.int(usec as i64);
+            ctx.out.int(count as i64);
+        }
+    }
     Ok(())
 }
 

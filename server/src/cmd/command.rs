@@ -116,16 +116,9 @@ fn all(ctx: &Ctx<'_>) -> Vec<Arc<CommandDef>> {
     v
 }
 
-/// Finds a command by name, `container|sub` names included (Redis's `lookupCommandBySds`).
+/// Finds a command by name, `container|sub` names included.
 fn by_name<'a>(ctx: &'a Ctx<'_>, name: &[u8]) -> Option<&'a Arc<CommandDef>> {
-    let mut parts = name.split(|&c| c == b'|');
-    let first = parts.next()?;
-    let top = ctx.srv.commands.get(first)?;
-    match (parts.next(), parts.next()) {
-        (None, _) => Some(top),
-        (Some(sub), None) => lookup(&top.subcommands, sub),
-        _ => None,
-    }
+    ctx.srv.commands.by_full_name(name)
 }
 
 fn command(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {

@@ -348,14 +348,8 @@ fn render(ctx: &Ctx<'_>, all: bool, wanted: &[String]) -> String {
     }
     if want("commandstats") {
         let mut s = String::from("# Commandstats\r\n");
-        let mut cmds: Vec<_> = srv.commands.iter().cloned().collect();
-        cmds.sort_by(|a, b| a.name.cmp(&b.name));
-        for c in cmds {
-            let mut defs = vec![c.clone()];
-            let mut subs: Vec<_> = c.subcommands.values().cloned().collect();
-            subs.sort_by(|a, b| a.name.cmp(&b.name));
-            defs.extend(subs);
-            for d in defs {
+        {
+            for d in srv.commands.all_with_subcommands() {
                 let calls = d.stats.calls();
                 let usec = d.stats.usec();
                 let rejected = d.stats.rejected();
@@ -403,7 +397,7 @@ fn render(ctx: &Ctx<'_>, all: bool, wanted: &[String]) -> String {
         sections.push(s);
     }
     if want("latencystats") {
-        sections.push("# Latencystats\r\n".into());
+        sections.push(latencystats(srv));
     }
     if want("cluster") {
         sections.push("# Cluster\r\ncluster_enabled:0\r\n".into());
@@ -466,4 +460,35 @@ mod tests {
         assert_eq!(human(12480512), "11.90M");
         assert_eq!(human(25276510208), "23.54G");
     }
+}
+
+/// `INFO latencystats`: each command's latency percentiles
+/// (`latency-tracking-info-percentiles`), as Redis 7.0 prints them (see
+/// `cmd::histogram` for their resolution).
+fn latencystats(srv: &ServerState) -> String {
+    let mut s = String::from("# Latencystats\r\n");
+    let percentiles: Vec<f64> = srv
+        .config
+        .get("latency-tracking-info-percentiles")
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    for d in srv.commands.all_with_subcommands() {
+        let Some(values) = d.stats.latency.percentiles(&percentiles) else {
+            continue;
+        };
+        let fields: Vec<String> = percentiles
+            .iter()
+            .zip(values)
+            .map(|(p, v)| format!("p{p}={v:.3}"))
+            .collect();
+        let _ = write!(
+            s,
+            "latency_percentiles_usec_{}:{}\r\n",
+            d.name,
+            fields.join(",")
+        );
+    }
+    s
 }

@@ -21,6 +21,7 @@ pub mod expire;
 pub mod geo;
 pub mod geohash;
 pub mod hashes;
+pub mod histogram;
 pub mod hyperloglog;
 pub mod info;
 pub mod keys;
@@ -39,6 +40,7 @@ pub mod strings;
 pub mod table;
 pub mod zsets;
 
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use amber_storage::Guard;
@@ -374,6 +376,9 @@ pub fn call(ctx: &mut Ctx<'_>, def: &CommandDef, args: &[&[u8]]) {
     let elapsed = end.saturating_duration_since(start);
     def.stats
         .record(elapsed.as_micros() as u64, result.is_err());
+    if ctx.srv.config.hot.latency_tracking.load(Ordering::Relaxed) {
+        def.stats.latency.record(elapsed);
+    }
     crate::metrics::record_command(&def.name, elapsed, result.is_err());
     if let Err(e) = result {
         reply_error(ctx, &e);

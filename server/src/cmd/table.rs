@@ -14,6 +14,7 @@ use std::sync::Arc;
 use amber_storage::striped::Striped;
 use serde::Deserialize;
 
+use super::histogram::LatencyHistogram;
 use super::Handler;
 
 /// Command flags Amber acts on (a subset of Redis's).
@@ -118,7 +119,11 @@ struct DumpCommand {
 /// Per-command counters for `INFO commandstats`, striped per thread
 /// (`amber_storage::striped`): every call of a hot command writes them.
 #[derive(Debug, Default)]
-pub struct CommandStats(Striped<[AtomicU64; 4]>);
+pub struct CommandStats {
+    counters: Striped<[AtomicU64; 4]>,
+    /// Durations, for `LATENCY HISTOGRAM` and `INFO latencystats`.
+    pub latency: LatencyHistogram,
+}
 
 /// Indexes into a stripe of [`CommandStats`].
 const CALLS: usize = 0;
@@ -129,7 +134,7 @@ const FAILED: usize = 3;
 impl CommandStats {
     /// Records one call.
     pub fn record(&self, usec: u64, failed: bool) {
-        let [calls, time, _, failures] = self.0.local();
+        let [calls, time, _, failures] = self.counters.local();
         calls.fetch_add(1, Ordering::Relaxed);
         time.fetch_add(usec, Ordering::Relaxed);
         if failed {
@@ -139,11 +144,14 @@ impl CommandStats {
 
     /// Records a call refused before it ran (arity, auth, ...).
     pub fn reject(&self) {
-        self.0.local()[REJECTED].fetch_add(1, Ordering::Relaxed);
+        self.counters.local()[REJECTED].fetch_add(1, Ordering::Relaxed);
     }
 
     fn sum(&self, i: usize) -> u64 {
-        self.0.all().map(|s| s[i].load(Ordering::Relaxed)).sum()
+        self.counters
+            .all()
+            .map(|s| s[i].load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Completed calls.
@@ -166,13 +174,14 @@ impl CommandStats {
         self.sum(FAILED)
     }
 
-    /// Resets every counter (`CONFIG RESETSTAT`).
+    /// Resets every counter and the latency histogram (`CONFIG RESETSTAT`).
     pub fn reset(&self) {
-        for s in self.0.all() {
+        for s in self.counters.all() {
             for c in s {
                 c.store(0, Ordering::Relaxed);
             }
         }
+        self.latency.reset();
     }
 }
 
@@ -430,6 +439,35 @@ impl CommandTable {
     /// All top-level commands.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<CommandDef>> {
         self.commands.values()
+    }
+
+    /// Finds a command by name, `container|sub` names included (Redis's
+    /// `lookupCommandBySds`).
+    pub fn by_full_name(&self, name: &[u8]) -> Option<&Arc<CommandDef>> {
+        let mut parts = name.split(|&c| c == b'|');
+        let top = self.get(parts.next()?)?;
+        match (parts.next(), parts.next()) {
+            (None, _) => Some(top),
+            (Some(sub), None) => lookup(&top.subcommands, sub),
+            _ => None,
+        }
+    }
+
+    /// `def` then its subcommands, sorted by name (Redis walks its hash
+    /// tables; Amber answers in a stable order).
+    pub fn with_subcommands(def: &Arc<CommandDef>) -> Vec<Arc<CommandDef>> {
+        let mut subs: Vec<_> = def.subcommands.values().cloned().collect();
+        subs.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut out = vec![def.clone()];
+        out.extend(subs);
+        out
+    }
+
+    /// Every command, each followed by its subcommands, sorted by name.
+    pub fn all_with_subcommands(&self) -> Vec<Arc<CommandDef>> {
+        let mut top: Vec<_> = self.commands.values().cloned().collect();
+        top.sort_by(|a, b| a.name.cmp(&b.name));
+        top.iter().flat_map(Self::with_subcommands).collect()
     }
 
     /// Number of top-level commands.

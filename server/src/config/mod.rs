@@ -51,6 +51,8 @@ pub struct HotConfig {
     pub stream_node_max_bytes: AtomicU64,
     /// `stream-node-max-entries`.
     pub stream_node_max_entries: AtomicU64,
+    /// `latency-tracking` (read after every command).
+    pub latency_tracking: AtomicBool,
 }
 
 impl HotConfig {
@@ -253,6 +255,8 @@ impl Config {
             .store(count("stream-node-max-bytes"), Ordering::Relaxed);
         h.stream_node_max_entries
             .store(count("stream-node-max-entries"), Ordering::Relaxed);
+        h.latency_tracking
+            .store(self.get_bool("latency-tracking"), Ordering::Relaxed);
         let notify = self.get("notify-keyspace-events").unwrap_or_default();
         h.notify_flags
             .store(value::notify_flags(&notify).unwrap_or(0), Ordering::Relaxed);
