@@ -62,6 +62,8 @@ pub struct ClientInfo {
     pub lib_name: Vec<u8>,
     /// `CLIENT SETINFO LIB-VER`.
     pub lib_ver: Vec<u8>,
+    /// The authenticated user (`CLIENT LIST`'s `user=`).
+    pub user: Vec<u8>,
     /// Full name of the last command run.
     pub last_cmd: String,
     /// Bytes pending in the query buffer, updated per batch.
@@ -107,6 +109,11 @@ impl ClientHandle {
         now.saturating_sub(self.last_interaction_ms.load(Ordering::Relaxed)) / 1000
     }
 
+    /// Whether the client is authenticated as `name`.
+    pub fn user_is(&self, name: &[u8]) -> bool {
+        self.info.lock().user == name
+    }
+
     /// Asks the connection to close.
     pub fn kill(&self) {
         self.killed.store(true, Ordering::Relaxed);
@@ -135,7 +142,10 @@ impl ClientRegistry {
             last_cmd_key: AtomicUsize::new(0),
             db: AtomicUsize::new(0),
             resp: AtomicUsize::new(2),
-            info: Mutex::new(ClientInfo::default()),
+            info: Mutex::new(ClientInfo {
+                user: b"default".to_vec(),
+                ..ClientInfo::default()
+            }),
             killed: AtomicBool::new(false),
             wake: Notify::new(),
             blocked: AtomicBool::new(false),
@@ -181,6 +191,12 @@ pub struct Client {
     pub db: usize,
     /// Authenticated (always true when no password is required at connect).
     pub authenticated: bool,
+    /// The user the client is authenticated as (`default` until `AUTH`).
+    pub user: Vec<u8>,
+    /// The ACL epoch at which [`Client::user`] was found unrestricted (all
+    /// commands, keys and channels); 0 when it was not. While it equals
+    /// the table's epoch the dispatcher checks nothing more.
+    pub acl_unrestricted_at: u64,
     /// `CLIENT NO-TOUCH`: reads do not update access times.
     pub no_touch: bool,
     /// Close the connection once the pending replies are written (`QUIT`,
@@ -260,6 +276,8 @@ impl Client {
             handle,
             db: 0,
             authenticated,
+            user: b"default".to_vec(),
+            acl_unrestricted_at: 0,
             no_touch: false,
             close_after_reply: false,
             output_overflow: false,
@@ -276,6 +294,14 @@ impl Client {
             tracking_batch: false,
             master: false,
         }
+    }
+
+    /// Authenticates the client as `user` (`AUTH`, `HELLO AUTH`).
+    pub fn login(&mut self, user: &[u8]) {
+        self.authenticated = true;
+        self.user = user.to_vec();
+        self.acl_unrestricted_at = 0;
+        self.handle.info.lock().user = user.to_vec();
     }
 
     /// Selects a database.

@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 #![warn(clippy::unwrap_used)]
 
+pub mod acl;
 pub mod background;
 pub mod blocking;
 pub mod client;

@@ -126,6 +126,8 @@ pub struct ServerState {
     pub commands: CommandTable,
     /// Connected clients.
     pub clients: ClientRegistry,
+    /// Users and their permissions (`ACL`).
+    pub acl: crate::acl::Acl,
     /// Counters.
     pub stats: ServerStats,
     /// Process start.
@@ -211,6 +213,7 @@ impl ServerState {
             config,
             commands: CommandTable::build(&cmd::all_handlers(), &cmd::all_extensions()),
             clients: ClientRegistry::default(),
+            acl: Default::default(),
             stats: ServerStats::default(),
             started,
             wall_offset_us: std::sync::atomic::AtomicI64::new(wall_offset_us(started)),
@@ -234,6 +237,7 @@ impl ServerState {
         };
         // The function libraries saved in the arena (`persistence pmem`).
         state.scripting.functions.load_saved(&state.keyspace);
+        state.acl.init(&state);
         state
     }
 
@@ -250,7 +254,7 @@ impl ServerState {
 
     /// Whether clients must authenticate.
     pub fn auth_required(&self) -> bool {
-        self.config.hot.auth_required.load(Ordering::Relaxed)
+        self.acl.auth_required()
     }
 
     /// A save point (`SAVE`, `BGSAVE`, `SHUTDOWN SAVE`): makes everything

@@ -164,7 +164,7 @@ pub fn client_line(c: &ClientHandle, close_after_reply: bool) -> String {
     };
     let tot_mem = 16 * 1024 + qbuf + info.name.len() + 1024;
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir={} resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user={} redir={} resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -182,6 +182,7 @@ pub fn client_line(c: &ClientHandle, close_after_reply: bool) -> String {
         qbuf_free,
         tot_mem,
         if info.last_cmd.is_empty() { "NULL" } else { info.last_cmd.as_str() },
+        String::from_utf8_lossy(&info.user),
         info.tracking.map_or(-1, |t| t.redirect as i64),
         c.resp.load(Ordering::Relaxed),
     )
@@ -243,6 +244,7 @@ fn client_kill(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let mut addr: Option<String> = None;
     let mut laddr: Option<String> = None;
     let mut ty: Option<ClientType> = None;
+    let mut user: Option<Vec<u8>> = None;
     let mut id: u64 = 0;
     let mut skipme = true;
     let old_form = args.len() == 3;
@@ -268,9 +270,10 @@ fn client_kill(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             } else if is(opt, "laddr") {
                 laddr = Some(text(val));
             } else if is(opt, "user") {
-                if val != b"default" {
+                if ctx.srv.acl.get(val).is_none() {
                     return Err(CmdError::err(format!("No such user '{}'", text(val))));
                 }
+                user = Some(val.to_vec());
             } else if is(opt, "skipme") {
                 if is(val, "yes") {
                     skipme = true;
@@ -295,6 +298,9 @@ fn client_kill(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             continue;
         }
         if ty.is_some_and(|t| t != type_of(&c)) {
+            continue;
+        }
+        if user.as_ref().is_some_and(|u| !c.user_is(u)) {
             continue;
         }
         if id != 0 && c.id != id {

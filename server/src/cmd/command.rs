@@ -311,6 +311,73 @@ pub fn key_args<'a>(srv: &ServerState, def: &CommandDef, args: &[&'a [u8]]) -> V
         .collect()
 }
 
+/// The ACL categories (without `@`) of a command, from its metadata.
+pub fn command_categories(srv: &ServerState, def: &CommandDef) -> Vec<String> {
+    categories(&raw_entry(srv, def, 0, false))
+}
+
+/// The key arguments of a command for ACL checks: each key's position and
+/// the permission it needs ([`crate::acl::READ`] for `access`,
+/// [`crate::acl::WRITE`] for `insert`, `delete` or `update`), from its key
+/// specs, as Redis's `ACLSelectorCheckKey`. A command whose keys cannot be
+/// found from the specs asks for both on every argument after the name.
+pub fn key_access(srv: &ServerState, def: &CommandDef, args: &[&[u8]]) -> Vec<(usize, u8)> {
+    use crate::acl::{READ, WRITE};
+    if matches!(def.name.as_str(), "sort" | "sort_ro") {
+        return sort_key_access(args);
+    }
+    let specs = key_specs(&raw_entry(srv, def, 0, false), false);
+    let Some(keys) = keys_by_specs_with(&specs, args, def.arity as i64, true) else {
+        return (1..args.len()).map(|i| (i, READ | WRITE)).collect();
+    };
+    keys.into_iter()
+        .map(|(pos, spec)| {
+            let raw = match specs.get(spec) {
+                Some(s) if s.variable_flags => variable_key_flags(&def.name, args, false)
+                    .unwrap_or_else(|| s.raw_flags.clone()),
+                Some(s) => s.raw_flags.clone(),
+                None => Vec::new(),
+            };
+            let has = |w: &[u8]| raw.windows(w.len()).any(|x| x == w);
+            let mut need = 0;
+            if has(b"access") {
+                need |= READ;
+            }
+            if has(b"insert") || has(b"delete") || has(b"update") {
+                need |= WRITE;
+            }
+            (pos, need)
+        })
+        .collect()
+}
+
+/// SORT's keys as Redis's `sortGetKeys` finds them: the sorted key, and
+/// the last `STORE` destination (options with arguments skipped).
+fn sort_key_access(args: &[&[u8]]) -> Vec<(usize, u8)> {
+    use crate::acl::{READ, WRITE};
+    let mut keys = vec![(1, READ)];
+    let mut store = None;
+    let mut j = 2;
+    while j < args.len() {
+        let a = args.get(j).copied().unwrap_or_default();
+        let skip = if is(a, "limit") {
+            2
+        } else if is(a, "get") || is(a, "by") {
+            1
+        } else if is(a, "store") {
+            store = Some(j + 1);
+            1
+        } else {
+            0
+        };
+        j += 1 + skip;
+    }
+    if let Some(s) = store.filter(|s| *s < args.len()) {
+        keys.push((s, WRITE));
+    }
+    keys
+}
+
 fn getkeys(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     getkeys_impl(ctx, args, false)
 }
@@ -620,6 +687,17 @@ fn variable_key_flags(name: &str, argv: &[&[u8]], resp3: bool) -> Option<Vec<u8>
 /// Redis's `getKeysUsingKeySpecs`: (argument position, spec index) of every
 /// key, or None when the arguments do not fit the specs.
 fn keys_by_specs(specs: &[KeySpec], argv: &[&[u8]], arity: i64) -> Option<Vec<(usize, usize)>> {
+    keys_by_specs_with(specs, argv, arity, false)
+}
+
+/// [`keys_by_specs`]; `zero_ok`: a key count of 0 (`EVAL s 0`) names no
+/// key instead of failing.
+fn keys_by_specs_with(
+    specs: &[KeySpec],
+    argv: &[&[u8]],
+    arity: i64,
+    zero_ok: bool,
+) -> Option<Vec<(usize, usize)>> {
     let argc = argv.len() as i64;
     let mut keys = Vec::new();
     for (j, spec) in specs.iter().enumerate() {
@@ -685,6 +763,9 @@ fn keys_by_specs(specs: &[KeySpec], argv: &[&[u8]], arity: i64) -> Option<Vec<(u
                     .and_then(|a| parse_i64(a))
                     .filter(|n| *n >= 0)?;
                 first += firstkey;
+                if n == 0 && zero_ok {
+                    continue;
+                }
                 (first + n - 1, keystep)
             }
             FindKeys::Unknown => return None,

@@ -164,8 +164,12 @@ fn config_set(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         }
         staged.push((d, canonical));
     }
+    let requirepass = staged.iter().any(|(d, _)| d.name == "requirepass");
     for (d, v) in staged {
         config.store(d, v);
+    }
+    if requirepass {
+        ctx.srv.acl.sync_requirepass(ctx.srv);
     }
     crate::notify::config_changed(ctx.srv);
     ctx.out.ok();

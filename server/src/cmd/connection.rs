@@ -53,15 +53,10 @@ fn quit(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// Checks a password for `user` against `requirepass` (Amber has only the
-/// `default` user). Without a password every password is accepted, as for
-/// Redis's `nopass` default user.
+/// Checks a password for `user` (enabled, and `nopass` or one of its
+/// passwords), as Redis's `ACLCheckUserCredentials`.
 fn password_ok(ctx: &Ctx<'_>, user: &[u8], pass: &[u8]) -> bool {
-    if user != b"default" {
-        return false;
-    }
-    let required = ctx.srv.config.get("requirepass").unwrap_or_default();
-    required.is_empty() || required.as_bytes() == pass
+    ctx.srv.acl.get(user).is_some_and(|u| u.password_ok(pass))
 }
 
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
@@ -81,7 +76,7 @@ fn auth(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         _ => return Err(CmdError::Syntax),
     };
     if password_ok(ctx, user, pass) {
-        ctx.client.authenticated = true;
+        ctx.client.login(user);
         ctx.out.ok();
         Ok(())
     } else {
@@ -112,7 +107,7 @@ fn hello(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             if !password_ok(ctx, user, pass) {
                 return Err(CmdError::msg(WRONGPASS));
             }
-            ctx.client.authenticated = true;
+            ctx.client.login(user);
             i += 3;
         } else if is(opt, "SETNAME") && more >= 1 {
             let n = args.get(i + 1).copied().unwrap_or_default();
@@ -199,6 +194,9 @@ fn reset(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
     ctx.client.select(0);
     ctx.client.no_touch = false;
     ctx.client.authenticated = !ctx.srv.auth_required();
+    ctx.client.user = b"default".to_vec();
+    ctx.client.acl_unrestricted_at = 0;
+    ctx.client.handle.info.lock().user = b"default".to_vec();
     ctx.out.proto = Protocol::Resp2;
     ctx.client.handle.resp.store(2, Ordering::Relaxed);
     {

@@ -6,6 +6,7 @@
 //! checks, in Redis's order: existence, arity, authentication; then calls
 //! the handler and turns an `Err` into one error reply.
 
+pub mod acl;
 pub mod admin;
 pub mod args;
 pub mod bits;
@@ -101,6 +102,7 @@ impl<'a> Ctx<'a> {
 /// Every family's handlers, by full command name.
 pub fn all_handlers() -> Vec<(&'static str, Handler)> {
     let families: &[&[(&'static str, Handler)]] = &[
+        acl::COMMANDS,
         admin::COMMANDS,
         bits::COMMANDS,
         clients::COMMANDS,
@@ -264,6 +266,15 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         multi::reject(ctx, is_exec, &CmdError::msg(error::NOAUTH));
         return;
     }
+    // Permissions: one load and compare while the user is unrestricted.
+    if ctx.client.acl_unrestricted_at != srv.acl.epoch() {
+        let denied = acl_check(ctx, def, args);
+        if denied != crate::acl::Denied::None {
+            def.stats.reject();
+            multi::reject(ctx, is_exec, &CmdError::msg(denied.text(def)));
+            return;
+        }
+    }
     if ctx.client.multi.is_some() && def.flags.has(Flags::NO_MULTI) {
         def.stats.reject();
         let e = CmdError::err("Command not allowed inside a transaction");
@@ -330,6 +341,29 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         Gate::Shared(keyspace.shared())
     };
     call(ctx, def, args);
+}
+
+/// Checks the client's user may run `def` with `args` (its command, keys
+/// and channels), as Redis's `ACLCheckAllPerm`. An unrestricted user is
+/// remembered on the client until the next change to any user. A user
+/// deleted meanwhile is refused everything (its connection is closing).
+pub fn acl_check(ctx: &mut Ctx<'_>, def: &CommandDef, args: &[&[u8]]) -> crate::acl::Denied {
+    use crate::acl::Denied;
+    let srv = ctx.srv;
+    let epoch = srv.acl.epoch();
+    let Some(user) = srv.acl.get(&ctx.client.user) else {
+        return Denied::Command;
+    };
+    if user.unrestricted() {
+        ctx.client.acl_unrestricted_at = epoch;
+        return Denied::None;
+    }
+    ctx.client.acl_unrestricted_at = 0;
+    // AUTH and HELLO (Redis's `no_auth` commands) are always allowed.
+    if def.flags.has(Flags::NO_AUTH) {
+        return Denied::None;
+    }
+    user.check(srv, srv.acl.catalog(srv), def, args)
 }
 
 /// Whether a command may change the keyspace or be replicated: Redis's

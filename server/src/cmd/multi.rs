@@ -152,7 +152,33 @@ fn exec(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
     for queued in &m.queued {
         let args: SmallVec<[&[u8]; 8]> = queued.iter().map(|a| a.as_slice()).collect();
         match super::resolve(&srv.commands, &args) {
-            super::Resolved::Found(def) => super::call(ctx, def, &args),
+            super::Resolved::Found(def) => {
+                // Users may have changed since the command was queued.
+                if ctx.client.acl_unrestricted_at != srv.acl.epoch() {
+                    let reason = match super::acl_check(ctx, def, &args) {
+                        crate::acl::Denied::None => None,
+                        crate::acl::Denied::Command => {
+                            Some("no permission to execute the command or subcommand")
+                        }
+                        crate::acl::Denied::Key(_) => {
+                            Some("no permission to touch the specified keys")
+                        }
+                        crate::acl::Denied::Channel(_) => {
+                            Some("no permission to access one of the channels used as arguments")
+                        }
+                    };
+                    if let Some(reason) = reason {
+                        let e = CmdError::msg(format!(
+                            "NOPERM ACLs rules changed between the moment the transaction was \
+                             accumulated and the EXEC call. This command is no longer allowed for \
+                             the following reason: {reason}"
+                        ));
+                        super::reply_error(ctx, &e);
+                        continue;
+                    }
+                }
+                super::call(ctx, def, &args)
+            }
             super::Resolved::Rejected(e) => super::reply_error(ctx, &e),
         }
     }

@@ -92,8 +92,29 @@ struct Options<'a> {
     store: Option<&'a [u8]>,
 }
 
+/// Whether the client's user may read every key with this command (SORT's
+/// BY and GET patterns need it), as Redis's
+/// `ACLUserCheckCmdWithUnrestrictedKeyAccess`.
+fn user_reads_all_keys(ctx: &Ctx<'_>, args: &[&[u8]]) -> bool {
+    let srv = ctx.srv;
+    if ctx.client.acl_unrestricted_at == srv.acl.epoch() {
+        return true;
+    }
+    let Some(user) = srv.acl.get(&ctx.client.user) else {
+        return false;
+    };
+    let Some(def) = args.first().and_then(|n| srv.commands.get(n)) else {
+        return false;
+    };
+    user.all_keys_for(srv.acl.catalog(srv), def, args)
+}
+
 /// Parses the options after the key, with Redis's errors, in its order.
-fn parse_options<'a>(args: &[&'a [u8]], readonly: bool) -> Result<Options<'a>, CmdError> {
+fn parse_options<'a>(
+    args: &[&'a [u8]],
+    readonly: bool,
+    all_keys: bool,
+) -> Result<Options<'a>, CmdError> {
     let mut o = Options {
         desc: false,
         alpha: false,
@@ -125,8 +146,19 @@ fn parse_options<'a>(args: &[&'a [u8]], readonly: bool) -> Result<Options<'a>, C
             let p = args::nth(args, j + 1);
             o.by = Some(p);
             o.dontsort = !c_str(p).contains(&b'*');
+            // A real pattern reads keys the ACL check did not see.
+            if !o.dontsort && !all_keys {
+                return Err(CmdError::err(
+                    "BY option of SORT denied due to insufficient ACL permissions.",
+                ));
+            }
             j += 1;
         } else if is_c(opt, "get") && left >= 1 {
+            if !all_keys {
+                return Err(CmdError::err(
+                    "GET option of SORT denied due to insufficient ACL permissions.",
+                ));
+            }
             o.gets.push(args::nth(args, j + 1));
             j += 1;
         } else {
@@ -288,7 +320,7 @@ struct Item {
 }
 
 fn sort_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], readonly: bool) -> CmdResult {
-    let o = parse_options(args, readonly)?;
+    let o = parse_options(args, readonly, user_reads_all_keys(ctx, args))?;
     let key = args::nth(args, 1);
     let mut locked: HashSet<Vec<u8>> = HashSet::new();
     locked.insert(key.to_vec());

@@ -64,6 +64,10 @@ pub fn lookup<'s>(srv: &'s crate::state::ServerState, argv: &[Vec<u8>]) -> Optio
     Some(def.as_ref())
 }
 
+fn argv_refs(argv: &[Vec<u8>]) -> Vec<&[u8]> {
+    argv.iter().map(|a| a.as_slice()).collect()
+}
+
 /// Runs one command for the script and returns its reply as RESP bytes,
 /// or the text of a refusal (`luaPushError` adds `ERR`).
 pub fn call(state: &mut RunState<'_, '_>, argv: &[Vec<u8>]) -> Result<Vec<u8>, String> {
@@ -79,6 +83,24 @@ pub fn call(state: &mut RunState<'_, '_>, argv: &[Vec<u8>]) -> Result<Vec<u8>, S
     }
     if state.read_only && def.flags.has(Flags::WRITE) {
         return Err("Write commands are not allowed from read-only scripts.".into());
+    }
+    // The calling user's permissions, as Redis's `scriptVerifyACL`.
+    if state.ctx.client.acl_unrestricted_at != srv.acl.epoch() {
+        let why = match crate::cmd::acl_check(state.ctx, def, &argv_refs(argv)) {
+            crate::acl::Denied::None => None,
+            crate::acl::Denied::Command => {
+                Some("The user executing the script can't run this command or subcommand")
+            }
+            crate::acl::Denied::Key(_) => Some(
+                "The user executing the script can't access at least one of the keys mentioned in the command arguments",
+            ),
+            crate::acl::Denied::Channel(_) => Some(
+                "The user executing the script can't publish to the channel mentioned in the command",
+            ),
+        };
+        if let Some(why) = why {
+            return Err(why.into());
+        }
     }
     if def.flags.has(Flags::WRITE) && srv.replication.refuses_writes(srv, state.ctx.client) {
         return Err(format!("-{}", crate::replica::READONLY));

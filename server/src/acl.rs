@@ -1,0 +1,992 @@
+//! Users and permissions: Redis 7.0's ACL (see `crate::cmd::acl` for the
+//! `ACL` command).
+//!
+//! A [`User`] is immutable once published: `ACL SETUSER` builds a changed
+//! copy and swaps it into the [`Acl`] table, then bumps the table's epoch.
+//! A client remembers the epoch at which it last found its user
+//! unrestricted (all commands, keys and channels): while that epoch is
+//! current, the dispatcher's check is one load and one compare. Any other
+//! client looks its user up by name and checks the command, its keys and
+//! its channels against the user's selectors, as Redis's
+//! `ACLCheckAllUserCommandPerm`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use hashbrown::HashMap;
+use parking_lot::RwLock;
+
+use crate::cmd::CommandDef;
+use crate::state::ServerState;
+
+/// Redis's categories, in the order Redis lists and tries them.
+pub const CATEGORIES: &[&str] = &[
+    "keyspace",
+    "read",
+    "write",
+    "set",
+    "sortedset",
+    "list",
+    "hash",
+    "string",
+    "bitmap",
+    "hyperloglog",
+    "geo",
+    "stream",
+    "pubsub",
+    "admin",
+    "fast",
+    "slow",
+    "blocking",
+    "dangerous",
+    "connection",
+    "transaction",
+    "scripting",
+];
+
+/// The commands, numbered for the permission bitmaps, with their categories.
+#[derive(Debug)]
+pub struct Catalog {
+    /// Full names (`get`, `config|get`), by id.
+    pub names: Vec<String>,
+    /// Category bits (index in [`CATEGORIES`]), by id.
+    pub cats: Vec<u32>,
+    /// Subcommand ids of a container, by id.
+    pub subs: Vec<Vec<usize>>,
+    /// Whether the command is a subcommand.
+    pub is_sub: Vec<bool>,
+    ids: HashMap<String, usize>,
+}
+
+impl Catalog {
+    fn build(srv: &ServerState) -> Catalog {
+        let mut defs: Vec<&Arc<CommandDef>> = srv.commands.iter().collect();
+        defs.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut c = Catalog {
+            names: Vec::new(),
+            cats: Vec::new(),
+            subs: Vec::new(),
+            is_sub: Vec::new(),
+            ids: HashMap::new(),
+        };
+        for d in defs {
+            let id = c.push(srv, d, false);
+            let mut subs: Vec<&Arc<CommandDef>> = d.subcommands.values().collect();
+            subs.sort_by(|a, b| a.name.cmp(&b.name));
+            for s in subs {
+                let sid = c.push(srv, s, true);
+                if let Some(v) = c.subs.get_mut(id) {
+                    v.push(sid);
+                }
+            }
+        }
+        c
+    }
+
+    fn push(&mut self, srv: &ServerState, d: &CommandDef, is_sub: bool) -> usize {
+        let id = self.names.len();
+        let mut bits = 0;
+        for cat in crate::cmd::command::command_categories(srv, d) {
+            if let Some(i) = CATEGORIES.iter().position(|c| *c == cat) {
+                bits |= 1 << i;
+            }
+        }
+        self.names.push(d.name.clone());
+        self.cats.push(bits);
+        self.subs.push(Vec::new());
+        self.is_sub.push(is_sub);
+        self.ids.insert(d.name.clone(), id);
+        id
+    }
+
+    /// A command's id by full name (case-insensitive).
+    pub fn id(&self, name: &str) -> Option<usize> {
+        self.ids.get(&name.to_ascii_lowercase()).copied()
+    }
+
+    fn len(&self) -> usize {
+        self.names.len()
+    }
+}
+
+/// Key pattern permissions.
+pub const READ: u8 = 1;
+/// Key pattern permissions.
+pub const WRITE: u8 = 2;
+
+/// A set of permissions: the user's root, or one `(...)` selector.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selector {
+    /// Allowed commands, by catalog id.
+    pub commands: Vec<bool>,
+    /// `+@all` was the base (Redis's reserved "future commands" bit).
+    pub future: bool,
+    /// `SELECTOR_FLAG_ALLCOMMANDS`.
+    pub allcommands: bool,
+    /// Allowed first arguments of otherwise denied commands (`+select|0`).
+    pub firstargs: Vec<(usize, Vec<Vec<u8>>)>,
+    /// `allkeys` / `~*`.
+    pub allkeys: bool,
+    /// Key patterns with [`READ`]/[`WRITE`] bits, in order.
+    pub keys: Vec<(Vec<u8>, u8)>,
+    /// `allchannels` / `&*`.
+    pub allchannels: bool,
+    /// Channel patterns, in order.
+    pub channels: Vec<Vec<u8>>,
+}
+
+/// Why `ACL SETUSER` refused a rule (Redis's `ACLSetUserStringError`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleError {
+    /// EINVAL.
+    Syntax,
+    /// ENOENT.
+    Unknown,
+    /// EEXIST.
+    AfterAllKeys,
+    /// EISDIR.
+    AfterAllChannels,
+    /// ENODEV.
+    NoSuchPassword,
+    /// EBADMSG.
+    BadHash,
+    /// ECHILD.
+    FirstArgOfSub,
+}
+
+impl RuleError {
+    /// Redis's text.
+    pub fn text(self) -> &'static str {
+        match self {
+            RuleError::Syntax => "Syntax error",
+            RuleError::Unknown => "Unknown command or category name in ACL",
+            RuleError::AfterAllKeys => {
+                "Adding a pattern after the * pattern (or the 'allkeys' flag) is not valid and does not have any effect. Try 'resetkeys' to start with an empty list of patterns"
+            }
+            RuleError::AfterAllChannels => {
+                "Adding a pattern after the * pattern (or the 'allchannels' flag) is not valid and does not have any effect. Try 'resetchannels' to start with an empty list of channels"
+            }
+            RuleError::NoSuchPassword => {
+                "The password you are trying to remove from the user does not exist"
+            }
+            RuleError::BadHash => {
+                "The password hash must be exactly 64 characters and contain only lowercase hexadecimal characters"
+            }
+            RuleError::FirstArgOfSub => "Allowing first-arg of a subcommand is not supported",
+        }
+    }
+}
+
+fn has_spaces(s: &[u8]) -> bool {
+    s.iter()
+        .any(|&c| c == 0 || c.is_ascii_whitespace() || c == 0x0b)
+}
+
+impl Selector {
+    fn new(cat: &Catalog) -> Selector {
+        Selector {
+            commands: vec![false; cat.len()],
+            ..Selector::default()
+        }
+    }
+
+    fn set_bit(&mut self, id: usize, allow: bool) {
+        if let Some(b) = self.commands.get_mut(id) {
+            *b = allow;
+        }
+        if !allow {
+            self.allcommands = false;
+        }
+    }
+
+    fn change(&mut self, cat: &Catalog, id: usize, allow: bool) {
+        self.set_bit(id, allow);
+        self.firstargs.retain(|(i, _)| *i != id);
+        for &s in cat.subs.get(id).map(Vec::as_slice).unwrap_or_default() {
+            self.set_bit(s, allow);
+        }
+    }
+
+    fn set_category(&mut self, cat: &Catalog, name: &str, allow: bool) -> Result<(), RuleError> {
+        let i = CATEGORIES
+            .iter()
+            .position(|c| c.eq_ignore_ascii_case(name))
+            .ok_or(RuleError::Unknown)?;
+        for id in 0..cat.len() {
+            if cat.cats.get(id).is_some_and(|b| b & (1 << i) != 0) {
+                self.change(cat, id, allow);
+            }
+        }
+        Ok(())
+    }
+
+    fn all(&mut self, allow: bool) {
+        self.commands.iter_mut().for_each(|b| *b = allow);
+        self.future = allow;
+        self.allcommands = allow;
+        self.firstargs.clear();
+    }
+
+    /// Applies one selector rule (Redis's `ACLSetSelector`).
+    pub fn apply(&mut self, cat: &Catalog, op: &[u8]) -> Result<(), RuleError> {
+        let is = |s: &str| op.eq_ignore_ascii_case(s.as_bytes());
+        if is("allkeys") || is("~*") {
+            self.allkeys = true;
+            self.keys.clear();
+        } else if is("resetkeys") {
+            self.allkeys = false;
+            self.keys.clear();
+        } else if is("allchannels") || is("&*") {
+            self.allchannels = true;
+            self.channels.clear();
+        } else if is("resetchannels") {
+            self.allchannels = false;
+            self.channels.clear();
+        } else if is("allcommands") || is("+@all") {
+            self.all(true);
+        } else if is("nocommands") || is("-@all") {
+            self.all(false);
+        } else if op.first() == Some(&b'~') || op.first() == Some(&b'%') {
+            if self.allkeys {
+                return Err(RuleError::AfterAllKeys);
+            }
+            let mut flags = 0;
+            let mut off = 1;
+            if op.first() == Some(&b'%') {
+                loop {
+                    match op.get(off).map(u8::to_ascii_uppercase) {
+                        Some(b'R') if flags & READ == 0 => flags |= READ,
+                        Some(b'W') if flags & WRITE == 0 => flags |= WRITE,
+                        Some(b'~') => {
+                            off += 1;
+                            break;
+                        }
+                        None => break,
+                        _ => return Err(RuleError::Syntax),
+                    }
+                    off += 1;
+                }
+            } else {
+                flags = READ | WRITE;
+            }
+            let pat = op.get(off..).unwrap_or_default();
+            if has_spaces(pat) {
+                return Err(RuleError::Syntax);
+            }
+            match self.keys.iter_mut().find(|(p, _)| p == pat) {
+                Some((_, f)) => *f |= flags,
+                None => self.keys.push((pat.to_vec(), flags)),
+            }
+            self.allkeys = false;
+        } else if op.first() == Some(&b'&') {
+            if self.allchannels {
+                return Err(RuleError::AfterAllChannels);
+            }
+            let pat = op.get(1..).unwrap_or_default();
+            if has_spaces(pat) {
+                return Err(RuleError::Syntax);
+            }
+            if !self.channels.iter().any(|p| p == pat) {
+                self.channels.push(pat.to_vec());
+            }
+            self.allchannels = false;
+        } else if (op.first() == Some(&b'+') || op.first() == Some(&b'-'))
+            && op.get(1) == Some(&b'@')
+        {
+            let allow = op.first() == Some(&b'+');
+            let name = String::from_utf8_lossy(op.get(2..).unwrap_or_default()).into_owned();
+            self.set_category(cat, &name, allow)?;
+        } else if op.first() == Some(&b'+') {
+            let rest = String::from_utf8_lossy(op.get(1..).unwrap_or_default()).into_owned();
+            match rest.rsplit_once('|') {
+                None => {
+                    let id = cat.id(&rest).ok_or(RuleError::Unknown)?;
+                    self.change(cat, id, true);
+                }
+                Some((base, sub)) => {
+                    let id = cat.id(base).ok_or(RuleError::Unknown)?;
+                    if cat.is_sub.get(id).copied().unwrap_or(false) {
+                        return Err(RuleError::FirstArgOfSub);
+                    }
+                    if sub.is_empty() {
+                        return Err(RuleError::Syntax);
+                    }
+                    if cat.subs.get(id).is_some_and(|s| !s.is_empty()) {
+                        let sid = cat.id(&rest).ok_or(RuleError::Unknown)?;
+                        self.change(cat, sid, true);
+                    } else {
+                        let sub = sub.as_bytes().to_vec();
+                        match self.firstargs.iter_mut().find(|(i, _)| *i == id) {
+                            Some((_, v)) => {
+                                if !v.iter().any(|s| s.eq_ignore_ascii_case(&sub)) {
+                                    v.push(sub);
+                                }
+                            }
+                            None => self.firstargs.push((id, vec![sub])),
+                        }
+                    }
+                }
+            }
+        } else if op.first() == Some(&b'-') {
+            let rest = String::from_utf8_lossy(op.get(1..).unwrap_or_default()).into_owned();
+            let id = cat.id(&rest).ok_or(RuleError::Unknown)?;
+            self.change(cat, id, false);
+        } else {
+            return Err(RuleError::Syntax);
+        }
+        Ok(())
+    }
+
+    fn count(&self, cat: &Catalog, bit: u32) -> (usize, usize) {
+        let (mut on, mut off) = (0, 0);
+        for (id, c) in cat.cats.iter().enumerate() {
+            if c & bit != 0 {
+                if self.commands.get(id).copied().unwrap_or(false) {
+                    on += 1;
+                } else {
+                    off += 1;
+                }
+            }
+        }
+        (on, off)
+    }
+
+    /// The command rules, as Redis's `ACLDescribeSelectorCommandRules`:
+    /// `+@all` or `-@all`, the best-fitting categories, then single commands.
+    pub fn describe_commands(&self, cat: &Catalog) -> String {
+        let additive = !self.future;
+        let mut rules = String::from(if additive { "-@all " } else { "+@all " });
+        let mut fake = Selector::new(cat);
+        fake.all(!additive);
+        let mut temp = self.clone();
+        let mut applied = [false; 32];
+        loop {
+            let mut best = None;
+            let (mut mindiff, mut maxsame) = (usize::MAX, 0);
+            for (j, _) in CATEGORIES.iter().enumerate() {
+                if applied.get(j).copied().unwrap_or(true) {
+                    continue;
+                }
+                let (on, off) = temp.count(cat, 1 << j);
+                let (diff, same) = if additive { (off, on) } else { (on, off) };
+                if same > diff && (diff < mindiff || (diff == mindiff && same > maxsame)) {
+                    best = Some(j);
+                    mindiff = diff;
+                    maxsame = same;
+                }
+            }
+            let Some(j) = best else { break };
+            let name = CATEGORIES.get(j).copied().unwrap_or_default();
+            let _ = fake.set_category(cat, name, additive);
+            let _ = temp.set_category(cat, name, !additive);
+            rules.push_str(if additive { "+@" } else { "-@" });
+            rules.push_str(name);
+            rules.push(' ');
+            if let Some(a) = applied.get_mut(j) {
+                *a = true;
+            }
+        }
+        for id in 0..cat.len() {
+            let user = self.commands.get(id).copied().unwrap_or(false);
+            let have = fake.commands.get(id).copied().unwrap_or(false);
+            if user != have {
+                rules.push(if user { '+' } else { '-' });
+                rules.push_str(cat.names.get(id).map(String::as_str).unwrap_or_default());
+                rules.push(' ');
+                fake.change(cat, id, user);
+            }
+            if !user {
+                if let Some((_, args)) = self.firstargs.iter().find(|(i, _)| *i == id) {
+                    for a in args {
+                        rules.push('+');
+                        rules.push_str(cat.names.get(id).map(String::as_str).unwrap_or_default());
+                        rules.push('|');
+                        rules.push_str(&String::from_utf8_lossy(a));
+                        rules.push(' ');
+                    }
+                }
+            }
+        }
+        rules.pop();
+        rules
+    }
+
+    /// The key patterns as `ACL GETUSER` shows them (`~*`, `%R~a ~b`).
+    pub fn describe_keys(&self) -> String {
+        if self.allkeys {
+            return "~*".into();
+        }
+        let v: Vec<String> = self.keys.iter().map(|(p, f)| pattern_text(p, *f)).collect();
+        v.join(" ")
+    }
+
+    /// The channel patterns as `ACL GETUSER` shows them.
+    pub fn describe_channels(&self) -> String {
+        if self.allchannels {
+            return "&*".into();
+        }
+        let v: Vec<String> = self
+            .channels
+            .iter()
+            .map(|p| format!("&{}", String::from_utf8_lossy(p)))
+            .collect();
+        v.join(" ")
+    }
+
+    /// Redis's `ACLDescribeSelector`.
+    pub fn describe(&self, cat: &Catalog) -> String {
+        let mut s = String::new();
+        if self.allkeys {
+            s.push_str("~* ");
+        } else {
+            for (p, f) in &self.keys {
+                s.push_str(&pattern_text(p, *f));
+                s.push(' ');
+            }
+        }
+        if self.allchannels {
+            s.push_str("&* ");
+        } else {
+            s.push_str("resetchannels ");
+            for p in &self.channels {
+                s.push('&');
+                s.push_str(&String::from_utf8_lossy(p));
+                s.push(' ');
+            }
+        }
+        s.push_str(&self.describe_commands(cat));
+        s
+    }
+
+    fn unrestricted(&self) -> bool {
+        self.allcommands && self.allkeys && self.allchannels
+    }
+
+    fn command_ok(&self, cat: &Catalog, def: &CommandDef, args: &[&[u8]]) -> bool {
+        if self.allcommands {
+            return true;
+        }
+        let Some(id) = cat.id(&def.name) else {
+            return false;
+        };
+        if self.commands.get(id).copied().unwrap_or(false) {
+            return true;
+        }
+        // First-arg exceptions (`+select|0`): argv[1], or argv[2] of a subcommand.
+        let pos = if def.name.contains('|') { 2 } else { 1 };
+        match (self.firstargs.iter().find(|(i, _)| *i == id), args.get(pos)) {
+            (Some((_, allowed)), Some(a)) => allowed.iter().any(|x| x.eq_ignore_ascii_case(a)),
+            _ => false,
+        }
+    }
+
+    fn key_ok(&self, key: &[u8], need: u8) -> bool {
+        self.allkeys
+            || self
+                .keys
+                .iter()
+                .any(|(p, f)| f & need == need && amber_storage::glob::matches(p, key, false))
+    }
+
+    fn channel_ok(&self, channel: &[u8], literal: bool) -> bool {
+        self.allchannels
+            || self.channels.iter().any(|p| {
+                if literal {
+                    p == channel
+                } else {
+                    amber_storage::glob::matches(p, channel, false)
+                }
+            })
+    }
+
+    /// Redis's `ACLSelectorCheckCmd`.
+    fn check(&self, srv: &ServerState, cat: &Catalog, def: &CommandDef, args: &[&[u8]]) -> Denied {
+        if !self.command_ok(cat, def, args) {
+            return Denied::Command;
+        }
+        if !self.allkeys {
+            for (i, need) in crate::cmd::command::key_access(srv, def, args) {
+                if !self.key_ok(args.get(i).copied().unwrap_or_default(), need) {
+                    return Denied::Key(i);
+                }
+            }
+        }
+        if !self.allchannels {
+            for (i, literal) in channel_args(def, args) {
+                if !self.channel_ok(args.get(i).copied().unwrap_or_default(), literal) {
+                    return Denied::Channel(i);
+                }
+            }
+        }
+        Denied::None
+    }
+}
+
+fn pattern_text(p: &[u8], f: u8) -> String {
+    let prefix = match f {
+        READ => "%R~",
+        WRITE => "%W~",
+        _ => "~",
+    };
+    format!("{prefix}{}", String::from_utf8_lossy(p))
+}
+
+/// The channel arguments of a command: position and whether the user's
+/// patterns must equal it literally (`PSUBSCRIBE`'s patterns), as Redis's
+/// `ACLDoesCommandHaveChannels` (the unsubscribe commands have none).
+fn channel_args(def: &CommandDef, args: &[&[u8]]) -> Vec<(usize, bool)> {
+    match def.name.as_str() {
+        "publish" | "spublish" => vec![(1, false)],
+        "subscribe" | "ssubscribe" => (1..args.len()).map(|i| (i, false)).collect(),
+        "psubscribe" => (1..args.len()).map(|i| (i, true)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The outcome of a permission check (ordered as Redis's `ACL_DENIED_*`:
+/// the highest refusal among the selectors is reported).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Denied {
+    /// Allowed.
+    None,
+    /// The command.
+    Command,
+    /// The key at this argument position.
+    Key(usize),
+    /// The channel at this argument position.
+    Channel(usize),
+}
+
+impl Denied {
+    fn rank(self) -> u8 {
+        match self {
+            Denied::None => 0,
+            Denied::Command => 1,
+            Denied::Key(_) => 2,
+            Denied::Channel(_) => 4,
+        }
+    }
+
+    /// Redis's `-NOPERM` text (`getAclErrorMessage`).
+    pub fn text(self, def: &CommandDef) -> String {
+        match self {
+            Denied::None => String::new(),
+            Denied::Command => format!(
+                "NOPERM this user has no permissions to run the '{}' command",
+                def.name
+            ),
+            Denied::Key(_) => {
+                "NOPERM this user has no permissions to access one of the keys used as arguments"
+                    .into()
+            }
+            Denied::Channel(_) => {
+                "NOPERM this user has no permissions to access one of the channels used as arguments"
+                    .into()
+            }
+        }
+    }
+}
+
+/// A user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Name.
+    pub name: Vec<u8>,
+    /// `on`.
+    pub enabled: bool,
+    /// `nopass`.
+    pub nopass: bool,
+    /// `sanitize-payload` / `skip-sanitize-payload` (0: neither was set).
+    pub sanitize: u8,
+    /// SHA-256 hex digests, in order.
+    pub passwords: Vec<String>,
+    /// Permissions outside any parentheses.
+    pub root: Selector,
+    /// `(...)` selectors.
+    pub selectors: Vec<Selector>,
+}
+
+impl User {
+    /// A new user: off, no password, no permissions (`resetchannels`).
+    pub fn new(cat: &Catalog, name: &[u8]) -> User {
+        User {
+            name: name.to_vec(),
+            enabled: false,
+            nopass: false,
+            sanitize: 0,
+            passwords: Vec::new(),
+            root: Selector::new(cat),
+            selectors: Vec::new(),
+        }
+    }
+
+    /// Applies one `ACL SETUSER` rule (Redis's `ACLSetUser`).
+    pub fn apply(&mut self, cat: &Catalog, op: &[u8]) -> Result<(), RuleError> {
+        if op.is_empty() {
+            return Ok(());
+        }
+        let is = |s: &str| op.eq_ignore_ascii_case(s.as_bytes());
+        let first = op.first().copied().unwrap_or_default();
+        if is("on") {
+            self.enabled = true;
+        } else if is("off") {
+            self.enabled = false;
+        } else if is("skip-sanitize-payload") {
+            self.sanitize = 2;
+        } else if is("sanitize-payload") {
+            self.sanitize = 1;
+        } else if is("nopass") {
+            self.nopass = true;
+            self.passwords.clear();
+        } else if is("resetpass") {
+            self.nopass = false;
+            self.passwords.clear();
+        } else if first == b'>' || first == b'#' {
+            let rest = op.get(1..).unwrap_or_default();
+            let hash = if first == b'>' {
+                sha256_hex(rest)
+            } else {
+                valid_hash(rest)?
+            };
+            if !self.passwords.contains(&hash) {
+                self.passwords.push(hash);
+            }
+            self.nopass = false;
+        } else if first == b'<' || first == b'!' {
+            let rest = op.get(1..).unwrap_or_default();
+            let hash = if first == b'<' {
+                sha256_hex(rest)
+            } else {
+                valid_hash(rest)?
+            };
+            let at = self
+                .passwords
+                .iter()
+                .position(|p| *p == hash)
+                .ok_or(RuleError::NoSuchPassword)?;
+            self.passwords.remove(at);
+        } else if first == b'(' && op.last() == Some(&b')') {
+            let inner = op.get(1..op.len() - 1).unwrap_or_default();
+            let mut s = Selector::new(cat);
+            for part in inner
+                .split(|c| c.is_ascii_whitespace())
+                .filter(|p| !p.is_empty())
+            {
+                s.apply(cat, part)?;
+            }
+            self.selectors.push(s);
+        } else if is("clearselectors") {
+            self.selectors.clear();
+        } else if is("reset") {
+            self.nopass = false;
+            self.passwords.clear();
+            self.root.allkeys = false;
+            self.root.keys.clear();
+            self.root.allchannels = false;
+            self.root.channels.clear();
+            self.enabled = false;
+            self.sanitize = 1;
+            self.selectors.clear();
+            self.root.all(false);
+        } else {
+            self.root.apply(cat, op)?;
+        }
+        Ok(())
+    }
+
+    /// The flags `ACL GETUSER` lists, in Redis's order.
+    pub fn flags(&self) -> Vec<&'static str> {
+        let mut f = vec![if self.enabled { "on" } else { "off" }];
+        if self.nopass {
+            f.push("nopass");
+        }
+        match self.sanitize {
+            2 => f.push("skip-sanitize-payload"),
+            1 => f.push("sanitize-payload"),
+            _ => {}
+        }
+        f
+    }
+
+    /// Redis's `ACLDescribeUser`: the rules of `ACL LIST` and the ACL file.
+    pub fn describe(&self, cat: &Catalog) -> String {
+        let mut s = String::new();
+        for f in self.flags() {
+            s.push_str(f);
+            s.push(' ');
+        }
+        for p in &self.passwords {
+            s.push('#');
+            s.push_str(p);
+            s.push(' ');
+        }
+        s.push_str(&self.root.describe(cat));
+        for sel in &self.selectors {
+            s.push_str(" (");
+            s.push_str(&sel.describe(cat));
+            s.push(')');
+        }
+        s
+    }
+
+    /// Does `pass` authenticate this user?
+    pub fn password_ok(&self, pass: &[u8]) -> bool {
+        if !self.enabled {
+            return false;
+        }
+        if self.nopass {
+            return true;
+        }
+        let h = sha256_hex(pass);
+        self.passwords
+            .iter()
+            .any(|p| constant_time_eq(p.as_bytes(), h.as_bytes()))
+    }
+
+    /// All commands, keys and channels, and no selector needed.
+    pub fn unrestricted(&self) -> bool {
+        self.root.unrestricted()
+    }
+
+    /// Redis's `ACLCheckAllUserCommandPerm`: the root selector, then the
+    /// others; the highest refusal is reported.
+    pub fn check(
+        &self,
+        srv: &ServerState,
+        cat: &Catalog,
+        def: &CommandDef,
+        args: &[&[u8]],
+    ) -> Denied {
+        let mut worst = Denied::None;
+        for s in std::iter::once(&self.root).chain(self.selectors.iter()) {
+            let d = s.check(srv, cat, def, args);
+            if d == Denied::None {
+                return d;
+            }
+            if d.rank() > worst.rank() {
+                worst = d;
+            }
+        }
+        worst
+    }
+
+    /// Whether a selector that allows `def` also allows every key for
+    /// reading (SORT's BY and GET patterns need it, as Redis's
+    /// `ACLUserCheckCmdWithUnrestrictedKeyAccess`).
+    pub fn all_keys_for(&self, cat: &Catalog, def: &CommandDef, args: &[&[u8]]) -> bool {
+        std::iter::once(&self.root)
+            .chain(self.selectors.iter())
+            .any(|s| s.command_ok(cat, def, args) && s.allkeys)
+    }
+}
+
+fn valid_hash(h: &[u8]) -> Result<String, RuleError> {
+    if h.len() != 64 || !h.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(RuleError::BadHash);
+    }
+    Ok(String::from_utf8_lossy(h).into_owned())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (x, y) in a.iter().zip(b) {
+        diff |= usize::from(x ^ y);
+    }
+    diff == 0
+}
+
+/// The server's users.
+#[derive(Debug, Default)]
+pub struct Acl {
+    users: RwLock<BTreeMap<Vec<u8>, Arc<User>>>,
+    /// Bumped by every change of any user.
+    epoch: AtomicU64,
+    /// The default user needs a password (or is off): new connections
+    /// must authenticate, as Redis's `authRequired`.
+    auth_required: std::sync::atomic::AtomicBool,
+    catalog: OnceLock<Catalog>,
+}
+
+impl Acl {
+    /// The command catalog (built on first use from the command table).
+    pub fn catalog(&self, srv: &ServerState) -> &Catalog {
+        self.catalog.get_or_init(|| Catalog::build(srv))
+    }
+
+    /// The current epoch (never 0, so a client's 0 means "not checked").
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Creates the `default` user (`+@all ~* &* on nopass`, or `requirepass`).
+    pub fn init(&self, srv: &ServerState) {
+        let cat = self.catalog(srv);
+        let mut u = User::new(cat, b"default");
+        for r in ["+@all", "~*", "&*", "on", "nopass"] {
+            let _ = u.apply(cat, r.as_bytes());
+        }
+        self.users.write().insert(b"default".to_vec(), Arc::new(u));
+        self.sync_requirepass(srv);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// `requirepass` changed: the default user gets that one password (or
+    /// `nopass` when empty), as Redis's `updateRequirePass`.
+    pub fn sync_requirepass(&self, srv: &ServerState) {
+        let pass = srv.config.get("requirepass").unwrap_or_default();
+        let cat = self.catalog(srv);
+        self.update(b"default", |u| {
+            let _ = u.apply(cat, b"resetpass");
+            if pass.is_empty() {
+                let _ = u.apply(cat, b"nopass");
+            } else {
+                let mut op = b">".to_vec();
+                op.extend_from_slice(pass.as_bytes());
+                let _ = u.apply(cat, &op);
+            }
+        });
+    }
+
+    /// Whether new connections must authenticate.
+    pub fn auth_required(&self) -> bool {
+        self.auth_required.load(Ordering::Relaxed)
+    }
+
+    fn changed(&self) {
+        let open = self
+            .users
+            .read()
+            .get(&b"default"[..])
+            .is_some_and(|u| u.enabled && u.nopass);
+        self.auth_required.store(!open, Ordering::Relaxed);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A user by name.
+    pub fn get(&self, name: &[u8]) -> Option<Arc<User>> {
+        self.users.read().get(name).cloned()
+    }
+
+    /// Every user, by name.
+    pub fn all(&self) -> Vec<Arc<User>> {
+        self.users.read().values().cloned().collect()
+    }
+
+    /// Replaces (or creates) a user.
+    pub fn put(&self, u: User) {
+        self.users.write().insert(u.name.clone(), Arc::new(u));
+        self.changed();
+    }
+
+    /// Changes an existing user in place.
+    pub fn update(&self, name: &[u8], f: impl FnOnce(&mut User)) {
+        let mut users = self.users.write();
+        if let Some(u) = users.get_mut(name) {
+            f(Arc::make_mut(u));
+        }
+        drop(users);
+        self.changed();
+    }
+
+    /// Removes a user; true when it existed.
+    pub fn remove(&self, name: &[u8]) -> bool {
+        let gone = self.users.write().remove(name).is_some();
+        self.changed();
+        gone
+    }
+}
+
+/// SHA-256 of `data` as 64 lowercase hex digits (Redis's `ACLHashPassword`).
+pub fn sha256_hex(data: &[u8]) -> String {
+    const K: [u32; 64] = [
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+        0xc67178f2,
+    ];
+    let mut h: [u32; 8] = [
+        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
+        0x5be0cd19,
+    ];
+    let mut msg = data.to_vec();
+    msg.push(0x80);
+    while msg.len() % 64 != 56 {
+        msg.push(0);
+    }
+    msg.extend_from_slice(&((data.len() as u64).wrapping_mul(8)).to_be_bytes());
+    for block in msg.chunks_exact(64) {
+        let mut w = [0u32; 64];
+        for (i, c) in block.chunks_exact(4).enumerate() {
+            if let Some(x) = w.get_mut(i) {
+                *x = u32::from_be_bytes([
+                    c.first().copied().unwrap_or(0),
+                    c.get(1).copied().unwrap_or(0),
+                    c.get(2).copied().unwrap_or(0),
+                    c.get(3).copied().unwrap_or(0),
+                ]);
+            }
+        }
+        for i in 16..64 {
+            let g = |j: usize| w.get(j).copied().unwrap_or(0);
+            let s0 = g(i - 15).rotate_right(7) ^ g(i - 15).rotate_right(18) ^ (g(i - 15) >> 3);
+            let s1 = g(i - 2).rotate_right(17) ^ g(i - 2).rotate_right(19) ^ (g(i - 2) >> 10);
+            let v = g(i - 16)
+                .wrapping_add(s0)
+                .wrapping_add(g(i - 7))
+                .wrapping_add(s1);
+            if let Some(x) = w.get_mut(i) {
+                *x = v;
+            }
+        }
+        let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut hh] = h;
+        for (k, wi) in K.iter().zip(w.iter()) {
+            let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
+            let ch = (e & f) ^ (!e & g);
+            let t1 = hh
+                .wrapping_add(s1)
+                .wrapping_add(ch)
+                .wrapping_add(*k)
+                .wrapping_add(*wi);
+            let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
+            let maj = (a & b) ^ (a & c) ^ (b & c);
+            let t2 = s0.wrapping_add(maj);
+            hh = g;
+            g = f;
+            f = e;
+            e = d.wrapping_add(t1);
+            d = c;
+            c = b;
+            b = a;
+            a = t1.wrapping_add(t2);
+        }
+        for (x, y) in h.iter_mut().zip([a, b, c, d, e, f, g, hh]) {
+            *x = x.wrapping_add(y);
+        }
+    }
+    h.iter().map(|x| format!("{x:08x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_matches_known_digests() {
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        // Redis's hash of "pw" (ACL GETUSER on redis-server 7.0.15).
+        assert_eq!(
+            sha256_hex(b"pw"),
+            "30c952fab122c3f9759f02a6d95c3758b246b4fee239957b2d4fee46e26170c4"
+        );
+    }
+}
