@@ -796,9 +796,45 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
+/// One `ACL LOG` entry (Redis's `ACLLogEntry`).
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    /// Times this denial happened (grouped within 60 s).
+    pub count: u64,
+    /// `command`, `key`, `channel` or `auth`.
+    pub reason: &'static str,
+    /// `toplevel`, `multi` or `lua`.
+    pub context: &'static str,
+    /// The command, key or channel refused (`AUTH` for authentication).
+    pub object: Vec<u8>,
+    /// The user (for `auth`, the name tried).
+    pub username: Vec<u8>,
+    /// Unix time of the last occurrence, in milliseconds.
+    pub ctime_ms: u64,
+    /// The client's `CLIENT LIST` line at the last occurrence.
+    pub client_info: String,
+}
+
+impl Denied {
+    /// The `ACL LOG` reason and the object refused.
+    pub fn log_fields<'a>(
+        self,
+        def: &'a CommandDef,
+        args: &[&'a [u8]],
+    ) -> (&'static str, &'a [u8]) {
+        match self {
+            Denied::None | Denied::Command => ("command", def.name.as_bytes()),
+            Denied::Key(i) => ("key", args.get(i).copied().unwrap_or_default()),
+            Denied::Channel(i) => ("channel", args.get(i).copied().unwrap_or_default()),
+        }
+    }
+}
+
 /// The server's users.
 #[derive(Debug, Default)]
 pub struct Acl {
+    /// `ACL LOG`, newest first.
+    pub log: parking_lot::Mutex<std::collections::VecDeque<LogEntry>>,
     users: RwLock<BTreeMap<Vec<u8>, Arc<User>>>,
     /// Bumped by every change of any user.
     epoch: AtomicU64,
@@ -846,6 +882,28 @@ impl Acl {
                 let _ = u.apply(cat, &op);
             }
         });
+    }
+
+    /// Records a denial in `ACL LOG`: an entry with the same reason,
+    /// context, object and user less than 60 s old is counted again and
+    /// moves to the front, as Redis's `addACLLogEntry`.
+    pub fn log_denial(&self, srv: &ServerState, mut e: LogEntry) {
+        let max = srv.config.get_u64("acllog-max-len") as usize;
+        let mut log = self.log.lock();
+        let same = log.iter().position(|o| {
+            o.reason == e.reason
+                && o.context == e.context
+                && o.object == e.object
+                && o.username == e.username
+                && e.ctime_ms.saturating_sub(o.ctime_ms) <= 60_000
+        });
+        if let Some(i) = same {
+            if let Some(old) = log.remove(i) {
+                e.count = old.count + 1;
+            }
+        }
+        log.push_front(e);
+        log.truncate(max);
     }
 
     /// Whether new connections must authenticate.

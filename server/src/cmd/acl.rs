@@ -15,6 +15,7 @@ pub const COMMANDS: &[(&str, Handler)] = &[
     ("acl|getuser", getuser),
     ("acl|help", help),
     ("acl|list", list),
+    ("acl|log", log),
     ("acl|setuser", setuser),
     ("acl|users", users),
     ("acl|whoami", whoami),
@@ -276,6 +277,41 @@ fn dryrun(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             )
             .as_bytes(),
         ),
+    }
+    Ok(())
+}
+
+fn log(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    let mut count = 10;
+    if let Some(a) = args.get(2) {
+        if args::is(a, "reset") {
+            ctx.srv.acl.log.lock().clear();
+            ctx.out.ok();
+            return Ok(());
+        }
+        count = args::parse_i64(a).ok_or(CmdError::NotInteger)?.max(0) as usize;
+    }
+    let now = amber_storage::clock::now_ms();
+    let entries: Vec<crate::acl::LogEntry> =
+        ctx.srv.acl.log.lock().iter().take(count).cloned().collect();
+    let out = &mut *ctx.out;
+    out.array(entries.len());
+    for e in entries {
+        out.map(7);
+        out.bulk(b"count");
+        out.int(e.count as i64);
+        out.bulk(b"reason");
+        out.bulk(e.reason.as_bytes());
+        out.bulk(b"context");
+        out.bulk(e.context.as_bytes());
+        out.bulk(b"object");
+        out.bulk(&e.object);
+        out.bulk(b"username");
+        out.bulk(&e.username);
+        out.bulk(b"age-seconds");
+        out.double(now.saturating_sub(e.ctime_ms) as f64 / 1000.0);
+        out.bulk(b"client-info");
+        out.bulk(e.client_info.as_bytes());
     }
     Ok(())
 }

@@ -54,9 +54,19 @@ fn quit(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
 }
 
 /// Checks a password for `user` (enabled, and `nopass` or one of its
-/// passwords), as Redis's `ACLCheckUserCredentials`.
+/// passwords), as Redis's `ACLCheckUserCredentials`; a failure goes to
+/// `ACL LOG`.
 fn password_ok(ctx: &Ctx<'_>, user: &[u8], pass: &[u8]) -> bool {
-    ctx.srv.acl.get(user).is_some_and(|u| u.password_ok(pass))
+    let ok = ctx.srv.acl.get(user).is_some_and(|u| u.password_ok(pass));
+    if !ok {
+        let context = if ctx.client.multi.is_some() {
+            "multi"
+        } else {
+            "toplevel"
+        };
+        super::log_acl(ctx, "auth", context, b"AUTH", user);
+    }
+    ok
 }
 
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";

@@ -270,6 +270,12 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     if ctx.client.acl_unrestricted_at != srv.acl.epoch() {
         let denied = acl_check(ctx, def, args);
         if denied != crate::acl::Denied::None {
+            let context = if ctx.client.multi.is_some() {
+                "multi"
+            } else {
+                "toplevel"
+            };
+            log_denied(ctx, denied, def, args, context);
             def.stats.reject();
             multi::reject(ctx, is_exec, &CmdError::msg(denied.text(def)));
             return;
@@ -364,6 +370,39 @@ pub fn acl_check(ctx: &mut Ctx<'_>, def: &CommandDef, args: &[&[u8]]) -> crate::
         return Denied::None;
     }
     user.check(srv, srv.acl.catalog(srv), def, args)
+}
+
+/// Records a denial in `ACL LOG` (`context`: `toplevel`, `multi`, `lua`).
+pub fn log_acl(
+    ctx: &Ctx<'_>,
+    reason: &'static str,
+    context: &'static str,
+    object: &[u8],
+    username: &[u8],
+) {
+    let e = crate::acl::LogEntry {
+        count: 1,
+        reason,
+        context,
+        object: object.to_vec(),
+        username: username.to_vec(),
+        ctime_ms: amber_storage::clock::now_ms(),
+        client_info: clients::client_line(&ctx.client.handle, false),
+    };
+    ctx.srv.acl.log_denial(ctx.srv, e);
+}
+
+/// Logs a permission denial of `def` for the client's user.
+pub fn log_denied(
+    ctx: &Ctx<'_>,
+    denied: crate::acl::Denied,
+    def: &CommandDef,
+    args: &[&[u8]],
+    context: &'static str,
+) {
+    let (reason, object) = denied.log_fields(def, args);
+    let user = ctx.client.user.clone();
+    log_acl(ctx, reason, context, object, &user);
 }
 
 /// Whether a command may change the keyspace or be replicated: Redis's

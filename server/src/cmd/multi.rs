@@ -155,7 +155,11 @@ fn exec(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
             super::Resolved::Found(def) => {
                 // Users may have changed since the command was queued.
                 if ctx.client.acl_unrestricted_at != srv.acl.epoch() {
-                    let reason = match super::acl_check(ctx, def, &args) {
+                    let denied = super::acl_check(ctx, def, &args);
+                    if denied != crate::acl::Denied::None {
+                        super::log_denied(ctx, denied, def, &args, "multi");
+                    }
+                    let reason = match denied {
                         crate::acl::Denied::None => None,
                         crate::acl::Denied::Command => {
                             Some("no permission to execute the command or subcommand")

@@ -86,7 +86,12 @@ pub fn call(state: &mut RunState<'_, '_>, argv: &[Vec<u8>]) -> Result<Vec<u8>, S
     }
     // The calling user's permissions, as Redis's `scriptVerifyACL`.
     if state.ctx.client.acl_unrestricted_at != srv.acl.epoch() {
-        let why = match crate::cmd::acl_check(state.ctx, def, &argv_refs(argv)) {
+        let refs = argv_refs(argv);
+        let denied = crate::cmd::acl_check(state.ctx, def, &refs);
+        if denied != crate::acl::Denied::None {
+            crate::cmd::log_denied(state.ctx, denied, def, &refs, "lua");
+        }
+        let why = match denied {
             crate::acl::Denied::None => None,
             crate::acl::Denied::Command => {
                 Some("The user executing the script can't run this command or subcommand")
