@@ -95,8 +95,9 @@ fn setuser(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     }
     let ops = merge_selectors(args.get(3..).unwrap_or_default())?;
     let cat = srv.acl.catalog(srv);
-    let mut user = match srv.acl.get(name) {
-        Some(u) => (*u).clone(),
+    let old = srv.acl.get(name);
+    let mut user = match &old {
+        Some(u) => (**u).clone(),
         None => User::new(cat, name),
     };
     for op in &ops {
@@ -108,9 +109,34 @@ fn setuser(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             )));
         }
     }
+    // Subscribers may lose channels: Redis disconnects the clients whose
+    // subscriptions are no longer allowed; Amber, more strictly, every
+    // subscribed client of the user when its channel rules changed.
+    let channels_changed = old.is_some_and(|o| channel_rules(&o) != channel_rules(&user));
     srv.acl.put(user);
+    if channels_changed {
+        for h in srv.clients.all() {
+            let subscribed = {
+                let info = h.info.lock();
+                info.user == name && info.subs.iter().any(|&n| n > 0)
+            };
+            if subscribed && h.id != ctx.client.handle.id {
+                h.kill();
+            } else if subscribed {
+                ctx.client.close_after_reply = true;
+            }
+        }
+    }
     ctx.out.ok();
     Ok(())
+}
+
+/// Everything that decides which channels a user may use.
+fn channel_rules(u: &User) -> Vec<(bool, Vec<Vec<u8>>)> {
+    std::iter::once(&u.root)
+        .chain(u.selectors.iter())
+        .map(|s| (s.allchannels, s.channels.clone()))
+        .collect()
 }
 
 fn deluser(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {

@@ -761,7 +761,11 @@ fn keys_by_specs_with(
                 let n = argv
                     .get((first + keynumidx) as usize)
                     .and_then(|a| parse_i64(a))
-                    .filter(|n| *n >= 0)?;
+                    .filter(|n| *n >= 0);
+                // A bad count fails the command itself: no keys for ACL.
+                let Some(n) = n.or(if zero_ok { Some(0) } else { None }) else {
+                    return None;
+                };
                 first += firstkey;
                 if n == 0 && zero_ok {
                     continue;

@@ -1,0 +1,315 @@
+//! ACL against the real binary, compared byte for byte with a real
+//! `redis-server` 7.0: users authenticated on separate connections,
+//! `-NOPERM` for commands, keys (read/write patterns) and channels, users
+//! turned off or deleted while connected, `requirepass` and the default
+//! user, `ACL LOG` (ages and client ids normalised), and that a restricted
+//! user reaches no key through MULTI/EXEC, EVAL or SORT BY/GET.
+
+use std::time::Duration;
+
+use amber_tests::reply::show;
+use amber_tests::{Pair, RespClient};
+
+/// Runs `scenario` on Redis and on Amber and asserts the collected replies
+/// are identical.
+fn differential(name: &str, common: &[&str], scenario: impl Fn(u16) -> Vec<Vec<u8>>) {
+    let pair = Pair::start(common, &[]);
+    let r = scenario(pair.redis.port);
+    let a = scenario(pair.amber.port);
+    let show_all = |v: &[Vec<u8>]| v.iter().map(|b| show(b)).collect::<Vec<_>>();
+    assert_eq!(
+        show_all(&a),
+        show_all(&r),
+        "{name}: replies differ (left: amber, right: redis)"
+    );
+}
+
+fn connect(port: u16) -> RespClient {
+    RespClient::connect(port).expect("connect")
+}
+
+/// A connection authenticated as `user`/`pass` (the AUTH reply included).
+fn login(port: u16, user: &str, pass: &str, out: &mut Vec<Vec<u8>>) -> RespClient {
+    let mut c = connect(port);
+    out.push(c.cmd(&["AUTH", user, pass]));
+    c
+}
+
+/// Whether the server closed `c` (reads until close, 2 s at most).
+fn closed(c: &mut RespClient) -> Vec<u8> {
+    let (_, closed) = c.read_until_close(Duration::from_secs(2));
+    if closed {
+        b"closed".to_vec()
+    } else {
+        b"open".to_vec()
+    }
+}
+
+#[test]
+fn users_on_separate_connections_keys_and_commands() {
+    differential("keys and commands", &[], |p| {
+        let mut admin = connect(p);
+        let mut out = vec![
+            admin.cmd_str("SET r:1 a"),
+            admin.cmd_str("SET w:1 b"),
+            admin.cmd_str("SET x:1 c"),
+            admin.cmd(&[
+                "ACL",
+                "SETUSER",
+                "reader",
+                "on",
+                ">rpw",
+                "%R~r:*",
+                "+@read",
+                "+acl|whoami",
+            ]),
+            admin.cmd(&[
+                "ACL", "SETUSER", "writer", "on", ">wpw", "%W~w:*", "%RW~x:*", "+@write", "+@read",
+            ]),
+        ];
+        let mut reader = login(p, "reader", "rpw", &mut out);
+        let mut writer = login(p, "writer", "wpw", &mut out);
+        let mut wrong = login(p, "reader", "wpw", &mut out);
+        out.push(wrong.cmd_str("ACL WHOAMI"));
+        for line in [
+            "ACL WHOAMI",
+            "GET r:1",
+            "GET w:1",
+            "SET r:1 z",
+            "MGET r:1 r:2",
+            "MGET r:1 x:1",
+            "STRLEN r:1",
+            "CONFIG GET port",
+        ] {
+            out.push(reader.cmd_str(line));
+        }
+        for line in [
+            "SET w:1 z",
+            "GET w:1",
+            "SET r:1 z",
+            "APPEND x:1 d",
+            "GET x:1",
+            "COPY x:1 w:2",
+            "COPY w:1 x:2",
+            "DEL w:1",
+            "ACL WHOAMI",
+        ] {
+            out.push(writer.cmd_str(line));
+        }
+        // Both users' CLIENT INFO `user=` fields, from the admin's CLIENT LIST.
+        let list = admin.cmd_str("CLIENT LIST");
+        let mut users: Vec<String> = String::from_utf8_lossy(&list)
+            .split_whitespace()
+            .filter(|f| f.starts_with("user="))
+            .map(str::to_string)
+            .collect();
+        users.sort();
+        out.push(users.join(" ").into_bytes());
+        out.push(admin.cmd_str("ACL DELUSER reader writer"));
+        out
+    });
+}
+
+#[test]
+fn channels_subscribe_and_publish() {
+    differential("channels", &[], |p| {
+        let mut admin = connect(p);
+        let mut out = vec![admin.cmd(&[
+            "ACL", "SETUSER", "sub", "on", ">pw", "&news.*", "+@pubsub", "+ping",
+        ])];
+        let mut s = login(p, "sub", "pw", &mut out);
+        out.push(s.cmd_str("PUBLISH news.a m"));
+        out.push(s.cmd_str("PUBLISH other m"));
+        out.push(s.cmd_str("PSUBSCRIBE news.*"));
+        out.push(s.cmd_str("PSUBSCRIBE news.a*"));
+        out.push(s.cmd_str("SUBSCRIBE news.a other"));
+        out.push(s.cmd_str("SUBSCRIBE news.b"));
+        out.push(admin.cmd_str("PUBLISH news.b hello"));
+        out.push(s.read_reply().expect("pmessage"));
+        out.push(s.read_reply().expect("message"));
+        // Channel rules change while subscribed: the subscriber is dropped.
+        out.push(admin.cmd(&["ACL", "SETUSER", "sub", "resetchannels", "&other"]));
+        out.push(closed(&mut s));
+        out.push(admin.cmd_str("ACL DELUSER sub"));
+        out
+    });
+}
+
+#[test]
+fn users_turned_off_or_deleted_while_connected() {
+    differential("off and deleted", &[], |p| {
+        let mut admin = connect(p);
+        let mut out = vec![admin.cmd_str("ACL SETUSER u on >pw ~* +@all")];
+        let mut c = login(p, "u", "pw", &mut out);
+        // Off: the connection keeps working, new logins fail.
+        out.push(admin.cmd_str("ACL SETUSER u off"));
+        out.push(c.cmd_str("SET k v"));
+        out.push(connect(p).cmd_str("AUTH u pw"));
+        // Permissions change at once for connected clients.
+        out.push(admin.cmd_str("ACL SETUSER u -set"));
+        out.push(c.cmd_str("SET k v"));
+        out.push(c.cmd_str("GET k"));
+        // Deleted: the connection closes.
+        out.push(admin.cmd_str("ACL DELUSER u"));
+        out.push(closed(&mut c));
+        // A user deleting itself gets the reply, then the close.
+        out.push(admin.cmd_str("ACL SETUSER self on nopass +@all"));
+        let mut me = login(p, "self", "x", &mut out);
+        out.push(me.cmd_str("ACL DELUSER self"));
+        out.push(closed(&mut me));
+        out.push(admin.cmd_str("ACL USERS"));
+        out
+    });
+}
+
+#[test]
+fn requirepass_is_the_default_users_password() {
+    differential("requirepass", &["--requirepass", "boot"], |p| {
+        let mut out = vec![];
+        let mut c = connect(p);
+        out.push(c.cmd_str("GET k"));
+        out.push(c.cmd_str("AUTH default wrong"));
+        out.push(c.cmd_str("AUTH boot"));
+        out.push(c.cmd_str("ACL GETUSER default"));
+        out.push(c.cmd_str("CONFIG SET requirepass other"));
+        out.push(c.cmd_str("ACL LIST"));
+        out.push(connect(p).cmd_str("AUTH boot"));
+        out.push(connect(p).cmd_str("AUTH other"));
+        // Without a password the default user is nopass: no AUTH needed.
+        out.push(c.cmd_str("CONFIG SET requirepass \"\""));
+        out.push(connect(p).cmd_str("GET k"));
+        // A password given to the default user by ACL requires AUTH too.
+        out.push(c.cmd_str("ACL SETUSER default resetpass >viaacl"));
+        let mut n = connect(p);
+        out.push(n.cmd_str("GET k"));
+        let hello = n.cmd_str("HELLO 2 AUTH default viaacl");
+        out.push(hello.get(..1).unwrap_or_default().to_vec());
+        out.push(n.cmd_str("GET k"));
+        out.push(c.cmd_str("ACL SETUSER default nopass"));
+        out.push(connect(p).cmd_str("GET k"));
+        out
+    });
+}
+
+/// `ACL LOG` with the ages dropped and the client lines cut to their
+/// `cmd=` and `user=` fields.
+fn normalised_log(c: &mut RespClient) -> Vec<u8> {
+    let raw = String::from_utf8_lossy(&c.cmd_str("ACL LOG")).into_owned();
+    let mut out = Vec::new();
+    let mut lines = raw.split("\r\n").peekable();
+    while let Some(l) = lines.next() {
+        if l == "age-seconds" {
+            lines.next();
+            lines.next();
+            out.push("age-seconds ?".to_string());
+        } else if l.starts_with("id=") {
+            let keep: Vec<&str> = l
+                .split(' ')
+                .filter(|f| {
+                    f.starts_with("cmd=") || f.starts_with("user=") || f.starts_with("multi=")
+                })
+                .collect();
+            out.push(keep.join(" "));
+        } else if !l.starts_with('$') {
+            out.push(l.to_string());
+        }
+    }
+    out.join("\n").into_bytes()
+}
+
+#[test]
+fn acl_log_entries() {
+    differential("acl log", &[], |p| {
+        let mut admin = connect(p);
+        let mut out = vec![
+            admin.cmd_str("ACL LOG RESET"),
+            admin.cmd_str("ACL SETUSER lg on nopass ~a &c +get +publish +multi +exec +eval"),
+        ];
+        let mut c = login(p, "lg", "x", &mut out);
+        for line in [
+            "GET b",
+            "GET b",
+            "SET a v",
+            "PUBLISH d m",
+            "MULTI",
+            "GET c",
+            "EXEC",
+        ] {
+            out.push(c.cmd_str(line));
+        }
+        out.push(c.cmd(&["EVAL", "return redis.call('get','d')", "0"]));
+        out.push(c.cmd_str("AUTH nosuch pw"));
+        out.push(c.cmd_str("AUTH lg x"));
+        out.push(normalised_log(&mut admin));
+        // One entry (its header only: the client line's sizes differ).
+        out.push(
+            admin
+                .cmd_str("ACL LOG 1")
+                .get(..8)
+                .unwrap_or_default()
+                .to_vec(),
+        );
+        out.push(admin.cmd_str("ACL LOG x"));
+        out.push(admin.cmd_str("ACL LOG RESET"));
+        out.push(admin.cmd_str("ACL LOG"));
+        out.push(admin.cmd_str("ACL DELUSER lg"));
+        out
+    });
+}
+
+#[test]
+fn no_way_around_key_permissions() {
+    differential("transactions, scripts, sort", &[], |p| {
+        let mut admin = connect(p);
+        let mut out = vec![
+            admin.cmd_str("RPUSH mine:l 3 1 2"),
+            admin.cmd_str("SET secret:1 s"),
+            admin.cmd_str("SET mine:w_1 1"),
+            admin.cmd_str(
+                "ACL SETUSER lim on >pw ~mine:* -@all +@read +@write +@transaction +@scripting +sort",
+            ),
+        ];
+        let mut c = login(p, "lim", "pw", &mut out);
+        for line in [
+            // MULTI/EXEC: refused at queue time, and at EXEC when the
+            // rules changed after queueing.
+            "MULTI",
+            "GET mine:w_1",
+            "GET secret:1",
+            "EXEC",
+            "MULTI",
+            "GET mine:w_1",
+            "SET mine:w_1 2",
+        ] {
+            out.push(c.cmd_str(line));
+        }
+        out.push(admin.cmd_str("ACL SETUSER lim -set"));
+        out.push(c.cmd_str("EXEC"));
+        // Scripts: the commands they run are checked.
+        for script in [
+            "return redis.call('get','secret:1')",
+            "return redis.pcall('get','secret:1')",
+            "return redis.call('get','mine:w_1')",
+            "return redis.call('flushall')",
+        ] {
+            out.push(c.cmd(&["EVAL", script, "0"]));
+        }
+        out.push(c.cmd(&["EVAL", "return 1", "1", "secret:1"]));
+        out.push(c.cmd(&["EVAL", "return 1", "x", "secret:1"]));
+        for line in [
+            // SORT: BY and GET patterns need access to every key.
+            "SORT mine:l",
+            "SORT mine:l BY mine:w_*",
+            "SORT mine:l BY nosort",
+            "SORT mine:l GET #",
+            "SORT mine:l GET secret:*",
+            "SORT mine:l BY nosort STORE secret:2",
+            "SORT mine:l BY nosort STORE mine:2",
+            "SORT_RO mine:l BY secret:*",
+        ] {
+            out.push(c.cmd_str(line));
+        }
+        out.push(admin.cmd_str("ACL DELUSER lim"));
+        out
+    });
+}
