@@ -198,7 +198,16 @@ impl ServerState {
     /// message for the operator (corrupt arena, wrong size, ...).
     pub fn new(config: Config) -> Result<Self, String> {
         let keyspace = Keyspace::open(keyspace_config(&config)?).map_err(|e| e.to_string())?;
-        Ok(Self::with_keyspace(config, keyspace))
+        let state = Self::with_keyspace(config, keyspace);
+        // Users from `aclfile`, as Redis's `ACLLoadUsersAtStartup`.
+        let aclfile = state.config.get("aclfile").unwrap_or_default().to_string();
+        if !aclfile.is_empty() {
+            state
+                .acl
+                .load_file(&state, &aclfile)
+                .map_err(|e| format!("Aborting Redis startup because of ACL errors: {e}"))?;
+        }
+        Ok(state)
     }
 
     /// A server over an already opened keyspace (and the function

@@ -313,3 +313,72 @@ fn no_way_around_key_permissions() {
         out
     });
 }
+
+/// `aclfile`: users loaded at startup, `ACL SAVE` then `ACL LOAD` round
+/// trip, `ACL LOAD`'s all-or-nothing errors (file names cut out).
+#[test]
+fn aclfile_save_and_load() {
+    use amber_tests::ServerProcess;
+    let scenario = |p: u16, path: &std::path::Path| -> Vec<Vec<u8>> {
+        let file = path.display().to_string();
+        let cut = |b: Vec<u8>| {
+            String::from_utf8_lossy(&b)
+                .replace(&file, "FILE")
+                .into_bytes()
+        };
+        let mut admin = connect(p);
+        let mut out = vec![admin.cmd_str("ACL LIST")];
+        let mut alice = login(p, "alice", "pw", &mut out);
+        out.push(alice.cmd_str("GET a:1"));
+        out.push(alice.cmd_str("GET b:1"));
+        out.push(admin.cmd_str("ACL SETUSER carol on >cpw %R~c:* &ch +@read"));
+        out.push(admin.cmd_str("ACL SETUSER alice >pw2"));
+        out.push(admin.cmd_str("ACL SAVE"));
+        out.push(std::fs::read(path).expect("saved file"));
+        // Changes after the save are undone by LOAD; clients of the
+        // replaced users are disconnected.
+        out.push(admin.cmd_str("ACL DELUSER carol"));
+        out.push(admin.cmd_str("ACL SETUSER dave on nopass"));
+        out.push(admin.cmd_str("ACL LOAD"));
+        out.push(closed(&mut alice));
+        out.push(admin.cmd_str("ACL LIST"));
+        out.push(connect(p).cmd_str("AUTH carol cpw"));
+        // A broken file changes nothing.
+        std::fs::write(
+            path,
+            "user alice on bogus %X~ +nosuch\n# comment\nfoo\nuser x +nosuch\nuser x on\n",
+        )
+        .expect("write");
+        out.push(cut(admin.cmd_str("ACL LOAD")));
+        out.push(admin.cmd_str("ACL USERS"));
+        std::fs::remove_file(path).expect("remove");
+        out.push(cut(admin.cmd_str("ACL LOAD")));
+        out
+    };
+    let mut replies = Vec::new();
+    for amber in [false, true] {
+        let dir = std::env::temp_dir().join(format!(
+            "amber-acl-{}-{}",
+            std::process::id(),
+            if amber { "amber" } else { "redis" }
+        ));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("users.acl");
+        std::fs::write(&path, "user alice on >pw ~a:* +get\n\nuser bob off\n").expect("write");
+        let arg = path.display().to_string();
+        let server = if amber {
+            ServerProcess::amber(&["--aclfile", &arg])
+        } else {
+            ServerProcess::redis(&["--aclfile", &arg])
+        };
+        replies.push(scenario(server.port, &path));
+        drop(server);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let show_all = |v: &[Vec<u8>]| v.iter().map(|b| show(b)).collect::<Vec<_>>();
+    assert_eq!(
+        show_all(&replies[1]),
+        show_all(&replies[0]),
+        "aclfile: replies differ (left: amber, right: redis)"
+    );
+}

@@ -15,6 +15,8 @@ pub const COMMANDS: &[(&str, Handler)] = &[
     ("acl|getuser", getuser),
     ("acl|help", help),
     ("acl|list", list),
+    ("acl|load", load),
+    ("acl|save", save),
     ("acl|log", log),
     ("acl|setuser", setuser),
     ("acl|users", users),
@@ -304,6 +306,51 @@ fn dryrun(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             .as_bytes(),
         ),
     }
+    Ok(())
+}
+
+const NO_ACLFILE: &str =
+    "This Redis instance is not configured to use an ACL file. You may want to \
+     specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have \
+     a Redis configuration file set) in order to store users in the Redis configuration.";
+
+fn aclfile(ctx: &Ctx<'_>) -> Result<String, CmdError> {
+    let path = ctx.srv.config.get("aclfile").unwrap_or_default();
+    if path.is_empty() {
+        return Err(CmdError::err(NO_ACLFILE));
+    }
+    Ok(path.to_string())
+}
+
+fn load(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
+    let srv = ctx.srv;
+    let path = aclfile(ctx)?;
+    srv.acl.load_file(srv, &path).map_err(CmdError::err)?;
+    // Every user was replaced: their connections close (this one after
+    // its reply), as Redis frees the old users; `default` stays.
+    for h in srv.clients.all() {
+        if !h.user_is(b"default") {
+            if h.id == ctx.client.handle.id {
+                ctx.client.close_after_reply = true;
+            } else {
+                h.kill();
+            }
+        }
+    }
+    ctx.out.ok();
+    Ok(())
+}
+
+fn save(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
+    let srv = ctx.srv;
+    let path = aclfile(ctx)?;
+    if let Err(e) = srv.acl.save_file(srv, &path) {
+        tracing::warn!(error = %e, "ACL SAVE: cannot write the ACL file");
+        return Err(CmdError::err(
+            "There was an error trying to save the ACLs. Please check the server logs for more information",
+        ));
+    }
+    ctx.out.ok();
     Ok(())
 }
 
