@@ -763,9 +763,7 @@ fn keys_by_specs_with(
                     .and_then(|a| parse_i64(a))
                     .filter(|n| *n >= 0);
                 // A bad count fails the command itself: no keys for ACL.
-                let Some(n) = n.or(if zero_ok { Some(0) } else { None }) else {
-                    return None;
-                };
+                let n = n.or(if zero_ok { Some(0) } else { None })?;
                 first += firstkey;
                 if n == 0 && zero_ok {
                     continue;
