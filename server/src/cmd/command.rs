@@ -180,31 +180,6 @@ fn docs(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// The ACL categories Redis 7.0 knows.
-const ACL_CATEGORIES: &[&str] = &[
-    "keyspace",
-    "read",
-    "write",
-    "set",
-    "sortedset",
-    "list",
-    "hash",
-    "string",
-    "bitmap",
-    "hyperloglog",
-    "geo",
-    "stream",
-    "pubsub",
-    "admin",
-    "fast",
-    "slow",
-    "blocking",
-    "dangerous",
-    "connection",
-    "transaction",
-    "scripting",
-];
-
 enum Filter {
     None,
     Module,
@@ -236,7 +211,11 @@ fn list(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
                 Filter::Module
             } else if is(kind, "aclcat") {
                 let cat = text(arg).to_ascii_lowercase();
-                Filter::AclCat(ACL_CATEGORIES.contains(&cat.as_str()).then_some(cat))
+                Filter::AclCat(
+                    crate::acl::CATEGORIES
+                        .contains(&cat.as_str())
+                        .then_some(cat),
+                )
             } else if is(kind, "pattern") {
                 Filter::Pattern(arg.to_vec())
             } else {
