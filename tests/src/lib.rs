@@ -64,3 +64,30 @@ pub fn assert_same(redis: &mut RespClient, amber: &mut RespClient, args: &[&[u8]
     );
     a
 }
+
+/// Connects to a server on 127.0.0.1 at `port`; panics if it cannot.
+pub fn connect(port: u16) -> RespClient {
+    RespClient::connect(port).expect("connect")
+}
+
+/// Starts a Redis and an Amber with `common` arguments, runs `scenario`
+/// (given a server's port) on each, and asserts the collected replies are
+/// identical, shown escaped.
+pub fn differential(name: &str, common: &[&str], scenario: impl Fn(u16) -> Vec<Vec<u8>>) {
+    differential_by(name, common, |port| {
+        scenario(port).iter().map(|b| reply::show(b)).collect()
+    });
+}
+
+/// [`differential`] for scenarios that collect their own (normalised)
+/// values.
+pub fn differential_by<T: PartialEq + std::fmt::Debug>(
+    name: &str,
+    common: &[&str],
+    scenario: impl Fn(u16) -> Vec<T>,
+) {
+    let pair = Pair::start(common, &[]);
+    let r = scenario(pair.redis.port);
+    let a = scenario(pair.amber.port);
+    assert_eq!(a, r, "{name}: replies differ (left: amber, right: redis)");
+}

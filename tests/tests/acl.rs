@@ -8,25 +8,8 @@
 use std::time::Duration;
 
 use amber_tests::reply::show;
-use amber_tests::{Pair, RespClient};
-
-/// Runs `scenario` on Redis and on Amber and asserts the collected replies
-/// are identical.
-fn differential(name: &str, common: &[&str], scenario: impl Fn(u16) -> Vec<Vec<u8>>) {
-    let pair = Pair::start(common, &[]);
-    let r = scenario(pair.redis.port);
-    let a = scenario(pair.amber.port);
-    let show_all = |v: &[Vec<u8>]| v.iter().map(|b| show(b)).collect::<Vec<_>>();
-    assert_eq!(
-        show_all(&a),
-        show_all(&r),
-        "{name}: replies differ (left: amber, right: redis)"
-    );
-}
-
-fn connect(port: u16) -> RespClient {
-    RespClient::connect(port).expect("connect")
-}
+use amber_tests::RespClient;
+use amber_tests::{connect, differential};
 
 /// A connection authenticated as `user`/`pass` (the AUTH reply included).
 fn login(port: u16, user: &str, pass: &str, out: &mut Vec<Vec<u8>>) -> RespClient {

@@ -12,6 +12,7 @@
 
 use std::time::{Duration, Instant};
 
+use amber_tests::connect;
 use amber_tests::reply::show;
 use amber_tests::{RespClient, ServerProcess};
 
@@ -29,10 +30,6 @@ fn wait_blocked(port: u16, n: usize) {
         assert!(Instant::now() < deadline, "never {want:?}: {text}");
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-fn connect(port: u16) -> RespClient {
-    RespClient::connect(port).expect("connect")
 }
 
 /// Sends a blocking command from `c` and waits until `n` clients are blocked.

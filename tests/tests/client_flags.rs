@@ -7,12 +7,9 @@
 
 use std::time::{Duration, Instant};
 
+use amber_tests::connect;
 use amber_tests::reply::show;
 use amber_tests::{RespClient, ServerProcess};
-
-fn connect(port: u16) -> RespClient {
-    RespClient::connect(port).expect("connect")
-}
 
 /// The `flags=`, `multi=` and `cmd=` fields of the client line in `reply`.
 fn fields(reply: &[u8]) -> String {

@@ -8,13 +8,10 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use amber_tests::connect;
 use amber_tests::process::{free_port, ServerProcess};
 use amber_tests::reply::show;
 use amber_tests::RespClient;
-
-fn connect(port: u16) -> RespClient {
-    RespClient::connect(port).expect("connect")
-}
 
 /// A monitor line (ASCII: Redis escapes every other byte) without its
 /// `\r\n`, its timestamp replaced by `T` and every `127.0.0.1:<port>` by

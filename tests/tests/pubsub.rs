@@ -6,26 +6,8 @@
 
 use std::time::Duration;
 
-use amber_tests::reply::show;
-use amber_tests::{Pair, RespClient};
-
-/// Runs `scenario` on Redis and on Amber and asserts the collected replies
-/// are identical.
-fn differential(name: &str, scenario: impl Fn(u16) -> Vec<Vec<u8>>) {
-    let pair = Pair::start(&[], &[]);
-    let r = scenario(pair.redis.port);
-    let a = scenario(pair.amber.port);
-    let show_all = |v: &[Vec<u8>]| v.iter().map(|b| show(b)).collect::<Vec<_>>();
-    assert_eq!(
-        show_all(&a),
-        show_all(&r),
-        "{name}: replies differ (left: amber, right: redis)"
-    );
-}
-
-fn connect(port: u16) -> RespClient {
-    RespClient::connect(port).expect("connect")
-}
+use amber_tests::RespClient;
+use amber_tests::{connect, differential};
 
 /// Reads `n` more replies (messages) from a subscriber.
 fn read_n(c: &mut RespClient, n: usize, out: &mut Vec<Vec<u8>>) {
@@ -36,7 +18,7 @@ fn read_n(c: &mut RespClient, n: usize, out: &mut Vec<Vec<u8>>) {
 
 #[test]
 fn publish_to_channels_and_patterns_resp2() {
-    differential("resp2 delivery", |p| {
+    differential("resp2 delivery", &[], |p| {
         let (mut sub, mut publ) = (connect(p), connect(p));
         let mut out = vec![sub.cmd_str("SUBSCRIBE news"), sub.cmd_str("PSUBSCRIBE n*")];
         out.push(publ.cmd_str("PUBLISH news hello"));
@@ -64,7 +46,7 @@ fn publish_to_channels_and_patterns_resp2() {
 
 #[test]
 fn publish_resp3_pushes() {
-    differential("resp3 delivery", |p| {
+    differential("resp3 delivery", &[], |p| {
         let (mut sub, mut publ) = (connect(p), connect(p));
         let mut out = vec![];
         let hello = sub.cmd_str("HELLO 3");
@@ -91,7 +73,7 @@ fn publish_resp3_pushes() {
 
 #[test]
 fn reset_leaves_subscriptions() {
-    differential("reset", |p| {
+    differential("reset", &[], |p| {
         let (mut sub, mut publ) = (connect(p), connect(p));
         let mut out = vec![sub.cmd_str("SUBSCRIBE c"), sub.cmd_str("RESET")];
         out.push(publ.cmd_str("PUBLISH c x"));
@@ -103,7 +85,7 @@ fn reset_leaves_subscriptions() {
 
 #[test]
 fn keyspace_notifications() {
-    differential("notifications", |p| {
+    differential("notifications", &[], |p| {
         let (mut sub, mut c) = (connect(p), connect(p));
         let mut out = vec![c.cmd_str("CONFIG SET notify-keyspace-events KEA")];
         out.push(sub.cmd_str("PSUBSCRIBE __key*__:*"));

@@ -13,15 +13,12 @@
 
 use std::time::{Duration, Instant};
 
+use amber_tests::connect;
 use amber_tests::reply::show;
 use amber_tests::{RespClient, ServerProcess};
 
 /// A hard limit for the `normal` class small enough to test quickly.
 const LIMIT: &str = "normal 1000000 0 0";
-
-fn connect(port: u16) -> RespClient {
-    RespClient::connect(port).expect("connect")
-}
 
 /// Sends `PING before`, `args`, `PING after` in one write and returns what
 /// arrives until the server closes the connection (and whether it did).

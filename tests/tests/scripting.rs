@@ -12,12 +12,9 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
+use amber_tests::connect;
 use amber_tests::reply::show;
-use amber_tests::{Pair, RespClient};
-
-fn connect(port: u16) -> RespClient {
-    RespClient::connect(port).expect("connect")
-}
+use amber_tests::Pair;
 
 /// Increments every key of KEYS by one, one at a time.
 const INCR_ALL: &str = "for i = 1, #KEYS do redis.call('incr', KEYS[i]) end return #KEYS";

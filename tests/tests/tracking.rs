@@ -9,17 +9,9 @@
 
 use std::time::Duration;
 
+use amber_tests::differential_by;
 use amber_tests::reply::show;
-use amber_tests::{Pair, RespClient};
-
-/// Runs `scenario` on Redis and on Amber and asserts the collected replies
-/// are identical.
-fn differential(name: &str, common: &[&str], scenario: impl Fn(u16) -> Vec<String>) {
-    let pair = Pair::start(common, &[]);
-    let r = scenario(pair.redis.port);
-    let a = scenario(pair.amber.port);
-    assert_eq!(a, r, "{name}: replies differ (left: amber, right: redis)");
-}
+use amber_tests::RespClient;
 
 fn connect(port: u16) -> RespClient {
     let c = RespClient::connect(port).expect("connect");
@@ -89,7 +81,7 @@ fn next(c: &mut RespClient) -> String {
 
 #[test]
 fn resp3_default_mode_invalidates_once_and_forgets() {
-    differential("resp3 default", &[], |p| {
+    differential_by("resp3 default", &[], |p| {
         let (mut a, mut b) = (resp3(p), connect(p));
         let mut out = vec![
             show(&a.cmd_str("CLIENT TRACKING on")),
@@ -142,7 +134,7 @@ fn resp3_default_mode_invalidates_once_and_forgets() {
 
 #[test]
 fn resp2_redirect_to_an_invalidate_subscriber() {
-    differential("resp2 redirect", &[], |p| {
+    differential_by("resp2 redirect", &[], |p| {
         let (mut a, mut b, mut r) = (connect(p), connect(p), connect(p));
         let rid = id_of(&mut r);
         let ids = [(rid, "r")];
@@ -177,7 +169,7 @@ fn resp2_redirect_to_an_invalidate_subscriber() {
 
 #[test]
 fn bcast_with_prefixes() {
-    differential("bcast", &[], |p| {
+    differential_by("bcast", &[], |p| {
         let (mut a, mut b) = (resp3(p), connect(p));
         let mut out = vec![
             show(&a.cmd_str("CLIENT TRACKING on bcast prefix p: prefix q:")),
@@ -225,7 +217,7 @@ fn bcast_with_prefixes() {
 
 #[test]
 fn optin_optout_and_caching() {
-    differential("optin/optout", &[], |p| {
+    differential_by("optin/optout", &[], |p| {
         let (mut a, mut b) = (resp3(p), connect(p));
         let mut out = vec![
             show(&a.cmd_str("CLIENT TRACKING on optin")),
@@ -264,7 +256,7 @@ fn optin_optout_and_caching() {
 
 #[test]
 fn noloop_skips_own_writes() {
-    differential("noloop", &[], |p| {
+    differential_by("noloop", &[], |p| {
         let (mut a, mut b) = (resp3(p), connect(p));
         let mut out = vec![
             show(&a.cmd_str("CLIENT TRACKING on noloop")),
@@ -290,7 +282,7 @@ fn noloop_skips_own_writes() {
 
 #[test]
 fn flushes_send_a_null_invalidation() {
-    differential("flush", &[], |p| {
+    differential_by("flush", &[], |p| {
         let (mut a, mut b, mut c) = (resp3(p), connect(p), resp3(p));
         let mut out = vec![
             show(&a.cmd_str("CLIENT TRACKING on")),
@@ -315,7 +307,7 @@ fn flushes_send_a_null_invalidation() {
 
 #[test]
 fn expiry_invalidates() {
-    differential("expiry", &[], |p| {
+    differential_by("expiry", &[], |p| {
         let (mut a, mut b) = (resp3(p), connect(p));
         let mut out = vec![
             show(&a.cmd_str("CLIENT TRACKING on")),
@@ -331,7 +323,7 @@ fn expiry_invalidates() {
 
 #[test]
 fn transactions_and_scripts_send_after_the_reply() {
-    differential("multi and scripts", &[], |p| {
+    differential_by("multi and scripts", &[], |p| {
         let (mut a, mut b) = (resp3(p), connect(p));
         let mut out = vec![
             show(&a.cmd_str("CLIENT TRACKING on")),
@@ -366,7 +358,7 @@ fn transactions_and_scripts_send_after_the_reply() {
 
 #[test]
 fn redirect_target_going_away() {
-    differential("broken redirect", &[], |p| {
+    differential_by("broken redirect", &[], |p| {
         let (mut a, mut b) = (resp3(p), connect(p));
         let mut x = connect(p);
         let xid = id_of(&mut x);
@@ -406,7 +398,7 @@ fn redirect_target_going_away() {
 #[test]
 fn tracking_table_max_keys_evicts_with_invalidations() {
     // Which key goes is random in both servers: compare the count.
-    differential("max keys", &["--tracking-table-max-keys", "2"], |p| {
+    differential_by("max keys", &["--tracking-table-max-keys", "2"], |p| {
         let (mut a, mut b) = (resp3(p), connect(p));
         let mut out = vec![
             show(&a.cmd_str("CLIENT TRACKING on")),

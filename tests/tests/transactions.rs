@@ -10,25 +10,8 @@
 use std::time::Duration;
 
 use amber_tests::reply::show;
-use amber_tests::{Pair, RespClient};
-
-/// Runs `scenario` (given a server's port) on Redis and on Amber and asserts
-/// the collected replies are identical.
-fn differential(name: &str, scenario: impl Fn(u16) -> Vec<Vec<u8>>) {
-    let pair = Pair::start(&[], &[]);
-    let r = scenario(pair.redis.port);
-    let a = scenario(pair.amber.port);
-    let show_all = |v: &[Vec<u8>]| v.iter().map(|b| show(b)).collect::<Vec<_>>();
-    assert_eq!(
-        show_all(&a),
-        show_all(&r),
-        "{name}: replies differ (left: amber, right: redis)"
-    );
-}
-
-fn connect(port: u16) -> RespClient {
-    RespClient::connect(port).expect("connect")
-}
+use amber_tests::RespClient;
+use amber_tests::{connect, differential};
 
 /// WATCH k on `c1`, then `interfere` on `c2`, then MULTI / INCR k / EXEC.
 fn watch_then(port: u16, setup: &[&str], interfere: &[&str], wait_ms: u64) -> Vec<Vec<u8>> {
@@ -51,40 +34,40 @@ fn watch_then(port: u16, setup: &[&str], interfere: &[&str], wait_ms: u64) -> Ve
 
 #[test]
 fn watch_is_invalidated_by_other_clients() {
-    differential("another client's write", |p| {
+    differential("another client's write", &[], |p| {
         watch_then(p, &["SET k 1"], &["INCR k"], 0)
     });
-    differential("a write to another key", |p| {
+    differential("a write to another key", &[], |p| {
         watch_then(p, &["SET k 1"], &["SET other 1", "GET k"], 0)
     });
-    differential("another client's DEL", |p| {
+    differential("another client's DEL", &[], |p| {
         watch_then(p, &["SET k 1"], &["DEL k"], 0)
     });
-    differential("a DEL of a missing key", |p| {
+    differential("a DEL of a missing key", &[], |p| {
         watch_then(p, &[], &["DEL k"], 0)
     });
-    differential("FLUSHALL of an existing key", |p| {
+    differential("FLUSHALL of an existing key", &[], |p| {
         watch_then(p, &["SET k 1"], &["FLUSHALL"], 0)
     });
-    differential("FLUSHALL of a missing key", |p| {
+    differential("FLUSHALL of a missing key", &[], |p| {
         watch_then(p, &["SET other 1"], &["FLUSHALL"], 0)
     });
-    differential("FLUSHDB of another database", |p| {
+    differential("FLUSHDB of another database", &[], |p| {
         watch_then(p, &["SET k 1"], &["SELECT 5", "FLUSHDB"], 0)
     });
-    differential("SWAPDB", |p| {
+    differential("SWAPDB", &[], |p| {
         watch_then(p, &["SET k 1"], &["SWAPDB 0 1", "SWAPDB 0 1"], 0)
     });
-    differential("SWAPDB bringing the key", |p| {
+    differential("SWAPDB bringing the key", &[], |p| {
         watch_then(p, &["SELECT 1", "SET k 1", "SELECT 0"], &["SWAPDB 0 1"], 0)
     });
-    differential("EXPIRE by another client", |p| {
+    differential("EXPIRE by another client", &[], |p| {
         watch_then(p, &["SET k 1"], &["EXPIRE k 100"], 0)
     });
-    differential("RENAME onto the key", |p| {
+    differential("RENAME onto the key", &[], |p| {
         watch_then(p, &["SET k 1", "SET j 2"], &["RENAME j k"], 0)
     });
-    differential("MOVE away", |p| {
+    differential("MOVE away", &[], |p| {
         watch_then(p, &["SET k 1"], &["MOVE k 3"], 0)
     });
 }
@@ -92,9 +75,11 @@ fn watch_is_invalidated_by_other_clients() {
 #[test]
 fn watch_is_invalidated_by_expiry() {
     // The key expires between WATCH and EXEC (actively or lazily): EXEC fails.
-    differential("expiry", |p| watch_then(p, &["SET k 1 PX 100"], &[], 400));
+    differential("expiry", &[], |p| {
+        watch_then(p, &["SET k 1 PX 100"], &[], 400)
+    });
     // Redis checks expiry at EXEC even when active expiry has not run yet.
-    differential("expiry, active expire off", |p| {
+    differential("expiry, active expire off", &[], |p| {
         let mut c = connect(p);
         let off = c.cmd_str("DEBUG SET-ACTIVE-EXPIRE 0");
         let mut out = watch_then(p, &["SET k 1 PX 100"], &[], 300);
@@ -103,7 +88,7 @@ fn watch_is_invalidated_by_expiry() {
         out
     });
     // A TTL that does not run out changes nothing.
-    differential("TTL not reached", |p| {
+    differential("TTL not reached", &[], |p| {
         watch_then(p, &["SET k 1 EX 100"], &["TTL k"], 0)
     });
 }
