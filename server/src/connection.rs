@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use crate::client::Client;
 use crate::cmd::{self, Ctx};
 use crate::cores::{Affinity, Spread};
-use crate::resp::{self, Frame, ReplyWriter, RequestParser};
+use crate::resp::{self, ReplyWriter, RequestParser};
 use crate::state::ServerState;
 
 /// Smallest free space kept in the read buffer before a read.
@@ -471,26 +471,11 @@ impl Connection {
                     break;
                 }
             };
-            let (args, len): (SmallVec<[&[u8]; 8]>, usize) = match frame {
-                Frame::Multibulk { len } => {
-                    let bytes = pending.get(..len).unwrap_or_default();
-                    let spans = self.parser.spans().iter();
-                    (
-                        spans
-                            .map(|r| bytes.get(r.clone()).unwrap_or_default())
-                            .collect(),
-                        len,
-                    )
-                }
-                Frame::Inline { len } => {
-                    let inline = self.parser.inline_args().iter();
-                    (inline.map(|a| a.as_slice()).collect(), len)
-                }
-                Frame::Empty { len } => {
-                    consumed += len;
-                    continue;
-                }
-            };
+            let (args, len) = self.parser.frame_args(pending, &frame);
+            if args.is_empty() {
+                consumed += len;
+                continue;
+            }
             // `CLIENT PAUSE`: this request and the rest wait in the buffer.
             if crate::pause::postpones(srv, client, &args) {
                 client.postponed = true;

@@ -35,7 +35,7 @@ use tokio::net::TcpStream;
 
 use crate::client::Client;
 use crate::cmd::Ctx;
-use crate::resp::parser::{Frame, RequestParser};
+use crate::resp::parser::RequestParser;
 use crate::resp::ReplyWriter;
 use crate::state::ServerState;
 
@@ -564,22 +564,7 @@ async fn stream_commands(
                 .parse(pending, true)
                 .map_err(|e| format!("protocol error from the master: {}", e.0))?;
             let Some(frame) = frame else { break };
-            let (args, len): (Vec<&[u8]>, usize) = match frame {
-                Frame::Multibulk { len } => {
-                    let bytes = pending.get(..len).unwrap_or_default();
-                    let args = parser
-                        .spans()
-                        .iter()
-                        .map(|s| bytes.get(s.clone()).unwrap_or_default())
-                        .collect();
-                    (args, len)
-                }
-                Frame::Inline { len } => (
-                    parser.inline_args().iter().map(|a| a.as_slice()).collect(),
-                    len,
-                ),
-                Frame::Empty { len } => (Vec::new(), len),
-            };
+            let (args, len) = parser.frame_args(pending, &frame);
             consumed += len;
             let is_replconf = args
                 .first()

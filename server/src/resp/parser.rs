@@ -13,6 +13,8 @@
 
 use std::ops::Range;
 
+use smallvec::SmallVec;
+
 /// Longest inline request or header line Redis accepts (`PROTO_INLINE_MAX_SIZE`).
 pub const INLINE_MAX: usize = 64 * 1024;
 
@@ -134,6 +136,29 @@ impl RequestParser {
     /// Arguments of the last complete inline frame.
     pub fn inline_args(&self) -> &[Vec<u8>] {
         &self.inline
+    }
+
+    /// The arguments of `frame`, just returned by [`RequestParser::parse`]
+    /// for the bytes `pending`, and the bytes it takes. An empty frame has
+    /// no arguments (skip its bytes).
+    pub fn frame_args<'a>(
+        &'a self,
+        pending: &'a [u8],
+        frame: &Frame,
+    ) -> (SmallVec<[&'a [u8]; 8]>, usize) {
+        match *frame {
+            Frame::Multibulk { len } => {
+                let bytes = pending.get(..len).unwrap_or_default();
+                let args = self
+                    .spans
+                    .iter()
+                    .map(|r| bytes.get(r.clone()).unwrap_or_default())
+                    .collect();
+                (args, len)
+            }
+            Frame::Inline { len } => (self.inline.iter().map(Vec::as_slice).collect(), len),
+            Frame::Empty { len } => (SmallVec::new(), len),
+        }
     }
 
     /// While a large bulk is incomplete: the total frame bytes needed, so the
