@@ -64,8 +64,8 @@ pub const MAGIC: &[u8] = b"REDIS";
 /// Writes an RDB file, computing its checksum on the way.
 pub struct FileWriter<W: Write> {
     out: W,
-    crc: u64,
-    checksum: bool,
+    /// The running checksum (`None` with `rdbchecksum no`).
+    crc: Option<crc::Digest<'static, u64, crc::Table<16>>>,
     opts: Options,
     scratch: Vec<u8>,
 }
@@ -76,8 +76,7 @@ impl<W: Write> FileWriter<W> {
     pub fn new(out: W, checksum: bool, opts: Options) -> io::Result<Self> {
         let mut w = FileWriter {
             out,
-            crc: 0,
-            checksum,
+            crc: checksum.then(crc64::running),
             opts,
             scratch: Vec::new(),
         };
@@ -87,8 +86,8 @@ impl<W: Write> FileWriter<W> {
     }
 
     fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if self.checksum {
-            self.crc = crc64::crc64_update(self.crc, bytes);
+        if let Some(crc) = &mut self.crc {
+            crc.update(bytes);
         }
         self.out.write_all(bytes)
     }
@@ -155,7 +154,7 @@ impl<W: Write> FileWriter<W> {
     /// `EOF` and the checksum; returns the output (not yet synced).
     pub fn finish(mut self) -> io::Result<W> {
         self.put(&[opcode::EOF])?;
-        let crc = if self.checksum { self.crc } else { 0 };
+        let crc = self.crc.take().map_or(0, |c| c.finalize());
         self.out.write_all(&crc.to_le_bytes())?;
         self.out.flush()?;
         Ok(self.out)
