@@ -1,7 +1,8 @@
 //! Criterion bench of the sorted set's hot operation under `redis-benchmark
 //! -t zadd -r 100000`: re-scoring a random member of a 100,000-member set
 //! (a hash probe, then a skip-list removal and insertion, each a walk of
-//! dependent cache misses).
+//! dependent cache misses). Members are named as `redis-benchmark` names
+//! them (`element:` and twelve digits).
 //!
 //! Run: `cargo bench -p amber-storage --bench zset`.
 
@@ -24,7 +25,7 @@ fn rng(seed: u64) -> impl FnMut() -> u64 {
 fn rescore(c: &mut Criterion) {
     let mut next = rng(0x2545_F491_4F6C_DD1D);
     let members: Vec<Vec<u8>> = (0..MEMBERS)
-        .map(|i| format!("element:{i:06}").into_bytes())
+        .map(|i| format!("element:{i:012}").into_bytes())
         .collect();
     let mut z = ZSetValue::new_skiplist();
     for m in &members {
