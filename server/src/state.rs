@@ -154,6 +154,8 @@ pub struct ServerState {
     pub monitors: crate::monitor::Monitors,
     /// `CLIENT PAUSE`.
     pub pause: crate::pause::Pause,
+    /// MIGRATE's cached connections to target instances.
+    pub migrate_sockets: crate::cmd::migrate::sockets::MigrateSockets,
     /// Watched keys (`WATCH`).
     pub watches: crate::watch::Watches,
     /// Client-side caching (`CLIENT TRACKING`).
@@ -234,6 +236,7 @@ impl ServerState {
             pubsub: Default::default(),
             monitors: Default::default(),
             pause: Default::default(),
+            migrate_sockets: Default::default(),
             watches: Default::default(),
             tracking: Default::default(),
             leases: Default::default(),

@@ -17,6 +17,7 @@ pub mod restartable;
 pub mod script;
 pub mod support;
 pub mod tools;
+pub mod values;
 
 pub use client::RespClient;
 pub use process::{Kind, ServerProcess};

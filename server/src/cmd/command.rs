@@ -284,6 +284,7 @@ pub fn key_args<'a>(srv: &ServerState, def: &CommandDef, args: &[&'a [u8]]) -> V
     }
     let specs = key_specs(&raw_entry(srv, def, 0, false), false);
     keys_by_specs(&specs, args, def.arity as i64)
+        .or_else(|| native_keys(&def.name, args))
         .unwrap_or_default()
         .into_iter()
         .filter_map(|(pos, _)| args.get(pos).copied())
@@ -306,7 +307,9 @@ pub fn key_access(srv: &ServerState, def: &CommandDef, args: &[&[u8]]) -> Vec<(u
         return sort_key_access(args);
     }
     let specs = key_specs(&raw_entry(srv, def, 0, false), false);
-    let Some(keys) = keys_by_specs_with(&specs, args, def.arity as i64, true) else {
+    let keys = keys_by_specs_with(&specs, args, def.arity as i64, true)
+        .or_else(|| native_keys(&def.name, args));
+    let Some(keys) = keys else {
         return (1..args.len()).map(|i| (i, READ | WRITE)).collect();
     };
     keys.into_iter()
@@ -390,7 +393,11 @@ fn getkeys_impl(ctx: &mut Ctx<'_>, args: &[&[u8]], with_flags: bool) -> CmdResul
             "Invalid number of arguments specified for command",
         ));
     }
-    let Some(keys) = keys_by_specs(&specs, argv, arity) else {
+    // No key found by a `getkeys_proc` is an error here (Redis's commands
+    // with `incomplete` specs have no `no_mandatory_keys` flag).
+    let keys = keys_by_specs(&specs, argv, arity)
+        .or_else(|| native_keys(&cmd.name, argv).filter(|k| !k.is_empty()));
+    let Some(keys) = keys else {
         return Err(CmdError::err("Invalid arguments specified for command"));
     };
     ctx.out.array(keys.len());
@@ -661,6 +668,20 @@ fn variable_key_flags(name: &str, argv: &[&[u8]], resp3: bool) -> Option<Vec<u8>
         out.extend_from_slice(b"\r\n");
     }
     Some(out)
+}
+
+/// Redis's `getkeys_proc` of a command whose key specs cannot find its
+/// keys (an `incomplete` spec), as (argument position, spec index whose
+/// flags the keys have).
+fn native_keys(name: &str, argv: &[&[u8]]) -> Option<Vec<(usize, usize)>> {
+    match name {
+        "migrate" => Some(
+            super::migrate::key_positions(argv)
+                .map(|pos| (pos, 0))
+                .collect(),
+        ),
+        _ => None,
+    }
 }
 
 /// Redis's `getKeysUsingKeySpecs`: (argument position, spec index) of every

@@ -38,8 +38,8 @@ const BAD_FORMAT: &str = "ERR Bad data format";
 /// `shared.busykeyerr`.
 const BUSYKEY: &str = "BUSYKEY Target key name already exists.";
 
-/// How values are written, from the configuration.
-fn options(ctx: &Ctx<'_>) -> Options {
+/// How values are written, from the configuration (also `MIGRATE`'s).
+pub(super) fn options(ctx: &Ctx<'_>) -> Options {
     Options {
         compress: ctx.srv.config.get_bool("rdbcompression"),
         list_fill: ctx.srv.config.get_i64("list-max-listpack-size"),

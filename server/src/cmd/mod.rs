@@ -27,6 +27,7 @@ pub mod hyperloglog;
 pub mod info;
 pub mod keys;
 pub mod lists;
+pub mod migrate;
 pub mod multi;
 pub mod object;
 pub mod pubsub;
@@ -119,6 +120,7 @@ pub fn all_handlers() -> Vec<(&'static str, Handler)> {
         info::COMMANDS,
         keys::COMMANDS,
         lists::COMMANDS,
+        migrate::COMMANDS,
         multi::COMMANDS,
         object::COMMANDS,
         pubsub::COMMANDS,
