@@ -27,6 +27,7 @@ pub mod hyperloglog;
 pub mod info;
 pub mod keys;
 pub mod lists;
+pub mod lolwut;
 pub mod migrate;
 pub mod multi;
 pub mod object;
@@ -120,6 +121,7 @@ pub fn all_handlers() -> Vec<(&'static str, Handler)> {
         info::COMMANDS,
         keys::COMMANDS,
         lists::COMMANDS,
+        lolwut::COMMANDS,
         migrate::COMMANDS,
         multi::COMMANDS,
         object::COMMANDS,
