@@ -57,6 +57,9 @@ pub struct Catalog {
     /// Whether the command is a subcommand.
     pub is_sub: Vec<bool>,
     ids: HashMap<String, usize>,
+    /// `acl-pubsub-default allchannels`: new selectors (and `reset`)
+    /// start with every channel, as Redis's `server.acl_pubsub_default`.
+    allchannels_default: std::sync::atomic::AtomicBool,
 }
 
 impl Catalog {
@@ -69,7 +72,9 @@ impl Catalog {
             subs: Vec::new(),
             is_sub: Vec::new(),
             ids: HashMap::new(),
+            allchannels_default: Default::default(),
         };
+        c.sync_pubsub_default(srv);
         for d in defs {
             let id = c.push(srv, d, false);
             let mut subs: Vec<&Arc<CommandDef>> = d.subcommands.values().collect();
@@ -98,6 +103,17 @@ impl Catalog {
         self.is_sub.push(is_sub);
         self.ids.insert(d.name.clone(), id);
         id
+    }
+
+    /// Reads `acl-pubsub-default` from the configuration.
+    pub fn sync_pubsub_default(&self, srv: &ServerState) {
+        let all = srv.config.get("acl-pubsub-default").as_deref() == Some("allchannels");
+        self.allchannels_default.store(all, Ordering::Relaxed);
+    }
+
+    /// Whether new selectors allow every channel (`acl-pubsub-default`).
+    pub fn allchannels_default(&self) -> bool {
+        self.allchannels_default.load(Ordering::Relaxed)
     }
 
     /// A command's id by full name (case-insensitive).
@@ -187,6 +203,7 @@ impl Selector {
     fn new(cat: &Catalog) -> Selector {
         Selector {
             commands: vec![false; cat.len()],
+            allchannels: cat.allchannels_default(),
             ..Selector::default()
         }
     }
@@ -608,7 +625,8 @@ pub struct User {
 }
 
 impl User {
-    /// A new user: off, no password, no permissions (`resetchannels`).
+    /// A new user: off, no password, no permissions, channels as
+    /// `acl-pubsub-default` says.
     pub fn new(cat: &Catalog, name: &[u8]) -> User {
         User {
             name: name.to_vec(),
@@ -683,7 +701,7 @@ impl User {
             self.passwords.clear();
             self.root.allkeys = false;
             self.root.keys.clear();
-            self.root.allchannels = false;
+            self.root.allchannels = cat.allchannels_default();
             self.root.channels.clear();
             self.enabled = false;
             self.sanitize = 1;
@@ -1076,6 +1094,69 @@ impl Acl {
         self.changed();
         gone
     }
+}
+
+/// The clients of user `old` to disconnect now that it became `new`:
+/// those subscribed to a channel or pattern `new` no longer allows, as
+/// Redis's `ACLKillPubsubClientsIfNeeded`. Nobody when a selector of
+/// `new` allows every channel, or when every channel rule of `old` is
+/// still among `new`'s (and `old` did not allow every channel). Patterns must be listed as such; channels may
+/// match a rule's pattern. Shard channels count as channels.
+pub fn revoked_subscribers(
+    srv: &ServerState,
+    old: &User,
+    new: &User,
+) -> Vec<Arc<crate::client::ClientHandle>> {
+    use crate::pubsub::Kind;
+    let selectors = |u: &'_ User| -> Vec<Selector> {
+        std::iter::once(&u.root)
+            .chain(u.selectors.iter())
+            .cloned()
+            .collect()
+    };
+    let new_sel = selectors(new);
+    if new_sel.iter().any(|s| s.allchannels) {
+        return Vec::new();
+    }
+    let upcoming: Vec<&Vec<u8>> = new_sel.iter().flat_map(|s| s.channels.iter()).collect();
+    let old_sel = selectors(old);
+    let kept = !old_sel.iter().any(|s| s.allchannels)
+        && old_sel
+            .iter()
+            .flat_map(|s| s.channels.iter())
+            .all(|c| upcoming.contains(&c));
+    if kept {
+        return Vec::new();
+    }
+    let allowed = |name: &[u8], pattern: bool| {
+        upcoming.iter().any(|p| {
+            if pattern {
+                p.as_slice() == name
+            } else {
+                amber_storage::glob::matches(p, name, false)
+            }
+        })
+    };
+    srv.clients
+        .all()
+        .into_iter()
+        .filter(|h| {
+            let (user, subscribed) = {
+                let info = h.info.lock();
+                (info.user == old.name, info.subs.iter().any(|&n| n > 0))
+            };
+            if !user || !subscribed {
+                return false;
+            }
+            let denied = |kind: Kind| {
+                srv.pubsub
+                    .subscriptions_of(kind, h.id)
+                    .iter()
+                    .any(|n| !allowed(n, kind == Kind::Pattern))
+            };
+            denied(Kind::Pattern) || denied(Kind::Channel) || denied(Kind::Shard)
+        })
+        .collect()
 }
 
 /// SHA-256 of `data` as 64 lowercase hex digits (Redis's `ACLHashPassword`).

@@ -350,6 +350,18 @@ impl PubSub {
             .collect()
     }
 
+    /// The channels (or patterns) of a kind the client `id` is subscribed
+    /// to, read from the registry (a client's own list lives on its
+    /// connection).
+    pub fn subscriptions_of(&self, kind: Kind, id: u64) -> Vec<Vec<u8>> {
+        self.registry(kind)
+            .read()
+            .iter()
+            .filter(|(_, subs)| subs.iter().any(|m| m.client_id() == id))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     /// Subscribers of a channel (`PUBSUB NUMSUB`).
     pub fn numsub(&self, kind: Kind, channel: &[u8]) -> usize {
         self.registry(kind).read().get(channel).map_or(0, Vec::len)

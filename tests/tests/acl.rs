@@ -365,3 +365,92 @@ fn aclfile_save_and_load() {
         "aclfile: replies differ (left: amber, right: redis)"
     );
 }
+
+/// Whether `c` still answers (a subscriber's `PING`), after the server
+/// had a moment to close it.
+fn alive(c: &mut RespClient) -> Vec<u8> {
+    std::thread::sleep(Duration::from_millis(100));
+    match c.try_cmd(&["PING"]) {
+        Ok(r) if !r.is_empty() => b"open".to_vec(),
+        _ => b"closed".to_vec(),
+    }
+}
+
+/// `acl-pubsub-default`: the channels of new users, of `reset` and of new
+/// selectors, at startup and after `CONFIG SET`.
+#[test]
+fn acl_pubsub_default() {
+    let scenario = |p: u16| {
+        let mut admin = connect(p);
+        let mut out = vec![admin.cmd_str("CONFIG GET acl-pubsub-default")];
+        out.push(admin.cmd_str("ACL SETUSER a on nopass +@all"));
+        out.push(admin.cmd_str("CONFIG SET acl-pubsub-default allchannels"));
+        out.push(admin.cmd_str("CONFIG GET acl-pubsub-default"));
+        out.push(admin.cmd_str("ACL SETUSER b on nopass +@all"));
+        out.push(admin.cmd(&["ACL", "SETUSER", "c", "on", "nopass", "(+get ~x)"]));
+        out.push(admin.cmd_str("ACL SETUSER a reset"));
+        out.push(admin.cmd_str("ACL LIST"));
+        let mut b = login(p, "b", "x", &mut out);
+        out.push(b.cmd_str("PUBLISH anything m"));
+        out.push(admin.cmd_str("CONFIG SET acl-pubsub-default resetchannels"));
+        out.push(admin.cmd_str("ACL SETUSER d on nopass +@all"));
+        out.push(admin.cmd_str("ACL SETUSER b reset on nopass +@all"));
+        out.push(b.cmd_str("PUBLISH anything m"));
+        out.push(admin.cmd_str("ACL LIST"));
+        out.push(admin.cmd_str("CONFIG SET acl-pubsub-default bogus"));
+        out
+    };
+    differential("acl-pubsub-default", &[], scenario);
+    differential(
+        "acl-pubsub-default at startup",
+        &["--acl-pubsub-default", "allchannels"],
+        |p| {
+            let mut admin = connect(p);
+            vec![
+                admin.cmd_str("ACL SETUSER x on nopass +@all"),
+                admin.cmd_str("ACL GETUSER x"),
+                admin.cmd_str("ACL LIST"),
+            ]
+        },
+    );
+}
+
+/// Channel rules change: only the subscribers whose channels or patterns
+/// are no longer allowed are closed.
+#[test]
+fn only_subscribers_of_revoked_channels_are_closed() {
+    differential("revoked channels", &[], |p| {
+        let mut admin = connect(p);
+        let mut out = vec![admin.cmd_str("ACL SETUSER sub on >pw &news.* &other +@all")];
+        let mut s1 = login(p, "sub", "pw", &mut out);
+        let mut s2 = login(p, "sub", "pw", &mut out);
+        let mut s3 = login(p, "sub", "pw", &mut out);
+        let mut s4 = login(p, "sub", "pw", &mut out);
+        let mut idle = login(p, "sub", "pw", &mut out);
+        out.push(s1.cmd_str("SUBSCRIBE news.a"));
+        out.push(s2.cmd_str("PSUBSCRIBE news.*"));
+        out.push(s3.cmd_str("SUBSCRIBE other"));
+        out.push(s4.cmd_str("SSUBSCRIBE news.b"));
+        let mut check = |out: &mut Vec<Vec<u8>>, all: [&mut RespClient; 5]| {
+            for c in all {
+                out.push(alive(c));
+            }
+        };
+        // More channels: nobody closed.
+        out.push(admin.cmd_str("ACL SETUSER sub &more"));
+        check(&mut out, [&mut s1, &mut s2, &mut s3, &mut s4, &mut idle]);
+        // The pattern goes, channels matched by a pattern stay.
+        out.push(admin.cmd_str("ACL SETUSER sub resetchannels &other &news.a*"));
+        check(&mut out, [&mut s1, &mut s2, &mut s3, &mut s4, &mut idle]);
+        // Every channel, then none.
+        out.push(admin.cmd_str("ACL SETUSER sub allchannels"));
+        out.push(s1.cmd_str("SUBSCRIBE x"));
+        out.push(admin.cmd_str("ACL SETUSER sub resetchannels &other"));
+        out.push(alive(&mut s1));
+        out.push(alive(&mut s3));
+        out.push(admin.cmd_str("ACL SETUSER sub resetchannels"));
+        out.push(alive(&mut s3));
+        out.push(alive(&mut idle));
+        out
+    });
+}

@@ -111,34 +111,22 @@ fn setuser(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             )));
         }
     }
-    // Subscribers may lose channels: Redis disconnects the clients whose
-    // subscriptions are no longer allowed; Amber, more strictly, every
-    // subscribed client of the user when its channel rules changed.
-    let channels_changed = old.is_some_and(|o| channel_rules(&o) != channel_rules(&user));
+    // Subscribers whose channels are no longer allowed are disconnected
+    // (this one after its reply), as Redis's `ACLKillPubsubClientsIfNeeded`.
+    let revoked = old
+        .as_ref()
+        .map(|o| crate::acl::revoked_subscribers(srv, o, &user))
+        .unwrap_or_default();
     srv.acl.put(user);
-    if channels_changed {
-        for h in srv.clients.all() {
-            let subscribed = {
-                let info = h.info.lock();
-                info.user == name && info.subs.iter().any(|&n| n > 0)
-            };
-            if subscribed && h.id != ctx.client.handle.id {
-                h.kill();
-            } else if subscribed {
-                ctx.client.close_after_reply = true;
-            }
+    for h in revoked {
+        if h.id == ctx.client.handle.id {
+            ctx.client.close_after_reply = true;
+        } else {
+            h.kill();
         }
     }
     ctx.out.ok();
     Ok(())
-}
-
-/// Everything that decides which channels a user may use.
-fn channel_rules(u: &User) -> Vec<(bool, Vec<Vec<u8>>)> {
-    std::iter::once(&u.root)
-        .chain(u.selectors.iter())
-        .map(|s| (s.allchannels, s.channels.clone()))
-        .collect()
 }
 
 fn deluser(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {

@@ -165,11 +165,15 @@ fn config_set(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         staged.push((d, canonical));
     }
     let requirepass = staged.iter().any(|(d, _)| d.name == "requirepass");
+    let pubsub_default = staged.iter().any(|(d, _)| d.name == "acl-pubsub-default");
     for (d, v) in staged {
         config.store(d, v);
     }
     if requirepass {
         ctx.srv.acl.sync_requirepass(ctx.srv);
+    }
+    if pubsub_default {
+        ctx.srv.acl.catalog(ctx.srv).sync_pubsub_default(ctx.srv);
     }
     crate::notify::config_changed(ctx.srv);
     ctx.out.ok();
