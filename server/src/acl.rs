@@ -1016,18 +1016,96 @@ impl Acl {
         Ok(())
     }
 
+    /// The configuration's `user` lines at start-up, as Redis: each line's
+    /// rules are checked on a scratch user as the file is read
+    /// (`ACLAppendUserForLoading`: unknown commands pass there), then
+    /// `aclfile` must not be set too, then the users are created
+    /// (`ACLLoadConfiguredUsers`: `default` is reset first). The error is
+    /// the one Redis stops with.
+    pub fn load_config_users(
+        &self,
+        srv: &ServerState,
+        lines: &[crate::config::UserLine],
+    ) -> Result<(), String> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let cat = self.catalog(srv);
+        let mut parsed = Vec::new();
+        for line in lines {
+            let argv: Vec<&[u8]> = line.args.iter().map(Vec::as_slice).collect();
+            let name = argv.get(1).copied().unwrap_or_default();
+            let rules = argv.get(2..).unwrap_or_default();
+            // Redis quotes the argument at the rule's index among the rules
+            // (counting from `user`), and for an open selector the text of
+            // whatever error came last: its unknown-name one.
+            let ops = merge_selectors(rules)
+                .map_err(|at| line.error(at, RuleError::Unknown.text()).to_string())?;
+            let mut scratch = User::new(cat, name);
+            for (j, op) in ops.iter().enumerate() {
+                match scratch.apply(cat, op) {
+                    Err(e) if e != RuleError::Unknown => {
+                        return Err(line.error(j, e.text()).to_string())
+                    }
+                    _ => {}
+                }
+            }
+            parsed.push((name, ops));
+        }
+        if !srv.config.get("aclfile").unwrap_or_default().is_empty() {
+            return Err("Configuring Redis with users defined in redis.conf and at the same setting an ACL file path is invalid. This setup is very likely to lead to configuration errors and security holes, please define either an ACL file or declare users directly in your redis.conf, but not both.".into());
+        }
+        let mut users = self.users.read().clone();
+        for (name, ops) in parsed {
+            let mut u = match users.get(name) {
+                Some(d) if name == b"default" => {
+                    let mut d = (**d).clone();
+                    let _ = d.apply(cat, b"reset");
+                    d
+                }
+                _ => User::new(cat, name),
+            };
+            for op in &ops {
+                if let Err(e) = u.apply(cat, op) {
+                    return Err(format!(
+                        "Error loading ACL rule '{}' for the user named '{}': {}\nCritical error while loading ACLs. Exiting.",
+                        String::from_utf8_lossy(op),
+                        String::from_utf8_lossy(name),
+                        e.text()
+                    ));
+                }
+            }
+            users.insert(name.to_vec(), Arc::new(u));
+        }
+        *self.users.write() = users;
+        self.changed();
+        Ok(())
+    }
+
+    /// Every user as a `user <name> <rules>` line, by name: the lines of
+    /// `ACL SAVE`'s file and of `CONFIG REWRITE`.
+    pub fn config_lines(&self, srv: &ServerState) -> Vec<String> {
+        let cat = self.catalog(srv);
+        self.all()
+            .iter()
+            .map(|u| {
+                format!(
+                    "user {} {}",
+                    String::from_utf8_lossy(&u.name),
+                    u.describe(cat)
+                )
+            })
+            .collect()
+    }
+
     /// `ACL SAVE`: every user as `ACL LIST` shows it, one per line, written
     /// to a temporary file renamed over `path`.
     pub fn save_file(&self, srv: &ServerState, path: &str) -> std::io::Result<()> {
         use std::io::Write;
-        let cat = self.catalog(srv);
         let mut text = String::new();
-        for u in self.all() {
-            text.push_str(&format!(
-                "user {} {}\n",
-                String::from_utf8_lossy(&u.name),
-                u.describe(cat)
-            ));
+        for line in self.config_lines(srv) {
+            text.push_str(&line);
+            text.push('\n');
         }
         let tmp = format!(
             "{path}.tmp-{}-{}",
@@ -1093,6 +1171,34 @@ impl Acl {
         let gone = self.users.write().remove(name).is_some();
         self.changed();
         gone
+    }
+}
+
+/// Merges `(`...`)` selector arguments split apart (by a client or a
+/// config line) into one rule each, as Redis's
+/// `ACLMergeSelectorArguments`; the error is the index of a selector's
+/// first part that is never closed.
+pub fn merge_selectors(ops: &[&[u8]]) -> Result<Vec<Vec<u8>>, usize> {
+    let mut out = Vec::new();
+    let mut open: Option<(Vec<u8>, usize)> = None;
+    for (i, op) in ops.iter().enumerate() {
+        match open.as_mut() {
+            Some((acc, _)) => {
+                acc.push(b' ');
+                acc.extend_from_slice(op);
+                if op.last() == Some(&b')') {
+                    out.extend(open.take().map(|(acc, _)| acc));
+                }
+            }
+            None if op.first() == Some(&b'(') && op.last() != Some(&b')') => {
+                open = Some((op.to_vec(), i));
+            }
+            None => out.push(op.to_vec()),
+        }
+    }
+    match open {
+        Some((_, at)) => Err(at),
+        None => Ok(out),
     }
 }
 

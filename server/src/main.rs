@@ -115,8 +115,8 @@ async fn async_main(config: config::Config) -> ExitCode {
     let srv = match ServerState::new(config) {
         Ok(s) => Arc::new(s),
         Err(e) => {
-            tracing::error!(error = %e, "cannot open the keyspace");
-            eprintln!("Fatal error: cannot open the keyspace: {e}");
+            tracing::error!(error = %e, "cannot start");
+            eprintln!("Fatal error: {e}");
             return ExitCode::FAILURE;
         }
     };

@@ -199,9 +199,13 @@ impl ServerState {
     /// `persistence pmem` mode, recovers the keyspace from it. The error is a
     /// message for the operator (corrupt arena, wrong size, ...).
     pub fn new(config: Config) -> Result<Self, String> {
-        let keyspace = Keyspace::open(keyspace_config(&config)?).map_err(|e| e.to_string())?;
+        let keyspace = Keyspace::open(keyspace_config(&config)?)
+            .map_err(|e| format!("cannot open the keyspace: {e}"))?;
         let state = Self::with_keyspace(config, keyspace);
-        // Users from `aclfile`, as Redis's `ACLLoadUsersAtStartup`.
+        // Users from `user` lines, or from `aclfile`, as Redis's
+        // `ACLLoadUsersAtStartup`.
+        let lines = state.config.users.clone();
+        state.acl.load_config_users(&state, &lines)?;
         let aclfile = state.config.get("aclfile").unwrap_or_default().to_string();
         if !aclfile.is_empty() {
             state

@@ -454,3 +454,166 @@ fn only_subscribers_of_revoked_channels_are_closed() {
         out
     });
 }
+
+/// `user` lines in the configuration (here on the command line, which is
+/// read as configuration lines): users as declared, `default` redefined.
+#[test]
+fn users_declared_in_the_configuration() {
+    let users = [
+        "--user",
+        "alice",
+        "on",
+        ">pw",
+        "~a:*",
+        "+get",
+        "--user",
+        "default",
+        "on",
+        "nopass",
+        "~*",
+        "&*",
+        "+@all",
+        "--user",
+        "bob",
+        "off",
+        "(+set",
+        "~b)",
+        "#5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8",
+    ];
+    differential("user lines", &users, |p| {
+        let mut admin = connect(p);
+        let mut out = vec![admin.cmd_str("ACL LIST")];
+        let mut alice = login(p, "alice", "pw", &mut out);
+        out.push(alice.cmd_str("GET a:1"));
+        out.push(alice.cmd_str("GET b:1"));
+        out.push(admin.cmd_str("ACL GETUSER bob"));
+        out.push(admin.cmd_str("ACL SAVE"));
+        out
+    });
+}
+
+/// A bad `user` line stops start-up with Redis's message, as does
+/// declaring users together with an `aclfile`.
+#[test]
+fn bad_user_lines_stop_startup_as_redis() {
+    use std::process::Command;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let acl = dir.path().join("users.acl");
+    std::fs::write(&acl, "user carol on\n").expect("acl file");
+    let cases = [
+        "user alice on >pw badrule ~*".to_string(),
+        "user alice on >pw +nosuch".to_string(),
+        "user alice on\nuser alice off".to_string(),
+        "user alice on (+get ~x".to_string(),
+        format!("user alice on >pw\naclfile {}", acl.display()),
+    ];
+    for (i, case) in cases.iter().enumerate() {
+        let conf = dir.path().join(format!("case{i}.conf"));
+        let port = amber_tests::process::free_port();
+        std::fs::write(&conf, format!("{case}\nport {port}\nsave \"\"\n")).expect("conf");
+        let redis = Command::new("redis-server")
+            .arg(&conf)
+            .output()
+            .expect("redis-server");
+        let redis_text =
+            String::from_utf8_lossy(&[redis.stdout, redis.stderr].concat()).into_owned();
+        let expected: Vec<&str> = redis_text
+            .lines()
+            .filter_map(|l| {
+                [
+                    "Error in user declaration",
+                    "Configuring Redis with users",
+                    "Error loading ACL rule",
+                ]
+                .iter()
+                .find_map(|m| l.find(m).map(|at| &l[at..]))
+            })
+            .collect();
+        assert_eq!(expected.len(), 1, "{case}: redis said {redis_text}");
+        let amber = amber_tests::process::run_amber_to_exit(
+            &[
+                &conf.display().to_string(),
+                "--dir",
+                &dir.path().display().to_string(),
+            ],
+            dir.path(),
+            Duration::from_secs(20),
+        )
+        .expect("amber exits");
+        let amber_text = String::from_utf8_lossy(&amber.stderr).into_owned();
+        assert!(!amber.status.success(), "{case}: amber started");
+        assert!(
+            amber_text.contains(expected[0]),
+            "{case}: amber said {amber_text}, redis {}",
+            expected[0]
+        );
+    }
+}
+
+/// `CONFIG REWRITE` writes the users over the file's `user` lines (users
+/// changed, added or deleted since start-up), as Redis does.
+#[test]
+fn config_rewrite_writes_users() {
+    use amber_tests::process::free_port;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut files = Vec::new();
+    for amber in [false, true] {
+        let name = if amber { "amber" } else { "redis" };
+        let data = dir.path().join(name);
+        std::fs::create_dir_all(&data).expect("dir");
+        let port = free_port();
+        let conf = dir.path().join(format!("{name}.conf"));
+        let mut text = format!(
+            "# users\nuser alice on >pw ~* +@all\nuser zed on\nport {port}\nbind 127.0.0.1\ndir {}\nsave \"\"\n",
+            data.display()
+        );
+        if amber {
+            text.push_str(&format!(
+                "pmem-path {}/amber.arena\npmem-size 64mb\n",
+                data.display()
+            ));
+        }
+        std::fs::write(&conf, text).expect("conf");
+        let bin = if amber {
+            amber_tests::binary::amber_server_bin()
+        } else {
+            "redis-server".into()
+        };
+        let mut child = Command::new(bin)
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let mut c = (0..500)
+            .find_map(|_| {
+                std::thread::sleep(Duration::from_millis(20));
+                RespClient::connect(port).ok()
+            })
+            .expect("server up");
+        let mut out = vec![c.cmd_str("ACL SETUSER bob on >b ~b:* +get")];
+        out.push(c.cmd_str("ACL DELUSER zed"));
+        out.push(c.cmd_str("ACL SETUSER alice -@dangerous"));
+        out.push(c.cmd_str("CONFIG REWRITE"));
+        let _ = c.try_cmd(&["SHUTDOWN", "NOSAVE"]);
+        let _ = child.wait();
+        let written = std::fs::read_to_string(&conf).expect("rewritten");
+        let kept: Vec<String> = written
+            .lines()
+            .filter(|l| {
+                !["port ", "dir ", "pmem-", "bind "]
+                    .iter()
+                    .any(|p| l.starts_with(p))
+            })
+            .map(str::to_string)
+            .collect();
+        files.push((out, kept));
+    }
+    assert!(
+        files[0].1.iter().any(|l| l.starts_with("user bob on")),
+        "{:?}",
+        files[0]
+    );
+    assert_eq!(files[1], files[0], "left: amber, right: redis");
+}

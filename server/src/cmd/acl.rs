@@ -53,35 +53,15 @@ fn list(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// Merges `(`...`)` selector arguments split by the client, as Redis's
-/// `ACLMergeSelectorArguments`.
+/// Merges `(`...`)` selector arguments split by the client (see
+/// [`crate::acl::merge_selectors`]), with Redis's error.
 fn merge_selectors(ops: &[&[u8]]) -> Result<Vec<Vec<u8>>, CmdError> {
-    let mut out = Vec::new();
-    let mut open: Option<Vec<u8>> = None;
-    let mut opened_at: &[u8] = b"";
-    for op in ops {
-        match open.as_mut() {
-            Some(acc) => {
-                acc.push(b' ');
-                acc.extend_from_slice(op);
-                if op.last() == Some(&b')') {
-                    out.extend(open.take());
-                }
-            }
-            None if op.first() == Some(&b'(') && op.last() != Some(&b')') => {
-                open = Some(op.to_vec());
-                opened_at = op;
-            }
-            None => out.push(op.to_vec()),
-        }
-    }
-    if open.is_some() {
-        return Err(CmdError::err(format!(
+    crate::acl::merge_selectors(ops).map_err(|at| {
+        CmdError::err(format!(
             "Unmatched parenthesis in acl selector starting at '{}'.",
-            text(opened_at)
-        )));
-    }
-    Ok(out)
+            text(ops.get(at).copied().unwrap_or_default())
+        ))
+    })
 }
 
 fn setuser(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {

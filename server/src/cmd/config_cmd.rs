@@ -216,7 +216,13 @@ fn config_rewrite(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
     let Some(path) = ctx.srv.config.file.clone() else {
         return Err(CmdError::err("The server is running without a config file"));
     };
-    match crate::config::rewrite::rewrite_file(&ctx.srv.config, &path) {
+    // Users are written here unless they live in an `aclfile`.
+    let users = if ctx.srv.config.get("aclfile").unwrap_or_default().is_empty() {
+        ctx.srv.acl.config_lines(ctx.srv)
+    } else {
+        Vec::new()
+    };
+    match crate::config::rewrite::rewrite_file(&ctx.srv.config, &path, &users) {
         Ok(()) => {
             tracing::warn!("CONFIG REWRITE executed with success.");
             ctx.out.ok();

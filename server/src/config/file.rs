@@ -90,6 +90,8 @@ struct LoadState {
     /// Whether a `save` line was seen: the first one replaces the default
     /// save points, later ones add to them (Redis's behaviour).
     save_loaded: bool,
+    /// `user` lines, checked and applied at start-up ([`super::UserLine`]).
+    users: Vec<super::UserLine>,
 }
 
 fn apply_lines(
@@ -116,6 +118,23 @@ fn apply_lines(
             continue;
         };
         let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+        if name == "user" && !values.is_empty() {
+            let line = super::UserLine {
+                source: source.to_string(),
+                line: i + 1,
+                text: trimmed.to_string(),
+                args: argv.clone(),
+            };
+            // A user is defined once (`ACLAppendUserForLoading`).
+            if state.users.iter().any(|u| u.args.get(1) == argv.get(1)) {
+                return Err(line.error(
+                    1,
+                    "Duplicate user found. A user can only be defined once in config files",
+                ));
+            }
+            state.users.push(line);
+            continue;
+        }
         let values: Vec<String> = values
             .iter()
             .map(|v| String::from_utf8_lossy(v).into_owned())
@@ -216,6 +235,7 @@ pub fn load(
         "the command line",
         &args_to_lines(args),
     )?;
+    config.users = state.users;
     Ok(config)
 }
 

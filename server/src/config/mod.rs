@@ -69,6 +69,39 @@ pub struct Config {
     pub file: Option<std::path::PathBuf>,
     /// Cached hot values.
     pub hot: HotConfig,
+    /// `user <name> <rules...>` lines, in order (Redis's `UsersToLoad`),
+    /// applied once the server's command table exists ([`crate::acl`]).
+    pub users: Vec<UserLine>,
+}
+
+/// A `user` line of the configuration.
+#[derive(Debug, Clone)]
+pub struct UserLine {
+    /// Where it was read (for the start-up error).
+    pub source: String,
+    /// 1-based line number within the source.
+    pub line: usize,
+    /// The line as written.
+    pub text: String,
+    /// Its arguments, `user` and the name included.
+    pub args: Vec<Vec<u8>>,
+}
+
+impl UserLine {
+    /// Redis's start-up error for this line: `Error in user declaration`,
+    /// quoting argument `at` of the line.
+    pub fn error(&self, at: usize, why: &str) -> ConfigLoadError {
+        let quoted = self.args.get(at).map(|a| String::from_utf8_lossy(a));
+        ConfigLoadError {
+            source: self.source.clone(),
+            line: self.line,
+            text: self.text.clone(),
+            reason: format!(
+                "Error in user declaration '{}': {why}",
+                quoted.unwrap_or_default()
+            ),
+        }
+    }
 }
 
 /// Looks up a directive by name or alias, case-insensitively.
@@ -109,6 +142,7 @@ impl Default for Config {
             values: RwLock::new(values),
             file: None,
             hot: HotConfig::default(),
+            users: Vec::new(),
         };
         c.refresh_hot();
         c

@@ -265,28 +265,34 @@ fn rewrite_directive(st: &mut State, config: &Config, d: &Directive) {
     }
 }
 
-/// The new text of the config file `old` holds, with the current values.
-pub fn rewritten_text(config: &Config, old: &str) -> String {
+/// The new text of the config file `old` holds, with the current values
+/// and `users` (`user ...` lines, none when users live in an `aclfile`),
+/// as Redis's `rewriteConfigUserOption`: the file's `user` lines are
+/// reused in order, further users appended, and lines left over dropped.
+pub fn rewritten_text(config: &Config, old: &str, users: &[String]) -> String {
     let mut st = State::read(old);
     for d in DIRECTIVES.iter() {
         rewrite_directive(&mut st, config, d);
     }
-    // Amber has no ACL users or modules: their lines are dropped, as Redis
-    // drops users it no longer has.
+    for line in users {
+        st.rewrite_line("user", line.clone(), true);
+    }
     st.mark("user");
+    // Amber loads no modules: their lines are dropped.
     st.mark("loadmodule");
     st.remove_orphans();
     st.content()
 }
 
-/// Rewrites `path` in place (atomically: a temporary file renamed over it).
-pub fn rewrite_file(config: &Config, path: &Path) -> std::io::Result<()> {
+/// Rewrites `path` in place (atomically: a temporary file renamed over
+/// it); `users` as for [`rewritten_text`].
+pub fn rewrite_file(config: &Config, path: &Path, users: &[String]) -> std::io::Result<()> {
     let old = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(e),
     };
-    let text = rewritten_text(config, &old);
+    let text = rewritten_text(config, &old, users);
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -313,7 +319,7 @@ mod tests {
         c.set("dir", &[b"/tmp"], false).expect("valid");
         let old =
             "# my comment\nmaxmemory 1gb\n\n\nsave 10 1\nsave 20 2\nbogus-directive 1\nport 6379\n";
-        let new = rewritten_text(&c, old);
+        let new = rewritten_text(&c, old, &[]);
         let lines: Vec<&str> = new.lines().collect();
         assert_eq!(lines.first(), Some(&"# my comment"));
         assert!(lines.contains(&"maxmemory 2gb"));
@@ -327,7 +333,7 @@ mod tests {
         assert!(!new.contains("\n\n\n"));
         // Rewriting again changes nothing more (after the trailing blank line
         // Redis's line splitting adds once).
-        let again = rewritten_text(&c, &new);
-        assert_eq!(rewritten_text(&c, &again), again);
+        let again = rewritten_text(&c, &new, &[]);
+        assert_eq!(rewritten_text(&c, &again, &[]), again);
     }
 }
