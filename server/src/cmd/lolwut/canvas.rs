@@ -70,6 +70,9 @@ impl Canvas {
 
     /// A square of side `size` centred on (x, y), rotated by `angle`
     /// radians (`lwDrawSquare`).
+    // Redis divides by this truncated square root of 2, not `SQRT_2`: the
+    // sizes must round as Redis's do.
+    #[allow(clippy::approx_constant)]
     pub fn square(&mut self, x: i32, y: i32, size: f32, angle: f32, color: u8) {
         let size = ((f64::from(size) / 1.4142135623) as f32).round();
         let mut k = (std::f64::consts::FRAC_PI_4 + f64::from(angle)) as f32;
