@@ -431,7 +431,7 @@ fn only_subscribers_of_revoked_channels_are_closed() {
         out.push(s2.cmd_str("PSUBSCRIBE news.*"));
         out.push(s3.cmd_str("SUBSCRIBE other"));
         out.push(s4.cmd_str("SSUBSCRIBE news.b"));
-        let mut check = |out: &mut Vec<Vec<u8>>, all: [&mut RespClient; 5]| {
+        let check = |out: &mut Vec<Vec<u8>>, all: [&mut RespClient; 5]| {
             for c in all {
                 out.push(alive(c));
             }
