@@ -777,7 +777,7 @@ impl User {
         args: &[&[u8]],
     ) -> Denied {
         let mut worst = Denied::None;
-        for s in std::iter::once(&self.root).chain(self.selectors.iter()) {
+        for s in self.all_selectors() {
             let d = s.check(srv, cat, def, args);
             if d == Denied::None {
                 return d;
@@ -793,9 +793,13 @@ impl User {
     /// reading (SORT's BY and GET patterns need it, as Redis's
     /// `ACLUserCheckCmdWithUnrestrictedKeyAccess`).
     pub fn all_keys_for(&self, cat: &Catalog, def: &CommandDef, args: &[&[u8]]) -> bool {
-        std::iter::once(&self.root)
-            .chain(self.selectors.iter())
+        self.all_selectors()
             .any(|s| s.command_ok(cat, def, args) && s.allkeys)
+    }
+
+    /// The root selector, then the `(...)` ones.
+    pub fn all_selectors(&self) -> impl Iterator<Item = &Selector> {
+        std::iter::once(&self.root).chain(self.selectors.iter())
     }
 }
 
@@ -1206,30 +1210,23 @@ pub fn merge_selectors(ops: &[&[u8]]) -> Result<Vec<Vec<u8>>, usize> {
 /// those subscribed to a channel or pattern `new` no longer allows, as
 /// Redis's `ACLKillPubsubClientsIfNeeded`. Nobody when a selector of
 /// `new` allows every channel, or when every channel rule of `old` is
-/// still among `new`'s (and `old` did not allow every channel). Patterns must be listed as such; channels may
-/// match a rule's pattern. Shard channels count as channels.
+/// still among `new`'s (and `old` did not allow every channel). Patterns
+/// must be listed as such; channels may match a rule's pattern. Shard
+/// channels count as channels.
 pub fn revoked_subscribers(
     srv: &ServerState,
     old: &User,
     new: &User,
 ) -> Vec<Arc<crate::client::ClientHandle>> {
     use crate::pubsub::Kind;
-    let selectors = |u: &'_ User| -> Vec<Selector> {
-        std::iter::once(&u.root)
-            .chain(u.selectors.iter())
-            .cloned()
-            .collect()
-    };
-    let new_sel = selectors(new);
-    if new_sel.iter().any(|s| s.allchannels) {
+    if new.all_selectors().any(|s| s.allchannels) {
         return Vec::new();
     }
-    let upcoming: Vec<&Vec<u8>> = new_sel.iter().flat_map(|s| s.channels.iter()).collect();
-    let old_sel = selectors(old);
-    let kept = !old_sel.iter().any(|s| s.allchannels)
-        && old_sel
-            .iter()
-            .flat_map(|s| s.channels.iter())
+    let upcoming: Vec<&Vec<u8>> = new.all_selectors().flat_map(|s| &s.channels).collect();
+    let kept = !old.all_selectors().any(|s| s.allchannels)
+        && old
+            .all_selectors()
+            .flat_map(|s| &s.channels)
             .all(|c| upcoming.contains(&c));
     if kept {
         return Vec::new();

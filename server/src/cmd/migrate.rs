@@ -119,7 +119,7 @@ pub fn key_positions(argv: &[&[u8]]) -> std::ops::Range<usize> {
         }
         j += 1;
     }
-    3..4.min(argv.len()).max(3)
+    3..4
 }
 
 /// `atoi`: the leading decimal digits of `s` (0 when none), as Redis
