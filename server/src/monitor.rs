@@ -108,9 +108,10 @@ impl Monitors {
 /// The text Redis puts in place of a secret argument.
 const REDACTED: &[u8] = b"(redacted)";
 
-/// The arguments as a monitor sees them: the passwords of `AUTH` and
-/// `HELLO ... AUTH` replaced, where Redis 7.0's `authCommand` and
-/// `helloCommand` redact them (only once the arguments parsed that far).
+/// The arguments as a monitor sees them: the passwords of `AUTH`,
+/// `HELLO ... AUTH` and `MIGRATE ... AUTH`/`AUTH2` replaced, where Redis
+/// 7.0's `authCommand`, `helloCommand` and `migrateCommand` redact them
+/// (only once the arguments parsed that far).
 pub fn redacted<'a>(args: &[&'a [u8]]) -> Vec<&'a [u8]> {
     let mut shown = args.to_vec();
     let name = args.first().copied().unwrap_or_default();
@@ -122,8 +123,35 @@ pub fn redacted<'a>(args: &[&'a [u8]]) -> Vec<&'a [u8]> {
         }
     } else if name.eq_ignore_ascii_case(b"hello") {
         redact_hello(&mut shown);
+    } else if name.eq_ignore_ascii_case(b"migrate") {
+        redact_migrate(&mut shown);
     }
     shown
+}
+
+/// `migrateCommand`'s options, read until `KEYS` or one not understood:
+/// `AUTH`'s password and `AUTH2`'s user name and password are redacted.
+fn redact_migrate(args: &mut [&[u8]]) {
+    let mut j = 6;
+    while j < args.len() {
+        let more = args.len() - 1 - j;
+        let opt = args.get(j).copied().unwrap_or_default();
+        let secrets = if opt.eq_ignore_ascii_case(b"copy") || opt.eq_ignore_ascii_case(b"replace") {
+            0
+        } else if opt.eq_ignore_ascii_case(b"auth") && more >= 1 {
+            1
+        } else if opt.eq_ignore_ascii_case(b"auth2") && more >= 2 {
+            2
+        } else {
+            return;
+        };
+        for k in j + 1..=j + secrets {
+            if let Some(a) = args.get_mut(k) {
+                *a = REDACTED;
+            }
+        }
+        j += secrets + 1;
+    }
 }
 
 /// `helloCommand`: the version must be 2 or 3, then options are read
