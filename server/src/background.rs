@@ -15,13 +15,41 @@ const EXPIRE_BUDGET: usize = 2000;
 /// lock only for a few entries).
 const DEMOTE_BATCH: usize = 4096;
 
+/// Seconds between two background saves after a failed one (Redis's
+/// `CONFIG_BGSAVE_RETRY_DELAY`).
+const BGSAVE_RETRY_DELAY: u64 = 5;
+
 /// Runs until the task is aborted at shutdown.
 pub async fn run(srv: Arc<ServerState>) {
     tokio::spawn(tiering(srv.clone()));
+    let mut last_ping = amber_storage::clock::now_ms();
+    let mut last_bgsave_try = 0u64;
     loop {
         let hz = srv.config.get_i64("hz").clamp(1, 500) as u64;
         tokio::time::sleep(Duration::from_millis(1000 / hz)).await;
         srv.refresh_wall_clock();
+        let now_ms = amber_storage::clock::now_ms();
+        // Replicas hear from their master every `repl-ping-replica-period`.
+        let period = srv.config.get_u64("repl-ping-replica-period").max(1) * 1000;
+        if now_ms.saturating_sub(last_ping) >= period {
+            last_ping = now_ms;
+            srv.master.ping(&srv);
+        }
+        // The `save` points: a background save once enough changes are
+        // old enough (not while one runs; 5 s apart after a failure).
+        let now = now_ms / 1000;
+        let changes = srv.changes_since_save();
+        if changes > 0 && !srv.rdb.bgsave_in_progress.load(Ordering::Relaxed) {
+            let since = now.saturating_sub(srv.last_save.load(Ordering::Relaxed));
+            let retry_ok = srv.rdb.last_bgsave_ok.load(Ordering::Relaxed)
+                || now.saturating_sub(last_bgsave_try) > BGSAVE_RETRY_DELAY;
+            let save = srv.config.get("save").unwrap_or_default();
+            if retry_ok && crate::snapshot::save_point_due(&save, changes, since) {
+                tracing::info!(changes, seconds = since, "changes in seconds. Saving...");
+                last_bgsave_try = now;
+                let _ = crate::cmd::admin::start_bgsave(&srv);
+            }
+        }
         // As in Redis, a `CLIENT PAUSE` stops active expiry: nothing is
         // deleted behind the paused clients' backs. A replica waits for its
         // master's DELs instead of expiring keys itself.

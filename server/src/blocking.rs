@@ -161,6 +161,12 @@ pub trait BlockedOp: Send + Sync + 'static {
     fn timeout_reply(&self, out: &mut ReplyWriter) {
         out.null_array();
     }
+
+    /// What replicas run for this op once it served from `key` (Redis's
+    /// `alsoPropagate` of `LPOP`, `ZPOPMIN`, `LMOVE`...); `None`: nothing.
+    fn effect(&self, _key: &[u8]) -> Option<Vec<Vec<u8>>> {
+        None
+    }
 }
 
 /// Where a served waiter's keyspace events go (`notify-keyspace-events`):
@@ -446,6 +452,9 @@ impl Blocking {
                     Outcome::Skip => i += 1,
                     Outcome::Stop => break,
                     Outcome::Served { pushed } => {
+                        if let Some(effect) = w.op.effect(&key) {
+                            crate::replication::propagate::also(db, effect);
+                        }
                         if let Some(tx) = self.unregister(&mut reg, &w) {
                             deliveries.push(Delivery {
                                 tx,

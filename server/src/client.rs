@@ -80,6 +80,8 @@ pub struct ClientInfo {
     pub pubsub: bool,
     /// In `MONITOR` mode (flag `O`).
     pub monitor: bool,
+    /// A replica of this server (flag `S`, type `replica`).
+    pub replica: bool,
     /// `CLIENT TRACKING ON` (flags `t`, `R`, `B`, `redir=`).
     pub tracking: Option<crate::tracking::TrackingView>,
 }
@@ -237,6 +239,16 @@ pub struct Client {
     /// The master's client of a replica (`crate::replica`): its writes are
     /// the replication stream, admitted on a read-only replica.
     pub master: bool,
+    /// This client is a replica of this server, attached by `SYNC` or
+    /// `PSYNC` (`crate::replication`).
+    pub replica: Option<Arc<crate::replication::Replica>>,
+    /// `REPLCONF listening-port` (0: not given).
+    pub repl_port: u16,
+    /// `REPLCONF ip-address`.
+    pub repl_ip: Option<String>,
+    /// The stream offset after this client's last propagated write
+    /// (Redis's `woff`), which `WAIT` waits for.
+    pub repl_offset: u64,
 }
 
 /// `CLIENT REPLY ON|OFF|SKIP` (Redis's `CLIENT_REPLY_OFF`,
@@ -293,6 +305,10 @@ impl Client {
             tracking: Default::default(),
             tracking_batch: false,
             master: false,
+            replica: None,
+            repl_port: 0,
+            repl_ip: None,
+            repl_offset: 0,
         }
     }
 

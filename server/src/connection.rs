@@ -150,6 +150,9 @@ fn forget(srv: &ServerState, client: &mut Client) {
     if client.monitoring {
         srv.monitors.remove(client.handle.id);
     }
+    if client.replica.take().is_some() {
+        srv.master.detach(client.handle.id);
+    }
     let handle = client.handle.clone();
     srv.tracking.disable(srv, &handle, &mut client.tracking);
     srv.clients.unregister(client.handle.id);

@@ -24,6 +24,7 @@ pub mod pause;
 pub mod pubsub;
 pub mod rdb;
 pub mod replica;
+pub mod replication;
 pub mod resp;
 pub mod server;
 pub mod snapshot;

@@ -44,6 +44,7 @@ impl KeyObserver for ServerObserver {
         // Redis's deleteExpiredKeyAndPropagate: notify, then signalModifiedKey.
         if let Some(srv) = self.0.upgrade() {
             notify::publish(&srv, db, notify::EXPIRED, "expired", key);
+            srv.master.feed_deletion(&srv, db, key);
             srv.watches.touch(db, key, false);
             if srv.tracking.active() {
                 srv.tracking.invalidate(&srv, key, true, None);
@@ -59,6 +60,7 @@ impl KeyObserver for ServerObserver {
                 srv.tracking.invalidate(&srv, key, true, None);
             }
             notify::publish(&srv, db, notify::EVICTED, "evicted", key);
+            srv.master.feed_deletion(&srv, db, key);
         }
     }
 

@@ -222,6 +222,17 @@ pub fn pubsub_limits(value: &str) -> (u64, u64, u64) {
     class_limits(value, "pubsub")
 }
 
+/// The replica class's `client-output-buffer-limit` (replicas, and
+/// monitors, which Redis counts as replicas).
+pub fn replica_limits(srv: &crate::state::ServerState) -> (u64, u64, u64) {
+    class_limits(
+        &srv.config
+            .get("client-output-buffer-limit")
+            .unwrap_or_default(),
+        "replica",
+    )
+}
+
 /// Redis's `client-output-buffer-limit` for client class `name` (`normal`,
 /// `pubsub`, `replica`): (hard, soft, seconds); zeros when not set.
 pub fn class_limits(value: &str, name: &str) -> (u64, u64, u64) {

@@ -272,7 +272,23 @@ pub fn load_bytes(srv: &ServerState, data: &[u8]) -> Result<LoadReport, String> 
             .load_codes(ks, &codes)
             .map_err(|e| format!("Failed loading library: {e}"))?;
     }
+    // As after Redis's `rdbLoad`: nothing to save yet.
+    srv.dirty_at_save.store(srv.dirty.get(), Ordering::Relaxed);
     Ok(report)
+}
+
+/// Whether a `save` directive's point is reached (Redis's `serverCron`):
+/// some `<seconds> <changes>` pair with at least `changes` changes and
+/// more than `seconds` since the last save. `save ""` has no points.
+pub fn save_point_due(save: &str, changes: u64, secs_since_save: u64) -> bool {
+    let words: Vec<&str> = save.split_whitespace().collect();
+    words.chunks(2).any(|p| match p {
+        [secs, min] => match (secs.parse::<u64>(), min.parse::<u64>()) {
+            (Ok(secs), Ok(min)) => changes >= min && secs_since_save > secs,
+            _ => false,
+        },
+        _ => false,
+    })
 }
 
 /// What a save did.
@@ -317,32 +333,51 @@ pub fn save(srv: &ServerState) -> Result<SaveReport, String> {
 /// [`save`], then a save point in the arena (which `LASTSAVE` and
 /// `rdb_saves` count). The caller holds the exclusive gate.
 pub fn save_and_sync(srv: &ServerState) -> Result<SaveReport, String> {
+    // The changes made before the save started are in the file.
+    let dirty = srv.dirty.get();
     let report = save(srv)?;
     srv.save_point()?;
+    srv.dirty_at_save.store(dirty, Ordering::Relaxed);
     Ok(report)
 }
 
 fn write_file(srv: &ServerState, tmp: &Path) -> Result<SaveReport, String> {
     let io = |e: std::io::Error| format!("cannot write {}: {e}", tmp.display());
-    let ks = &srv.keyspace;
     let out = std::fs::File::create(tmp).map_err(io)?;
+    let (report, out) = write_to(srv, BufWriter::with_capacity(1 << 20, out)).map_err(io)?;
+    let file = out.into_inner().map_err(|e| io(e.into_error()))?;
+    file.sync_all().map_err(io)?;
+    Ok(report)
+}
+
+/// The whole keyspace and the function libraries as the bytes of a
+/// `dump.rdb`, for a replica's full resynchronization. The caller holds
+/// the exclusive gate.
+pub fn to_bytes(srv: &ServerState) -> Result<Vec<u8>, String> {
+    write_to(srv, Vec::new())
+        .map(|(_, bytes)| bytes)
+        .map_err(|e| format!("cannot write the RDB payload: {e}"))
+}
+
+/// Writes the RDB file's bytes to `out`: aux fields, libraries, every
+/// database (see the module docs). Returns what it wrote and `out`.
+fn write_to<W: std::io::Write>(srv: &ServerState, out: W) -> std::io::Result<(SaveReport, W)> {
+    let ks = &srv.keyspace;
     let opts = write::Options {
         compress: srv.config.get_bool("rdbcompression"),
         list_fill: srv.config.get_i64("list-max-listpack-size"),
     };
     let checksum = srv.config.get_bool("rdbchecksum");
-    let mut w =
-        FileWriter::new(BufWriter::with_capacity(1 << 20, out), checksum, opts).map_err(io)?;
+    let mut w = FileWriter::new(out, checksum, opts)?;
     let ctime = amber_storage::clock::now_ms() / 1000;
     let used = ks.tiers.stats.hot_bytes.load(Ordering::Relaxed).max(0);
-    w.aux(b"redis-ver", REDIS_VERSION.as_bytes()).map_err(io)?;
-    w.aux(b"redis-bits", b"64").map_err(io)?;
-    w.aux(b"ctime", ctime.to_string().as_bytes()).map_err(io)?;
-    w.aux(b"used-mem", used.to_string().as_bytes())
-        .map_err(io)?;
-    w.aux(b"aof-base", b"0").map_err(io)?;
+    w.aux(b"redis-ver", REDIS_VERSION.as_bytes())?;
+    w.aux(b"redis-bits", b"64")?;
+    w.aux(b"ctime", ctime.to_string().as_bytes())?;
+    w.aux(b"used-mem", used.to_string().as_bytes())?;
+    w.aux(b"aof-base", b"0")?;
     for code in srv.scripting.functions.codes() {
-        w.function(&code).map_err(io)?;
+        w.function(&code)?;
     }
     // `rdb-key-save-delay`: microseconds per key (Redis's test knob).
     let delay = srv.config.get_i64("rdb-key-save-delay");
@@ -352,19 +387,20 @@ fn write_file(srv: &ServerState, tmp: &Path) -> Result<SaveReport, String> {
         if info.keys == 0 {
             continue;
         }
-        w.select_db(db as u64, info.keys as u64, info.expires as u64)
-            .map_err(io)?;
+        w.select_db(db as u64, info.keys as u64, info.expires as u64)?;
         let mut cursor = 0;
         loop {
             // Under the exclusive gate nothing changes between steps: each
             // key comes once.
             let (next, keys) = ks.scan(db, cursor, 1024, &|_, _| true);
             for key in keys {
-                let mut g = ks.lock_one(db, &key).map_err(|e| e.to_string())?;
+                let mut g = ks
+                    .lock_one(db, &key)
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
                 let deadline = g.expire_at(&key).flatten();
                 // Without touching or promoting a cold value.
                 let Some(value) = g.peek(&key) else { continue };
-                w.key(&key, value, deadline).map_err(io)?;
+                w.key(&key, value, deadline)?;
                 report.keys += 1;
                 drop(g);
                 if delay > 0 {
@@ -377,8 +413,23 @@ fn write_file(srv: &ServerState, tmp: &Path) -> Result<SaveReport, String> {
             cursor = next;
         }
     }
-    let out = w.finish().map_err(io)?;
-    let file = out.into_inner().map_err(|e| io(e.into_error()))?;
-    file.sync_all().map_err(io)?;
-    Ok(report)
+    Ok((report, w.finish()?))
+}
+
+#[cfg(test)]
+mod save_point_tests {
+    use super::save_point_due;
+
+    #[test]
+    fn save_points_need_both_changes_and_time() {
+        let save = "3600 1 300 100 60 10000";
+        assert!(!save_point_due(save, 0, 100_000));
+        assert!(!save_point_due(save, 1, 3600));
+        assert!(save_point_due(save, 1, 3601));
+        assert!(save_point_due(save, 100, 301));
+        assert!(!save_point_due(save, 99, 301));
+        assert!(save_point_due(save, 10_000, 61));
+        assert!(!save_point_due("", 1_000_000, 1_000_000));
+        assert!(save_point_due("1 1", 1, 2));
+    }
 }

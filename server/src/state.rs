@@ -170,6 +170,14 @@ pub struct ServerState {
     pub rdb: crate::snapshot::RdbStatus,
     /// `REPLICAOF`: the master followed, if any (`crate::replica`).
     pub replication: crate::replica::Replication,
+    /// The replicas following this server (`crate::replication`).
+    pub master: crate::replication::Master,
+    /// Redis's `server.dirty`: keys changed by commands since start-up
+    /// (`crate::replication::propagate` adds each command's share).
+    pub dirty: amber_storage::striped::Counter,
+    /// [`ServerState::dirty`] at the last successful save or load
+    /// (`rdb_changes_since_last_save` is the difference).
+    pub dirty_at_save: AtomicU64,
     /// This state itself, once shared ([`crate::run`] sets it): what a
     /// background thread (`BGSAVE`) holds on to.
     me: std::sync::OnceLock<std::sync::Weak<ServerState>>,
@@ -248,6 +256,9 @@ impl ServerState {
             scripting: Default::default(),
             rdb: Default::default(),
             replication: Default::default(),
+            master: Default::default(),
+            dirty: Default::default(),
+            dirty_at_save: AtomicU64::new(0),
             me: Default::default(),
             shutdown: watch::channel(false).0,
         };
@@ -306,6 +317,13 @@ impl ServerState {
                 s.stats.reset();
             }
         }
+    }
+
+    /// `rdb_changes_since_last_save`.
+    pub fn changes_since_save(&self) -> u64 {
+        self.dirty
+            .get()
+            .saturating_sub(self.dirty_at_save.load(Ordering::Relaxed))
     }
 
     /// Asks the server to stop (SIGTERM, SIGINT, `SHUTDOWN`).

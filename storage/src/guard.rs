@@ -77,6 +77,9 @@ pub struct Guard<'a> {
     /// Arena records of keys this command removed, dropped after its writes
     /// (see [`Keyspace::unlink_handle`]), with the key.
     unlinked: Vec<(Box<[u8]>, Unlinked)>,
+    /// Live keys this command removed (not lazily expired ones): changes
+    /// for [`crate::changes`].
+    removed: u32,
 }
 
 /// Where a read is served from (see `Guard::place`).
@@ -115,6 +118,7 @@ impl<'a> Guard<'a> {
             dirty: SmallVec::new(),
             touched: Vec::new(),
             unlinked: Vec::new(),
+            removed: 0,
         }
     }
 
@@ -520,6 +524,7 @@ impl<'a> Guard<'a> {
     pub fn remove(&mut self, key: &[u8]) -> Option<Value> {
         let f = self.live(key)?;
         let removed = self.delete(key, f, true);
+        self.removed += 1;
         self.ks.observers.modified(self.db, key, false);
         removed?.0
     }
@@ -529,6 +534,7 @@ impl<'a> Guard<'a> {
         match self.live(key) {
             Some(f) => {
                 let removed = self.delete(key, f, false).is_some();
+                self.removed += 1;
                 self.ks.observers.modified(self.db, key, false);
                 removed
             }
@@ -542,6 +548,7 @@ impl<'a> Guard<'a> {
     pub fn take(&mut self, key: &[u8]) -> Option<Detached> {
         let f = self.live(key)?;
         let removed = self.delete(key, f, true);
+        self.removed += 1;
         self.ks.observers.modified(self.db, key, false);
         let (value, deadline, access) = removed?;
         Some(Detached {
@@ -708,6 +715,7 @@ impl<'a> Guard<'a> {
             self.ks.observers.modified(self.db, &key, true);
         }
         let dirty = std::mem::take(&mut self.dirty);
+        let mut changed = 0u64;
         for &(pos, slot, _) in &dirty {
             let lane = self.lane(pos);
             let db = self.db;
@@ -727,6 +735,7 @@ impl<'a> Guard<'a> {
             // Not dirty: declared unchanged by its command (see
             // `Guard::unchanged`); its arena copy is still current.
             if e.dirty {
+                changed += 1;
                 if write_through {
                     match ks.write_back(lane, db, e, may_delta) {
                         Ok(()) => {}
@@ -752,6 +761,7 @@ impl<'a> Guard<'a> {
                 ks.demote_slot(shard, lane, db, slot);
             }
         }
+        crate::changes::add(changed);
         // Only now, after this command's writes: a key removed and written
         // elsewhere (RENAME, MOVE, SMOVE emptying its source...) must have its
         // new record before the old one's tombstone. A key written again under
@@ -779,6 +789,7 @@ impl<'a> Guard<'a> {
 
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
+        crate::changes::add(u64::from(self.removed));
         if !self.dirty.is_empty() || !self.unlinked.is_empty() || self.ks.tiers.past_hard_limit() {
             self.flush();
         }

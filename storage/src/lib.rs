@@ -17,6 +17,7 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod arena;
+pub mod changes;
 mod checkpoint;
 pub mod clock;
 pub mod codec;

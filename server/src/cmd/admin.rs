@@ -91,7 +91,19 @@ fn bgsave(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         [_, opt] if is(opt, "schedule") => {}
         _ => return Err(CmdError::Syntax),
     }
-    let srv = ctx.srv;
+    match start_bgsave(ctx.srv) {
+        Ok(()) => {
+            ctx.out.simple("Background saving started");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Starts a background save (`BGSAVE`, and the `save` points' timed
+/// saves): a thread takes the exclusive gate and writes the file. Redis's
+/// error when one already runs.
+pub fn start_bgsave(srv: &crate::state::ServerState) -> Result<(), CmdError> {
     if srv.rdb.bgsave_in_progress.swap(true, Ordering::AcqRel) {
         return Err(CmdError::err(BGSAVE_RUNNING));
     }
@@ -117,7 +129,6 @@ fn bgsave(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     match spawned {
         Some(Ok(_)) => {
             tracing::info!("Background saving started");
-            ctx.out.simple("Background saving started");
             Ok(())
         }
         other => {

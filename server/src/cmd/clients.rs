@@ -110,16 +110,23 @@ fn client_type(name: &[u8]) -> Result<ClientType, CmdError> {
     }
 }
 
-/// Amber's clients are all normal clients (no replication; subscriptions
-/// are not visible from here yet).
-fn type_of(_c: &ClientHandle) -> ClientType {
-    ClientType::Normal
+/// A replica of this server is of type `replica`; every other client is
+/// normal (subscriptions are not visible from here yet).
+fn type_of(c: &ClientHandle) -> ClientType {
+    if c.info.lock().replica {
+        ClientType::Replica
+    } else {
+        ClientType::Normal
+    }
 }
 
 /// One `CLIENT LIST` line, in Redis 7.0.15's format (without the newline).
 pub fn client_line(c: &ClientHandle, close_after_reply: bool) -> String {
     let info = c.info.lock().clone();
     let mut flags = String::new();
+    if info.replica {
+        flags.push('S');
+    }
     if info.monitor {
         flags.push('O');
     }

@@ -119,14 +119,37 @@ fn info(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// `INFO replication`: a master without replicas, or a replica's link
+/// `connected_slaves` and one `slaveN:` line per attached replica.
+fn replicas_lines(m: &crate::replication::MasterView) -> String {
+    let now = amber_storage::clock::now_ms();
+    let mut s = format!("connected_slaves:{}\r\n", m.replicas.len());
+    for (i, r) in m.replicas.iter().enumerate() {
+        let lag = now.saturating_sub(r.ack_ms.load(Ordering::Relaxed)) / 1000;
+        let _ = write!(
+            s,
+            "slave{i}:ip={},port={},state=online,offset={},lag={lag}\r\n",
+            r.ip,
+            r.port,
+            r.ack.load(Ordering::Relaxed)
+        );
+    }
+    s
+}
+
+/// `INFO replication`: a master and its replicas, or a replica's link
 /// (the fields a Redis 7.0 replica prints).
 fn replication_section(srv: &ServerState) -> String {
     let backlog = srv.config.get_u64("repl-backlog-size");
+    let m = srv.master.view();
     let Some(v) = srv.replication.view() else {
         return format!(
-            "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:{backlog}\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
+            "# Replication\r\nrole:master\r\n{}master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:{}\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{backlog}\r\nrepl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{}\r\n",
+            replicas_lines(&m),
             srv.run_id,
+            m.offset,
+            u8::from(m.backlog_active),
+            m.backlog_first,
+            m.backlog_len,
         );
     };
     let up = v.state == crate::replica::LinkState::Connected;
@@ -152,10 +175,11 @@ fn replication_section(srv: &ServerState) -> String {
     let synced = v.replid.is_some();
     let _ = write!(
         s,
-        "slave_priority:{}\r\nslave_read_only:{}\r\nreplica_announced:{}\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:{}\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{backlog}\r\nrepl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{}\r\n",
+        "slave_priority:{}\r\nslave_read_only:{}\r\nreplica_announced:{}\r\n{}master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:{}\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{backlog}\r\nrepl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{}\r\n",
         srv.config.get_i64("replica-priority"),
         u8::from(srv.config.get_bool("replica-read-only")),
         u8::from(srv.config.get_bool("replica-announced")),
+        replicas_lines(&m),
         v.replid.as_deref().unwrap_or(&srv.run_id),
         v.offset,
         u8::from(synced),
@@ -296,7 +320,8 @@ fn render(ctx: &Ctx<'_>, all: bool, wanted: &[String]) -> String {
     if want("persistence") {
         let rdb = &srv.rdb;
         sections.push(format!(
-            "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
+            "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
+            srv.changes_since_save(),
             u8::from(rdb.bgsave_in_progress.load(Ordering::Relaxed)),
             srv.last_save.load(Ordering::Relaxed),
             if rdb.last_bgsave_ok.load(Ordering::Relaxed) { "ok" } else { "err" },

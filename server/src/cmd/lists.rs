@@ -724,6 +724,36 @@ impl BlockedOp for ListOp {
         }
     }
 
+    fn effect(&self, key: &[u8]) -> Option<Vec<Vec<u8>>> {
+        let side = |e: &End| {
+            if e.is_left() {
+                b"LEFT".to_vec()
+            } else {
+                b"RIGHT".to_vec()
+            }
+        };
+        let pop = |e: &End| {
+            if e.is_left() {
+                b"LPOP".to_vec()
+            } else {
+                b"RPOP".to_vec()
+            }
+        };
+        Some(match self {
+            ListOp::Pop(end) => vec![pop(end), key.to_vec()],
+            ListOp::MPop(end, count) => {
+                vec![pop(end), key.to_vec(), count.to_string().into_bytes()]
+            }
+            ListOp::Move { from, to, dst } => vec![
+                b"LMOVE".to_vec(),
+                key.to_vec(),
+                dst.first().cloned().unwrap_or_default(),
+                side(from),
+                side(to),
+            ],
+        })
+    }
+
     fn serve(
         &self,
         g: &mut Guard<'_>,

@@ -127,6 +127,7 @@ pub fn all_handlers() -> Vec<(&'static str, Handler)> {
         object::COMMANDS,
         pubsub::COMMANDS,
         replication::COMMANDS,
+        crate::replication::sync::COMMANDS,
         scripting::COMMANDS,
         scripting::functions::COMMANDS,
         sets::COMMANDS,
@@ -439,6 +440,12 @@ pub fn call(ctx: &mut Ctx<'_>, def: &CommandDef, args: &[&[u8]]) {
         // Scripts: shown before the commands they run.
         feed_monitors(ctx, args);
     }
+    // Dirty counting and, with replicas attached, propagation (one relaxed
+    // load otherwise; see `crate::replication`).
+    let scope = def
+        .flags
+        .has(Flags::PROPAGATES)
+        .then(|| crate::replication::propagate::Scope::enter(ctx.srv));
     amber_storage::tier::take_persist_failure();
     let mut result = handler(ctx, args);
     drop(pin);
@@ -457,6 +464,13 @@ pub fn call(ctx: &mut Ctx<'_>, def: &CommandDef, args: &[&[u8]]) {
         def.stats.latency.record(elapsed);
     }
     crate::metrics::record_command(&def.name, elapsed, result.is_err());
+    if let Some(scope) = scope {
+        let reply = ctx.out.as_bytes().get(mark..).unwrap_or_default();
+        let db = ctx.client.db;
+        if let Some(offset) = scope.finish(ctx.srv, db, def, args, reply, result.is_ok()) {
+            ctx.client.repl_offset = offset;
+        }
+    }
     if let Err(e) = result {
         reply_error(ctx, &e);
     }
@@ -496,14 +510,7 @@ fn feed_monitors(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     } else {
         crate::monitor::Origin::Client(&ctx.client.handle)
     };
-    let limits = || {
-        crate::pubsub::class_limits(
-            &srv.config
-                .get("client-output-buffer-limit")
-                .unwrap_or_default(),
-            "replica",
-        )
-    };
+    let limits = || crate::pubsub::replica_limits(srv);
     let me = Some((ctx.client.handle.id, &mut *ctx.out));
     srv.monitors.feed(origin, ctx.client.db, args, &limits, me);
 }

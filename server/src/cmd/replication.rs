@@ -1,9 +1,10 @@
 //! Replication commands. Amber follows a Redis master (`REPLICAOF`,
-//! `SLAVEOF`; the link itself is `crate::replica`) but serves no replicas:
-//! as a master, ROLE and WAIT answer as a Redis 7.0 master without
-//! replicas (Amber's durability is its persistent-memory arena, not
-//! replication). MONITOR is here too: Redis makes a monitor a replica
-//! (`CLIENT_SLAVE|CLIENT_MONITOR`).
+//! `SLAVEOF`; the link itself is `crate::replica`) and serves replicas
+//! (`SYNC`/`PSYNC`/`REPLCONF` are in `crate::replication::sync`): ROLE
+//! lists them and WAIT counts their acknowledgements. MONITOR is here
+//! too: Redis makes a monitor a replica (`CLIENT_SLAVE|CLIENT_MONITOR`).
+
+use std::sync::atomic::Ordering;
 
 use amber_storage::Guard;
 
@@ -132,7 +133,8 @@ fn set_directive(ctx: &Ctx<'_>, value: String) {
 }
 
 /// ROLE: a replica's master, link state and offset; otherwise a master
-/// with replication offset 0 and no replicas.
+/// with its replication offset and its replicas (address, listening port
+/// and acknowledged offset, as bulk strings).
 fn role(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
     if let Some(v) = ctx.srv.replication.view() {
         ctx.out.array(5);
@@ -143,33 +145,64 @@ fn role(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
         ctx.out.int(ctx.srv.replication.role_offset());
         return Ok(());
     }
+    let m = ctx.srv.master.view();
     ctx.out.array(3);
     ctx.out.bulk(b"master");
-    ctx.out.int(0);
-    ctx.out.array(0);
+    ctx.out.int(m.offset as i64);
+    ctx.out.array(m.replicas.len());
+    for r in &m.replicas {
+        ctx.out.array(3);
+        ctx.out.bulk(r.ip.as_bytes());
+        ctx.out.bulk(r.port.to_string().as_bytes());
+        ctx.out
+            .bulk(r.ack.load(Ordering::Relaxed).to_string().as_bytes());
+    }
     Ok(())
 }
 
-/// WAIT numreplicas timeout: the number of replicas that acknowledged the
-/// client's writes, always 0 here. Redis answers at once when that is
-/// enough (`numreplicas` 0 or less) or the client may not block (inside
-/// MULTI); otherwise it blocks until the timeout (milliseconds, 0 for
-/// ever), then answers 0.
+/// WAIT numreplicas timeout (`waitCommand`): the number of replicas that
+/// acknowledged the stream up to the client's last write. Redis answers
+/// at once when that is enough or the client may not block (inside
+/// MULTI); otherwise it asks the replicas for their offsets (`REPLCONF
+/// GETACK *`) and blocks until enough acknowledged or the timeout
+/// (milliseconds, 0 for ever), then answers the count.
 fn wait(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    if ctx.srv.replication.is_replica() {
+        return Err(CmdError::err(
+            "WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.",
+        ));
+    }
     let numreplicas = args::int(nth(args, 1))?;
     let deadline = blocking::parse_deadline_ms(nth(args, 2))?;
-    let acknowledged = 0;
+    let srv = ctx.srv;
+    let offset = ctx.client.repl_offset;
+    let acknowledged = srv.master.acknowledged(offset);
     if acknowledged >= numreplicas || ctx.client.block.blocking_denied() {
         ctx.out.int(acknowledged);
         return Ok(());
     }
-    blocking::block_without_keys(ctx, deadline, Box::new(WaitForReplicas));
+    let Some(shared) = srv.shared() else {
+        ctx.out.int(acknowledged);
+        return Ok(());
+    };
+    srv.master
+        .add_waiter(ctx.client.handle.id, offset, numreplicas);
+    srv.master.request_acks(srv);
+    let op = WaitForReplicas {
+        srv: std::sync::Arc::downgrade(&shared),
+        offset,
+    };
+    blocking::block_without_keys(ctx, deadline, Box::new(op));
     Ok(())
 }
 
-/// A client blocked in WAIT: no key can serve it; it ends with the number
-/// of replicas that acknowledged, 0.
-struct WaitForReplicas;
+/// A client blocked in WAIT: no key can serve it; it ends (on its
+/// timeout, or when `crate::replication::Master::acked` finds enough
+/// acknowledgements) with the number of replicas that acknowledged.
+struct WaitForReplicas {
+    srv: std::sync::Weak<crate::state::ServerState>,
+    offset: u64,
+}
 
 impl BlockedOp for WaitForReplicas {
     fn serve(
@@ -183,6 +216,10 @@ impl BlockedOp for WaitForReplicas {
     }
 
     fn timeout_reply(&self, out: &mut ReplyWriter) {
-        out.int(0);
+        let n = self
+            .srv
+            .upgrade()
+            .map_or(0, |srv| srv.master.acknowledged(self.offset));
+        out.int(n);
     }
 }

@@ -55,6 +55,18 @@ impl Flags {
     /// Runs without the keyspace gate (see [`GATE_FREE_COMMANDS`]). Amber's
     /// own flag.
     pub const NO_GATE: Flags = Flags(1 << 14);
+    /// May change the dataset or be replicated: `write`, `may_replicate`,
+    /// and `EXEC`. The dispatcher counts its changes (`dirty`) and, while
+    /// replicas are attached, propagates it (`crate::replication`).
+    /// Amber's own flag.
+    pub const PROPAGATES: Flags = Flags(1 << 15);
+    /// Runs other commands (`EXEC`, `EVAL`, `FCALL`...): replicas get
+    /// their effects, never the command itself. Amber's own flag.
+    pub const CONTAINER: Flags = Flags(1 << 16);
+    /// Propagated whenever it succeeds, changed keys or not (`FLUSHALL`,
+    /// `SWAPDB`, `PUBLISH`, `FUNCTION LOAD`...), as Redis does with
+    /// `server.dirty++` or `forceCommandPropagation`. Amber's own flag.
+    pub const FORCE_PROPAGATE: Flags = Flags(1 << 17);
 
     /// Does `self` include all of `other`?
     pub fn has(self, other: Flags) -> bool {
@@ -251,6 +263,23 @@ impl CommandDef {
 /// FLUSH`, but 7.0.15 neither pauses nor refuses them.)
 const MAY_REPLICATE: &[&str] = &["eval", "evalsha", "fcall", "publish", "spublish", "pfcount"];
 
+/// Commands whose effects, not themselves, are propagated.
+const CONTAINERS: &[&str] = &["exec", "eval", "evalsha", "fcall"];
+
+/// Commands propagated whenever they succeed (Redis's `server.dirty++`
+/// or `forceCommandPropagation` in them).
+const FORCE_PROPAGATE: &[&str] = &[
+    "flushall",
+    "flushdb",
+    "swapdb",
+    "publish",
+    "spublish",
+    "function|load",
+    "function|delete",
+    "function|flush",
+    "function|restore",
+];
+
 /// Commands that run alone under the keyspace's exclusive gate: they touch
 /// several databases, or must look atomic across shards (a script's
 /// commands, like a transaction's).
@@ -269,6 +298,8 @@ const EXCLUSIVE_COMMANDS: &[&str] = &[
     "fcall_ro",
     "save",
     "shutdown",
+    "sync",
+    "psync",
 ];
 
 /// Commands that run without the keyspace gate, so that they answer while
@@ -370,6 +401,15 @@ impl CommandTable {
         }
         if MAY_REPLICATE.contains(&dc.name.as_str()) {
             flags = flags | Flags::MAY_REPLICATE;
+        }
+        if flags.has(Flags::WRITE) || flags.has(Flags::MAY_REPLICATE) || dc.name == "exec" {
+            flags = flags | Flags::PROPAGATES;
+        }
+        if CONTAINERS.contains(&dc.name.as_str()) {
+            flags = flags | Flags::CONTAINER;
+        }
+        if FORCE_PROPAGATE.contains(&dc.name.as_str()) {
+            flags = flags | Flags::FORCE_PROPAGATE;
         }
         let bytes = |s: &str| s.chars().map(|c| c as u32 as u8).collect::<Vec<u8>>();
         CommandDef {

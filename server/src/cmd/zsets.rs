@@ -1009,6 +1009,15 @@ struct ZPopOp {
 }
 
 impl BlockedOp for ZPopOp {
+    fn effect(&self, key: &[u8]) -> Option<Vec<Vec<u8>>> {
+        let pop = if self.max { "ZPOPMAX" } else { "ZPOPMIN" };
+        let mut cmd = vec![pop.as_bytes().to_vec(), key.to_vec()];
+        if let Some(n) = self.count {
+            cmd.push(n.to_string().into_bytes());
+        }
+        Some(cmd)
+    }
+
     fn serve(
         &self,
         g: &mut Guard<'_>,

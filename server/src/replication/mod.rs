@@ -1,0 +1,286 @@
+//! Amber as a replication master: Redis 7.0 replicas (and Amber replicas)
+//! follow it.
+//!
+//! * [`sync`]: `SYNC`, `PSYNC` and `REPLCONF`: a full copy (the RDB
+//!   writer of `crate::snapshot`, sent as `$<len>` bytes) or, from the
+//!   [`backlog`], a partial resynchronization (`+CONTINUE`).
+//! * [`propagate`]: which commands reach the replicas and in what form
+//!   (Redis's rewrites: absolute deadlines, `SPOP` as `SREM`, a script's
+//!   or a transaction's effects wrapped in `MULTI`/`EXEC`...).
+//! * [`Master`] (here): the stream itself. Its bytes go, in order, to the
+//!   backlog and to every replica's mailbox (the pub/sub mailbox its
+//!   connection drains, bounded by `client-output-buffer-limit replica`).
+//!
+//! Order: Amber runs commands on several threads, so two writes of one
+//! key could finish in one order and reach the stream in the other.
+//! While a replica is attached, a command that may write holds
+//! [`Master::order`] from before it runs until its effects are in the
+//! stream. With no replica the whole cost is one relaxed load
+//! ([`Master::active`]) per write command.
+
+pub mod backlog;
+pub mod propagate;
+pub mod sync;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
+
+use crate::pubsub::Mailbox;
+use crate::resp::ReplyWriter;
+use crate::state::ServerState;
+use backlog::Backlog;
+
+/// One attached replica.
+#[derive(Debug)]
+pub struct Replica {
+    /// The replica's client id.
+    pub id: u64,
+    /// Where its share of the stream waits for its connection.
+    pub mailbox: Arc<Mailbox>,
+    /// Its address, as `INFO replication` shows it.
+    pub ip: String,
+    /// The port it listens on (`REPLCONF listening-port`).
+    pub port: u16,
+    /// The offset it acknowledged last (`REPLCONF ACK`).
+    pub ack: AtomicU64,
+    /// Unix ms of that acknowledgement.
+    pub ack_ms: AtomicU64,
+}
+
+/// The stream: its offset, the database it last selected, its readers.
+#[derive(Debug, Default)]
+struct Stream {
+    /// `master_repl_offset`: bytes sent so far.
+    offset: u64,
+    /// The database the stream's last `SELECT` chose (`None`: unknown to
+    /// some replica, select again).
+    db: Option<usize>,
+    replicas: Vec<Arc<Replica>>,
+    backlog: Backlog,
+    /// Whether the backlog was ever created (a first replica attached).
+    backlog_active: bool,
+}
+
+/// A client blocked in `WAIT`.
+#[derive(Debug, Clone, Copy)]
+struct Waiting {
+    client: u64,
+    offset: u64,
+    replicas: i64,
+}
+
+/// The master side of replication (see the module docs).
+#[derive(Debug, Default)]
+pub struct Master {
+    active: AtomicBool,
+    order: Mutex<()>,
+    stream: Mutex<Stream>,
+    waiting: Mutex<Vec<Waiting>>,
+}
+
+/// What `ROLE` and `INFO replication` show of the master side.
+#[derive(Debug, Clone)]
+pub struct MasterView {
+    /// `master_repl_offset`.
+    pub offset: u64,
+    /// The attached replicas.
+    pub replicas: Vec<Arc<Replica>>,
+    /// `repl_backlog_active`.
+    pub backlog_active: bool,
+    /// `repl_backlog_first_byte_offset`.
+    pub backlog_first: u64,
+    /// `repl_backlog_histlen`.
+    pub backlog_len: usize,
+}
+
+impl Master {
+    /// Whether some replica is attached (one relaxed load: the whole cost
+    /// of replication to a write command while none is).
+    #[inline]
+    pub fn active(&self) -> bool {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Held by a write command from before it runs until its effects are
+    /// in the stream, while replicas are attached.
+    pub fn order(&self) -> MutexGuard<'_, ()> {
+        self.order.lock()
+    }
+
+    /// `master_repl_offset`.
+    pub fn offset(&self) -> u64 {
+        self.stream.lock().offset
+    }
+
+    /// The figures `ROLE` and `INFO replication` show.
+    pub fn view(&self) -> MasterView {
+        let s = self.stream.lock();
+        MasterView {
+            offset: s.offset,
+            replicas: s.replicas.clone(),
+            backlog_active: s.backlog_active,
+            backlog_first: s.backlog.first_byte_offset(),
+            backlog_len: s.backlog.len(),
+        }
+    }
+
+    /// Attaches a replica for a full resynchronization: from the returned
+    /// offset on, the stream goes to its mailbox (after the payload the
+    /// caller sends). The caller holds the keyspace's exclusive gate, so
+    /// no command runs between this and the snapshot.
+    pub fn attach(&self, replica: Arc<Replica>) -> u64 {
+        let mut s = self.stream.lock();
+        s.replicas.retain(|r| r.id != replica.id);
+        s.replicas.push(replica);
+        // Redis's `slaveseldb = -1`: the new replica knows no database.
+        s.db = None;
+        s.backlog_active = true;
+        self.active.store(true, Ordering::SeqCst);
+        s.offset
+    }
+
+    /// Attaches a replica that continues from `psync_offset` (Redis's
+    /// `masterTryPartialResynchronization`): the bytes it misses, or
+    /// `None` (then nothing is attached) when the backlog lacks them.
+    pub fn attach_continuing(&self, replica: Arc<Replica>, psync_offset: u64) -> Option<Vec<u8>> {
+        let mut s = self.stream.lock();
+        if !s.backlog_active {
+            return None;
+        }
+        let missed = s.backlog.since(psync_offset, s.offset)?;
+        s.replicas.retain(|r| r.id != replica.id);
+        s.replicas.push(replica);
+        self.active.store(true, Ordering::SeqCst);
+        Some(missed)
+    }
+
+    /// Forgets the replica `id` (its connection closed).
+    pub fn detach(&self, id: u64) {
+        let mut s = self.stream.lock();
+        let before = s.replicas.len();
+        s.replicas.retain(|r| r.id != id);
+        if s.replicas.len() != before {
+            tracing::info!(client = id, "Connection with replica lost.");
+        }
+        if s.replicas.is_empty() {
+            self.active.store(false, Ordering::SeqCst);
+        }
+    }
+
+    /// Appends commands to the stream: `(db, args)` each, a `SELECT`
+    /// before any whose database is not the stream's (`db` `None`: no
+    /// database, as `PING` and `REPLCONF GETACK`). Returns the new offset.
+    pub fn feed(&self, srv: &ServerState, cmds: &[(Option<usize>, Vec<Vec<u8>>)]) -> u64 {
+        let mut w = ReplyWriter::new();
+        let mut s = self.stream.lock();
+        for (db, args) in cmds {
+            if let Some(db) = *db {
+                if s.db != Some(db) {
+                    let n = db.to_string();
+                    encode(&mut w, &[b"SELECT", n.as_bytes()]);
+                    s.db = Some(db);
+                }
+            }
+            let parts: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+            encode(&mut w, &parts);
+        }
+        let bytes = w.as_bytes();
+        if bytes.is_empty() {
+            return s.offset;
+        }
+        let at = s.offset;
+        s.offset += bytes.len() as u64;
+        let cap = srv.config.get_u64("repl-backlog-size").max(16 * 1024) as usize;
+        s.backlog.push(at, bytes, cap);
+        let limits = || crate::pubsub::replica_limits(srv);
+        for r in &s.replicas {
+            r.mailbox.post(bytes, &limits);
+        }
+        metrics::counter!("amber_repl_stream_bytes_total").increment(bytes.len() as u64);
+        s.offset
+    }
+
+    /// A key removed by expiry or eviction, as Redis's
+    /// `propagateDeletion`: `DEL` in its database. Called while the key's
+    /// shard is locked, so it is in the stream before anything that
+    /// writes the key again.
+    pub fn feed_deletion(&self, srv: &ServerState, db: usize, key: &[u8]) {
+        if self.active() {
+            self.feed(srv, &[(Some(db), vec![b"DEL".to_vec(), key.to_vec()])]);
+        }
+    }
+
+    /// `PING` to every replica (`repl-ping-replica-period`), so they know
+    /// the link is alive.
+    pub fn ping(&self, srv: &ServerState) {
+        if self.active() {
+            self.feed(srv, &[(None, vec![b"PING".to_vec()])]);
+        }
+    }
+
+    /// Asks every replica for its offset (`REPLCONF GETACK *`), for `WAIT`.
+    pub fn request_acks(&self, srv: &ServerState) {
+        if self.active() {
+            let getack = [b"REPLCONF".to_vec(), b"GETACK".to_vec(), b"*".to_vec()];
+            self.feed(srv, &[(None, getack.to_vec())]);
+        }
+    }
+
+    /// How many replicas acknowledged at least `offset`.
+    pub fn acknowledged(&self, offset: u64) -> i64 {
+        let s = self.stream.lock();
+        s.replicas
+            .iter()
+            .filter(|r| r.ack.load(Ordering::Relaxed) >= offset)
+            .count() as i64
+    }
+
+    /// Remembers a client blocked in `WAIT` for `replicas` acknowledging
+    /// `offset`.
+    pub fn add_waiter(&self, client: u64, offset: u64, replicas: i64) {
+        self.waiting.lock().push(Waiting {
+            client,
+            offset,
+            replicas,
+        });
+    }
+
+    /// A replica acknowledged `offset`: records it and ends the `WAIT`s
+    /// now satisfied (their reply, the count, is written as they end).
+    pub fn acked(&self, srv: &ServerState, replica: &Replica, offset: u64) {
+        replica.ack.fetch_max(offset, Ordering::Relaxed);
+        replica
+            .ack_ms
+            .store(amber_storage::clock::now_ms(), Ordering::Relaxed);
+        let waiting = std::mem::take(&mut *self.waiting.lock());
+        if waiting.is_empty() {
+            return;
+        }
+        let mut still = Vec::new();
+        for w in waiting {
+            let blocked = srv
+                .clients
+                .get(w.client)
+                .is_some_and(|h| h.blocked.load(Ordering::Relaxed));
+            if !blocked {
+                continue;
+            }
+            if self.acknowledged(w.offset) >= w.replicas {
+                srv.blocking.unblock(w.client, false);
+            } else {
+                still.push(w);
+            }
+        }
+        self.waiting.lock().extend(still);
+    }
+}
+
+/// Appends one command, as a RESP array of bulk strings, to `w`.
+pub fn encode(w: &mut ReplyWriter, args: &[&[u8]]) {
+    w.array(args.len());
+    for a in args {
+        w.bulk(a);
+    }
+}

@@ -1,0 +1,408 @@
+//! Which commands reach the replicas, and in what form (Redis's `call()`,
+//! `alsoPropagate` and `propagatePendingCommands`).
+//!
+//! Around every command flagged [`Flags::PROPAGATES`] the dispatcher
+//! opens a [`Scope`]. The storage layer counts, per thread, the keys a
+//! command really changed (`amber_storage::changes`); the difference is
+//! the command's share of `dirty`, and zero means it changed nothing and
+//! is not propagated (unless Redis forces it: [`Flags::FORCE_PROPAGATE`]).
+//!
+//! While replicas are attached, the commands a top-level command runs
+//! (itself, or a transaction's or a script's commands, and the pops of
+//! the blocked clients it served) collect in a per-thread list, each in
+//! the form Redis sends: [`rewrite`]. When the top-level command ends
+//! they go to the stream, wrapped in `MULTI`/`EXEC` when there are
+//! several.
+
+use std::cell::RefCell;
+
+use parking_lot::MutexGuard;
+
+use crate::cmd::{CommandDef, Flags};
+use crate::state::ServerState;
+
+/// A command for the stream: its database and arguments.
+pub type Op = (Option<usize>, Vec<Vec<u8>>);
+
+#[derive(Default)]
+struct Pending {
+    /// Nesting of propagating scopes on this thread (0: none open).
+    depth: u32,
+    ops: Vec<Op>,
+}
+
+thread_local! {
+    static PENDING: RefCell<Pending> = RefCell::new(Pending::default());
+}
+
+/// A command being run: what [`Scope::finish`] needs to count and
+/// propagate it.
+pub struct Scope<'a> {
+    changes: u64,
+    /// Set while replicas are attached: this scope collects ops.
+    propagating: bool,
+    /// Where this command's own op goes in the thread's list (before the
+    /// pops of the clients it served, which it made possible).
+    at: usize,
+    _order: Option<MutexGuard<'a, ()>>,
+}
+
+impl<'a> Scope<'a> {
+    /// Opens the scope of a command that may change the dataset. Costs a
+    /// thread-local read and one relaxed load while no replica is attached.
+    #[inline]
+    pub fn enter(srv: &'a ServerState) -> Scope<'a> {
+        let changes = amber_storage::changes::count();
+        if !srv.master.active() {
+            return Scope {
+                changes,
+                propagating: false,
+                at: 0,
+                _order: None,
+            };
+        }
+        let (top, at) = PENDING.with(|p| {
+            let mut p = p.borrow_mut();
+            p.depth += 1;
+            (p.depth == 1, p.ops.len())
+        });
+        Scope {
+            changes,
+            propagating: true,
+            at,
+            _order: top.then(|| srv.master.order()),
+        }
+    }
+
+    /// Closes the scope after the command ran: counts its changes in
+    /// `dirty` and, while replicas are attached, propagates it. `reply`
+    /// is the command's reply (some rewrites read it); returns the new
+    /// stream offset when this ended a top-level command that fed it.
+    pub fn finish(
+        self,
+        srv: &ServerState,
+        db: usize,
+        def: &CommandDef,
+        args: &[&[u8]],
+        reply: &[u8],
+        ok: bool,
+    ) -> Option<u64> {
+        let changed = amber_storage::changes::count().wrapping_sub(self.changes);
+        let container = def.flags.has(Flags::CONTAINER);
+        let forced = ok && def.flags.has(Flags::FORCE_PROPAGATE);
+        if !container {
+            if changed > 0 {
+                srv.dirty.add(changed);
+            } else if forced && !def.flags.has(Flags::PUBSUB) {
+                srv.dirty.add(1);
+            }
+        }
+        if !self.propagating {
+            return None;
+        }
+        let own = if ok && !container && (changed > 0 || forced) {
+            rewrite(srv, db, &def.name, args, reply)
+        } else {
+            Vec::new()
+        };
+        let ops = PENDING.with(|p| {
+            let mut p = p.borrow_mut();
+            let at = self.at.min(p.ops.len());
+            p.ops.splice(at..at, own.into_iter().map(|a| (Some(db), a)));
+            p.depth = p.depth.saturating_sub(1);
+            if p.depth == 0 {
+                Some(std::mem::take(&mut p.ops))
+            } else {
+                None
+            }
+        })?;
+        if ops.is_empty() {
+            return None;
+        }
+        Some(srv.master.feed(srv, &wrapped(ops)))
+    }
+}
+
+/// Adds a command to the running top-level command's effects (a blocked
+/// client it served: Redis's `alsoPropagate`). Nothing while no scope
+/// collects.
+pub fn also(db: usize, args: Vec<Vec<u8>>) {
+    PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.depth > 0 {
+            p.ops.push((Some(db), args));
+        }
+    });
+}
+
+/// Several commands go as one transaction (`MULTI` with the first one's
+/// database, `EXEC` with the last one's), as Redis 7.0 wraps them.
+fn wrapped(mut ops: Vec<Op>) -> Vec<Op> {
+    if ops.len() < 2 {
+        return ops;
+    }
+    let first = ops.first().and_then(|o| o.0);
+    let last = ops.last().and_then(|o| o.0);
+    ops.insert(0, (first, vec![b"MULTI".to_vec()]));
+    ops.push((last, vec![b"EXEC".to_vec()]));
+    ops
+}
+
+fn owned(args: &[&[u8]]) -> Vec<Vec<u8>> {
+    args.iter().map(|a| a.to_vec()).collect()
+}
+
+fn arg(args: &[&[u8]], i: usize) -> Vec<u8> {
+    args.get(i).map(|a| a.to_vec()).unwrap_or_default()
+}
+
+fn is(a: &[u8], word: &str) -> bool {
+    a.eq_ignore_ascii_case(word.as_bytes())
+}
+
+/// The form in which Redis 7.0 propagates a command that changed the
+/// dataset (database `db`, after it ran, with its `reply`): deadlines
+/// made absolute (`PEXPIREAT`, `SET ... PXAT`), random or computed
+/// results made explicit (`SPOP` as `SREM`, `INCRBYFLOAT` as `SET ...
+/// KEEPTTL`, `XADD *` with its ID), blocking pops as their non-blocking
+/// form. Other commands go verbatim. Never fails: an unexpected reply
+/// falls back to the verbatim command.
+pub fn rewrite(
+    srv: &ServerState,
+    db: usize,
+    name: &str,
+    args: &[&[u8]],
+    reply: &[u8],
+) -> Vec<Vec<Vec<u8>>> {
+    let key = arg(args, 1);
+    let values = reply_leaves(reply);
+    let first = values.first().cloned();
+    let verbatim = || vec![owned(args)];
+    match name {
+        "expire" | "pexpire" | "expireat" | "pexpireat" | "getex" => {
+            vec![deadline_form(srv, db, &key, None)]
+        }
+        "setex" | "psetex" => vec![deadline_form(srv, db, &key, Some(arg(args, 3)))],
+        "set"
+            if args
+                .iter()
+                .skip(3)
+                .any(|a| is(a, "ex") || is(a, "px") || is(a, "exat") || is(a, "pxat")) =>
+        {
+            vec![deadline_form(srv, db, &key, Some(arg(args, 2)))]
+        }
+        "getdel" => vec![vec![b"DEL".to_vec(), key]],
+        "incrbyfloat" => match first {
+            Some(v) => vec![vec![b"SET".to_vec(), key, v, b"KEEPTTL".to_vec()]],
+            None => verbatim(),
+        },
+        "hincrbyfloat" => match first {
+            Some(v) => vec![vec![b"HSET".to_vec(), key, arg(args, 2), v]],
+            None => verbatim(),
+        },
+        "spop" => {
+            if values.is_empty() {
+                return Vec::new();
+            }
+            let mut cmd = vec![b"SREM".to_vec(), key];
+            cmd.extend(values);
+            vec![cmd]
+        }
+        "blpop" | "brpop" => match first {
+            Some(k) => {
+                let pop = if name == "blpop" { "LPOP" } else { "RPOP" };
+                vec![vec![pop.as_bytes().to_vec(), k]]
+            }
+            None => Vec::new(),
+        },
+        "blmpop" => match first {
+            Some(k) => {
+                let left = args.iter().any(|a| is(a, "left"));
+                let pop = if left { "LPOP" } else { "RPOP" };
+                let n = values.len().saturating_sub(1).to_string();
+                vec![vec![pop.as_bytes().to_vec(), k, n.into_bytes()]]
+            }
+            None => Vec::new(),
+        },
+        "bzpopmin" | "bzpopmax" => match first {
+            Some(k) => {
+                let pop = if name == "bzpopmin" {
+                    "ZPOPMIN"
+                } else {
+                    "ZPOPMAX"
+                };
+                vec![vec![pop.as_bytes().to_vec(), k]]
+            }
+            None => Vec::new(),
+        },
+        "bzmpop" => match first {
+            Some(k) => {
+                let min = args.iter().any(|a| is(a, "min"));
+                let pop = if min { "ZPOPMIN" } else { "ZPOPMAX" };
+                let n = (values.len().saturating_sub(1) / 2).to_string();
+                vec![vec![pop.as_bytes().to_vec(), k, n.into_bytes()]]
+            }
+            None => Vec::new(),
+        },
+        "blmove" => {
+            let mut cmd = owned(args.get(..args.len().saturating_sub(1)).unwrap_or_default());
+            if let Some(n) = cmd.first_mut() {
+                *n = b"LMOVE".to_vec();
+            }
+            vec![cmd]
+        }
+        "brpoplpush" => vec![vec![b"RPOPLPUSH".to_vec(), key, arg(args, 2)]],
+        "xadd" => match (first, xadd_id_position(args)) {
+            (Some(id), Some(i)) => {
+                let mut cmd = owned(args);
+                if let Some(slot) = cmd.get_mut(i) {
+                    *slot = id;
+                }
+                vec![cmd]
+            }
+            _ => verbatim(),
+        },
+        _ => verbatim(),
+    }
+}
+
+/// The key's state after a command that set its deadline: `SET key value
+/// PXAT ms` (`value` given) or `PEXPIREAT key ms`, `PERSIST key` when it
+/// has no deadline, `DEL key` when it is gone (a deadline in the past).
+fn deadline_form(srv: &ServerState, db: usize, key: &[u8], value: Option<Vec<u8>>) -> Vec<Vec<u8>> {
+    let deadline = srv
+        .keyspace
+        .lock_one(db, key)
+        .ok()
+        .and_then(|mut g| g.expire_at(key));
+    match (deadline, value) {
+        (None, _) => vec![b"DEL".to_vec(), key.to_vec()],
+        (Some(Some(ms)), Some(v)) => vec![
+            b"SET".to_vec(),
+            key.to_vec(),
+            v,
+            b"PXAT".to_vec(),
+            ms.to_string().into_bytes(),
+        ],
+        (Some(None), Some(v)) => vec![b"SET".to_vec(), key.to_vec(), v],
+        (Some(Some(ms)), None) => vec![
+            b"PEXPIREAT".to_vec(),
+            key.to_vec(),
+            ms.to_string().into_bytes(),
+        ],
+        (Some(None), None) => vec![b"PERSIST".to_vec(), key.to_vec()],
+    }
+}
+
+/// Where `XADD key [NOMKSTREAM] [MAXLEN|MINID [=|~] n [LIMIT c]] id ...`
+/// has its ID.
+fn xadd_id_position(args: &[&[u8]]) -> Option<usize> {
+    let mut i = 2;
+    loop {
+        let a = *args.get(i)?;
+        if is(a, "nomkstream") {
+            i += 1;
+        } else if is(a, "maxlen") || is(a, "minid") {
+            i += 1;
+            if args.get(i).is_some_and(|a| *a == b"=" || *a == b"~") {
+                i += 1;
+            }
+            i += 1;
+        } else if is(a, "limit") {
+            i += 2;
+        } else {
+            return Some(i);
+        }
+    }
+}
+
+/// The strings of a reply, flattened: each bulk, simple string, number
+/// or double, in order (nulls and errors skipped). Enough for the
+/// replies the rewrites read: a bulk, or arrays of them.
+pub fn reply_leaves(reply: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut rest = reply;
+    while let Some((&kind, tail)) = rest.split_first() {
+        let Some(end) = tail.windows(2).position(|w| w == b"\r\n") else {
+            break;
+        };
+        let (line, after) = (&tail[..end], &tail[end + 2..]);
+        rest = after;
+        match kind {
+            b'$' | b'=' => {
+                let Some(len) = std::str::from_utf8(line)
+                    .ok()
+                    .and_then(|l| l.parse::<i64>().ok())
+                else {
+                    break;
+                };
+                if len < 0 {
+                    continue;
+                }
+                let len = len as usize;
+                let Some(data) = after.get(..len) else { break };
+                out.push(data.to_vec());
+                rest = after.get(len + 2..).unwrap_or_default();
+            }
+            b'+' | b':' | b',' => out.push(line.to_vec()),
+            // Aggregates: their elements follow.
+            b'*' | b'~' | b'>' | b'%' => {}
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaves_of_bulks_arrays_and_nulls() {
+        assert_eq!(reply_leaves(b"$3\r\nabc\r\n"), vec![b"abc".to_vec()]);
+        assert_eq!(
+            reply_leaves(b"*2\r\n$1\r\nk\r\n*2\r\n$2\r\nv1\r\n,1.5\r\n"),
+            vec![b"k".to_vec(), b"v1".to_vec(), b"1.5".to_vec()]
+        );
+        assert!(reply_leaves(b"$-1\r\n").is_empty());
+        assert!(reply_leaves(b"*-1\r\n").is_empty());
+        assert_eq!(reply_leaves(b"$5\r\na\r\nb\r\n"), vec![b"a\r\nb".to_vec()]);
+        // Truncated input ends quietly.
+        assert!(reply_leaves(b"$10\r\nab").is_empty());
+    }
+
+    #[test]
+    fn xadd_id_after_the_options() {
+        let a: Vec<&[u8]> = vec![b"XADD", b"s", b"*", b"f", b"v"];
+        assert_eq!(xadd_id_position(&a), Some(2));
+        let a: Vec<&[u8]> = vec![
+            b"XADD",
+            b"s",
+            b"NOMKSTREAM",
+            b"MAXLEN",
+            b"~",
+            b"10",
+            b"LIMIT",
+            b"5",
+            b"*",
+            b"f",
+            b"v",
+        ];
+        assert_eq!(xadd_id_position(&a), Some(8));
+        let a: Vec<&[u8]> = vec![b"XADD", b"s", b"MINID", b"0-1"];
+        assert_eq!(xadd_id_position(&a), None);
+    }
+
+    #[test]
+    fn several_effects_are_one_transaction() {
+        let one = wrapped(vec![(Some(0), vec![b"SET".to_vec()])]);
+        assert_eq!(one.len(), 1);
+        let two = wrapped(vec![
+            (Some(0), vec![b"SET".to_vec()]),
+            (Some(3), vec![b"DEL".to_vec()]),
+        ]);
+        assert_eq!(two.len(), 4);
+        assert_eq!(two[0], (Some(0), vec![b"MULTI".to_vec()]));
+        assert_eq!(two[3], (Some(3), vec![b"EXEC".to_vec()]));
+    }
+}

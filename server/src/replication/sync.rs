@@ -1,0 +1,159 @@
+//! `SYNC`, `PSYNC` and `REPLCONF`: how a replica attaches (Redis's
+//! `syncCommand`, `masterTryPartialResynchronization`, `replconfCommand`).
+//!
+//! `PSYNC <replid> <offset>` with this server's replication id and an
+//! offset the [`super::backlog`] still holds continues (`+CONTINUE
+//! <replid>` and the missed bytes). Anything else is a full
+//! resynchronization: `+FULLRESYNC <replid> <offset>`, then the RDB
+//! payload as `$<len>\r\n<bytes>` (no trailing newline), written by the
+//! same code as `SAVE` (`crate::snapshot::to_bytes`), then the stream.
+//! Both commands run under the keyspace's exclusive gate, so the replica
+//! is attached, and the snapshot taken, between two commands: the stream
+//! it receives starts exactly where the snapshot ends. The replid is the
+//! server's run id; Amber keeps no second replid (a replica promoted
+//! with `REPLICAOF NO ONE` starts a new history).
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use super::Replica;
+use crate::cmd::args::{self, nth};
+use crate::cmd::{CmdError, CmdResult, Ctx, Handler};
+
+/// This module's commands.
+pub const COMMANDS: &[(&str, Handler)] =
+    &[("psync", psync), ("replconf", replconf), ("sync", sync)];
+
+/// `PSYNC replid offset`.
+fn psync(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    attach(ctx, Some((nth(args, 1), nth(args, 2))))
+}
+
+/// `SYNC`: the old full resynchronization, without `+FULLRESYNC`.
+fn sync(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
+    attach(ctx, None)
+}
+
+fn attach(ctx: &mut Ctx<'_>, psync: Option<(&[u8], &[u8])>) -> CmdResult {
+    // A replica's further SYNCs are ignored, as in Redis.
+    if ctx.client.replica.is_some() {
+        return Ok(());
+    }
+    let srv = ctx.srv;
+    if let Some(v) = srv.replication.view() {
+        if v.state != crate::replica::LinkState::Connected {
+            return Err(CmdError::msg(
+                "NOMASTERLINK Can't SYNC while not connected with my master",
+            ));
+        }
+    }
+    let handle = ctx.client.handle.clone();
+    let port = match ctx.client.repl_port {
+        0 => handle.addr.port(),
+        p => p,
+    };
+    let ip = ctx
+        .client
+        .repl_ip
+        .clone()
+        .unwrap_or_else(|| handle.addr.ip().to_string());
+    let replica = Arc::new(Replica {
+        id: handle.id,
+        mailbox: ctx.client.subs.mailbox.clone(),
+        ip,
+        port,
+        ack: AtomicU64::new(0),
+        ack_ms: AtomicU64::new(amber_storage::clock::now_ms()),
+    });
+    let replid = srv.run_id.as_str();
+    if let Some((id, offset)) = psync {
+        let offset = args::parse_i64(offset).unwrap_or(-1);
+        if id == replid.as_bytes() && offset > 0 {
+            if let Some(missed) = srv.master.attach_continuing(replica.clone(), offset as u64) {
+                ctx.out.raw(format!("+CONTINUE {replid}\r\n").as_bytes());
+                ctx.out.raw(&missed);
+                ctx.client.replica = Some(replica);
+                handle.info.lock().replica = true;
+                tracing::info!(
+                    client = handle.id,
+                    bytes = missed.len(),
+                    "Partial resynchronization request from {} accepted. Sending {} bytes of backlog starting from offset {}.",
+                    handle.addr, missed.len(), offset
+                );
+                metrics::counter!("amber_repl_partial_syncs_total").increment(1);
+                return Ok(());
+            }
+        }
+        tracing::info!(
+            client = handle.id,
+            "Full resync requested by replica {}",
+            handle.addr
+        );
+    }
+    let offset = srv.master.attach(replica.clone());
+    let rdb = match crate::snapshot::to_bytes(srv) {
+        Ok(b) => b,
+        Err(e) => {
+            srv.master.detach(handle.id);
+            tracing::warn!(error = %e, "cannot produce the RDB for a replica");
+            return Err(CmdError::err(e));
+        }
+    };
+    if psync.is_some() {
+        ctx.out
+            .raw(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes());
+    }
+    ctx.out.raw(format!("${}\r\n", rdb.len()).as_bytes());
+    ctx.out.raw(&rdb);
+    ctx.client.replica = Some(replica);
+    handle.info.lock().replica = true;
+    metrics::counter!("amber_repl_full_syncs_total").increment(1);
+    tracing::info!(
+        client = handle.id,
+        bytes = rdb.len(),
+        offset,
+        "Synchronization with replica {} succeeded",
+        handle.addr
+    );
+    Ok(())
+}
+
+/// `REPLCONF option value [option value ...]`: `listening-port`,
+/// `ip-address`, `capa`, `rdb-only` answer `+OK`; `ACK <offset>` (from an
+/// attached replica) and `GETACK` answer nothing.
+fn replconf(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    if args.len() % 2 == 0 {
+        return Err(CmdError::Syntax);
+    }
+    let mut j = 1;
+    while j + 1 < args.len() {
+        let (opt, val) = (nth(args, j), nth(args, j + 1));
+        if args::is(opt, "listening-port") {
+            let port = args::int(val)?;
+            ctx.client.repl_port = u16::try_from(port).unwrap_or(0);
+        } else if args::is(opt, "ip-address") {
+            ctx.client.repl_ip = Some(String::from_utf8_lossy(val).into_owned());
+        } else if args::is(opt, "capa") || args::is(opt, "rdb-only") {
+            // Amber sends `$<len>` payloads, which every replica reads.
+        } else if args::is(opt, "ack") {
+            // Acknowledgements come from replicas only, and get no reply.
+            if let Some(r) = ctx.client.replica.clone() {
+                if let Some(offset) = args::parse_i64(val).filter(|o| *o >= 0) {
+                    ctx.srv.master.acked(ctx.srv, &r, offset as u64);
+                }
+            }
+            return Ok(());
+        } else if args::is(opt, "getack") {
+            // Only a master asks; a replica answers on its master link.
+            return Ok(());
+        } else {
+            return Err(CmdError::err(format!(
+                "Unrecognized REPLCONF option: {}",
+                String::from_utf8_lossy(opt)
+            )));
+        }
+        j += 2;
+    }
+    ctx.out.ok();
+    Ok(())
+}
