@@ -12,6 +12,7 @@ pub mod binary;
 pub mod client;
 pub mod minimal;
 pub mod process;
+pub mod replication;
 pub mod reply;
 pub mod restartable;
 pub mod script;

@@ -6,13 +6,15 @@
 //! restart is followed by a new full sync; `REPLICAOF NO ONE` keeps the
 //! data (across `kill -9` with `persistence pmem`) and allows writes.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use amber_tests::process::free_port;
-use amber_tests::reply::{self, Reply};
+use amber_tests::replication::{
+    assert_same_data, dataset, field, flat, info, parsed, q, wait_synced, wait_until,
+};
+use amber_tests::reply;
 use amber_tests::{RespClient, RestartableServer, ServerProcess};
 
 const REDIS_SERVER: &str = "/usr/bin/redis-server";
@@ -93,149 +95,6 @@ impl Drop for LogOnPanic<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!("server log:\n{}", self.0.log_text());
-        }
-    }
-}
-
-fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn parsed(bytes: &[u8]) -> Reply {
-    match reply::parse(bytes) {
-        Ok(Some((r, _))) => r,
-        other => panic!("unparsable reply {:?}: {other:?}", reply::show(bytes)),
-    }
-}
-
-fn q(c: &mut RespClient, args: &[&str]) -> Reply {
-    parsed(&c.cmd(args))
-}
-
-/// The leaves of a reply, as bytes (nil as `<nil>`).
-fn leaves(r: &Reply, out: &mut Vec<Vec<u8>>) {
-    if r.items.is_empty() && matches!(r.kind, b'$' | b'+' | b':' | b'-' | b',' | b'_') {
-        match (&r.data, r.kind) {
-            (Some(d), _) => out.push(d.clone()),
-            (None, b'$') | (None, b'_') => out.push(b"<nil>".to_vec()),
-            (None, _) => out.push(r.head.clone()),
-        }
-    }
-    for i in &r.items {
-        leaves(i, out);
-    }
-}
-
-fn flat(r: &Reply) -> Vec<Vec<u8>> {
-    let mut v = Vec::new();
-    leaves(r, &mut v);
-    v
-}
-
-/// `INFO <section>` as field -> value, in order.
-fn info(c: &mut RespClient, section: &str) -> Vec<(String, String)> {
-    let text = q(c, &["INFO", section]).text();
-    text.lines()
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-        .collect()
-}
-
-fn field(c: &mut RespClient, section: &str, name: &str) -> String {
-    info(c, section)
-        .into_iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
-        .unwrap_or_default()
-}
-
-/// Waits until `replica`'s link is up and it processed everything the
-/// master sent so far.
-fn wait_synced(master: &mut RespClient, replica: &mut RespClient) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let target = field(master, "replication", "master_repl_offset");
-        let ours = info(replica, "replication");
-        let get = |name: &str| {
-            ours.iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-                .unwrap_or_default()
-        };
-        if get("master_link_status") == "up" && get("slave_repl_offset") == target {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the replica did not catch up with the master's offset {target}: {ours:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// One key as read through commands: type, contents (order-free types
-/// sorted), PTTL.
-type Dataset = BTreeMap<(usize, Vec<u8>), (String, Vec<Vec<u8>>, i64)>;
-
-fn dataset(c: &mut RespClient) -> Dataset {
-    let mut out = Dataset::new();
-    for db in 0..16usize {
-        let n = db.to_string();
-        q(c, &["SELECT", &n]);
-        let mut keys = flat(&q(c, &["KEYS", "*"]));
-        keys.sort();
-        for key in keys {
-            let k = String::from_utf8(key.clone()).expect("utf-8 test keys");
-            let kind = q(c, &["TYPE", &k]).text();
-            if kind == "none" {
-                // Listed, but logically expired (a replica waits for the
-                // master's DEL).
-                continue;
-            }
-            let contents = match kind.as_str() {
-                "string" => flat(&q(c, &["GET", &k])),
-                "list" => flat(&q(c, &["LRANGE", &k, "0", "-1"])),
-                "set" => {
-                    let mut v = flat(&q(c, &["SMEMBERS", &k]));
-                    v.sort();
-                    v
-                }
-                "zset" => flat(&q(c, &["ZRANGE", &k, "0", "-1", "WITHSCORES"])),
-                "hash" => {
-                    let v = flat(&q(c, &["HGETALL", &k]));
-                    let mut pairs: Vec<Vec<u8>> =
-                        v.chunks(2).map(|p| p.concat()).collect::<Vec<_>>();
-                    pairs.sort();
-                    pairs
-                }
-                "stream" => flat(&q(c, &["XRANGE", &k, "-", "+"])),
-                other => panic!("unexpected type {other}"),
-            };
-            let pttl = q(c, &["PTTL", &k]).integer().expect("PTTL");
-            out.insert((db, key), (kind, contents, pttl));
-        }
-    }
-    q(c, &["SELECT", "0"]);
-    out
-}
-
-/// Same keys, types and contents; TTLs within 3 s of each other.
-fn assert_same_data(master: &Dataset, replica: &Dataset) {
-    let mk: Vec<_> = master.keys().collect();
-    let rk: Vec<_> = replica.keys().collect();
-    assert_eq!(mk, rk, "the key sets differ");
-    for (k, (mt, mc, mttl)) in master {
-        let (rt, rc, rttl) = &replica[k];
-        assert_eq!(mt, rt, "type of {k:?}");
-        assert_eq!(mc, rc, "contents of {k:?}");
-        if *mttl < 0 || *rttl < 0 {
-            assert_eq!(mttl, rttl, "TTL of {k:?}");
-        } else {
-            assert!((mttl - rttl).abs() < 3000, "TTL of {k:?}: {mttl} vs {rttl}");
         }
     }
 }

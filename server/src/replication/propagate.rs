@@ -356,6 +356,181 @@ pub fn reply_leaves(reply: &[u8]) -> Vec<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::Client;
+    use crate::cmd::Ctx;
+    use crate::resp::ReplyWriter;
+
+    fn server() -> ServerState {
+        ServerState::with_keyspace(
+            crate::config::Config::default(),
+            amber_storage::Keyspace::new(amber_storage::KeyspaceConfig::default()),
+        )
+    }
+
+    fn client(srv: &ServerState) -> Client {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
+        Client::new(srv.clients.register(addr, addr, -1), true)
+    }
+
+    /// Runs one command; returns how much it added to `dirty`.
+    fn dirty_of(srv: &ServerState, client: &mut Client, line: &str) -> u64 {
+        let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+        let before = srv.dirty.get();
+        let mut out = ReplyWriter::default();
+        crate::cmd::execute(
+            &mut Ctx {
+                srv,
+                client,
+                out: &mut out,
+            },
+            &args,
+        );
+        srv.dirty.get() - before
+    }
+
+    #[test]
+    fn dirty_is_zero_exactly_when_nothing_changed() {
+        let srv = server();
+        let mut c = client(&srv);
+        let changed = [
+            "SET k v",
+            "SADD s a b",
+            "EXPIRE k 100",
+            "INCRBYFLOAT f 1.5",
+            "HINCRBYFLOAT h x 2",
+            "SPOP s",
+            "GETEX k PERSIST",
+            "LPUSH l a",
+            "DEL l",
+            "FLUSHDB",
+        ];
+        let unchanged = [
+            "SADD t a",
+            "SADD t a",
+            "EXPIRE missing 100",
+            "SPOP missing",
+            "GETEX t",
+            "DEL missing",
+            "GET t",
+            "HDEL nohash x",
+            "INCRBYFLOAT t 1",
+            "ZADD z NX 1 a",
+            "ZADD z NX 2 a",
+        ];
+        for line in changed {
+            assert!(dirty_of(&srv, &mut c, line) > 0, "{line} changed something");
+        }
+        // Each pair's first command changes, the others do not.
+        for (i, line) in unchanged.iter().enumerate() {
+            let d = dirty_of(&srv, &mut c, line);
+            if i == 0 || *line == "ZADD z NX 1 a" {
+                assert!(d > 0, "{line} changed something");
+            } else {
+                assert_eq!(d, 0, "{line} changed nothing");
+            }
+        }
+    }
+
+    /// The stream a replica would receive for `lines`, as arrays of words.
+    fn stream_of(lines: &[&str]) -> Vec<Vec<String>> {
+        let srv = server();
+        let mut c = client(&srv);
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 2));
+        let handle = srv.clients.register(addr, addr, -1);
+        let mailbox = std::sync::Arc::new(crate::pubsub::Mailbox::new(handle));
+        srv.master
+            .attach(std::sync::Arc::new(super::super::Replica {
+                id: 99,
+                mailbox: mailbox.clone(),
+                ip: "127.0.0.1".into(),
+                port: 1,
+                ack: Default::default(),
+                ack_ms: Default::default(),
+            }));
+        for line in lines {
+            dirty_of(&srv, &mut c, line);
+        }
+        let mut out = ReplyWriter::default();
+        mailbox.drain_into(&mut out);
+        let mut cmds = Vec::new();
+        let mut parser = crate::resp::RequestParser::default();
+        let mut rest = out.as_bytes();
+        while let Ok(Some(frame)) = parser.parse(rest, true) {
+            let (args, len) = parser.frame_args(rest, &frame);
+            cmds.push(
+                args.iter()
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect(),
+            );
+            rest = &rest[len..];
+        }
+        cmds
+    }
+
+    fn words(line: &str) -> Vec<String> {
+        line.split(' ').map(str::to_string).collect()
+    }
+
+    #[test]
+    fn rewrites_reach_the_stream_in_redis_form() {
+        let s = stream_of(&[
+            "SET a 1",
+            "SADD s x",
+            "SPOP s",
+            "SPOP s",
+            "INCRBYFLOAT f 1.5",
+            "GETDEL a",
+            "SELECT 3",
+            "SET b 2",
+            "EXPIRE nothing 10",
+        ]);
+        let expected: Vec<Vec<String>> = [
+            "SELECT 0",
+            "SET a 1",
+            "SADD s x",
+            "SREM s x",
+            "SET f 1.5 KEEPTTL",
+            "DEL a",
+            "SELECT 3",
+            "SET b 2",
+        ]
+        .iter()
+        .map(|l| words(l))
+        .collect();
+        assert_eq!(s, expected);
+    }
+
+    #[test]
+    fn deadlines_become_absolute() {
+        let s = stream_of(&["SET a 1 EX 100", "EXPIRE a 200", "SETEX c 50 v"]);
+        assert_eq!(s.len(), 4, "{s:?}");
+        let now = amber_storage::clock::now_ms();
+        let at = |cmd: &Vec<String>| cmd.last().and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
+        assert_eq!(s[1][..4], words("SET a 1 PXAT")[..]);
+        assert!(at(&s[1]).abs_diff(now + 100_000) < 5_000);
+        assert_eq!(s[2][..2], words("PEXPIREAT a")[..]);
+        assert!(at(&s[2]).abs_diff(now + 200_000) < 5_000);
+        assert_eq!(s[3][..4], words("SET c v PXAT")[..]);
+    }
+
+    #[test]
+    fn a_transaction_and_a_script_are_wrapped() {
+        let s = stream_of(&[
+            "MULTI",
+            "SET a 1",
+            "INCR a",
+            "EXEC",
+            "EVAL redis.call('set','b','1');redis.call('del','b') 0",
+            "EVAL return 1 0",
+        ]);
+        let expected: Vec<Vec<String>> = [
+            "SELECT 0", "MULTI", "SET a 1", "INCR a", "EXEC", "MULTI", "set b 1", "del b", "EXEC",
+        ]
+        .iter()
+        .map(|l| words(l))
+        .collect();
+        assert_eq!(s, expected);
+    }
 
     #[test]
     fn leaves_of_bulks_arrays_and_nulls() {
@@ -366,7 +541,7 @@ mod tests {
         );
         assert!(reply_leaves(b"$-1\r\n").is_empty());
         assert!(reply_leaves(b"*-1\r\n").is_empty());
-        assert_eq!(reply_leaves(b"$5\r\na\r\nb\r\n"), vec![b"a\r\nb".to_vec()]);
+        assert_eq!(reply_leaves(b"$4\r\na\r\nb\r\n"), vec![b"a\r\nb".to_vec()]);
         // Truncated input ends quietly.
         assert!(reply_leaves(b"$10\r\nab").is_empty());
     }
