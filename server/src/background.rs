@@ -34,6 +34,8 @@ pub async fn run(srv: Arc<ServerState>) {
         if now_ms.saturating_sub(last_ping) >= period {
             last_ping = now_ms;
             srv.master.ping(&srv);
+            srv.master
+                .expire_backlog(srv.config.get_u64("repl-backlog-ttl"));
         }
         // The `save` points: a background save once enough changes are
         // old enough (not while one runs; 5 s apart after a failure).

@@ -16,7 +16,10 @@
 //! While a replica is attached, a command that may write holds
 //! [`Master::order`] from before it runs until its effects are in the
 //! stream. With no replica the whole cost is one relaxed load
-//! ([`Master::active`]) per write command.
+//! ([`Master::active`]) per write command. As in Redis, the stream (into
+//! the backlog) goes on while no replica is attached, so one that
+//! reconnects can continue, until `repl-backlog-ttl` ends it
+//! ([`Master::expire_backlog`]).
 
 pub mod backlog;
 pub mod propagate;
@@ -59,8 +62,11 @@ struct Stream {
     db: Option<usize>,
     replicas: Vec<Arc<Replica>>,
     backlog: Backlog,
-    /// Whether the backlog was ever created (a first replica attached).
+    /// Whether the backlog exists (created when a first replica
+    /// attaches, freed `repl-backlog-ttl` seconds after the last one left).
     backlog_active: bool,
+    /// Unix ms the last replica left (while none is attached).
+    alone_since: Option<u64>,
 }
 
 /// A client blocked in `WAIT`.
@@ -96,8 +102,9 @@ pub struct MasterView {
 }
 
 impl Master {
-    /// Whether some replica is attached (one relaxed load: the whole cost
-    /// of replication to a write command while none is).
+    /// Whether the stream runs: some replica is attached, or was recently
+    /// and the backlog keeps the stream for its return (one relaxed load:
+    /// the whole cost of replication to a write command otherwise).
     #[inline]
     pub fn active(&self) -> bool {
         self.active.load(Ordering::Relaxed)
@@ -137,6 +144,7 @@ impl Master {
         // Redis's `slaveseldb = -1`: the new replica knows no database.
         s.db = None;
         s.backlog_active = true;
+        s.alone_since = None;
         self.active.store(true, Ordering::SeqCst);
         s.offset
     }
@@ -152,6 +160,7 @@ impl Master {
         let missed = s.backlog.since(psync_offset, s.offset)?;
         s.replicas.retain(|r| r.id != replica.id);
         s.replicas.push(replica);
+        s.alone_since = None;
         self.active.store(true, Ordering::SeqCst);
         Some(missed)
     }
@@ -164,7 +173,28 @@ impl Master {
         if s.replicas.len() != before {
             tracing::info!(client = id, "Connection with replica lost.");
         }
-        if s.replicas.is_empty() {
+        if s.replicas.is_empty() && s.alone_since.is_none() {
+            s.alone_since = Some(amber_storage::clock::now_ms());
+        }
+    }
+
+    /// Frees the backlog, and stops the stream, once no replica was
+    /// attached for `ttl_secs` (`repl-backlog-ttl`; 0: never). A replica
+    /// coming back later gets a full copy.
+    pub fn expire_backlog(&self, ttl_secs: u64) {
+        if ttl_secs == 0 || !self.active() {
+            return;
+        }
+        let mut s = self.stream.lock();
+        let Some(since) = s.alone_since else { return };
+        if amber_storage::clock::now_ms().saturating_sub(since) / 1000 >= ttl_secs {
+            tracing::info!(
+                secs = ttl_secs,
+                "Replication backlog freed after {ttl_secs} seconds without connected replicas."
+            );
+            s.backlog = Backlog::default();
+            s.backlog_active = false;
+            s.alone_since = None;
             self.active.store(false, Ordering::SeqCst);
         }
     }
@@ -215,7 +245,7 @@ impl Master {
     /// `PING` to every replica (`repl-ping-replica-period`), so they know
     /// the link is alive.
     pub fn ping(&self, srv: &ServerState) {
-        if self.active() {
+        if self.active() && !self.stream.lock().replicas.is_empty() {
             self.feed(srv, &[(None, vec![b"PING".to_vec()])]);
         }
     }

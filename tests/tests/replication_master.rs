@@ -1,0 +1,309 @@
+//! Amber as a replication master: a real redis-server 7.0 started with
+//! `replicaof` Amber gets a full copy of every type (`PSYNC` →
+//! `+FULLRESYNC` and the RDB payload), then follows a random mixed
+//! workload (rewritten commands, scripts, transactions, blocking pops
+//! served by pushes, expiry, several databases) key for key. `WAIT`,
+//! `ROLE` and `INFO replication` count the replica; a replica whose link
+//! is cut continues from the backlog (`+CONTINUE`); Amber follows Amber.
+
+use std::time::Duration;
+
+use amber_tests::replication::{
+    assert_same_data, dataset, field, flat, info, q, wait_synced, wait_until,
+};
+use amber_tests::{reply, RespClient, ServerProcess};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// Runs a command that must not fail.
+fn ok(c: &mut RespClient, args: &[&str]) -> Vec<u8> {
+    let r = c.cmd(args);
+    assert!(!r.starts_with(b"-"), "{args:?}: {}", reply::show(&r));
+    r
+}
+
+/// Data of every type, in two databases, some keys with deadlines.
+fn fill(c: &mut RespClient) {
+    for db in ["0", "2"] {
+        ok(c, &["SELECT", db]);
+        ok(c, &["SET", "str", "hello"]);
+        ok(c, &["SET", "num", "41"]);
+        ok(c, &["SET", "ttl", "v", "EX", "500"]);
+        ok(c, &["RPUSH", "list", "a", "b", "c", "d"]);
+        ok(c, &["HSET", "hash", "f1", "v1", "f2", "2"]);
+        ok(c, &["SADD", "set", "x", "y", "z", "w"]);
+        ok(c, &["SADD", "ints", "1", "2", "3"]);
+        ok(c, &["ZADD", "zset", "1", "a", "2.5", "b", "3", "c"]);
+        ok(c, &["XADD", "stream", "1-1", "f", "v"]);
+        ok(c, &["XADD", "stream", "*", "g", "w"]);
+        ok(c, &["PEXPIRE", "hash", "400000"]);
+    }
+    ok(c, &["SELECT", "0"]);
+    let big: String = (0..200).map(|i| format!("e{i},")).collect();
+    ok(c, &["SET", "big", &big]);
+}
+
+/// A random mixed workload of `n` commands over a few keys, every family
+/// and every rewrite the stream makes, reproducible from `seed`.
+fn workload(c: &mut RespClient, seed: u64, n: usize) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    for _ in 0..n {
+        let k = format!("k{}", rng.gen_range(0..6));
+        let v = rng.gen_range(0..1000).to_string();
+        let db = ["0", "0", "0", "2"][rng.gen_range(0..4)];
+        c.cmd(&["SELECT", db]);
+        // Errors (a key of another type) are part of the workload: a
+        // failed command changes nothing and is not propagated.
+        match rng.gen_range(0..30) {
+            0 => c.cmd(&["SET", &k, &v]),
+            1 => c.cmd(&["SET", &k, &v, "EX", "300"]),
+            2 => c.cmd(&["SETEX", &k, "200", &v]),
+            3 => c.cmd(&["INCRBYFLOAT", &format!("f{k}"), "1.25"]),
+            4 => c.cmd(&["HINCRBYFLOAT", "hash", &k, "0.5"]),
+            5 => c.cmd(&["EXPIRE", &k, "100"]),
+            6 => c.cmd(&["PEXPIRE", &k, "1"]),
+            7 => c.cmd(&["GETEX", &k, "PX", "250000"]),
+            8 => c.cmd(&["GETDEL", &k]),
+            9 => c.cmd(&["SADD", &format!("s{k}"), "a", "b", "c", &v]),
+            10 => c.cmd(&["SPOP", &format!("s{k}")]),
+            11 => c.cmd(&["SPOP", &format!("s{k}"), "2"]),
+            12 => c.cmd(&["LPUSH", &format!("l{k}"), &v, "x"]),
+            13 => c.cmd(&["RPOP", &format!("l{k}")]),
+            14 => c.cmd(&["LMOVE", &format!("l{k}"), "list", "LEFT", "RIGHT"]),
+            15 => c.cmd(&["ZINCRBY", "zset", "1.5", &k]),
+            16 => c.cmd(&["ZPOPMIN", "zset"]),
+            17 => c.cmd(&["XADD", "stream", "*", "f", &v]),
+            18 => c.cmd(&["XADD", "stream", "MAXLEN", "=", "5", "*", "g", &v]),
+            19 => c.cmd(&[
+                "EVAL",
+                "redis.call('incr', KEYS[1]); redis.call('sadd', KEYS[2], ARGV[1]); \
+                 return redis.call('spop', KEYS[2])",
+                "2",
+                &format!("n{k}"),
+                &format!("es{k}"),
+                &v,
+            ]),
+            20 => {
+                c.cmd(&["MULTI"]);
+                c.cmd(&["INCR", "counter"]);
+                c.cmd(&["SET", &k, &v, "PX", "90000"]);
+                c.cmd(&["HSET", "hash", "m", &v]);
+                c.cmd(&["EXEC"])
+            }
+            21 => c.cmd(&["DEL", &k]),
+            22 => c.cmd(&["APPEND", "str", "!"]),
+            23 => c.cmd(&["PERSIST", "hash"]),
+            24 => c.cmd(&["HDEL", "hash", &k]),
+            25 => c.cmd(&["COPY", "str", &format!("copy{k}"), "REPLACE"]),
+            26 => c.cmd(&["RENAME", &format!("l{k}"), &format!("renamed{k}")]),
+            27 => c.cmd(&["SREM", "set", "x"]),
+            28 => c.cmd(&["ZADD", "zset", "NX", &v, &k]),
+            _ => c.cmd(&["SET", &k, &v, "KEEPTTL"]),
+        };
+    }
+    c.cmd(&["SELECT", "0"]);
+}
+
+/// Clients blocked in BLPOP, BZPOPMIN and BLMOVE on Amber, served by
+/// pushes: the replica gets the push and the pop.
+fn blocking_pops_served_by_pushes(amber: &ServerProcess, c: &mut RespClient) {
+    let blocked: Vec<(RespClient, &[&str])> = vec![
+        (amber.client(), &["BLPOP", "bl", "5"]),
+        (amber.client(), &["BZPOPMIN", "bz", "5"]),
+        (
+            amber.client(),
+            &["BLMOVE", "bm", "bmdst", "LEFT", "LEFT", "5"],
+        ),
+    ];
+    let mut waiting = Vec::new();
+    for (mut b, args) in blocked {
+        b.send(args).expect("send a blocking command");
+        waiting.push(b);
+    }
+    wait_until("three clients blocked", Duration::from_secs(5), || {
+        field(c, "clients", "blocked_clients") == "3"
+    });
+    ok(c, &["RPUSH", "bl", "1", "2", "3"]);
+    ok(c, &["ZADD", "bz", "1", "one", "2", "two"]);
+    ok(c, &["RPUSH", "bm", "m1", "m2"]);
+    for mut b in waiting {
+        let r = b.read_reply().expect("the blocked client is served");
+        assert!(!r.starts_with(b"*-1"), "{}", reply::show(&r));
+    }
+    // A pop that finds data at once is propagated as its plain form.
+    ok(c, &["BRPOP", "bl", "1"]);
+}
+
+#[test]
+fn a_redis_replica_follows_every_type_and_a_mixed_workload() {
+    let amber = ServerProcess::amber(&[]);
+    let mut a = amber.client();
+    fill(&mut a);
+    let port = amber.port.to_string();
+    let redis = ServerProcess::redis(&["--replicaof", "127.0.0.1", &port]);
+    let mut r = redis.client();
+    wait_synced(&mut a, &mut r);
+    assert_same_data(&dataset(&mut a), &dataset(&mut r));
+
+    workload(&mut a, 7, 1500);
+    blocking_pops_served_by_pushes(&amber, &mut a);
+    // Another database emptied, keys that expire on the master (its DEL
+    // reaches the replica), a function library.
+    ok(&mut a, &["SELECT", "5"]);
+    ok(&mut a, &["SET", "gone", "1"]);
+    ok(&mut a, &["FLUSHDB"]);
+    ok(&mut a, &["SET", "short", "1", "PX", "50"]);
+    ok(&mut a, &["SELECT", "0"]);
+    ok(
+        &mut a,
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=ml\nredis.register_function('bump', function(k) return redis.call('incr', k[1]) end)",
+        ],
+    );
+    ok(&mut a, &["FCALL", "bump", "1", "fcalled"]);
+    std::thread::sleep(Duration::from_millis(300));
+    workload(&mut a, 8, 300);
+    wait_synced(&mut a, &mut r);
+    // The expired key was deleted on Amber (active expiry) and by its DEL
+    // on the replica.
+    wait_until(
+        "the short-lived key is gone",
+        Duration::from_secs(5),
+        || {
+            ok(&mut r, &["SELECT", "5"]);
+            let n = q(&mut r, &["DBSIZE"]).integer();
+            ok(&mut r, &["SELECT", "0"]);
+            n == Some(0)
+        },
+    );
+    wait_synced(&mut a, &mut r);
+    assert_same_data(&dataset(&mut a), &dataset(&mut r));
+    assert_eq!(q(&mut r, &["FCALL_RO", "bump", "1", "x"]).is_error(), true);
+    assert_eq!(
+        flat(&q(&mut r, &["FUNCTION", "LIST"])).contains(&b"ml".to_vec()),
+        true
+    );
+    let log = redis.log_text();
+    assert!(!log.contains("Error"), "the replica logged errors:\n{log}");
+}
+
+#[test]
+fn wait_role_info_and_a_partial_resync_after_a_cut_link() {
+    let amber = ServerProcess::amber(&[]);
+    let mut a = amber.client();
+    assert_eq!(a.cmd_str("WAIT 0 0"), b":0\r\n");
+    assert_eq!(a.cmd_str("WAIT 1 100"), b":0\r\n");
+    let port = amber.port.to_string();
+    let redis = ServerProcess::redis(&["--replicaof", "127.0.0.1", &port]);
+    let mut r = redis.client();
+    wait_synced(&mut a, &mut r);
+    ok(&mut a, &["SET", "k", "v"]);
+    assert_eq!(a.cmd_str("WAIT 1 5000"), b":1\r\n");
+    // More replicas than there are: the timeout's count.
+    assert_eq!(a.cmd_str("WAIT 2 200"), b":1\r\n");
+    assert_eq!(r.cmd_str("GET k"), b"$1\r\nv\r\n");
+
+    let offset = field(&mut a, "replication", "master_repl_offset");
+    let fields = info(&mut a, "replication");
+    let get = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(get("role"), "master");
+    assert_eq!(get("connected_slaves"), "1");
+    assert_eq!(get("repl_backlog_active"), "1");
+    assert_eq!(
+        get("master_replid"),
+        field(&mut r, "replication", "master_replid")
+    );
+    let slave0 = get("slave0");
+    assert!(
+        slave0.starts_with(&format!(
+            "ip=127.0.0.1,port={},state=online,offset=",
+            redis.port
+        )),
+        "{slave0}"
+    );
+    let role = flat(&q(&mut a, &["ROLE"]));
+    assert_eq!(role[0], b"master");
+    assert_eq!(role[1], offset.as_bytes());
+    assert_eq!(role[2], b"127.0.0.1");
+    assert_eq!(role[3], redis.port.to_string().as_bytes());
+    let list = String::from_utf8(a.cmd_str("CLIENT LIST TYPE replica")).expect("utf-8");
+    assert!(list.contains("flags=S"), "{list}");
+
+    // The link is cut; writes go on; the replica continues from the
+    // backlog instead of a new full copy.
+    assert_eq!(a.cmd_str("CLIENT KILL TYPE replica"), b":1\r\n");
+    ok(&mut a, &["SET", "during", "cut"]);
+    ok(&mut a, &["LPUSH", "l", "1", "2"]);
+    wait_synced(&mut a, &mut r);
+    assert_eq!(r.cmd_str("GET during"), b"$3\r\ncut\r\n");
+    assert_same_data(&dataset(&mut a), &dataset(&mut r));
+    let log = redis.log_text();
+    assert!(
+        log.contains("Successful partial resynchronization with master"),
+        "{log}"
+    );
+
+    // A replica started anew gets a full copy again.
+    drop(r);
+    drop(redis);
+    let redis = ServerProcess::redis(&["--replicaof", "127.0.0.1", &port]);
+    let mut r = redis.client();
+    wait_synced(&mut a, &mut r);
+    assert_same_data(&dataset(&mut a), &dataset(&mut r));
+    wait_until("one replica listed", Duration::from_secs(5), || {
+        field(&mut a, "replication", "connected_slaves") == "1"
+    });
+}
+
+#[test]
+fn dirty_counts_changes_until_a_save() {
+    let amber = ServerProcess::amber(&[]);
+    let mut a = amber.client();
+    let changes = |a: &mut RespClient| {
+        field(a, "persistence", "rdb_changes_since_last_save")
+            .parse::<u64>()
+            .expect("a number")
+    };
+    assert_eq!(changes(&mut a), 0);
+    ok(&mut a, &["SADD", "s", "a"]);
+    let after_one = changes(&mut a);
+    assert!(after_one > 0);
+    // Changes nothing: not counted.
+    ok(&mut a, &["SADD", "s", "a"]);
+    ok(&mut a, &["DEL", "missing"]);
+    ok(&mut a, &["GET", "s2"]);
+    assert_eq!(changes(&mut a), after_one);
+    ok(&mut a, &["SAVE"]);
+    assert_eq!(changes(&mut a), 0);
+    // A save point of 1 change in 1 second: the cron saves by itself.
+    ok(&mut a, &["CONFIG", "SET", "save", "1 1"]);
+    let before = q(&mut a, &["LASTSAVE"]).integer().expect("LASTSAVE");
+    std::thread::sleep(Duration::from_millis(1100));
+    ok(&mut a, &["SET", "x", "1"]);
+    wait_until("a timed background save", Duration::from_secs(10), || {
+        q(&mut a, &["LASTSAVE"]).integer().expect("LASTSAVE") > before && changes(&mut a) == 0
+    });
+    assert!(amber.dir().join("dump.rdb").exists());
+}
+
+#[test]
+fn amber_follows_amber() {
+    let master = ServerProcess::amber(&[]);
+    let mut m = master.client();
+    fill(&mut m);
+    let port = master.port.to_string();
+    let replica = ServerProcess::amber(&["--replicaof", "127.0.0.1", &port]);
+    let mut r = replica.client();
+    wait_synced(&mut m, &mut r);
+    workload(&mut m, 11, 400);
+    wait_synced(&mut m, &mut r);
+    assert_same_data(&dataset(&mut m), &dataset(&mut r));
+}
