@@ -73,7 +73,7 @@ fn workload(c: &mut RespClient, seed: u64, n: usize) {
             15 => c.cmd(&["ZINCRBY", "zset", "1.5", &k]),
             16 => c.cmd(&["ZPOPMIN", "zset"]),
             17 => c.cmd(&["XADD", "stream", "*", "f", &v]),
-            18 => c.cmd(&["XADD", "stream", "MAXLEN", "=", "5", "*", "g", &v]),
+            18 => c.cmd(&["XADD", "stream", "MAXLEN", "~", "5", "*", "g", &v]),
             19 => c.cmd(&[
                 "EVAL",
                 "redis.call('incr', KEYS[1]); redis.call('sadd', KEYS[2], ARGV[1]); \

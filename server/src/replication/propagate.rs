@@ -258,10 +258,16 @@ pub fn rewrite(
                 if let Some(slot) = cmd.get_mut(i) {
                     *slot = id;
                 }
+                exact_trim(srv, db, &mut cmd, 2);
                 vec![cmd]
             }
             _ => verbatim(),
         },
+        "xtrim" => {
+            let mut cmd = owned(args);
+            exact_trim(srv, db, &mut cmd, 2);
+            vec![cmd]
+        }
         _ => verbatim(),
     }
 }
@@ -291,6 +297,43 @@ fn deadline_form(srv: &ServerState, db: usize, key: &[u8], value: Option<Vec<u8>
             ms.to_string().into_bytes(),
         ],
         (Some(None), None) => vec![b"PERSIST".to_vec(), key.to_vec()],
+    }
+}
+
+/// An approximate trim (`MAXLEN ~ n`, `MINID ~ id`) made exact, as
+/// Redis's `streamRewriteApproxSpecifier` and `streamRewriteTrimArgument`:
+/// `=` and the stream's length, or its first entry's ID, after the
+/// command. `from` is where the options start (after the key).
+fn exact_trim(srv: &ServerState, db: usize, cmd: &mut [Vec<u8>], from: usize) {
+    let Some(at) = cmd
+        .iter()
+        .skip(from)
+        .position(|a| is(a, "maxlen") || is(a, "minid"))
+        .map(|p| p + from)
+    else {
+        return;
+    };
+    if cmd.get(at + 1).map(Vec::as_slice) != Some(b"~") {
+        return;
+    }
+    let maxlen = cmd.get(at).is_some_and(|a| is(a, "maxlen"));
+    let key = cmd.get(1).cloned().unwrap_or_default();
+    let Ok(mut g) = srv.keyspace.lock_one(db, &key) else {
+        return;
+    };
+    let Some(amber_storage::Value::Stream(s)) = g.get(&key) else {
+        return;
+    };
+    let threshold = if maxlen {
+        s.len().to_string()
+    } else {
+        s.first_id().to_string()
+    };
+    if let Some(a) = cmd.get_mut(at + 1) {
+        *a = b"=".to_vec();
+    }
+    if let Some(a) = cmd.get_mut(at + 2) {
+        *a = threshold.into_bytes();
     }
 }
 
@@ -511,6 +554,22 @@ mod tests {
         assert_eq!(s[2][..2], words("PEXPIREAT a")[..]);
         assert!(at(&s[2]).abs_diff(now + 200_000) < 5_000);
         assert_eq!(s[3][..4], words("SET c v PXAT")[..]);
+    }
+
+    #[test]
+    fn stream_ids_and_approximate_trims_are_made_exact() {
+        let s = stream_of(&[
+            "XADD s 5-1 f v",
+            "XADD s 5-* f v",
+            "XADD s MAXLEN ~ 1 * f v",
+            "XTRIM s MINID ~ 0",
+        ]);
+        assert_eq!(s[1], words("XADD s 5-1 f v"));
+        assert_eq!(s[2], words("XADD s 5-2 f v"));
+        assert_eq!(s[3][..5], words("XADD s MAXLEN = 3")[..]);
+        assert_ne!(s[3][5], "*");
+        // Nothing trimmed: not propagated.
+        assert_eq!(s.len(), 4, "{s:?}");
     }
 
     #[test]
