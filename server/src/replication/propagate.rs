@@ -192,6 +192,24 @@ pub fn rewrite(
             vec![deadline_form(srv, db, &key, Some(arg(args, 2)))]
         }
         "getdel" => vec![vec![b"DEL".to_vec(), key]],
+        "restore"
+            if args.get(2).is_some_and(|t| *t != b"0")
+                && !args.iter().skip(4).any(|a| is(a, "absttl")) =>
+        {
+            // A relative TTL goes as the deadline it gave, with ABSTTL.
+            match deadline_form(srv, db, &key, None).as_slice() {
+                [cmd, _, at] if cmd == b"PEXPIREAT" => {
+                    let mut r = owned(args);
+                    if let Some(t) = r.get_mut(2) {
+                        *t = at.clone();
+                    }
+                    r.push(b"ABSTTL".to_vec());
+                    vec![r]
+                }
+                [cmd, _] if cmd == b"DEL" => vec![vec![b"DEL".to_vec(), key]],
+                _ => verbatim(),
+            }
+        }
         "incrbyfloat" => match first {
             Some(v) => vec![vec![b"SET".to_vec(), key, v, b"KEEPTTL".to_vec()]],
             None => verbatim(),
@@ -547,6 +565,30 @@ mod tests {
     fn deadlines_become_absolute() {
         let s = stream_of(&["SET a 1 EX 100", "EXPIRE a 200", "SETEX c 50 v"]);
         assert_eq!(s.len(), 4, "{s:?}");
+        let srv = server();
+        let mut c = client(&srv);
+        dirty_of(&srv, &mut c, "SET x 1");
+        let mut out = ReplyWriter::default();
+        crate::cmd::execute(
+            &mut Ctx {
+                srv: &srv,
+                client: &mut c,
+                out: &mut out,
+            },
+            &[b"DUMP", b"x"],
+        );
+        let payload = reply_leaves(out.as_bytes()).pop().expect("a payload");
+        let args: Vec<&[u8]> = vec![b"RESTORE", b"y", b"30000", &payload];
+        crate::cmd::execute(
+            &mut Ctx {
+                srv: &srv,
+                client: &mut c,
+                out: &mut out,
+            },
+            &args,
+        );
+        let r = rewrite(&srv, 0, "restore", &args, b"+OK\r\n");
+        assert!(r[0].len() == 5 && r[0][4] == b"ABSTTL", "{r:?}");
         let now = amber_storage::clock::now_ms();
         let at = |cmd: &Vec<String>| cmd.last().and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
         assert_eq!(s[1][..4], words("SET a 1 PXAT")[..]);
