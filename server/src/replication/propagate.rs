@@ -29,6 +29,9 @@ struct Pending {
     /// Nesting of propagating scopes on this thread (0: none open).
     depth: u32,
     ops: Vec<Op>,
+    /// A script's `redis.set_repl(REPL_NONE)` (or `REPL_AOF`): its next
+    /// commands are not propagated, until the top-level command ends.
+    unreplicated: bool,
 }
 
 thread_local! {
@@ -64,6 +67,9 @@ impl<'a> Scope<'a> {
         let (top, at) = PENDING.with(|p| {
             let mut p = p.borrow_mut();
             p.depth += 1;
+            if p.depth == 1 {
+                p.unreplicated = false;
+            }
             (p.depth == 1, p.ops.len())
         });
         Scope {
@@ -100,7 +106,8 @@ impl<'a> Scope<'a> {
         if !self.propagating {
             return None;
         }
-        let own = if ok && !container && (changed > 0 || forced) {
+        let unreplicated = PENDING.with(|p| p.borrow().unreplicated);
+        let own = if ok && !container && !unreplicated && (changed > 0 || forced) {
             rewrite(srv, db, &def.name, args, reply)
         } else {
             Vec::new()
@@ -111,6 +118,7 @@ impl<'a> Scope<'a> {
             p.ops.splice(at..at, own.into_iter().map(|a| (Some(db), a)));
             p.depth = p.depth.saturating_sub(1);
             if p.depth == 0 {
+                p.unreplicated = false;
                 Some(std::mem::take(&mut p.ops))
             } else {
                 None
@@ -131,6 +139,17 @@ pub fn also(db: usize, args: Vec<Vec<u8>>) {
         let mut p = p.borrow_mut();
         if p.depth > 0 {
             p.ops.push((Some(db), args));
+        }
+    });
+}
+
+/// `redis.set_repl`: whether the running script's next commands are
+/// propagated (until the top-level command ends).
+pub fn set_replicated(on: bool) {
+    PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.depth > 0 {
+            p.unreplicated = !on;
         }
     });
 }
@@ -624,6 +643,16 @@ mod tests {
             "EVAL redis.call('set','b','1');redis.call('del','b') 0",
             "EVAL return 1 0",
         ]);
+        let s2 = stream_of(&[
+            "EVAL redis.call('set','c','1');redis.set_repl(redis.REPL_NONE);redis.call('set','d','1');redis.set_repl(redis.REPL_ALL);redis.call('set','e','1') 0",
+            "SET f 1",
+        ]);
+        let expected2: Vec<Vec<String>> =
+            ["SELECT 0", "MULTI", "set c 1", "set e 1", "EXEC", "SET f 1"]
+                .iter()
+                .map(|l| words(l))
+                .collect();
+        assert_eq!(s2, expected2);
         let expected: Vec<Vec<String>> = [
             "SELECT 0", "MULTI", "SET a 1", "INCR a", "EXEC", "MULTI", "set b 1", "del b", "EXEC",
         ]

@@ -453,7 +453,9 @@ fn log(lua: &Lua, args: Variadic<Value>) -> mlua::Result<MultiValue> {
     Ok(results([]))
 }
 
-/// `redis.set_repl`: validated and accepted (Amber does not replicate).
+/// `redis.set_repl`: whether the script's next commands reach replicas
+/// (`REPL_REPLICA` set, as in `REPL_ALL`) or not (`REPL_NONE`, `REPL_AOF`:
+/// Amber has no AOF). Until the script ends.
 fn set_repl(lua: &Lua, args: Variadic<Value>) -> mlua::Result<MultiValue> {
     let [v] = args.as_slice() else {
         return raise(lua, "redis.set_repl() requires two arguments.");
@@ -465,6 +467,7 @@ fn set_repl(lua: &Lua, args: Variadic<Value>) -> mlua::Result<MultiValue> {
             "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
         );
     }
+    crate::replication::propagate::set_replicated(flags & 2 != 0);
     Ok(results([]))
 }
 
