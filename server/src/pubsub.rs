@@ -99,7 +99,7 @@ impl Mailbox {
             if (hard > 0 && len as u64 > hard) || (over_soft && since.elapsed().as_secs() >= secs) {
                 tracing::warn!(
                     client = self.handle.id,
-                    "closing client that reached the pubsub output buffer limit"
+                    "Client scheduled to be closed ASAP for overcoming of output buffer limits."
                 );
                 p.bytes = Vec::new();
                 drop(p);
@@ -225,12 +225,15 @@ pub fn pubsub_limits(value: &str) -> (u64, u64, u64) {
 /// The replica class's `client-output-buffer-limit` (replicas, and
 /// monitors, which Redis counts as replicas).
 pub fn replica_limits(srv: &crate::state::ServerState) -> (u64, u64, u64) {
-    class_limits(
-        &srv.config
-            .get("client-output-buffer-limit")
-            .unwrap_or_default(),
-        "replica",
-    )
+    // Stored as Redis shows it: the class is named `slave`.
+    let value = srv
+        .config
+        .get("client-output-buffer-limit")
+        .unwrap_or_default();
+    match class_limits(&value, "slave") {
+        (0, 0, 0) => class_limits(&value, "replica"),
+        limits => limits,
+    }
 }
 
 /// Redis's `client-output-buffer-limit` for client class `name` (`normal`,

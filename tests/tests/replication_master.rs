@@ -307,3 +307,26 @@ fn amber_follows_amber() {
     wait_synced(&mut m, &mut r);
     assert_same_data(&dataset(&mut m), &dataset(&mut r));
 }
+
+#[test]
+fn a_replica_past_its_output_buffer_limit_is_dropped_and_resyncs() {
+    let amber = ServerProcess::amber(&["--client-output-buffer-limit", "replica 1mb 0 0"]);
+    let mut a = amber.client();
+    let port = amber.port.to_string();
+    let redis = ServerProcess::redis(&["--replicaof", "127.0.0.1", &port]);
+    let mut r = redis.client();
+    wait_synced(&mut a, &mut r);
+    // The replica stops reading; its share of the stream piles up.
+    redis.signal(libc::SIGSTOP);
+    let value = "x".repeat(100_000);
+    for i in 0..200 {
+        ok(&mut a, &["SET", &format!("big{i}"), &value]);
+    }
+    wait_until("the replica is dropped", Duration::from_secs(10), || {
+        field(&mut a, "replication", "connected_slaves") == "0"
+    });
+    redis.signal(libc::SIGCONT);
+    // More than the backlog holds went by: a full copy again.
+    wait_synced(&mut a, &mut r);
+    assert_same_data(&dataset(&mut a), &dataset(&mut r));
+}

@@ -228,6 +228,15 @@ impl Master {
         for r in &s.replicas {
             r.mailbox.post(bytes, &limits);
         }
+        // Past `client-output-buffer-limit replica` a replica is closed
+        // (its connection may still be stuck writing to it): it no longer
+        // counts, and gets nothing more.
+        let before = s.replicas.len();
+        s.replicas
+            .retain(|r| !r.mailbox.handle().killed.load(Ordering::Relaxed));
+        if s.replicas.len() != before && s.replicas.is_empty() {
+            s.alone_since = Some(amber_storage::clock::now_ms());
+        }
         metrics::counter!("amber_repl_stream_bytes_total").increment(bytes.len() as u64);
         s.offset
     }
