@@ -250,6 +250,8 @@ fn wait_role_info_and_a_partial_resync_after_a_cut_link() {
         log.contains("Successful partial resynchronization with master"),
         "{log}"
     );
+    assert_eq!(field(&mut a, "stats", "sync_full"), "1");
+    assert_eq!(field(&mut a, "stats", "sync_partial_ok"), "1");
 
     // A replica started anew gets a full copy again.
     drop(r);

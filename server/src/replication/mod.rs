@@ -80,6 +80,12 @@ struct Waiting {
 /// The master side of replication (see the module docs).
 #[derive(Debug, Default)]
 pub struct Master {
+    /// Full resynchronizations served (`INFO stats`' `sync_full`).
+    pub sync_full: AtomicU64,
+    /// Partial resynchronizations accepted (`sync_partial_ok`).
+    pub sync_partial_ok: AtomicU64,
+    /// Partial resynchronizations refused (`sync_partial_err`).
+    pub sync_partial_err: AtomicU64,
     active: AtomicBool,
     order: Mutex<()>,
     stream: Mutex<Stream>,

@@ -13,7 +13,7 @@
 //! server's run id; Amber keeps no second replid (a replica promoted
 //! with `REPLICAOF NO ONE` starts a new history).
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::Replica;
@@ -81,8 +81,12 @@ fn attach(ctx: &mut Ctx<'_>, psync: Option<(&[u8], &[u8])>) -> CmdResult {
                     handle.addr, missed.len(), offset
                 );
                 metrics::counter!("amber_repl_partial_syncs_total").increment(1);
+                srv.master.sync_partial_ok.fetch_add(1, Ordering::Relaxed);
                 return Ok(());
             }
+        }
+        if id != b"?" {
+            srv.master.sync_partial_err.fetch_add(1, Ordering::Relaxed);
         }
         tracing::info!(
             client = handle.id,
@@ -108,6 +112,7 @@ fn attach(ctx: &mut Ctx<'_>, psync: Option<(&[u8], &[u8])>) -> CmdResult {
     ctx.client.replica = Some(replica);
     handle.info.lock().replica = true;
     metrics::counter!("amber_repl_full_syncs_total").increment(1);
+    srv.master.sync_full.fetch_add(1, Ordering::Relaxed);
     tracing::info!(
         client = handle.id,
         bytes = rdb.len(),
