@@ -332,3 +332,40 @@ fn a_replica_past_its_output_buffer_limit_is_dropped_and_resyncs() {
     wait_synced(&mut a, &mut r);
     assert_same_data(&dataset(&mut a), &dataset(&mut r));
 }
+
+#[test]
+fn concurrent_writers_keep_the_replica_identical() {
+    // Several connections (on Amber's several threads) write the same
+    // keys at once: the stream must follow the order the keys changed in.
+    let amber = ServerProcess::amber(&["--threads", "2"]);
+    let mut a = amber.client();
+    fill(&mut a);
+    let port = amber.port.to_string();
+    let redis = ServerProcess::redis(&["--replicaof", "127.0.0.1", &port]);
+    let mut r = redis.client();
+    wait_synced(&mut a, &mut r);
+    std::thread::scope(|s| {
+        for seed in 0..4u64 {
+            let mut c = amber.client();
+            s.spawn(move || workload(&mut c, 100 + seed, 600));
+        }
+        // Pipelined writes of two keys whose result depends on the order.
+        for t in 0..4u64 {
+            let mut c = amber.client();
+            s.spawn(move || {
+                let mut batch = Vec::new();
+                for i in 0..500 {
+                    let v = format!("{t}-{i}");
+                    batch.extend(reply::encode(&["RPUSH", "order", &v]));
+                    batch.extend(reply::encode(&["SET", "last", &v]));
+                }
+                c.send_raw(&batch).expect("send a pipeline");
+                for _ in 0..1000 {
+                    c.read_reply().expect("a reply");
+                }
+            });
+        }
+    });
+    wait_synced(&mut a, &mut r);
+    assert_same_data(&dataset(&mut a), &dataset(&mut r));
+}
