@@ -127,7 +127,7 @@ fn attach(ctx: &mut Ctx<'_>, psync: Option<(&[u8], &[u8])>) -> CmdResult {
 /// `ip-address`, `capa`, `rdb-only` answer `+OK`; `ACK <offset>` (from an
 /// attached replica) and `GETACK` answer nothing.
 fn replconf(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(CmdError::Syntax);
     }
     let mut j = 1;
