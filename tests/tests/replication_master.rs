@@ -54,7 +54,7 @@ fn workload(c: &mut RespClient, seed: u64, n: usize) {
         c.cmd(&["SELECT", db]);
         // Errors (a key of another type) are part of the workload: a
         // failed command changes nothing and is not propagated.
-        match rng.gen_range(0..30) {
+        match rng.gen_range(0..34) {
             0 => c.cmd(&["SET", &k, &v]),
             1 => c.cmd(&["SET", &k, &v, "EX", "300"]),
             2 => c.cmd(&["SETEX", &k, "200", &v]),
@@ -98,6 +98,12 @@ fn workload(c: &mut RespClient, seed: u64, n: usize) {
             26 => c.cmd(&["RENAME", &format!("l{k}"), &format!("renamed{k}")]),
             27 => c.cmd(&["SREM", "set", "x"]),
             28 => c.cmd(&["ZADD", "zset", "NX", &v, &k]),
+            29 => c.cmd(&["SWAPDB", "2", "3"]),
+            30 => c.cmd(&["MOVE", &k, "4"]),
+            31 => c.cmd(&[
+                "BLMPOP", "0.01", "2", "nolist", "list", "RIGHT", "COUNT", "2",
+            ]),
+            32 => c.cmd(&["BZMPOP", "0.01", "1", "zset", "MAX", "COUNT", "2"]),
             _ => c.cmd(&["SET", &k, &v, "KEEPTTL"]),
         };
     }

@@ -254,7 +254,7 @@ pub fn rewrite(
         },
         "blmpop" => match first {
             Some(k) => {
-                let left = args.iter().any(|a| is(a, "left"));
+                let left = mpop_direction(args).is_some_and(|d| is(d, "left"));
                 let pop = if left { "LPOP" } else { "RPOP" };
                 let n = values.len().saturating_sub(1).to_string();
                 vec![vec![pop.as_bytes().to_vec(), k, n.into_bytes()]]
@@ -274,7 +274,7 @@ pub fn rewrite(
         },
         "bzmpop" => match first {
             Some(k) => {
-                let min = args.iter().any(|a| is(a, "min"));
+                let min = mpop_direction(args).is_some_and(|d| is(d, "min"));
                 let pop = if min { "ZPOPMIN" } else { "ZPOPMAX" };
                 let n = (values.len().saturating_sub(1) / 2).to_string();
                 vec![vec![pop.as_bytes().to_vec(), k, n.into_bytes()]]
@@ -372,6 +372,14 @@ fn exact_trim(srv: &ServerState, db: usize, cmd: &mut [Vec<u8>], from: usize) {
     if let Some(a) = cmd.get_mut(at + 2) {
         *a = threshold.into_bytes();
     }
+}
+
+/// The `LEFT|RIGHT` (`MIN|MAX`) of `BLMPOP`/`BZMPOP timeout numkeys
+/// key... <direction> [COUNT n]`.
+fn mpop_direction<'a>(args: &[&'a [u8]]) -> Option<&'a [u8]> {
+    let numkeys = crate::cmd::args::parse_i64(args.get(2)?)?;
+    let at = usize::try_from(numkeys).ok()?.checked_add(3)?;
+    args.get(at).copied()
 }
 
 /// Where `XADD key [NOMKSTREAM] [MAXLEN|MINID [=|~] n [LIMIT c]] id ...`
@@ -674,6 +682,16 @@ mod tests {
         assert_eq!(reply_leaves(b"$4\r\na\r\nb\r\n"), vec![b"a\r\nb".to_vec()]);
         // Truncated input ends quietly.
         assert!(reply_leaves(b"$10\r\nab").is_empty());
+    }
+
+    #[test]
+    fn mpop_direction_after_the_keys() {
+        let a: Vec<&[u8]> = vec![
+            b"BLMPOP", b"0", b"2", b"left", b"right", b"RIGHT", b"COUNT", b"2",
+        ];
+        assert_eq!(mpop_direction(&a), Some(&b"RIGHT"[..]));
+        let a: Vec<&[u8]> = vec![b"BZMPOP", b"0", b"x", b"k"];
+        assert_eq!(mpop_direction(&a), None);
     }
 
     #[test]
