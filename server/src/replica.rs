@@ -94,6 +94,10 @@ pub struct Replication {
     offset: AtomicI64,
     /// The offset the last full sync started from (`+FULLRESYNC`'s).
     sync_offset: AtomicI64,
+    /// The database the master's stream had selected when its last
+    /// session ended: a partial resync goes on in it (Redis caches the
+    /// master client, its database with it).
+    stream_db: std::sync::atomic::AtomicUsize,
     /// Unix ms of the last byte from the master.
     last_io_ms: AtomicU64,
     /// Unix ms the link went down (0: never up).
@@ -451,7 +455,35 @@ async fn session(srv: &Arc<ServerState>, generation: u64, host: &str, port: u16)
     if reply.starts_with('-') {
         tracing::info!(reply = %reply, "(non critical) master does not understand REPLCONF capa");
     }
-    let reply = conn.call(&[b"PSYNC", b"?", b"-1"]).await?;
+    // After a session that synced, ask to continue where it stopped
+    // (Redis's `slaveTryPartialResynchronization` with a cached master).
+    let cached = r.link.lock().as_ref().and_then(|l| l.replid.clone());
+    let processed = r.offset.load(Ordering::Relaxed);
+    let reply = match &cached {
+        Some(id) if processed >= 0 => {
+            let next = (processed + 1).to_string();
+            tracing::info!(replid = %id, offset = processed + 1, "Trying a partial resynchronization");
+            conn.call(&[b"PSYNC", id.as_bytes(), next.as_bytes()])
+                .await?
+        }
+        _ => conn.call(&[b"PSYNC", b"?", b"-1"]).await?,
+    };
+    if let Some(rest) = reply.strip_prefix("+CONTINUE") {
+        tracing::info!("Successful partial resynchronization with master.");
+        let new_id = rest.trim();
+        r.last_io_ms.store(now_ms(), Ordering::Relaxed);
+        r.read_offset.store(processed, Ordering::Relaxed);
+        {
+            let mut link = r.link.lock();
+            if let (Some(l), true) = (link.as_mut(), r.current(generation)) {
+                if !new_id.is_empty() {
+                    l.replid = Some(new_id.to_string());
+                }
+                l.state = LinkState::Connected;
+            }
+        }
+        return stream_commands(srv, generation, conn).await;
+    }
     let Some(rest) = reply.strip_prefix("+FULLRESYNC ") else {
         return Err(format!(
             "unexpected reply to PSYNC from the master: {reply}"
@@ -464,6 +496,12 @@ async fn session(srv: &Arc<ServerState>, generation: u64, host: &str, port: u16)
     };
     let replid = replid.to_string();
     tracing::info!(replid = %replid, offset = start, "Full resync from master");
+    // The old data is going: nothing to continue from until this sync
+    // has loaded.
+    r.offset.store(-1, Ordering::Relaxed);
+    if let Some(l) = r.link.lock().as_mut() {
+        l.replid = None;
+    }
     r.set_state(generation, LinkState::Sync);
     let data = conn.payload().await?;
     if !r.current(generation) {
@@ -489,6 +527,7 @@ async fn session(srv: &Arc<ServerState>, generation: u64, host: &str, port: u16)
         return Ok(());
     }
     r.offset.store(start, Ordering::Relaxed);
+    r.stream_db.store(0, Ordering::Relaxed);
     r.sync_offset.store(start, Ordering::Relaxed);
     r.read_offset.store(start, Ordering::Relaxed);
     r.last_io_ms.store(now_ms(), Ordering::Relaxed);
@@ -549,6 +588,7 @@ async fn stream_commands(
     let _registered = Registered(srv, handle.id);
     let mut client = Client::new(handle, true);
     client.master = true;
+    client.db = r.stream_db.load(Ordering::Relaxed);
     let mut parser =
         RequestParser::new(srv.config.hot.proto_max_bulk_len.load(Ordering::Relaxed) as usize);
     let mut out = ReplyWriter::new();
@@ -597,6 +637,7 @@ async fn stream_commands(
         }
         conn.input.advance(consumed);
         if consumed > 0 {
+            r.stream_db.store(client.db, Ordering::Relaxed);
             after_batch(srv, &mut client).await;
         }
         for offset in acks {

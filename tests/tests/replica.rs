@@ -454,3 +454,25 @@ fn replicaof_no_one_keeps_the_data_and_allows_writes_across_kill9() {
         "the library survived"
     );
 }
+
+#[test]
+fn a_cut_link_continues_with_a_partial_resync() {
+    let master = Master::start(&[]);
+    let mut m = master.client();
+    fill(&mut m);
+    let port = master.port.to_string();
+    let amber = ServerProcess::amber(&["--replicaof", "127.0.0.1", &port]);
+    let mut a = amber.client();
+    wait_synced(&mut m, &mut a);
+    // The stream is in database 3 when the link is cut, and goes on there.
+    m.cmd_str("SELECT 3");
+    m.cmd_str("SET before 1");
+    wait_synced(&mut m, &mut a);
+    assert_eq!(m.cmd_str("CLIENT KILL TYPE replica"), b":1\r\n");
+    m.cmd_str("SET after 1");
+    live_writes(&mut m);
+    wait_synced(&mut m, &mut a);
+    assert_same_data(&dataset(&mut m), &dataset(&mut a));
+    assert_eq!(field(&mut m, "stats", "sync_partial_ok"), "1");
+    assert_eq!(field(&mut m, "stats", "sync_full"), "1");
+}

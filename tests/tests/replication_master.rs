@@ -314,6 +314,18 @@ fn amber_follows_amber() {
     workload(&mut m, 11, 400);
     wait_synced(&mut m, &mut r);
     assert_same_data(&dataset(&mut m), &dataset(&mut r));
+    // A cut link: the Amber replica continues from the backlog, in the
+    // database the stream had selected.
+    ok(&mut m, &["SELECT", "2"]);
+    ok(&mut m, &["SET", "before-cut", "1"]);
+    wait_synced(&mut m, &mut r);
+    assert_eq!(m.cmd_str("CLIENT KILL TYPE replica"), b":1\r\n");
+    ok(&mut m, &["SET", "after-cut", "1"]);
+    workload(&mut m, 12, 100);
+    wait_synced(&mut m, &mut r);
+    assert_same_data(&dataset(&mut m), &dataset(&mut r));
+    assert_eq!(field(&mut m, "stats", "sync_partial_ok"), "1");
+    assert_eq!(field(&mut m, "stats", "sync_full"), "1");
 }
 
 #[test]
