@@ -485,6 +485,9 @@ impl Connection {
                 break;
             }
             let mark = self.out.len();
+            // A replica of this server reads the stream on this socket:
+            // replies to what it sends would corrupt it (Redis sends none).
+            let replica = client.replica.is_some();
             let mut ctx = Ctx {
                 srv,
                 client: &mut *client,
@@ -497,7 +500,7 @@ impl Connection {
             if client.block.waiting.is_some() {
                 break;
             }
-            if client.reply.silenced() {
+            if client.reply.silenced() || replica {
                 self.out.drop_reply_since(mark);
             }
             client.reply.command_done();
