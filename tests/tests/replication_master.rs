@@ -258,6 +258,10 @@ fn wait_role_info_and_a_partial_resync_after_a_cut_link() {
     );
     assert_eq!(field(&mut a, "stats", "sync_full"), "1");
     assert_eq!(field(&mut a, "stats", "sync_partial_ok"), "1");
+    let sent: u64 = field(&mut a, "stats", "total_net_repl_output_bytes")
+        .parse()
+        .expect("a number");
+    assert!(sent > 0);
 
     // A replica started anew gets a full copy again.
     drop(r);

@@ -86,6 +86,9 @@ pub struct Master {
     pub sync_partial_ok: AtomicU64,
     /// Partial resynchronizations refused (`sync_partial_err`).
     pub sync_partial_err: AtomicU64,
+    /// Stream bytes handed to replicas, each replica counted
+    /// (`total_net_repl_output_bytes`).
+    pub output_bytes: AtomicU64,
     active: AtomicBool,
     order: Mutex<()>,
     stream: Mutex<Stream>,
@@ -234,6 +237,8 @@ impl Master {
         for r in &s.replicas {
             r.mailbox.post(bytes, &limits);
         }
+        self.output_bytes
+            .fetch_add((bytes.len() * s.replicas.len()) as u64, Ordering::Relaxed);
         // Past `client-output-buffer-limit replica` a replica is closed
         // (its connection may still be stuck writing to it): it no longer
         // counts, and gets nothing more.

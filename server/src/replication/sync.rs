@@ -113,6 +113,9 @@ fn attach(ctx: &mut Ctx<'_>, psync: Option<(&[u8], &[u8])>) -> CmdResult {
     handle.info.lock().replica = true;
     metrics::counter!("amber_repl_full_syncs_total").increment(1);
     srv.master.sync_full.fetch_add(1, Ordering::Relaxed);
+    srv.master
+        .output_bytes
+        .fetch_add(rdb.len() as u64, Ordering::Relaxed);
     tracing::info!(
         client = handle.id,
         bytes = rdb.len(),
