@@ -369,6 +369,42 @@ fn render_state(srv: &ServerState, out: &mut String) {
         "Clients in MONITOR mode now.",
         srv.monitors.len() as u64,
     );
+    let m = srv.master.view();
+    single(
+        out,
+        "amber_replicas_connected",
+        "gauge",
+        "Replicas following this server now.",
+        m.replicas.len() as u64,
+    );
+    single(
+        out,
+        "amber_repl_offset_bytes",
+        "gauge",
+        "The replication stream's offset (master_repl_offset).",
+        m.offset,
+    );
+    single(
+        out,
+        "amber_repl_output_bytes_total",
+        "counter",
+        "Bytes sent to replicas (payloads and stream, per replica).",
+        load(&srv.master.output_bytes),
+    );
+    single(
+        out,
+        "amber_repl_full_syncs_total",
+        "counter",
+        "Full resynchronizations served to replicas.",
+        load(&srv.master.sync_full),
+    );
+    single(
+        out,
+        "amber_repl_partial_syncs_total",
+        "counter",
+        "Partial resynchronizations (+CONTINUE) served to replicas.",
+        load(&srv.master.sync_partial_ok),
+    );
     single(
         out,
         "amber_connections_received_total",

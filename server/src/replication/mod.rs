@@ -248,7 +248,6 @@ impl Master {
         if s.replicas.len() != before && s.replicas.is_empty() {
             s.alone_since = Some(amber_storage::clock::now_ms());
         }
-        metrics::counter!("amber_repl_stream_bytes_total").increment(bytes.len() as u64);
         s.offset
     }
 

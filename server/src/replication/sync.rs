@@ -80,7 +80,6 @@ fn attach(ctx: &mut Ctx<'_>, psync: Option<(&[u8], &[u8])>) -> CmdResult {
                     "Partial resynchronization request from {} accepted. Sending {} bytes of backlog starting from offset {}.",
                     handle.addr, missed.len(), offset
                 );
-                metrics::counter!("amber_repl_partial_syncs_total").increment(1);
                 srv.master.sync_partial_ok.fetch_add(1, Ordering::Relaxed);
                 return Ok(());
             }
@@ -111,7 +110,6 @@ fn attach(ctx: &mut Ctx<'_>, psync: Option<(&[u8], &[u8])>) -> CmdResult {
     ctx.out.raw(&rdb);
     ctx.client.replica = Some(replica);
     handle.info.lock().replica = true;
-    metrics::counter!("amber_repl_full_syncs_total").increment(1);
     srv.master.sync_full.fetch_add(1, Ordering::Relaxed);
     srv.master
         .output_bytes
