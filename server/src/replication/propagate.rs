@@ -85,7 +85,7 @@ impl<'a> Scope<'a> {
     /// is the command's reply (some rewrites read it); returns the new
     /// stream offset when this ended a top-level command that fed it.
     pub fn finish(
-        self,
+        mut self,
         srv: &ServerState,
         db: usize,
         def: &CommandDef,
@@ -106,6 +106,8 @@ impl<'a> Scope<'a> {
         if !self.propagating {
             return None;
         }
+        // From here on this scope is closed by this call, not by `Drop`.
+        self.propagating = false;
         let unreplicated = PENDING.with(|p| p.borrow().unreplicated);
         let own = if ok && !container && !unreplicated && (changed > 0 || forced) {
             rewrite(srv, db, &def.name, args, reply)
@@ -128,6 +130,24 @@ impl<'a> Scope<'a> {
             return None;
         }
         Some(srv.master.feed(srv, &wrapped(ops)))
+    }
+}
+
+/// A scope left without [`Scope::finish`] (a handler that panicked):
+/// the thread's nesting is restored, and a top-level scope's collected
+/// effects are dropped, so the next command starts clean.
+impl Drop for Scope<'_> {
+    fn drop(&mut self) {
+        if self.propagating {
+            PENDING.with(|p| {
+                let mut p = p.borrow_mut();
+                p.depth = p.depth.saturating_sub(1);
+                if p.depth == 0 {
+                    p.ops.clear();
+                    p.unreplicated = false;
+                }
+            });
+        }
     }
 }
 
