@@ -67,6 +67,10 @@ impl Flags {
     /// `SWAPDB`, `PUBLISH`, `FUNCTION LOAD`...), as Redis does with
     /// `server.dirty++` or `forceCommandPropagation`. Amber's own flag.
     pub const FORCE_PROPAGATE: Flags = Flags(1 << 17);
+    /// Counts its changes in `dirty` per element, as Redis does (`SADD`
+    /// of three new members is 3), rather than per key changed
+    /// (`crate::replication::propagate::redis_count`). Amber's own flag.
+    pub const COUNTS_ELEMENTS: Flags = Flags(1 << 18);
 
     /// Does `self` include all of `other`?
     pub fn has(self, other: Flags) -> bool {
@@ -410,6 +414,9 @@ impl CommandTable {
         }
         if FORCE_PROPAGATE.contains(&dc.name.as_str()) {
             flags = flags | Flags::FORCE_PROPAGATE;
+        }
+        if crate::replication::propagate::COUNTS_ELEMENTS.contains(&dc.name.as_str()) {
+            flags = flags | Flags::COUNTS_ELEMENTS;
         }
         let bytes = |s: &str| s.chars().map(|c| c as u32 as u8).collect::<Vec<u8>>();
         CommandDef {

@@ -93,7 +93,10 @@ impl<'a> Scope<'a> {
         reply: &[u8],
         ok: bool,
     ) -> Option<u64> {
-        let changed = amber_storage::changes::count().wrapping_sub(self.changes);
+        let mut changed = amber_storage::changes::count().wrapping_sub(self.changes);
+        if changed > 0 && def.flags.has(Flags::COUNTS_ELEMENTS) {
+            changed = redis_count(&def.name, args, reply).max(1);
+        }
         let container = def.flags.has(Flags::CONTAINER);
         let forced = ok && def.flags.has(Flags::FORCE_PROPAGATE);
         if !container {
@@ -130,6 +133,32 @@ impl<'a> Scope<'a> {
             return None;
         }
         Some(srv.master.feed(srv, &wrapped(ops)))
+    }
+}
+
+/// Commands whose `dirty` share Redis counts per element (flagged
+/// [`Flags::COUNTS_ELEMENTS`]): the integer reply (members, fields, keys
+/// removed) or the elements written.
+pub const COUNTS_ELEMENTS: &[&str] = &[
+    "sadd", "srem", "del", "unlink", "hdel", "zrem", "xdel", "lrem", "lpush", "rpush", "lpushx",
+    "rpushx", "hset", "hmset", "mset", "msetnx",
+];
+
+/// Redis's `dirty` share of a command that changed something (see
+/// [`COUNTS_ELEMENTS`]): `SADD`'s added members, `LPUSH`'s pushed
+/// elements, `HSET`'s fields, `MSET`'s keys...
+pub fn redis_count(name: &str, args: &[&[u8]], reply: &[u8]) -> u64 {
+    let n = args.len() as u64;
+    match name {
+        "lpush" | "rpush" | "lpushx" | "rpushx" => n.saturating_sub(2),
+        "hset" | "hmset" => n.saturating_sub(2) / 2,
+        "mset" | "msetnx" => n.saturating_sub(1) / 2,
+        _ => reply
+            .strip_prefix(b":")
+            .and_then(|r| r.split(|b| *b == b'\r').next())
+            .and_then(|r| std::str::from_utf8(r).ok())
+            .and_then(|r| r.parse::<u64>().ok())
+            .unwrap_or(1),
     }
 }
 
@@ -494,6 +523,21 @@ mod tests {
             &args,
         );
         srv.dirty.get() - before
+    }
+
+    #[test]
+    fn dirty_counts_elements_as_redis() {
+        let srv = server();
+        let mut c = client(&srv);
+        assert_eq!(dirty_of(&srv, &mut c, "SADD s a b c"), 3);
+        assert_eq!(dirty_of(&srv, &mut c, "SADD s a d"), 1);
+        assert_eq!(dirty_of(&srv, &mut c, "RPUSH l a b c d"), 4);
+        assert_eq!(dirty_of(&srv, &mut c, "HSET h a 1 b 2"), 2);
+        assert_eq!(dirty_of(&srv, &mut c, "MSET x 1 y 2 z 3"), 3);
+        assert_eq!(dirty_of(&srv, &mut c, "DEL x y missing"), 2);
+        assert_eq!(dirty_of(&srv, &mut c, "SREM s a b nope"), 2);
+        assert_eq!(dirty_of(&srv, &mut c, "SREM s nope"), 0);
+        assert_eq!(dirty_of(&srv, &mut c, "SET k v"), 1);
     }
 
     #[test]
