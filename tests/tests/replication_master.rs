@@ -169,9 +169,36 @@ fn a_redis_replica_follows_every_type_and_a_mixed_workload() {
         ],
     );
     ok(&mut a, &["FCALL", "bump", "1", "fcalled"]);
+    // MIGRATE reaches the replica as a DEL of the moved key, never as a
+    // second migration; with COPY it changes nothing and is not sent.
+    let target = ServerProcess::redis(&[]);
+    let tp = target.port.to_string();
+    ok(&mut a, &["SET", "moving", "m"]);
+    ok(&mut a, &["SET", "copied", "c"]);
+    assert_eq!(
+        ok(
+            &mut a,
+            &["MIGRATE", "127.0.0.1", &tp, "moving", "0", "5000"]
+        ),
+        b"+OK\r\n"
+    );
+    let copy = ["MIGRATE", "127.0.0.1", &tp, "copied", "0", "5000", "COPY"];
+    assert_eq!(ok(&mut a, &copy), b"+OK\r\n");
     std::thread::sleep(Duration::from_millis(300));
     workload(&mut a, 8, 300);
     wait_synced(&mut a, &mut r);
+    assert_eq!(r.cmd_str("EXISTS moving copied"), b":1\r\n");
+    let stats = String::from_utf8_lossy(&r.cmd_str("INFO commandstats")).into_owned();
+    assert!(
+        !stats.contains("cmdstat_migrate"),
+        "the replica ran MIGRATE:\n{stats}"
+    );
+    let mut t = target.client();
+    assert_eq!(
+        t.cmd_str("MGET moving copied"),
+        b"*2\r\n$1\r\nm\r\n$1\r\nc\r\n"
+    );
+    assert_eq!(t.cmd_str("DBSIZE"), b":2\r\n");
     // The expired key was deleted on Amber (active expiry) and by its DEL
     // on the replica.
     wait_until(

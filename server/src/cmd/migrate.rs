@@ -347,18 +347,25 @@ fn exchange<'a>(
     })
 }
 
-/// Deletes the keys the target acknowledged (`dbDelete`, the `del` event).
+/// Deletes the keys the target acknowledged (`dbDelete`, the `del` event)
+/// and propagates their deletion as one `DEL`, as Redis rewrites `MIGRATE`
+/// (a replica must not migrate the keys again).
 fn delete_keys(ctx: &mut Ctx<'_>, keys: &[&[u8]]) -> CmdResult {
     if keys.is_empty() {
         return Ok(());
     }
     let mut g = ctx.lock(keys.iter().copied())?;
+    let mut del = vec![b"DEL".to_vec()];
     for key in keys {
         if g.delete_key(key) {
             ctx.notify(notify::GENERIC, "del", key);
+            del.push(key.to_vec());
         }
     }
     drop(g);
+    if del.len() > 1 {
+        crate::replication::propagate::also(ctx.db(), del);
+    }
     Ok(())
 }
 

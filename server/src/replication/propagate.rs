@@ -260,6 +260,8 @@ pub fn rewrite(
             vec![deadline_form(srv, db, &key, Some(arg(args, 2)))]
         }
         "getdel" => vec![vec![b"DEL".to_vec(), key]],
+        // Its deletions went as `DEL` (`migrate::delete_keys`).
+        "migrate" => Vec::new(),
         "restore"
             if args.get(2).is_some_and(|t| *t != b"0")
                 && !args.iter().skip(4).any(|a| is(a, "absttl")) =>
