@@ -25,8 +25,6 @@ pub use value::{parse_memory, Source};
 /// Values read on every request, cached as atomics.
 #[derive(Debug, Default)]
 pub struct HotConfig {
-    /// Is `requirepass` set?
-    pub auth_required: AtomicBool,
     /// `proto-max-bulk-len`.
     pub proto_max_bulk_len: AtomicU64,
     /// `client-query-buffer-limit`.
@@ -262,10 +260,6 @@ impl Config {
 
     fn refresh_hot(&self) {
         let h = &self.hot;
-        h.auth_required.store(
-            self.get("requirepass").is_some_and(|v| !v.is_empty()),
-            Ordering::Relaxed,
-        );
         h.proto_max_bulk_len
             .store(self.get_u64("proto-max-bulk-len"), Ordering::Relaxed);
         h.client_query_buffer_limit
@@ -367,7 +361,5 @@ mod tests {
         c.set("proto-max-bulk-len", &[b"2mb"], false)
             .expect("valid");
         assert_eq!(c.hot.proto_max_bulk_len.load(Ordering::Relaxed), 2 << 20);
-        c.set("requirepass", &[b"pw"], false).expect("valid");
-        assert!(c.hot.auth_required.load(Ordering::Relaxed));
     }
 }
