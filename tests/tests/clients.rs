@@ -72,6 +72,69 @@ fn redis_cli_commands() {
     }
 }
 
+/// `redis-cli`'s whole-server modes, which ride on SYNC and SCAN: `--rdb`
+/// fetches a snapshot Redis's own checker and loader accept, `--bigkeys`
+/// and `--scan` print what they print against Redis.
+#[test]
+fn redis_cli_rdb_bigkeys_and_scan() {
+    let pair = Pair::start(&[], &[]);
+    for port in [pair.redis.port, pair.amber.port] {
+        let p = port.to_string();
+        let fill: &[&[&str]] = &[
+            &["SET", "s", "hello"],
+            &["RPUSH", "l", "a", "b", "c"],
+            &["HSET", "h", "f", "v", "g", "w"],
+            &["SADD", "st", "x"],
+            &["ZADD", "z", "1", "m", "2", "n"],
+            &["XADD", "x", "1-1", "k", "v"],
+            &["SET", "other", "1"],
+        ];
+        for cmd in fill {
+            let mut args = vec!["-p", p.as_str()];
+            args.extend_from_slice(cmd);
+            assert_eq!(
+                run_tool("redis-cli", &args, Duration::from_secs(10)).code,
+                Some(0)
+            );
+        }
+    }
+    // --rdb: a file redis-check-rdb accepts with every key in it.
+    let file = pair.amber.dir().join("fetched.rdb");
+    let file = file.to_string_lossy();
+    let out = redis_cli(pair.amber.port, &["--rdb", &file]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stderr.contains("Transfer finished with success"),
+        "{out:?}"
+    );
+    let check = run_tool("redis-check-rdb", &[&file], Duration::from_secs(30));
+    assert_eq!(check.code, Some(0), "{check:?}");
+    assert!(check.stdout.contains("7 keys read"), "{check:?}");
+    // --bigkeys: one key per type, so the same summary on both (the
+    // progress lines before it follow each server's SCAN order).
+    let summary = |port: u16| {
+        let out = redis_cli(port, &["--bigkeys"]);
+        assert_eq!(out.code, Some(0), "{out:?}");
+        let at = out.stdout.find("-------- summary").unwrap_or(0);
+        out.stdout.get(at..).unwrap_or_default().to_owned()
+    };
+    let big = summary(pair.amber.port);
+    assert_eq!(big, summary(pair.redis.port));
+    assert!(
+        big.contains("Biggest   list found '\"l\"' has 3 items"),
+        "{big}"
+    );
+    // --scan: the same keys (in each server's own order).
+    let sorted = |port: u16| {
+        let out = redis_cli(port, &["--scan", "--pattern", "*"]);
+        assert_eq!(out.code, Some(0), "{out:?}");
+        let mut keys: Vec<String> = out.stdout.lines().map(str::to_owned).collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(sorted(pair.amber.port), sorted(pair.redis.port));
+}
+
 #[test]
 fn redis_benchmark_completes() {
     let pair = Pair::start(&[], &[]);
