@@ -31,6 +31,8 @@ pub enum Error {
     RecordTooLarge,
     /// An arena segment still holds live records and cannot be freed.
     SegmentInUse,
+    /// A snapshot already runs (one at a time: see `crate::snapshot`).
+    SnapshotRunning,
 }
 
 impl fmt::Display for Error {
@@ -44,6 +46,7 @@ impl fmt::Display for Error {
             Error::BadArena(what) => write!(f, "unusable arena: {what}"),
             Error::RecordTooLarge => f.write_str("record larger than the arena"),
             Error::SegmentInUse => f.write_str("arena segment still holds live records"),
+            Error::SnapshotRunning => f.write_str("a snapshot is already running"),
         }
     }
 }

@@ -104,9 +104,16 @@ impl<'a> Guard<'a> {
     pub(crate) fn new(
         ks: &'a Keyspace,
         db: usize,
-        locks: SmallVec<[(usize, MutexGuard<'a, Shard>); 2]>,
+        mut locks: SmallVec<[(usize, MutexGuard<'a, Shard>); 2]>,
         now: u64,
     ) -> Self {
+        // A running snapshot captures these shards before this command
+        // changes them (one relaxed load when none runs).
+        if ks.snapshot_running() {
+            for (i, s) in locks.iter_mut() {
+                ks.before_change(db, *i, s);
+            }
+        }
         Guard {
             ks,
             db,

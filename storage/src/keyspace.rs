@@ -149,6 +149,8 @@ pub struct Keyspace {
     /// Background steps (demotion, compaction) hold it shared; `close`
     /// takes it exclusively, so none runs while the checkpoint is taken.
     maintenance: RwLock<bool>,
+    /// The running snapshot, if any (see `crate::snapshot`).
+    pub(crate) snapshot: crate::snapshot::SnapshotState,
 }
 
 /// A filter for [`Keyspace::scan`]: key and value type.
@@ -211,6 +213,7 @@ impl Keyspace {
             observers: Observers::default(),
             checkpoint_path: None,
             maintenance: RwLock::new(false),
+            snapshot: crate::snapshot::SnapshotState::new(DB_COUNT * shards),
             dbs,
             hasher: FixedState::with_seed(seed),
             hash_seed: seed,
@@ -833,6 +836,7 @@ impl Keyspace {
                 continue;
             };
             let mut s = m.lock();
+            self.before_change(db, i, &mut s);
             let arena = self.tiers.arena.as_ref();
             let victim: Option<Handle> = if policy.volatile_only() {
                 s.expiry
@@ -951,7 +955,9 @@ impl Keyspace {
         if let Some(d) = self.dbs.get(db) {
             out.shards.reserve(d.shards.len());
             for (i, m) in d.shards.iter().enumerate() {
-                let old = std::mem::take(&mut *m.lock());
+                let mut s = m.lock();
+                self.before_change(db, i, &mut s);
+                let old = std::mem::take(&mut *s);
                 self.forget_shard(&old, db * per_db + i);
                 out.shards.push(old);
             }
@@ -1059,9 +1065,11 @@ impl Keyspace {
             o.replacing_db(a, Some(b));
             o.replacing_db(b, Some(a));
         }
-        for (sa, sb) in da.shards.iter().zip(db_.shards.iter()) {
+        for (i, (sa, sb)) in da.shards.iter().zip(db_.shards.iter()).enumerate() {
             let mut ga = sa.lock();
             let mut gb = sb.lock();
+            self.before_change(a, i, &mut ga);
+            self.before_change(b, i, &mut gb);
             std::mem::swap(&mut *ga, &mut *gb);
         }
         if self.tiers.write_through() {
