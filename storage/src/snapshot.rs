@@ -43,6 +43,10 @@ pub trait SnapshotSink: Send + Sync {
     fn capture(&self, db: usize, shard: usize, entries: &ShardEntries<'_>);
 }
 
+/// What [`ShardEntries::for_each`] calls per key: the key, its value and
+/// its deadline (Unix ms).
+pub type EntryVisitor<'f> = dyn FnMut(&[u8], &Value, Option<u64>) + 'f;
+
 /// The entries of one locked shard, handed to a [`SnapshotSink`].
 pub struct ShardEntries<'a> {
     ks: &'a Keyspace,
@@ -65,7 +69,7 @@ impl ShardEntries<'_> {
     /// writes them (a loader skips them). Cold values are decoded from the
     /// arena without being promoted; a record that cannot be read is
     /// skipped and counted in the return value (0 when all were read).
-    pub fn for_each(&self, f: &mut dyn FnMut(&[u8], &Value, Option<u64>)) -> usize {
+    pub fn for_each(&self, f: &mut EntryVisitor<'_>) -> usize {
         let mut unreadable = 0;
         let deadline = |at: u64| (at != 0).then_some(at);
         for &h in self.shard.index.iter() {
