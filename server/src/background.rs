@@ -41,7 +41,19 @@ pub async fn run(srv: Arc<ServerState>) {
         // old enough (not while one runs; 5 s apart after a failure).
         let now = now_ms / 1000;
         let changes = srv.changes_since_save();
-        if changes > 0 && !srv.rdb.bgsave_in_progress.load(Ordering::Relaxed) {
+        let idle = !srv.rdb.bgsave_in_progress.load(Ordering::Relaxed);
+        if idle
+            && srv.rdb.bgsave_scheduled.load(Ordering::Relaxed)
+            && !srv.keyspace.snapshot_running()
+        {
+            // A scheduled BGSAVE (Redis's `rdb_bgsave_scheduled`). Taking
+            // the gate blocks: off the async workers.
+            let s = srv.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                crate::cmd::admin::start_bgsave(&s, true, false)
+            })
+            .await;
+        } else if changes > 0 && idle {
             let since = now.saturating_sub(srv.last_save.load(Ordering::Relaxed));
             let retry_ok = srv.rdb.last_bgsave_ok.load(Ordering::Relaxed)
                 || now.saturating_sub(last_bgsave_try) > BGSAVE_RETRY_DELAY;
@@ -49,7 +61,11 @@ pub async fn run(srv: Arc<ServerState>) {
             if retry_ok && crate::snapshot::save_point_due(&save, changes, since) {
                 tracing::info!(changes, seconds = since, "changes in seconds. Saving...");
                 last_bgsave_try = now;
-                let _ = crate::cmd::admin::start_bgsave(&srv);
+                let s = srv.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    crate::cmd::admin::start_bgsave(&s, false, false)
+                })
+                .await;
             }
         }
         // As in Redis, a `CLIENT PAUSE` stops active expiry: nothing is

@@ -158,7 +158,7 @@ async fn async_main(config: config::Config) -> ExitCode {
         "Amber is ready to accept connections"
     );
     amber_server::run(srv.clone(), listeners).await;
-    // A running BGSAVE finishes its file (it holds the keyspace until then).
+    // A running BGSAVE finishes its file first.
     while srv
         .rdb
         .bgsave_in_progress

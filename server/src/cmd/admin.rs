@@ -80,64 +80,116 @@ fn save(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
     }
 }
 
-/// `BGSAVE [SCHEDULE]`: Amber cannot fork, so a background thread takes
-/// the exclusive gate and writes the file while every command waits (the
-/// file is a point-in-time snapshot, as Redis's forked child writes; see
-/// `crate::snapshot`). The reply comes at once. `BGSAVE` and `LASTSAVE`
-/// run without the gate, so they answer while the save runs.
+/// `BGSAVE [SCHEDULE]`: Amber cannot fork; the snapshot is a live one
+/// (see `crate::snapshot::live`): it starts under the exclusive gate, the
+/// instant of this command, and a background thread writes the file while
+/// every command keeps running. The reply comes at once. Inside `EXEC`
+/// (which holds the gate) it is scheduled, as in Redis, and started by the
+/// background cron after the transaction; so is `BGSAVE SCHEDULE` while a
+/// replica's full sync holds the one snapshot. `BGSAVE` and `LASTSAVE` run
+/// without the gate.
 fn bgsave(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
-    match args {
-        [_] => {}
-        [_, opt] if is(opt, "schedule") => {}
+    let schedule = match args {
+        [_] => false,
+        [_, opt] if is(opt, "schedule") => true,
         _ => return Err(CmdError::Syntax),
+    };
+    match start_bgsave(ctx.srv, schedule, ctx.client.in_exec)? {
+        Bgsave::Started => ctx.out.simple("Background saving started"),
+        Bgsave::Scheduled => ctx.out.simple("Background saving scheduled"),
     }
-    match start_bgsave(ctx.srv) {
-        Ok(()) => {
-            ctx.out.simple("Background saving started");
-            Ok(())
-        }
-        Err(e) => Err(e),
-    }
+    Ok(())
 }
 
-/// Starts a background save (`BGSAVE`, and the `save` points' timed
-/// saves): a thread takes the exclusive gate and writes the file. Redis's
-/// error when one already runs.
-pub fn start_bgsave(srv: &crate::state::ServerState) -> Result<(), CmdError> {
-    if srv.rdb.bgsave_in_progress.swap(true, Ordering::AcqRel) {
+/// What [`start_bgsave`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bgsave {
+    /// The snapshot started; a thread writes the file.
+    Started,
+    /// It starts later (`rdb_bgsave_scheduled`; see `crate::background`).
+    Scheduled,
+}
+
+/// Redis's text when another snapshot (here: a replica's full sync) runs.
+const SNAPSHOT_BUSY: &str = "Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.";
+
+/// Starts a background save (`BGSAVE`, the `save` points' timed saves, a
+/// scheduled one): takes the exclusive gate briefly to start a live
+/// snapshot, then a thread writes the file. Redis's error when one
+/// already runs. `schedule`: schedule it when another snapshot runs;
+/// `in_exec`: the caller holds the gate (`EXEC`), so it is scheduled.
+pub fn start_bgsave(
+    srv: &crate::state::ServerState,
+    schedule: bool,
+    in_exec: bool,
+) -> Result<Bgsave, CmdError> {
+    let rdb = &srv.rdb;
+    if rdb.bgsave_in_progress.load(Ordering::Acquire) {
         return Err(CmdError::err(BGSAVE_RUNNING));
     }
-    let started = amber_storage::clock::now_ms() / 1000;
-    srv.rdb.bgsave_started.store(started, Ordering::Relaxed);
-    let spawned = srv.shared().map(|shared| {
-        std::thread::Builder::new()
-            .name("amber-bgsave".into())
-            .spawn(move || {
-                let t = std::time::Instant::now();
-                let ok = {
-                    let _gate = shared.keyspace.exclusive();
-                    snapshot::save_and_sync(&shared).is_ok()
-                };
-                let rdb = &shared.rdb;
-                rdb.last_bgsave_ok.store(ok, Ordering::Relaxed);
-                rdb.last_bgsave_secs
-                    .store(t.elapsed().as_secs() as i64, Ordering::Relaxed);
-                rdb.bgsave_started.store(0, Ordering::Relaxed);
-                rdb.bgsave_in_progress.store(false, Ordering::Release);
-            })
-    });
-    match spawned {
-        Some(Ok(_)) => {
-            tracing::info!("Background saving started");
-            Ok(())
+    let scheduled = || {
+        rdb.bgsave_scheduled.store(true, Ordering::Relaxed);
+        Ok(Bgsave::Scheduled)
+    };
+    if in_exec {
+        return scheduled();
+    }
+    let busy = || {
+        if schedule {
+            scheduled()
+        } else {
+            Err(CmdError::err(SNAPSHOT_BUSY))
         }
-        other => {
-            if let Some(Err(e)) = other {
-                tracing::warn!(error = %e, "cannot start the background save thread");
-            }
-            srv.rdb.last_bgsave_ok.store(false, Ordering::Relaxed);
-            srv.rdb.bgsave_started.store(0, Ordering::Relaxed);
-            srv.rdb.bgsave_in_progress.store(false, Ordering::Release);
+    };
+    if srv.keyspace.snapshot_running() {
+        return busy();
+    }
+    let Some(shared) = srv.shared() else {
+        return Err(CmdError::msg("ERR"));
+    };
+    if rdb.bgsave_in_progress.swap(true, Ordering::AcqRel) {
+        return Err(CmdError::err(BGSAVE_RUNNING));
+    }
+    let t = std::time::Instant::now();
+    rdb.bgsave_started
+        .store(amber_storage::clock::now_ms() / 1000, Ordering::Relaxed);
+    let snap = {
+        let _gate = srv.keyspace.exclusive();
+        snapshot::live::LiveSnapshot::begin(shared.clone())
+    };
+    let snap = match snap {
+        Ok(s) => s,
+        Err(e) => {
+            // A full sync's snapshot started in between.
+            tracing::debug!(error = %e, "BGSAVE: no snapshot");
+            rdb.bgsave_started.store(0, Ordering::Relaxed);
+            rdb.bgsave_in_progress.store(false, Ordering::Release);
+            return busy();
+        }
+    };
+    rdb.bgsave_scheduled.store(false, Ordering::Relaxed);
+    let spawned = std::thread::Builder::new()
+        .name("amber-bgsave".into())
+        .spawn(move || {
+            let ok = snapshot::save_live(snap).is_ok();
+            let rdb = &shared.rdb;
+            rdb.last_bgsave_ok.store(ok, Ordering::Relaxed);
+            rdb.last_bgsave_secs
+                .store(t.elapsed().as_secs() as i64, Ordering::Relaxed);
+            rdb.bgsave_started.store(0, Ordering::Relaxed);
+            rdb.bgsave_in_progress.store(false, Ordering::Release);
+        });
+    match spawned {
+        Ok(_) => {
+            tracing::info!("Background saving started");
+            Ok(Bgsave::Started)
+        }
+        Err(e) => {
+            // The snapshot moved into the closure was dropped: it ended.
+            tracing::warn!(error = %e, "cannot start the background save thread");
+            rdb.last_bgsave_ok.store(false, Ordering::Relaxed);
+            rdb.bgsave_started.store(0, Ordering::Relaxed);
+            rdb.bgsave_in_progress.store(false, Ordering::Release);
             Err(CmdError::msg("ERR"))
         }
     }

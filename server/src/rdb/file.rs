@@ -132,23 +132,22 @@ impl<W: Write> FileWriter<W> {
     /// (none today: see `write::Unsupported`) fails the save rather than
     /// being left out.
     pub fn key(&mut self, key: &[u8], value: &Value, expire_ms: Option<u64>) -> io::Result<()> {
-        let unsupported = || {
-            io::Error::new(
-                io::ErrorKind::Unsupported,
-                "a value type the RDB codec cannot write",
-            )
-        };
-        let mut object = Vec::new();
-        write::object(&mut object, value, self.opts).map_err(|_| unsupported())?;
-        let (&type_byte, body) = object.split_first().ok_or_else(unsupported)?;
-        if let Some(ms) = expire_ms {
-            self.scratch.push(opcode::EXPIRETIME_MS);
-            self.scratch.extend_from_slice(&ms.to_le_bytes());
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let r = key_entry(&mut scratch, key, value, expire_ms, self.opts);
+        self.scratch = scratch;
+        match r {
+            Ok(()) => self.put_scratch(),
+            Err(e) => {
+                self.scratch.clear();
+                Err(e)
+            }
         }
-        self.scratch.push(type_byte);
-        write::string(&mut self.scratch, key, self.opts.compress);
-        self.put_scratch()?;
-        self.put(body)
+    }
+
+    /// Key entries already encoded with [`key_entry`] (with this writer's
+    /// options), written as they are.
+    pub fn key_entries(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.put(bytes)
     }
 
     /// `EOF` and the checksum; returns the output (not yet synced).
@@ -159,6 +158,37 @@ impl<W: Write> FileWriter<W> {
         self.out.flush()?;
         Ok(self.out)
     }
+}
+
+/// Appends the bytes of one key entry (`rdbSaveKeyValuePair`) to `out`:
+/// its deadline (Unix ms), then the type, the name and the object, as
+/// [`FileWriter::key`] writes them; for entries encoded away from the
+/// writer (a live snapshot's shards) and written later with
+/// [`FileWriter::key_entries`]. A value type the codec does not know fails.
+pub fn key_entry(
+    out: &mut Vec<u8>,
+    key: &[u8],
+    value: &Value,
+    expire_ms: Option<u64>,
+    opts: Options,
+) -> io::Result<()> {
+    let unsupported = || {
+        io::Error::new(
+            io::ErrorKind::Unsupported,
+            "a value type the RDB codec cannot write",
+        )
+    };
+    let mut object = Vec::new();
+    write::object(&mut object, value, opts).map_err(|_| unsupported())?;
+    let (&type_byte, body) = object.split_first().ok_or_else(unsupported)?;
+    if let Some(ms) = expire_ms {
+        out.push(opcode::EXPIRETIME_MS);
+        out.extend_from_slice(&ms.to_le_bytes());
+    }
+    out.push(type_byte);
+    write::string(out, key, opts.compress);
+    out.extend_from_slice(body);
+    Ok(())
 }
 
 /// What an RDB file holds, item by item.

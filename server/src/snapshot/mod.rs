@@ -29,6 +29,8 @@
 //! snapshot across every shard and database. Cold values are read from
 //! the arena without being promoted (`Guard::peek`).
 
+pub mod live;
+
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -60,6 +62,9 @@ pub struct RdbStatus {
     pub keys_loaded: AtomicU64,
     /// Keys it skipped because their deadline had passed.
     pub keys_expired: AtomicU64,
+    /// A `BGSAVE` waits for its turn (`rdb_bgsave_scheduled`: asked inside
+    /// `EXEC`, or with `SCHEDULE` while another snapshot ran).
+    pub bgsave_scheduled: AtomicBool,
     /// `SHUTDOWN` already saved what it had to (the exit path then does
     /// not save again).
     pub shutdown_saved: AtomicBool,
@@ -72,6 +77,7 @@ impl Default for RdbStatus {
             last_bgsave_ok: AtomicBool::new(true),
             last_bgsave_secs: AtomicI64::new(-1),
             bgsave_started: AtomicU64::new(0),
+            bgsave_scheduled: AtomicBool::new(false),
             keys_loaded: AtomicU64::new(0),
             keys_expired: AtomicU64::new(0),
             shutdown_saved: AtomicBool::new(false),
@@ -302,11 +308,21 @@ pub struct SaveReport {
 /// (`rdbSave`). The caller holds the keyspace's exclusive gate (see the
 /// module docs). The error is for the log.
 pub fn save(srv: &ServerState) -> Result<SaveReport, String> {
+    save_with(srv, |out| write_to(srv, out))
+}
+
+/// The file of `SAVE` and `BGSAVE`: `produce` writes its bytes to a
+/// temporary file in the same directory; then fsync, rename, fsync of the
+/// directory (`rdbSave`).
+fn save_with(
+    srv: &ServerState,
+    produce: impl FnOnce(BufWriter<std::fs::File>) -> std::io::Result<(SaveReport, BufWriter<std::fs::File>)>,
+) -> Result<SaveReport, String> {
     let file = path(srv);
     let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
     let tmp = dir.join(format!("temp-{}.rdb", std::process::id()));
     let started = Instant::now();
-    let result = write_file(srv, &tmp).and_then(|report| {
+    let result = write_file(&tmp, produce).and_then(|report| {
         std::fs::rename(&tmp, &file)
             .map_err(|e| format!("cannot rename {} to {}: {e}", tmp.display(), file.display()))?;
         // The rename itself is durable once the directory is.
@@ -330,6 +346,26 @@ pub fn save(srv: &ServerState) -> Result<SaveReport, String> {
     result
 }
 
+/// `BGSAVE`'s file from a snapshot started under the gate (see
+/// [`live`]), then a save point; runs without the gate, on the background
+/// thread. The error is for the log.
+pub fn save_live(snap: live::LiveSnapshot) -> Result<SaveReport, String> {
+    let srv = snap.server().clone();
+    let dirty = snap.dirty;
+    let report = save_with(&srv, |out| snap.write_to(out))?;
+    srv.save_point()?;
+    srv.dirty_at_save.store(dirty, Ordering::Relaxed);
+    Ok(report)
+}
+
+/// A replica's full-sync payload (the bytes of a `dump.rdb`) from a
+/// snapshot started under the gate (see [`live`]); runs without the gate.
+pub fn bytes_live(snap: live::LiveSnapshot) -> Result<Vec<u8>, String> {
+    snap.write_to(Vec::new())
+        .map(|(_, bytes)| bytes)
+        .map_err(|e| format!("cannot write the RDB payload: {e}"))
+}
+
 /// [`save`], then a save point in the arena (which `LASTSAVE` and
 /// `rdb_saves` count). The caller holds the exclusive gate.
 pub fn save_and_sync(srv: &ServerState) -> Result<SaveReport, String> {
@@ -341,10 +377,13 @@ pub fn save_and_sync(srv: &ServerState) -> Result<SaveReport, String> {
     Ok(report)
 }
 
-fn write_file(srv: &ServerState, tmp: &Path) -> Result<SaveReport, String> {
+fn write_file(
+    tmp: &Path,
+    produce: impl FnOnce(BufWriter<std::fs::File>) -> std::io::Result<(SaveReport, BufWriter<std::fs::File>)>,
+) -> Result<SaveReport, String> {
     let io = |e: std::io::Error| format!("cannot write {}: {e}", tmp.display());
     let out = std::fs::File::create(tmp).map_err(io)?;
-    let (report, out) = write_to(srv, BufWriter::with_capacity(1 << 20, out)).map_err(io)?;
+    let (report, out) = produce(BufWriter::with_capacity(1 << 20, out)).map_err(io)?;
     let file = out.into_inner().map_err(|e| io(e.into_error()))?;
     file.sync_all().map_err(io)?;
     Ok(report)
@@ -359,26 +398,44 @@ pub fn to_bytes(srv: &ServerState) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("cannot write the RDB payload: {e}"))
 }
 
-/// Writes the RDB file's bytes to `out`: aux fields, libraries, every
-/// database (see the module docs). Returns what it wrote and `out`.
-fn write_to<W: std::io::Write>(srv: &ServerState, out: W) -> std::io::Result<(SaveReport, W)> {
-    let ks = &srv.keyspace;
+/// How objects are written (`rdbcompression`, `list-max-listpack-size`)
+/// and whether the file has a checksum (`rdbchecksum`).
+fn options(srv: &ServerState) -> (write::Options, bool) {
     let opts = write::Options {
         compress: srv.config.get_bool("rdbcompression"),
         list_fill: srv.config.get_i64("list-max-listpack-size"),
     };
-    let checksum = srv.config.get_bool("rdbchecksum");
-    let mut w = FileWriter::new(out, checksum, opts)?;
-    let ctime = amber_storage::clock::now_ms() / 1000;
-    let used = ks.tiers.stats.hot_bytes.load(Ordering::Relaxed).max(0);
+    (opts, srv.config.get_bool("rdbchecksum"))
+}
+
+/// The aux fields (`ctime` in Unix seconds, `used-mem` in bytes) and the
+/// function libraries, which open every file.
+fn header<W: std::io::Write>(
+    w: &mut FileWriter<W>,
+    ctime: u64,
+    used_mem: i64,
+    functions: &[Vec<u8>],
+) -> std::io::Result<()> {
     w.aux(b"redis-ver", REDIS_VERSION.as_bytes())?;
     w.aux(b"redis-bits", b"64")?;
     w.aux(b"ctime", ctime.to_string().as_bytes())?;
-    w.aux(b"used-mem", used.to_string().as_bytes())?;
+    w.aux(b"used-mem", used_mem.to_string().as_bytes())?;
     w.aux(b"aof-base", b"0")?;
-    for code in srv.scripting.functions.codes() {
-        w.function(&code)?;
+    for code in functions {
+        w.function(code)?;
     }
+    Ok(())
+}
+
+/// Writes the RDB file's bytes to `out`: aux fields, libraries, every
+/// database (see the module docs). Returns what it wrote and `out`.
+fn write_to<W: std::io::Write>(srv: &ServerState, out: W) -> std::io::Result<(SaveReport, W)> {
+    let ks = &srv.keyspace;
+    let (opts, checksum) = options(srv);
+    let mut w = FileWriter::new(out, checksum, opts)?;
+    let ctime = amber_storage::clock::now_ms() / 1000;
+    let used = ks.tiers.stats.hot_bytes.load(Ordering::Relaxed).max(0);
+    header(&mut w, ctime, used, &srv.scripting.functions.codes())?;
     // `rdb-key-save-delay`: microseconds per key (Redis's test knob).
     let delay = srv.config.get_i64("rdb-key-save-delay");
     let mut report = SaveReport::default();

@@ -1,0 +1,148 @@
+//! `BGSAVE` without stopping the server, against the real binary: while a
+//! slow save of a keyspace of every type runs (`rdb-key-save-delay`), other
+//! clients' commands are answered (a write loop makes progress before
+//! `rdb_bgsave_in_progress` goes back to 0), and the file, checked by
+//! `redis-check-rdb` and loaded by a real redis-server, holds exactly the
+//! data set of the `BGSAVE` instant although those writers changed,
+//! deleted, expired and created keys during the save.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use amber_tests::reply::show;
+use amber_tests::replication::{assert_same_data, dataset, field, parsed};
+use amber_tests::tools::run_tool;
+use amber_tests::{RespClient, RestartableServer, ServerProcess};
+
+/// Keys per database (databases 0 and 3).
+const KEYS: usize = 3000;
+
+fn tempdir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("tempdir")
+}
+
+/// Sends `cmds` pipelined and checks no reply is an error.
+fn pipeline(c: &mut RespClient, cmds: &[Vec<String>]) {
+    for chunk in cmds.chunks(500) {
+        for cmd in chunk {
+            c.send(cmd).expect("send");
+        }
+        for _ in chunk {
+            let r = c.read_reply().expect("reply");
+            assert!(!r.starts_with(b"-"), "{}", show(&r));
+        }
+    }
+}
+
+fn words(s: &str) -> Vec<String> {
+    s.split(' ').map(String::from).collect()
+}
+
+/// Every type, some keys with a deadline far away.
+fn load(c: &mut RespClient) {
+    for db in ["0", "3"] {
+        c.cmd(&["SELECT", db]);
+        let mut cmds = Vec::new();
+        for i in 0..KEYS {
+            cmds.push(match i % 6 {
+                0 => words(&format!("SET k{i} value-{i}-{}", "x".repeat(i % 50))),
+                1 => words(&format!("RPUSH k{i} a{i} b c{i}")),
+                2 => words(&format!("HSET k{i} f1 v{i} f2 w")),
+                3 => words(&format!("SADD k{i} m1 m{i} 7")),
+                4 => words(&format!("ZADD k{i} 1 a 2.5 b{i}")),
+                _ => words(&format!("XADD k{i} 1-{} f v{i}", i + 1)),
+            });
+            if i % 10 == 0 {
+                cmds.push(words(&format!("EXPIRE k{i} 3600")));
+            }
+        }
+        pipeline(c, &cmds);
+    }
+    c.cmd(&["SELECT", "0"]);
+}
+
+fn check_rdb(file: &Path) {
+    let out = run_tool(
+        "redis-check-rdb",
+        &[file.to_str().expect("path")],
+        Duration::from_secs(60),
+    );
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert_eq!(out.code, Some(0), "redis-check-rdb:\n{all}");
+    assert!(all.contains("RDB looks OK"), "{all}");
+}
+
+#[test]
+fn bgsave_serves_writers_and_saves_the_start_instant() {
+    let dir = tempdir("amber-bgsave-live-");
+    // 6000 keys at 300 µs each: a save of about two seconds.
+    let mut amber = RestartableServer::new(
+        dir.path(),
+        &["--rdb-key-save-delay", "300", "--shards", "64"],
+    );
+    amber.start();
+    let mut a = amber.client();
+    load(&mut a);
+    let before = dataset(&mut a);
+    assert_eq!(before.len(), 2 * KEYS);
+
+    assert_eq!(a.cmd(&["BGSAVE"]), b"+Background saving started\r\n");
+    // Writers on another connection while the save runs: every command
+    // answered, and answered before the save ends.
+    let mut w = amber.client();
+    let started = Instant::now();
+    let (mut answered_during, mut round) = (0u64, 0usize);
+    loop {
+        let i = (round * 7) % KEYS;
+        let db = if round % 2 == 0 { "0" } else { "3" };
+        w.cmd(&["SELECT", db]);
+        let k = format!("k{i}");
+        let cmds: [Vec<String>; 6] = [
+            words(&format!("DEL {k}")),
+            words(&format!("SET {k} changed-{round}")),
+            words(&format!("SET new-{round} fresh")),
+            words(&format!("PEXPIRE k{} 1", (i + 1) % KEYS)),
+            words(&format!("LPUSH k{} pushed", (i / 6) * 6 + 1)),
+            words("PING"),
+        ];
+        pipeline(&mut w, &cmds);
+        round += 1;
+        if field(&mut a, "persistence", "rdb_bgsave_in_progress") == "1" {
+            answered_during += cmds.len() as u64;
+        } else {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "BGSAVE never finished"
+        );
+    }
+    assert!(
+        answered_during >= 60,
+        "only {answered_during} commands were answered while BGSAVE ran"
+    );
+    assert_eq!(
+        field(&mut a, "persistence", "rdb_last_bgsave_status"),
+        "ok"
+    );
+    // The writers changed the data set.
+    assert_ne!(dataset(&mut a), before);
+
+    let file = dir.path().join("dump.rdb");
+    check_rdb(&file);
+    let rdir = tempdir("redis-bgsave-live-");
+    std::fs::copy(&file, rdir.path().join("dump.rdb")).expect("copy");
+    let redis = ServerProcess::redis(&[
+        "--dir",
+        rdir.path().to_str().expect("path"),
+        "--dbfilename",
+        "dump.rdb",
+    ]);
+    let mut r = redis.client();
+    let saved = dataset(&mut r);
+    assert_same_data(&before, &saved);
+    let _ = parsed(&r.cmd(&["PING"]));
+}
