@@ -316,7 +316,9 @@ pub fn save(srv: &ServerState) -> Result<SaveReport, String> {
 /// directory (`rdbSave`).
 fn save_with(
     srv: &ServerState,
-    produce: impl FnOnce(BufWriter<std::fs::File>) -> std::io::Result<(SaveReport, BufWriter<std::fs::File>)>,
+    produce: impl FnOnce(
+        BufWriter<std::fs::File>,
+    ) -> std::io::Result<(SaveReport, BufWriter<std::fs::File>)>,
 ) -> Result<SaveReport, String> {
     let file = path(srv);
     let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
@@ -379,7 +381,9 @@ pub fn save_and_sync(srv: &ServerState) -> Result<SaveReport, String> {
 
 fn write_file(
     tmp: &Path,
-    produce: impl FnOnce(BufWriter<std::fs::File>) -> std::io::Result<(SaveReport, BufWriter<std::fs::File>)>,
+    produce: impl FnOnce(
+        BufWriter<std::fs::File>,
+    ) -> std::io::Result<(SaveReport, BufWriter<std::fs::File>)>,
 ) -> Result<SaveReport, String> {
     let io = |e: std::io::Error| format!("cannot write {}: {e}", tmp.display());
     let out = std::fs::File::create(tmp).map_err(io)?;
