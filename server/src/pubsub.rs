@@ -44,6 +44,9 @@ pub struct Mailbox {
 struct Pending {
     bytes: Vec<u8>,
     soft_since: Option<Instant>,
+    /// Nothing is drained until [`Mailbox::release`]: a replica's stream
+    /// waits behind its full-sync payload, still being written.
+    held: bool,
 }
 
 /// Bytes below which a mailbox is never checked against the limits (so the
@@ -76,11 +79,30 @@ impl Mailbox {
     /// Moves every pending message into `out` (the connection task).
     pub fn drain_into(&self, out: &mut ReplyWriter) {
         let mut p = self.pending.lock();
-        if !p.bytes.is_empty() {
+        if !p.held && !p.bytes.is_empty() {
             out.raw(&p.bytes);
             p.bytes.clear();
             p.soft_since = None;
         }
+    }
+
+    /// Holds what is posted from now on until [`Mailbox::release`] (a
+    /// replica's stream while its full-sync payload is written).
+    pub fn hold(&self) {
+        self.pending.lock().held = true;
+    }
+
+    /// Ends [`Mailbox::hold`]: `first`, then whatever was posted meanwhile,
+    /// go out in that order.
+    pub fn release(&self, first: &[u8]) {
+        let mut p = self.pending.lock();
+        let mut bytes = Vec::with_capacity(first.len() + p.bytes.len());
+        bytes.extend_from_slice(first);
+        bytes.append(&mut p.bytes);
+        p.bytes = bytes;
+        p.held = false;
+        drop(p);
+        self.handle.wake.notify_one();
     }
 
     /// Appends `msg` and wakes the connection; past the output buffer

@@ -5,11 +5,14 @@
 //! offset the [`super::backlog`] still holds continues (`+CONTINUE
 //! <replid>` and the missed bytes). Anything else is a full
 //! resynchronization: `+FULLRESYNC <replid> <offset>`, then the RDB
-//! payload as `$<len>\r\n<bytes>` (no trailing newline), written by the
-//! same code as `SAVE` (`crate::snapshot::to_bytes`), then the stream.
+//! payload as `$<len>\r\n<bytes>` (no trailing newline), then the stream.
 //! Both commands run under the keyspace's exclusive gate, so the replica
-//! is attached, and the snapshot taken, between two commands: the stream
-//! it receives starts exactly where the snapshot ends. The replid is the
+//! is attached, and the snapshot started, between two commands: the stream
+//! it receives starts exactly where the snapshot is. The payload is a live
+//! snapshot (`crate::snapshot::live`) written by a thread while commands
+//! go on; the stream waits in the replica's mailbox behind it. While a
+//! `BGSAVE` holds the one live snapshot, the payload is written under the
+//! gate instead (`crate::snapshot::to_bytes`), as `SAVE` writes. The replid is the
 //! server's run id; Amber keeps no second replid (a replica promoted
 //! with `REPLICAOF NO ONE` starts a new history).
 
@@ -93,35 +96,93 @@ fn attach(ctx: &mut Ctx<'_>, psync: Option<(&[u8], &[u8])>) -> CmdResult {
             handle.addr
         );
     }
+    // The payload is a live snapshot (`crate::snapshot::live`) started
+    // here, under the gate, at the offset the replica is attached at; a
+    // thread writes it while commands go on, and the stream the replica is
+    // sent meanwhile waits in its mailbox, behind the payload.
+    let mailbox = ctx.client.subs.mailbox.clone();
+    mailbox.hold();
     let offset = srv.master.attach(replica.clone());
-    let rdb = match crate::snapshot::to_bytes(srv) {
-        Ok(b) => b,
-        Err(e) => {
-            srv.master.detach(handle.id);
-            tracing::warn!(error = %e, "cannot produce the RDB for a replica");
-            return Err(CmdError::err(e));
-        }
-    };
     if psync.is_some() {
         ctx.out
             .raw(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes());
     }
-    ctx.out.raw(format!("${}\r\n", rdb.len()).as_bytes());
-    ctx.out.raw(&rdb);
+    let live = srv
+        .shared()
+        .map(crate::snapshot::live::LiveSnapshot::begin);
     ctx.client.replica = Some(replica);
     handle.info.lock().replica = true;
+    match live {
+        Some(Ok(snap)) => {
+            let h = handle.clone();
+            let spawned = std::thread::Builder::new()
+                .name("amber-fullsync".into())
+                .spawn(move || {
+                    let srv = snap.server().clone();
+                    match crate::snapshot::bytes_live(snap) {
+                        Ok(rdb) => {
+                            let mut payload = format!("${}\r\n", rdb.len()).into_bytes();
+                            payload.extend_from_slice(&rdb);
+                            mailbox.release(&payload);
+                            synced(&srv, h.id, &h.addr, rdb.len(), offset);
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot produce the RDB for a replica");
+                            srv.master.detach(h.id);
+                            h.kill();
+                            mailbox.release(b"");
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "cannot start the full sync thread");
+                srv.master.detach(handle.id);
+                handle.kill();
+                ctx.client.subs.mailbox.release(b"");
+            }
+        }
+        _ => {
+            // Another snapshot (a BGSAVE) runs: the payload is written here,
+            // under the gate, as SAVE writes its file.
+            let rdb = crate::snapshot::to_bytes(srv);
+            mailbox.release(b"");
+            let rdb = match rdb {
+                Ok(b) => b,
+                Err(e) => {
+                    srv.master.detach(handle.id);
+                    ctx.client.replica = None;
+                    handle.info.lock().replica = false;
+                    tracing::warn!(error = %e, "cannot produce the RDB for a replica");
+                    return Err(CmdError::err(e));
+                }
+            };
+            ctx.out.raw(format!("${}\r\n", rdb.len()).as_bytes());
+            ctx.out.raw(&rdb);
+            synced(srv, handle.id, &handle.addr, rdb.len(), offset);
+        }
+    }
+    Ok(())
+}
+
+/// Counts and logs a full sync whose payload is on its way.
+fn synced(
+    srv: &crate::state::ServerState,
+    id: u64,
+    addr: &std::net::SocketAddr,
+    bytes: usize,
+    offset: u64,
+) {
     srv.master.sync_full.fetch_add(1, Ordering::Relaxed);
     srv.master
         .output_bytes
-        .fetch_add(rdb.len() as u64, Ordering::Relaxed);
+        .fetch_add(bytes as u64, Ordering::Relaxed);
     tracing::info!(
-        client = handle.id,
-        bytes = rdb.len(),
+        client = id,
+        bytes,
         offset,
         "Synchronization with replica {} succeeded",
-        handle.addr
+        addr
     );
-    Ok(())
 }
 
 /// `REPLCONF option value [option value ...]`: `listening-port`,
