@@ -4,12 +4,16 @@
 //! `rdb_bgsave_in_progress` goes back to 0), and the file, checked by
 //! `redis-check-rdb` and loaded by a real redis-server, holds exactly the
 //! data set of the `BGSAVE` instant although those writers changed,
-//! deleted, expired and created keys during the save.
+//! deleted, expired and created keys during the save. A replica's full
+//! sync (a live snapshot too) under concurrent writes ends identical, and
+//! the writers are answered while its payload is written.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use amber_tests::replication::{dataset, field, parsed, Dataset};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use amber_tests::replication::{dataset, field, parsed, wait_synced, Dataset};
 use amber_tests::reply::show;
 use amber_tests::tools::run_tool;
 use amber_tests::{RespClient, RestartableServer, ServerProcess};
@@ -163,4 +167,74 @@ fn bgsave_serves_writers_and_saves_the_start_instant() {
     let saved = dataset(&mut r);
     same_data(&before, &saved);
     let _ = parsed(&r.cmd(&["PING"]));
+}
+
+/// One writer's loop on its own keys until `stop`: overwrites, deletes,
+/// pushes, deadlines that pass at once, new keys; counts its answers.
+fn writer(c: &mut RespClient, t: usize, stop: &AtomicBool, answered: &AtomicU64) {
+    let mut round = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        // Writer t owns the strings, lists and hashes of its residue.
+        let i = ((round * 4 + t) * 6) % KEYS;
+        let db = if round % 2 == 0 { "0" } else { "3" };
+        let cmds: [Vec<String>; 6] = [
+            words(&format!("SELECT {db}")),
+            words(&format!("SET k{i} w{t}-{round}")),
+            words(&format!("DEL k{}", (i + 6) % KEYS)),
+            words(&format!("LPUSH k{} p{round}", i + 1)),
+            words(&format!("PEXPIRE k{} 1", i + 2)),
+            words(&format!("SET new-{t}-{round} v")),
+        ];
+        pipeline(c, &cmds);
+        answered.fetch_add(cmds.len() as u64, Ordering::Relaxed);
+        round += 1;
+    }
+}
+
+#[test]
+fn a_full_sync_under_concurrent_writes_ends_identical() {
+    let amber = ServerProcess::amber(&["--rdb-key-save-delay", "300", "--threads", "2"]);
+    let mut a = amber.client();
+    load(&mut a);
+    let stop = AtomicBool::new(false);
+    let answered = AtomicU64::new(0);
+    let port = amber.port.to_string();
+    let redis = std::thread::scope(|s| {
+        let writers: Vec<_> = (0..2)
+            .map(|t| {
+                let mut c = amber.client();
+                let (stop, answered) = (&stop, &answered);
+                s.spawn(move || writer(&mut c, t, stop, answered))
+            })
+            .collect();
+        let redis = ServerProcess::redis(&["--replicaof", "127.0.0.1", &port]);
+        let mut r = redis.client();
+        // The payload takes about two seconds to write: writers are
+        // answered meanwhile.
+        let mut during = 0;
+        let started = Instant::now();
+        while field(&mut r, "replication", "master_link_status") != "up" {
+            assert!(started.elapsed() < Duration::from_secs(300), "never synced");
+            let before = answered.load(Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(100));
+            if field(&mut r, "replication", "master_sync_in_progress") == "1" {
+                during += answered.load(Ordering::Relaxed) - before;
+            }
+        }
+        assert!(
+            during >= 30,
+            "only {during} commands answered during the full sync"
+        );
+        // Writes go on after the sync too, then stop.
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::Relaxed);
+        for w in writers {
+            w.join().expect("writer");
+        }
+        redis
+    });
+    let mut r = redis.client();
+    wait_synced(&mut a, &mut r);
+    // (Read one after the other: the replica's TTLs are lower.)
+    same_data(&dataset(&mut a), &dataset(&mut r));
 }

@@ -107,9 +107,7 @@ fn attach(ctx: &mut Ctx<'_>, psync: Option<(&[u8], &[u8])>) -> CmdResult {
         ctx.out
             .raw(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes());
     }
-    let live = srv
-        .shared()
-        .map(crate::snapshot::live::LiveSnapshot::begin);
+    let live = srv.shared().map(crate::snapshot::live::LiveSnapshot::begin);
     ctx.client.replica = Some(replica);
     handle.info.lock().replica = true;
     match live {
