@@ -26,8 +26,12 @@
 //! [`save`] writes the file as Redis's `rdbSave` does: a temporary file in
 //! the same directory, fsync, rename, fsync of the directory. The caller
 //! holds the keyspace's exclusive gate, so the file is a point-in-time
-//! snapshot across every shard and database. Cold values are read from
-//! the arena without being promoted (`Guard::peek`).
+//! snapshot across every shard and database (`SAVE`, `SHUTDOWN SAVE`).
+//! Cold values are read from the arena without being promoted
+//! (`Guard::peek`). `BGSAVE`, the `save` points and a replica's full sync
+//! use a live snapshot instead ([`live`], [`save_live`], [`bytes_live`]):
+//! the same file, of the instant the snapshot started, written while the
+//! server keeps serving.
 
 pub mod live;
 
