@@ -158,11 +158,13 @@ async fn async_main(config: config::Config) -> ExitCode {
         "Amber is ready to accept connections"
     );
     amber_server::run(srv.clone(), listeners).await;
-    // A running BGSAVE finishes its file first.
+    // A running BGSAVE finishes its file first; a full sync's snapshot
+    // finishes reading the keyspace before the arena closes.
     while srv
         .rdb
         .bgsave_in_progress
         .load(std::sync::atomic::Ordering::Acquire)
+        || srv.keyspace.snapshot_running()
     {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }

@@ -238,3 +238,39 @@ fn a_full_sync_under_concurrent_writes_ends_identical() {
     // (Read one after the other: the replica's TTLs are lower.)
     same_data(&dataset(&mut a), &dataset(&mut r));
 }
+
+#[test]
+fn bgsave_inside_exec_is_scheduled_and_runs_after_the_transaction() {
+    let dir = tempdir("amber-bgsave-exec-");
+    let mut amber = RestartableServer::new(dir.path(), &[]);
+    amber.start();
+    let mut a = amber.client();
+    a.cmd(&["SET", "before", "1"]);
+    let t0 = parsed(&a.cmd(&["LASTSAVE"])).integer().expect("int");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(a.cmd(&["MULTI"]), b"+OK\r\n");
+    a.cmd(&["BGSAVE"]);
+    a.cmd(&["SET", "inside", "1"]);
+    let exec = a.cmd(&["EXEC"]);
+    assert_eq!(
+        show(&exec),
+        show(b"*2\r\n+Background saving scheduled\r\n+OK\r\n")
+    );
+    let started = Instant::now();
+    while parsed(&a.cmd(&["LASTSAVE"])).integer().expect("int") == t0
+        || field(&mut a, "persistence", "rdb_bgsave_in_progress") != "0"
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the scheduled BGSAVE never ran"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // It ran after the whole transaction.
+    let rdir = tempdir("redis-bgsave-exec-");
+    std::fs::copy(dir.path().join("dump.rdb"), rdir.path().join("dump.rdb")).expect("copy");
+    let redis = ServerProcess::redis(&["--dir", rdir.path().to_str().expect("path")]);
+    let mut r = redis.client();
+    assert_eq!(r.cmd(&["GET", "inside"]), b"$1\r\n1\r\n");
+    assert_eq!(r.cmd(&["DBSIZE"]), b":2\r\n");
+}

@@ -462,7 +462,7 @@ fn bgsave_writes_a_loadable_file_and_refuses_a_second_one_meanwhile() {
         show(&second),
         show(b"-ERR Background save already in progress\r\n")
     );
-    // LASTSAVE answers while the save holds the keyspace.
+    // LASTSAVE answers while the save runs.
     assert_eq!(parsed(&a.cmd(&["LASTSAVE"])).integer(), Some(t0));
     wait_bgsave(&mut a);
     assert!(parsed(&a.cmd(&["LASTSAVE"])).integer().expect("int") > t0);
