@@ -9,7 +9,8 @@
 //! released and [`LiveSnapshot::write_to`], on a background thread, walks
 //! the databases in order and the shards of each: it captures every shard
 //! nobody captured yet and writes the captured shards of the database it
-//! is in. A command that locks a shard not yet captured captures it first
+//! is in (`SELECTDB` and `RESIZEDB`, from the start's counts, before the
+//! first key of a database; one without keys is left out). A command that locks a shard not yet captured captures it first
 //! (the sink below encodes its keys to RDB entry bytes under the shard's
 //! lock), so the file holds every shard as it was at the start.
 //!
@@ -158,10 +159,9 @@ impl LiveSnapshot {
                 let Some(counts) = ticket.counts.get(db).copied() else {
                     break;
                 };
-                if counts.keys == 0 {
-                    continue;
-                }
-                w.select_db(db as u64, counts.keys, counts.expires)?;
+                // `SELECTDB` before the database's first key: an empty
+                // database is left out (the counts are only hints).
+                let mut selected = false;
                 for shard in 0..per_db {
                     ks.snapshot_capture(&ticket, db, shard);
                     let chunks = {
@@ -172,6 +172,10 @@ impl LiveSnapshot {
                         chunks.unwrap_or_default()
                     };
                     for c in chunks {
+                        if !selected {
+                            w.select_db(db as u64, counts.keys, counts.expires)?;
+                            selected = true;
+                        }
                         w.key_entries(&c.bytes)?;
                         report.keys += c.keys;
                         if delay > 0 {
