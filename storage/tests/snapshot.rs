@@ -119,10 +119,15 @@ fn read_all(ks: &Keyspace) -> Dataset {
     out
 }
 
+/// The databases writers' commands touch.
 const DBS: [usize; 3] = [0, 3, 9];
 
+/// Databases only a flush and a `SWAPDB` change (so that no command
+/// captures their shards first).
+const QUIET: [usize; 2] = [12, 13];
+
 fn populate(ks: &Keyspace) {
-    for &db in &DBS {
+    for &db in DBS.iter().chain(&QUIET) {
         for i in 0..300 {
             let key = format!("key:{i}");
             // Some keys already expired at the start (not in the snapshot's
@@ -138,7 +143,7 @@ fn populate(ks: &Keyspace) {
 }
 
 /// Writers' random changes: overwrites, in-place changes, deletes, new
-/// keys, deadlines (past and soon), evictions, active expiry, a flush.
+/// keys, deadlines (past and soon), evictions, active expiry.
 fn churn(ks: &Keyspace, seed: u64, stop: &AtomicBool, ops: &AtomicU64) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut n = 0u64;
@@ -180,7 +185,7 @@ fn churn(ks: &Keyspace, seed: u64, stop: &AtomicBool, ops: &AtomicU64) {
                 }
             }
             5 => {
-                let other = rng.gen_range(0..DB_COUNT);
+                let other = DBS[rng.gen_range(0..DBS.len())];
                 let k = format!("new:{seed}:{n}");
                 set(
                     ks,
@@ -195,10 +200,6 @@ fn churn(ks: &Keyspace, seed: u64, stop: &AtomicBool, ops: &AtomicU64) {
             }
             7 => {
                 ks.expire_cycle(20);
-            }
-            8 if n % 500 == 0 => {
-                let _gate = ks.exclusive();
-                ks.flush_db(3);
             }
             _ => {
                 let _ = ks.lock_one(db, key).expect("lock").get(key).is_some();
@@ -230,6 +231,12 @@ fn check(ks: Keyspace) {
             std::thread::spawn(move || churn(&ks, w, &stop, &ops))
         })
         .collect();
+    // A flush and a SWAPDB of databases no command touched yet.
+    {
+        let _gate = ks.exclusive();
+        ks.flush_db(QUIET[0]);
+        ks.swap_db(QUIET[1], 14).expect("swapdb");
+    }
     // The snapshot's own walk, slowly, so writers reach shards first.
     let per_db = ks.shards_per_db();
     for db in 0..DB_COUNT {

@@ -122,7 +122,7 @@ fn bgsave_serves_writers_and_saves_the_start_instant() {
     loop {
         // Strings at i, lists at i + 1, hashes at i + 2.
         let i = (round * 42) % KEYS;
-        let db = if round % 2 == 0 { "0" } else { "3" };
+        let db = if round.is_multiple_of(2) { "0" } else { "3" };
         w.cmd(&["SELECT", db]);
         let k = format!("k{i}");
         let cmds: [Vec<String>; 6] = [
@@ -176,7 +176,7 @@ fn writer(c: &mut RespClient, t: usize, stop: &AtomicBool, answered: &AtomicU64)
     while !stop.load(Ordering::Relaxed) {
         // Writer t owns the strings, lists and hashes of its residue.
         let i = ((round * 4 + t) * 6) % KEYS;
-        let db = if round % 2 == 0 { "0" } else { "3" };
+        let db = if round.is_multiple_of(2) { "0" } else { "3" };
         let cmds: [Vec<String>; 6] = [
             words(&format!("SELECT {db}")),
             words(&format!("SET k{i} w{t}-{round}")),
