@@ -101,12 +101,22 @@ fn same_data(before: &Dataset, saved: &Dataset) {
 
 #[test]
 fn bgsave_serves_writers_and_saves_the_start_instant() {
+    bgsave_live(&[]);
+}
+
+#[test]
+fn bgsave_of_cold_values_serves_writers_and_saves_the_start_instant() {
+    // No hot tier: every value is read from the arena, never promoted.
+    bgsave_live(&["--dram-budget", "0"]);
+}
+
+/// The BGSAVE scenario (see the module docs) with `extra` arguments.
+fn bgsave_live(extra: &[&str]) {
     let dir = tempdir("amber-bgsave-live-");
     // 6000 keys at 300 µs each: a save of about two seconds.
-    let mut amber = RestartableServer::new(
-        dir.path(),
-        &["--rdb-key-save-delay", "300", "--shards", "64"],
-    );
+    let mut args = vec!["--rdb-key-save-delay", "300", "--shards", "64"];
+    args.extend_from_slice(extra);
+    let mut amber = RestartableServer::new(dir.path(), &args);
     amber.start();
     let mut a = amber.client();
     load(&mut a);
