@@ -222,6 +222,7 @@ fn a_full_sync_under_concurrent_writes_ends_identical() {
         // The payload takes about two seconds to write: writers are
         // answered meanwhile.
         let mut during = 0;
+        let mut asked = false;
         let started = Instant::now();
         while field(&mut r, "replication", "master_link_status") != "up" {
             assert!(started.elapsed() < Duration::from_secs(300), "never synced");
@@ -229,6 +230,17 @@ fn a_full_sync_under_concurrent_writes_ends_identical() {
             std::thread::sleep(Duration::from_millis(100));
             if field(&mut r, "replication", "master_sync_in_progress") == "1" {
                 during += answered.load(Ordering::Relaxed) - before;
+                if !asked {
+                    // The sync holds the one snapshot: Redis's answers
+                    // while another child runs.
+                    asked = true;
+                    assert!(show(&a.cmd(&["BGSAVE"]))
+                        .starts_with("-ERR Another child process is active"),);
+                    assert_eq!(
+                        a.cmd(&["BGSAVE", "SCHEDULE"]),
+                        b"+Background saving scheduled\r\n"
+                    );
+                }
             }
         }
         assert!(
@@ -243,6 +255,18 @@ fn a_full_sync_under_concurrent_writes_ends_identical() {
         }
         redis
     });
+    // The scheduled BGSAVE ran once the sync's snapshot ended.
+    let started = Instant::now();
+    while field(&mut a, "persistence", "rdb_saves") == "0"
+        || field(&mut a, "persistence", "rdb_bgsave_in_progress") != "0"
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no scheduled BGSAVE"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(field(&mut a, "persistence", "rdb_last_bgsave_status"), "ok");
     let mut r = redis.client();
     wait_synced(&mut a, &mut r);
     // (Read one after the other: the replica's TTLs are lower.)
