@@ -47,6 +47,8 @@ struct Pending {
     /// Nothing is drained until [`Mailbox::release`]: a replica's stream
     /// waits behind its full-sync payload, still being written.
     held: bool,
+    /// Keep-alive newlines to write while held (see [`Mailbox::keepalive`]).
+    keepalives: usize,
 }
 
 /// Bytes below which a mailbox is never checked against the limits (so the
@@ -79,7 +81,13 @@ impl Mailbox {
     /// Moves every pending message into `out` (the connection task).
     pub fn drain_into(&self, out: &mut ReplyWriter) {
         let mut p = self.pending.lock();
-        if !p.held && !p.bytes.is_empty() {
+        if p.held {
+            for _ in 0..std::mem::take(&mut p.keepalives) {
+                out.raw(b"\n");
+            }
+            return;
+        }
+        if !p.bytes.is_empty() {
             out.raw(&p.bytes);
             p.bytes.clear();
             p.soft_since = None;
@@ -92,6 +100,18 @@ impl Mailbox {
         self.pending.lock().held = true;
     }
 
+    /// While held, a newline goes out ahead of everything held: Redis's
+    /// keep-alive to a replica waiting for its payload (replicas skip it).
+    pub fn keepalive(&self) {
+        let mut p = self.pending.lock();
+        if !p.held {
+            return;
+        }
+        p.keepalives += 1;
+        drop(p);
+        self.handle.wake.notify_one();
+    }
+
     /// Ends [`Mailbox::hold`]: `first`, then whatever was posted meanwhile,
     /// go out in that order.
     pub fn release(&self, first: &[u8]) {
@@ -101,6 +121,7 @@ impl Mailbox {
         bytes.append(&mut p.bytes);
         p.bytes = bytes;
         p.held = false;
+        p.keepalives = 0;
         drop(p);
         self.handle.wake.notify_one();
     }

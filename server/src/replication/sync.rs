@@ -10,7 +10,8 @@
 //! is attached, and the snapshot started, between two commands: the stream
 //! it receives starts exactly where the snapshot is. The payload is a live
 //! snapshot (`crate::snapshot::live`) written by a thread while commands
-//! go on; the stream waits in the replica's mailbox behind it. While a
+//! go on (a newline every second keeps the replica waiting, as Redis
+//! does); the stream waits in the replica's mailbox behind it. While a
 //! `BGSAVE` holds the one live snapshot, the payload is written under the
 //! gate instead (`crate::snapshot::to_bytes`), as `SAVE` writes. The replid is the
 //! server's run id; Amber keeps no second replid (a replica promoted
@@ -103,21 +104,39 @@ fn attach(ctx: &mut Ctx<'_>, psync: Option<(&[u8], &[u8])>) -> CmdResult {
     let mailbox = ctx.client.subs.mailbox.clone();
     mailbox.hold();
     let offset = srv.master.attach(replica.clone());
-    if psync.is_some() {
-        ctx.out
-            .raw(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes());
-    }
+    let fullresync = format!("+FULLRESYNC {replid} {offset}\r\n");
     let live = srv.shared().map(crate::snapshot::live::LiveSnapshot::begin);
     ctx.client.replica = Some(replica);
     handle.info.lock().replica = true;
     match live {
         Some(Ok(snap)) => {
+            if psync.is_some() {
+                ctx.out.raw(fullresync.as_bytes());
+            }
             let h = handle.clone();
             let spawned = std::thread::Builder::new()
                 .name("amber-fullsync".into())
                 .spawn(move || {
                     let srv = snap.server().clone();
-                    match crate::snapshot::bytes_live(snap) {
+                    // Newlines while the payload is written, as Redis
+                    // keeps a waiting replica's link alive.
+                    let done = std::sync::atomic::AtomicBool::new(false);
+                    let payload = std::thread::scope(|s| {
+                        s.spawn(|| {
+                            let mut ticks = 0u32;
+                            while !done.load(Ordering::Relaxed) {
+                                std::thread::sleep(std::time::Duration::from_millis(100));
+                                ticks += 1;
+                                if ticks.is_multiple_of(10) {
+                                    mailbox.keepalive();
+                                }
+                            }
+                        });
+                        let payload = crate::snapshot::bytes_live(snap);
+                        done.store(true, Ordering::Relaxed);
+                        payload
+                    });
+                    match payload {
                         Ok(rdb) => {
                             let mut payload = format!("${}\r\n", rdb.len()).into_bytes();
                             payload.extend_from_slice(&rdb);
@@ -154,6 +173,9 @@ fn attach(ctx: &mut Ctx<'_>, psync: Option<(&[u8], &[u8])>) -> CmdResult {
                     return Err(CmdError::err(e));
                 }
             };
+            if psync.is_some() {
+                ctx.out.raw(fullresync.as_bytes());
+            }
             ctx.out.raw(format!("${}\r\n", rdb.len()).as_bytes());
             ctx.out.raw(&rdb);
             synced(srv, handle.id, &handle.addr, rdb.len(), offset);
