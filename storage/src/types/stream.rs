@@ -356,10 +356,14 @@ impl StreamValue {
 
     /// Trims as Redis's `streamTrim`: whole nodes from the head, then (unless
     /// `approx`) entries inside the next node; `limit` (0: none) bounds the
-    /// entries removed by whole nodes. Returns the entries removed.
+    /// entries removed by whole nodes. Returns the entries removed. A trim
+    /// that removes only nodes whose entries were all deleted returns 0
+    /// but still changes the value (its node count): see
+    /// [`Self::node_count`].
     pub fn trim(&mut self, to: Trim, approx: bool, limit: u64) -> u64 {
+        let nodes = self.nodes.len();
         let n = self.trim_in(to, approx, limit);
-        if n > 0 {
+        if n > 0 || self.nodes.len() != nodes {
             self.journal.stream_trim(to, approx, limit);
         }
         n

@@ -214,9 +214,14 @@ pub(super) fn xtrim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     }
     let s = write_stream(&mut g, key)?.ok_or(CmdError::WrongType)?;
     let trim = t.trim.ok_or(CmdError::Syntax)?;
+    let nodes = s.node_count();
     let n = s.trim(trim, t.approx, t.limit);
-    if n == 0 {
+    if n == 0 && s.node_count() == nodes {
         g.unchanged(key);
+    } else if n == 0 {
+        // Only nodes of deleted entries went: invisible to WATCH, as in
+        // Redis, but the arena copy must lose them too.
+        g.unsignaled(key);
     }
     drop(g);
     ctx.out.int(n as i64);
