@@ -82,6 +82,8 @@ pub struct ClientInfo {
     pub monitor: bool,
     /// A replica of this server (flag `S`, type `replica`).
     pub replica: bool,
+    /// The master's link on a replica (flag `M`, type `master`).
+    pub master: bool,
     /// `CLIENT TRACKING ON` (flags `t`, `R`, `B`, `redir=`).
     pub tracking: Option<crate::tracking::TrackingView>,
 }

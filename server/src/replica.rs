@@ -42,6 +42,11 @@ use crate::state::ServerState;
 /// Redis's reply to a write from a normal client on a read-only replica.
 pub const READONLY: &str = "READONLY You can't write against a read only replica.";
 
+/// Redis's reply to a command a replica does not serve while its link is
+/// down and `replica-serve-stale-data` is `no`.
+pub const MASTERDOWN: &str =
+    "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.";
+
 /// Where the link to the master stands (Redis's `repl_state`, as `ROLE`
 /// names it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,6 +155,44 @@ impl Replication {
     /// is not the master's.
     pub fn refuses_writes(&self, srv: &ServerState, client: &Client) -> bool {
         self.is_replica() && !client.master && srv.config.get_bool("replica-read-only")
+    }
+
+    /// Whether `client` is refused the commands not flagged `stale`
+    /// ([`MASTERDOWN`]): a replica whose link is not up, with
+    /// `replica-serve-stale-data no`, and the client is not the master's.
+    pub fn refuses_stale(&self, srv: &ServerState, client: &Client) -> bool {
+        self.is_replica()
+            && !client.master
+            && !self
+                .link
+                .lock()
+                .as_ref()
+                .is_some_and(|l| l.state == LinkState::Connected)
+            && !srv.config.get_bool("replica-serve-stale-data")
+    }
+
+    /// How the command `def` of `client` treats keys past their deadline
+    /// (Redis's `lookupKey` on a replica): `None` on a master (they are
+    /// deleted). The master's stream sees them as live, a write on a
+    /// writable replica deletes them, other commands see them as missing
+    /// and leave them for the master's `DEL`.
+    pub fn expiry_policy(
+        &self,
+        srv: &ServerState,
+        client: &Client,
+        writes: bool,
+    ) -> Option<amber_storage::lazy_expiry::Policy> {
+        use amber_storage::lazy_expiry::Policy;
+        if !self.is_replica() {
+            return None;
+        }
+        Some(if client.master {
+            Policy::Keep
+        } else if writes && !srv.config.get_bool("replica-read-only") {
+            Policy::Delete
+        } else {
+            Policy::Hide
+        })
     }
 
     /// The replica's figures, `None` while a master.
@@ -548,6 +591,9 @@ async fn session(srv: &Arc<ServerState>, generation: u64, host: &str, port: u16)
 fn replace_keyspace(srv: &ServerState, data: &[u8]) -> LinkResult<crate::snapshot::LoadReport> {
     let ks = &srv.keyspace;
     let _gate = ks.exclusive();
+    // Keys already past their deadline load too: the master's `DEL`s
+    // remove them.
+    let _keep = amber_storage::lazy_expiry::Scoped::new(amber_storage::lazy_expiry::Policy::Keep);
     drop(ks.detach_all());
     let _ = srv.scripting.functions.flush(ks);
     srv.tracking.flushed(srv, 0);
@@ -586,6 +632,12 @@ async fn stream_commands(
     let laddr = conn.stream.local_addr().unwrap_or(unspecified);
     let handle = srv.clients.register(addr, laddr, conn.stream.as_raw_fd());
     let _registered = Registered(srv, handle.id);
+    {
+        // Redis's master client: flag `M`, no user (it may do anything).
+        let mut info = handle.info.lock();
+        info.master = true;
+        info.user = b"(superuser)".to_vec();
+    }
     let mut client = Client::new(handle, true);
     client.master = true;
     client.db = r.stream_db.load(Ordering::Relaxed);

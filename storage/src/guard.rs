@@ -178,7 +178,9 @@ impl<'a> Guard<'a> {
         self.db * self.ks.shards_per_db() + shard
     }
 
-    /// Finds `key`, expiring it lazily if its deadline has passed.
+    /// Finds `key`, expiring it lazily if its deadline has passed (as
+    /// the thread's [`crate::lazy_expiry`] policy says: on a replica it is
+    /// only hidden, or, for the master's stream, still live).
     fn live(&mut self, key: &[u8]) -> Option<Found> {
         let (pos, kh) = self.locate(key)?;
         let arena = self.ks.tiers.arena.as_ref();
@@ -186,6 +188,18 @@ impl<'a> Guard<'a> {
         let shard = self.shard(pos)?;
         let (handle, deadline) = shard.find_with_deadline(kh, key, arena)?;
         if deadline != 0 && deadline <= now {
+            match crate::lazy_expiry::current() {
+                crate::lazy_expiry::Policy::Delete => {}
+                crate::lazy_expiry::Policy::Hide => return None,
+                crate::lazy_expiry::Policy::Keep => {
+                    return Some(Found {
+                        pos,
+                        kh,
+                        handle,
+                        deadline,
+                    })
+                }
+            }
             self.delete(
                 key,
                 Found {
@@ -502,6 +516,13 @@ impl<'a> Guard<'a> {
                 (f.pos, slot)
             }
             None => {
+                // A key hidden past its deadline (a replica's client) is
+                // still in place: the new value replaces it.
+                if crate::lazy_expiry::current() == crate::lazy_expiry::Policy::Hide {
+                    if let Some(f) = self.find_any(key) {
+                        self.delete(key, f, false);
+                    }
+                }
                 let Some((pos, kh)) = self.locate(key) else {
                     return Ok(());
                 };
@@ -931,6 +952,43 @@ mod tests {
             .expect("set");
         assert_eq!(g.take(b"k"), None);
         assert_eq!(g.duplicate(b"k"), None);
+        drop(g);
+        assert_eq!(ks.dbsize(0), 0);
+    }
+
+    #[test]
+    fn a_replica_hides_expired_keys_and_its_master_still_sees_them() {
+        use crate::lazy_expiry::{Policy, Scoped};
+        let ks = ks();
+        let mut g = ks.lock_one(0, b"k").expect("db 0");
+        g.set(b"k", Value::string("v"), SetExpiry::At(1))
+            .expect("set");
+        {
+            let _hide = Scoped::new(Policy::Hide);
+            assert!(!g.exists(b"k"));
+            assert_eq!(g.get(b"k"), None);
+        }
+        drop(g);
+        assert_eq!(ks.dbsize(0), 1, "hidden, not deleted");
+        let mut g = ks.lock_one(0, b"k").expect("db 0");
+        {
+            let _keep = Scoped::new(Policy::Keep);
+            assert_eq!(g.get(b"k"), Some(&Value::string("v")));
+            assert_eq!(g.expire_at(b"k"), Some(Some(1)));
+        }
+        {
+            // A write of a hidden key replaces it (no second entry).
+            let _hide = Scoped::new(Policy::Hide);
+            g.set(b"k", Value::string("w"), SetExpiry::Persist)
+                .expect("set");
+            assert_eq!(g.get(b"k"), Some(&Value::string("w")));
+        }
+        drop(g);
+        assert_eq!(ks.dbsize(0), 1);
+        let mut g = ks.lock_one(0, b"k").expect("db 0");
+        g.set(b"k", Value::string("v"), SetExpiry::At(1))
+            .expect("set");
+        assert!(!g.exists(b"k"), "a master deletes it");
         drop(g);
         assert_eq!(ks.dbsize(0), 0);
     }

@@ -26,6 +26,7 @@ mod expiry;
 pub mod glob;
 mod guard;
 pub mod keyspace;
+pub mod lazy_expiry;
 pub mod observer;
 pub mod persist;
 mod prefetch;

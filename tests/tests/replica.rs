@@ -476,3 +476,164 @@ fn a_cut_link_continues_with_a_partial_resync() {
     assert_eq!(field(&mut m, "stats", "sync_partial_ok"), "1");
     assert_eq!(field(&mut m, "stats", "sync_full"), "1");
 }
+
+/// What a normal client of a replica sees of keys past their deadline
+/// that the master has not expired yet (`expired` and `hexp`), sorted
+/// where the order is the server's.
+fn expiry_view(c: &mut RespClient) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut show = |r: Vec<u8>| out.push(reply::show(&r));
+    for cmd in [
+        "GET expired",
+        "EXISTS expired hexp plain",
+        "TTL expired",
+        "PTTL hexp",
+        "TYPE hexp",
+        "HGETALL hexp",
+        "STRLEN expired",
+        "DBSIZE",
+        "OBJECT ENCODING expired",
+        "DUMP expired",
+    ] {
+        show(c.cmd_str(cmd));
+    }
+    let mut keys = flat(&q(c, &["KEYS", "*"]));
+    keys.sort();
+    out.push(format!("KEYS {keys:?}"));
+    let mut scanned = flat(&q(c, &["SCAN", "0", "COUNT", "1000"]));
+    scanned.sort();
+    out.push(format!("SCAN {scanned:?}"));
+    let db0 = field(c, "keyspace", "db0");
+    out.push(db0.split(",avg_ttl").next().unwrap_or_default().to_string());
+    out.push(field(c, "stats", "expired_keys"));
+    out
+}
+
+#[test]
+fn expired_keys_wait_for_the_masters_del() {
+    // The master expires keys only when they are read.
+    let master = Master::start(&["--enable-debug-command", "yes"]);
+    let mut m = master.client();
+    assert_eq!(m.cmd_str("DEBUG SET-ACTIVE-EXPIRE 0"), b"+OK\r\n");
+    m.cmd_str("SET plain 1");
+    m.cmd_str("SET expired v PX 300");
+    m.cmd_str("HSET hexp f v");
+    m.cmd_str("PEXPIRE hexp 300");
+    let port = master.port.to_string();
+    let common = ["--replicaof", "127.0.0.1", &port];
+    let redis = ServerProcess::redis(&common);
+    let amber = ServerProcess::amber(&common);
+    let _log = LogOnPanic(&amber);
+    let (mut r, mut a) = (redis.client(), amber.client());
+    wait_synced(&mut m, &mut r);
+    wait_synced(&mut m, &mut a);
+    std::thread::sleep(Duration::from_millis(500));
+    // A full sync after the deadlines keeps the keys too.
+    let late = ServerProcess::amber(&common);
+    let mut l = late.client();
+    wait_synced(&mut m, &mut l);
+    assert_eq!(l.cmd_str("DBSIZE"), b":3\r\n");
+    assert_eq!(l.cmd_str("GET expired"), b"$-1\r\n");
+    // Missing to reads, still counted by DBSIZE, never deleted by the
+    // replica: twice, so a read that deleted would show.
+    let seen = expiry_view(&mut r);
+    assert!(
+        seen.iter().any(|l| l.starts_with(":3")),
+        "DBSIZE counts them: {seen:?}"
+    );
+    assert_eq!(expiry_view(&mut a), seen);
+    assert_eq!(expiry_view(&mut a), expiry_view(&mut r));
+    // The master's reads expire them: its DELs reach the replicas.
+    assert_eq!(m.cmd_str("EXISTS expired hexp"), b":0\r\n");
+    wait_synced(&mut m, &mut r);
+    wait_synced(&mut m, &mut a);
+    assert_eq!(a.cmd_str("DBSIZE"), b":1\r\n");
+    assert_eq!(expiry_view(&mut a), expiry_view(&mut r));
+}
+
+#[test]
+fn stale_data_refused_while_the_link_is_down_and_the_master_client() {
+    let mut master = Master::start(&[]);
+    let mut m = master.client();
+    m.cmd_str("SET plain 1");
+    let port = master.port.to_string();
+    let common = [
+        "--replicaof",
+        "127.0.0.1",
+        &port,
+        "--replica-serve-stale-data",
+        "no",
+    ];
+    let redis = ServerProcess::redis(&common);
+    let amber = ServerProcess::amber(&common);
+    let _log = LogOnPanic(&amber);
+    let (mut r, mut a) = (redis.client(), amber.client());
+    wait_synced(&mut m, &mut r);
+    wait_synced(&mut m, &mut a);
+    // The master's link is a client of type master, flag `M`.
+    for c in [&mut r, &mut a] {
+        let list = q(c, &["CLIENT", "LIST", "TYPE", "master"]).text();
+        assert_eq!(list.lines().count(), 1, "{list}");
+        assert!(list.contains(" flags=M "), "{list}");
+        assert!(list.contains(" user=(superuser) "), "{list}");
+        assert!(!q(c, &["CLIENT", "LIST", "TYPE", "normal"])
+            .text()
+            .contains("flags=M"));
+    }
+    let served = |c: &mut RespClient| {
+        let mut out = Vec::new();
+        for cmd in [
+            "GET plain",
+            "PING",
+            "DBSIZE",
+            "ECHO hi",
+            "SELECT 0",
+            "MULTI",
+            "GET plain",
+            "EXEC",
+            "MULTI",
+            "ECHO x",
+            "EXEC",
+            "CONFIG GET replica-serve-stale-data",
+            "ROLE",
+        ] {
+            out.push(reply::show(&c.cmd_str(cmd)));
+        }
+        for script in [
+            "return 1",
+            "#!lua\nreturn 1",
+            "#!lua flags=no-writes\nreturn 1",
+            "#!lua flags=allow-stale,no-writes\nreturn 1",
+            "#!lua flags=allow-stale,no-writes\nreturn redis.call('get', 'plain')",
+            "#!lua flags=allow-stale,no-writes\nreturn redis.call('echo', 'e')",
+        ] {
+            out.push(reply::show(&c.cmd(&["EVAL", script, "0"])));
+        }
+        out
+    };
+    // While the link is up everything is served.
+    assert_eq!(served(&mut a), served(&mut r));
+    master.kill();
+    for c in [&mut r, &mut a] {
+        wait_until("the link is down", Duration::from_secs(20), || {
+            field(c, "replication", "master_link_status") == "down"
+        });
+    }
+    let ours = served(&mut a);
+    assert!(
+        ours.iter().any(|l| l.contains("MASTERDOWN")),
+        "refused: {ours:?}"
+    );
+    let normalise = |v: Vec<String>| -> Vec<String> {
+        v.into_iter()
+            .map(|l| {
+                if l.contains("connect") {
+                    "<role>".into()
+                } else {
+                    l
+                }
+            })
+            .collect()
+    };
+    assert_eq!(normalise(ours), normalise(served(&mut r)));
+}

@@ -110,11 +110,15 @@ fn client_type(name: &[u8]) -> Result<ClientType, CmdError> {
     }
 }
 
-/// A replica of this server is of type `replica`; every other client is
-/// normal (subscriptions are not visible from here yet).
+/// A replica of this server is of type `replica`, the link of this
+/// replica's master of type `master`; every other client is normal
+/// (subscriptions are not visible from here yet).
 fn type_of(c: &ClientHandle) -> ClientType {
-    if c.info.lock().replica {
+    let info = c.info.lock();
+    if info.replica {
         ClientType::Replica
+    } else if info.master {
+        ClientType::Master
     } else {
         ClientType::Normal
     }
@@ -129,6 +133,9 @@ pub fn client_line(c: &ClientHandle, close_after_reply: bool) -> String {
     }
     if info.monitor {
         flags.push('O');
+    }
+    if info.master {
+        flags.push('M');
     }
     if info.pubsub {
         flags.push('P');

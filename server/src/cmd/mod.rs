@@ -322,6 +322,17 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         multi::reject(ctx, is_exec, &e);
         return;
     }
+    // A replica cut from its master serves only `stale` commands when
+    // `replica-serve-stale-data` is off.
+    if srv.replication.refuses_stale(srv, ctx.client)
+        && (!def.flags.has(Flags::STALE)
+            || !scripting::runs_stale(srv, &def.name, args)
+            || (is_exec && queued_defs(ctx).any(|d| !d.flags.has(Flags::STALE))))
+    {
+        def.stats.reject();
+        multi::reject(ctx, is_exec, &CmdError::msg(crate::replica::MASTERDOWN));
+        return;
+    }
     // A script running longer than `busy-reply-threshold` holds the gate.
     match scripting::busy::check(srv, def) {
         scripting::busy::Check::Free => {}
@@ -352,6 +363,24 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         Gate::Shared(keyspace.shared())
     };
     call(ctx, def, args);
+}
+
+/// The definitions of the commands queued in the client's transaction
+/// (for `EXEC`'s checks on the whole transaction, as Redis's
+/// `mstate.cmd_flags`).
+fn queued_defs<'c>(ctx: &'c Ctx<'_>) -> impl Iterator<Item = &'c CommandDef> + 'c {
+    let table = &ctx.srv.commands;
+    ctx.client
+        .multi
+        .iter()
+        .flat_map(|m| m.queued())
+        .filter_map(move |q| {
+            let args: Vec<&[u8]> = q.iter().map(Vec::as_slice).collect();
+            match resolve(table, &args) {
+                Resolved::Found(def) => Some(def),
+                Resolved::Rejected(_) => None,
+            }
+        })
 }
 
 /// Checks the client's user may run `def` with `args` (its command, keys
@@ -433,6 +462,12 @@ pub fn call(ctx: &mut Ctx<'_>, def: &CommandDef, args: &[&[u8]]) {
     // and its keys see that time as "now" (Redis fixes the time per command).
     let start = ctx.client.cmd_clock.take().unwrap_or_else(Instant::now);
     let pin = amber_storage::clock::PinNow::new(ctx.srv.wall_ms_at(start));
+    // On a replica keys past their deadline wait for the master's `DEL`.
+    let _expiry = ctx
+        .srv
+        .replication
+        .expiry_policy(ctx.srv, ctx.client, def.flags.has(Flags::WRITE))
+        .map(amber_storage::lazy_expiry::Scoped::new);
     let mark = ctx.out.len();
     // One relaxed load when nobody monitors (see `crate::monitor`).
     let monitored = ctx.srv.monitors.active();

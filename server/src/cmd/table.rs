@@ -71,6 +71,9 @@ impl Flags {
     /// of three new members is 3), rather than per key changed
     /// (`crate::replication::propagate::redis_count`). Amber's own flag.
     pub const COUNTS_ELEMENTS: Flags = Flags(1 << 18);
+    /// Served by a replica whose link with its master is down even with
+    /// `replica-serve-stale-data no` (Redis's `stale`).
+    pub const STALE: Flags = Flags(1 << 19);
 
     /// Does `self` include all of `other`?
     pub fn has(self, other: Flags) -> bool {
@@ -93,6 +96,7 @@ impl Flags {
                 "noscript" => Self::NO_SCRIPT.0,
                 "allow_busy" => Self::ALLOW_BUSY.0,
                 "skip_monitor" => Self::SKIP_MONITOR.0,
+                "stale" => Self::STALE.0,
                 _ => 0,
             };
         }

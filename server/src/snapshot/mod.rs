@@ -248,7 +248,11 @@ pub fn load_bytes(srv: &ServerState, data: &[u8]) -> Result<LoadReport, String> 
                     tracing::warn!(key = %String::from_utf8_lossy(&k.key), "rdbLoadObject skipping empty key");
                     continue;
                 };
-                if k.expire_ms.is_some_and(|at| at < now) {
+                // A replica keeps them for its master's DEL (Redis loads
+                // them when not `iAmMaster()`).
+                let keep = amber_storage::lazy_expiry::current()
+                    == amber_storage::lazy_expiry::Policy::Keep;
+                if k.expire_ms.is_some_and(|at| at < now) && !keep {
                     report.expired += 1;
                     continue;
                 }

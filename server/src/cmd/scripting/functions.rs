@@ -230,6 +230,9 @@ fn fcall_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], read_only: bool) -> CmdResul
         if !function.flags.no_writes() && srv.replication.refuses_writes(srv, ctx.client) {
             return Err(CmdError::msg(crate::replica::READONLY));
         }
+        if !function.flags.allow_stale() && srv.replication.refuses_stale(srv, ctx.client) {
+            return Err(CmdError::msg(crate::replica::MASTERDOWN));
+        }
         let command = args.iter().map(|a| a.to_vec()).collect();
         *functions.running.lock() = Some((function.name.clone(), command));
         let result = state

@@ -44,6 +44,12 @@ impl FunctionFlags {
         self.0 & 1 != 0
     }
 
+    /// `allow-stale`: runs on a replica cut from its master even with
+    /// `replica-serve-stale-data no`.
+    pub fn allow_stale(self) -> bool {
+        self.0 & (1 << 2) != 0
+    }
+
     /// The names of the flags in the set, in Redis's order.
     pub fn names(self) -> Vec<&'static str> {
         FLAG_NAMES

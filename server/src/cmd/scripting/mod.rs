@@ -186,6 +186,26 @@ pub fn declares_no_writes(srv: &crate::state::ServerState, name: &str, args: &[&
     }
 }
 
+/// Whether a replica cut from its master (`replica-serve-stale-data no`)
+/// runs this call: any command but a script; a script only when it
+/// declares `allow-stale` (one without a shebang is refused, as Redis's
+/// `scriptPrepareForRun`). An `EVALSHA` of an unknown script goes on to
+/// its `NOSCRIPT` error; a function is checked when it is found
+/// (`FCALL`).
+pub fn runs_stale(srv: &crate::state::ServerState, name: &str, args: &[&[u8]]) -> bool {
+    let body_or_sha = args.get(1).copied().unwrap_or_default();
+    match name {
+        "eval" | "eval_ro" => shebang::parse(body_or_sha).is_ok_and(|(f, _)| f.allow_stale),
+        "evalsha" | "evalsha_ro" => srv.scripting.engine.try_lock().is_none_or(|engine| {
+            engine
+                .as_ref()
+                .and_then(|e| e.cache.get(body_or_sha))
+                .is_none_or(|script| script.flags.allow_stale)
+        }),
+        _ => true,
+    }
+}
+
 /// Whether an `EVAL` declares it may write: a shebang without `no-writes`
 /// (Redis then flags the call `write`; a script without a shebang is
 /// checked command by command instead).

@@ -81,6 +81,10 @@ pub fn call(state: &mut RunState<'_, '_>, argv: &[Vec<u8>]) -> Result<Vec<u8>, S
     if def.flags.has(Flags::NO_SCRIPT) {
         return Err("This Redis command is not allowed from script".into());
     }
+    // A script allowed to run stale calls only `stale` commands.
+    if !def.flags.has(Flags::STALE) && srv.replication.refuses_stale(srv, state.ctx.client) {
+        return Err("Can not execute the command on a stale replica".into());
+    }
     if state.read_only && def.flags.has(Flags::WRITE) {
         return Err("Write commands are not allowed from read-only scripts.".into());
     }

@@ -6,6 +6,9 @@
 pub struct ScriptFlags {
     /// `no-writes`: the script may not call write commands.
     pub no_writes: bool,
+    /// `allow-stale`: a replica cut from its master runs the script even
+    /// with `replica-serve-stale-data no`.
+    pub allow_stale: bool,
 }
 
 /// The flags Redis 7.0 knows (`scripts_flags_def`).
@@ -45,8 +48,10 @@ pub fn parse(body: &[u8]) -> Result<(ScriptFlags, usize), String> {
             if !KNOWN_FLAGS.contains(&flag) {
                 return Err(format!("ERR Unexpected flag in script shebang: {flag}"));
             }
-            if flag == "no-writes" {
-                flags.no_writes = true;
+            match flag {
+                "no-writes" => flags.no_writes = true,
+                "allow-stale" => flags.allow_stale = true,
+                _ => {}
             }
         }
     }
