@@ -471,3 +471,114 @@ fn a_hand_made_replica_reads_the_payload_then_the_stream_only() {
     );
     assert_eq!(field(&mut a, "replication", "connected_slaves"), "1");
 }
+
+/// `XINFO STREAM key FULL` as leaves, the consumers' `seen-time`
+/// (the replica's own clock) masked.
+fn stream_full(c: &mut RespClient, key: &str) -> Vec<String> {
+    let leaves = flat(&q(c, &["XINFO", "STREAM", key, "FULL"]));
+    let mut out = Vec::new();
+    let mut mask = false;
+    for l in leaves {
+        let text = String::from_utf8_lossy(&l).into_owned();
+        out.push(if mask {
+            "<t>".to_string()
+        } else {
+            text.clone()
+        });
+        mask = text == "seen-time";
+    }
+    out
+}
+
+#[test]
+fn consumer_groups_reach_replicas_as_redis_rewrites_them() {
+    let amber = ServerProcess::amber(&[]);
+    let mut a = amber.client();
+    let port = amber.port.to_string();
+    let redis = ServerProcess::redis(&["--replicaof", "127.0.0.1", &port]);
+    let twin = ServerProcess::amber(&["--replicaof", "127.0.0.1", &port]);
+    let (mut r, mut t) = (redis.client(), twin.client());
+    wait_synced(&mut a, &mut r);
+    wait_synced(&mut a, &mut t);
+    // A client blocked in XREADGROUP, served by an XADD.
+    let mut blocked = amber.client();
+    ok(&mut a, &["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
+    blocked
+        .send(&[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "waiter",
+            "BLOCK",
+            "10000",
+            "STREAMS",
+            "s",
+            ">",
+        ])
+        .expect("send");
+    wait_until("XREADGROUP blocks", Duration::from_secs(10), || {
+        field(&mut a, "clients", "blocked_clients") == "1"
+    });
+    for cmd in [
+        "XADD s 1-1 f v",
+        "XADD s 2-1 f v",
+        "XADD s 3-1 f v",
+        "XADD s 4-1 f v",
+        "XGROUP SETID s g 0",
+        "XREADGROUP GROUP g alice COUNT 2 STREAMS s >",
+        "XREADGROUP GROUP g bob NOACK COUNT 1 STREAMS s >",
+        "XREADGROUP GROUP g carol STREAMS s >",
+        "XREADGROUP GROUP g alice STREAMS s 0",
+        "XCLAIM s g dave 0 1-1",
+        "XCLAIM s g dave 0 2 JUSTID LASTID 3-1",
+        "XAUTOCLAIM s g erin 0 0 COUNT 1",
+        "XAUTOCLAIM s g erin 0 0 JUSTID",
+        "XDEL s 2-1",
+        "XAUTOCLAIM s g frank 0 0",
+        "XGROUP CREATECONSUMER s g zed",
+        "XACK s g 1-1",
+        "XGROUP SETID s g 3-1 ENTRIESREAD 3",
+        "XADD s 5-1 f v",
+        "XREADGROUP GROUP g nack2 NOACK STREAMS s >",
+        "XGROUP DELCONSUMER s g zed",
+        "XCLAIM s g gina 0 4-1 LASTID 9-9",
+    ] {
+        let args: Vec<&str> = cmd.split(' ').collect();
+        ok(&mut a, &args);
+    }
+    assert!(!blocked.read_reply().expect("served").starts_with(b"-"));
+    // A blocked NOACK read served by a push.
+    blocked
+        .send(&[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "late",
+            "NOACK",
+            "BLOCK",
+            "10000",
+            "STREAMS",
+            "s",
+            ">",
+        ])
+        .expect("send");
+    wait_until("XREADGROUP blocks", Duration::from_secs(10), || {
+        field(&mut a, "clients", "blocked_clients") == "1"
+    });
+    ok(&mut a, &["XADD", "s", "99-1", "f", "v"]);
+    assert!(!blocked.read_reply().expect("served").starts_with(b"-"));
+    wait_synced(&mut a, &mut r);
+    wait_synced(&mut a, &mut t);
+    let ours = stream_full(&mut a, "s");
+    assert!(
+        ours.iter().filter(|l| *l == "seen-time").count() >= 8,
+        "{ours:?}"
+    );
+    assert_eq!(stream_full(&mut r, "s"), ours, "the redis-server replica");
+    assert_eq!(stream_full(&mut t, "s"), ours, "the Amber replica");
+    // Never sent as themselves.
+    let stats = String::from_utf8_lossy(&r.cmd_str("INFO commandstats")).into_owned();
+    assert!(!stats.contains("cmdstat_xreadgroup"), "{stats}");
+    assert!(!stats.contains("cmdstat_xautoclaim"), "{stats}");
+    assert!(stats.contains("cmdstat_xclaim"), "{stats}");
+}

@@ -32,6 +32,9 @@ struct Pending {
     /// A script's `redis.set_repl(REPL_NONE)` (or `REPL_AOF`): its next
     /// commands are not propagated, until the top-level command ends.
     unreplicated: bool,
+    /// The running command gave its effects itself ([`instead`]): it is
+    /// not propagated in its own form.
+    replaced: bool,
 }
 
 thread_local! {
@@ -47,6 +50,9 @@ pub struct Scope<'a> {
     /// Where this command's own op goes in the thread's list (before the
     /// pops of the clients it served, which it made possible).
     at: usize,
+    /// The enclosing command's [`Pending::replaced`], restored when this
+    /// one ends.
+    outer_replaced: bool,
     _order: Option<MutexGuard<'a, ()>>,
 }
 
@@ -61,21 +67,24 @@ impl<'a> Scope<'a> {
                 changes,
                 propagating: false,
                 at: 0,
+                outer_replaced: false,
                 _order: None,
             };
         }
-        let (top, at) = PENDING.with(|p| {
+        let (top, at, outer_replaced) = PENDING.with(|p| {
             let mut p = p.borrow_mut();
             p.depth += 1;
             if p.depth == 1 {
                 p.unreplicated = false;
             }
-            (p.depth == 1, p.ops.len())
+            let outer = std::mem::replace(&mut p.replaced, false);
+            (p.depth == 1, p.ops.len(), outer)
         });
         Scope {
             changes,
             propagating: true,
             at,
+            outer_replaced,
             _order: top.then(|| srv.master.order()),
         }
     }
@@ -111,8 +120,12 @@ impl<'a> Scope<'a> {
         }
         // From here on this scope is closed by this call, not by `Drop`.
         self.propagating = false;
-        let unreplicated = PENDING.with(|p| p.borrow().unreplicated);
-        let own = if ok && !container && !unreplicated && (changed > 0 || forced) {
+        let (unreplicated, replaced) = PENDING.with(|p| {
+            let mut p = p.borrow_mut();
+            let replaced = std::mem::replace(&mut p.replaced, self.outer_replaced);
+            (p.unreplicated, replaced)
+        });
+        let own = if ok && !container && !unreplicated && !replaced && (changed > 0 || forced) {
             rewrite(srv, db, &def.name, args, reply)
         } else {
             Vec::new()
@@ -171,6 +184,7 @@ impl Drop for Scope<'_> {
             PENDING.with(|p| {
                 let mut p = p.borrow_mut();
                 p.depth = p.depth.saturating_sub(1);
+                p.replaced = self.outer_replaced;
                 if p.depth == 0 {
                     p.ops.clear();
                     p.unreplicated = false;
@@ -188,6 +202,29 @@ pub fn also(db: usize, args: Vec<Vec<u8>>) {
         let mut p = p.borrow_mut();
         if p.depth > 0 {
             p.ops.push((Some(db), args));
+        }
+    });
+}
+
+/// Whether the running command's effects are collected for replicas
+/// (a command builds its [`instead`] effects only then).
+pub fn collecting() -> bool {
+    PENDING.with(|p| p.borrow().depth > 0)
+}
+
+/// The running command's effects, in the form Redis propagates them in
+/// place of the command (`XREADGROUP` as `XCLAIM`s and `XGROUP SETID`,
+/// Redis's `alsoPropagate` plus `preventCommandPropagation`): the
+/// command itself is not propagated, even when `ops` is empty. Nothing
+/// while no scope collects, or a script turned replication off.
+pub fn instead(db: usize, ops: Vec<Vec<Vec<u8>>>) {
+    PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.depth > 0 {
+            p.replaced = true;
+            if !p.unreplicated {
+                p.ops.extend(ops.into_iter().map(|o| (Some(db), o)));
+            }
         }
     });
 }

@@ -6,7 +6,9 @@ use amber_storage::types::StreamValue;
 use amber_storage::{Guard, SetExpiry, Value};
 
 use super::range::bounds;
-use super::{id, peek_type, read_stream, reply_entry, reply_id, subcommand_syntax, write_stream};
+use super::{
+    effects, id, peek_type, read_stream, reply_entry, reply_id, subcommand_syntax, write_stream,
+};
 use crate::blocking;
 use crate::cmd::admin::reply_help;
 use crate::cmd::args::{self, is_c, nth, text};
@@ -424,7 +426,7 @@ pub(super) fn xclaim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let mut j = 5;
     while j < args.len() {
         match id::parse_strict(nth(args, j), 0) {
-            Ok(id) => ids.push(id),
+            Ok(id) => ids.push((id, nth(args, j))),
             Err(_) => break,
         }
         j += 1;
@@ -477,18 +479,26 @@ pub(super) fn xclaim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         justid,
     };
     let s = write_stream(&mut g, key)?.ok_or(CmdError::WrongType)?;
+    let mut moved = false;
     if let Some((last, read)) = s.group(group).map(|grp| (grp.last_id, grp.entries_read)) {
         if last_id > last {
             s.set_group_cursor(group, last_id, read);
+            moved = true;
         }
     }
+    let collecting = crate::replication::propagate::collecting();
+    let mut effects = Vec::new();
     let mut out = crate::resp::ReplyWriter::default();
     out.proto = ctx.out.proto;
     let mut n = 0;
     let mut created = false;
-    for id in ids {
+    for (id, id_text) in ids {
         if s.get(id).is_none() {
-            // The entry is gone: its pending entry goes too.
+            // The entry is gone: its pending entry goes too (propagated
+            // as Redis does, as a claim of it as it was).
+            if collecting {
+                effects.extend(effects::xclaim(s, key, group, id, id_text));
+            }
             s.ack(group, id);
             continue;
         }
@@ -507,8 +517,16 @@ pub(super) fn xclaim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             continue;
         }
         created |= claim_one(s, group, id, prev, &claim, now, &mut out);
+        if collecting {
+            effects.extend(effects::xclaim(s, key, group, id, id_text));
+        }
         n += 1;
     }
+    // A moved cursor goes with the claims, or alone.
+    if collecting && moved && effects.is_empty() {
+        effects.extend(effects::set_id(s, key, group));
+    }
+    crate::replication::propagate::instead(ctx.db(), effects);
     g.unsignaled(key);
     drop(g);
     ctx.out.array(n);
@@ -585,6 +603,11 @@ pub(super) fn xautoclaim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let mut created = false;
     let mut cursor = start;
     let mut next = StreamId::MIN;
+    let collecting = crate::replication::propagate::collecting();
+    let mut effects = Vec::new();
+    let claim_of = |s: &StreamValue, id: StreamId| {
+        effects::xclaim(s, key, group, id, id.to_string().as_bytes())
+    };
     while let Some((id, t, prev)) = s.group(group).and_then(|grp| {
         grp.pel
             .range(cursor..)
@@ -605,11 +628,17 @@ pub(super) fn xautoclaim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             }
         };
         if s.get(id).is_none() {
+            if collecting {
+                effects.extend(claim_of(s, id));
+            }
             s.ack(group, id);
             deleted.push(id);
             count -= 1;
         } else if min_idle == 0 || (now as i64).wrapping_sub(t as i64) >= min_idle {
             created |= claim_one(s, group, id, prev, &claim, now, &mut out);
+            if collecting {
+                effects.extend(claim_of(s, id));
+            }
             claimed += 1;
             count -= 1;
         }
@@ -617,6 +646,7 @@ pub(super) fn xautoclaim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             break;
         }
     }
+    crate::replication::propagate::instead(ctx.db(), effects);
     if claimed == 0 && deleted.is_empty() {
         g.unchanged(key);
     }

@@ -7,6 +7,7 @@
 //! `t_stream.c`; the value type is `amber_storage::types::stream`.
 
 mod add;
+mod effects;
 mod groups;
 pub mod id;
 mod info;

@@ -4,6 +4,7 @@ use amber_storage::types::stream::{StreamId, ENTRIES_READ_UNKNOWN};
 use amber_storage::types::StreamValue;
 use amber_storage::{Guard, Value};
 
+use super::effects;
 use super::id;
 use super::reply_entry;
 use crate::blocking::{self, BlockedOp, Events, Outcome};
@@ -156,6 +157,8 @@ fn read(ctx: &mut Ctx<'_>, args: &[&[u8]], xreadgroup: bool) -> CmdResult {
     body.proto = proto;
     let mut served = 0;
     let mut events: Vec<&[u8]> = Vec::new();
+    let collecting = crate::replication::propagate::collecting();
+    let mut effects = Vec::new();
     for (key, want) in keys.iter().zip(&wants) {
         let Some(Value::Stream(s)) = g.peek(key) else {
             continue;
@@ -201,7 +204,9 @@ fn read(ctx: &mut Ctx<'_>, args: &[&[u8]], xreadgroup: bool) -> CmdResult {
             Some(Value::Stream(s)) => s,
             _ => continue,
         };
-        if touch_consumer(s, gr, now) {
+        let last_before = s.group(&gr.group).map(|x| x.last_id).unwrap_or_default();
+        let created = touch_consumer(s, gr, now);
+        if created {
             events.push(key);
         }
         served += 1;
@@ -215,9 +220,17 @@ fn read(ctx: &mut Ctx<'_>, args: &[&[u8]], xreadgroup: bool) -> CmdResult {
         } else {
             let ids = reply_entries(&mut body, s, start, count);
             deliver(s, gr, &ids, now);
+            if collecting {
+                effects.extend(read_effects(s, key, gr, created, last_before, &ids));
+            }
         }
         // Redis does not signal a group read to WATCH.
         g.unsignaled(key);
+    }
+    if group.is_some() {
+        // A group read goes to replicas as its effects, never as itself
+        // (a consumer's history read changes nothing they see).
+        crate::replication::propagate::instead(ctx.db(), std::mem::take(&mut effects));
     }
     if group.is_some() && served == 0 {
         for key in keys {
@@ -267,6 +280,28 @@ fn read(ctx: &mut Ctx<'_>, args: &[&[u8]], xreadgroup: bool) -> CmdResult {
         ctx.notify(notify::STREAM, "xgroup-createconsumer", key);
     }
     Ok(())
+}
+
+/// What replicas receive for a group's read of the new entries `ids`
+/// (see [`effects::group_read`]).
+fn read_effects(
+    s: &StreamValue,
+    key: &[u8],
+    gr: &GroupRead,
+    created: bool,
+    last_before: StreamId,
+    ids: &[StreamId],
+) -> Vec<effects::Op> {
+    effects::group_read(
+        s,
+        key,
+        &gr.group,
+        &gr.consumer,
+        gr.noack,
+        created,
+        last_before,
+        ids,
+    )
 }
 
 /// Creates the reading consumer if needed and marks it seen; whether it
@@ -430,12 +465,18 @@ impl BlockedOp for ReadOp {
             g.unchanged(key);
             return Outcome::Skip;
         }
-        if touch_consumer(s, gr, now) {
+        let created = touch_consumer(s, gr, now);
+        if created {
             events.notify(notify::STREAM, "xgroup-createconsumer", key);
         }
         header(out);
         let ids = reply_entries(out, s, gt, self.count);
         deliver(s, gr, &ids, now);
+        if crate::replication::propagate::collecting() {
+            for op in read_effects(s, key, gr, created, gt, &ids) {
+                crate::replication::propagate::also(g.db(), op);
+            }
+        }
         g.unsignaled(key);
         Outcome::Served { pushed: None }
     }
