@@ -774,6 +774,51 @@ mod tests {
     }
 
     #[test]
+    fn group_reads_and_claims_go_as_redis_rewrites_them() {
+        let s = stream_of(&[
+            "XADD s 1-1 f v",
+            "XADD s 2-1 f v",
+            "XGROUP CREATE s g 0",
+            "XREADGROUP GROUP g c COUNT 1 STREAMS s >",
+            "XREADGROUP GROUP g c STREAMS s 0",
+            "XREADGROUP GROUP g d NOACK STREAMS s >",
+            "XCLAIM s g e 0 1-1 JUSTID",
+        ]);
+        let shape: Vec<String> = s
+            .iter()
+            .map(|c| {
+                c.iter()
+                    .enumerate()
+                    // Delivery times vary.
+                    .map(|(i, w)| {
+                        if i == 7 && c[0] == "XCLAIM" {
+                            "<t>"
+                        } else {
+                            w.as_str()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                "SELECT 0",
+                "XADD s 1-1 f v",
+                "XADD s 2-1 f v",
+                "XGROUP CREATE s g 0",
+                "XCLAIM s g c 0 1-1 TIME <t> RETRYCOUNT 1 FORCE JUSTID LASTID 1-1",
+                "MULTI",
+                "XGROUP CREATECONSUMER s g d",
+                "XGROUP SETID s g 2-1 ENTRIESREAD 2",
+                "EXEC",
+                "XCLAIM s g e 0 1-1 TIME <t> RETRYCOUNT 2 FORCE JUSTID LASTID 2-1",
+            ]
+        );
+    }
+
+    #[test]
     fn leaves_of_bulks_arrays_and_nulls() {
         assert_eq!(reply_leaves(b"$3\r\nabc\r\n"), vec![b"abc".to_vec()]);
         assert_eq!(

@@ -67,7 +67,23 @@ mod tests {
         assert_eq!(parse(b"return 1"), Ok((ScriptFlags::default(), 0)));
         assert_eq!(
             parse(b"#!lua flags=no-writes,allow-oom\nreturn 1"),
-            Ok((ScriptFlags { no_writes: true }, 31))
+            Ok((
+                ScriptFlags {
+                    no_writes: true,
+                    allow_stale: false
+                },
+                31
+            ))
+        );
+        assert_eq!(
+            parse(b"#!lua flags=allow-stale\nreturn 1"),
+            Ok((
+                ScriptFlags {
+                    no_writes: false,
+                    allow_stale: true
+                },
+                23
+            ))
         );
         assert_eq!(
             parse(b"#!lua flags=bad\n"),
