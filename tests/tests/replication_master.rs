@@ -582,3 +582,68 @@ fn consumer_groups_reach_replicas_as_redis_rewrites_them() {
     assert!(!stats.contains("cmdstat_xautoclaim"), "{stats}");
     assert!(stats.contains("cmdstat_xclaim"), "{stats}");
 }
+
+/// The replies of a master under `min-replicas-to-write`.
+fn min_replicas_replies(c: &mut RespClient) -> Vec<String> {
+    let mut out = Vec::new();
+    for cmd in [
+        "SET k v",
+        "GET k",
+        "MULTI",
+        "SET k w",
+        "EXEC",
+        "MULTI",
+        "GET k",
+        "EXEC",
+        "CONFIG GET min-replicas-to-write",
+        "CONFIG GET min-slaves-max-lag",
+    ] {
+        let args: Vec<&str> = cmd.split(' ').collect();
+        out.push(reply::show(&c.cmd(&args)));
+    }
+    for script in [
+        "return redis.call('set', 'k', 's')",
+        "return redis.call('get', 'k')",
+        "#!lua\nreturn redis.call('set', 'k', 's')",
+        "#!lua flags=no-writes\nreturn 1",
+    ] {
+        out.push(reply::show(&c.cmd(&["EVAL", script, "0"])));
+    }
+    out.push(field(c, "replication", "min_slaves_good_slaves"));
+    out
+}
+
+#[test]
+fn min_replicas_to_write_refuses_writes_without_good_replicas() {
+    let amber = ServerProcess::amber(&[]);
+    let redis = ServerProcess::redis(&[]);
+    let (mut a, mut r) = (amber.client(), redis.client());
+    // Not set: no field, writes go.
+    assert_eq!(field(&mut a, "replication", "min_slaves_good_slaves"), "");
+    for c in [&mut a, &mut r] {
+        ok(c, &["CONFIG", "SET", "min-replicas-to-write", "1"]);
+        ok(c, &["CONFIG", "SET", "min-replicas-max-lag", "2"]);
+    }
+    let refused = min_replicas_replies(&mut a);
+    assert!(refused[0].contains("NOREPLICAS"), "{refused:?}");
+    assert_eq!(refused, min_replicas_replies(&mut r));
+    // A replica acknowledging: writes go.
+    let ours = ServerProcess::redis(&["--replicaof", "127.0.0.1", &amber.port.to_string()]);
+    let theirs = ServerProcess::redis(&["--replicaof", "127.0.0.1", &redis.port.to_string()]);
+    for c in [&mut a, &mut r] {
+        wait_until("a good replica", Duration::from_secs(20), || {
+            field(c, "replication", "min_slaves_good_slaves") == "1"
+        });
+    }
+    let served = min_replicas_replies(&mut a);
+    assert!(!served[0].contains("NOREPLICAS"), "{served:?}");
+    assert_eq!(served, min_replicas_replies(&mut r));
+    // The replica gone, its last acknowledgement ages past the lag.
+    drop((ours, theirs));
+    for c in [&mut a, &mut r] {
+        wait_until("no good replica", Duration::from_secs(20), || {
+            field(c, "replication", "min_slaves_good_slaves") == "0"
+        });
+    }
+    assert_eq!(min_replicas_replies(&mut a), min_replicas_replies(&mut r));
+}

@@ -119,10 +119,15 @@ fn info(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// `connected_slaves` and one `slaveN:` line per attached replica.
-fn replicas_lines(m: &crate::replication::MasterView) -> String {
+/// `connected_slaves`, `min_slaves_good_slaves` (while
+/// `min-replicas-to-write` is on) and one `slaveN:` line per attached
+/// replica.
+fn replicas_lines(srv: &ServerState, m: &crate::replication::MasterView) -> String {
     let now = amber_storage::clock::now_ms();
     let mut s = format!("connected_slaves:{}\r\n", m.replicas.len());
+    if let Some(good) = srv.master.min_replicas_good(srv) {
+        let _ = write!(s, "min_slaves_good_slaves:{good}\r\n");
+    }
     for (i, r) in m.replicas.iter().enumerate() {
         let lag = now.saturating_sub(r.ack_ms.load(Ordering::Relaxed)) / 1000;
         let _ = write!(
@@ -144,7 +149,7 @@ fn replication_section(srv: &ServerState) -> String {
     let Some(v) = srv.replication.view() else {
         return format!(
             "# Replication\r\nrole:master\r\n{}master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:{}\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{backlog}\r\nrepl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{}\r\n",
-            replicas_lines(&m),
+            replicas_lines(srv, &m),
             srv.run_id,
             m.offset,
             u8::from(m.backlog_active),
@@ -179,7 +184,7 @@ fn replication_section(srv: &ServerState) -> String {
         srv.config.get_i64("replica-priority"),
         u8::from(srv.config.get_bool("replica-read-only")),
         u8::from(srv.config.get_bool("replica-announced")),
-        replicas_lines(&m),
+        replicas_lines(srv, &m),
         v.replid.as_deref().unwrap_or(&srv.run_id),
         v.offset,
         u8::from(synced),

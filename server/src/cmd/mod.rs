@@ -297,6 +297,17 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         multi::reject(ctx, is_exec, &CmdError::OutOfMemory);
         return;
     }
+    // `min-replicas-to-write`: too few good replicas refuse writes.
+    if srv.master.lacks_replicas(srv)
+        && (def.flags.has(Flags::WRITE)
+            || scripting::declares_writes(&def.name, args)
+            || (is_exec && queued_defs(ctx).any(|d| d.flags.has(Flags::WRITE))))
+    {
+        def.stats.reject();
+        let e = CmdError::msg(crate::replication::NOREPLICAS);
+        multi::reject(ctx, is_exec, &e);
+        return;
+    }
     // A read-only replica takes writes from its master only (`crate::replica`).
     if srv.replication.refuses_writes(srv, ctx.client)
         && (def.flags.has(Flags::WRITE) || scripting::declares_writes(&def.name, args))

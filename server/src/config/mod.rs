@@ -51,6 +51,10 @@ pub struct HotConfig {
     pub stream_node_max_entries: AtomicU64,
     /// `latency-tracking` (read after every command).
     pub latency_tracking: AtomicBool,
+    /// `min-replicas-to-write` (read by every write command).
+    pub min_replicas_to_write: AtomicU64,
+    /// `min-replicas-max-lag` (seconds).
+    pub min_replicas_max_lag: AtomicU64,
 }
 
 impl HotConfig {
@@ -285,6 +289,10 @@ impl Config {
             .store(count("stream-node-max-entries"), Ordering::Relaxed);
         h.latency_tracking
             .store(self.get_bool("latency-tracking"), Ordering::Relaxed);
+        h.min_replicas_to_write
+            .store(count("min-replicas-to-write"), Ordering::Relaxed);
+        h.min_replicas_max_lag
+            .store(count("min-replicas-max-lag"), Ordering::Relaxed);
         let notify = self.get("notify-keyspace-events").unwrap_or_default();
         h.notify_flags
             .store(value::notify_flags(&notify).unwrap_or(0), Ordering::Relaxed);

@@ -277,6 +277,42 @@ impl Master {
         }
     }
 
+    /// The replicas Redis calls good (`refreshGoodSlavesCount`): an
+    /// acknowledgement at most `max_lag_secs` seconds old.
+    pub fn good_replicas(&self, max_lag_secs: u64) -> usize {
+        let now = amber_storage::clock::now_ms() / 1000;
+        let s = self.stream.lock();
+        s.replicas
+            .iter()
+            .filter(|r| {
+                let ack = r.ack_ms.load(Ordering::Relaxed);
+                ack != 0 && now.saturating_sub(ack / 1000) <= max_lag_secs
+            })
+            .count()
+    }
+
+    /// `min_slaves_good_slaves`, while `min-replicas-to-write` and
+    /// `min-replicas-max-lag` are both set.
+    pub fn min_replicas_good(&self, srv: &ServerState) -> Option<usize> {
+        let hot = &srv.config.hot;
+        let to_write = hot.min_replicas_to_write.load(Ordering::Relaxed);
+        let lag = hot.min_replicas_max_lag.load(Ordering::Relaxed);
+        (to_write != 0 && lag != 0).then(|| self.good_replicas(lag))
+    }
+
+    /// Whether writes are refused with [`NOREPLICAS`] (Redis's
+    /// `checkGoodReplicasStatus`): a master with `min-replicas-to-write`
+    /// and `min-replicas-max-lag` set, and fewer good replicas. Two
+    /// relaxed loads while they are not set.
+    pub fn lacks_replicas(&self, srv: &ServerState) -> bool {
+        let to_write = srv.config.hot.min_replicas_to_write.load(Ordering::Relaxed);
+        to_write != 0
+            && !srv.replication.is_replica()
+            && self
+                .min_replicas_good(srv)
+                .is_some_and(|good| (good as u64) < to_write)
+    }
+
     /// How many replicas acknowledged at least `offset`.
     pub fn acknowledged(&self, offset: u64) -> i64 {
         let s = self.stream.lock();
@@ -325,6 +361,9 @@ impl Master {
         self.waiting.lock().extend(still);
     }
 }
+
+/// Redis's refusal of a write while too few replicas are good.
+pub const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
 
 /// Appends one command, as a RESP array of bulk strings, to `w`.
 pub fn encode(w: &mut ReplyWriter, args: &[&[u8]]) {

@@ -230,6 +230,9 @@ fn fcall_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], read_only: bool) -> CmdResul
         if !function.flags.no_writes() && srv.replication.refuses_writes(srv, ctx.client) {
             return Err(CmdError::msg(crate::replica::READONLY));
         }
+        if !function.flags.no_writes() && srv.master.lacks_replicas(srv) {
+            return Err(CmdError::msg(crate::replication::NOREPLICAS));
+        }
         if !function.flags.allow_stale() && srv.replication.refuses_stale(srv, ctx.client) {
             return Err(CmdError::msg(crate::replica::MASTERDOWN));
         }

@@ -114,6 +114,9 @@ pub fn call(state: &mut RunState<'_, '_>, argv: &[Vec<u8>]) -> Result<Vec<u8>, S
     if def.flags.has(Flags::WRITE) && srv.replication.refuses_writes(srv, state.ctx.client) {
         return Err(format!("-{}", crate::replica::READONLY));
     }
+    if def.flags.has(Flags::WRITE) && srv.master.lacks_replicas(srv) {
+        return Err(format!("-{}", crate::replication::NOREPLICAS));
+    }
     if def.flags.has(Flags::WRITE) {
         srv.scripting.busy.note_write();
     }
