@@ -28,6 +28,7 @@ pub async fn run(srv: Arc<ServerState>) {
         let hz = srv.config.get_i64("hz").clamp(1, 500) as u64;
         tokio::time::sleep(Duration::from_millis(1000 / hz)).await;
         srv.refresh_wall_clock();
+        srv.master.failover.tick(&srv);
         let now_ms = amber_storage::clock::now_ms();
         // Replicas hear from their master every `repl-ping-replica-period`.
         let period = srv.config.get_u64("repl-ping-replica-period").max(1) * 1000;

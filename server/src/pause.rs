@@ -36,6 +36,9 @@ pub struct Pause {
     state: Mutex<Option<(Mode, Instant)>>,
     /// Woken when the pause is lifted or replaced.
     changed: Notify,
+    /// Writes held for a `FAILOVER` (Redis's `PAUSE_DURING_FAILOVER`, a
+    /// pause of its own that `CLIENT UNPAUSE` does not lift).
+    failover: AtomicBool,
 }
 
 impl Pause {
@@ -58,19 +61,38 @@ impl Pause {
         self.changed.notify_waiters();
     }
 
-    /// The pause in place now (an ended one is cleared on the way).
+    /// Holds writes until a failover ends (`on` false lifts it).
+    pub fn hold_for_failover(&self, on: bool) {
+        self.failover.store(on, Ordering::Release);
+        self.changed.notify_waiters();
+    }
+
+    /// The pause in place now (an ended one is cleared on the way): the
+    /// stricter of `CLIENT PAUSE`'s and a failover's, which lasts until
+    /// it is lifted.
     pub fn current(&self) -> Option<(Mode, Instant)> {
-        if !self.active.load(Ordering::Acquire) {
+        let failover = self.failover.load(Ordering::Acquire);
+        if !self.active.load(Ordering::Acquire) && !failover {
             return None;
         }
-        let mut s = self.state.lock();
-        match *s {
-            Some((_, end)) if end <= Instant::now() => {
-                *s = None;
-                self.active.store(false, Ordering::Release);
-                None
+        let client = {
+            let mut s = self.state.lock();
+            match *s {
+                Some((_, end)) if end <= Instant::now() => {
+                    *s = None;
+                    self.active.store(false, Ordering::Release);
+                    None
+                }
+                other => other,
             }
-            other => other,
+        };
+        match (client, failover) {
+            (Some((mode, end)), true) => Some((mode, end)),
+            (None, true) => Some((
+                Mode::Write,
+                Instant::now() + std::time::Duration::from_secs(3600),
+            )),
+            (client, false) => client,
         }
     }
 

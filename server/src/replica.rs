@@ -80,6 +80,10 @@ struct Link {
     state: LinkState,
     /// The master's replication id (from `+FULLRESYNC`).
     replid: Option<String>,
+    /// Set while this server, a master failing over to this replica of
+    /// its own, asks it to take over: this server's replication id and
+    /// offset, sent as `PSYNC <id> <offset + 1> FAILOVER`.
+    failover_from: Option<(String, u64)>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -254,6 +258,23 @@ impl Replication {
     /// a previous one is dropped; the data stays until the full sync
     /// replaces it).
     pub fn set_master(srv: &Arc<ServerState>, host: &str, port: u16) {
+        Self::follow_master(srv, host, port, None);
+    }
+
+    /// A master failing over (`crate::replication::failover`) follows its
+    /// replica `host:port`, continuing from its own stream at `offset`:
+    /// the first `PSYNC` carries `FAILOVER`, and its answer ends the
+    /// failover.
+    pub fn set_master_failing_over(srv: &Arc<ServerState>, host: &str, port: u16, offset: u64) {
+        Self::follow_master(srv, host, port, Some((srv.run_id.clone(), offset)));
+    }
+
+    fn follow_master(
+        srv: &Arc<ServerState>,
+        host: &str,
+        port: u16,
+        failover_from: Option<(String, u64)>,
+    ) {
         let r = &srv.replication;
         let generation = r.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let mut link = r.link.lock();
@@ -280,6 +301,7 @@ impl Replication {
             port,
             state: LinkState::Connect,
             replid: None,
+            failover_from,
             task,
         });
         tracing::info!(host, port, "Connecting to MASTER {host}:{port}");
@@ -500,10 +522,33 @@ async fn session(srv: &Arc<ServerState>, generation: u64, host: &str, port: u16)
     }
     // After a session that synced, ask to continue where it stopped
     // (Redis's `slaveTryPartialResynchronization` with a cached master).
-    let cached = r.link.lock().as_ref().and_then(|l| l.replid.clone());
-    let processed = r.offset.load(Ordering::Relaxed);
-    let reply = match &cached {
-        Some(id) if processed >= 0 => {
+    let (cached, failover_from) = r
+        .link
+        .lock()
+        .as_ref()
+        .map(|l| (l.replid.clone(), l.failover_from.clone()))
+        .unwrap_or_default();
+    let mut processed = r.offset.load(Ordering::Relaxed);
+    let reply = match (&cached, &failover_from) {
+        (_, Some((id, offset))) => {
+            // Our own history: the target continues it as master.
+            processed = *offset as i64;
+            let next = (processed + 1).to_string();
+            tracing::info!(replid = %id, offset = processed + 1, "Asking the failover target to take over");
+            let reply = conn
+                .call(&[b"PSYNC", id.as_bytes(), next.as_bytes(), b"FAILOVER"])
+                .await?;
+            let accepted = reply.starts_with("+CONTINUE") || reply.starts_with("+FULLRESYNC");
+            if let Some(l) = r.link.lock().as_mut() {
+                l.failover_from = None;
+            }
+            srv.master.failover.psync_answered(srv, accepted);
+            if !accepted {
+                return Ok(());
+            }
+            reply
+        }
+        (Some(id), None) if processed >= 0 => {
             let next = (processed + 1).to_string();
             tracing::info!(replid = %id, offset = processed + 1, "Trying a partial resynchronization");
             conn.call(&[b"PSYNC", id.as_bytes(), next.as_bytes()])
@@ -512,6 +557,7 @@ async fn session(srv: &Arc<ServerState>, generation: u64, host: &str, port: u16)
         _ => conn.call(&[b"PSYNC", b"?", b"-1"]).await?,
     };
     if let Some(rest) = reply.strip_prefix("+CONTINUE") {
+        r.offset.store(processed, Ordering::Relaxed);
         tracing::info!("Successful partial resynchronization with master.");
         let new_id = rest.trim();
         r.last_io_ms.store(now_ms(), Ordering::Relaxed);

@@ -647,3 +647,80 @@ fn min_replicas_to_write_refuses_writes_without_good_replicas() {
     }
     assert_eq!(min_replicas_replies(&mut a), min_replicas_replies(&mut r));
 }
+
+/// `FAILOVER`'s refusals.
+fn failover_errors(c: &mut RespClient) -> Vec<String> {
+    [
+        "FAILOVER ABORT",
+        "FAILOVER TIMEOUT 0",
+        "FAILOVER TIMEOUT x",
+        "FAILOVER FORCE FORCE",
+        "FAILOVER TO 127.0.0.1 1 FORCE",
+        "FAILOVER TO 127.0.0.1 1",
+        "FAILOVER TO 127.0.0.1 x",
+    ]
+    .iter()
+    .map(|cmd| {
+        let args: Vec<&str> = cmd.split(' ').collect();
+        reply::show(&c.cmd(&args))
+    })
+    .collect()
+}
+
+#[test]
+fn failover_hands_the_master_role_to_a_redis_replica() {
+    let amber = ServerProcess::amber(&[]);
+    let reference = ServerProcess::redis(&[]);
+    let (mut a, mut x) = (amber.client(), reference.client());
+    // Without replicas, then with one, the refusals are Redis's.
+    assert_eq!(failover_errors(&mut a), failover_errors(&mut x));
+    fill(&mut a);
+    let redis = ServerProcess::redis(&["--replicaof", "127.0.0.1", &amber.port.to_string()]);
+    let theirs = ServerProcess::redis(&["--replicaof", "127.0.0.1", &reference.port.to_string()]);
+    let (mut r, mut tr) = (redis.client(), theirs.client());
+    wait_synced(&mut a, &mut r);
+    wait_synced(&mut x, &mut tr);
+    assert_eq!(failover_errors(&mut a), failover_errors(&mut x));
+    workload(&mut a, 21, 200);
+    wait_synced(&mut a, &mut r);
+    let before = dataset(&mut a);
+    // A failover to the replica: writes wait, then are refused.
+    assert_eq!(a.cmd_str("FAILOVER"), b"+OK\r\n");
+    assert_eq!(
+        reply::show(&a.cmd_str("FAILOVER")),
+        "-ERR FAILOVER already in progress.\\r\\n"
+    );
+    let mut writer = amber.client();
+    writer.send(&["SET", "held", "1"]).expect("send");
+    wait_until(
+        "Amber follows its former replica",
+        Duration::from_secs(20),
+        || {
+            let i = info(&mut a, "replication");
+            let get = |k: &str| i.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            get("role").as_deref() == Some("slave")
+                && get("master_link_status").as_deref() == Some("up")
+                && get("master_failover_state").as_deref() == Some("no-failover")
+        },
+    );
+    assert_eq!(
+        reply::show(&writer.read_reply().expect("the held write")),
+        "-READONLY You can't write against a read only replica.\\r\\n"
+    );
+    assert_eq!(
+        field(&mut a, "replication", "master_port"),
+        redis.port.to_string()
+    );
+    assert_eq!(field(&mut r, "replication", "role"), "master");
+    // The new master continued Amber's history: no full copy.
+    assert_eq!(field(&mut r, "stats", "sync_partial_ok"), "1");
+    assert_eq!(field(&mut r, "stats", "sync_full"), "0");
+    assert_same_data(&before, &dataset(&mut r));
+    ok(&mut r, &["SET", "after", "failover"]);
+    wait_synced(&mut r, &mut a);
+    assert_same_data(&dataset(&mut r), &dataset(&mut a));
+    assert_eq!(
+        reply::show(&a.cmd_str("FAILOVER")),
+        "-ERR FAILOVER is not valid when server is a replica.\\r\\n"
+    );
+}

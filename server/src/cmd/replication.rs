@@ -25,14 +25,21 @@ pub const COMMANDS: &[(&str, Handler)] = &[
 ];
 
 /// `FAILOVER [TO host port [FORCE]] [ABORT] [TIMEOUT ms]`
-/// (`failoverCommand`): the arguments are checked as Redis checks them,
-/// then refused, as on a Redis without replicas (Amber serves none) or on
-/// a replica.
+/// (`failoverCommand`): checks as Redis does, then starts the failover
+/// (`crate::replication::failover`): writes pause until a replica caught
+/// up, which then takes over as master.
 fn failover(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    use crate::replication::failover::State;
+    let srv = ctx.srv;
     if args.len() == 2 && args::is(nth(args, 1), "abort") {
-        return Err(CmdError::err("No failover in progress."));
+        if srv.master.failover.state() == State::None {
+            return Err(CmdError::err("No failover in progress."));
+        }
+        srv.master.failover.abort(srv, "Failover manually aborted");
+        ctx.out.ok();
+        return Ok(());
     }
-    let (mut timeout, mut to, mut force) = (0i64, false, false);
+    let (mut timeout, mut to, mut force) = (0i64, None, false);
     let mut j = 1;
     while j < args.len() {
         let a = nth(args, j);
@@ -42,9 +49,9 @@ fn failover(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
                 return Err(CmdError::err("FAILOVER timeout must be greater than 0"));
             }
             j += 1;
-        } else if args::is(a, "to") && j + 2 < args.len() && !to {
-            args::int(nth(args, j + 2))?;
-            to = true;
+        } else if args::is(a, "to") && j + 2 < args.len() && to.is_none() {
+            let port = args::int(nth(args, j + 2))?;
+            to = Some((String::from_utf8_lossy(nth(args, j + 1)).into_owned(), port));
             j += 2;
         } else if args::is(a, "force") && !force {
             force = true;
@@ -53,12 +60,42 @@ fn failover(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         }
         j += 1;
     }
-    if ctx.srv.replication.is_replica() {
+    if srv.master.failover.state() != State::None {
+        return Err(CmdError::err("FAILOVER already in progress."));
+    }
+    if srv.replication.is_replica() {
         return Err(CmdError::err(
             "FAILOVER is not valid when server is a replica.",
         ));
     }
-    Err(CmdError::err("FAILOVER requires connected replicas."))
+    let replicas = srv.master.view().replicas;
+    if replicas.is_empty() {
+        return Err(CmdError::err("FAILOVER requires connected replicas."));
+    }
+    if force && (timeout == 0 || to.is_none()) {
+        return Err(CmdError::err(
+            "FAILOVER with force option requires both a timeout and target HOST and IP.",
+        ));
+    }
+    let target = match to {
+        Some((host, port)) => {
+            let found = replicas
+                .iter()
+                .any(|r| r.ip.eq_ignore_ascii_case(&host) && i64::from(r.port) == port);
+            if !found {
+                return Err(CmdError::err(
+                    "FAILOVER target HOST and PORT is not a replica.",
+                ));
+            }
+            Some((host, u16::try_from(port).unwrap_or(0)))
+        }
+        None => None,
+    };
+    srv.master
+        .failover
+        .start(srv, target, timeout as u64, force);
+    ctx.out.ok();
+    Ok(())
 }
 
 /// REPLICAOF host port / REPLICAOF NO ONE (`replicaofCommand`).
@@ -66,6 +103,9 @@ fn replicaof(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let host = nth(args, 1);
     let port = nth(args, 2);
     let srv = ctx.srv;
+    if srv.master.failover.state() != crate::replication::failover::State::None {
+        return Err(CmdError::err("REPLICAOF not allowed while failing over."));
+    }
     if host.eq_ignore_ascii_case(b"no") && port.eq_ignore_ascii_case(b"one") {
         srv.replication.stop();
         set_directive(ctx, String::new());

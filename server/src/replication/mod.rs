@@ -22,6 +22,7 @@
 //! ([`Master::expire_backlog`]).
 
 pub mod backlog;
+pub mod failover;
 pub mod propagate;
 pub mod sync;
 
@@ -89,6 +90,8 @@ pub struct Master {
     /// Stream bytes handed to replicas, each replica counted
     /// (`total_net_repl_output_bytes`).
     pub output_bytes: AtomicU64,
+    /// The `FAILOVER` in progress, if any.
+    pub failover: failover::Failover,
     active: AtomicBool,
     order: Mutex<()>,
     stream: Mutex<Stream>,

@@ -44,6 +44,10 @@ fn attach(ctx: &mut Ctx<'_>, psync: Option<(&[u8], &[u8])>) -> CmdResult {
         return Ok(());
     }
     let srv = ctx.srv;
+    // Replicas wait for the end of a failover.
+    if srv.master.failover.state() != super::failover::State::None {
+        return Err(CmdError::msg("NOMASTERLINK Can't SYNC while failing over"));
+    }
     if let Some(v) = srv.replication.view() {
         if v.state != crate::replica::LinkState::Connected {
             return Err(CmdError::msg(
