@@ -266,7 +266,8 @@ impl Replication {
     /// the first `PSYNC` carries `FAILOVER`, and its answer ends the
     /// failover.
     pub fn set_master_failing_over(srv: &Arc<ServerState>, host: &str, port: u16, offset: u64) {
-        Self::follow_master(srv, host, port, Some((srv.run_id.clone(), offset)));
+        let replid = srv.master.replid(srv);
+        Self::follow_master(srv, host, port, Some((replid, offset)));
     }
 
     fn follow_master(
@@ -307,8 +308,33 @@ impl Replication {
         tracing::info!(host, port, "Connecting to MASTER {host}:{port}");
     }
 
-    /// `REPLICAOF NO ONE`: stops following; the data stays. Returns whether
-    /// a master was followed.
+    /// `REPLICAOF NO ONE` (and a failover's `PSYNC ... FAILOVER`): stops
+    /// following, the data stays, and this server's stream continues the
+    /// master's history from the offset processed, so the master's other
+    /// replicas, and the master itself, can continue from it
+    /// ([`crate::replication::Master::take_over`]). Returns whether a
+    /// master was followed.
+    pub fn promote(&self, srv: &ServerState) -> bool {
+        let synced = self
+            .link
+            .lock()
+            .as_ref()
+            .and_then(|l| l.replid.clone())
+            .zip(u64::try_from(self.offset.load(Ordering::Relaxed)).ok());
+        let was = self.stop();
+        if let Some((replid, offset)) = synced {
+            srv.master.take_over(srv, replid, offset);
+        }
+        was
+    }
+
+    /// The master's replication id, once synced (a replica's `replid`).
+    pub fn master_replid(&self) -> Option<String> {
+        self.link.lock().as_ref().and_then(|l| l.replid.clone())
+    }
+
+    /// Stops following; the data stays. Returns whether a master was
+    /// followed.
     pub fn stop(&self) -> bool {
         self.generation.fetch_add(1, Ordering::SeqCst);
         let old = self.link.lock().take();

@@ -424,8 +424,13 @@ fn replicaof_no_one_keeps_the_data_and_allows_writes_across_kill9() {
         a.cmd_str("SET refused 1"),
         b"-READONLY You can't write against a read only replica.\r\n"
     );
+    let processed = field(&mut a, "replication", "slave_repl_offset");
     assert_eq!(a.cmd_str("REPLICAOF NO ONE"), b"+OK\r\n");
-    assert_eq!(a.cmd_str("ROLE"), b"*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n");
+    // As Redis: the promoted replica's stream continues its master's.
+    assert_eq!(
+        a.cmd_str("ROLE"),
+        format!("*3\r\n$6\r\nmaster\r\n:{processed}\r\n*0\r\n").into_bytes()
+    );
     assert_eq!(field(&mut a, "replication", "role"), "master");
     assert_eq!(
         a.cmd_str("CONFIG GET replicaof"),
@@ -636,4 +641,48 @@ fn stale_data_refused_while_the_link_is_down_and_the_master_client() {
             .collect()
     };
     assert_eq!(normalise(ours), normalise(served(&mut r)));
+}
+
+#[test]
+fn a_redis_master_fails_over_to_amber() {
+    let master = Master::start(&[]);
+    let mut m = master.client();
+    fill(&mut m);
+    let port = master.port.to_string();
+    let amber = ServerProcess::amber(&["--replicaof", "127.0.0.1", &port]);
+    let _log = LogOnPanic(&amber);
+    let mut a = amber.client();
+    wait_synced(&mut m, &mut a);
+    live_writes(&mut m);
+    wait_synced(&mut m, &mut a);
+    let before = dataset(&mut m);
+    let old_replid = field(&mut m, "replication", "master_replid");
+    assert_eq!(m.cmd_str("FAILOVER"), b"+OK\r\n");
+    wait_until("the master follows Amber", Duration::from_secs(20), || {
+        field(&mut m, "replication", "master_link_status") == "up"
+            && field(&mut m, "replication", "master_failover_state") == "no-failover"
+    });
+    assert_eq!(
+        field(&mut m, "replication", "master_port"),
+        amber.port.to_string()
+    );
+    // Amber took over the master's history: the master continued.
+    let ours = info(&mut a, "replication");
+    let get = |k: &str| {
+        ours.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(get("role"), "master");
+    assert_eq!(get("master_replid2"), old_replid);
+    assert_ne!(get("master_replid"), old_replid);
+    assert_eq!(field(&mut a, "stats", "sync_partial_ok"), "1");
+    assert_eq!(field(&mut a, "stats", "sync_full"), "0");
+    assert_same_data(&before, &dataset(&mut a));
+    // Amber's writes reach its new replica.
+    assert_eq!(a.cmd_str("SET promoted yes"), b"+OK\r\n");
+    wait_synced(&mut a, &mut m);
+    assert_eq!(m.cmd_str("GET promoted"), b"$3\r\nyes\r\n");
+    assert_same_data(&dataset(&mut a), &dataset(&mut m));
 }

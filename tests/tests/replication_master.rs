@@ -724,3 +724,52 @@ fn failover_hands_the_master_role_to_a_redis_replica() {
         "-ERR FAILOVER is not valid when server is a replica.\\r\\n"
     );
 }
+
+#[test]
+fn failover_between_two_ambers() {
+    let first = ServerProcess::amber(&[]);
+    let mut a = first.client();
+    fill(&mut a);
+    let second = ServerProcess::amber(&["--replicaof", "127.0.0.1", &first.port.to_string()]);
+    let mut b = second.client();
+    wait_synced(&mut a, &mut b);
+    workload(&mut a, 31, 200);
+    wait_synced(&mut a, &mut b);
+    let target = [
+        "FAILOVER",
+        "TO",
+        "127.0.0.1",
+        &second.port.to_string(),
+        "TIMEOUT",
+        "10000",
+    ];
+    assert_eq!(a.cmd(&target), b"+OK\r\n");
+    wait_until(
+        "the first follows the second",
+        Duration::from_secs(20),
+        || {
+            field(&mut a, "replication", "master_link_status") == "up"
+                && field(&mut a, "replication", "master_failover_state") == "no-failover"
+        },
+    );
+    assert_eq!(field(&mut b, "replication", "role"), "master");
+    assert_eq!(field(&mut b, "stats", "sync_partial_ok"), "1");
+    workload(&mut b, 32, 200);
+    wait_synced(&mut b, &mut a);
+    assert_same_data(&dataset(&mut b), &dataset(&mut a));
+    // And back.
+    assert_eq!(b.cmd_str("FAILOVER"), b"+OK\r\n");
+    wait_until(
+        "the second follows the first",
+        Duration::from_secs(20),
+        || {
+            field(&mut b, "replication", "master_link_status") == "up"
+                && field(&mut b, "replication", "master_failover_state") == "no-failover"
+        },
+    );
+    assert_eq!(field(&mut a, "replication", "role"), "master");
+    assert_eq!(field(&mut a, "stats", "sync_partial_ok"), "1");
+    ok(&mut a, &["SET", "back", "1"]);
+    wait_synced(&mut a, &mut b);
+    assert_same_data(&dataset(&mut a), &dataset(&mut b));
+}

@@ -147,11 +147,15 @@ fn replication_section(srv: &ServerState) -> String {
     let backlog = srv.config.get_u64("repl-backlog-size");
     let m = srv.master.view();
     let failover = srv.master.failover.state().name();
+    let (replid2, second) = match srv.master.replid2() {
+        Some((id, until)) => (id, until as i64),
+        None => ("0".repeat(40), -1),
+    };
     let Some(v) = srv.replication.view() else {
         return format!(
-            "# Replication\r\nrole:master\r\n{}master_failover_state:{failover}\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:{}\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{backlog}\r\nrepl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{}\r\n",
+            "# Replication\r\nrole:master\r\n{}master_failover_state:{failover}\r\nmaster_replid:{}\r\nmaster_replid2:{replid2}\r\nmaster_repl_offset:{}\r\nsecond_repl_offset:{second}\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{backlog}\r\nrepl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{}\r\n",
             replicas_lines(srv, &m),
-            srv.run_id,
+            srv.master.replid(srv),
             m.offset,
             u8::from(m.backlog_active),
             m.backlog_first,
@@ -186,7 +190,7 @@ fn replication_section(srv: &ServerState) -> String {
         u8::from(srv.config.get_bool("replica-read-only")),
         u8::from(srv.config.get_bool("replica-announced")),
         replicas_lines(srv, &m),
-        v.replid.as_deref().unwrap_or(&srv.run_id),
+        v.replid.unwrap_or_else(|| srv.master.replid(srv)),
         v.offset,
         u8::from(synced),
         if synced { v.sync_offset + 1 } else { 0 },

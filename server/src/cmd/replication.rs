@@ -107,7 +107,7 @@ fn replicaof(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         return Err(CmdError::err("REPLICAOF not allowed while failing over."));
     }
     if host.eq_ignore_ascii_case(b"no") && port.eq_ignore_ascii_case(b"one") {
-        srv.replication.stop();
+        srv.replication.promote(srv);
         set_directive(ctx, String::new());
         ctx.out.ok();
         return Ok(());

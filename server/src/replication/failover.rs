@@ -164,12 +164,7 @@ impl Failover {
 /// dropped (they resync with the new master), and it follows the target
 /// from its own offset, asking it to take over.
 fn become_replica(srv: &Arc<ServerState>, host: &str, port: u16) {
-    for r in srv.master.view().replicas {
-        if let Some(h) = srv.clients.get(r.id) {
-            h.kill();
-        }
-        srv.master.detach(r.id);
-    }
+    srv.master.disconnect_replicas(srv);
     let offset = srv.master.offset();
     crate::replica::Replication::set_master_failing_over(srv, host, port, offset);
 }

@@ -70,6 +70,15 @@ struct Stream {
     alone_since: Option<u64>,
 }
 
+/// The stream's history: its replication id (the run id until a
+/// promotion), and the one it continues (`master_replid2`, up to
+/// `second_repl_offset`), so the former master's replicas continue.
+#[derive(Debug, Default, Clone)]
+struct History {
+    replid: Option<String>,
+    replid2: Option<(String, u64)>,
+}
+
 /// A client blocked in `WAIT`.
 #[derive(Debug, Clone, Copy)]
 struct Waiting {
@@ -94,6 +103,7 @@ pub struct Master {
     pub failover: failover::Failover,
     active: AtomicBool,
     order: Mutex<()>,
+    history: Mutex<History>,
     stream: Mutex<Stream>,
     waiting: Mutex<Vec<Waiting>>,
 }
@@ -131,6 +141,69 @@ impl Master {
     /// `master_repl_offset`.
     pub fn offset(&self) -> u64 {
         self.stream.lock().offset
+    }
+
+    /// `master_replid`: the run id, or the id a promotion gave.
+    pub fn replid(&self, srv: &ServerState) -> String {
+        self.history
+            .lock()
+            .replid
+            .clone()
+            .unwrap_or_else(|| srv.run_id.clone())
+    }
+
+    /// `master_replid2` and `second_repl_offset`, after a promotion.
+    pub fn replid2(&self) -> Option<(String, u64)> {
+        self.history.lock().replid2.clone()
+    }
+
+    /// Whether a replica asking `PSYNC id offset` continues this history
+    /// (Redis's test in `masterTryPartialResynchronization`): this id, or
+    /// the one continued up to where this server took over.
+    pub fn continues(&self, srv: &ServerState, id: &[u8], psync_offset: u64) -> bool {
+        if id == self.replid(srv).as_bytes() {
+            return true;
+        }
+        self.replid2()
+            .is_some_and(|(old, until)| id == old.as_bytes() && psync_offset <= until)
+    }
+
+    /// A replica becomes master (Redis's `replicationUnsetMaster` and
+    /// `shiftReplicationId`): its stream goes on from `offset`, the
+    /// master's stream it processed, under a new id, with `old_replid`
+    /// as the history it continues, so the former master and its
+    /// replicas continue with `+CONTINUE`. The replicas it had are
+    /// dropped (they learn the new id as they reconnect).
+    pub fn take_over(&self, srv: &ServerState, old_replid: String, offset: u64) {
+        self.disconnect_replicas(srv);
+        let replid: String = (0..40)
+            .map(|_| format!("{:x}", rand::random::<u8>() % 16))
+            .collect();
+        tracing::info!(
+            "Setting secondary replication ID to {old_replid}, valid up to offset: {}. New replication ID is {replid}",
+            offset + 1
+        );
+        *self.history.lock() = History {
+            replid: Some(replid),
+            replid2: Some((old_replid, offset + 1)),
+        };
+        let mut s = self.stream.lock();
+        s.offset = offset;
+        s.db = None;
+        s.backlog = Backlog::default();
+        s.backlog_active = true;
+        s.alone_since = Some(amber_storage::clock::now_ms());
+        self.active.store(true, Ordering::SeqCst);
+    }
+
+    /// Closes every replica's connection (Redis's `disconnectSlaves`).
+    pub fn disconnect_replicas(&self, srv: &ServerState) {
+        for r in self.view().replicas {
+            if let Some(h) = srv.clients.get(r.id) {
+                h.kill();
+            }
+            self.detach(r.id);
+        }
     }
 
     /// The figures `ROLE` and `INFO replication` show.

@@ -28,8 +28,24 @@ use crate::cmd::{CmdError, CmdResult, Ctx, Handler};
 pub const COMMANDS: &[(&str, Handler)] =
     &[("psync", psync), ("replconf", replconf), ("sync", sync)];
 
-/// `PSYNC replid offset`.
+/// `PSYNC replid offset [FAILOVER]`. With `FAILOVER` (a master failing
+/// over to this replica of its) this server first becomes master,
+/// continuing its master's history, when `replid` is that history's.
 fn psync(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    if args.len() > 3 && args::is(nth(args, 3), "failover") {
+        let srv = ctx.srv;
+        let mine = srv
+            .replication
+            .master_replid()
+            .unwrap_or_else(|| srv.master.replid(srv));
+        if nth(args, 1) != mine.as_bytes() {
+            return Err(CmdError::err("PSYNC FAILOVER replid must match my replid."));
+        }
+        if srv.replication.promote(srv) {
+            let who = crate::cmd::clients::client_line(&ctx.client.handle, false);
+            tracing::info!("MASTER MODE enabled (failover request from '{who}')");
+        }
+    }
     attach(ctx, Some((nth(args, 1), nth(args, 2))))
 }
 
@@ -73,10 +89,10 @@ fn attach(ctx: &mut Ctx<'_>, psync: Option<(&[u8], &[u8])>) -> CmdResult {
         ack: AtomicU64::new(0),
         ack_ms: AtomicU64::new(amber_storage::clock::now_ms()),
     });
-    let replid = srv.run_id.as_str();
+    let replid = srv.master.replid(srv);
     if let Some((id, offset)) = psync {
         let offset = args::parse_i64(offset).unwrap_or(-1);
-        if id == replid.as_bytes() && offset > 0 {
+        if offset > 0 && srv.master.continues(srv, id, offset as u64) {
             if let Some(missed) = srv.master.attach_continuing(replica.clone(), offset as u64) {
                 ctx.out.raw(format!("+CONTINUE {replid}\r\n").as_bytes());
                 ctx.out.raw(&missed);
