@@ -248,8 +248,8 @@ pub struct Client {
     pub repl_port: u16,
     /// `REPLCONF ip-address`.
     pub repl_ip: Option<String>,
-    /// The stream offset after this client's last propagated write
-    /// (Redis's `woff`), which `WAIT` waits for.
+    /// The stream's offset when this client's last command ended, other
+    /// clients' writes included (Redis's `woff`), which `WAIT` waits for.
     pub repl_offset: u64,
 }
 

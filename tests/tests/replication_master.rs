@@ -773,3 +773,44 @@ fn failover_between_two_ambers() {
     wait_synced(&mut a, &mut b);
     assert_same_data(&dataset(&mut a), &dataset(&mut b));
 }
+
+/// `WAIT`s around another client's write a stopped replica never
+/// acknowledges.
+fn waits_with_a_stopped_replica(master: &ServerProcess, replica: &ServerProcess) -> Vec<String> {
+    let (mut a, mut b, mut fresh) = (master.client(), master.client(), master.client());
+    let mut out = Vec::new();
+    let mut show = |r: Vec<u8>| out.push(reply::show(&r));
+    show(a.cmd_str("SET a 1"));
+    show(a.cmd_str("WAIT 1 5000"));
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &replica.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    };
+    signal("-STOP");
+    show(b.cmd_str("SET b 1"));
+    // A client that never ran a command waits for nothing yet.
+    show(fresh.cmd_str("WAIT 1 200"));
+    // A read after B's write waits for it too (Redis's `woff`).
+    show(a.cmd_str("GET a"));
+    show(a.cmd_str("WAIT 1 200"));
+    show(fresh.cmd_str("WAIT 1 200"));
+    signal("-CONT");
+    show(a.cmd_str("WAIT 1 5000"));
+    out
+}
+
+#[test]
+fn wait_counts_the_stream_as_it_stood_after_the_last_command() {
+    let amber = ServerProcess::amber(&[]);
+    let redis = ServerProcess::redis(&[]);
+    let ours = ServerProcess::redis(&["--replicaof", "127.0.0.1", &amber.port.to_string()]);
+    let theirs = ServerProcess::redis(&["--replicaof", "127.0.0.1", &redis.port.to_string()]);
+    wait_synced(&mut amber.client(), &mut ours.client());
+    wait_synced(&mut redis.client(), &mut theirs.client());
+    let seen = waits_with_a_stopped_replica(&amber, &ours);
+    assert_eq!(seen, waits_with_a_stopped_replica(&redis, &theirs));
+    assert!(seen.contains(&":0\\r\\n".to_string()), "{seen:?}");
+}

@@ -513,9 +513,11 @@ pub fn call(ctx: &mut Ctx<'_>, def: &CommandDef, args: &[&[u8]]) {
     if let Some(scope) = scope {
         let reply = ctx.out.as_bytes().get(mark..).unwrap_or_default();
         let db = ctx.client.db;
-        if let Some(offset) = scope.finish(ctx.srv, db, def, args, reply, result.is_ok()) {
-            ctx.client.repl_offset = offset;
-        }
+        scope.finish(ctx.srv, db, def, args, reply, result.is_ok());
+    }
+    // What a later WAIT waits for: the stream as this command leaves it.
+    if let Some(offset) = ctx.srv.master.woff() {
+        ctx.client.repl_offset = offset;
     }
     if let Err(e) = result {
         reply_error(ctx, &e);

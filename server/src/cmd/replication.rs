@@ -201,7 +201,8 @@ fn role(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
 }
 
 /// WAIT numreplicas timeout (`waitCommand`): the number of replicas that
-/// acknowledged the stream up to the client's last write. Redis answers
+/// acknowledged the stream up to where it stood after the client's last
+/// command (its own writes and everything before them). Redis answers
 /// at once when that is enough or the client may not block (inside
 /// MULTI); otherwise it asks the replicas for their offsets (`REPLCONF
 /// GETACK *`) and blocks until enough acknowledged or the timeout

@@ -102,6 +102,9 @@ pub struct Master {
     /// The `FAILOVER` in progress, if any.
     pub failover: failover::Failover,
     active: AtomicBool,
+    /// `master_repl_offset` as last published by [`Master::feed`] (read
+    /// without the stream's lock after every command: [`Master::woff`]).
+    published: AtomicU64,
     order: Mutex<()>,
     history: Mutex<History>,
     stream: Mutex<Stream>,
@@ -141,6 +144,16 @@ impl Master {
     /// `master_repl_offset`.
     pub fn offset(&self) -> u64 {
         self.stream.lock().offset
+    }
+
+    /// The offset a client's `WAIT` waits for after its command (Redis's
+    /// `c->woff`): the whole stream as it stands when the command ended,
+    /// other clients' writes included. `None` while the stream does not
+    /// run (one relaxed load).
+    #[inline]
+    pub fn woff(&self) -> Option<u64> {
+        self.active()
+            .then(|| self.published.load(Ordering::Acquire))
     }
 
     /// `master_replid`: the run id, or the id a promotion gave.
@@ -189,6 +202,7 @@ impl Master {
         };
         let mut s = self.stream.lock();
         s.offset = offset;
+        self.published.store(offset, Ordering::Release);
         s.db = None;
         s.backlog = Backlog::default();
         s.backlog_active = true;
@@ -307,6 +321,7 @@ impl Master {
         }
         let at = s.offset;
         s.offset += bytes.len() as u64;
+        self.published.store(s.offset, Ordering::Release);
         let cap = srv.config.get_u64("repl-backlog-size").max(16 * 1024) as usize;
         s.backlog.push(at, bytes, cap);
         let limits = || crate::pubsub::replica_limits(srv);
