@@ -20,9 +20,14 @@
 //! `REPLCONF ACK <offset>`, and the same is sent every second; the offset
 //! is the bytes of the stream processed since `+FULLRESYNC`'s offset.
 //!
+//! Keys past their deadline are hidden from clients, never deleted by
+//! a read: the master's `DEL` removes them ([`Replication::expiry_policy`]).
+//!
 //! When the link breaks the task waits a second (state `connect`) and
-//! starts again with a full resynchronization. `REPLICAOF NO ONE` stops
-//! the task and keeps the data. Amber does not serve replicas itself.
+//! tries to continue (`PSYNC <replid> <offset>`). `REPLICAOF NO ONE`
+//! stops the task, keeps the data and continues the master's history
+//! ([`Replication::promote`]). A master failing over follows its replica
+//! through this same link, its first `PSYNC` carrying `FAILOVER`.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;

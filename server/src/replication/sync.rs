@@ -13,9 +13,10 @@
 //! go on (a newline every second keeps the replica waiting, as Redis
 //! does); the stream waits in the replica's mailbox behind it. While a
 //! `BGSAVE` holds the one live snapshot, the payload is written under the
-//! gate instead (`crate::snapshot::to_bytes`), as `SAVE` writes. The replid is the
-//! server's run id; Amber keeps no second replid (a replica promoted
-//! with `REPLICAOF NO ONE` starts a new history).
+//! gate instead (`crate::snapshot::to_bytes`), as `SAVE` writes. The
+//! replid is the server's run id until a promotion, which keeps the former
+//! master's id as a second one (`super::Master::take_over`); `PSYNC ...
+//! FAILOVER` promotes this replica first.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
