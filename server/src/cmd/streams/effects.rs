@@ -69,6 +69,20 @@ pub fn create_consumer(key: &[u8], group: &[u8], consumer: &[u8]) -> Op {
     ]
 }
 
+/// Who read, and how: a consumer group's read of one key.
+pub struct GroupReadOf<'a> {
+    /// The stream's key.
+    pub key: &'a [u8],
+    /// The group.
+    pub group: &'a [u8],
+    /// The reading consumer.
+    pub consumer: &'a [u8],
+    /// `NOACK`: no pending entries.
+    pub noack: bool,
+    /// The read created the consumer.
+    pub created: bool,
+}
+
 /// The effects of a group's read of new entries `ids` (Redis's
 /// `streamReplyWithRange` with a group): with `NOACK`, the consumer's
 /// creation and the group's new cursor; otherwise one `XCLAIM` per
@@ -77,18 +91,15 @@ pub fn create_consumer(key: &[u8], group: &[u8], consumer: &[u8]) -> Op {
 /// ID before the read.
 pub fn group_read(
     s: &StreamValue,
-    key: &[u8],
-    group: &[u8],
-    consumer: &[u8],
-    noack: bool,
-    created: bool,
+    read: &GroupReadOf<'_>,
     last_before: StreamId,
     ids: &[StreamId],
 ) -> Vec<Op> {
+    let (key, group) = (read.key, read.group);
     let mut ops = Vec::new();
-    if noack {
-        if created {
-            ops.push(create_consumer(key, group, consumer));
+    if read.noack {
+        if read.created {
+            ops.push(create_consumer(key, group, read.consumer));
         }
         if ids.iter().any(|id| *id > last_before) {
             ops.extend(set_id(s, key, group));

@@ -292,16 +292,14 @@ fn read_effects(
     last_before: StreamId,
     ids: &[StreamId],
 ) -> Vec<effects::Op> {
-    effects::group_read(
-        s,
+    let read = effects::GroupReadOf {
         key,
-        &gr.group,
-        &gr.consumer,
-        gr.noack,
+        group: &gr.group,
+        consumer: &gr.consumer,
+        noack: gr.noack,
         created,
-        last_before,
-        ids,
-    )
+    };
+    effects::group_read(s, &read, last_before, ids)
 }
 
 /// Creates the reading consumer if needed and marks it seen; whether it
