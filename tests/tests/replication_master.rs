@@ -814,3 +814,54 @@ fn wait_counts_the_stream_as_it_stood_after_the_last_command() {
     assert_eq!(seen, waits_with_a_stopped_replica(&redis, &theirs));
     assert!(seen.contains(&":0\\r\\n".to_string()), "{seen:?}");
 }
+
+/// A failover whose replica never catches up (stopped), aborted by its
+/// timeout, then by `FAILOVER ABORT`: what `master` answers.
+fn failover_aborted(master: &ServerProcess, replica: &ServerProcess) -> Vec<String> {
+    let (mut c, mut writer) = (master.client(), master.client());
+    let mut out = Vec::new();
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &replica.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    };
+    signal("-STOP");
+    ok(&mut c, &["SET", "unacknowledged", "1"]);
+    for round in ["TIMEOUT", "ABORT"] {
+        let start: &[&str] = if round == "TIMEOUT" {
+            &["FAILOVER", "TIMEOUT", "700"]
+        } else {
+            &["FAILOVER"]
+        };
+        out.push(reply::show(&c.cmd(start)));
+        out.push(field(&mut c, "replication", "master_failover_state"));
+        // A write waits for the end of the failover.
+        writer.send(&["SET", "held", round]).expect("send");
+        std::thread::sleep(Duration::from_millis(200));
+        out.push(reply::show(&c.cmd_str("GET held")));
+        if round == "ABORT" {
+            out.push(reply::show(&c.cmd_str("FAILOVER ABORT")));
+        }
+        out.push(reply::show(&writer.read_reply().expect("the held write")));
+        out.push(field(&mut c, "replication", "master_failover_state"));
+        out.push(field(&mut c, "replication", "role"));
+    }
+    out.push(reply::show(&c.cmd_str("FAILOVER ABORT")));
+    signal("-CONT");
+    out
+}
+
+#[test]
+fn a_failover_times_out_or_is_aborted_as_redis() {
+    let amber = ServerProcess::amber(&[]);
+    let redis = ServerProcess::redis(&[]);
+    let ours = ServerProcess::redis(&["--replicaof", "127.0.0.1", &amber.port.to_string()]);
+    let theirs = ServerProcess::redis(&["--replicaof", "127.0.0.1", &redis.port.to_string()]);
+    wait_synced(&mut amber.client(), &mut ours.client());
+    wait_synced(&mut redis.client(), &mut theirs.client());
+    let seen = failover_aborted(&amber, &ours);
+    assert_eq!(seen, failover_aborted(&redis, &theirs));
+    assert!(seen.contains(&"waiting-for-sync".to_string()), "{seen:?}");
+}
