@@ -394,6 +394,32 @@ impl Blocking {
         true
     }
 
+    /// Ends every blocked client with the error `text` and closes its
+    /// connection once the reply is written (Redis's
+    /// `disconnectAllBlockedClients`, when a master becomes a replica).
+    pub fn disconnect_all(&self, srv: &crate::state::ServerState, text: &str) {
+        let mut reg = self.registry.lock();
+        let waiters: Vec<(u64, Arc<Waiter>)> =
+            reg.clients.iter().map(|(id, w)| (*id, w.clone())).collect();
+        let mut replies = Vec::new();
+        for (id, w) in waiters {
+            if let Some(tx) = self.unregister(&mut reg, &w) {
+                let mut out = writer(w.proto);
+                out.error(text);
+                replies.push((id, tx, out.as_bytes().to_vec()));
+            }
+        }
+        drop(reg);
+        for (id, tx, reply) in replies {
+            // Closed after this reply: flagged, not woken, so the reply
+            // is what the connection sees first.
+            if let Some(h) = srv.clients.get(id) {
+                h.killed.store(true, Ordering::Relaxed);
+            }
+            let _ = tx.send(reply);
+        }
+    }
+
     /// Keys of database `db` that clients wait on (`SWAPDB` serves them).
     pub fn waited_keys(&self, db: usize) -> Vec<Vec<u8>> {
         let reg = self.registry.lock();

@@ -52,6 +52,10 @@ pub const READONLY: &str = "READONLY You can't write against a read only replica
 pub const MASTERDOWN: &str =
     "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.";
 
+/// Redis's reply to the clients blocked when the server becomes a replica.
+pub const UNBLOCKED_ROLE: &str =
+    "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)";
+
 /// Where the link to the master stands (Redis's `repl_state`, as `ROLE`
 /// names it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,7 +265,8 @@ impl Replication {
 
     /// `REPLICAOF host port`: follows this master from now on (the link to
     /// a previous one is dropped; the data stays until the full sync
-    /// replaces it).
+    /// replaces it). Blocked clients are ended with [`UNBLOCKED_ROLE`]
+    /// and disconnected, as Redis's `replicationSetMaster` does.
     pub fn set_master(srv: &Arc<ServerState>, host: &str, port: u16) {
         Self::follow_master(srv, host, port, None);
     }
@@ -281,6 +286,7 @@ impl Replication {
         port: u16,
         failover_from: Option<(String, u64)>,
     ) {
+        srv.blocking.disconnect_all(srv, UNBLOCKED_ROLE);
         let r = &srv.replication;
         let generation = r.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let mut link = r.link.lock();

@@ -686,3 +686,30 @@ fn a_redis_master_fails_over_to_amber() {
     assert_eq!(m.cmd_str("GET promoted"), b"$3\r\nyes\r\n");
     assert_same_data(&dataset(&mut a), &dataset(&mut m));
 }
+
+/// What a client blocked on `server` gets when it becomes a replica of
+/// `master_port`, and whether its connection is closed after.
+fn blocked_when_becoming_replica(server: &ServerProcess, master_port: u16) -> (String, bool) {
+    let mut c = server.client();
+    let mut blocked = server.client();
+    blocked.send(&["BLPOP", "nothing", "0"]).expect("send");
+    wait_until("BLPOP blocks", Duration::from_secs(10), || {
+        field(&mut c, "clients", "blocked_clients") == "1"
+    });
+    let port = master_port.to_string();
+    assert_eq!(c.cmd(&["REPLICAOF", "127.0.0.1", &port]), b"+OK\r\n");
+    let reply = reply::show(&blocked.read_reply().expect("the unblocking error"));
+    let closed = blocked.try_cmd(&["PING"]).is_err();
+    (reply, closed)
+}
+
+#[test]
+fn blocked_clients_are_disconnected_when_a_master_becomes_a_replica() {
+    let master = Master::start(&[]);
+    let amber = ServerProcess::amber(&[]);
+    let _log = LogOnPanic(&amber);
+    let redis = ServerProcess::redis(&[]);
+    let ours = blocked_when_becoming_replica(&amber, master.port);
+    assert_eq!(ours, blocked_when_becoming_replica(&redis, master.port));
+    assert!(ours.0.contains("UNBLOCKED") && ours.1, "{ours:?}");
+}
