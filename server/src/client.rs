@@ -251,6 +251,9 @@ pub struct Client {
     /// The stream's offset when this client's last command ended, other
     /// clients' writes included (Redis's `woff`), which `WAIT` waits for.
     pub repl_offset: u64,
+    /// The running command set `repl_offset` itself (`WAIT`, before its
+    /// `GETACK`); the dispatcher leaves it.
+    pub keep_repl_offset: bool,
 }
 
 /// `CLIENT REPLY ON|OFF|SKIP` (Redis's `CLIENT_REPLY_OFF`,
@@ -311,6 +314,7 @@ impl Client {
             repl_port: 0,
             repl_ip: None,
             repl_offset: 0,
+            keep_repl_offset: false,
         }
     }
 

@@ -517,7 +517,9 @@ pub fn call(ctx: &mut Ctx<'_>, def: &CommandDef, args: &[&[u8]]) {
     }
     // What a later WAIT waits for: the stream as this command leaves it.
     if let Some(offset) = ctx.srv.master.woff() {
-        ctx.client.repl_offset = offset;
+        if !std::mem::take(&mut ctx.client.keep_repl_offset) {
+            ctx.client.repl_offset = offset;
+        }
     }
     if let Err(e) = result {
         reply_error(ctx, &e);

@@ -217,6 +217,14 @@ fn wait(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let deadline = blocking::parse_deadline_ms(nth(args, 2))?;
     let srv = ctx.srv;
     let offset = ctx.client.repl_offset;
+    // The dispatcher records the stream after this command as the
+    // client's offset, as after any other; Redis sends WAIT's GETACK only
+    // after that (in beforeSleep), so it is not part of what the client's
+    // next WAIT waits for. Recorded here, before the GETACK, and kept.
+    if let Some(now) = srv.master.woff() {
+        ctx.client.repl_offset = now;
+        ctx.client.keep_repl_offset = true;
+    }
     let acknowledged = srv.master.acknowledged(offset);
     if acknowledged >= numreplicas || ctx.client.block.blocking_denied() {
         ctx.out.int(acknowledged);
