@@ -780,35 +780,9 @@ mod tests {
     //! the registry's bookkeeping, over a DRAM-only server without sockets.
     use super::*;
     use crate::client::Client;
-    use crate::cmd;
     use oneshot::error::TryRecvError;
 
-    fn server() -> ServerState {
-        ServerState::with_keyspace(
-            crate::config::Config::default(),
-            amber_storage::Keyspace::new(amber_storage::KeyspaceConfig::default()),
-        )
-    }
-
-    fn client(srv: &ServerState) -> Client {
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
-        Client::new(srv.clients.register(addr, addr, -1), true)
-    }
-
-    /// Runs one command as `client` and returns its reply bytes.
-    fn run(srv: &ServerState, client: &mut Client, line: &str) -> String {
-        let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
-        let mut out = ReplyWriter::default();
-        cmd::execute(
-            &mut Ctx {
-                srv,
-                client,
-                out: &mut out,
-            },
-            &args,
-        );
-        String::from_utf8_lossy(out.as_bytes()).into_owned()
-    }
+    use crate::test_support::{client, run, server};
 
     /// What EXEC does around its queued commands.
     fn exec(srv: &ServerState, client: &mut Client, lines: &[&str]) -> Vec<String> {

@@ -29,6 +29,8 @@ pub mod resp;
 pub mod server;
 pub mod snapshot;
 pub mod state;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod tracking;
 pub mod watch;
 

@@ -536,31 +536,12 @@ mod tests {
     use crate::cmd::Ctx;
     use crate::resp::ReplyWriter;
 
-    fn server() -> ServerState {
-        ServerState::with_keyspace(
-            crate::config::Config::default(),
-            amber_storage::Keyspace::new(amber_storage::KeyspaceConfig::default()),
-        )
-    }
-
-    fn client(srv: &ServerState) -> Client {
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
-        Client::new(srv.clients.register(addr, addr, -1), true)
-    }
+    use crate::test_support::{client, run, server};
 
     /// Runs one command; returns how much it added to `dirty`.
     fn dirty_of(srv: &ServerState, client: &mut Client, line: &str) -> u64 {
-        let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
         let before = srv.dirty.get();
-        let mut out = ReplyWriter::default();
-        crate::cmd::execute(
-            &mut Ctx {
-                srv,
-                client,
-                out: &mut out,
-            },
-            &args,
-        );
+        run(srv, client, line);
         srv.dirty.get() - before
     }
 
