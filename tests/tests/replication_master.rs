@@ -774,6 +774,18 @@ fn failover_between_two_ambers() {
     assert_same_data(&dataset(&mut a), &dataset(&mut b));
 }
 
+/// An Amber and a Redis master, each with a synced redis-server replica:
+/// (amber, redis, amber's replica, redis's replica).
+fn replicated_side_by_side() -> (ServerProcess, ServerProcess, ServerProcess, ServerProcess) {
+    let amber = ServerProcess::amber(&[]);
+    let redis = ServerProcess::redis(&[]);
+    let ours = ServerProcess::redis(&["--replicaof", "127.0.0.1", &amber.port.to_string()]);
+    let theirs = ServerProcess::redis(&["--replicaof", "127.0.0.1", &redis.port.to_string()]);
+    wait_synced(&mut amber.client(), &mut ours.client());
+    wait_synced(&mut redis.client(), &mut theirs.client());
+    (amber, redis, ours, theirs)
+}
+
 /// `WAIT`s around another client's write a stopped replica never
 /// acknowledges.
 fn waits_with_a_stopped_replica(master: &ServerProcess, replica: &ServerProcess) -> Vec<String> {
@@ -782,14 +794,7 @@ fn waits_with_a_stopped_replica(master: &ServerProcess, replica: &ServerProcess)
     let mut show = |r: Vec<u8>| out.push(reply::show(&r));
     show(a.cmd_str("SET a 1"));
     show(a.cmd_str("WAIT 1 5000"));
-    let signal = |sig: &str| {
-        let status = std::process::Command::new("kill")
-            .args([sig, &replica.pid().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    };
-    signal("-STOP");
+    replica.signal(libc::SIGSTOP);
     show(b.cmd_str("SET b 1"));
     // A client that never ran a command waits for nothing yet.
     show(fresh.cmd_str("WAIT 1 200"));
@@ -797,19 +802,14 @@ fn waits_with_a_stopped_replica(master: &ServerProcess, replica: &ServerProcess)
     show(a.cmd_str("GET a"));
     show(a.cmd_str("WAIT 1 200"));
     show(fresh.cmd_str("WAIT 1 200"));
-    signal("-CONT");
+    replica.signal(libc::SIGCONT);
     show(a.cmd_str("WAIT 1 5000"));
     out
 }
 
 #[test]
 fn wait_counts_the_stream_as_it_stood_after_the_last_command() {
-    let amber = ServerProcess::amber(&[]);
-    let redis = ServerProcess::redis(&[]);
-    let ours = ServerProcess::redis(&["--replicaof", "127.0.0.1", &amber.port.to_string()]);
-    let theirs = ServerProcess::redis(&["--replicaof", "127.0.0.1", &redis.port.to_string()]);
-    wait_synced(&mut amber.client(), &mut ours.client());
-    wait_synced(&mut redis.client(), &mut theirs.client());
+    let (amber, redis, ours, theirs) = replicated_side_by_side();
     let seen = waits_with_a_stopped_replica(&amber, &ours);
     assert_eq!(seen, waits_with_a_stopped_replica(&redis, &theirs));
     assert!(seen.contains(&":0\\r\\n".to_string()), "{seen:?}");
@@ -820,14 +820,7 @@ fn wait_counts_the_stream_as_it_stood_after_the_last_command() {
 fn failover_aborted(master: &ServerProcess, replica: &ServerProcess) -> Vec<String> {
     let (mut c, mut writer) = (master.client(), master.client());
     let mut out = Vec::new();
-    let signal = |sig: &str| {
-        let status = std::process::Command::new("kill")
-            .args([sig, &replica.pid().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    };
-    signal("-STOP");
+    replica.signal(libc::SIGSTOP);
     ok(&mut c, &["SET", "unacknowledged", "1"]);
     for round in ["TIMEOUT", "ABORT"] {
         let start: &[&str] = if round == "TIMEOUT" {
@@ -849,18 +842,13 @@ fn failover_aborted(master: &ServerProcess, replica: &ServerProcess) -> Vec<Stri
         out.push(field(&mut c, "replication", "role"));
     }
     out.push(reply::show(&c.cmd_str("FAILOVER ABORT")));
-    signal("-CONT");
+    replica.signal(libc::SIGCONT);
     out
 }
 
 #[test]
 fn a_failover_times_out_or_is_aborted_as_redis() {
-    let amber = ServerProcess::amber(&[]);
-    let redis = ServerProcess::redis(&[]);
-    let ours = ServerProcess::redis(&["--replicaof", "127.0.0.1", &amber.port.to_string()]);
-    let theirs = ServerProcess::redis(&["--replicaof", "127.0.0.1", &redis.port.to_string()]);
-    wait_synced(&mut amber.client(), &mut ours.client());
-    wait_synced(&mut redis.client(), &mut theirs.client());
+    let (amber, redis, ours, theirs) = replicated_side_by_side();
     let seen = failover_aborted(&amber, &ours);
     assert_eq!(seen, failover_aborted(&redis, &theirs));
     assert!(seen.contains(&"waiting-for-sync".to_string()), "{seen:?}");
