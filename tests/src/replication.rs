@@ -144,7 +144,26 @@ pub fn dataset(c: &mut RespClient) -> Dataset {
 pub fn assert_same_data(master: &Dataset, replica: &Dataset) {
     let mk: Vec<_> = master.keys().collect();
     let rk: Vec<_> = replica.keys().collect();
-    assert_eq!(mk, rk, "the key sets differ");
+    if mk != rk {
+        // What the side that has a key says of it (type, PTTL): a key
+        // about to expire reads differently from a lost write.
+        let only = |a: &Dataset, b: &Dataset| -> Vec<String> {
+            a.iter()
+                .filter(|(k, _)| !b.contains_key(*k))
+                .map(|((db, key), (kind, _, pttl))| {
+                    format!(
+                        "db {db} {:?} ({kind}, pttl {pttl})",
+                        String::from_utf8_lossy(key)
+                    )
+                })
+                .collect()
+        };
+        panic!(
+            "the key sets differ: only on the master {:?}, only on the replica {:?}",
+            only(master, replica),
+            only(replica, master)
+        );
+    }
     for (k, (mt, mc, mttl)) in master {
         let (rt, rc, rttl) = &replica[k];
         assert_eq!(mt, rt, "type of {k:?}");
