@@ -99,14 +99,20 @@ fn setuser(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         .unwrap_or_default();
     srv.acl.put(user);
     for h in revoked {
-        if h.id == ctx.client.handle.id {
-            ctx.client.close_after_reply = true;
-        } else {
-            h.kill();
-        }
+        disconnect(ctx, &h);
     }
     ctx.out.ok();
     Ok(())
+}
+
+/// Closes client `h`: the one running this command after its reply,
+/// any other at once.
+fn disconnect(ctx: &mut Ctx<'_>, h: &crate::client::ClientHandle) {
+    if h.id == ctx.client.handle.id {
+        ctx.client.close_after_reply = true;
+    } else {
+        h.kill();
+    }
 }
 
 fn deluser(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
@@ -123,11 +129,7 @@ fn deluser(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             // `ACLFreeUserAndKillClients`.
             for h in srv.clients.all() {
                 if h.user_is(name) {
-                    if h.id == ctx.client.handle.id {
-                        ctx.client.close_after_reply = true;
-                    } else {
-                        h.kill();
-                    }
+                    disconnect(ctx, &h);
                 }
             }
         }
@@ -298,11 +300,7 @@ fn load(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
     // its reply), as Redis frees the old users; `default` stays.
     for h in srv.clients.all() {
         if !h.user_is(b"default") {
-            if h.id == ctx.client.handle.id {
-                ctx.client.close_after_reply = true;
-            } else {
-                h.kill();
-            }
+            disconnect(ctx, &h);
         }
     }
     ctx.out.ok();
