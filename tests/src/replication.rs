@@ -97,6 +97,15 @@ pub fn wait_synced(master: &mut RespClient, replica: &mut RespClient) {
 /// sorted), PTTL.
 pub type Dataset = BTreeMap<(usize, Vec<u8>), (String, Vec<Vec<u8>>, i64)>;
 
+/// Waits until the server behind `c`, a master that ran `FAILOVER`, is
+/// the new master's replica with its link up and the failover over.
+pub fn wait_failed_over(c: &mut RespClient, what: &str) {
+    wait_until(what, Duration::from_secs(20), || {
+        field(c, "replication", "master_link_status") == "up"
+            && field(c, "replication", "master_failover_state") == "no-failover"
+    });
+}
+
 /// Every key of every database, read with type-specific commands.
 pub fn dataset(c: &mut RespClient) -> Dataset {
     let mut out = Dataset::new();

@@ -1,5 +1,6 @@
 //! Running Redis's own command-line clients against a server.
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -61,4 +62,23 @@ pub fn redis_cli(port: u16, args: &[&str]) -> ToolOutput {
     let mut all = vec!["-p", p.as_str()];
     all.extend_from_slice(args);
     run_tool("redis-cli", &all, Duration::from_secs(30))
+}
+
+/// Runs `redis-check-rdb` on `file`, asserts it accepts the file ("RDB
+/// looks OK", exit 0) and returns its output.
+pub fn check_rdb(file: &Path) -> ToolOutput {
+    let out = run_tool(
+        "redis-check-rdb",
+        &[file.to_str().expect("path")],
+        Duration::from_secs(60),
+    );
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "redis-check-rdb refused {}:\n{all}",
+        file.display()
+    );
+    assert!(all.contains("RDB looks OK"), "{all}");
+    out
 }

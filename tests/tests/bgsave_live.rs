@@ -8,14 +8,13 @@
 //! sync (a live snapshot too) under concurrent writes ends identical, and
 //! the writers are answered while its payload is written.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use amber_tests::replication::{dataset, field, parsed, wait_synced, Dataset};
 use amber_tests::reply::show;
-use amber_tests::tools::run_tool;
+use amber_tests::tools::check_rdb;
 use amber_tests::{RespClient, RestartableServer, ServerProcess};
 
 /// Keys per database (databases 0 and 3).
@@ -66,17 +65,6 @@ fn load(c: &mut RespClient) {
         pipeline(c, &cmds);
     }
     c.cmd(&["SELECT", "0"]);
-}
-
-fn check_rdb(file: &Path) {
-    let out = run_tool(
-        "redis-check-rdb",
-        &[file.to_str().expect("path")],
-        Duration::from_secs(60),
-    );
-    let all = format!("{}{}", out.stdout, out.stderr);
-    assert_eq!(out.code, Some(0), "redis-check-rdb:\n{all}");
-    assert!(all.contains("RDB looks OK"), "{all}");
 }
 
 /// Same keys, types and contents; the same deadlines (the file's are

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use amber_tests::process::{amber_base_args, free_port, run_amber_to_exit};
 use amber_tests::reply::{parse, show, Reply};
-use amber_tests::tools::run_tool;
+use amber_tests::tools::check_rdb;
 use amber_tests::{RespClient, RestartableServer, ServerProcess};
 
 const LIB: &str = "#!lua name=rdblib\n\
@@ -392,23 +392,6 @@ fn redis_dump_loads_into_amber_and_stays_in_the_arena() {
         "{log}"
     );
     assert!(log.contains("the RDB file is ignored"), "{log}");
-}
-
-/// Runs `redis-check-rdb` on `file` and asserts it accepts it.
-fn check_rdb(file: &Path) {
-    let out = run_tool(
-        "redis-check-rdb",
-        &[file.to_str().expect("path")],
-        Duration::from_secs(60),
-    );
-    let all = format!("{}{}", out.stdout, out.stderr);
-    assert_eq!(
-        out.code,
-        Some(0),
-        "redis-check-rdb refused {}:\n{all}",
-        file.display()
-    );
-    assert!(all.contains("RDB looks OK"), "{all}");
 }
 
 #[test]

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use amber_tests::process::free_port;
 use amber_tests::replication::{
-    assert_same_data, dataset, field, flat, info, parsed, q, wait_synced, wait_until,
+    assert_same_data, dataset, field, flat, info, parsed, q, wait_failed_over, wait_synced,
+    wait_until,
 };
 use amber_tests::reply;
 use amber_tests::{RespClient, RestartableServer, ServerProcess};
@@ -658,10 +659,7 @@ fn a_redis_master_fails_over_to_amber() {
     let before = dataset(&mut m);
     let old_replid = field(&mut m, "replication", "master_replid");
     assert_eq!(m.cmd_str("FAILOVER"), b"+OK\r\n");
-    wait_until("the master follows Amber", Duration::from_secs(20), || {
-        field(&mut m, "replication", "master_link_status") == "up"
-            && field(&mut m, "replication", "master_failover_state") == "no-failover"
-    });
+    wait_failed_over(&mut m, "the master follows Amber");
     assert_eq!(
         field(&mut m, "replication", "master_port"),
         amber.port.to_string()

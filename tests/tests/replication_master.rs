@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use amber_tests::replication::{
-    assert_same_data, dataset, field, flat, info, q, wait_synced, wait_until,
+    assert_same_data, dataset, field, flat, info, q, wait_failed_over, wait_synced, wait_until,
 };
 use amber_tests::{reply, RespClient, ServerProcess};
 use rand::rngs::StdRng;
@@ -744,14 +744,7 @@ fn failover_between_two_ambers() {
         "10000",
     ];
     assert_eq!(a.cmd(&target), b"+OK\r\n");
-    wait_until(
-        "the first follows the second",
-        Duration::from_secs(20),
-        || {
-            field(&mut a, "replication", "master_link_status") == "up"
-                && field(&mut a, "replication", "master_failover_state") == "no-failover"
-        },
-    );
+    wait_failed_over(&mut a, "the first follows the second");
     assert_eq!(field(&mut b, "replication", "role"), "master");
     assert_eq!(field(&mut b, "stats", "sync_partial_ok"), "1");
     workload(&mut b, 32, 200);
@@ -759,14 +752,7 @@ fn failover_between_two_ambers() {
     assert_same_data(&dataset(&mut b), &dataset(&mut a));
     // And back.
     assert_eq!(b.cmd_str("FAILOVER"), b"+OK\r\n");
-    wait_until(
-        "the second follows the first",
-        Duration::from_secs(20),
-        || {
-            field(&mut b, "replication", "master_link_status") == "up"
-                && field(&mut b, "replication", "master_failover_state") == "no-failover"
-        },
-    );
+    wait_failed_over(&mut b, "the second follows the first");
     assert_eq!(field(&mut a, "replication", "role"), "master");
     assert_eq!(field(&mut a, "stats", "sync_partial_ok"), "1");
     ok(&mut a, &["SET", "back", "1"]);
