@@ -79,7 +79,20 @@ pub async fn run(srv: Arc<ServerState>) {
             let srv = srv.clone();
             // Shard locks are sync; keep them off the async workers' hot loop.
             let _ = tokio::task::spawn_blocking(move || {
-                while srv.keyspace.expire_cycle(EXPIRE_BUDGET) == EXPIRE_BUDGET {}
+                loop {
+                    // With replicas attached, an expired key's DEL must not
+                    // overtake a write command whose effects are not in the
+                    // stream yet: a SWAPDB that moved the key, then its DEL
+                    // in the new database reached the replica before the
+                    // SWAPDB and deleted the wrong key there. Write commands
+                    // hold this lock until their effects are in the stream
+                    // (`Master::order`); a cycle takes it as they do, before
+                    // any shard lock, one budget at a time.
+                    let _order = srv.master.active().then(|| srv.master.order());
+                    if srv.keyspace.expire_cycle(EXPIRE_BUDGET) < EXPIRE_BUDGET {
+                        break;
+                    }
+                }
                 // BCAST invalidations of the keys that expired.
                 if srv.tracking.active() {
                     srv.tracking.broadcast(&srv, None);
