@@ -129,6 +129,7 @@ impl Cores {
 /// A connection thread's loop: serves what it is handed until the server
 /// lets go of its inbox.
 async fn serve_arrivals(srv: Arc<ServerState>, mut inbox: UnboundedReceiver<Arrival>) {
+    crate::round::spawn_flusher();
     while let Some(arrival) = inbox.recv().await {
         match arrival {
             Arrival::New(stream) => match tokio::net::TcpStream::from_std(stream) {

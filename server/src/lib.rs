@@ -26,6 +26,7 @@ pub mod rdb;
 pub mod replica;
 pub mod replication;
 pub mod resp;
+pub mod round;
 pub mod server;
 pub mod snapshot;
 pub mod state;
