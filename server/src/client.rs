@@ -94,7 +94,9 @@ impl ClientHandle {
     /// one compare per call.
     pub fn set_last_command(&self, def: &crate::cmd::CommandDef) {
         let key = def as *const crate::cmd::CommandDef as usize;
-        if self.last_cmd_key.swap(key, Ordering::Relaxed) != key {
+        // A load, not a swap: the pipeline's common case writes nothing.
+        if self.last_cmd_key.load(Ordering::Relaxed) != key {
+            self.last_cmd_key.store(key, Ordering::Relaxed);
             let mut info = self.info.lock();
             info.last_cmd.clear();
             info.last_cmd.push_str(&def.name);
