@@ -19,13 +19,22 @@ const MAX_ARGS_WALKED: usize = 1024;
 /// Calls `each(name, first_argument)` for the complete multibulk requests at
 /// the start of `buf` that have at least two arguments, up to `max`
 /// requests (requests with fewer arguments count but are not reported) and
-/// [`MAX_ARGS_WALKED`] arguments in all. Returns how many requests it walked.
-pub fn first_args<'a>(buf: &'a [u8], max: usize, each: impl FnMut(&'a [u8], &'a [u8])) -> usize {
+/// [`MAX_ARGS_WALKED`] arguments in all, or until `each` returns false.
+/// Returns how many requests it walked.
+pub fn first_args<'a>(
+    buf: &'a [u8],
+    max: usize,
+    each: impl FnMut(&'a [u8], &'a [u8]) -> bool,
+) -> usize {
     walk(buf, max, each).0
 }
 
 /// [`first_args`], also returning how many argument headers it read.
-fn walk<'a>(buf: &'a [u8], max: usize, mut each: impl FnMut(&'a [u8], &'a [u8])) -> (usize, usize) {
+fn walk<'a>(
+    buf: &'a [u8],
+    max: usize,
+    mut each: impl FnMut(&'a [u8], &'a [u8]) -> bool,
+) -> (usize, usize) {
     let mut at = 0;
     let mut walked = 0;
     let mut args_left = MAX_ARGS_WALKED;
@@ -58,11 +67,11 @@ fn walk<'a>(buf: &'a [u8], max: usize, mut each: impl FnMut(&'a [u8], &'a [u8]))
         if !complete || argc == 0 {
             break;
         }
-        if argc >= 2 {
-            each(first_two[0], first_two[1]);
-        }
         walked += 1;
         at = pos;
+        if argc >= 2 && !each(first_two[0], first_two[1]) {
+            break;
+        }
     }
     (walked, MAX_ARGS_WALKED - args_left)
 }
@@ -97,7 +106,10 @@ mod tests {
 
     fn peek(buf: &[u8], max: usize) -> (usize, Pairs) {
         let mut seen = Vec::new();
-        let n = first_args(buf, max, |a, b| seen.push((a.to_vec(), b.to_vec())));
+        let n = first_args(buf, max, |a, b| {
+            seen.push((a.to_vec(), b.to_vec()));
+            true
+        });
         (n, seen)
     }
 
@@ -124,7 +136,7 @@ mod tests {
         }
         assert_eq!(peek(&buf, 10), (1, vec![pair("GET", "a")]));
         assert_eq!(
-            super::walk(&buf, 10, |_, _| {}),
+            super::walk(&buf, 10, |_, _| true),
             (1, super::MAX_ARGS_WALKED)
         );
         // Complete requests past the bound are not reported either.
