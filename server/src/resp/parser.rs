@@ -141,6 +141,7 @@ impl RequestParser {
     /// The arguments of `frame`, just returned by [`RequestParser::parse`]
     /// for the bytes `pending`, and the bytes it takes. An empty frame has
     /// no arguments (skip its bytes).
+    #[inline]
     pub fn frame_args<'a>(
         &'a self,
         pending: &'a [u8],
@@ -149,11 +150,12 @@ impl RequestParser {
         match *frame {
             Frame::Multibulk { len } => {
                 let bytes = pending.get(..len).unwrap_or_default();
-                let args = self
-                    .spans
-                    .iter()
-                    .map(|r| bytes.get(r.clone()).unwrap_or_default())
-                    .collect();
+                // Pushes, not `collect`: SmallVec's `extend` took about 170
+                // instructions for a three-argument request (callgrind).
+                let mut args = SmallVec::new();
+                for r in &self.spans {
+                    args.push(bytes.get(r.clone()).unwrap_or_default());
+                }
                 (args, len)
             }
             Frame::Inline { len } => (self.inline.iter().map(Vec::as_slice).collect(), len),
