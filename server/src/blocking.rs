@@ -575,6 +575,13 @@ fn register(ctx: &mut Ctx<'_>, keys: &[&[u8]], deadline: Option<Instant>, op: Bo
 /// [`PushGuard::signal`] for each key written, then [`PushGuard::finish`].
 pub struct PushGuard<'a> {
     guard: Guard<'a>,
+    /// Only when somebody waited as the guard was taken (boxed: the guard
+    /// is moved by value, and small moves are not `memcpy` calls).
+    waiters: Option<Box<Covered>>,
+}
+
+/// The keys a [`PushGuard`] holds for waiters, and those it must re-lock.
+struct Covered {
     covered: Vec<Vec<u8>>,
     relock: Vec<Vec<u8>>,
 }
@@ -608,18 +615,15 @@ pub fn lock_for_push<'a>(ctx: &Ctx<'a>, keys: &[&[u8]]) -> Result<PushGuard<'a>,
     // A waiter registers under its key's shard lock: if nobody waits now,
     // nobody can start waiting on these keys while the guard holds them,
     // and `signal` has nobody to serve (so the keys are not copied).
-    let covered = if srv.blocking.has_waiters() {
+    let waiters = srv.blocking.has_waiters().then(|| {
         let mut covered = extra;
         covered.extend(keys.iter().map(|k| k.to_vec()));
-        covered
-    } else {
-        Vec::new()
-    };
-    Ok(PushGuard {
-        guard,
-        covered,
-        relock: Vec::new(),
-    })
+        Box::new(Covered {
+            covered,
+            relock: Vec::new(),
+        })
+    });
+    Ok(PushGuard { guard, waiters })
 }
 
 impl<'a> PushGuard<'a> {
@@ -636,15 +640,18 @@ impl<'a> PushGuard<'a> {
         // Registration of a waiter on `key` needs `key`'s shard lock, which
         // this guard holds: a zero here, or nobody waiting when the guard
         // was taken (nothing covered), cannot miss a waiter on `key`.
-        if self.covered.is_empty() || !ctx.srv.blocking.has_waiters() {
+        let Some(w) = self.waiters.as_mut() else {
+            return;
+        };
+        if w.covered.is_empty() || !ctx.srv.blocking.has_waiters() {
             return;
         }
         ctx.srv.blocking.serve_in(
             ctx.srv,
             &mut self.guard,
             key,
-            &self.covered,
-            &mut self.relock,
+            &w.covered,
+            &mut w.relock,
             &mut ctx.client.block.deliveries,
         );
     }
@@ -653,9 +660,11 @@ impl<'a> PushGuard<'a> {
     /// this guard did not hold.
     pub fn finish(self, ctx: &mut Ctx<'_>) {
         let db = self.guard.db();
-        let relock = self.relock;
+        let relock = self.waiters.map(|w| w.relock).unwrap_or_default();
         drop(self.guard);
-        serve_keys(ctx, db, relock);
+        if !relock.is_empty() {
+            serve_keys(ctx, db, relock);
+        }
     }
 }
 
