@@ -474,7 +474,8 @@ impl Connection {
                     break;
                 }
             };
-            let (args, len) = self.parser.frame_args(pending, &frame);
+            let mut args = SmallVec::new();
+            let len = self.parser.fill_args(pending, &frame, &mut args);
             if args.is_empty() {
                 consumed += len;
                 continue;
