@@ -118,3 +118,57 @@ impl Future for EndOfRound {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Runs `tasks` tasks that each log before and after [`end_of_round`],
+    /// on a current-thread runtime (with a flusher if `flusher`).
+    fn log_of_round(tasks: usize, flusher: bool) -> Vec<String> {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let inner = log.clone();
+        rt.block_on(async move {
+            if flusher {
+                spawn_flusher();
+            }
+            let handles: Vec<_> = (0..tasks)
+                .map(|i| {
+                    let log = inner.clone();
+                    tokio::spawn(async move {
+                        log.lock().expect("log").push(format!("ran {i}"));
+                        end_of_round().await;
+                        log.lock().expect("log").push(format!("wrote {i}"));
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.await.expect("task");
+            }
+        });
+        let entries = log.lock().expect("log").clone();
+        entries
+    }
+
+    #[test]
+    fn every_ready_task_runs_before_any_writes() {
+        let log = log_of_round(5, true);
+        let ran: Vec<_> = (0..5).map(|i| format!("ran {i}")).collect();
+        let wrote: Vec<_> = (0..5).map(|i| format!("wrote {i}")).collect();
+        assert_eq!(log[..5], ran[..], "{log:?}");
+        assert_eq!(log[5..], wrote[..], "{log:?}");
+    }
+
+    #[test]
+    fn rounds_repeat_and_a_thread_without_flusher_only_yields() {
+        // A second round on the same thread works the same way.
+        assert_eq!(log_of_round(3, true).len(), 6);
+        let log = log_of_round(3, false);
+        assert_eq!(log.len(), 6, "{log:?}");
+    }
+}
