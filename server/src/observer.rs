@@ -52,6 +52,17 @@ impl KeyObserver for ServerObserver {
         }
     }
 
+    fn expire_lazily(&self, _db: usize, _key: &[u8], expire: &mut dyn FnMut()) -> bool {
+        // Its DEL must not overtake a write still on its way to replicas.
+        match self.0.upgrade() {
+            Some(srv) => srv.master.expire_in_order(expire),
+            None => {
+                expire();
+                true
+            }
+        }
+    }
+
     fn evicted(&self, db: usize, key: &[u8]) {
         // Redis's performEvictions: signalModifiedKey, then notify.
         if let Some(srv) = self.0.upgrade() {

@@ -35,3 +35,41 @@ pub fn run(srv: &ServerState, client: &mut Client, line: &str) -> String {
     );
     String::from_utf8_lossy(out.as_bytes()).into_owned()
 }
+
+/// Attaches a replica to `srv`'s stream (no connection: its mailbox
+/// collects what it would be sent; read it with [`stream`]).
+pub fn attach_replica(srv: &ServerState) -> std::sync::Arc<crate::pubsub::Mailbox> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 2));
+    let handle = srv.clients.register(addr, addr, -1);
+    let mailbox = std::sync::Arc::new(crate::pubsub::Mailbox::new(handle));
+    srv.master
+        .attach(std::sync::Arc::new(crate::replication::Replica {
+            id: 99,
+            mailbox: mailbox.clone(),
+            ip: "127.0.0.1".into(),
+            port: 1,
+            ack: Default::default(),
+            ack_ms: Default::default(),
+        }));
+    mailbox
+}
+
+/// The commands a replica's mailbox received since the last call, as
+/// arrays of words.
+pub fn stream(mailbox: &crate::pubsub::Mailbox) -> Vec<Vec<String>> {
+    let mut out = ReplyWriter::default();
+    mailbox.drain_into(&mut out);
+    let mut cmds = Vec::new();
+    let mut parser = crate::resp::RequestParser::default();
+    let mut rest = out.as_bytes();
+    while let Ok(Some(frame)) = parser.parse(rest, true) {
+        let (args, len) = parser.frame_args(rest, &frame);
+        cmds.push(
+            args.iter()
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect(),
+        );
+        rest = rest.get(len..).unwrap_or_default();
+    }
+    cmds
+}

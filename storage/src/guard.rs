@@ -73,6 +73,10 @@ pub struct Guard<'a> {
     /// Live keys this command removed (not lazily expired ones): changes
     /// for [`crate::changes`].
     removed: u32,
+    /// Some key was found past its deadline and left in place (hidden:
+    /// see [`Guard::live`]): a write of a missing key must then look for
+    /// the stale entry to replace.
+    hidden: bool,
 }
 
 /// The parts of a [`Guard`] most commands leave empty, boxed so the guard
@@ -133,6 +137,7 @@ impl<'a> Guard<'a> {
             dirty: SmallVec::new(),
             rare: None,
             removed: 0,
+            hidden: false,
         }
     }
 
@@ -205,48 +210,51 @@ impl<'a> Guard<'a> {
 
     /// Finds `key`, expiring it lazily if its deadline has passed (as
     /// the thread's [`crate::lazy_expiry`] policy says: on a replica it is
-    /// only hidden, or, for the master's stream, still live).
+    /// only hidden, or, for the master's stream, still live; on a master
+    /// the observer may still have it hidden, see
+    /// [`crate::KeyObserver::expire_lazily`]).
     fn live(&mut self, key: &[u8]) -> Option<Found> {
         let (pos, kh) = self.locate(key)?;
         let arena = self.ks.tiers.arena.as_ref();
         let now = self.now;
         let shard = self.shard(pos)?;
         let (handle, deadline) = shard.find_with_deadline(kh, key, arena)?;
-        if deadline != 0 && deadline <= now {
-            match crate::lazy_expiry::current() {
-                crate::lazy_expiry::Policy::Delete => {}
-                crate::lazy_expiry::Policy::Hide => return None,
-                crate::lazy_expiry::Policy::Keep => {
-                    return Some(Found {
-                        pos,
-                        kh,
-                        handle,
-                        deadline,
-                    })
-                }
-            }
-            self.delete(
-                key,
-                Found {
-                    pos,
-                    kh,
-                    handle,
-                    deadline,
-                },
-                false,
-            );
-            self.ks.stats.expired_keys.fetch_add(1, Ordering::Relaxed);
-            if let Some(o) = self.ks.observers.get() {
-                o.expired(self.db, key);
-            }
-            return None;
-        }
-        Some(Found {
+        let found = Found {
             pos,
             kh,
             handle,
             deadline,
-        })
+        };
+        if deadline == 0 || deadline > now {
+            return Some(found);
+        }
+        match crate::lazy_expiry::current() {
+            crate::lazy_expiry::Policy::Delete => {}
+            crate::lazy_expiry::Policy::Hide => {
+                self.hidden = true;
+                return None;
+            }
+            crate::lazy_expiry::Policy::Keep => return Some(found),
+        }
+        let (ks, db) = (self.ks, self.db);
+        let mut expire = || {
+            self.delete(key, found, false);
+            ks.stats.expired_keys.fetch_add(1, Ordering::Relaxed);
+            if let Some(o) = ks.observers.get() {
+                o.expired(db, key);
+            }
+        };
+        let expired = match ks.observers.get() {
+            Some(o) => o.expire_lazily(db, key, &mut expire),
+            None => {
+                expire();
+                true
+            }
+        };
+        if !expired {
+            self.hidden = true;
+        }
+        None
     }
 
     /// Removes a found key from the index, its tier and the arena; returns
@@ -544,9 +552,10 @@ impl<'a> Guard<'a> {
                 (f.pos, slot)
             }
             None => {
-                // A key hidden past its deadline (a replica's client) is
-                // still in place: the new value replaces it.
-                if crate::lazy_expiry::current() == crate::lazy_expiry::Policy::Hide {
+                // A key hidden past its deadline (a replica's client, or
+                // an expiry the observer put off) is still in place: the
+                // new value replaces it.
+                if self.hidden {
                     if let Some(f) = self.find_any(key) {
                         self.delete(key, f, false);
                     }
@@ -1022,5 +1031,63 @@ mod tests {
         assert!(!g.exists(b"k"), "a master deletes it");
         drop(g);
         assert_eq!(ks.dbsize(0), 0);
+    }
+
+    /// Refuses lazy expiries while `refuse` is set; counts `expired` reports.
+    #[derive(Default)]
+    struct Refusing {
+        refuse: std::sync::atomic::AtomicBool,
+        expired: std::sync::atomic::AtomicUsize,
+    }
+
+    impl crate::KeyObserver for Refusing {
+        fn modified(&self, _db: usize, _key: &[u8], _exists: bool) {}
+        fn created(&self, _db: usize, _key: &[u8]) {}
+        fn expired(&self, _db: usize, _key: &[u8]) {
+            self.expired.fetch_add(1, Ordering::SeqCst);
+        }
+        fn evicted(&self, _db: usize, _key: &[u8]) {}
+        fn replacing_db(&self, _emptied: usize, _replaced_with: Option<usize>) {}
+        fn expire_lazily(&self, _db: usize, _key: &[u8], expire: &mut dyn FnMut()) -> bool {
+            if self.refuse.load(Ordering::SeqCst) {
+                return false;
+            }
+            expire();
+            true
+        }
+    }
+
+    #[test]
+    fn a_lazy_expiry_the_observer_refuses_hides_the_key_and_a_write_replaces_it() {
+        let ks = ks();
+        let observer = std::sync::Arc::new(Refusing::default());
+        ks.set_observer(observer.clone());
+        observer.refuse.store(true, Ordering::SeqCst);
+        let mut g = ks.lock_one(0, b"k").expect("db 0");
+        g.set(b"k", Value::string("v"), SetExpiry::At(1))
+            .expect("set");
+        assert!(!g.exists(b"k"));
+        assert_eq!(g.get(b"k"), None);
+        drop(g);
+        assert_eq!(ks.dbsize(0), 1, "hidden, not deleted");
+        assert_eq!(observer.expired.load(Ordering::SeqCst), 0, "no DEL to feed");
+        assert_eq!(ks.stats.expired_keys.load(Ordering::Relaxed), 0);
+        // A write of the hidden key replaces the stale entry: one key.
+        let mut g = ks.lock_one(0, b"k").expect("db 0");
+        assert_eq!(g.get(b"k"), None);
+        g.set(b"k", Value::string("w"), SetExpiry::Persist)
+            .expect("set");
+        drop(g);
+        assert_eq!(ks.dbsize(0), 1);
+        assert_eq!(ks.type_of(0, b"k"), Some(ValueType::String));
+        // Once the observer allows it, the key is deleted and reported.
+        let mut g = ks.lock_one(0, b"k").expect("db 0");
+        g.set(b"k", Value::string("v"), SetExpiry::At(1))
+            .expect("set");
+        drop(g);
+        observer.refuse.store(false, Ordering::SeqCst);
+        assert_eq!(ks.type_of(0, b"k"), None);
+        assert_eq!(ks.dbsize(0), 0);
+        assert_eq!(observer.expired.load(Ordering::SeqCst), 1);
     }
 }

@@ -36,6 +36,19 @@ pub trait KeyObserver: Send + Sync {
     fn created(&self, db: usize, key: &[u8]);
     /// `key` in `db` was removed because its deadline passed.
     fn expired(&self, db: usize, key: &[u8]);
+    /// A command met `key` of `db` past its deadline and would delete it
+    /// (lazy expiry under [`crate::lazy_expiry::Policy::Delete`]): runs
+    /// `expire` (the deletion, which reports [`KeyObserver::expired`])
+    /// and returns true, or returns false without running it; the key is
+    /// then missing to the command but left in place, as
+    /// [`crate::lazy_expiry::Policy::Hide`] leaves it, for the active
+    /// cycle or a later command. The server refuses while another
+    /// command's effects are on their way to its replicas, so the key's
+    /// `DEL` cannot overtake them. Must not block.
+    fn expire_lazily(&self, _db: usize, _key: &[u8], expire: &mut dyn FnMut()) -> bool {
+        expire();
+        true
+    }
     /// `key` in `db` was evicted to make room (`maxmemory-policy`).
     fn evicted(&self, db: usize, key: &[u8]);
     /// Database `emptied` is about to lose all its keys; with

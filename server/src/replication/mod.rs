@@ -23,18 +23,20 @@
 
 pub mod backlog;
 pub mod failover;
+pub mod order;
 pub mod propagate;
 pub mod sync;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::Mutex;
 
 use crate::pubsub::Mailbox;
 use crate::resp::ReplyWriter;
 use crate::state::ServerState;
 use backlog::Backlog;
+pub use order::Ordered;
 
 /// One attached replica.
 #[derive(Debug)]
@@ -133,12 +135,6 @@ impl Master {
     #[inline]
     pub fn active(&self) -> bool {
         self.active.load(Ordering::Relaxed)
-    }
-
-    /// Held by a write command from before it runs until its effects are
-    /// in the stream, while replicas are attached.
-    pub fn order(&self) -> MutexGuard<'_, ()> {
-        self.order.lock()
     }
 
     /// `master_repl_offset`.

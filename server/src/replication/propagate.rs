@@ -16,8 +16,6 @@
 
 use std::cell::RefCell;
 
-use parking_lot::MutexGuard;
-
 use crate::cmd::{CommandDef, Flags};
 use crate::state::ServerState;
 
@@ -53,7 +51,7 @@ pub struct Scope<'a> {
     /// The enclosing command's [`Pending::replaced`], restored when this
     /// one ends.
     outer_replaced: bool,
-    _order: Option<MutexGuard<'a, ()>>,
+    _order: Option<super::Ordered<'a>>,
 }
 
 impl<'a> Scope<'a> {
@@ -536,7 +534,7 @@ mod tests {
     use crate::cmd::Ctx;
     use crate::resp::ReplyWriter;
 
-    use crate::test_support::{client, run, server};
+    use crate::test_support::{attach_replica, client, run, server, stream};
 
     /// Runs one command; returns how much it added to `dirty`.
     fn dirty_of(srv: &ServerState, client: &mut Client, line: &str) -> u64 {
@@ -607,36 +605,11 @@ mod tests {
     fn stream_of(lines: &[&str]) -> Vec<Vec<String>> {
         let srv = server();
         let mut c = client(&srv);
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 2));
-        let handle = srv.clients.register(addr, addr, -1);
-        let mailbox = std::sync::Arc::new(crate::pubsub::Mailbox::new(handle));
-        srv.master
-            .attach(std::sync::Arc::new(super::super::Replica {
-                id: 99,
-                mailbox: mailbox.clone(),
-                ip: "127.0.0.1".into(),
-                port: 1,
-                ack: Default::default(),
-                ack_ms: Default::default(),
-            }));
+        let mailbox = attach_replica(&srv);
         for line in lines {
             dirty_of(&srv, &mut c, line);
         }
-        let mut out = ReplyWriter::default();
-        mailbox.drain_into(&mut out);
-        let mut cmds = Vec::new();
-        let mut parser = crate::resp::RequestParser::default();
-        let mut rest = out.as_bytes();
-        while let Ok(Some(frame)) = parser.parse(rest, true) {
-            let (args, len) = parser.frame_args(rest, &frame);
-            cmds.push(
-                args.iter()
-                    .map(|a| String::from_utf8_lossy(a).into_owned())
-                    .collect(),
-            );
-            rest = &rest[len..];
-        }
-        cmds
+        stream(&mailbox)
     }
 
     fn words(line: &str) -> Vec<String> {
