@@ -69,6 +69,16 @@ pub async fn run(srv: Arc<ServerState>) {
                 .await;
             }
         }
+        // A writable replica expires the keys its own clients gave a
+        // deadline (Redis's `expireSlaveKeys`): the master sends no DEL
+        // for keys it never had.
+        if srv.active_expire.load(Ordering::Relaxed)
+            && srv.replication.is_replica()
+            && !srv.replica_expires.is_empty()
+        {
+            let srv = srv.clone();
+            let _ = tokio::task::spawn_blocking(move || srv.replica_expires.expire(&srv)).await;
+        }
         // As in Redis, a `CLIENT PAUSE` stops active expiry: nothing is
         // deleted behind the paused clients' backs. A replica waits for its
         // master's DELs instead of expiring keys itself.

@@ -24,6 +24,7 @@ pub mod pause;
 pub mod pubsub;
 pub mod rdb;
 pub mod replica;
+pub mod replica_expires;
 pub mod replication;
 pub mod resp;
 pub mod round;

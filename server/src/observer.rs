@@ -75,8 +75,21 @@ impl KeyObserver for ServerObserver {
         }
     }
 
+    fn deadline_set(&self, db: usize, key: &[u8]) {
+        // Reported only while a replica: a writable one expires the keys
+        // its clients gave a deadline (`crate::replica_expires`).
+        if let Some(srv) = self.0.upgrade() {
+            if crate::replica_expires::remembers(&srv) {
+                srv.replica_expires.remember(db, key);
+            }
+        }
+    }
+
     fn replacing_db(&self, emptied: usize, replaced_with: Option<usize>) {
         if let Some(srv) = self.0.upgrade() {
+            if replaced_with.is_none() {
+                srv.replica_expires.forget_db(emptied);
+            }
             srv.watches.touch_db(&srv.keyspace, emptied, replaced_with);
         }
     }

@@ -299,6 +299,7 @@ impl Replication {
         r.read_offset.store(0, Ordering::Relaxed);
         r.down_since_ms.store(0, Ordering::Relaxed);
         r.active.store(true, Ordering::Release);
+        crate::replica_expires::follow_role(srv);
         let runtime = r
             .runtime
             .get()
@@ -333,6 +334,7 @@ impl Replication {
             .and_then(|l| l.replid.clone())
             .zip(u64::try_from(self.offset.load(Ordering::Relaxed)).ok());
         let was = self.stop();
+        crate::replica_expires::follow_role(srv);
         if let Some((replid, offset)) = synced {
             srv.master.take_over(srv, replid, offset);
         }

@@ -170,6 +170,9 @@ pub struct ServerState {
     pub rdb: crate::snapshot::RdbStatus,
     /// `REPLICAOF`: the master followed, if any (`crate::replica`).
     pub replication: crate::replica::Replication,
+    /// The keys a writable replica's clients gave a deadline, which it
+    /// expires itself (`crate::replica_expires`).
+    pub replica_expires: crate::replica_expires::ReplicaExpires,
     /// The replicas following this server (`crate::replication`).
     pub master: crate::replication::Master,
     /// Redis's `server.dirty`: keys changed by commands since start-up
@@ -256,6 +259,7 @@ impl ServerState {
             scripting: Default::default(),
             rdb: Default::default(),
             replication: Default::default(),
+            replica_expires: Default::default(),
             master: Default::default(),
             dirty: Default::default(),
             dirty_at_save: AtomicU64::new(0),

@@ -582,6 +582,9 @@ impl<'a> Guard<'a> {
         };
         self.mark_dirty(pos, slot);
         self.ks.observers.modified(self.db, key, true);
+        if matches!(expiry, SetExpiry::At(_)) {
+            self.ks.observers.deadline_set(self.db, key);
+        }
         Ok(())
     }
 
@@ -719,6 +722,9 @@ impl<'a> Guard<'a> {
         }
         self.mark_dirty(f.pos, slot);
         self.ks.observers.modified(self.db, key, true);
+        if deadline != 0 {
+            self.ks.observers.deadline_set(self.db, key);
+        }
         true
     }
 

@@ -414,6 +414,11 @@ impl Keyspace {
         self.observers.set_creations(on);
     }
 
+    /// Turns the observer's `deadline_set` reports on or off.
+    pub fn report_deadlines(&self, on: bool) {
+        self.observers.set_deadlines(on);
+    }
+
     /// Whether `key` is in `db` at all, and whether its deadline has passed,
     /// without expiring it or touching it: `None` when absent,
     /// `Some(expired)` when present (Redis's `dictFind` and `keyIsExpired`,

@@ -14,6 +14,9 @@
 //! * every key removed because its deadline passed, lazily or by the active
 //!   cycle (`expired`), and every key evicted for `maxmemory` (`evicted`):
 //!   rare events, always reported once an observer is installed;
+//! * every deadline a write gives a key (`deadline_set`), only while asked
+//!   for with [`crate::Keyspace::report_deadlines`] (a writable replica
+//!   expires the keys its own clients gave one);
 //! * a whole database about to be emptied or swapped (`replacing_db`), before
 //!   any shard of it is touched (`FLUSHDB`, `FLUSHALL`, `SWAPDB`).
 //!
@@ -51,6 +54,9 @@ pub trait KeyObserver: Send + Sync {
     }
     /// `key` in `db` was evicted to make room (`maxmemory-policy`).
     fn evicted(&self, db: usize, key: &[u8]);
+    /// A write gave `key` in `db` a deadline (Redis's `setExpire`).
+    /// Reported only while [`crate::Keyspace::report_deadlines`] is on.
+    fn deadline_set(&self, _db: usize, _key: &[u8]) {}
     /// Database `emptied` is about to lose all its keys; with
     /// `replaced_with`, it is about to be swapped with that database. Called
     /// with no shard locked, so the observer may query the keyspace.
@@ -69,6 +75,7 @@ pub(crate) struct Observers {
     /// load tells a write whether to report.
     watching: AtomicU8,
     creations: AtomicBool,
+    deadlines: AtomicBool,
     observer: OnceLock<Arc<dyn KeyObserver>>,
 }
 
@@ -107,6 +114,21 @@ impl Observers {
         if self.creations.load(Ordering::Relaxed) {
             if let Some(o) = self.observer.get() {
                 o.created(db, key);
+            }
+        }
+    }
+
+    /// Turns deadline reports on or off.
+    pub(crate) fn set_deadlines(&self, on: bool) {
+        self.deadlines.store(on, Ordering::SeqCst);
+    }
+
+    /// Reports a deadline given to a key if anybody asked for them.
+    #[inline]
+    pub(crate) fn deadline_set(&self, db: usize, key: &[u8]) {
+        if self.deadlines.load(Ordering::Relaxed) {
+            if let Some(o) = self.observer.get() {
+                o.deadline_set(db, key);
             }
         }
     }
