@@ -121,7 +121,7 @@ async fn tiering(srv: Arc<ServerState>) {
     loop {
         tokio::time::sleep(Duration::from_millis(10)).await;
         tick += 1;
-        let maxmemory = srv.config.get_i64("maxmemory").max(0) as u64;
+        let maxmemory = eviction_limit(&srv);
         // `CONFIG SET dram-budget` takes effect here.
         let budget = srv.config.get_i64("dram-budget").max(0) as u64;
         srv.keyspace
@@ -158,4 +158,18 @@ async fn tiering(srv: Arc<ServerState>) {
         })
         .await;
     }
+}
+
+/// The `maxmemory` that makes memory "full" (then `maxmemory-policy`
+/// evicts, or writes get `-OOM`): none on a replica with
+/// `replica-ignore-maxmemory yes` (Redis's default), which stays an exact
+/// copy of its master and lets the master's `DEL`s remove keys (Redis's
+/// `isSafeToPerformEvictions`). Only `maxmemory` is ignored: the arena's
+/// own space still counts (`Tiers::refresh_pressure`), and the DRAM
+/// budget's demotion, which moves values without removing any, goes on.
+fn eviction_limit(srv: &ServerState) -> u64 {
+    if srv.replication.is_replica() && srv.config.get_bool("replica-ignore-maxmemory") {
+        return 0;
+    }
+    srv.config.get_i64("maxmemory").max(0) as u64
 }

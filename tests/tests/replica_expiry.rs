@@ -136,3 +136,64 @@ fn a_writable_replica_tracks_the_names_its_clients_gave_a_deadline() {
     assert_eq!(tracked[0], ["1", "1", "2", "2", "2", "2"]);
     assert_eq!(tracked[1], tracked[0]);
 }
+
+/// Writes `batches` batches of 500 keys of 1 KiB on the master, pipelined,
+/// each followed by the replicas' catching up (so their memory figures,
+/// refreshed every few ms, see the earlier batches).
+fn fill(m: &mut RespClient, replicas: &mut [RespClient], batches: usize) {
+    let value = "x".repeat(1024);
+    for b in 0..batches {
+        let mut buf = Vec::new();
+        for i in 0..500 {
+            let key = format!("key:{b}:{i}");
+            buf.extend(amber_tests::reply::encode(&["SET", key.as_str(), &value]));
+        }
+        m.send_raw(&buf).expect("send");
+        for _ in 0..500 {
+            assert_eq!(m.read_reply().expect("reply"), b"+OK\r\n");
+        }
+        for r in replicas.iter_mut() {
+            wait_synced(m, r);
+        }
+    }
+}
+
+/// The keys a redis-server replica and an Amber replica (DRAM budget
+/// 1 MiB) keep of a master's 4000 keys of 1 KiB, with `maxmemory 2mb`,
+/// `allkeys-random` and `replica-ignore-maxmemory` set to `ignore`; and
+/// whether Amber's replica moved values to its arena.
+fn kept_with_maxmemory(ignore: &str) -> (i64, i64, bool) {
+    let (master, redis, amber) = replicas_of_one_master(
+        &[],
+        &[
+            "--maxmemory",
+            "2mb",
+            "--maxmemory-policy",
+            "allkeys-random",
+            "--replica-ignore-maxmemory",
+            ignore,
+        ],
+    );
+    let _log = LogOnPanic(&amber);
+    let (mut m, mut r, mut a) = (master.client(), redis.client(), amber.client());
+    assert_eq!(a.cmd_str("CONFIG SET dram-budget 1mb"), b"+OK\r\n");
+    let mut replicas = [redis.client(), amber.client()];
+    fill(&mut m, &mut replicas, 8);
+    assert_eq!(int(&mut m, "DBSIZE"), 4000);
+    let demoted = field(&mut a, "tiering", "demotions") != "0";
+    (int(&mut r, "DBSIZE"), int(&mut a, "DBSIZE"), demoted)
+}
+
+#[test]
+fn a_replica_ignores_maxmemory_unless_told_not_to() {
+    // Default `yes`: exact copies of the master, past their maxmemory;
+    // Amber's DRAM budget still demotes (that removes nothing).
+    let (redis, amber, demoted) = kept_with_maxmemory("yes");
+    assert_eq!(redis, 4000, "redis-server keeps every key");
+    assert_eq!(amber, redis);
+    assert!(demoted, "the DRAM budget demotes values on a replica too");
+    // `no`: both evict down to their maxmemory.
+    let (redis, amber, _) = kept_with_maxmemory("no");
+    assert!(redis < 4000, "redis-server evicts: {redis}");
+    assert!(amber < 4000, "amber evicts: {amber}");
+}
