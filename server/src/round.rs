@@ -55,20 +55,45 @@ pub fn spawn_flusher() {
 
 /// The flusher's loop (see the module's doc).
 async fn flusher() {
+    let _gone = FlusherGone;
     poll_fn(|cx| {
         ROUND.with(|r| {
             let mut r = r.borrow_mut();
-            if !r.waiting.is_empty() {
-                r.released += 1;
-                for waker in r.waiting.drain(..) {
-                    waker.wake();
-                }
-            }
+            r.release();
             r.flusher = Some(cx.waker().clone());
         });
         Poll::<()>::Pending
     })
     .await
+}
+
+impl Round {
+    /// Lets every waiting connection go on.
+    fn release(&mut self) {
+        if !self.waiting.is_empty() {
+            self.released += 1;
+            for waker in self.waiting.drain(..) {
+                waker.wake();
+            }
+        }
+    }
+}
+
+/// Dropped with the flusher (its runtime shuts down): the connections
+/// still waiting go on, and later ones only yield.
+struct FlusherGone;
+
+impl Drop for FlusherGone {
+    fn drop(&mut self) {
+        // `try_with`: the thread may be exiting, its locals gone.
+        let _ = ROUND.try_with(|r| {
+            if let Ok(mut r) = r.try_borrow_mut() {
+                r.release();
+                r.flusher = None;
+                r.has_flusher = false;
+            }
+        });
+    }
 }
 
 /// Completes once every connection that is ready in this round of the
@@ -165,10 +190,12 @@ mod tests {
     }
 
     #[test]
-    fn rounds_repeat_and_a_thread_without_flusher_only_yields() {
-        // A second round on the same thread works the same way.
+    fn a_thread_whose_flusher_ended_only_yields() {
         assert_eq!(log_of_round(3, true).len(), 6);
+        // That runtime is gone, and its flusher with it: this thread has
+        // none now (it waited forever for the dead one before).
         let log = log_of_round(3, false);
         assert_eq!(log.len(), 6, "{log:?}");
+        assert_eq!(log_of_round(3, true).len(), 6);
     }
 }
