@@ -250,6 +250,8 @@ pub struct Client {
     pub repl_port: u16,
     /// `REPLCONF ip-address`.
     pub repl_ip: Option<String>,
+    /// `REPLCONF capa eof`: the replica reads the diskless payload form.
+    pub repl_capa_eof: bool,
     /// The stream's offset when this client's last command ended, other
     /// clients' writes included (Redis's `woff`), which `WAIT` waits for.
     pub repl_offset: u64,
@@ -315,6 +317,7 @@ impl Client {
             replica: None,
             repl_port: 0,
             repl_ip: None,
+            repl_capa_eof: false,
             repl_offset: 0,
             keep_repl_offset: false,
         }

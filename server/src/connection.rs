@@ -142,6 +142,8 @@ async fn serve_until_closed_or_moved(
 
 /// What the server forgets of a closed connection.
 fn forget(srv: &ServerState, client: &mut Client) {
+    // A full sync still producing this replica's payload stops.
+    client.subs.mailbox.close();
     // A block left behind by an I/O error must not stay in the registry.
     if let Some(b) = client.block.waiting.take() {
         srv.blocking.cancel(b.waiter());

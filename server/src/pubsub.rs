@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::client::ClientHandle;
 use crate::resp::ReplyWriter;
@@ -38,6 +38,9 @@ pub enum Kind {
 pub struct Mailbox {
     handle: Arc<ClientHandle>,
     pending: Mutex<Pending>,
+    /// Signalled when the connection took the payload (room for more) or
+    /// ended: a full sync's producer waits on it ([`Mailbox::send_payload`]).
+    room: Condvar,
 }
 
 #[derive(Debug, Default)]
@@ -47,9 +50,19 @@ struct Pending {
     /// Nothing is drained until [`Mailbox::release`]: a replica's stream
     /// waits behind its full-sync payload, still being written.
     held: bool,
-    /// Keep-alive newlines to write while held (see [`Mailbox::keepalive`]).
-    keepalives: usize,
+    /// A replica's full-sync bytes (`+FULLRESYNC`, keep-alive newlines,
+    /// the RDB payload) on their way: drained even while held, ahead of
+    /// the held stream, and never more than [`PAYLOAD_WINDOW`] at a time.
+    payload: Vec<u8>,
+    /// The connection ended: a producer waiting for room gives up.
+    closed: bool,
 }
+
+/// The most full-sync payload bytes waiting in a mailbox: the producer
+/// waits for the connection to take them (backpressure from the socket),
+/// so a payload of any size costs a few MiB of DRAM (this, the same again
+/// in the connection's write buffer, and the socket's buffer).
+pub const PAYLOAD_WINDOW: usize = 2 << 20;
 
 /// Bytes below which a mailbox is never checked against the limits (so the
 /// configuration is read only when a subscriber falls far behind).
@@ -61,6 +74,7 @@ impl Mailbox {
         Mailbox {
             handle,
             pending: Mutex::new(Pending::default()),
+            room: Condvar::new(),
         }
     }
 
@@ -78,13 +92,16 @@ impl Mailbox {
         self.handle.resp.load(Ordering::Relaxed) == 3
     }
 
-    /// Moves every pending message into `out` (the connection task).
+    /// Moves every pending message into `out` (the connection task): the
+    /// full-sync payload first, then, unless held, the rest.
     pub fn drain_into(&self, out: &mut ReplyWriter) {
         let mut p = self.pending.lock();
+        if !p.payload.is_empty() {
+            out.raw(&p.payload);
+            p.payload.clear();
+            self.room.notify_all();
+        }
         if p.held {
-            for _ in 0..std::mem::take(&mut p.keepalives) {
-                out.raw(b"\n");
-            }
             return;
         }
         if !p.bytes.is_empty() {
@@ -100,20 +117,45 @@ impl Mailbox {
         self.pending.lock().held = true;
     }
 
-    /// While held, a newline goes out ahead of everything held: Redis's
-    /// keep-alive to a replica waiting for its payload (replicas skip it).
-    pub fn keepalive(&self) {
+    /// Queues full-sync bytes ahead of everything held, waiting while
+    /// [`PAYLOAD_WINDOW`] bytes are already queued (the connection has not
+    /// taken them). Fails once the connection ended or was killed, so a
+    /// producer never outlives its replica.
+    pub fn send_payload(&self, bytes: &[u8]) -> std::io::Result<()> {
         let mut p = self.pending.lock();
-        if !p.held {
-            return;
+        loop {
+            if p.closed || self.handle.killed.load(Ordering::Relaxed) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::BrokenPipe,
+                    "the replica's connection is closed",
+                ));
+            }
+            if p.payload.len() < PAYLOAD_WINDOW {
+                break;
+            }
+            // A timeout too: a kill does not signal the condition.
+            self.room
+                .wait_for(&mut p, std::time::Duration::from_millis(100));
         }
-        p.keepalives += 1;
+        p.payload.extend_from_slice(bytes);
         drop(p);
         self.handle.wake.notify_one();
+        Ok(())
+    }
+
+    /// The connection ended: nothing will drain this mailbox again.
+    pub fn close(&self) {
+        self.pending.lock().closed = true;
+        self.room.notify_all();
+    }
+
+    /// Whether [`Mailbox::close`] ran or the client was killed.
+    pub fn is_closed(&self) -> bool {
+        self.pending.lock().closed || self.handle.killed.load(Ordering::Relaxed)
     }
 
     /// Ends [`Mailbox::hold`]: `first`, then whatever was posted meanwhile,
-    /// go out in that order.
+    /// go out in that order (after any payload still queued).
     pub fn release(&self, first: &[u8]) {
         let mut p = self.pending.lock();
         let mut bytes = Vec::with_capacity(first.len() + p.bytes.len());
@@ -121,7 +163,6 @@ impl Mailbox {
         bytes.append(&mut p.bytes);
         p.bytes = bytes;
         p.held = false;
-        p.keepalives = 0;
         drop(p);
         self.handle.wake.notify_one();
     }

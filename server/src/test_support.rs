@@ -43,14 +43,12 @@ pub fn attach_replica(srv: &ServerState) -> std::sync::Arc<crate::pubsub::Mailbo
     let handle = srv.clients.register(addr, addr, -1);
     let mailbox = std::sync::Arc::new(crate::pubsub::Mailbox::new(handle));
     srv.master
-        .attach(std::sync::Arc::new(crate::replication::Replica {
-            id: 99,
-            mailbox: mailbox.clone(),
-            ip: "127.0.0.1".into(),
-            port: 1,
-            ack: Default::default(),
-            ack_ms: Default::default(),
-        }));
+        .attach(std::sync::Arc::new(crate::replication::Replica::new(
+            99,
+            mailbox.clone(),
+            "127.0.0.1".into(),
+            1,
+        )));
     mailbox
 }
 

@@ -1,9 +1,11 @@
 //! Amber as a replication master: Redis 7.0 replicas (and Amber replicas)
 //! follow it.
 //!
-//! * [`sync`]: `SYNC`, `PSYNC` and `REPLCONF`: a full copy (the RDB
-//!   writer of `crate::snapshot`, sent as `$<len>` bytes) or, from the
+//! * [`sync`]: `SYNC`, `PSYNC` and `REPLCONF`: a full copy or, from the
 //!   [`backlog`], a partial resynchronization (`+CONTINUE`).
+//! * [`transfer`]: a full copy's thread: the RDB writer of
+//!   `crate::snapshot::live` streamed to the replica (diskless `$EOF:`) or
+//!   through a temporary file (`$<len>`), never whole in memory.
 //! * [`propagate`]: which commands reach the replicas and in what form
 //!   (Redis's rewrites: absolute deadlines, `SPOP` as `SREM`, a script's
 //!   or a transaction's effects wrapped in `MULTI`/`EXEC`...).
@@ -26,8 +28,9 @@ pub mod failover;
 pub mod order;
 pub mod propagate;
 pub mod sync;
+pub mod transfer;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -53,6 +56,69 @@ pub struct Replica {
     pub ack: AtomicU64,
     /// Unix ms of that acknowledgement.
     pub ack_ms: AtomicU64,
+    /// Where its full sync stands ([`SyncState`], as a `u8`).
+    state: AtomicU8,
+    /// Its stream waits, after a diskless payload, for its first `REPLCONF
+    /// ACK` (Redis's `repl_start_cmd_stream_on_ack`): the replica finds the
+    /// payload's end mark at the end of what it read only if nothing
+    /// follows the mark at once.
+    pub stream_on_ack: AtomicBool,
+}
+
+/// Where a replica's full sync stands (Redis's `replstate`, as `INFO
+/// replication` names it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SyncState {
+    /// Waiting for its snapshot, or its snapshot is being produced (and,
+    /// diskless, sent): `wait_bgsave`.
+    WaitBgsave = 0,
+    /// The snapshot's file is being sent: `send_bulk`.
+    SendBulk = 1,
+    /// Following the stream: `online`.
+    Online = 2,
+}
+
+impl SyncState {
+    /// `INFO replication`'s name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncState::WaitBgsave => "wait_bgsave",
+            SyncState::SendBulk => "send_bulk",
+            SyncState::Online => "online",
+        }
+    }
+}
+
+impl Replica {
+    /// A replica of client `id`, online (a partial resynchronization's)
+    /// until told otherwise.
+    pub fn new(id: u64, mailbox: Arc<Mailbox>, ip: String, port: u16) -> Self {
+        Replica {
+            id,
+            mailbox,
+            ip,
+            port,
+            ack: AtomicU64::new(0),
+            ack_ms: AtomicU64::new(amber_storage::clock::now_ms()),
+            state: AtomicU8::new(SyncState::Online as u8),
+            stream_on_ack: AtomicBool::new(false),
+        }
+    }
+
+    /// Where its full sync stands.
+    pub fn state(&self) -> SyncState {
+        match self.state.load(Ordering::Relaxed) {
+            0 => SyncState::WaitBgsave,
+            1 => SyncState::SendBulk,
+            _ => SyncState::Online,
+        }
+    }
+
+    /// Records where its full sync stands.
+    pub fn set_state(&self, state: SyncState) {
+        self.state.store(state as u8, Ordering::Relaxed);
+    }
 }
 
 /// The stream: its offset, the database it last selected, its readers.
@@ -64,6 +130,9 @@ struct Stream {
     /// some replica, select again).
     db: Option<usize>,
     replicas: Vec<Arc<Replica>>,
+    /// Replicas waiting for their full sync to start (the
+    /// `repl-diskless-sync-delay`, or another snapshot): not fed yet.
+    waiting: Vec<Arc<Replica>>,
     backlog: Backlog,
     /// Whether the backlog exists (created when a first replica
     /// attaches, freed `repl-backlog-ttl` seconds after the last one left).
@@ -120,6 +189,8 @@ pub struct MasterView {
     pub offset: u64,
     /// The attached replicas.
     pub replicas: Vec<Arc<Replica>>,
+    /// The replicas whose full sync has not started yet (not fed).
+    pub waiting: Vec<Arc<Replica>>,
     /// `repl_backlog_active`.
     pub backlog_active: bool,
     /// `repl_backlog_first_byte_offset`.
@@ -208,7 +279,8 @@ impl Master {
 
     /// Closes every replica's connection (Redis's `disconnectSlaves`).
     pub fn disconnect_replicas(&self, srv: &ServerState) {
-        for r in self.view().replicas {
+        let view = self.view();
+        for r in view.replicas.into_iter().chain(view.waiting) {
             if let Some(h) = srv.clients.get(r.id) {
                 h.kill();
             }
@@ -222,6 +294,7 @@ impl Master {
         MasterView {
             offset: s.offset,
             replicas: s.replicas.clone(),
+            waiting: s.waiting.clone(),
             backlog_active: s.backlog_active,
             backlog_first: s.backlog.first_byte_offset(),
             backlog_len: s.backlog.len(),
@@ -235,6 +308,7 @@ impl Master {
     pub fn attach(&self, replica: Arc<Replica>) -> u64 {
         let mut s = self.stream.lock();
         s.replicas.retain(|r| r.id != replica.id);
+        s.waiting.retain(|r| r.id != replica.id);
         s.replicas.push(replica);
         // Redis's `slaveseldb = -1`: the new replica knows no database.
         s.db = None;
@@ -242,6 +316,21 @@ impl Master {
         s.alone_since = None;
         self.active.store(true, Ordering::SeqCst);
         s.offset
+    }
+
+    /// Records a replica whose full sync waits to start
+    /// ([`transfer`]): `INFO replication` lists it, the stream does not
+    /// feed it yet. Returns how many replicas wait now.
+    pub fn wait_for_sync(&self, replica: Arc<Replica>) -> usize {
+        let mut s = self.stream.lock();
+        s.waiting.retain(|r| r.id != replica.id);
+        s.waiting.push(replica);
+        s.waiting.len()
+    }
+
+    /// How many replicas wait for their full sync to start.
+    pub fn waiting_for_sync(&self) -> usize {
+        self.stream.lock().waiting.len()
     }
 
     /// Attaches a replica that continues from `psync_offset` (Redis's
@@ -263,6 +352,7 @@ impl Master {
     /// Forgets the replica `id` (its connection closed).
     pub fn detach(&self, id: u64) {
         let mut s = self.stream.lock();
+        s.waiting.retain(|r| r.id != id);
         let before = s.replicas.len();
         s.replicas.retain(|r| r.id != id);
         if s.replicas.len() != before {

@@ -4,21 +4,21 @@
 //! `PSYNC <replid> <offset>` with this server's replication id and an
 //! offset the [`super::backlog`] still holds continues (`+CONTINUE
 //! <replid>` and the missed bytes). Anything else is a full
-//! resynchronization: `+FULLRESYNC <replid> <offset>`, then the RDB
-//! payload as `$<len>\r\n<bytes>` (no trailing newline), then the stream.
-//! Both commands run under the keyspace's exclusive gate, so the replica
-//! is attached, and the snapshot started, between two commands: the stream
-//! it receives starts exactly where the snapshot is. The payload is a live
-//! snapshot (`crate::snapshot::live`) written by a thread while commands
-//! go on (a newline every second keeps the replica waiting, as Redis
-//! does); the stream waits in the replica's mailbox behind it. While a
-//! `BGSAVE` holds the one live snapshot, the payload is written under the
-//! gate instead (`crate::snapshot::to_bytes`), as `SAVE` writes. The
-//! replid is the server's run id until a promotion, which keeps the former
-//! master's id as a second one (`super::Master::take_over`); `PSYNC ...
-//! FAILOVER` promotes this replica first.
+//! resynchronization, run by the replica's own thread
+//! ([`super::transfer`]): after `repl-diskless-sync-delay` (diskless) and
+//! once no other live snapshot runs, `+FULLRESYNC <replid> <offset>`
+//! (`PSYNC` only), then the RDB payload, diskless (`$EOF:<mark>`, the
+//! bytes, the mark) to a replica that announced `REPLCONF capa eof` while
+//! `repl-diskless-sync` is `yes`, else `$<len>` and the bytes of a
+//! temporary file; then the stream. The commands run under the keyspace's
+//! exclusive gate; the thread takes it again to attach the replica and
+//! start the snapshot together, so the stream it receives starts exactly
+//! where the snapshot is. The replid is the server's run id until a
+//! promotion, which keeps the former master's id as a second one
+//! (`super::Master::take_over`); `PSYNC ... FAILOVER` promotes this
+//! replica first.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::Replica;
@@ -82,14 +82,12 @@ fn attach(ctx: &mut Ctx<'_>, psync: Option<(&[u8], &[u8])>) -> CmdResult {
         .repl_ip
         .clone()
         .unwrap_or_else(|| handle.addr.ip().to_string());
-    let replica = Arc::new(Replica {
-        id: handle.id,
-        mailbox: ctx.client.subs.mailbox.clone(),
+    let replica = Arc::new(Replica::new(
+        handle.id,
+        ctx.client.subs.mailbox.clone(),
         ip,
         port,
-        ack: AtomicU64::new(0),
-        ack_ms: AtomicU64::new(amber_storage::clock::now_ms()),
-    });
+    ));
     let replid = srv.master.replid(srv);
     if let Some((id, offset)) = psync {
         let offset = args::parse_i64(offset).unwrap_or(-1);
@@ -118,112 +116,33 @@ fn attach(ctx: &mut Ctx<'_>, psync: Option<(&[u8], &[u8])>) -> CmdResult {
             handle.addr
         );
     }
-    // The payload is a live snapshot (`crate::snapshot::live`) started
-    // here, under the gate, at the offset the replica is attached at; a
-    // thread writes it while commands go on, and the stream the replica is
-    // sent meanwhile waits in its mailbox, behind the payload.
-    let mailbox = ctx.client.subs.mailbox.clone();
-    mailbox.hold();
-    let offset = srv.master.attach(replica.clone());
-    let fullresync = format!("+FULLRESYNC {replid} {offset}\r\n");
-    let live = srv.shared().map(crate::snapshot::live::LiveSnapshot::begin);
-    ctx.client.replica = Some(replica);
-    handle.info.lock().replica = true;
-    match live {
-        Some(Ok(snap)) => {
-            if psync.is_some() {
-                ctx.out.raw(fullresync.as_bytes());
-            }
-            let h = handle.clone();
-            let spawned = std::thread::Builder::new()
-                .name("amber-fullsync".into())
-                .spawn(move || {
-                    let srv = snap.server().clone();
-                    // Newlines while the payload is written, as Redis
-                    // keeps a waiting replica's link alive.
-                    let done = std::sync::atomic::AtomicBool::new(false);
-                    let payload = std::thread::scope(|s| {
-                        s.spawn(|| {
-                            let mut ticks = 0u32;
-                            while !done.load(Ordering::Relaxed) {
-                                std::thread::sleep(std::time::Duration::from_millis(100));
-                                ticks += 1;
-                                if ticks.is_multiple_of(10) {
-                                    mailbox.keepalive();
-                                }
-                            }
-                        });
-                        let payload = crate::snapshot::bytes_live(snap);
-                        done.store(true, Ordering::Relaxed);
-                        payload
-                    });
-                    match payload {
-                        Ok(rdb) => {
-                            let mut payload = format!("${}\r\n", rdb.len()).into_bytes();
-                            payload.extend_from_slice(&rdb);
-                            mailbox.release(&payload);
-                            synced(&srv, h.id, &h.addr, rdb.len(), offset);
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "cannot produce the RDB for a replica");
-                            srv.master.detach(h.id);
-                            h.kill();
-                            mailbox.release(b"");
-                        }
-                    }
-                });
-            if let Err(e) = spawned {
-                tracing::warn!(error = %e, "cannot start the full sync thread");
-                srv.master.detach(handle.id);
-                handle.kill();
-                ctx.client.subs.mailbox.release(b"");
-            }
-        }
-        _ => {
-            // Another snapshot (a BGSAVE) runs: the payload is written here,
-            // under the gate, as SAVE writes its file.
-            let rdb = crate::snapshot::to_bytes(srv);
-            mailbox.release(b"");
-            let rdb = match rdb {
-                Ok(b) => b,
-                Err(e) => {
-                    srv.master.detach(handle.id);
-                    ctx.client.replica = None;
-                    handle.info.lock().replica = false;
-                    tracing::warn!(error = %e, "cannot produce the RDB for a replica");
-                    return Err(CmdError::err(e));
-                }
-            };
-            if psync.is_some() {
-                ctx.out.raw(fullresync.as_bytes());
-            }
-            ctx.out.raw(format!("${}\r\n", rdb.len()).as_bytes());
-            ctx.out.raw(&rdb);
-            synced(srv, handle.id, &handle.addr, rdb.len(), offset);
-        }
+    // A full sync: the replica's thread (`super::transfer`) starts a live
+    // snapshot when it is time, attaches the replica to the stream at
+    // that instant and sends `+FULLRESYNC` and the payload; the stream
+    // then waits in the replica's mailbox, behind the payload.
+    replica.mailbox.hold();
+    replica.set_state(super::SyncState::WaitBgsave);
+    let Some(shared) = srv.shared() else {
+        return Err(CmdError::err("the server is not running"));
+    };
+    let form = super::transfer::Form::for_replica(srv, ctx.client.repl_capa_eof);
+    let waiting = srv.master.wait_for_sync(replica.clone());
+    if form == super::transfer::Form::Diskless && waiting == 1 {
+        tracing::info!(
+            secs = srv.config.get_i64("repl-diskless-sync-delay"),
+            "Delay next BGSAVE for diskless SYNC"
+        );
     }
+    ctx.client.replica = Some(replica.clone());
+    handle.info.lock().replica = true;
+    super::transfer::start(super::transfer::Job {
+        srv: shared,
+        replica,
+        handle,
+        psync: psync.is_some(),
+        form,
+    });
     Ok(())
-}
-
-/// Counts and logs a full sync whose payload is on its way.
-fn synced(
-    srv: &crate::state::ServerState,
-    id: u64,
-    addr: &std::net::SocketAddr,
-    bytes: usize,
-    offset: u64,
-) {
-    srv.master.sync_full.fetch_add(1, Ordering::Relaxed);
-    srv.master
-        .output_bytes
-        .fetch_add(bytes as u64, Ordering::Relaxed);
-    tracing::info!(
-        client = id,
-        bytes,
-        offset,
-        "Synchronization with replica {} succeeded",
-        addr
-    );
 }
 
 /// `REPLCONF option value [option value ...]`: `listening-port`,
@@ -241,11 +160,20 @@ fn replconf(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             ctx.client.repl_port = u16::try_from(port).unwrap_or(0);
         } else if args::is(opt, "ip-address") {
             ctx.client.repl_ip = Some(String::from_utf8_lossy(val).into_owned());
-        } else if args::is(opt, "capa") || args::is(opt, "rdb-only") {
-            // Amber sends `$<len>` payloads, which every replica reads.
+        } else if args::is(opt, "capa") {
+            // `eof`: the replica reads the diskless form; others (`psync2`)
+            // change nothing here.
+            if args::is(val, "eof") {
+                ctx.client.repl_capa_eof = true;
+            }
+        } else if args::is(opt, "rdb-only") {
         } else if args::is(opt, "ack") {
             // Acknowledgements come from replicas only, and get no reply.
             if let Some(r) = ctx.client.replica.clone() {
+                // The first one after a diskless payload starts the stream.
+                if r.stream_on_ack.swap(false, Ordering::SeqCst) {
+                    r.mailbox.release(b"");
+                }
                 if let Some(offset) = args::parse_i64(val).filter(|o| *o >= 0) {
                     ctx.srv.master.acked(ctx.srv, &r, offset as u64);
                 }

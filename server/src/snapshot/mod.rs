@@ -29,15 +29,16 @@
 //! snapshot across every shard and database (`SAVE`, `SHUTDOWN SAVE`).
 //! Cold values are read from the arena without being promoted
 //! (`Guard::peek`). `BGSAVE`, the `save` points and a replica's full sync
-//! use a live snapshot instead ([`live`], [`save_live`], [`bytes_live`]):
-//! the same file, of the instant the snapshot started, written while the
-//! server keeps serving.
+//! use a live snapshot instead ([`live`], [`save_live`], and
+//! `crate::replication::transfer`, which streams it to the replica's
+//! socket or a temporary file): the same file, of the instant the snapshot
+//! started, written while the server keeps serving.
 
 pub mod live;
 
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use amber_storage::SetExpiry;
@@ -56,6 +57,10 @@ pub const MARKER: &[u8] = b"rdb-load";
 pub struct RdbStatus {
     /// A `BGSAVE` runs (`rdb_bgsave_in_progress`).
     pub bgsave_in_progress: AtomicBool,
+    /// Replicas' full syncs producing their payload: `INFO` shows
+    /// `rdb_bgsave_in_progress:1` meanwhile, as Redis does for its RDB
+    /// child whatever its target (a socket or a file).
+    pub replica_snapshots: AtomicUsize,
     /// The last `BGSAVE` succeeded (`rdb_last_bgsave_status`).
     pub last_bgsave_ok: AtomicBool,
     /// Seconds the last `BGSAVE` took, -1 before the first.
@@ -78,6 +83,7 @@ impl Default for RdbStatus {
     fn default() -> Self {
         RdbStatus {
             bgsave_in_progress: AtomicBool::new(false),
+            replica_snapshots: AtomicUsize::new(0),
             last_bgsave_ok: AtomicBool::new(true),
             last_bgsave_secs: AtomicI64::new(-1),
             bgsave_started: AtomicU64::new(0),
@@ -368,14 +374,6 @@ pub fn save_live(snap: live::LiveSnapshot) -> Result<SaveReport, String> {
     Ok(report)
 }
 
-/// A replica's full-sync payload (the bytes of a `dump.rdb`) from a
-/// snapshot started under the gate (see [`live`]); runs without the gate.
-pub fn bytes_live(snap: live::LiveSnapshot) -> Result<Vec<u8>, String> {
-    snap.write_to(Vec::new())
-        .map(|(_, bytes)| bytes)
-        .map_err(|e| format!("cannot write the RDB payload: {e}"))
-}
-
 /// [`save`], then a save point in the arena (which `LASTSAVE` and
 /// `rdb_saves` count). The caller holds the exclusive gate.
 pub fn save_and_sync(srv: &ServerState) -> Result<SaveReport, String> {
@@ -399,15 +397,6 @@ fn write_file(
     let file = out.into_inner().map_err(|e| io(e.into_error()))?;
     file.sync_all().map_err(io)?;
     Ok(report)
-}
-
-/// The whole keyspace and the function libraries as the bytes of a
-/// `dump.rdb`, for a replica's full resynchronization. The caller holds
-/// the exclusive gate.
-pub fn to_bytes(srv: &ServerState) -> Result<Vec<u8>, String> {
-    write_to(srv, Vec::new())
-        .map(|(_, bytes)| bytes)
-        .map_err(|e| format!("cannot write the RDB payload: {e}"))
 }
 
 /// How objects are written (`rdbcompression`, `list-max-listpack-size`)

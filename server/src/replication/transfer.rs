@@ -1,0 +1,413 @@
+//! One replica's full resynchronization, on a thread of its own (Redis's
+//! `startBgsaveForReplication`, `rdbSaveToSlavesSockets` and
+//! `sendBulkToSlave`), with bounded memory on this side whatever the
+//! keyspace's size.
+//!
+//! `PSYNC`/`SYNC` ([`super::sync`]) holds the replica's mailbox (its
+//! stream will wait there), lists it as waiting ([`super::Master::wait_for_sync`])
+//! and starts [`start`]'s thread, which:
+//!
+//! 1. **Diskless** (the replica said `REPLCONF capa eof` and
+//!    `repl-diskless-sync` is `yes`): waits `repl-diskless-sync-delay`
+//!    seconds, or until `repl-diskless-sync-max-replicas` replicas wait, as
+//!    Redis waits for more replicas to share its transfer. Amber does one
+//!    transfer per replica, so the wait shares nothing; it is kept for the
+//!    behaviour replicas and tools expect.
+//! 2. Takes the keyspace's exclusive gate, starts a live snapshot
+//!    (`crate::snapshot::live`) and attaches the replica to the stream at
+//!    that instant (`+FULLRESYNC <replid> <offset>`). While another live
+//!    snapshot runs (a `BGSAVE`, another replica's sync) it waits for it
+//!    to end, as Redis's replicas wait for a `BGSAVE` to another target.
+//! 3. Sends the payload through the mailbox's payload lane
+//!    ([`Mailbox::send_payload`]), which never holds more than
+//!    [`crate::pubsub::PAYLOAD_WINDOW`] bytes: the producer waits for the
+//!    socket. Diskless: `$EOF:<40 random hex chars>\r\n`, the RDB as the
+//!    snapshot writes it, the same 40 chars; the stream then waits for the
+//!    replica's first `REPLCONF ACK` (see [`super::Replica::stream_on_ack`]).
+//!    Disk-based: the snapshot goes to a temporary file in `dir`, then
+//!    `$<len>\r\n` and the file, which is removed after; the stream follows
+//!    at once.
+//!
+//! Newlines keep a waiting replica's link alive (once a second before the
+//! payload starts, never inside it). A replica whose connection ends stops
+//! the thread at its next step: the mailbox reports it closed, the
+//! snapshot ends, any temporary file goes.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Replica, SyncState};
+use crate::client::ClientHandle;
+use crate::pubsub::Mailbox;
+use crate::snapshot::live::LiveSnapshot;
+use crate::state::ServerState;
+
+/// How a replica's payload is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// `$EOF:<mark>`, streamed as the snapshot is written.
+    Diskless,
+    /// `$<len>`, from a temporary file.
+    Disk,
+}
+
+impl Form {
+    /// The form for a replica that did (or did not) announce `capa eof`,
+    /// under the current `repl-diskless-sync`.
+    pub fn for_replica(srv: &ServerState, capa_eof: bool) -> Form {
+        if capa_eof && srv.config.get_bool("repl-diskless-sync") {
+            Form::Diskless
+        } else {
+            Form::Disk
+        }
+    }
+}
+
+/// What the thread needs.
+pub struct Job {
+    /// The server.
+    pub srv: Arc<ServerState>,
+    /// The replica, listed as waiting.
+    pub replica: Arc<Replica>,
+    /// Its connection.
+    pub handle: Arc<ClientHandle>,
+    /// `PSYNC` (answered `+FULLRESYNC`) rather than `SYNC`.
+    pub psync: bool,
+    /// How the payload goes.
+    pub form: Form,
+}
+
+/// Bytes the producer hands to the mailbox at a time.
+const CHUNK: usize = 256 * 1024;
+
+/// How often the waiting thread looks at the world again.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Starts the job's thread. On failure the replica is dropped.
+pub fn start(job: Job) {
+    let (srv, handle, mailbox) = (
+        job.srv.clone(),
+        job.handle.clone(),
+        job.replica.mailbox.clone(),
+    );
+    let spawned = std::thread::Builder::new()
+        .name("amber-fullsync".into())
+        .spawn(move || run(job));
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the full sync thread");
+        srv.master.detach(handle.id);
+        handle.kill();
+        mailbox.release(b"");
+    }
+}
+
+fn run(job: Job) {
+    let Job {
+        srv,
+        replica,
+        handle,
+        psync,
+        form,
+    } = &job;
+    let mailbox = &replica.mailbox;
+    match transfer(srv, replica, *psync, *form) {
+        Ok((offset, bytes)) => {
+            srv.master.sync_full.fetch_add(1, Ordering::Relaxed);
+            srv.master.output_bytes.fetch_add(bytes, Ordering::Relaxed);
+            tracing::info!(
+                client = handle.id,
+                bytes,
+                offset,
+                "Synchronization with replica {} succeeded",
+                handle.addr
+            );
+        }
+        Err(e) => {
+            if mailbox.is_closed() {
+                tracing::info!(
+                    client = handle.id,
+                    "the replica left during its full sync; the transfer stops"
+                );
+            } else {
+                tracing::warn!(client = handle.id, error = %e, "full sync with replica {} failed", handle.addr);
+            }
+            srv.master.detach(handle.id);
+            handle.kill();
+            mailbox.release(b"");
+        }
+    }
+}
+
+/// The whole transfer; the attach offset and the payload's bytes.
+fn transfer(
+    srv: &Arc<ServerState>,
+    replica: &Arc<Replica>,
+    psync: bool,
+    form: Form,
+) -> std::io::Result<(u64, u64)> {
+    let mailbox = &replica.mailbox;
+    let mut alive = KeepAlive::new();
+    if form == Form::Diskless {
+        wait_for_more_replicas(srv, mailbox, &mut alive)?;
+    }
+    let (snap, offset) = begin(srv, replica, &mut alive)?;
+    let producing = Producing::new(&srv.rdb.replica_snapshots);
+    tracing::info!(
+        client = replica.id,
+        target = if form == Form::Diskless {
+            "replicas sockets"
+        } else {
+            "disk"
+        },
+        "Starting BGSAVE for SYNC"
+    );
+    if psync {
+        let replid = srv.master.replid(srv);
+        mailbox.send_payload(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes())?;
+    }
+    let bytes = match form {
+        Form::Diskless => {
+            let sent = send_diskless(replica, snap)?;
+            drop(producing);
+            sent
+        }
+        Form::Disk => {
+            let path = temp_path(srv, replica.id);
+            let file = TempFile(path);
+            let len = write_file(mailbox, snap, &file.0)?;
+            drop(producing);
+            replica.set_state(SyncState::SendBulk);
+            let mut sink = PayloadSink::new(mailbox);
+            sink.write_all(format!("${len}\r\n").as_bytes())?;
+            std::io::copy(&mut std::fs::File::open(&file.0)?, &mut sink)?;
+            sink.flush()?;
+            drop(file);
+            replica.set_state(SyncState::Online);
+            mailbox.release(b"");
+            sink.sent
+        }
+    };
+    Ok((offset, bytes))
+}
+
+/// Redis's `repl-diskless-sync-delay`: waits for more replicas before a
+/// diskless transfer, unless `repl-diskless-sync-max-replicas` of them
+/// already wait. Both are read again at every tick, as Redis's cron does.
+fn wait_for_more_replicas(
+    srv: &ServerState,
+    mailbox: &Mailbox,
+    alive: &mut KeepAlive,
+) -> std::io::Result<()> {
+    let since = Instant::now();
+    loop {
+        let delay = srv.config.get_i64("repl-diskless-sync-delay").max(0) as u64;
+        let max = srv.config.get_i64("repl-diskless-sync-max-replicas").max(0) as usize;
+        if since.elapsed() >= Duration::from_secs(delay)
+            || (max > 0 && srv.master.waiting_for_sync() >= max)
+        {
+            return Ok(());
+        }
+        alive.tick(mailbox)?;
+        std::thread::sleep(TICK);
+    }
+}
+
+/// Starts the live snapshot and attaches the replica to the stream at its
+/// instant, under the exclusive gate; waits while another snapshot runs.
+fn begin(
+    srv: &Arc<ServerState>,
+    replica: &Arc<Replica>,
+    alive: &mut KeepAlive,
+) -> std::io::Result<(LiveSnapshot, u64)> {
+    let mailbox = &replica.mailbox;
+    loop {
+        alive.tick(mailbox)?;
+        // Not under the gate: every command would wait each time.
+        if !srv.keyspace.snapshot_running() {
+            let _gate = srv.keyspace.exclusive();
+            if let Ok(snap) = LiveSnapshot::begin(srv.clone()) {
+                let offset = srv.master.attach(replica.clone());
+                // The connection closes its mailbox before it detaches its
+                // replica: one that closed meanwhile is detached here.
+                if mailbox.is_closed() {
+                    srv.master.detach(replica.id);
+                    return Err(closed());
+                }
+                return Ok((snap, offset));
+            }
+        }
+        std::thread::sleep(TICK);
+    }
+}
+
+/// Diskless: the mark, the RDB as the snapshot is written, the mark. The
+/// stream waits for the replica's first acknowledgement.
+fn send_diskless(replica: &Replica, snap: LiveSnapshot) -> std::io::Result<u64> {
+    let mark: String = (0..40)
+        .map(|_| char::from(b"0123456789abcdef"[rand::random::<usize>() % 16]))
+        .collect();
+    let mut sink = PayloadSink::new(&replica.mailbox);
+    sink.write_all(format!("$EOF:{mark}\r\n").as_bytes())?;
+    // The replica learns at once that the transfer started.
+    sink.flush()?;
+    let (_, mut sink) = snap.write_to(sink)?;
+    // Before the mark leaves: the replica's ACK may follow it at once.
+    replica.stream_on_ack.store(true, Ordering::SeqCst);
+    replica.set_state(SyncState::Online);
+    sink.write_all(mark.as_bytes())?;
+    sink.flush()?;
+    Ok(sink.sent)
+}
+
+/// Disk-based: writes the snapshot to `path`, with a newline to the replica
+/// every second meanwhile. Returns the file's length.
+fn write_file(mailbox: &Mailbox, snap: LiveSnapshot, path: &Path) -> std::io::Result<u64> {
+    let out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    let done = AtomicBool::new(false);
+    let written = std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut alive = KeepAlive::new();
+            while !done.load(Ordering::Relaxed) {
+                if alive.tick(mailbox).is_err() {
+                    return;
+                }
+                std::thread::sleep(TICK);
+            }
+        });
+        let written = snap.write_to(out);
+        done.store(true, Ordering::Relaxed);
+        written
+    });
+    let (_, out) = written?;
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    Ok(file.metadata()?.len())
+}
+
+/// `temp-sync-<pid>-<client id>.rdb` in `dir`: apart from `SAVE`'s
+/// `temp-<pid>.rdb` and from other replicas' files.
+fn temp_path(srv: &ServerState, id: u64) -> PathBuf {
+    let dir = srv.config.get("dir").unwrap_or_default();
+    Path::new(&dir).join(format!("temp-sync-{}-{id}.rdb", std::process::id()))
+}
+
+/// A temporary file, removed when dropped (also on a failed transfer).
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Counts a payload being produced, for `rdb_bgsave_in_progress`.
+struct Producing<'a>(&'a AtomicUsize);
+
+impl<'a> Producing<'a> {
+    fn new(n: &'a AtomicUsize) -> Self {
+        n.fetch_add(1, Ordering::Relaxed);
+        Producing(n)
+    }
+}
+
+impl Drop for Producing<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A newline to the replica once a second, before its payload starts.
+struct KeepAlive {
+    last: Instant,
+}
+
+impl KeepAlive {
+    fn new() -> Self {
+        KeepAlive {
+            last: Instant::now(),
+        }
+    }
+
+    /// Sends the newline when a second passed; fails once the replica left.
+    fn tick(&mut self, mailbox: &Mailbox) -> std::io::Result<()> {
+        if mailbox.is_closed() {
+            return Err(closed());
+        }
+        if self.last.elapsed() >= Duration::from_secs(1) {
+            self.last = Instant::now();
+            mailbox.send_payload(b"\n")?;
+        }
+        Ok(())
+    }
+}
+
+fn closed() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::BrokenPipe,
+        "the replica's connection is closed",
+    )
+}
+
+/// The payload as a writer: bytes go to the mailbox in [`CHUNK`]s, each
+/// waiting for room there, so the producer keeps pace with the socket;
+/// and at least every [`TICK`], so a slow producer's bytes still flow
+/// (the replica sees progress, not silence).
+struct PayloadSink<'a> {
+    mailbox: &'a Mailbox,
+    buf: Vec<u8>,
+    /// When the buffer was last handed over.
+    flushed: Instant,
+    /// Bytes handed to the mailbox.
+    sent: u64,
+}
+
+impl<'a> PayloadSink<'a> {
+    fn new(mailbox: &'a Mailbox) -> Self {
+        PayloadSink {
+            mailbox,
+            buf: Vec::with_capacity(CHUNK),
+            flushed: Instant::now(),
+            sent: 0,
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        for c in bytes.chunks(CHUNK) {
+            self.mailbox.send_payload(c)?;
+            self.sent += c.len() as u64;
+        }
+        Ok(())
+    }
+}
+
+impl Write for PayloadSink<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        // A replica that left stops the producer now, not at the next
+        // full chunk.
+        if self.mailbox.is_closed() {
+            return Err(closed());
+        }
+        if self.buf.is_empty() && data.len() >= CHUNK {
+            // A large write (a shard's entries) goes as it is, not copied.
+            self.send(data)?;
+            self.flushed = Instant::now();
+            return Ok(data.len());
+        }
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK || self.flushed.elapsed() >= TICK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let buf = std::mem::take(&mut self.buf);
+        let sent = self.send(&buf);
+        self.buf = buf;
+        self.buf.clear();
+        self.flushed = Instant::now();
+        sent
+    }
+}
