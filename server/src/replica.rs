@@ -6,10 +6,15 @@
 //! `REPLCONF listening-port`, `REPLCONF capa eof capa psync2`, then
 //! `PSYNC ? -1` (always a full resynchronization: Amber keeps no backlog to
 //! continue from). The RDB payload (`$<len>` or the diskless
-//! `$EOF:<mark>` form) is read whole, the keyspace and function libraries
-//! are flushed through the flush path and the payload loaded through
-//! [`crate::snapshot::load_bytes`], under the keyspace's exclusive gate, so
-//! no client sees half the old data and half the new.
+//! `$EOF:<mark>` form) is written to a temporary file in `dir` as it
+//! arrives (Redis's `temp-<unixtime>.<pid>.rdb`), so it is never whole in
+//! anonymous memory; then the keyspace and function libraries are flushed
+//! through the flush path and the file, memory-mapped (page cache, which
+//! the kernel can reclaim), loaded through [`crate::snapshot::load_bytes`],
+//! under the keyspace's exclusive gate, so no client sees half the old
+//! data and half the new. The file is removed after the load, and on a
+//! failed transfer. After a diskless payload the replica acknowledges at
+//! once: the master sends the stream only then.
 //!
 //! Then the replication stream: each command runs through the normal
 //! dispatcher ([`crate::cmd::execute`]) as a dedicated internal client
@@ -474,38 +479,105 @@ impl MasterConn {
         self.line().await
     }
 
-    /// The RDB payload after `+FULLRESYNC`: `$<len>` then the bytes, or
-    /// `$EOF:<40 bytes>`, the bytes, the same 40 bytes.
-    async fn payload(&mut self) -> LinkResult<Vec<u8>> {
+    /// The RDB payload after `+FULLRESYNC`, `$<len>` then the bytes, or
+    /// `$EOF:<40 bytes>`, the bytes, the same 40 bytes, written to `file`
+    /// as it arrives (never whole in memory). Returns the payload's length
+    /// and whether it came in the diskless (`$EOF:`) form.
+    async fn payload_to(&mut self, file: &mut std::fs::File) -> LinkResult<(u64, bool)> {
+        use std::io::Write;
         let header = self.line().await?;
         let Some(spec) = header.strip_prefix('$') else {
             return Err(format!(
                 "bad protocol from the master, expected the payload: {header}"
             ));
         };
+        let io = |e: std::io::Error| format!("cannot write the payload to disk: {e}");
+        let mut written = 0u64;
         if let Some(mark) = spec.strip_prefix("EOF:") {
             let mark = mark.as_bytes().to_vec();
             if mark.len() != 40 {
                 return Err("bad EOF mark from the master".into());
             }
+            // The master sends nothing after the mark until this replica
+            // acknowledges the load: the mark ends what was read. The last
+            // 40 bytes stay in the buffer until then, as they may be it.
             loop {
-                if self.input.len() >= 40 && self.input.ends_with(&mark) {
-                    let mut data = self.input.split().to_vec();
-                    data.truncate(data.len() - 40);
-                    return Ok(data);
+                if self.input.ends_with(&mark) {
+                    let n = self.input.len() - mark.len();
+                    file.write_all(&self.input[..n]).map_err(io)?;
+                    self.input.clear();
+                    return Ok((written + n as u64, true));
                 }
+                if self.input.len() > mark.len() {
+                    let n = self.input.len() - mark.len();
+                    file.write_all(&self.input[..n]).map_err(io)?;
+                    self.input.advance(n);
+                    written += n as u64;
+                }
+                self.input.reserve(READ_CHUNK);
                 self.fill().await?;
             }
         }
-        let len: usize = spec
+        let len: u64 = spec
             .parse()
             .map_err(|_| format!("bad payload length from the master: {header}"))?;
-        while self.input.len() < len {
-            self.input.reserve(len - self.input.len());
-            self.fill().await?;
+        while written < len {
+            if self.input.is_empty() {
+                self.input.reserve(READ_CHUNK);
+                self.fill().await?;
+            }
+            let n = self.input.len().min((len - written) as usize);
+            file.write_all(&self.input[..n]).map_err(io)?;
+            self.input.advance(n);
+            written += n as u64;
         }
-        Ok(self.input.split_to(len).to_vec())
+        Ok((len, false))
     }
+}
+
+/// Bytes read from the master at a time while receiving the payload.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// The payload's temporary file in `dir` (Redis's
+/// `temp-<unixtime>.<pid>.rdb`), removed when dropped: after the load, on
+/// a failed transfer, or when the link task is aborted.
+struct PayloadFile(std::path::PathBuf);
+
+impl PayloadFile {
+    fn create(srv: &ServerState) -> LinkResult<(PayloadFile, std::fs::File)> {
+        let dir = srv.config.get("dir").unwrap_or_default();
+        let name = format!(
+            "temp-{}.{}.rdb",
+            amber_storage::clock::now_ms() / 1000,
+            std::process::id()
+        );
+        let path = std::path::Path::new(&dir).join(name);
+        let file = std::fs::File::create(&path)
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        Ok((PayloadFile(path), file))
+    }
+}
+
+impl Drop for PayloadFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Loads the payload file through a read-only memory map: its pages are
+/// the page cache's (reclaimable, shared with the file), not anonymous
+/// memory, so a payload larger than DRAM loads.
+fn load_file(srv: &ServerState, path: &std::path::Path) -> LinkResult<crate::snapshot::LoadReport> {
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    // SAFETY: the file is this process's own temporary file, which nothing
+    // writes or truncates while the map lives (it is removed only after
+    // the load, by `PayloadFile`'s drop, and unlinking keeps the pages).
+    let map = unsafe { memmap2::Mmap::map(&file) }
+        .map_err(|e| format!("cannot map {}: {e}", path.display()))?;
+    // The loader reads the file once, front to back.
+    let _ = map.advise(memmap2::Advice::Sequential);
+    replace_keyspace(srv, &map)
 }
 
 /// One connection to the master: handshake, full sync, then the stream
@@ -631,19 +703,26 @@ async fn session(srv: &Arc<ServerState>, generation: u64, host: &str, port: u16)
         l.replid = None;
     }
     r.set_state(generation, LinkState::Sync);
-    let data = conn.payload().await?;
+    let (tmp, mut file) = PayloadFile::create(srv)?;
+    let (bytes, eof) = conn.payload_to(&mut file).await?;
+    drop(file);
     if !r.current(generation) {
         return Ok(());
     }
     tracing::info!(
-        bytes = data.len(),
+        bytes,
+        file = %tmp.0.display(),
         "MASTER <-> REPLICA sync: receiving the payload done; flushing the old data and loading"
     );
     let started = Instant::now();
     let owner = srv.clone();
-    let report = tokio::task::spawn_blocking(move || replace_keyspace(&owner, &data))
-        .await
-        .map_err(|e| format!("the load failed: {e}"))??;
+    let report = tokio::task::spawn_blocking(move || {
+        let loaded = load_file(&owner, &tmp.0);
+        drop(tmp);
+        loaded
+    })
+    .await
+    .map_err(|e| format!("the load failed: {e}"))??;
     tracing::info!(
         keys = report.keys,
         expired_keys_skipped = report.expired,
@@ -665,6 +744,11 @@ async fn session(srv: &Arc<ServerState>, generation: u64, host: &str, port: u16)
             l.replid = Some(replid);
             l.state = LinkState::Connected;
         }
+    }
+    if eof {
+        // A diskless master sends the stream once told the load is done
+        // (Redis's replica acknowledges at once too).
+        send_ack(&mut conn, start).await?;
     }
     stream_commands(srv, generation, conn).await
 }
