@@ -254,6 +254,11 @@ pub fn amber_base_args(port: u16, dir: &Path) -> Vec<String> {
         format!("{d}/amber.arena"),
         "--pmem-size".into(),
         "256mb".into(),
+        // A master starts a diskless full sync at once instead of waiting
+        // 5 s for more replicas, as Redis's own test suite configures its
+        // servers; the test of the delay sets it back.
+        "--repl-diskless-sync-delay".into(),
+        "0".into(),
     ]
 }
 
@@ -269,6 +274,7 @@ fn command_for(kind: Kind, port: u16, dir: &Path, extra: &[&str]) -> Command {
             let mut c = Command::new(REDIS_SERVER);
             c.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no"])
+                .args(["--repl-diskless-sync-delay", "0"])
                 .arg("--dir")
                 .arg(dir)
                 .args(extra);
