@@ -325,6 +325,14 @@ fn a_replica_leaving_mid_transfer_stops_the_producer() {
     assert_eq!(field(&mut m, "persistence", "rdb_bgsave_in_progress"), "1");
     let slave0 = field(&mut m, "replication", "slave0");
     assert!(slave0.contains("state=wait_bgsave"), "{slave0}");
+    // ROLE lists only replicas past their full sync, as Redis's does.
+    let role = q(&mut m, &["ROLE"]);
+    assert_eq!(
+        role.items.get(2).map(|r| r.items.len()),
+        Some(0),
+        "{}",
+        reply::show(&role.raw)
+    );
     let left = Instant::now();
     drop(raw);
     wait_until(
@@ -441,4 +449,30 @@ fn full_sync_memory_stays_bounded_diskless() {
 #[test]
 fn full_sync_memory_stays_bounded_from_disk() {
     full_sync_memory_stays_bounded(96, "no");
+}
+
+#[test]
+fn a_transfer_cut_short_leaves_no_file_on_the_replica() {
+    // 2000 keys at 5 ms each: ten seconds to produce the whole payload.
+    let master = ServerProcess::amber(&["--rdb-key-save-delay", "5000"]);
+    let mut m = master.client();
+    fill(&mut m, 2000);
+    let port = master.port.to_string();
+    let amber = ServerProcess::amber(&["--replicaof", "127.0.0.1", &port]);
+    wait_until(
+        "the replica's temporary payload file",
+        Duration::from_secs(20),
+        || !temp_files(amber.dir(), "temp-").is_empty(),
+    );
+    // The master goes away mid-transfer.
+    drop(m);
+    drop(master);
+    let mut r = amber.client();
+    wait_until(
+        "the replica removes its file once the link fails",
+        Duration::from_secs(10),
+        || temp_files(amber.dir(), "temp-").is_empty(),
+    );
+    assert_eq!(field(&mut r, "replication", "master_link_status"), "down");
+    assert_eq!(q(&mut r, &["PING"]).text(), "PONG");
 }

@@ -173,8 +173,8 @@ fn set_directive(ctx: &Ctx<'_>, value: String) {
 }
 
 /// ROLE: a replica's master, link state and offset; otherwise a master
-/// with its replication offset and its replicas (address, listening port
-/// and acknowledged offset, as bulk strings).
+/// with its replication offset and its online replicas (address,
+/// listening port and acknowledged offset, as bulk strings).
 fn role(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
     if let Some(v) = ctx.srv.replication.view() {
         ctx.out.array(5);
@@ -189,8 +189,14 @@ fn role(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
     ctx.out.array(3);
     ctx.out.bulk(b"master");
     ctx.out.int(m.offset as i64);
-    ctx.out.array(m.replicas.len());
-    for r in &m.replicas {
+    // As Redis, only replicas past their full sync.
+    let online: Vec<_> = m
+        .replicas
+        .iter()
+        .filter(|r| r.state() == crate::replication::SyncState::Online)
+        .collect();
+    ctx.out.array(online.len());
+    for r in online {
         ctx.out.array(3);
         ctx.out.bulk(r.ip.as_bytes());
         ctx.out.bulk(r.port.to_string().as_bytes());
