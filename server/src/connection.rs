@@ -140,6 +140,38 @@ async fn serve_until_closed_or_moved(
     forget(&srv, &mut client);
 }
 
+/// Writes all of `bytes` unless the client is killed first (then false).
+/// `write` is cancel-safe: a write the wake-up interrupts wrote nothing.
+async fn write_or_killed(
+    stream: &mut TcpStream,
+    mut bytes: &[u8],
+    handle: &crate::client::ClientHandle,
+) -> std::io::Result<bool> {
+    let mut woken = false;
+    while !bytes.is_empty() {
+        if handle.killed.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        tokio::select! {
+            n = stream.write(bytes) => {
+                let n = n?;
+                if n == 0 {
+                    return Err(std::io::ErrorKind::WriteZero.into());
+                }
+                bytes = bytes.get(n..).unwrap_or_default();
+            }
+            // Any wake-up (a stream post too) makes the loop look at
+            // `killed`.
+            _ = handle.wake.notified() => woken = true,
+        }
+    }
+    if woken {
+        // Given back, so the connection drains what that wake-up was for.
+        handle.wake.notify_one();
+    }
+    Ok(true)
+}
+
 /// What the server forgets of a closed connection.
 fn forget(srv: &ServerState, client: &mut Client) {
     // A full sync still producing this replica's payload stops.
@@ -242,7 +274,18 @@ impl Connection {
                 if pipelined {
                     crate::round::end_of_round().await;
                 }
-                self.stream.write_all(self.out.as_bytes()).await?;
+                if client.replica.is_some() {
+                    // A replica that reads nothing would hold this write
+                    // forever: a kill (its full sync timed out, its output
+                    // buffer overflowed) ends it.
+                    if !write_or_killed(&mut self.stream, self.out.as_bytes(), &client.handle)
+                        .await?
+                    {
+                        return Ok(Exit::Closed);
+                    }
+                } else {
+                    self.stream.write_all(self.out.as_bytes()).await?;
+                }
                 srv.stats
                     .net_output_bytes
                     .fetch_add(self.out.len() as u64, Ordering::Relaxed);

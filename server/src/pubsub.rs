@@ -120,9 +120,11 @@ impl Mailbox {
     /// Queues full-sync bytes ahead of everything held, waiting while
     /// [`PAYLOAD_WINDOW`] bytes are already queued (the connection has not
     /// taken them). Fails once the connection ended or was killed, so a
-    /// producer never outlives its replica.
-    pub fn send_payload(&self, bytes: &[u8]) -> std::io::Result<()> {
+    /// producer never outlives its replica, and (`TimedOut`) after waiting
+    /// `stall` for room: a replica that stopped reading.
+    pub fn send_payload(&self, bytes: &[u8], stall: std::time::Duration) -> std::io::Result<()> {
         let mut p = self.pending.lock();
+        let since = Instant::now();
         loop {
             if p.closed || self.handle.killed.load(Ordering::Relaxed) {
                 return Err(std::io::Error::new(
@@ -132,6 +134,12 @@ impl Mailbox {
             }
             if p.payload.len() < PAYLOAD_WINDOW {
                 break;
+            }
+            if since.elapsed() >= stall {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the replica reads nothing",
+                ));
             }
             // A timeout too: a kill does not signal the condition.
             self.room

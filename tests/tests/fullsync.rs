@@ -476,3 +476,52 @@ fn a_transfer_cut_short_leaves_no_file_on_the_replica() {
     assert_eq!(field(&mut r, "replication", "master_link_status"), "down");
     assert_eq!(q(&mut r, &["PING"]).text(), "PONG");
 }
+
+#[test]
+fn a_replica_that_stops_reading_is_dropped_after_repl_timeout() {
+    // 32 MiB of incompressible values: more than the payload window, the
+    // connection's buffer and both sockets' buffers together.
+    let amber = ServerProcess::amber(&["--repl-timeout", "1", "--rdbcompression", "no"]);
+    let mut m = amber.client();
+    let mut rng = StdRng::seed_from_u64(3);
+    for batch in 0..8 {
+        let mut pipe = Vec::new();
+        for i in 0..64 {
+            let value: Vec<u8> = (0..64 * 1024).map(|_| rng.gen()).collect();
+            let key = format!("big:{}", batch * 64 + i);
+            pipe.extend(reply::encode(&[b"SET".as_slice(), key.as_bytes(), &value]));
+        }
+        pipelined(&mut m, &pipe, 64);
+    }
+    // Asks for the payload, then reads nothing.
+    let raw = RawReplica::psync(amber.port, true);
+    wait_until(
+        "the producer gives up on the replica",
+        Duration::from_secs(15),
+        || {
+            field(&mut m, "persistence", "rdb_bgsave_in_progress") == "0"
+                && field(&mut m, "replication", "connected_slaves") == "0"
+        },
+    );
+    assert_eq!(q(&mut m, &["BGSAVE"]).text(), "Background saving started");
+    // Its connection ends while it still reads nothing (not stuck in a
+    // write)...
+    wait_until(
+        "the master closes the replica's connection",
+        Duration::from_secs(10),
+        || field(&mut m, "clients", "connected_clients") == "1",
+    );
+    // ...and reading on reaches the end.
+    let mut s = raw.s;
+    s.set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    let mut sink = [0u8; 64 * 1024];
+    loop {
+        match s.read(&mut sink) {
+            Ok(0) => break,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the master kept the connection open: {e}"),
+        }
+    }
+}

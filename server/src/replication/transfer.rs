@@ -125,6 +125,16 @@ fn run(job: Job) {
                 handle.addr
             );
         }
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+            tracing::warn!(
+                client = handle.id,
+                "Disconnecting timedout replica (full sync): {}",
+                handle.addr
+            );
+            srv.master.detach(handle.id);
+            handle.kill();
+            mailbox.release(b"");
+        }
         Err(e) => {
             if mailbox.is_closed() {
                 tracing::info!(
@@ -149,7 +159,8 @@ fn transfer(
     form: Form,
 ) -> std::io::Result<(u64, u64)> {
     let mailbox = &replica.mailbox;
-    let mut alive = KeepAlive::new();
+    let stall = stall(srv);
+    let mut alive = KeepAlive::new(stall);
     if form == Form::Diskless {
         wait_for_more_replicas(srv, mailbox, &mut alive)?;
     }
@@ -166,21 +177,24 @@ fn transfer(
     );
     if psync {
         let replid = srv.master.replid(srv);
-        mailbox.send_payload(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes())?;
+        mailbox.send_payload(
+            format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes(),
+            stall,
+        )?;
     }
     let bytes = match form {
         Form::Diskless => {
-            let sent = send_diskless(replica, snap)?;
+            let sent = send_diskless(replica, snap, stall)?;
             drop(producing);
             sent
         }
         Form::Disk => {
             let path = temp_path(srv, replica.id);
             let file = TempFile(path);
-            let len = write_file(mailbox, snap, &file.0)?;
+            let len = write_file(mailbox, snap, &file.0, stall)?;
             drop(producing);
             replica.set_state(SyncState::SendBulk);
-            let mut sink = PayloadSink::new(mailbox);
+            let mut sink = PayloadSink::new(mailbox, stall);
             sink.write_all(format!("${len}\r\n").as_bytes())?;
             std::io::copy(&mut std::fs::File::open(&file.0)?, &mut sink)?;
             sink.flush()?;
@@ -245,11 +259,11 @@ fn begin(
 
 /// Diskless: the mark, the RDB as the snapshot is written, the mark. The
 /// stream waits for the replica's first acknowledgement.
-fn send_diskless(replica: &Replica, snap: LiveSnapshot) -> std::io::Result<u64> {
+fn send_diskless(replica: &Replica, snap: LiveSnapshot, stall: Duration) -> std::io::Result<u64> {
     let mark: String = (0..40)
         .map(|_| char::from(b"0123456789abcdef"[rand::random::<usize>() % 16]))
         .collect();
-    let mut sink = PayloadSink::new(&replica.mailbox);
+    let mut sink = PayloadSink::new(&replica.mailbox, stall);
     sink.write_all(format!("$EOF:{mark}\r\n").as_bytes())?;
     // The replica learns at once that the transfer started.
     sink.flush()?;
@@ -264,12 +278,17 @@ fn send_diskless(replica: &Replica, snap: LiveSnapshot) -> std::io::Result<u64> 
 
 /// Disk-based: writes the snapshot to `path`, with a newline to the replica
 /// every second meanwhile. Returns the file's length.
-fn write_file(mailbox: &Mailbox, snap: LiveSnapshot, path: &Path) -> std::io::Result<u64> {
+fn write_file(
+    mailbox: &Mailbox,
+    snap: LiveSnapshot,
+    path: &Path,
+    stall: Duration,
+) -> std::io::Result<u64> {
     let out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
     let done = AtomicBool::new(false);
     let written = std::thread::scope(|s| {
         s.spawn(|| {
-            let mut alive = KeepAlive::new();
+            let mut alive = KeepAlive::new(stall);
             while !done.load(Ordering::Relaxed) {
                 if alive.tick(mailbox).is_err() {
                     return;
@@ -321,12 +340,14 @@ impl Drop for Producing<'_> {
 /// A newline to the replica once a second, before its payload starts.
 struct KeepAlive {
     last: Instant,
+    stall: Duration,
 }
 
 impl KeepAlive {
-    fn new() -> Self {
+    fn new(stall: Duration) -> Self {
         KeepAlive {
             last: Instant::now(),
+            stall,
         }
     }
 
@@ -337,10 +358,16 @@ impl KeepAlive {
         }
         if self.last.elapsed() >= Duration::from_secs(1) {
             self.last = Instant::now();
-            mailbox.send_payload(b"\n")?;
+            mailbox.send_payload(b"\n", self.stall)?;
         }
         Ok(())
     }
+}
+
+/// How long the producer waits for a replica that reads nothing:
+/// `repl-timeout` (Redis's "Disconnecting timedout replica (full sync)").
+fn stall(srv: &ServerState) -> Duration {
+    Duration::from_secs(srv.config.get_u64("repl-timeout").max(1))
 }
 
 fn closed() -> std::io::Error {
@@ -356,6 +383,8 @@ fn closed() -> std::io::Error {
 /// (the replica sees progress, not silence).
 struct PayloadSink<'a> {
     mailbox: &'a Mailbox,
+    /// How long to wait for room ([`stall`]).
+    stall: Duration,
     buf: Vec<u8>,
     /// When the buffer was last handed over.
     flushed: Instant,
@@ -364,9 +393,10 @@ struct PayloadSink<'a> {
 }
 
 impl<'a> PayloadSink<'a> {
-    fn new(mailbox: &'a Mailbox) -> Self {
+    fn new(mailbox: &'a Mailbox, stall: Duration) -> Self {
         PayloadSink {
             mailbox,
+            stall,
             buf: Vec::with_capacity(CHUNK),
             flushed: Instant::now(),
             sent: 0,
@@ -375,7 +405,7 @@ impl<'a> PayloadSink<'a> {
 
     fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         for c in bytes.chunks(CHUNK) {
-            self.mailbox.send_payload(c)?;
+            self.mailbox.send_payload(c, self.stall)?;
             self.sent += c.len() as u64;
         }
         Ok(())
