@@ -314,42 +314,58 @@ fn diskless_sync_waits_the_delay_unless_enough_replicas_wait() {
 
 #[test]
 fn a_replica_leaving_mid_transfer_stops_the_producer() {
-    // 2000 keys at 5 ms each: ten seconds to produce the whole payload.
-    let amber = ServerProcess::amber(&["--rdb-key-save-delay", "5000"]);
-    let mut m = amber.client();
-    fill(&mut m, 2000);
-    let mut raw = RawReplica::psync(amber.port, true);
-    assert!(raw.line().starts_with("+FULLRESYNC "));
-    assert!(raw.line().starts_with("$EOF:"));
-    // The payload is being produced and sent.
-    assert_eq!(field(&mut m, "persistence", "rdb_bgsave_in_progress"), "1");
-    let slave0 = field(&mut m, "replication", "slave0");
-    assert!(slave0.contains("state=wait_bgsave"), "{slave0}");
-    // ROLE lists only replicas past their full sync, as Redis's does.
-    let role = q(&mut m, &["ROLE"]);
-    assert_eq!(
-        role.items.get(2).map(|r| r.items.len()),
-        Some(0),
-        "{}",
-        reply::show(&role.raw)
-    );
-    let left = Instant::now();
-    drop(raw);
-    wait_until(
-        "the producer stops once the replica left",
-        Duration::from_secs(5),
-        || {
-            field(&mut m, "persistence", "rdb_bgsave_in_progress") == "0"
-                && field(&mut m, "replication", "connected_slaves") == "0"
-        },
-    );
-    // The one live snapshot is free again, long before the payload would
-    // have been complete.
-    assert_eq!(q(&mut m, &["BGSAVE"]).text(), "Background saving started");
-    assert!(left.elapsed() < Duration::from_secs(8));
-    assert_eq!(q(&mut m, &["PING"]).text(), "PONG");
-    let mut other = amber.client();
-    assert_eq!(q(&mut other, &["DBSIZE"]).integer(), Some(2000 + 7));
+    for diskless in ["yes", "no"] {
+        // 2000 keys at 5 ms each: ten seconds to produce the whole payload.
+        let amber = ServerProcess::amber(&[
+            "--rdb-key-save-delay",
+            "5000",
+            "--repl-diskless-sync",
+            diskless,
+        ]);
+        let mut m = amber.client();
+        fill(&mut m, 2000);
+        let mut raw = RawReplica::psync(amber.port, true);
+        assert!(raw.line().starts_with("+FULLRESYNC "));
+        if diskless == "yes" {
+            // Streamed as produced.
+            assert!(raw.line().starts_with("$EOF:"));
+        } else {
+            // The file is being written.
+            wait_until("the sync's file", Duration::from_secs(10), || {
+                !temp_files(amber.dir(), "temp-sync-").is_empty()
+            });
+        }
+        // The payload is being produced.
+        assert_eq!(field(&mut m, "persistence", "rdb_bgsave_in_progress"), "1");
+        let slave0 = field(&mut m, "replication", "slave0");
+        assert!(slave0.contains("state=wait_bgsave"), "{slave0}");
+        // ROLE lists only replicas past their full sync, as Redis's does.
+        let role = q(&mut m, &["ROLE"]);
+        assert_eq!(
+            role.items.get(2).map(|r| r.items.len()),
+            Some(0),
+            "{}",
+            reply::show(&role.raw)
+        );
+        let left = Instant::now();
+        drop(raw);
+        wait_until(
+            &format!("repl-diskless-sync {diskless}: the producer stops once the replica left"),
+            Duration::from_secs(5),
+            || {
+                field(&mut m, "persistence", "rdb_bgsave_in_progress") == "0"
+                    && field(&mut m, "replication", "connected_slaves") == "0"
+            },
+        );
+        assert_eq!(temp_files(amber.dir(), "temp-sync-"), Vec::<String>::new());
+        // The one live snapshot is free again, long before the payload
+        // would have been complete.
+        assert_eq!(q(&mut m, &["BGSAVE"]).text(), "Background saving started");
+        assert!(left.elapsed() < Duration::from_secs(8));
+        assert_eq!(q(&mut m, &["PING"]).text(), "PONG");
+        let mut other = amber.client();
+        assert_eq!(q(&mut other, &["DBSIZE"]).integer(), Some(2000 + 7));
+    }
 }
 
 /// `VmRSS` or `RssAnon` of a process, in KiB.

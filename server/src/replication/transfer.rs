@@ -125,18 +125,14 @@ fn run(job: Job) {
                 handle.addr
             );
         }
-        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-            tracing::warn!(
-                client = handle.id,
-                "Disconnecting timedout replica (full sync): {}",
-                handle.addr
-            );
-            srv.master.detach(handle.id);
-            handle.kill();
-            mailbox.release(b"");
-        }
         Err(e) => {
-            if mailbox.is_closed() {
+            if e.kind() == std::io::ErrorKind::TimedOut {
+                tracing::warn!(
+                    client = handle.id,
+                    "Disconnecting timedout replica (full sync): {}",
+                    handle.addr
+                );
+            } else if mailbox.is_closed() {
                 tracing::info!(
                     client = handle.id,
                     "the replica left during its full sync; the transfer stops"
@@ -284,7 +280,10 @@ fn write_file(
     path: &Path,
     stall: Duration,
 ) -> std::io::Result<u64> {
-    let out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    let out = WhileConnected {
+        inner: std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?),
+        mailbox,
+    };
     let done = AtomicBool::new(false);
     let written = std::thread::scope(|s| {
         s.spawn(|| {
@@ -301,8 +300,28 @@ fn write_file(
         written
     });
     let (_, out) = written?;
-    let file = out.into_inner().map_err(|e| e.into_error())?;
+    let file = out.inner.into_inner().map_err(|e| e.into_error())?;
     Ok(file.metadata()?.len())
+}
+
+/// A writer that fails once the replica left, so a disk-based sync stops
+/// writing its file too.
+struct WhileConnected<'a, W> {
+    inner: W,
+    mailbox: &'a Mailbox,
+}
+
+impl<W: Write> Write for WhileConnected<'_, W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.mailbox.is_closed() {
+            return Err(closed());
+        }
+        self.inner.write(data)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// `temp-sync-<pid>-<client id>.rdb` in `dir`: apart from `SAVE`'s
