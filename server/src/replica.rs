@@ -817,6 +817,10 @@ async fn stream_commands(
     ack.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         // Commands already buffered (sent along with the payload) first.
+        // The first command of a batch reads the clock (see `cmd::call`):
+        // left set, it would date this batch from the end of the last one,
+        // however long ago (an XCLAIM's TIME was then clamped to that past).
+        client.cmd_clock = None;
         let mut acks = Vec::new();
         let mut consumed = 0;
         loop {

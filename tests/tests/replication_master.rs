@@ -583,6 +583,45 @@ fn consumer_groups_reach_replicas_as_redis_rewrites_them() {
     assert!(stats.contains("cmdstat_xclaim"), "{stats}");
 }
 
+/// The pending entries of the one group of stream `s` with their delivery
+/// times (`XINFO STREAM s FULL`'s group `pending`), as flat strings.
+fn group_pel(c: &mut RespClient) -> Vec<String> {
+    flat(&q(c, &["XINFO", "STREAM", "s", "FULL"]))
+        .into_iter()
+        .map(|l| String::from_utf8_lossy(&l).into_owned())
+        .skip_while(|l| l != "pending")
+        .take_while(|l| l != "consumers")
+        .collect()
+}
+
+#[test]
+fn a_replica_dates_a_batch_from_its_arrival_not_from_the_last_one() {
+    // An XCLAIM reaches a replica as `XCLAIM ... TIME <master's ms>`, and a
+    // TIME later than the replica's "now" is clamped to that now. A replica
+    // that dated each batch from the end of the batch before (its link idle
+    // meanwhile) clamped it to that past: a delivery time hundreds of ms
+    // off the master's (and a flaky consumer-group test, off by 2-3 ms).
+    let amber = ServerProcess::amber(&[]);
+    let mut a = amber.client();
+    let port = amber.port.to_string();
+    let twin = ServerProcess::amber(&["--replicaof", "127.0.0.1", &port]);
+    let mut t = twin.client();
+    wait_synced(&mut a, &mut t);
+    ok(&mut a, &["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
+    ok(&mut a, &["XADD", "s", "1-1", "f", "v"]);
+    ok(
+        &mut a,
+        &["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s", ">"],
+    );
+    wait_synced(&mut a, &mut t);
+    std::thread::sleep(Duration::from_millis(400));
+    ok(&mut a, &["XCLAIM", "s", "g", "bob", "0", "1-1"]);
+    wait_synced(&mut a, &mut t);
+    let ours = group_pel(&mut a);
+    assert!(ours.iter().any(|l| l == "bob"), "{ours:?}");
+    assert_eq!(group_pel(&mut t), ours);
+}
+
 /// The replies of a master under `min-replicas-to-write`.
 fn min_replicas_replies(c: &mut RespClient) -> Vec<String> {
     let mut out = Vec::new();
