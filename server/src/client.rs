@@ -258,6 +258,9 @@ pub struct Client {
     /// The running command set `repl_offset` itself (`WAIT`, before its
     /// `GETACK`); the dispatcher leaves it.
     pub keep_repl_offset: bool,
+    /// `SCRIPT DEBUG YES|SYNC`: the next `EVAL` runs in the Lua debugger
+    /// (see `crate::cmd::scripting::ldb`).
+    pub script_debug: Option<crate::cmd::scripting::ldb::Mode>,
 }
 
 /// `CLIENT REPLY ON|OFF|SKIP` (Redis's `CLIENT_REPLY_OFF`,
@@ -320,6 +323,7 @@ impl Client {
             repl_capa_eof: false,
             repl_offset: 0,
             keep_repl_offset: false,
+            script_debug: None,
         }
     }
 

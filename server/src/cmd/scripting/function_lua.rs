@@ -235,6 +235,7 @@ impl FunctionEngine {
         busy: &super::busy::Busy,
     ) -> CmdResult {
         let inv = Invocation {
+            debug: false,
             name: &function.name,
             keys,
             argv,

@@ -91,6 +91,8 @@ pub struct Invocation<'a> {
     /// A function (`FCALL`): `KEYS` and `ARGV` are its arguments, and it
     /// is killed with `FUNCTION KILL`.
     pub function: bool,
+    /// Run in the Lua debugger (`SCRIPT DEBUG`, see [`super::ldb`]).
+    pub debug: bool,
 }
 
 impl Interp {
@@ -123,8 +125,8 @@ impl Interp {
         redis.raw_set("replicate_commands", c_fn(sandbox::TRAMPOLINES[7])?)?;
         redis.raw_set("error_reply", lua.create_function(error_reply)?)?;
         redis.raw_set("status_reply", lua.create_function(status_reply)?)?;
-        redis.raw_set("breakpoint", lua.create_function(|_, ()| Ok(false))?)?;
-        redis.raw_set("debug", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+        redis.raw_set("breakpoint", c_fn(super::ldb::breakpoint)?)?;
+        redis.raw_set("debug", c_fn(super::ldb::debug)?)?;
         for (name, level) in [
             ("LOG_DEBUG", 0),
             ("LOG_VERBOSE", 1),
@@ -161,6 +163,8 @@ impl Interp {
         globals.raw_set("redis", redis)?;
         let env = lua.create_table()?;
         super::protect::install(&lua, &globals, &env)?;
+        // SAFETY: `env` is pushed on top of the stack for `keep_env`.
+        unsafe { lua.exec_raw::<()>(env.clone(), |state| super::ldb::keep_env(state))? };
         Ok(Interp {
             lua,
             globals,
@@ -239,7 +243,15 @@ impl Interp {
             set_impl(lua, 6, acl)?;
             inv.busy.begin(inv.function);
             // SAFETY: the main state runs the script; `inv.busy` outlives it.
-            unsafe { lua.exec_raw::<()>((), |state| inv.busy.watch(state))? };
+            unsafe {
+                lua.exec_raw::<()>((), |state| {
+                    if inv.debug {
+                        super::ldb::watch(state)
+                    } else {
+                        inv.busy.watch(state)
+                    }
+                })?
+            };
             let result = self.runner.call::<MultiValue>(func.clone());
             // SAFETY: as above.
             unsafe { lua.exec_raw::<()>((), |state| super::busy::Busy::unwatch(state))? };
@@ -345,8 +357,17 @@ fn command(
             }
         }
     }
+    let debugging = super::ldb::logging();
+    if debugging {
+        super::ldb::log_command(&argv);
+    }
     let reply = match script_call::call(state, &argv) {
-        Ok(reply) => reply,
+        Ok(reply) => {
+            if debugging {
+                super::ldb::log_reply(&reply);
+            }
+            reply
+        }
         Err(text) => {
             let mut t = convert::error_table(lua, text.as_bytes())?;
             t.raw_set("ignore_error_stats_update", true)?;

@@ -16,6 +16,10 @@ pub mod convert;
 pub mod dump;
 pub mod function_lua;
 pub mod functions;
+pub mod ldb;
+pub mod ldb_io;
+pub mod ldb_show;
+pub mod ldb_undo;
 pub mod library;
 pub mod libs;
 pub mod lua;
@@ -46,6 +50,7 @@ pub const COMMANDS: &[(&str, Handler)] = &[
     ("script|flush", script_flush),
     ("script|kill", script_kill),
     ("script|help", script_help),
+    ("script|debug", script_debug),
 ];
 
 /// Runs `f`, first moving to a fresh stack segment when little of this
@@ -224,11 +229,47 @@ enum Source {
 }
 
 fn eval(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
-    eval_generic(ctx, args, Source::Body, false)
+    eval_body(ctx, args, false)
 }
 
 fn eval_ro(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
-    eval_generic(ctx, args, Source::Body, true)
+    eval_body(ctx, args, true)
+}
+
+/// `EVAL`, in the debugger after `SCRIPT DEBUG YES|SYNC`
+/// (`evalGenericCommandWithDebugging`).
+fn eval_body(ctx: &mut Ctx<'_>, args: &[&[u8]], read_only: bool) -> CmdResult {
+    let Some(mode) = ctx.client.script_debug else {
+        return eval_generic(ctx, args, Source::Body, read_only);
+    };
+    // The debugger writes straight to the socket: what this batch already
+    // replied goes first.
+    let fd = ctx.client.handle.fd;
+    if !ctx.out.is_empty() {
+        ldb_io::write_all(fd, ctx.out.as_bytes());
+        ctx.out.clear();
+    }
+    let limit = ctx
+        .srv
+        .config
+        .get("busy-reply-threshold")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(5000);
+    let body = args.get(1).copied().unwrap_or_default();
+    ldb::start(fd, ctx.client.handle.clone(), mode, body, limit);
+    if mode == ldb::Mode::Forked {
+        // Nothing of a session that is undone reaches replicas.
+        crate::replication::propagate::set_replicated(false);
+    }
+    let result = eval_generic(ctx, args, Source::Body, read_only);
+    if let Some(session) = ldb::end() {
+        if mode == ldb::Mode::Forked {
+            session.journal.undo(ctx);
+        }
+    }
+    // Redis closes the connection after the reply: the end of the session.
+    ctx.client.close_after_reply = true;
+    result
 }
 
 fn evalsha(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
@@ -243,6 +284,11 @@ fn evalsha_ro(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 fn evalsha_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], read_only: bool) -> CmdResult {
     if args.get(1).map_or(0, |s| s.len()) != 40 {
         return Err(CmdError::msg(NOSCRIPT));
+    }
+    if ctx.client.script_debug.is_some() {
+        return Err(CmdError::err(
+            "Please use EVAL instead of EVALSHA for debugging",
+        ));
     }
     eval_generic(ctx, args, Source::Sha, read_only)
 }
@@ -295,6 +341,7 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], source: Source, read_only: bo
             read_only: read_only || script.flags.no_writes,
             busy: &srv.scripting.busy,
             function: false,
+            debug: ldb::mode().is_some(),
         };
         engine.interp.run(ctx, &script.func, &inv)
     })
@@ -335,6 +382,29 @@ fn script_flush(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 /// ([`busy::check`]).
 fn script_kill(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
     ctx.srv.scripting.busy.kill(false)?;
+    ctx.out.ok();
+    Ok(())
+}
+
+/// `SCRIPT DEBUG YES|SYNC|NO` (`scriptCommand`).
+fn script_debug(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    // Replies already waiting (a pipeline, or `EXEC`'s array) would
+    // interleave with the debugger's own writes.
+    if !ctx.out.is_empty() || ctx.client.in_exec {
+        return Err(CmdError::err(
+            "SCRIPT DEBUG must be called outside a pipeline",
+        ));
+    }
+    let mode = args.get(2).copied().unwrap_or_default();
+    ctx.client.script_debug = if is(mode, "no") {
+        None
+    } else if is(mode, "yes") {
+        Some(ldb::Mode::Forked)
+    } else if is(mode, "sync") {
+        Some(ldb::Mode::Sync)
+    } else {
+        return Err(CmdError::err("Use SCRIPT DEBUG YES/SYNC/NO"));
+    };
     ctx.out.ok();
     Ok(())
 }

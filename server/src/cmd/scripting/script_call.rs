@@ -120,13 +120,16 @@ pub fn call(state: &mut RunState<'_, '_>, argv: &[Vec<u8>]) -> Result<Vec<u8>, S
     if def.flags.has(Flags::WRITE) {
         srv.scripting.busy.note_write();
     }
+    let args: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
+    if def.flags.has(Flags::WRITE) {
+        super::ldb::before_write(state.ctx, def, &args)?;
+    }
     let mut out = ReplyWriter::new();
     out.proto = if state.resp3 {
         Protocol::Resp3
     } else {
         Protocol::Resp2
     };
-    let args: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
     let mut sub = Ctx {
         srv,
         client: &mut *state.ctx.client,
