@@ -745,11 +745,14 @@ unsafe fn stop_here(l: *mut lua_State, ar: *mut lua_Debug) -> Option<Vec<u8>> {
         s.currentline = line;
         let bp = s.is_breakpoint(line) || s.luabp;
         let mut timeout = false;
-        if in_script && event == ffi::LUA_HOOKCOUNT && !s.step && !bp {
-            if s.resumed.elapsed().as_millis() as u64 >= s.time_limit_ms {
-                timeout = true;
-                s.step = true;
-            }
+        if in_script
+            && event == ffi::LUA_HOOKCOUNT
+            && !s.step
+            && !bp
+            && s.resumed.elapsed().as_millis() as u64 >= s.time_limit_ms
+        {
+            timeout = true;
+            s.step = true;
         }
         (s.step, bp, s.luabp, timeout)
     })?;

@@ -21,12 +21,15 @@ const CANNOT_UNDO: &str =
 /// Commands that change more than their declared keys.
 const UNDOABLE_ONLY_BY_FORK: &[&str] = &["flushall", "flushdb", "swapdb", "move", "copy"];
 
+/// A key's saved value: its `DUMP` payload and `PEXPIRETIME` (-1: none).
+type Saved = Option<(Vec<u8>, i64)>;
+
 /// The saved keys of a session, in the order first written.
 #[derive(Default)]
 pub struct Journal {
     seen: HashSet<(usize, Vec<u8>)>,
     /// (database, key, saved value: payload and absolute expiry or -1).
-    saved: Vec<(usize, Vec<u8>, Option<(Vec<u8>, i64)>)>,
+    saved: Vec<(usize, Vec<u8>, Saved)>,
 }
 
 /// Runs one command for the journal, its reply in a buffer of its own.
