@@ -105,6 +105,22 @@ fn parse_i64(digits: &[u8]) -> Option<i64> {
     Some(v)
 }
 
+/// A header's number of one or two digits (no leading zero) at `at`,
+/// followed by `\r` and one more byte, and the position of that `\r`:
+/// what almost every header of a real request is (`*3`, `$5`). `None`
+/// sends the header through the general path, which also reports errors.
+#[inline]
+fn small_header(buf: &[u8], at: usize) -> Option<(usize, usize)> {
+    let b = buf.get(at..at + 4)?;
+    match *b {
+        [d @ b'0'..=b'9', b'\r', _, _] => Some(((d - b'0') as usize, at + 1)),
+        [t @ b'1'..=b'9', u @ b'0'..=b'9', b'\r', _] => {
+            Some((((t - b'0') * 10 + (u - b'0')) as usize, at + 2))
+        }
+        _ => None,
+    }
+}
+
 fn find(buf: &[u8], from: usize, byte: u8) -> Option<usize> {
     buf.get(from..)?
         .iter()
@@ -250,12 +266,20 @@ impl RequestParser {
         authenticated: bool,
     ) -> Result<Option<Frame>, ProtocolError> {
         if !self.in_progress() {
-            let Some(cr) = self.header_end(buf, "too big mbulk count string")? else {
-                return Ok(None);
-            };
-            let count = match buf.get(1..cr).and_then(parse_i64) {
-                Some(n) if n <= i32::MAX as i64 => n,
-                _ => return Err(ProtocolError::new("invalid multibulk length")),
+            let (count, cr) = match small_header(buf, 1) {
+                Some((n, cr)) => {
+                    self.scanned = 0;
+                    (n as i64, cr)
+                }
+                None => {
+                    let Some(cr) = self.header_end(buf, "too big mbulk count string")? else {
+                        return Ok(None);
+                    };
+                    match buf.get(1..cr).and_then(parse_i64) {
+                        Some(n) if n <= i32::MAX as i64 => (n, cr),
+                        _ => return Err(ProtocolError::new("invalid multibulk length")),
+                    }
+                }
             };
             if count > 10 && !authenticated {
                 return Err(ProtocolError::new("unauthenticated multibulk length"));
@@ -273,26 +297,23 @@ impl RequestParser {
             let len = match self.pending_bulk {
                 Some(len) => len,
                 None => {
-                    let Some(cr) = self.header_end(buf, "too big bulk count string")? else {
-                        return Ok(None);
+                    let fast = if buf.get(self.pos) == Some(&b'$') {
+                        small_header(buf, self.pos + 1).filter(|&(n, _)| n <= self.max_bulk_len)
+                    } else {
+                        None
                     };
-                    let first = buf.get(self.pos).copied().unwrap_or(b'?');
-                    if first != b'$' {
-                        return Err(ProtocolError(format!(
-                            "Protocol error: expected '$', got '{}'",
-                            first as char
-                        )));
+                    match fast {
+                        Some((len, cr)) => {
+                            self.pos = cr + 2;
+                            self.scanned = 0;
+                            self.pending_bulk = Some(len);
+                            len
+                        }
+                        None => match self.bulk_header(buf, authenticated)? {
+                            Some(len) => len,
+                            None => return Ok(None),
+                        },
                     }
-                    let len = match buf.get(self.pos + 1..cr).and_then(parse_i64) {
-                        Some(n) if n >= 0 && (n as u64) <= self.max_bulk_len as u64 => n as usize,
-                        _ => return Err(ProtocolError::new("invalid bulk length")),
-                    };
-                    if len > 16384 && !authenticated {
-                        return Err(ProtocolError::new("unauthenticated bulk length"));
-                    }
-                    self.pos = cr + 2;
-                    self.pending_bulk = Some(len);
-                    len
                 }
             };
             // Redis skips the two bytes after the data without checking them.
@@ -309,6 +330,35 @@ impl RequestParser {
         let len = self.pos;
         self.reset();
         Ok(Some(Frame::Multibulk { len }))
+    }
+
+    /// A bulk header by the general path: its length (also kept as the
+    /// pending bulk), `None` when more bytes are needed.
+    fn bulk_header(
+        &mut self,
+        buf: &[u8],
+        authenticated: bool,
+    ) -> Result<Option<usize>, ProtocolError> {
+        let Some(cr) = self.header_end(buf, "too big bulk count string")? else {
+            return Ok(None);
+        };
+        let first = buf.get(self.pos).copied().unwrap_or(b'?');
+        if first != b'$' {
+            return Err(ProtocolError(format!(
+                "Protocol error: expected '$', got '{}'",
+                first as char
+            )));
+        }
+        let len = match buf.get(self.pos + 1..cr).and_then(parse_i64) {
+            Some(n) if n >= 0 && (n as u64) <= self.max_bulk_len as u64 => n as usize,
+            _ => return Err(ProtocolError::new("invalid bulk length")),
+        };
+        if len > 16384 && !authenticated {
+            return Err(ProtocolError::new("unauthenticated bulk length"));
+        }
+        self.pos = cr + 2;
+        self.pending_bulk = Some(len);
+        Ok(Some(len))
     }
 
     fn parse_inline(&mut self, buf: &[u8]) -> Result<Option<Frame>, ProtocolError> {
