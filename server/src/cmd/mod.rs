@@ -574,7 +574,9 @@ fn make_room(srv: &ServerState) -> bool {
         .get("maxmemory-policy")
         .and_then(|p| p.parse().ok())
         .unwrap_or(amber_storage::EvictionPolicy::NoEviction);
-    srv.keyspace.evict(policy, 16) > 0
+    // The evicted keys' DELs must not overtake a write still on its way
+    // to the replicas (`replication::order`).
+    srv.master.evict_in_order(|| srv.keyspace.evict(policy, 16)) > 0
 }
 
 /// A held keyspace gate (kept alive for the command's duration).

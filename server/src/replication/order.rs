@@ -15,6 +15,10 @@
 //! the lock without waiting, and feeds the `DEL` under it; otherwise the
 //! key stays, hidden from the read as a replica hides it, for the active
 //! cycle or a later access.
+//!
+//! Eviction deletes keys and feeds their `DEL`s too, so it follows the
+//! writers' rule ([`Master::evict_in_order`]): it waits for the lock, as
+//! it runs before the command that needs the room holds any lock.
 
 use std::cell::Cell;
 
@@ -79,6 +83,23 @@ impl Master {
             }
             None => false,
         }
+    }
+}
+
+impl Master {
+    /// Runs `evict` (an eviction: it deletes keys and feeds their `DEL`s)
+    /// holding the ordering lock while replicas are attached, so an
+    /// evicted key's `DEL` cannot overtake another command's write of the
+    /// key whose effects are not in the stream yet. The caller holds no
+    /// shard lock (the lock comes before them), so unlike a lazy expiry
+    /// it waits for it. A thread that holds it already (a write command,
+    /// `EXEC`) goes on: the lock is not reentrant.
+    pub fn evict_in_order<R>(&self, evict: impl FnOnce() -> R) -> R {
+        if !self.active() || ORDER_HELD.with(Cell::get) {
+            return evict();
+        }
+        let _held = self.order();
+        evict()
     }
 }
 
@@ -163,6 +184,56 @@ mod tests {
                 .expired_keys
                 .load(std::sync::atomic::Ordering::Relaxed),
             2
+        );
+    }
+
+    #[test]
+    fn eviction_waits_for_a_write_not_in_the_stream_yet() {
+        // One shard per database and a key in each, so an eviction always
+        // finds a victim.
+        let config = amber_storage::KeyspaceConfig {
+            shards_per_db: 1,
+            ..Default::default()
+        };
+        let srv = Arc::new(crate::state::ServerState::with_keyspace(
+            crate::config::Config::default(),
+            amber_storage::Keyspace::new(config),
+        ));
+        crate::observer::ServerObserver::install(&srv);
+        for db in 0..16 {
+            let mut g = srv.keyspace.lock_one(db, b"k").expect("a db");
+            g.set(b"k", Value::string("v"), SetExpiry::Keep)
+                .expect("set");
+        }
+        srv.config
+            .set("maxmemory-policy", &[b"allkeys-random"], false)
+            .expect("a policy");
+        assert!(srv.keyspace.tiers.refresh_pressure(1), "memory full");
+        let mailbox = attach_replica(&srv);
+        // Another client's write is between its handler and its feed.
+        let writer = srv.master.order();
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut c = client(&srv);
+                let reply = run(&srv, &mut c, "SET y 1");
+                done.send(reply).expect("the test waits");
+            });
+            // It must not evict (and feed DELs) before the write is fed;
+            // a regression shows at once, so a short bound suffices.
+            let early = finished.recv_timeout(std::time::Duration::from_millis(300));
+            assert!(early.is_err(), "the eviction did not wait: {early:?}");
+            assert_eq!(stream(&mailbox), Vec::<Vec<String>>::new(), "no DEL yet");
+            let write = words("SET k w").into_iter().map(String::into_bytes);
+            srv.master.feed(&srv, &[(Some(0), write.collect())]);
+            drop(writer);
+        });
+        assert_eq!(finished.recv().expect("the SET ran"), "+OK\r\n");
+        let s = stream(&mailbox);
+        assert_eq!(s[..2], [words("SELECT 0"), words("SET k w")], "{s:?}");
+        assert!(
+            s[2..].iter().any(|c| c[0] == "DEL"),
+            "evictions after: {s:?}"
         );
     }
 }
