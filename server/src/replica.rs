@@ -117,10 +117,11 @@ pub struct Replication {
     offset: AtomicI64,
     /// The offset the last full sync started from (`+FULLRESYNC`'s).
     sync_offset: AtomicI64,
-    /// The database the master's stream had selected when its last
-    /// session ended: a partial resync goes on in it (Redis caches the
-    /// master client, its database with it).
-    stream_db: std::sync::atomic::AtomicUsize,
+    /// The database the master's stream has selected, as of the last
+    /// command applied: a partial resync goes on in it (Redis caches the
+    /// master client, its database with it), and a snapshot records it
+    /// for this server's own replicas (`repl-stream-db`).
+    pub stream_db: std::sync::atomic::AtomicUsize,
     /// Unix ms of the last byte from the master.
     last_io_ms: AtomicU64,
     /// Unix ms the link went down (0: never up).
@@ -300,10 +301,21 @@ impl Replication {
                 t.abort();
             }
         }
-        r.offset.store(-1, Ordering::Relaxed);
+        // A master that starts following asks to continue its own history
+        // (Redis's `replicationCacheMasterUsingMyself`): the new master may
+        // be its former replica, promoted.
+        let was_master = !r.active.load(Ordering::Acquire);
+        let cached = (was_master && failover_from.is_none())
+            .then(|| (srv.master.replid(srv), srv.master.offset()));
+        r.offset.store(
+            cached.as_ref().map_or(-1, |(_, o)| *o as i64),
+            Ordering::Relaxed,
+        );
+        r.stream_db.store(0, Ordering::Relaxed);
         r.read_offset.store(0, Ordering::Relaxed);
         r.down_since_ms.store(0, Ordering::Relaxed);
         r.active.store(true, Ordering::Release);
+        srv.master.start_following();
         crate::replica_expires::follow_role(srv);
         let runtime = r
             .runtime
@@ -318,7 +330,7 @@ impl Replication {
             host: host.to_string(),
             port,
             state: LinkState::Connect,
-            replid: None,
+            replid: cached.map(|(id, _)| id),
             failover_from,
             task,
         });
@@ -340,8 +352,9 @@ impl Replication {
             .zip(u64::try_from(self.offset.load(Ordering::Relaxed)).ok());
         let was = self.stop();
         crate::replica_expires::follow_role(srv);
-        if let Some((replid, offset)) = synced {
-            srv.master.take_over(srv, replid, offset);
+        match synced {
+            Some((replid, offset)) => srv.master.take_over(srv, replid, offset),
+            None => srv.master.stop_following(),
         }
         was
     }
@@ -682,6 +695,11 @@ async fn session(srv: &Arc<ServerState>, generation: u64, host: &str, port: u16)
                 l.state = LinkState::Connected;
             }
         }
+        if !new_id.is_empty() && r.current(generation) {
+            // The master was promoted meanwhile: this server's history
+            // (and its replicas') continues under the new id.
+            srv.master.shift(srv, new_id.to_string());
+        }
         return stream_commands(srv, generation, conn).await;
     }
     let Some(rest) = reply.strip_prefix("+FULLRESYNC ") else {
@@ -734,7 +752,13 @@ async fn session(srv: &Arc<ServerState>, generation: u64, host: &str, port: u16)
         return Ok(());
     }
     r.offset.store(start, Ordering::Relaxed);
-    r.stream_db.store(0, Ordering::Relaxed);
+    // The database the master's stream had selected at the snapshot (a
+    // replica in a chain continues a stream that may not SELECT again).
+    r.stream_db
+        .store(report.stream_db.unwrap_or(0), Ordering::Relaxed);
+    // This server's own replicas now get the master's stream.
+    srv.master
+        .follow(srv, replid.clone(), u64::try_from(start).unwrap_or(0));
     r.sync_offset.store(start, Ordering::Relaxed);
     r.read_offset.store(start, Ordering::Relaxed);
     r.last_io_ms.store(now_ms(), Ordering::Relaxed);
@@ -842,13 +866,20 @@ async fn stream_commands(
                 {
                     acks.push(r.offset.load(Ordering::Relaxed));
                 }
+                // Proxied too: this server's replicas answer the GETACK.
+                srv.master
+                    .proxy(srv, pending.get(..len).unwrap_or_default(), || ());
             } else if !args.is_empty() {
                 let mut ctx = Ctx {
                     srv,
                     client: &mut client,
                     out: &mut out,
                 };
-                crate::cmd::execute(&mut ctx, &args);
+                let bytes = pending.get(..len).unwrap_or_default();
+                srv.master.proxy(srv, bytes, || {
+                    crate::cmd::execute(&mut ctx, &args);
+                    r.stream_db.store(ctx.client.db, Ordering::Relaxed);
+                });
                 if out.as_bytes().first() == Some(&b'-') {
                     tracing::debug!(
                         command = %String::from_utf8_lossy(args.first().copied().unwrap_or_default()),

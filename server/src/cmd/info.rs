@@ -189,7 +189,7 @@ fn replication_section(srv: &ServerState) -> String {
     let synced = v.replid.is_some();
     let _ = write!(
         s,
-        "slave_priority:{}\r\nslave_read_only:{}\r\nreplica_announced:{}\r\n{}master_failover_state:{failover}\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:{}\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{backlog}\r\nrepl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{}\r\n",
+        "slave_priority:{}\r\nslave_read_only:{}\r\nreplica_announced:{}\r\n{}master_failover_state:{failover}\r\nmaster_replid:{}\r\nmaster_replid2:{replid2}\r\nmaster_repl_offset:{}\r\nsecond_repl_offset:{second}\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{backlog}\r\nrepl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{}\r\n",
         srv.config.get_i64("replica-priority"),
         u8::from(srv.config.get_bool("replica-read-only")),
         u8::from(srv.config.get_bool("replica-announced")),

@@ -173,6 +173,15 @@ pub struct Master {
     /// The `FAILOVER` in progress, if any.
     pub failover: failover::Failover,
     active: AtomicBool,
+    /// While a replica: the stream is the master's, proxied verbatim
+    /// ([`Master::proxy`]); nothing of this server's own is fed (Redis's
+    /// `replicationFeedSlaves` returns at once on a replica).
+    follower: AtomicBool,
+    /// Held by the replica's link around each command from its master
+    /// (run, then proxied) and by a full sync's start, so a snapshot is
+    /// never taken between a command's effects and its bytes in the
+    /// stream. Taken before the keyspace gate.
+    proxying: Mutex<()>,
     /// `master_repl_offset` as last published by [`Master::feed`] (read
     /// without the stream's lock after every command: [`Master::woff`]).
     published: AtomicU64,
@@ -256,6 +265,7 @@ impl Master {
     /// dropped (they learn the new id as they reconnect).
     pub fn take_over(&self, srv: &ServerState, old_replid: String, offset: u64) {
         self.disconnect_replicas(srv);
+        self.follower.store(false, Ordering::SeqCst);
         let replid: String = (0..40)
             .map(|_| format!("{:x}", rand::random::<u8>() % 16))
             .collect();
@@ -268,13 +278,97 @@ impl Master {
             replid2: Some((old_replid, offset + 1)),
         };
         let mut s = self.stream.lock();
+        // The proxied stream is this history's: its replicas continue
+        // from the backlog (Redis keeps it across the promotion).
+        if s.offset != offset {
+            s.backlog = Backlog::default();
+        }
+        s.offset = offset;
+        self.published.store(offset, Ordering::Release);
+        s.db = None;
+        s.backlog_active = true;
+        s.alone_since = Some(amber_storage::clock::now_ms());
+        self.active.store(true, Ordering::SeqCst);
+    }
+
+    /// This server starts following a master (`REPLICAOF`): from now on
+    /// its stream is the master's ([`Master::follow`]), nothing of its own.
+    pub fn start_following(&self) {
+        self.follower.store(true, Ordering::SeqCst);
+        self.active.store(false, Ordering::SeqCst);
+    }
+
+    /// This server stopped following a master without taking over its
+    /// history (it never synced): its own commands feed its stream again.
+    pub fn stop_following(&self) {
+        if self.follower.swap(false, Ordering::SeqCst) {
+            let mut s = self.stream.lock();
+            s.db = None;
+            if !s.replicas.is_empty() || s.backlog_active {
+                self.active.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// A full sync from the master loaded, at the master's `replid` and
+    /// `offset` (Redis's `replicationAttachToNewMaster` and what follows
+    /// the load): this server's replicas are dropped (they resync with the
+    /// new history) and its stream becomes the master's, from `offset`,
+    /// with a new backlog, so its replicas get the master's bytes, ids and
+    /// offsets ([`Master::proxy`]) and can continue from this server.
+    pub fn follow(&self, srv: &ServerState, replid: String, offset: u64) {
+        self.start_following();
+        self.disconnect_replicas(srv);
+        *self.history.lock() = History {
+            replid: Some(replid),
+            replid2: None,
+        };
+        let mut s = self.stream.lock();
         s.offset = offset;
         self.published.store(offset, Ordering::Release);
         s.db = None;
         s.backlog = Backlog::default();
         s.backlog_active = true;
-        s.alone_since = Some(amber_storage::clock::now_ms());
-        self.active.store(true, Ordering::SeqCst);
+        s.alone_since = None;
+    }
+
+    /// The master continued under a new id (`+CONTINUE <new id>`, after
+    /// its own promotion): the history shifts as Redis's replica shifts
+    /// it (old id valid up to the offset processed), and the replicas are
+    /// dropped so they learn the new id (they continue from the backlog).
+    pub fn shift(&self, srv: &ServerState, new_replid: String) {
+        let old = self.replid(srv);
+        if old == new_replid {
+            return;
+        }
+        let offset = self.offset();
+        *self.history.lock() = History {
+            replid: Some(new_replid),
+            replid2: Some((old, offset + 1)),
+        };
+        self.disconnect_replicas(srv);
+    }
+
+    /// Runs `apply` (a command from the master, applied) and then appends
+    /// its bytes, as received, to this replica's stream (Redis's
+    /// `replicationFeedStreamFromMasterStream`), under the lock a full
+    /// sync's start takes: a replica of this server sees the command in
+    /// its snapshot or in its stream, never both or neither.
+    pub fn proxy<R>(&self, srv: &ServerState, bytes: &[u8], apply: impl FnOnce() -> R) -> R {
+        let _held = self.proxying.lock();
+        let out = apply();
+        if self.follower.load(Ordering::Relaxed) && !bytes.is_empty() {
+            let mut s = self.stream.lock();
+            self.append(srv, &mut s, bytes);
+        }
+        out
+    }
+
+    /// Held by a full sync's start (before the keyspace gate): no command
+    /// from this replica's master is between its effects and its bytes
+    /// in the stream meanwhile (see [`Master::proxy`]).
+    pub fn proxy_paused(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.proxying.lock()
     }
 
     /// Closes every replica's connection (Redis's `disconnectSlaves`).
@@ -314,7 +408,9 @@ impl Master {
         s.db = None;
         s.backlog_active = true;
         s.alone_since = None;
-        self.active.store(true, Ordering::SeqCst);
+        if !self.follower.load(Ordering::SeqCst) {
+            self.active.store(true, Ordering::SeqCst);
+        }
         s.offset
     }
 
@@ -345,7 +441,9 @@ impl Master {
         s.replicas.retain(|r| r.id != replica.id);
         s.replicas.push(replica);
         s.alone_since = None;
-        self.active.store(true, Ordering::SeqCst);
+        if !self.follower.load(Ordering::SeqCst) {
+            self.active.store(true, Ordering::SeqCst);
+        }
         Some(missed)
     }
 
@@ -390,6 +488,10 @@ impl Master {
     pub fn feed(&self, srv: &ServerState, cmds: &[(Option<usize>, Vec<Vec<u8>>)]) -> u64 {
         let mut w = ReplyWriter::new();
         let mut s = self.stream.lock();
+        // A replica's stream is its master's (`Master::proxy`).
+        if self.follower.load(Ordering::Relaxed) {
+            return s.offset;
+        }
         for (db, args) in cmds {
             if let Some(db) = *db {
                 if s.db != Some(db) {
@@ -401,9 +503,14 @@ impl Master {
             let parts: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
             encode(&mut w, &parts);
         }
-        let bytes = w.as_bytes();
+        self.append(srv, &mut s, w.as_bytes());
+        s.offset
+    }
+
+    /// Appends `bytes` to the stream: backlog, every replica's mailbox.
+    fn append(&self, srv: &ServerState, s: &mut Stream, bytes: &[u8]) {
         if bytes.is_empty() {
-            return s.offset;
+            return;
         }
         let at = s.offset;
         s.offset += bytes.len() as u64;
@@ -425,7 +532,6 @@ impl Master {
         if s.replicas.len() != before && s.replicas.is_empty() {
             s.alone_since = Some(amber_storage::clock::now_ms());
         }
-        s.offset
     }
 
     /// A key removed by expiry or eviction, as Redis's

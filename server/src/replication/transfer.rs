@@ -237,6 +237,9 @@ fn begin(
         alive.tick(mailbox)?;
         // Not under the gate: every command would wait each time.
         if !srv.keyspace.snapshot_running() {
+            // On a replica, no command from its master between its effects
+            // and its bytes in the proxied stream (`Master::proxy`).
+            let _proxy = srv.master.proxy_paused();
             let _gate = srv.keyspace.exclusive();
             if let Ok(snap) = LiveSnapshot::begin(srv.clone()) {
                 let offset = srv.master.attach(replica.clone());

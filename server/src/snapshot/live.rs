@@ -102,6 +102,8 @@ pub struct LiveSnapshot {
     functions: Vec<Vec<u8>>,
     ctime: u64,
     used_mem: i64,
+    /// The `repl-stream-db` to record (see [`super::header`]).
+    stream_db: Option<usize>,
     /// The change counter at the start (what the file holds).
     pub dirty: u64,
 }
@@ -129,6 +131,7 @@ impl LiveSnapshot {
             ctime: amber_storage::clock::now_ms() / 1000,
             used_mem: ks.tiers.stats.hot_bytes.load(Ordering::Relaxed).max(0),
             dirty: srv.dirty.get(),
+            stream_db: super::stream_db(&srv),
             srv: srv.clone(),
         })
     }
@@ -146,7 +149,13 @@ impl LiveSnapshot {
         let ks = &srv.keyspace;
         let (opts, _) = super::options(&srv);
         let mut w = FileWriter::new(out, self.checksum, opts)?;
-        super::header(&mut w, self.ctime, self.used_mem, &self.functions)?;
+        super::header(
+            &mut w,
+            self.ctime,
+            self.used_mem,
+            self.stream_db,
+            &self.functions,
+        )?;
         let delay = srv.config.get_i64("rdb-key-save-delay");
         let per_db = ks.shards_per_db();
         let mut report = SaveReport::default();

@@ -113,6 +113,10 @@ pub struct LoadReport {
     pub empty: u64,
     /// Function libraries loaded.
     pub functions: u64,
+    /// The `repl-stream-db` aux field: the database the replication
+    /// stream had selected at the snapshot (written by a replica, whose
+    /// own replicas continue its master's stream).
+    pub stream_db: Option<usize>,
 }
 
 /// Start-up: loads the file into an empty keyspace (see the module docs).
@@ -237,6 +241,12 @@ pub fn load_bytes(srv: &ServerState, data: &[u8]) -> Result<LoadReport, String> 
                     value = %String::from_utf8_lossy(&value),
                     "RDB aux field"
                 );
+                if name == b"repl-stream-db" {
+                    report.stream_db = std::str::from_utf8(&value)
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                        .filter(|&n: &usize| n < dbs);
+                }
             }
             Entry::Function(code) => codes.push(code),
             Entry::SelectDb(n) => {
@@ -409,18 +419,32 @@ fn options(srv: &ServerState) -> (write::Options, bool) {
     (opts, srv.config.get_bool("rdbchecksum"))
 }
 
-/// The aux fields (`ctime` in Unix seconds, `used-mem` in bytes) and the
-/// function libraries, which open every file.
+/// The `repl-stream-db` a snapshot records: on a replica, the database
+/// its master's stream has selected (Redis's `rdbPopulateSaveInfo`), so
+/// its own replicas, which continue that stream verbatim, apply it there.
+fn stream_db(srv: &ServerState) -> Option<usize> {
+    srv.replication
+        .is_replica()
+        .then(|| srv.replication.stream_db.load(Ordering::Relaxed))
+}
+
+/// The aux fields (`ctime` in Unix seconds, `used-mem` in bytes, the
+/// replication stream's database) and the function libraries, which open
+/// every file.
 fn header<W: std::io::Write>(
     w: &mut FileWriter<W>,
     ctime: u64,
     used_mem: i64,
+    stream_db: Option<usize>,
     functions: &[Vec<u8>],
 ) -> std::io::Result<()> {
     w.aux(b"redis-ver", REDIS_VERSION.as_bytes())?;
     w.aux(b"redis-bits", b"64")?;
     w.aux(b"ctime", ctime.to_string().as_bytes())?;
     w.aux(b"used-mem", used_mem.to_string().as_bytes())?;
+    if let Some(db) = stream_db {
+        w.aux(b"repl-stream-db", db.to_string().as_bytes())?;
+    }
     w.aux(b"aof-base", b"0")?;
     for code in functions {
         w.function(code)?;
@@ -436,7 +460,13 @@ fn write_to<W: std::io::Write>(srv: &ServerState, out: W) -> std::io::Result<(Sa
     let mut w = FileWriter::new(out, checksum, opts)?;
     let ctime = amber_storage::clock::now_ms() / 1000;
     let used = ks.tiers.stats.hot_bytes.load(Ordering::Relaxed).max(0);
-    header(&mut w, ctime, used, &srv.scripting.functions.codes())?;
+    header(
+        &mut w,
+        ctime,
+        used,
+        stream_db(srv),
+        &srv.scripting.functions.codes(),
+    )?;
     // `rdb-key-save-delay`: microseconds per key (Redis's test knob).
     let delay = srv.config.get_i64("rdb-key-save-delay");
     let mut report = SaveReport::default();
