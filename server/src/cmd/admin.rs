@@ -68,7 +68,7 @@ const BGSAVE_RUNNING: &str = "Background save already in progress";
 /// `SAVE`: writes `dump.rdb` under the exclusive gate (a point-in-time
 /// snapshot; every other command waits), then takes a save point.
 fn save(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
-    if ctx.srv.rdb.bgsave_in_progress.load(Ordering::Acquire) {
+    if rdb_child_running(ctx.srv) {
         return Err(CmdError::err(BGSAVE_RUNNING));
     }
     match snapshot::save_and_sync(ctx.srv) {
@@ -85,9 +85,12 @@ fn save(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
 /// instant of this command, and a background thread writes the file while
 /// every command keeps running. The reply comes at once. Inside `EXEC`
 /// (which holds the gate) it is scheduled, as in Redis, and started by the
-/// background cron after the transaction; so is `BGSAVE SCHEDULE` while a
-/// replica's full sync holds the one snapshot. `BGSAVE` and `LASTSAVE` run
-/// without the gate.
+/// background cron after the transaction. While a replica's full sync
+/// produces its payload (Redis's RDB child for replication) it answers
+/// `Background save already in progress`, `SCHEDULE` or not, as Redis; in
+/// the instant between that snapshot's start and its production, it is
+/// scheduled (`SCHEDULE`) or refused with Redis's "Another child" text.
+/// `BGSAVE` and `LASTSAVE` run without the gate.
 fn bgsave(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let schedule = match args {
         [_] => false,
@@ -110,7 +113,17 @@ pub enum Bgsave {
     Scheduled,
 }
 
-/// Redis's text when another snapshot (here: a replica's full sync) runs.
+/// Whether Redis would have an RDB child (`CHILD_TYPE_RDB`): a `BGSAVE`,
+/// or a replica's full sync producing its payload (to a socket or a file;
+/// the file's sending comes after the child). `SAVE` and `BGSAVE` then
+/// answer [`BGSAVE_RUNNING`], `SCHEDULE` or not.
+fn rdb_child_running(srv: &crate::state::ServerState) -> bool {
+    srv.rdb.bgsave_in_progress.load(Ordering::Acquire)
+        || srv.rdb.replica_snapshots.load(Ordering::Acquire) > 0
+}
+
+/// Redis's text when another snapshot (a replica's full sync about to
+/// produce its payload) runs.
 const SNAPSHOT_BUSY: &str = "Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.";
 
 /// Starts a background save (`BGSAVE`, the `save` points' timed saves, a
@@ -124,7 +137,7 @@ pub fn start_bgsave(
     in_exec: bool,
 ) -> Result<Bgsave, CmdError> {
     let rdb = &srv.rdb;
-    if rdb.bgsave_in_progress.load(Ordering::Acquire) {
+    if rdb_child_running(srv) {
         return Err(CmdError::err(BGSAVE_RUNNING));
     }
     let scheduled = || {

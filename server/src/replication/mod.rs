@@ -560,14 +560,18 @@ impl Master {
         }
     }
 
-    /// The replicas Redis calls good (`refreshGoodSlavesCount`): an
-    /// acknowledgement at most `max_lag_secs` seconds old.
+    /// The replicas Redis calls good (`refreshGoodSlavesCount`): online
+    /// (not in their full sync) with an acknowledgement at most
+    /// `max_lag_secs` seconds old.
     pub fn good_replicas(&self, max_lag_secs: u64) -> usize {
         let now = amber_storage::clock::now_ms() / 1000;
         let s = self.stream.lock();
         s.replicas
             .iter()
             .filter(|r| {
+                if r.state() != SyncState::Online {
+                    return false;
+                }
                 let ack = r.ack_ms.load(Ordering::Relaxed);
                 ack != 0 && now.saturating_sub(ack / 1000) <= max_lag_secs
             })

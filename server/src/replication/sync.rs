@@ -116,6 +116,8 @@ fn attach(ctx: &mut Ctx<'_>, psync: Option<(&[u8], &[u8])>) -> CmdResult {
             handle.addr
         );
     }
+    // Counted when requested, as Redis's `syncCommand` counts it.
+    srv.master.sync_full.fetch_add(1, Ordering::Relaxed);
     // A full sync: the replica's thread (`super::transfer`) starts a live
     // snapshot when it is time, attaches the replica to the stream at
     // that instant and sends `+FULLRESYNC` and the payload; the stream

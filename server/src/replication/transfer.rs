@@ -115,7 +115,6 @@ fn run(job: Job) {
     let mailbox = &replica.mailbox;
     match transfer(srv, replica, *psync, *form) {
         Ok((offset, bytes)) => {
-            srv.master.sync_full.fetch_add(1, Ordering::Relaxed);
             srv.master.output_bytes.fetch_add(bytes, Ordering::Relaxed);
             tracing::info!(
                 client = handle.id,
