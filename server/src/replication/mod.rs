@@ -27,6 +27,7 @@ pub mod backlog;
 pub mod failover;
 pub mod order;
 pub mod propagate;
+pub mod shared;
 pub mod sync;
 pub mod transfer;
 
@@ -63,6 +64,14 @@ pub struct Replica {
     /// payload's end mark at the end of what it read only if nothing
     /// follows the mark at once.
     pub stream_on_ack: AtomicBool,
+    /// Its full sync is a `PSYNC`'s (answered `+FULLRESYNC`), not a `SYNC`'s.
+    pub psync: AtomicBool,
+    /// Its full sync is diskless, so it may share another's transfer.
+    pub diskless: AtomicBool,
+    /// A diskless transfer took it in ([`Master::claim_diskless`]): its
+    /// own thread stops, and sends no more newlines (under this lock, so
+    /// none follows the transfer's first bytes).
+    pub claimed: Mutex<bool>,
 }
 
 /// Where a replica's full sync stands (Redis's `replstate`, as `INFO
@@ -103,6 +112,9 @@ impl Replica {
             ack_ms: AtomicU64::new(amber_storage::clock::now_ms()),
             state: AtomicU8::new(SyncState::Online as u8),
             stream_on_ack: AtomicBool::new(false),
+            psync: AtomicBool::new(false),
+            diskless: AtomicBool::new(false),
+            claimed: Mutex::new(false),
         }
     }
 
@@ -422,6 +434,34 @@ impl Master {
         s.waiting.retain(|r| r.id != replica.id);
         s.waiting.push(replica);
         s.waiting.len()
+    }
+
+    /// The replicas a diskless transfer starting for `me` serves (Redis's
+    /// `rdbSaveToSlavesSockets` takes every replica waiting for one): `me`
+    /// and every other diskless replica still waiting and not taken yet;
+    /// `None` when another transfer already took `me`.
+    pub fn claim_diskless(&self, me: &Arc<Replica>) -> Option<Vec<Arc<Replica>>> {
+        let s = self.stream.lock();
+        if std::mem::replace(&mut *me.claimed.lock(), true) {
+            return None;
+        }
+        let mut group = vec![me.clone()];
+        for r in &s.waiting {
+            if r.id != me.id
+                && r.diskless.load(Ordering::Relaxed)
+                && !std::mem::replace(&mut *r.claimed.lock(), true)
+            {
+                group.push(r.clone());
+            }
+        }
+        Some(group)
+    }
+
+    /// Takes `me` alone (its wait failed): false when a transfer already
+    /// took it in (that transfer drops it).
+    pub fn claim_diskless_alone(&self, me: &Replica) -> bool {
+        let _s = self.stream.lock();
+        !std::mem::replace(&mut *me.claimed.lock(), true)
     }
 
     /// How many replicas wait for their full sync to start.

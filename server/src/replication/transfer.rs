@@ -8,11 +8,9 @@
 //! and starts [`start`]'s thread, which:
 //!
 //! 1. **Diskless** (the replica said `REPLCONF capa eof` and
-//!    `repl-diskless-sync` is `yes`): waits `repl-diskless-sync-delay`
-//!    seconds, or until `repl-diskless-sync-max-replicas` replicas wait, as
-//!    Redis waits for more replicas to share its transfer. Amber does one
-//!    transfer per replica, so the wait shares nothing; it is kept for the
-//!    behaviour replicas and tools expect.
+//!    `repl-diskless-sync` is `yes`): [`super::shared`] runs it instead,
+//!    one transfer for every diskless replica waiting together (steps 2
+//!    and 3 as below, for all of them at once).
 //! 2. Takes the keyspace's exclusive gate, starts a live snapshot
 //!    (`crate::snapshot::live`) and attaches the replica to the stream at
 //!    that instant (`+FULLRESYNC <replid> <offset>`). While another live
@@ -81,13 +79,17 @@ pub struct Job {
 }
 
 /// Bytes the producer hands to the mailbox at a time.
-const CHUNK: usize = 256 * 1024;
+pub(super) const CHUNK: usize = 256 * 1024;
 
 /// How often the waiting thread looks at the world again.
-const TICK: Duration = Duration::from_millis(100);
+pub(super) const TICK: Duration = Duration::from_millis(100);
 
 /// Starts the job's thread. On failure the replica is dropped.
 pub fn start(job: Job) {
+    job.replica.psync.store(job.psync, Ordering::Relaxed);
+    job.replica
+        .diskless
+        .store(job.form == Form::Diskless, Ordering::Relaxed);
     let (srv, handle, mailbox) = (
         job.srv.clone(),
         job.handle.clone(),
@@ -112,8 +114,11 @@ fn run(job: Job) {
         psync,
         form,
     } = &job;
-    let mailbox = &replica.mailbox;
-    match transfer(srv, replica, *psync, *form) {
+    if *form == Form::Diskless {
+        // Shared with the replicas that wait with it (`super::shared`).
+        return super::shared::run(srv, replica);
+    }
+    match transfer(srv, replica, *psync) {
         Ok((offset, bytes)) => {
             srv.master.output_bytes.fetch_add(bytes, Ordering::Relaxed);
             tracing::info!(
@@ -124,50 +129,52 @@ fn run(job: Job) {
                 handle.addr
             );
         }
-        Err(e) => {
-            if e.kind() == std::io::ErrorKind::TimedOut {
-                tracing::warn!(
-                    client = handle.id,
-                    "Disconnecting timedout replica (full sync): {}",
-                    handle.addr
-                );
-            } else if mailbox.is_closed() {
-                tracing::info!(
-                    client = handle.id,
-                    "the replica left during its full sync; the transfer stops"
-                );
-            } else {
-                tracing::warn!(client = handle.id, error = %e, "full sync with replica {} failed", handle.addr);
-            }
-            srv.master.detach(handle.id);
-            handle.kill();
-            mailbox.release(b"");
-        }
+        Err(e) => failed(srv, replica, &e),
     }
 }
 
-/// The whole transfer; the attach offset and the payload's bytes.
+/// A replica's full sync failed (`e`): it is dropped.
+pub(super) fn failed(srv: &ServerState, replica: &Replica, e: &std::io::Error) {
+    let mailbox = &replica.mailbox;
+    let handle = srv.clients.get(replica.id);
+    let addr = handle
+        .as_ref()
+        .map(|h| h.addr.to_string())
+        .unwrap_or_default();
+    if e.kind() == std::io::ErrorKind::TimedOut {
+        tracing::warn!(
+            client = replica.id,
+            "Disconnecting timedout replica (full sync): {addr}"
+        );
+    } else if mailbox.is_closed() {
+        tracing::info!(
+            client = replica.id,
+            "the replica left during its full sync; the transfer stops"
+        );
+    } else {
+        tracing::warn!(client = replica.id, error = %e, "full sync with replica {addr} failed");
+    }
+    srv.master.detach(replica.id);
+    if let Some(h) = handle {
+        h.kill();
+    }
+    mailbox.release(b"");
+}
+
+/// A disk-based transfer; the attach offset and the payload's bytes.
 fn transfer(
     srv: &Arc<ServerState>,
     replica: &Arc<Replica>,
     psync: bool,
-    form: Form,
 ) -> std::io::Result<(u64, u64)> {
     let mailbox = &replica.mailbox;
     let stall = stall(srv);
     let mut alive = KeepAlive::new(stall);
-    if form == Form::Diskless {
-        wait_for_more_replicas(srv, mailbox, &mut alive)?;
-    }
     let (snap, offset) = begin(srv, replica, &mut alive)?;
     let producing = Producing::new(&srv.rdb.replica_snapshots);
     tracing::info!(
         client = replica.id,
-        target = if form == Form::Diskless {
-            "replicas sockets"
-        } else {
-            "disk"
-        },
+        target = "disk",
         "Starting BGSAVE for SYNC"
     );
     if psync {
@@ -177,51 +184,19 @@ fn transfer(
             stall,
         )?;
     }
-    let bytes = match form {
-        Form::Diskless => {
-            let sent = send_diskless(replica, snap, stall)?;
-            drop(producing);
-            sent
-        }
-        Form::Disk => {
-            let path = temp_path(srv, replica.id);
-            let file = TempFile(path);
-            let len = write_file(mailbox, snap, &file.0, stall)?;
-            drop(producing);
-            replica.set_state(SyncState::SendBulk);
-            let mut sink = PayloadSink::new(mailbox, stall);
-            sink.write_all(format!("${len}\r\n").as_bytes())?;
-            std::io::copy(&mut std::fs::File::open(&file.0)?, &mut sink)?;
-            sink.flush()?;
-            drop(file);
-            replica.set_state(SyncState::Online);
-            mailbox.release(b"");
-            sink.sent
-        }
-    };
-    Ok((offset, bytes))
-}
-
-/// Redis's `repl-diskless-sync-delay`: waits for more replicas before a
-/// diskless transfer, unless `repl-diskless-sync-max-replicas` of them
-/// already wait. Both are read again at every tick, as Redis's cron does.
-fn wait_for_more_replicas(
-    srv: &ServerState,
-    mailbox: &Mailbox,
-    alive: &mut KeepAlive,
-) -> std::io::Result<()> {
-    let since = Instant::now();
-    loop {
-        let delay = srv.config.get_i64("repl-diskless-sync-delay").max(0) as u64;
-        let max = srv.config.get_i64("repl-diskless-sync-max-replicas").max(0) as usize;
-        if since.elapsed() >= Duration::from_secs(delay)
-            || (max > 0 && srv.master.waiting_for_sync() >= max)
-        {
-            return Ok(());
-        }
-        alive.tick(mailbox)?;
-        std::thread::sleep(TICK);
-    }
+    let path = temp_path(srv, replica.id);
+    let file = TempFile(path);
+    let len = write_file(mailbox, snap, &file.0, stall)?;
+    drop(producing);
+    replica.set_state(SyncState::SendBulk);
+    let mut sink = PayloadSink::new(mailbox, stall);
+    sink.write_all(format!("${len}\r\n").as_bytes())?;
+    std::io::copy(&mut std::fs::File::open(&file.0)?, &mut sink)?;
+    sink.flush()?;
+    drop(file);
+    replica.set_state(SyncState::Online);
+    mailbox.release(b"");
+    Ok((offset, sink.sent))
 }
 
 /// Starts the live snapshot and attaches the replica to the stream at its
@@ -253,25 +228,6 @@ fn begin(
         }
         std::thread::sleep(TICK);
     }
-}
-
-/// Diskless: the mark, the RDB as the snapshot is written, the mark. The
-/// stream waits for the replica's first acknowledgement.
-fn send_diskless(replica: &Replica, snap: LiveSnapshot, stall: Duration) -> std::io::Result<u64> {
-    let mark: String = (0..40)
-        .map(|_| char::from(b"0123456789abcdef"[rand::random::<usize>() % 16]))
-        .collect();
-    let mut sink = PayloadSink::new(&replica.mailbox, stall);
-    sink.write_all(format!("$EOF:{mark}\r\n").as_bytes())?;
-    // The replica learns at once that the transfer started.
-    sink.flush()?;
-    let (_, mut sink) = snap.write_to(sink)?;
-    // Before the mark leaves: the replica's ACK may follow it at once.
-    replica.stream_on_ack.store(true, Ordering::SeqCst);
-    replica.set_state(SyncState::Online);
-    sink.write_all(mark.as_bytes())?;
-    sink.flush()?;
-    Ok(sink.sent)
 }
 
 /// Disk-based: writes the snapshot to `path`, with a newline to the replica
@@ -343,10 +299,10 @@ impl Drop for TempFile {
 }
 
 /// Counts a payload being produced, for `rdb_bgsave_in_progress`.
-struct Producing<'a>(&'a AtomicUsize);
+pub(super) struct Producing<'a>(&'a AtomicUsize);
 
 impl<'a> Producing<'a> {
-    fn new(n: &'a AtomicUsize) -> Self {
+    pub(super) fn new(n: &'a AtomicUsize) -> Self {
         n.fetch_add(1, Ordering::Relaxed);
         Producing(n)
     }
@@ -359,13 +315,13 @@ impl Drop for Producing<'_> {
 }
 
 /// A newline to the replica once a second, before its payload starts.
-struct KeepAlive {
+pub(super) struct KeepAlive {
     last: Instant,
     stall: Duration,
 }
 
 impl KeepAlive {
-    fn new(stall: Duration) -> Self {
+    pub(super) fn new(stall: Duration) -> Self {
         KeepAlive {
             last: Instant::now(),
             stall,
@@ -373,25 +329,34 @@ impl KeepAlive {
     }
 
     /// Sends the newline when a second passed; fails once the replica left.
-    fn tick(&mut self, mailbox: &Mailbox) -> std::io::Result<()> {
+    pub(super) fn tick(&mut self, mailbox: &Mailbox) -> std::io::Result<()> {
         if mailbox.is_closed() {
             return Err(closed());
         }
-        if self.last.elapsed() >= Duration::from_secs(1) {
-            self.last = Instant::now();
+        if self.due() {
             mailbox.send_payload(b"\n", self.stall)?;
         }
         Ok(())
+    }
+
+    /// Whether a second passed since the last newline (then it is due
+    /// now, and the next in a second).
+    pub(super) fn due(&mut self) -> bool {
+        let due = self.last.elapsed() >= Duration::from_secs(1);
+        if due {
+            self.last = Instant::now();
+        }
+        due
     }
 }
 
 /// How long the producer waits for a replica that reads nothing:
 /// `repl-timeout` (Redis's "Disconnecting timedout replica (full sync)").
-fn stall(srv: &ServerState) -> Duration {
+pub(super) fn stall(srv: &ServerState) -> Duration {
     Duration::from_secs(srv.config.get_u64("repl-timeout").max(1))
 }
 
-fn closed() -> std::io::Error {
+pub(super) fn closed() -> std::io::Error {
     std::io::Error::new(
         std::io::ErrorKind::BrokenPipe,
         "the replica's connection is closed",
@@ -402,7 +367,7 @@ fn closed() -> std::io::Error {
 /// waiting for room there, so the producer keeps pace with the socket;
 /// and at least every [`TICK`], so a slow producer's bytes still flow
 /// (the replica sees progress, not silence).
-struct PayloadSink<'a> {
+pub(super) struct PayloadSink<'a> {
     mailbox: &'a Mailbox,
     /// How long to wait for room ([`stall`]).
     stall: Duration,
@@ -410,11 +375,11 @@ struct PayloadSink<'a> {
     /// When the buffer was last handed over.
     flushed: Instant,
     /// Bytes handed to the mailbox.
-    sent: u64,
+    pub(super) sent: u64,
 }
 
 impl<'a> PayloadSink<'a> {
-    fn new(mailbox: &'a Mailbox, stall: Duration) -> Self {
+    pub(super) fn new(mailbox: &'a Mailbox, stall: Duration) -> Self {
         PayloadSink {
             mailbox,
             stall,
