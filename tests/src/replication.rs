@@ -8,6 +8,22 @@ use std::time::{Duration, Instant};
 use crate::reply::{self, Reply};
 use crate::RespClient;
 
+/// Runs `scenario` against a redis-server and an Amber at the same time
+/// (each on its own thread: a scenario that waits seconds costs its wait
+/// once) and asserts both observed the same.
+pub fn assert_same_side_by_side<T>(scenario: impl Fn(crate::Kind) -> T + Sync)
+where
+    T: Send + PartialEq + std::fmt::Debug,
+{
+    let (redis, amber) = std::thread::scope(|s| {
+        let redis = s.spawn(|| scenario(crate::Kind::Redis));
+        let amber = s.spawn(|| scenario(crate::Kind::Amber));
+        (redis.join(), amber.join())
+    });
+    let (redis, amber) = (redis.expect("redis side"), amber.expect("amber side"));
+    assert_eq!(amber, redis, "left: amber, right: redis");
+}
+
 /// Polls `ok` every 50 ms until it holds; panics after `limit`.
 pub fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use amber_tests::replication::{field, q, wait_until};
+use amber_tests::replication::{assert_same_side_by_side, field, q, wait_until};
 use amber_tests::{Kind, ServerProcess};
 
 /// Observations around one slow full sync from a master of `kind`.
@@ -56,11 +56,5 @@ fn during_a_full_sync(kind: Kind) -> Vec<String> {
 
 #[test]
 fn a_master_during_a_full_sync_counts_and_answers_as_redis() {
-    let (redis, amber) = std::thread::scope(|s| {
-        let redis = s.spawn(|| during_a_full_sync(Kind::Redis));
-        let amber = s.spawn(|| during_a_full_sync(Kind::Amber));
-        (redis.join(), amber.join())
-    });
-    let (redis, amber) = (redis.expect("redis side"), amber.expect("amber side"));
-    assert_eq!(amber, redis, "left: amber, right: redis");
+    assert_same_side_by_side(during_a_full_sync);
 }

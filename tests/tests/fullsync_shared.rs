@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use amber_tests::replication::{field, q};
+use amber_tests::replication::{assert_same_side_by_side, field, q};
 use amber_tests::{Kind, RespClient, ServerProcess};
 
 /// Whether three replicas arriving together were ever all receiving
@@ -58,11 +58,5 @@ fn three_replicas_together(kind: Kind) -> Vec<String> {
 
 #[test]
 fn replicas_arriving_together_share_one_diskless_transfer() {
-    let (redis, amber) = std::thread::scope(|s| {
-        let redis = s.spawn(|| three_replicas_together(Kind::Redis));
-        let amber = s.spawn(|| three_replicas_together(Kind::Amber));
-        (redis.join(), amber.join())
-    });
-    let (redis, amber) = (redis.expect("redis side"), amber.expect("amber side"));
-    assert_eq!(amber, redis, "left: amber, right: redis");
+    assert_same_side_by_side(three_replicas_together);
 }
