@@ -151,16 +151,20 @@ fn busy_error(function: bool) -> &'static str {
     }
 }
 
+/// `busy-reply-threshold` in milliseconds (Redis's default 5000).
+pub fn threshold_ms(srv: &ServerState) -> u64 {
+    srv.config
+        .get("busy-reply-threshold")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(5000)
+}
+
 /// What `def` may do now (one atomic load when no script runs).
 pub fn check(srv: &ServerState, def: &CommandDef) -> Check {
     let Some(ran) = srv.scripting.busy.running_for_ms() else {
         return Check::Free;
     };
-    let threshold = srv
-        .config
-        .get("busy-reply-threshold")
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(5000);
+    let threshold = threshold_ms(srv);
     if threshold == 0 || ran < threshold {
         return Check::Free;
     }

@@ -249,12 +249,7 @@ fn eval_body(ctx: &mut Ctx<'_>, args: &[&[u8]], read_only: bool) -> CmdResult {
         ldb_io::write_all(fd, ctx.out.as_bytes());
         ctx.out.clear();
     }
-    let limit = ctx
-        .srv
-        .config
-        .get("busy-reply-threshold")
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(5000);
+    let limit = busy::threshold_ms(ctx.srv);
     let body = args.get(1).copied().unwrap_or_default();
     ldb::start(fd, ctx.client.handle.clone(), mode, body, limit);
     if mode == ldb::Mode::Forked {
