@@ -45,6 +45,7 @@ use tokio::net::TcpStream;
 
 use crate::client::Client;
 use crate::cmd::Ctx;
+use crate::replication::transfer::TempFile;
 use crate::resp::parser::RequestParser;
 use crate::resp::ReplyWriter;
 use crate::state::ServerState;
@@ -551,30 +552,20 @@ impl MasterConn {
 /// Bytes read from the master at a time while receiving the payload.
 const READ_CHUNK: usize = 256 * 1024;
 
-/// The payload's temporary file in `dir` (Redis's
-/// `temp-<unixtime>.<pid>.rdb`), removed when dropped: after the load, on
-/// a failed transfer, or when the link task is aborted.
-struct PayloadFile(std::path::PathBuf);
-
-impl PayloadFile {
-    fn create(srv: &ServerState) -> LinkResult<(PayloadFile, std::fs::File)> {
-        let dir = srv.config.get("dir").unwrap_or_default();
-        let name = format!(
-            "temp-{}.{}.rdb",
-            amber_storage::clock::now_ms() / 1000,
-            std::process::id()
-        );
-        let path = std::path::Path::new(&dir).join(name);
-        let file = std::fs::File::create(&path)
-            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-        Ok((PayloadFile(path), file))
-    }
-}
-
-impl Drop for PayloadFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
+/// Creates the payload's temporary file in `dir` (Redis's
+/// `temp-<unixtime>.<pid>.rdb`), removed when its guard drops: after the
+/// load, on a failed transfer, or when the link task is aborted.
+fn create_payload_file(srv: &ServerState) -> LinkResult<(TempFile, std::fs::File)> {
+    let dir = srv.config.get("dir").unwrap_or_default();
+    let name = format!(
+        "temp-{}.{}.rdb",
+        amber_storage::clock::now_ms() / 1000,
+        std::process::id()
+    );
+    let path = std::path::Path::new(&dir).join(name);
+    let file = std::fs::File::create(&path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    Ok((TempFile(path), file))
 }
 
 /// Loads the payload file through a read-only memory map: its pages are
@@ -585,7 +576,7 @@ fn load_file(srv: &ServerState, path: &std::path::Path) -> LinkResult<crate::sna
         std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     // SAFETY: the file is this process's own temporary file, which nothing
     // writes or truncates while the map lives (it is removed only after
-    // the load, by `PayloadFile`'s drop, and unlinking keeps the pages).
+    // the load, by its `TempFile`'s drop, and unlinking keeps the pages).
     let map = unsafe { memmap2::Mmap::map(&file) }
         .map_err(|e| format!("cannot map {}: {e}", path.display()))?;
     // The loader reads the file once, front to back.
@@ -721,7 +712,7 @@ async fn session(srv: &Arc<ServerState>, generation: u64, host: &str, port: u16)
         l.replid = None;
     }
     r.set_state(generation, LinkState::Sync);
-    let (tmp, mut file) = PayloadFile::create(srv)?;
+    let (tmp, mut file) = create_payload_file(srv)?;
     let (bytes, eof) = conn.payload_to(&mut file).await?;
     drop(file);
     if !r.current(generation) {

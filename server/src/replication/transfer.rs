@@ -289,8 +289,10 @@ fn temp_path(srv: &ServerState, id: u64) -> PathBuf {
     Path::new(&dir).join(format!("temp-sync-{}-{id}.rdb", std::process::id()))
 }
 
-/// A temporary file, removed when dropped (also on a failed transfer).
-struct TempFile(PathBuf);
+/// A temporary file, removed when dropped (also on a failed transfer):
+/// a master's disk-based payload here, a replica's received payload in
+/// `crate::replica`.
+pub struct TempFile(pub PathBuf);
 
 impl Drop for TempFile {
     fn drop(&mut self) {
