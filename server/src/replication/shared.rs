@@ -17,9 +17,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::transfer::{closed, failed, stall, KeepAlive, PayloadSink, Producing, TICK};
+use super::transfer::{begin, closed, failed, stall, KeepAlive, PayloadSink, Producing, TICK};
 use super::{Replica, SyncState};
-use crate::snapshot::live::LiveSnapshot;
 use crate::state::ServerState;
 
 /// The diskless full sync of `me`, and of the replicas waiting with it when
@@ -120,63 +119,6 @@ fn wait_for_more_replicas(
             || (max > 0 && srv.master.waiting_for_sync() >= max)
         {
             return Ok(true);
-        }
-        std::thread::sleep(TICK);
-    }
-}
-
-/// Starts the live snapshot and attaches the group to the stream at its
-/// instant, under the exclusive gate; waits while another snapshot runs,
-/// with newlines to the group meanwhile. The replicas that left are
-/// dropped; `None` when none is left.
-fn begin(
-    srv: &Arc<ServerState>,
-    mut group: Vec<Arc<Replica>>,
-    alive: &mut KeepAlive,
-) -> Option<(LiveSnapshot, u64, Vec<Arc<Replica>>)> {
-    loop {
-        let newline = alive.due();
-        group.retain(|r| {
-            let sent = if r.mailbox.is_closed() {
-                Err(closed())
-            } else if newline {
-                r.mailbox.send_payload(b"\n", stall(srv))
-            } else {
-                Ok(())
-            };
-            match sent {
-                Ok(()) => true,
-                Err(e) => {
-                    failed(srv, r, &e);
-                    false
-                }
-            }
-        });
-        if group.is_empty() {
-            return None;
-        }
-        // Not under the gate: every command would wait each time.
-        if !srv.keyspace.snapshot_running() {
-            // On a replica, no command from its master between its effects
-            // and its bytes in the proxied stream (`Master::proxy`).
-            let _proxy = srv.master.proxy_paused();
-            let _gate = srv.keyspace.exclusive();
-            if let Ok(snap) = LiveSnapshot::begin(srv.clone()) {
-                let mut offset = 0;
-                for r in &group {
-                    offset = srv.master.attach(r.clone());
-                }
-                // The connection closes its mailbox before it detaches its
-                // replica: one that closed meanwhile is dropped here.
-                group.retain(|r| {
-                    let open = !r.mailbox.is_closed();
-                    if !open {
-                        failed(srv, r, &closed());
-                    }
-                    open
-                });
-                return (!group.is_empty()).then_some((snap, offset, group));
-            }
         }
         std::thread::sleep(TICK);
     }

@@ -119,7 +119,8 @@ fn run(job: Job) {
         return super::shared::run(srv, replica);
     }
     match transfer(srv, replica, *psync) {
-        Ok((offset, bytes)) => {
+        Ok(None) => {}
+        Ok(Some((offset, bytes))) => {
             srv.master.output_bytes.fetch_add(bytes, Ordering::Relaxed);
             tracing::info!(
                 client = handle.id,
@@ -161,16 +162,21 @@ pub(super) fn failed(srv: &ServerState, replica: &Replica, e: &std::io::Error) {
     mailbox.release(b"");
 }
 
-/// A disk-based transfer; the attach offset and the payload's bytes.
+/// A disk-based transfer; the attach offset and the payload's bytes, or
+/// `None` when the replica left before its snapshot started (it was
+/// dropped then).
 fn transfer(
     srv: &Arc<ServerState>,
     replica: &Arc<Replica>,
     psync: bool,
-) -> std::io::Result<(u64, u64)> {
+) -> std::io::Result<Option<(u64, u64)>> {
     let mailbox = &replica.mailbox;
     let stall = stall(srv);
     let mut alive = KeepAlive::new(stall);
-    let (snap, offset) = begin(srv, replica, &mut alive)?;
+    let Some((snap, offset, _)) = begin(srv, vec![replica.clone()], &mut alive) else {
+        // It left meanwhile, and was dropped (see `begin`).
+        return Ok(None);
+    };
     let producing = Producing::new(&srv.rdb.replica_snapshots);
     tracing::info!(
         client = replica.id,
@@ -196,19 +202,39 @@ fn transfer(
     drop(file);
     replica.set_state(SyncState::Online);
     mailbox.release(b"");
-    Ok((offset, sink.sent))
+    Ok(Some((offset, sink.sent)))
 }
 
-/// Starts the live snapshot and attaches the replica to the stream at its
-/// instant, under the exclusive gate; waits while another snapshot runs.
-fn begin(
+/// Starts the live snapshot and attaches the group to the stream at its
+/// instant, under the exclusive gate; waits while another snapshot runs,
+/// with newlines to the group meanwhile. The replicas that left are
+/// dropped; `None` when none is left.
+pub(super) fn begin(
     srv: &Arc<ServerState>,
-    replica: &Arc<Replica>,
+    mut group: Vec<Arc<Replica>>,
     alive: &mut KeepAlive,
-) -> std::io::Result<(LiveSnapshot, u64)> {
-    let mailbox = &replica.mailbox;
+) -> Option<(LiveSnapshot, u64, Vec<Arc<Replica>>)> {
     loop {
-        alive.tick(mailbox)?;
+        let newline = alive.due();
+        group.retain(|r| {
+            let sent = if r.mailbox.is_closed() {
+                Err(closed())
+            } else if newline {
+                r.mailbox.send_payload(b"\n", stall(srv))
+            } else {
+                Ok(())
+            };
+            match sent {
+                Ok(()) => true,
+                Err(e) => {
+                    failed(srv, r, &e);
+                    false
+                }
+            }
+        });
+        if group.is_empty() {
+            return None;
+        }
         // Not under the gate: every command would wait each time.
         if !srv.keyspace.snapshot_running() {
             // On a replica, no command from its master between its effects
@@ -216,14 +242,20 @@ fn begin(
             let _proxy = srv.master.proxy_paused();
             let _gate = srv.keyspace.exclusive();
             if let Ok(snap) = LiveSnapshot::begin(srv.clone()) {
-                let offset = srv.master.attach(replica.clone());
-                // The connection closes its mailbox before it detaches its
-                // replica: one that closed meanwhile is detached here.
-                if mailbox.is_closed() {
-                    srv.master.detach(replica.id);
-                    return Err(closed());
+                let mut offset = 0;
+                for r in &group {
+                    offset = srv.master.attach(r.clone());
                 }
-                return Ok((snap, offset));
+                // The connection closes its mailbox before it detaches its
+                // replica: one that closed meanwhile is dropped here.
+                group.retain(|r| {
+                    let open = !r.mailbox.is_closed();
+                    if !open {
+                        failed(srv, r, &closed());
+                    }
+                    open
+                });
+                return (!group.is_empty()).then_some((snap, offset, group));
             }
         }
         std::thread::sleep(TICK);
