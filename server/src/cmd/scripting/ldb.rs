@@ -546,6 +546,29 @@ unsafe fn log_top(l: *mut lua_State, prefix: &[u8]) {
     with(|s| s.log_with_maxlen(line));
 }
 
+/// Walks the locals of frame `ar`: each is pushed on top of the stack
+/// while `each(name)` runs, then popped; stops when `each` returns true,
+/// and returns whether it did.
+unsafe fn each_local(
+    l: *mut lua_State,
+    ar: &lua_Debug,
+    mut each: impl FnMut(&[u8]) -> bool,
+) -> bool {
+    let mut i = 1;
+    loop {
+        let name = ffi::lua_getlocal(l, ar, i);
+        if name.is_null() {
+            return false;
+        }
+        i += 1;
+        let stop = each(CStr::from_ptr(name).to_bytes());
+        ffi::lua_pop(l, 1);
+        if stop {
+            return true;
+        }
+    }
+}
+
 /// `ldbPrint`: the first local of that name from the current frame out,
 /// else the globals `KEYS` and `ARGV`.
 unsafe fn print_var(l: *mut lua_State, var: &[u8]) {
@@ -553,19 +576,15 @@ unsafe fn print_var(l: *mut lua_State, var: &[u8]) {
     let mut level = 0;
     while ffi::lua_getstack(l, level, &mut ar) != 0 {
         level += 1;
-        let mut i = 1;
-        loop {
-            let name = ffi::lua_getlocal(l, &ar, i);
-            if name.is_null() {
-                break;
-            }
-            i += 1;
-            if CStr::from_ptr(name).to_bytes() == var {
+        let found = each_local(l, &ar, |name| {
+            let found = name == var;
+            if found {
                 log_top(l, b"<value> ");
-                ffi::lua_pop(l, 1);
-                return;
             }
-            ffi::lua_pop(l, 1);
+            found
+        });
+        if found {
+            return;
         }
     }
     if var == b"ARGV" || var == b"KEYS" {
@@ -583,23 +602,16 @@ unsafe fn print_all(l: *mut lua_State) {
     let mut ar: lua_Debug = std::mem::zeroed();
     let mut vars = 0;
     if ffi::lua_getstack(l, 0, &mut ar) != 0 {
-        let mut i = 1;
-        loop {
-            let name = ffi::lua_getlocal(l, &ar, i);
-            if name.is_null() {
-                break;
-            }
-            i += 1;
-            let name = CStr::from_ptr(name).to_bytes().to_vec();
+        each_local(l, &ar, |name| {
             if !name.windows(12).any(|w| w == b"(*temporary)") {
                 let mut prefix = b"<value> ".to_vec();
-                prefix.extend_from_slice(&name);
+                prefix.extend_from_slice(name);
                 prefix.extend_from_slice(b" = ");
                 log_top(l, &prefix);
                 vars += 1;
             }
-            ffi::lua_pop(l, 1);
-        }
+            false
+        });
     }
     if vars == 0 {
         with(|s| s.log(b"No local variables in the current context.".to_vec()));
