@@ -68,7 +68,7 @@ const BGSAVE_RUNNING: &str = "Background save already in progress";
 /// `SAVE`: writes `dump.rdb` under the exclusive gate (a point-in-time
 /// snapshot; every other command waits), then takes a save point.
 fn save(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
-    if rdb_child_running(ctx.srv) {
+    if ctx.srv.rdb.child_running() {
         return Err(CmdError::err(BGSAVE_RUNNING));
     }
     match snapshot::save_and_sync(ctx.srv) {
@@ -113,15 +113,6 @@ pub enum Bgsave {
     Scheduled,
 }
 
-/// Whether Redis would have an RDB child (`CHILD_TYPE_RDB`): a `BGSAVE`,
-/// or a replica's full sync producing its payload (to a socket or a file;
-/// the file's sending comes after the child). `SAVE` and `BGSAVE` then
-/// answer [`BGSAVE_RUNNING`], `SCHEDULE` or not.
-fn rdb_child_running(srv: &crate::state::ServerState) -> bool {
-    srv.rdb.bgsave_in_progress.load(Ordering::Acquire)
-        || srv.rdb.replica_snapshots.load(Ordering::Acquire) > 0
-}
-
 /// Redis's text when another snapshot (a replica's full sync about to
 /// produce its payload) runs.
 const SNAPSHOT_BUSY: &str = "Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.";
@@ -137,7 +128,7 @@ pub fn start_bgsave(
     in_exec: bool,
 ) -> Result<Bgsave, CmdError> {
     let rdb = &srv.rdb;
-    if rdb_child_running(srv) {
+    if srv.rdb.child_running() {
         return Err(CmdError::err(BGSAVE_RUNNING));
     }
     let scheduled = || {

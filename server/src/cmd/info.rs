@@ -336,10 +336,7 @@ fn render(ctx: &Ctx<'_>, all: bool, wanted: &[String]) -> String {
         sections.push(format!(
             "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
             srv.changes_since_save(),
-            u8::from(
-                rdb.bgsave_in_progress.load(Ordering::Relaxed)
-                    || rdb.replica_snapshots.load(Ordering::Relaxed) > 0
-            ),
+            u8::from(rdb.child_running()),
             srv.last_save.load(Ordering::Relaxed),
             if rdb.last_bgsave_ok.load(Ordering::Relaxed) { "ok" } else { "err" },
             rdb.last_bgsave_secs.load(Ordering::Relaxed),

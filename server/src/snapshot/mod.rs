@@ -79,6 +79,18 @@ pub struct RdbStatus {
     pub shutdown_saved: AtomicBool,
 }
 
+impl RdbStatus {
+    /// Whether Redis would have an RDB child (`CHILD_TYPE_RDB`): a
+    /// `BGSAVE`, or a replica's full sync producing its payload (to a
+    /// socket or a file; the file's sending comes after the child).
+    /// `rdb_bgsave_in_progress` shows it, and `SAVE` and `BGSAVE` answer
+    /// `Background save already in progress` meanwhile.
+    pub fn child_running(&self) -> bool {
+        self.bgsave_in_progress.load(Ordering::Acquire)
+            || self.replica_snapshots.load(Ordering::Acquire) > 0
+    }
+}
+
 impl Default for RdbStatus {
     fn default() -> Self {
         RdbStatus {
