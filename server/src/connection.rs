@@ -286,9 +286,7 @@ impl Connection {
                 } else {
                     self.stream.write_all(self.out.as_bytes()).await?;
                 }
-                srv.stats
-                    .net_output_bytes
-                    .fetch_add(self.out.len() as u64, Ordering::Relaxed);
+                srv.stats.net_output_bytes.add(self.out.len() as u64);
                 self.out.clear();
             }
             if client.close_after_reply || client.handle.killed.load(Ordering::Relaxed) {
@@ -353,7 +351,7 @@ impl Connection {
                     if n == 0 {
                         return Ok(Exit::Closed);
                     }
-                    srv.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    srv.stats.net_input_bytes.add(n as u64);
                     client.handle.touch();
                     // Checked before parsing, as Redis does after each read: a
                     // request over the limit is never executed.
@@ -439,7 +437,7 @@ impl Connection {
                             }
                         }
                         Ok(n) => {
-                            srv.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                            srv.stats.net_input_bytes.add(n as u64);
                         }
                     }
                 }
@@ -482,7 +480,7 @@ impl Connection {
                 n = self.stream.read_buf(&mut self.input) => match n {
                     Ok(0) | Err(_) => return Ok(false),
                     Ok(n) => {
-                        srv.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                        srv.stats.net_input_bytes.add(n as u64);
                     }
                 },
                 _ = client.handle.wake.notified() => {

@@ -76,6 +76,9 @@ impl Cores {
                 .name(format!("amber-conn-{index}"))
                 .spawn(move || {
                     CURRENT.with(|c| c.set(Some(index)));
+                    // This thread runs commands as long as the server
+                    // lives: its statistics need no locked adds.
+                    amber_storage::striped::own_stripe();
                     runtime.block_on(serve_arrivals(srv, rx));
                 })?;
             inboxes.push(tx);

@@ -438,14 +438,14 @@ fn render_state(srv: &ServerState, out: &mut String) {
         "amber_net_input_bytes_total",
         "counter",
         "Bytes read from clients.",
-        load(&st.net_input_bytes),
+        st.net_input_bytes.get(),
     );
     single(
         out,
         "amber_net_output_bytes_total",
         "counter",
         "Bytes written to clients.",
-        load(&st.net_output_bytes),
+        st.net_output_bytes.get(),
     );
     single(
         out,

@@ -25,9 +25,9 @@ pub struct ServerStats {
     /// Commands processed (per-thread stripes: every command adds).
     pub commands: Counter,
     /// Bytes read from clients.
-    pub net_input_bytes: AtomicU64,
+    pub net_input_bytes: Counter,
     /// Bytes written to clients.
-    pub net_output_bytes: AtomicU64,
+    pub net_output_bytes: Counter,
     /// Key lookups that found a key.
     pub keyspace_hits: Counter,
     /// Key lookups that found nothing.
@@ -54,15 +54,19 @@ impl ServerStats {
             &self.connections,
             &self.rejected_connections,
             &self.connection_moves,
-            &self.net_input_bytes,
-            &self.net_output_bytes,
             &self.total_errors,
             &self.saves,
         ] {
             c.store(0, Ordering::Relaxed);
         }
         self.errors.lock().clear();
-        for c in [&self.commands, &self.keyspace_hits, &self.keyspace_misses] {
+        for c in [
+            &self.commands,
+            &self.keyspace_hits,
+            &self.keyspace_misses,
+            &self.net_input_bytes,
+            &self.net_output_bytes,
+        ] {
             c.reset();
         }
     }

@@ -7,6 +7,15 @@
 //! command's call statistics, the gate's reader count) costing more than the
 //! key lookup itself. Here each thread writes its own stripe, and the rare
 //! reader (`INFO`, `EXEC` taking the gate alone) visits every stripe.
+//!
+//! A long-lived thread that runs commands (a connection thread) may also
+//! *own* its stripe ([`own_stripe`]): no other thread writes it, so its
+//! counters are bumped with a plain load and store instead of a locked
+//! read-modify-write. Profiles of pipelined pushes showed the handful of
+//! locked adds per command (call statistics, latency histogram, command
+//! and `dirty` counters) at about 5% of the server's CPU: each costs some
+//! twenty cycles even uncontended, which Redis's single thread never pays.
+//!
 //! Written by hand because it is a few lines over `std` and `parking_lot`
 //! (crossbeam's `CachePadded` would be the only part borrowed).
 
@@ -19,26 +28,71 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 /// runtime's workers, one per core) rarely share one.
 pub const STRIPES: usize = 16;
 
+/// Stripes `0..OWNED` are for threads that own theirs ([`own_stripe`]);
+/// every other thread shares the rest in turn.
+const OWNED: usize = 8;
+
 /// One value alone on its cache line.
 #[derive(Debug, Default)]
 #[repr(align(64))]
 struct Padded<T>(T);
 
-static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
+/// Owned stripes handed out so far (some may be past [`OWNED`]).
+static NEXT_OWNED: AtomicUsize = AtomicUsize::new(0);
+/// Shared stripes handed out so far.
+static NEXT_SHARED: AtomicUsize = AtomicUsize::new(0);
 
-thread_local! {
-    static STRIPE: Cell<Option<usize>> = const { Cell::new(None) };
+/// A thread's stripe: its index, and whether the thread owns it.
+#[derive(Clone, Copy)]
+struct Slot {
+    index: usize,
+    owned: bool,
 }
 
-/// The calling thread's stripe: threads take stripes in turn on first use.
-pub fn stripe() -> usize {
-    STRIPE.with(|s| match s.get() {
-        Some(i) => i,
+thread_local! {
+    static SLOT: Cell<Option<Slot>> = const { Cell::new(None) };
+}
+
+/// The calling thread's stripe: threads take shared stripes in turn on
+/// first use, unless they own one.
+fn slot() -> Slot {
+    SLOT.with(|s| match s.get() {
+        Some(slot) => slot,
         None => {
-            let i = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) % STRIPES;
-            s.set(Some(i));
-            i
+            let index = OWNED + NEXT_SHARED.fetch_add(1, Ordering::Relaxed) % (STRIPES - OWNED);
+            let slot = Slot {
+                index,
+                owned: false,
+            };
+            s.set(Some(slot));
+            slot
         }
+    })
+}
+
+/// The calling thread's stripe index.
+pub fn stripe() -> usize {
+    slot().index
+}
+
+/// Makes the calling thread the only writer of a stripe of its own, if one
+/// is left and it has not used a shared one yet; returns whether it does.
+/// Meant for threads that live as long as the process and run commands
+/// (a thread that ends keeps its stripe: its counts stay in the sums).
+pub fn own_stripe() -> bool {
+    SLOT.with(|s| {
+        if let Some(slot) = s.get() {
+            return slot.owned;
+        }
+        let index = NEXT_OWNED.fetch_add(1, Ordering::Relaxed);
+        let owned = index < OWNED;
+        let index = if owned {
+            index
+        } else {
+            OWNED + NEXT_SHARED.fetch_add(1, Ordering::Relaxed) % (STRIPES - OWNED)
+        };
+        s.set(Some(Slot { index, owned }));
+        owned
     })
 }
 
@@ -68,30 +122,89 @@ impl<T> Striped<T> {
     }
 }
 
+/// `K` counters many threads add to and few read, striped: what
+/// `INFO`'s statistics are made of.
+#[derive(Debug)]
+pub struct Counters<const K: usize> {
+    stripes: Striped<[AtomicU64; K]>,
+    /// The sums at the last [`Counters::reset`]: a reset cannot store zeros
+    /// into an owned stripe (its owner's next plain store would bring the
+    /// old count back), so it moves the origin instead.
+    origin: [AtomicU64; K],
+}
+
+impl<const K: usize> Default for Counters<K> {
+    fn default() -> Self {
+        Counters {
+            stripes: Striped {
+                cells: std::array::from_fn(|_| Padded(std::array::from_fn(|_| AtomicU64::new(0)))),
+            },
+            origin: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+impl<const K: usize> Counters<K> {
+    /// Adds `n` to counter `i` (ignored when `i` is out of range).
+    #[inline]
+    pub fn add(&self, i: usize, n: u64) {
+        let slot = slot();
+        let Some(c) = self.stripes.cells[slot.index % STRIPES].0.get(i) else {
+            return;
+        };
+        if slot.owned {
+            // Only this thread writes this stripe: no locked instruction.
+            c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        } else {
+            c.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Counter `i`'s sum over every stripe since the last reset.
+    pub fn get(&self, i: usize) -> u64 {
+        self.sum(i)
+            .wrapping_sub(self.origin.get(i).map_or(0, |o| o.load(Ordering::Relaxed)))
+    }
+
+    /// Every counter, as [`Counters::get`] gives them.
+    pub fn all(&self) -> [u64; K] {
+        std::array::from_fn(|i| self.get(i))
+    }
+
+    fn sum(&self, i: usize) -> u64 {
+        self.stripes.all().fold(0u64, |s, c| {
+            s.wrapping_add(c.get(i).map_or(0, |c| c.load(Ordering::Relaxed)))
+        })
+    }
+
+    /// Sets every counter back to zero (`CONFIG RESETSTAT`; adds racing
+    /// with it may count before or after it, as with one atomic).
+    pub fn reset(&self) {
+        for (i, o) in self.origin.iter().enumerate() {
+            o.store(self.sum(i), Ordering::Relaxed);
+        }
+    }
+}
+
 /// A counter many threads add to and few read.
 #[derive(Debug, Default)]
-pub struct Counter(Striped<AtomicU64>);
+pub struct Counter(Counters<1>);
 
 impl Counter {
     /// Adds `n`.
     #[inline]
     pub fn add(&self, n: u64) {
-        self.0.local().fetch_add(n, Ordering::Relaxed);
+        self.0.add(0, n);
     }
 
     /// The sum over every stripe.
     pub fn get(&self) -> u64 {
-        self.0
-            .all()
-            .fold(0u64, |s, c| s.wrapping_add(c.load(Ordering::Relaxed)))
+        self.0.get(0)
     }
 
-    /// Sets the counter back to zero (`CONFIG RESETSTAT`; adds racing with
-    /// it may survive, as with one atomic).
+    /// Sets the counter back to zero (`CONFIG RESETSTAT`).
     pub fn reset(&self) {
-        for c in self.0.all() {
-            c.store(0, Ordering::Relaxed);
-        }
+        self.0.reset();
     }
 }
 
@@ -151,6 +264,64 @@ mod tests {
         assert_eq!(c.get(), 48_000);
         c.reset();
         assert_eq!(c.get(), 0);
+    }
+
+    #[test]
+    fn owners_and_sharers_add_up_and_reset_moves_the_origin() {
+        let c = Arc::new(Counters::<2>::default());
+        // A few threads own their stripe (plain stores), more share
+        // stripes (locked adds); both kinds run at once.
+        let threads: Vec<_> = (0..12)
+            .map(|t| {
+                let c = Arc::clone(&c);
+                std::thread::spawn(move || {
+                    if t % 3 == 0 {
+                        own_stripe();
+                    }
+                    for _ in 0..10_000 {
+                        c.add(0, 1);
+                        c.add(1, 3);
+                    }
+                    c.add(2, 1); // out of range: ignored
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(c.all(), [120_000, 360_000]);
+        c.reset();
+        assert_eq!(c.all(), [0, 0]);
+        // An owner's counts after the reset count from the new origin.
+        let c2 = Arc::clone(&c);
+        std::thread::spawn(move || {
+            own_stripe();
+            c2.add(1, 5);
+        })
+        .join()
+        .unwrap();
+        assert_eq!(c.all(), [0, 5]);
+    }
+
+    #[test]
+    fn a_thread_owns_a_stripe_only_before_it_used_one() {
+        std::thread::spawn(|| {
+            let _ = stripe();
+            // Already on a shared stripe: it stays there.
+            assert!(!own_stripe());
+            assert!(stripe() >= OWNED);
+        })
+        .join()
+        .unwrap();
+        std::thread::spawn(|| {
+            let owned = own_stripe();
+            // Asking again answers the same, and the stripe is in the
+            // owned range exactly when owned.
+            assert_eq!(own_stripe(), owned);
+            assert_eq!(stripe() < OWNED, owned);
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

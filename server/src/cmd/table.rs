@@ -8,10 +8,9 @@
 //! handler for it; Amber's own extensions carry hand-written metadata.
 
 use hashbrown::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use amber_storage::striped::Striped;
+use amber_storage::striped::Counters;
 use serde::Deserialize;
 
 use super::histogram::LatencyHistogram;
@@ -140,12 +139,12 @@ struct DumpCommand {
 /// (`amber_storage::striped`): every call of a hot command writes them.
 #[derive(Debug, Default)]
 pub struct CommandStats {
-    counters: Striped<[AtomicU64; 4]>,
+    counters: Counters<4>,
     /// Durations, for `LATENCY HISTOGRAM` and `INFO latencystats`.
     pub latency: LatencyHistogram,
 }
 
-/// Indexes into a stripe of [`CommandStats`].
+/// Indexes into [`CommandStats`]' counters.
 const CALLS: usize = 0;
 const USEC: usize = 1;
 const REJECTED: usize = 2;
@@ -154,53 +153,41 @@ const FAILED: usize = 3;
 impl CommandStats {
     /// Records one call.
     pub fn record(&self, usec: u64, failed: bool) {
-        let [calls, time, _, failures] = self.counters.local();
-        calls.fetch_add(1, Ordering::Relaxed);
-        time.fetch_add(usec, Ordering::Relaxed);
+        self.counters.add(CALLS, 1);
+        self.counters.add(USEC, usec);
         if failed {
-            failures.fetch_add(1, Ordering::Relaxed);
+            self.counters.add(FAILED, 1);
         }
     }
 
     /// Records a call refused before it ran (arity, auth, ...).
     pub fn reject(&self) {
-        self.counters.local()[REJECTED].fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn sum(&self, i: usize) -> u64 {
-        self.counters
-            .all()
-            .map(|s| s[i].load(Ordering::Relaxed))
-            .sum()
+        self.counters.add(REJECTED, 1);
     }
 
     /// Completed calls.
     pub fn calls(&self) -> u64 {
-        self.sum(CALLS)
+        self.counters.get(CALLS)
     }
 
     /// Total microseconds spent in the handler.
     pub fn usec(&self) -> u64 {
-        self.sum(USEC)
+        self.counters.get(USEC)
     }
 
     /// Calls refused before running.
     pub fn rejected(&self) -> u64 {
-        self.sum(REJECTED)
+        self.counters.get(REJECTED)
     }
 
     /// Calls that ran and answered an error.
     pub fn failed(&self) -> u64 {
-        self.sum(FAILED)
+        self.counters.get(FAILED)
     }
 
     /// Resets every counter and the latency histogram (`CONFIG RESETSTAT`).
     pub fn reset(&self) {
-        for s in self.counters.all() {
-            for c in s {
-                c.store(0, Ordering::Relaxed);
-            }
-        }
+        self.counters.reset();
         self.latency.reset();
     }
 }
