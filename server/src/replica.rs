@@ -4,8 +4,13 @@
 //! One task per master link (on the main runtime) does what a Redis 7.0
 //! replica does: connect, `PING`, `AUTH` when `masterauth` is set,
 //! `REPLCONF listening-port`, `REPLCONF capa eof capa psync2`, then
-//! `PSYNC ? -1` (always a full resynchronization: Amber keeps no backlog to
-//! continue from). The RDB payload (`$<len>` or the diskless
+//! `PSYNC`: `PSYNC ? -1` for a server with no history to continue,
+//! otherwise `PSYNC <replid> <offset+1>` (Redis's cached master): after a
+//! cut link, and when the master changes, the old master's id and the
+//! offset processed (a sibling promoted continues them); a master that
+//! starts following offers its own id and `master_repl_offset` (a former
+//! replica, promoted, continues them). `+CONTINUE` goes on with the
+//! stream; `+FULLRESYNC` loads a new copy. The RDB payload (`$<len>` or the diskless
 //! `$EOF:<mark>` form) is written to a temporary file in `dir` as it
 //! arrives (Redis's `temp-<unixtime>.<pid>.rdb`), so it is never whole in
 //! anonymous memory; then the keyspace and function libraries are flushed
@@ -297,22 +302,42 @@ impl Replication {
         let r = &srv.replication;
         let generation = r.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let mut link = r.link.lock();
-        if let Some(old) = link.take() {
-            if let Some(t) = old.task {
-                t.abort();
-            }
-        }
-        // A master that starts following asks to continue its own history
-        // (Redis's `replicationCacheMasterUsingMyself`): the new master may
-        // be its former replica, promoted.
+        let previous = link.take();
+        // What the first `PSYNC` to the new master offers (Redis's cached
+        // master, `slaveTryPartialResynchronization`): the new master may
+        // be a sibling or a former replica, promoted, that continues it.
         let was_master = !r.active.load(Ordering::Acquire);
-        let cached = (was_master && failover_from.is_none())
-            .then(|| (srv.master.replid(srv), srv.master.offset()));
-        r.offset.store(
-            cached.as_ref().map_or(-1, |(_, o)| *o as i64),
-            Ordering::Relaxed,
-        );
-        r.stream_db.store(0, Ordering::Relaxed);
+        let cached_replid = if was_master {
+            // A master continues its own history (Redis's
+            // `replicationCacheMasterUsingMyself`); a failover asks with
+            // `FAILOVER` instead.
+            let own = failover_from.is_none().then(|| srv.master.replid(srv));
+            r.offset.store(
+                own.as_ref().map_or(-1, |_| srv.master.offset() as i64),
+                Ordering::Relaxed,
+            );
+            // Its new master's stream selects a database before any
+            // command (a promotion forgets the database selected).
+            r.stream_db.store(0, Ordering::Relaxed);
+            own
+        } else {
+            // A replica keeps the old master's id, and the offset and
+            // database of the stream it processed (Redis's
+            // `replicationCacheMaster` when the old link is dropped), if a
+            // sync ever completed: a full sync cut short forgot the id, so
+            // it is never continued. The old task may still be in a batch:
+            // the new one waits for its end before reading the offset.
+            let id = previous.as_ref().and_then(|old| old.replid.clone());
+            if id.is_none() {
+                r.offset.store(-1, Ordering::Relaxed);
+                r.stream_db.store(0, Ordering::Relaxed);
+            }
+            id
+        };
+        let old_task = previous.and_then(|old| old.task);
+        if let Some(t) = &old_task {
+            t.abort();
+        }
         r.read_offset.store(0, Ordering::Relaxed);
         r.down_since_ms.store(0, Ordering::Relaxed);
         r.active.store(true, Ordering::Release);
@@ -323,7 +348,7 @@ impl Replication {
             .get()
             .cloned()
             .or_else(|| tokio::runtime::Handle::try_current().ok());
-        let task = runtime.map(|rt| rt.spawn(follow(srv.clone(), generation)));
+        let task = runtime.map(|rt| rt.spawn(follow(srv.clone(), generation, old_task)));
         if task.is_none() {
             tracing::error!("no runtime to run the link with the master on");
         }
@@ -331,7 +356,7 @@ impl Replication {
             host: host.to_string(),
             port,
             state: LinkState::Connect,
-            replid: cached.map(|(id, _)| id),
+            replid: cached_replid,
             failover_from,
             task,
         });
@@ -408,8 +433,17 @@ impl Replication {
 }
 
 /// The link task: sessions with the master until the master changes or
-/// `REPLICAOF NO ONE`, one second apart after a failure.
-async fn follow(srv: Arc<ServerState>, generation: u64) {
+/// `REPLICAOF NO ONE`, one second apart after a failure. `previous`, the
+/// task of the master followed before (aborted), is waited for first: it
+/// ends the batch it was in, whose offset the first `PSYNC` continues.
+async fn follow(
+    srv: Arc<ServerState>,
+    generation: u64,
+    previous: Option<tokio::task::JoinHandle<()>>,
+) {
+    if let Some(previous) = previous {
+        let _ = previous.await;
+    }
     let r = &srv.replication;
     while let Some((host, port)) = r.target(generation) {
         match session(&srv, generation, &host, port).await {
@@ -708,8 +742,11 @@ async fn session(srv: &Arc<ServerState>, generation: u64, host: &str, port: u16)
     // The old data is going: nothing to continue from until this sync
     // has loaded.
     r.offset.store(-1, Ordering::Relaxed);
-    if let Some(l) = r.link.lock().as_mut() {
-        l.replid = None;
+    {
+        let mut link = r.link.lock();
+        if let (Some(l), true) = (link.as_mut(), r.current(generation)) {
+            l.replid = None;
+        }
     }
     r.set_state(generation, LinkState::Sync);
     let (tmp, mut file) = create_payload_file(srv)?;
@@ -755,7 +792,7 @@ async fn session(srv: &Arc<ServerState>, generation: u64, host: &str, port: u16)
     r.last_io_ms.store(now_ms(), Ordering::Relaxed);
     {
         let mut link = r.link.lock();
-        if let Some(l) = link.as_mut() {
+        if let (Some(l), true) = (link.as_mut(), r.current(generation)) {
             l.replid = Some(replid);
             l.state = LinkState::Connected;
         }
