@@ -182,3 +182,38 @@ fn a_replica_switched_to_an_unrelated_master_resyncs_in_full() {
         ]
     });
 }
+
+/// `INFO replication`'s backlog fields of a master: none before a
+/// replica, then a backlog that, while still empty, starts at the next
+/// byte of the stream (`master_repl_offset + 1`, Redis's
+/// `createReplicationBacklog`), then holds the writes.
+#[test]
+fn an_empty_backlog_starts_at_the_next_byte_of_the_stream() {
+    let backlog = |c: &mut RespClient| -> String {
+        [
+            "master_repl_offset",
+            "repl_backlog_active",
+            "repl_backlog_first_byte_offset",
+            "repl_backlog_histlen",
+        ]
+        .iter()
+        .map(|n| format!("{n}:{}", field(c, "replication", n)))
+        .collect::<Vec<_>>()
+        .join(" ")
+    };
+    assert_same_side_by_side(|kind| {
+        let (m, r) = (
+            ServerProcess::start(kind, QUIET),
+            ServerProcess::start(kind, QUIET),
+        );
+        let (mut mc, mut rc) = (m.client(), r.client());
+        let mut seen = vec![backlog(&mut mc)];
+        follow(&mut rc, &m);
+        wait_synced(&mut mc, &mut rc);
+        seen.push(backlog(&mut mc));
+        q(&mut mc, &["SET", "k", "v"]);
+        wait_synced(&mut mc, &mut rc);
+        seen.push(backlog(&mut mc));
+        seen
+    });
+}

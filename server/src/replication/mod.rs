@@ -402,7 +402,14 @@ impl Master {
             replicas: s.replicas.clone(),
             waiting: s.waiting.clone(),
             backlog_active: s.backlog_active,
-            backlog_first: s.backlog.first_byte_offset(),
+            // Redis's `repl_backlog->offset`: a backlog created but still
+            // empty starts, virtually, at the next byte of the stream
+            // (`createReplicationBacklog`); none at all shows 0.
+            backlog_first: match (s.backlog_active, s.backlog.is_empty()) {
+                (false, _) => 0,
+                (true, true) => s.offset + 1,
+                (true, false) => s.backlog.first_byte_offset(),
+            },
             backlog_len: s.backlog.len(),
         }
     }
