@@ -13,7 +13,8 @@
 //! "not worth it": a key of the master's stream with a remembered name
 //! would be expired by the replica itself).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use parking_lot::Mutex;
 
@@ -31,10 +32,38 @@ pub struct ReplicaExpires {
 
 #[derive(Debug, Default)]
 struct Remembered {
-    dbs: HashMap<Box<[u8]>, u64>,
-    /// Where the next pass starts among `dbs`' names, so a large set is
-    /// checked a budget at a time, all of it in turn.
-    cursor: usize,
+    /// Ordered by name, so a pass resumes after the last name the previous
+    /// one checked in O(log n), whatever was added or forgotten meanwhile
+    /// (as Redis's dict scan resumes from its cursor).
+    dbs: BTreeMap<Box<[u8]>, u64>,
+    /// The last name the previous pass checked (`None`: start from the
+    /// first), so a large set is checked a budget at a time, all of it in
+    /// turn.
+    cursor: Option<Box<[u8]>>,
+}
+
+impl Remembered {
+    /// The next (at most) `budget` names and their bitmaps, after the
+    /// cursor; the cursor moves past them, back to the start once the end
+    /// is reached. Costs O(log n + budget).
+    fn next_batch(&mut self, budget: usize) -> Vec<(Box<[u8]>, u64)> {
+        let from = match &self.cursor {
+            Some(last) => Bound::Excluded(&last[..]),
+            None => Bound::Unbounded,
+        };
+        let batch: Vec<(Box<[u8]>, u64)> = self
+            .dbs
+            .range::<[u8], _>((from, Bound::Unbounded))
+            .take(budget)
+            .map(|(k, b)| (k.clone(), *b))
+            .collect();
+        self.cursor = if batch.len() < budget {
+            None
+        } else {
+            batch.last().map(|(k, _)| k.clone())
+        };
+        batch
+    }
 }
 
 impl ReplicaExpires {
@@ -85,23 +114,17 @@ impl ReplicaExpires {
     /// deadline (their `expired` notifications and `expired_keys` count as
     /// any expiry's) and forgets those that no longer have a deadline.
     pub fn expire(&self, srv: &ServerState) {
-        let batch: Vec<(Box<[u8]>, u64)> = {
+        self.expire_some(srv, BUDGET);
+    }
+
+    /// [`ReplicaExpires::expire`] with `budget` names at most.
+    fn expire_some(&self, srv: &ServerState, budget: usize) {
+        let batch = {
             let mut r = self.keys.lock();
             if r.dbs.is_empty() {
                 return;
             }
-            if r.cursor >= r.dbs.len() {
-                r.cursor = 0;
-            }
-            let batch: Vec<_> = r
-                .dbs
-                .iter()
-                .skip(r.cursor)
-                .take(BUDGET)
-                .map(|(k, b)| (k.clone(), *b))
-                .collect();
-            r.cursor += batch.len();
-            batch
+            r.next_batch(budget)
         };
         for (key, bits) in batch {
             for db in (0..64).filter(|db| bits & (1u64 << db) != 0) {
@@ -161,5 +184,71 @@ pub fn follow_role(srv: &ServerState) {
     srv.keyspace.report_deadlines(replica);
     if !replica {
         srv.replica_expires.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::test_support::{client, run, server};
+
+    /// One cycle of passes (names / budget, rounded up) checks every
+    /// name, even though the passes forget names as they go: those whose
+    /// key is gone or has no deadline are forgotten, the others stay.
+    #[test]
+    fn a_cycle_of_passes_checks_every_name_and_forgets_the_gone_ones() {
+        let srv = server();
+        let mut c = client(&srv);
+        let budget = 100;
+        let (live, persistent, gone) = (250, 120, 330);
+        for i in 0..live {
+            assert_eq!(
+                run(&srv, &mut c, &format!("SET live{i} v EX 1000")),
+                "+OK\r\n"
+            );
+        }
+        for i in 0..persistent {
+            assert_eq!(
+                run(&srv, &mut c, &format!("SET persistent{i} v")),
+                "+OK\r\n"
+            );
+        }
+        let re = &srv.replica_expires;
+        // Interleaved names, so each pass forgets some and keeps some.
+        for i in 0..gone.max(live).max(persistent) {
+            for (prefix, limit) in [("gone", gone), ("live", live), ("persistent", persistent)] {
+                if i < limit {
+                    re.remember(0, format!("{prefix}{i}").as_bytes());
+                }
+            }
+        }
+        assert_eq!(re.len(), live + persistent + gone);
+        let passes = (live + persistent + gone).div_ceil(budget);
+        for _ in 0..passes {
+            re.expire_some(&srv, budget);
+        }
+        assert_eq!(
+            re.len(),
+            live,
+            "one cycle forgets every name without a deadline"
+        );
+        let kept = re.keys.lock();
+        assert!((0..live).all(|i| kept.dbs.contains_key(format!("live{i}").as_bytes())));
+    }
+
+    /// A pass costs its budget: it resumes after the last name checked.
+    #[test]
+    fn a_pass_resumes_after_the_last_name_checked() {
+        let mut r = super::Remembered::default();
+        for i in 0..25u8 {
+            r.dbs.insert(vec![i].into(), 1);
+        }
+        let names = |b: Vec<(Box<[u8]>, u64)>| b.into_iter().map(|(k, _)| k[0]).collect::<Vec<_>>();
+        assert_eq!(names(r.next_batch(10)), (0..10).collect::<Vec<_>>());
+        // A name forgotten behind the cursor shifts nothing.
+        r.dbs.remove(&[3u8][..]);
+        assert_eq!(names(r.next_batch(10)), (10..20).collect::<Vec<_>>());
+        assert_eq!(names(r.next_batch(10)), (20..25).collect::<Vec<_>>());
+        // The end reached, the next pass starts over.
+        assert_eq!(names(r.next_batch(3)), vec![0, 1, 2]);
     }
 }
