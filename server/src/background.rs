@@ -29,6 +29,10 @@ pub async fn run(srv: Arc<ServerState>) {
         tokio::time::sleep(Duration::from_millis(1000 / hz)).await;
         srv.refresh_wall_clock();
         srv.master.failover.tick(&srv);
+        // Streams expired or evicted by the background cycles unblock
+        // their XREADGROUP clients (commands' own changes are looked at
+        // after each command).
+        srv.blocking.unblock_lost_streams(&srv);
         let now_ms = amber_storage::clock::now_ms();
         // Replicas hear from their master every `repl-ping-replica-period`.
         let period = srv.config.get_u64("repl-ping-replica-period").max(1) * 1000;

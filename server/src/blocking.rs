@@ -119,6 +119,9 @@ use crate::cmd::{CmdError, Ctx};
 use crate::resp::{Protocol, ReplyWriter};
 use crate::state::ServerState;
 
+mod lost_streams;
+pub use lost_streams::STREAM_GONE;
+
 /// What a waiter's operation made of a key that received data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -160,6 +163,12 @@ pub trait BlockedOp: Send + Sync + 'static {
     /// ends it: the null array for the list and sorted-set commands.
     fn timeout_reply(&self, out: &mut ReplyWriter) {
         out.null_array();
+    }
+
+    /// Whether the op is an `XREADGROUP`'s: its key ceasing to be a stream
+    /// unblocks it with an error (see `lost_streams`).
+    fn waits_on_group(&self) -> bool {
+        false
     }
 
     /// What replicas run for this op once it served from `key` (Redis's
@@ -341,6 +350,7 @@ impl Registry {
 pub struct Blocking {
     registry: Mutex<Registry>,
     blocked: AtomicUsize,
+    groups: lost_streams::GroupWaiters,
 }
 
 impl fmt::Debug for Blocking {
@@ -362,6 +372,9 @@ impl Blocking {
             return None;
         }
         self.blocked.fetch_sub(1, Ordering::Relaxed);
+        if w.op.waits_on_group() {
+            self.groups.removed();
+        }
         w.tx.lock().take()
     }
 
@@ -553,6 +566,9 @@ fn register(ctx: &mut Ctx<'_>, keys: &[&[u8]], deadline: Option<Instant>, op: Bo
         queued: AtomicBool::new(true),
     });
     let blocking = &ctx.srv.blocking;
+    if w.op.waits_on_group() {
+        blocking.group_waiter_added(ctx.srv);
+    }
     {
         let mut reg = blocking.registry.lock();
         let map = reg.db(w.db);

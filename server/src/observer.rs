@@ -1,6 +1,7 @@
 //! The server's [`KeyObserver`]: what the storage layer reports about keys,
 //! turned into `WATCH` invalidations ([`crate::watch`]), client-side caching
-//! invalidations ([`crate::tracking`]) and `expired` / `evicted` keyspace
+//! invalidations ([`crate::tracking`]), unblocked `XREADGROUP`s whose
+//! stream went away (`crate::blocking`'s `lost_streams`) and `expired` / `evicted` keyspace
 //! notifications ([`crate::notify`]).
 
 use std::sync::{Arc, Weak};
@@ -26,6 +27,7 @@ impl ServerObserver {
 impl KeyObserver for ServerObserver {
     fn modified(&self, db: usize, key: &[u8], exists: bool) {
         if let Some(srv) = self.0.upgrade() {
+            srv.blocking.note_change(&srv, db, key);
             srv.watches.touch(db, key, exists);
             if srv.tracking.active() {
                 let by = crate::tracking::current_client();
@@ -45,6 +47,7 @@ impl KeyObserver for ServerObserver {
         if let Some(srv) = self.0.upgrade() {
             notify::publish(&srv, db, notify::EXPIRED, "expired", key);
             srv.master.feed_deletion(&srv, db, key);
+            srv.blocking.note_change(&srv, db, key);
             srv.watches.touch(db, key, false);
             if srv.tracking.active() {
                 srv.tracking.invalidate(&srv, key, true, None);
@@ -66,6 +69,7 @@ impl KeyObserver for ServerObserver {
     fn evicted(&self, db: usize, key: &[u8]) {
         // Redis's performEvictions: signalModifiedKey, then notify.
         if let Some(srv) = self.0.upgrade() {
+            srv.blocking.note_change(&srv, db, key);
             srv.watches.touch(db, key, false);
             if srv.tracking.active() {
                 srv.tracking.invalidate(&srv, key, true, None);
@@ -90,6 +94,7 @@ impl KeyObserver for ServerObserver {
             if replaced_with.is_none() {
                 srv.replica_expires.forget_db(emptied);
             }
+            srv.blocking.db_replaced(&srv, emptied, replaced_with);
             srv.watches.touch_db(&srv.keyspace, emptied, replaced_with);
         }
     }

@@ -409,6 +409,12 @@ impl Keyspace {
         self.observers.set_tracking(on);
     }
 
+    /// Turns the observer's `modified` reports on (some client is blocked
+    /// in `XREADGROUP`) or off; independent of the two above.
+    pub fn report_stream_group_changes(&self, on: bool) {
+        self.observers.set_stream_groups(on);
+    }
+
     /// Turns the observer's `created` reports on or off.
     pub fn report_creations(&self, on: bool) {
         self.observers.set_creations(on);

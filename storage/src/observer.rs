@@ -31,8 +31,9 @@ use std::sync::{Arc, OnceLock};
 pub trait KeyObserver: Send + Sync {
     /// `key` in `db` was written, deleted or had its deadline changed;
     /// `exists` says whether it exists after the change. Reported only while
-    /// [`crate::Keyspace::watch_modifications`] or
-    /// [`crate::Keyspace::track_modifications`] is on.
+    /// [`crate::Keyspace::watch_modifications`],
+    /// [`crate::Keyspace::track_modifications`] or
+    /// [`crate::Keyspace::report_stream_group_changes`] is on.
     fn modified(&self, db: usize, key: &[u8], exists: bool);
     /// `key` was added to `db` (it did not exist before the write). Reported
     /// only while [`crate::Keyspace::report_creations`] is on.
@@ -67,11 +68,15 @@ pub trait KeyObserver: Send + Sync {
 const WATCHED: u8 = 1;
 /// Why modifications are reported: some client tracks keys (`CLIENT TRACKING`).
 const TRACKED: u8 = 2;
+/// Why modifications are reported: some client is blocked in `XREADGROUP`
+/// (its key deleted or overwritten must unblock it).
+const STREAM_GROUPS: u8 = 4;
 
 /// The installed observer and the switch for modification reports.
 #[derive(Default)]
 pub(crate) struct Observers {
-    /// Reasons to report modifications ([`WATCHED`], [`TRACKED`]): one
+    /// Reasons to report modifications ([`WATCHED`], [`TRACKED`],
+    /// [`STREAM_GROUPS`]): one
     /// load tells a write whether to report.
     watching: AtomicU8,
     creations: AtomicBool,
@@ -93,6 +98,11 @@ impl Observers {
     /// Turns modification reports for client-side caching on or off.
     pub(crate) fn set_tracking(&self, on: bool) {
         self.set_reason(TRACKED, on);
+    }
+
+    /// Turns modification reports for blocked `XREADGROUP`s on or off.
+    pub(crate) fn set_stream_groups(&self, on: bool) {
+        self.set_reason(STREAM_GROUPS, on);
     }
 
     fn set_reason(&self, reason: u8, on: bool) {

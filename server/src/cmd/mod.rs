@@ -213,6 +213,9 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     } else {
         dispatch(ctx, args);
     }
+    // XREADGROUP clients whose stream this command (or the transaction or
+    // script it ran) deleted or overwrote (one load when there are none).
+    ctx.srv.blocking.unblock_lost_streams(ctx.srv);
 }
 
 /// [`execute`] while some client tracks keys: the table is kept under

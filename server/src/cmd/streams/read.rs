@@ -410,6 +410,10 @@ struct ReadOp {
 }
 
 impl BlockedOp for ReadOp {
+    fn waits_on_group(&self) -> bool {
+        self.group.is_some()
+    }
+
     fn serve(
         &self,
         g: &mut Guard<'_>,
