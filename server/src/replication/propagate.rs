@@ -338,7 +338,9 @@ pub fn rewrite(
             }
             None => Vec::new(),
         },
-        "blmpop" => match first {
+        // Redis propagates the pop that happened, as `LPOP`/`RPOP key
+        // count` (and `ZPOPMIN`/`ZPOPMAX key count` below), blocked or not.
+        "blmpop" | "lmpop" => match first {
             Some(k) => {
                 let left = mpop_direction(args).is_some_and(|d| is(d, "left"));
                 let pop = if left { "LPOP" } else { "RPOP" };
@@ -358,7 +360,7 @@ pub fn rewrite(
             }
             None => Vec::new(),
         },
-        "bzmpop" => match first {
+        "bzmpop" | "zmpop" => match first {
             Some(k) => {
                 let min = mpop_direction(args).is_some_and(|d| is(d, "min"));
                 let pop = if min { "ZPOPMIN" } else { "ZPOPMAX" };
@@ -463,8 +465,13 @@ fn exact_trim(srv: &ServerState, db: usize, cmd: &mut [Vec<u8>], from: usize) {
 /// The `LEFT|RIGHT` (`MIN|MAX`) of `BLMPOP`/`BZMPOP timeout numkeys
 /// key... <direction> [COUNT n]`.
 fn mpop_direction<'a>(args: &[&'a [u8]]) -> Option<&'a [u8]> {
-    let numkeys = crate::cmd::args::parse_i64(args.get(2)?)?;
-    let at = usize::try_from(numkeys).ok()?.checked_add(3)?;
+    // The blocking forms have a timeout before `numkeys`.
+    let blocking = args
+        .first()
+        .is_some_and(|n| n.first().is_some_and(|c| c.eq_ignore_ascii_case(&b'b')));
+    let at_numkeys = if blocking { 2 } else { 1 };
+    let numkeys = crate::cmd::args::parse_i64(args.get(at_numkeys)?)?;
+    let at = usize::try_from(numkeys).ok()?.checked_add(at_numkeys + 1)?;
     args.get(at).copied()
 }
 
@@ -646,6 +653,30 @@ mod tests {
     }
 
     #[test]
+    fn multi_key_pops_go_as_the_pop_that_happened() {
+        let s = stream_of(&[
+            "RPUSH l a b c",
+            "LMPOP 2 nothing l LEFT COUNT 2",
+            "LMPOP 1 l RIGHT",
+            "LMPOP 1 l RIGHT",
+            "ZADD z 1 a 2 b",
+            "ZMPOP 1 z MAX COUNT 5",
+        ]);
+        let expected: Vec<Vec<String>> = [
+            "SELECT 0",
+            "RPUSH l a b c",
+            "LPOP l 2",
+            "RPOP l 1",
+            "ZADD z 1 a 2 b",
+            "ZPOPMAX z 2",
+        ]
+        .iter()
+        .map(|l| words(l))
+        .collect();
+        assert_eq!(s, expected);
+    }
+
+    #[test]
     fn deadlines_become_absolute() {
         let s = stream_of(&["SET a 1 EX 100", "EXPIRE a 200", "SETEX c 50 v"]);
         assert_eq!(s.len(), 4, "{s:?}");
@@ -794,6 +825,8 @@ mod tests {
         assert_eq!(mpop_direction(&a), Some(&b"RIGHT"[..]));
         let a: Vec<&[u8]> = vec![b"BZMPOP", b"0", b"x", b"k"];
         assert_eq!(mpop_direction(&a), None);
+        let a: Vec<&[u8]> = vec![b"lmpop", b"1", b"right", b"LEFT"];
+        assert_eq!(mpop_direction(&a), Some(&b"LEFT"[..]));
     }
 
     #[test]
