@@ -383,6 +383,26 @@ impl Keyspace {
         self.gate.try_shared()
     }
 
+    /// Takes the gate shared, or `None` once `give_up` says so (asked
+    /// every `slice` of waiting: see [`crate::striped::Gate::shared_unless`]).
+    pub fn shared_unless(
+        &self,
+        slice: std::time::Duration,
+        give_up: impl FnMut() -> bool,
+    ) -> Option<crate::striped::SharedGate<'_>> {
+        self.gate.shared_unless(slice, give_up)
+    }
+
+    /// Takes the gate exclusively, or `None` once `give_up` says so (see
+    /// [`crate::striped::Gate::exclusive_unless`]).
+    pub fn exclusive_unless(
+        &self,
+        slice: std::time::Duration,
+        give_up: impl FnMut() -> bool,
+    ) -> Option<crate::striped::ExclusiveGate<'_>> {
+        self.gate.exclusive_unless(slice, give_up)
+    }
+
     /// Takes the gate exclusively: nothing else runs until it is dropped
     /// (`EXEC`, `SWAPDB`, `MOVE`, `COPY`, `FLUSHALL`, `FLUSHDB`).
     pub fn exclusive(&self) -> crate::striped::ExclusiveGate<'_> {

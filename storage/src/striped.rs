@@ -21,6 +21,7 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -238,6 +239,50 @@ impl Gate {
             _stripes: self.0.all().map(|l| l.write()).collect(),
         }
     }
+
+    /// Takes the gate shared, waiting in slices of `slice`; after each
+    /// slice that did not get it, `give_up` decides whether to stop
+    /// waiting (then `None`). For a waiter that must notice something
+    /// while it waits (a script running past `busy-reply-threshold`).
+    pub fn shared_unless(
+        &self,
+        slice: Duration,
+        mut give_up: impl FnMut() -> bool,
+    ) -> Option<SharedGate<'_>> {
+        let lock = self.0.local();
+        loop {
+            if let Some(g) = lock.try_read_for(slice) {
+                return Some(g);
+            }
+            if give_up() {
+                return None;
+            }
+        }
+    }
+
+    /// Takes the gate alone as [`Gate::exclusive`], waiting for each stripe
+    /// in slices of `slice` as [`Gate::shared_unless`]; the stripes
+    /// already taken are kept between slices (so readers arriving meanwhile
+    /// cannot overtake it there) and released when it gives up.
+    pub fn exclusive_unless(
+        &self,
+        slice: Duration,
+        mut give_up: impl FnMut() -> bool,
+    ) -> Option<ExclusiveGate<'_>> {
+        let mut stripes = Vec::with_capacity(STRIPES);
+        for lock in self.0.all() {
+            loop {
+                if let Some(g) = lock.try_write_for(slice) {
+                    stripes.push(g);
+                    break;
+                }
+                if give_up() {
+                    return None;
+                }
+            }
+        }
+        Some(ExclusiveGate { _stripes: stripes })
+    }
 }
 
 #[cfg(test)]
@@ -322,6 +367,55 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    #[test]
+    fn timed_waits_give_up_when_asked_and_take_the_gate_once_free() {
+        let gate = Arc::new(Gate::default());
+        let slice = std::time::Duration::from_millis(5);
+        let w = gate.exclusive();
+        // Held alone elsewhere: each wait asks after every slice, and
+        // stops when told to.
+        let g = Arc::clone(&gate);
+        let asked = std::thread::spawn(move || {
+            let mut asked = 0;
+            let got = g.shared_unless(slice, || {
+                asked += 1;
+                asked == 3
+            });
+            let shared_got = got.is_some();
+            drop(got);
+            let mut asked_alone = 0;
+            let alone = g.exclusive_unless(slice, || {
+                asked_alone += 1;
+                asked_alone == 2
+            });
+            (shared_got, asked, alone.is_some(), asked_alone)
+        })
+        .join()
+        .expect("waiter");
+        assert_eq!(asked, (false, 3, false, 2));
+        drop(w);
+        // Free: both take it without asking.
+        let mut asked = 0;
+        let shared = gate.shared_unless(slice, || {
+            asked += 1;
+            true
+        });
+        assert!(shared.is_some());
+        drop(shared);
+        let alone = gate.exclusive_unless(slice, || {
+            asked += 1;
+            true
+        });
+        assert!(alone.is_some());
+        assert_eq!(asked, 0);
+        // And the exclusive wait really excludes a reader.
+        let g = Arc::clone(&gate);
+        let blocked = std::thread::spawn(move || g.shared_unless(slice, || true).is_none())
+            .join()
+            .expect("reader");
+        assert!(blocked);
     }
 
     #[test]
