@@ -149,6 +149,12 @@ async fn async_main(config: config::Config) -> ExitCode {
     tokio::spawn(async move {
         wait_for_signal(registered).await;
         tracing::info!("received a shutdown signal, shutting down");
+        // As Redis (whose `serverCron` acts on the signal only between
+        // commands): a running script ends first, while clients still get
+        // `-BUSY` and may `SHUTDOWN NOSAVE` meanwhile.
+        while signals.scripting.busy.running_ms().is_some() && !signals.shutting_down() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         signals.request_shutdown();
     });
     tracing::info!(
@@ -166,6 +172,17 @@ async fn async_main(config: config::Config) -> ExitCode {
         .load(std::sync::atomic::Ordering::Acquire)
         || srv.keyspace.snapshot_running()
     {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // `SHUTDOWN NOSAVE` during a long script asked it to stop (Redis exits
+    // under it): the arena is marked clean only once it has, and is left
+    // to recover as after a crash if it does not stop soon.
+    let stop_deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while srv.scripting.busy.running_ms().is_some() {
+        if std::time::Instant::now() >= stop_deadline {
+            tracing::warn!("a script is still running: exiting without closing the arena");
+            return ExitCode::SUCCESS;
+        }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     // SIGTERM / SIGINT with save points and no arena persistence: the RDB

@@ -244,6 +244,15 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         return Err(CmdError::err("No shutdown in progress."));
     }
     let srv = ctx.srv;
+    // A script running long: only `NOSAVE` shuts down (and stops it), as
+    // Redis's `shutdownCommand`; it runs without the gate the script holds
+    // (`scripting::busy::check`).
+    if let Some(busy) = crate::cmd::scripting::busy::long_running(srv) {
+        if !nosave {
+            return Err(busy);
+        }
+        srv.scripting.busy.abort();
+    }
     let save_points = !srv.config.get("save").unwrap_or_default().is_empty();
     let pmem = srv.config.get("persistence").as_deref() == Some("pmem");
     let result = if save || (!nosave && save_points && !pmem) {

@@ -348,14 +348,8 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         return;
     }
     // A script running longer than `busy-reply-threshold` holds the gate.
-    match scripting::busy::check(srv, def) {
-        scripting::busy::Check::Free => {}
-        scripting::busy::Check::Refuse(e) => {
-            def.stats.reject();
-            multi::reject(ctx, is_exec, &e);
-            return;
-        }
-        scripting::busy::Check::RunNow => return call(ctx, def, args),
+    if !admitted_while_busy(ctx, def, args, is_exec) {
+        return;
     }
     if multi::queue_or_run(ctx, &def.name, args) {
         return;
@@ -366,17 +360,80 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     // Ordinary commands share the keyspace gate; cross-database commands
     // (and EXEC) hold it alone so no other command interleaves.
     let keyspace = &srv.keyspace;
-    let _gate = if def.flags.has(Flags::EXCLUSIVE) {
-        ctx.client.cmd_clock = None;
-        Gate::Alone(keyspace.exclusive())
-    } else if let Some(shared) = keyspace.try_shared() {
+    let _gate = if let Some(shared) = (!def.flags.has(Flags::EXCLUSIVE))
+        .then(|| keyspace.try_shared())
+        .flatten()
+    {
         Gate::Shared(shared)
     } else {
         // It waits: the end of the previous command is no longer "now".
         ctx.client.cmd_clock = None;
-        Gate::Shared(keyspace.shared())
+        match wait_for_gate(ctx, def, args, is_exec) {
+            Some(gate) => gate,
+            None => return,
+        }
     };
     call(ctx, def, args);
+}
+
+/// How long a command waiting for the keyspace gate waits before it looks
+/// again whether a script holding it has passed `busy-reply-threshold`.
+const GATE_SLICE: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Whether `def` may go on while a script may be running long
+/// ([`scripting::busy::check`]): refused with `-BUSY` (false, replied),
+/// run at once without the gate (`SCRIPT KILL`...; false, replied), or on
+/// as usual (true).
+fn admitted_while_busy(ctx: &mut Ctx<'_>, def: &CommandDef, args: &[&[u8]], is_exec: bool) -> bool {
+    match scripting::busy::check(ctx.srv, def) {
+        scripting::busy::Check::Free => true,
+        scripting::busy::Check::Refuse(e) => {
+            def.stats.reject();
+            multi::reject(ctx, is_exec, &e);
+            false
+        }
+        scripting::busy::Check::RunNow => {
+            call(ctx, def, args);
+            false
+        }
+    }
+}
+
+/// Waits for the keyspace gate (alone for an `EXCLUSIVE` command), in
+/// slices: a script holds it for as long as it runs, and once it passes
+/// `busy-reply-threshold` a waiting command is answered as if it had
+/// arrived then, as Redis answers the commands it reads while the script
+/// runs: `-BUSY`, or run without the gate (`SCRIPT KILL`, and the
+/// `allow_busy` commands, `MULTI`, `WATCH`, `QUIT`..., which Redis runs
+/// from inside the script). `None` when it was answered.
+fn wait_for_gate<'k>(
+    ctx: &mut Ctx<'k>,
+    def: &CommandDef,
+    args: &[&[u8]],
+    is_exec: bool,
+) -> Option<Gate<'k>> {
+    let srv = ctx.srv;
+    let keyspace = &srv.keyspace;
+    let busy = || scripting::busy::long_running(srv).is_some();
+    loop {
+        let gate = if def.flags.has(Flags::EXCLUSIVE) {
+            keyspace.exclusive_unless(GATE_SLICE, busy).map(Gate::Alone)
+        } else {
+            keyspace.shared_unless(GATE_SLICE, busy).map(Gate::Shared)
+        };
+        if gate.is_some() {
+            return gate;
+        }
+        if !admitted_while_busy(ctx, def, args, is_exec) {
+            return None;
+        }
+        if busy() {
+            // Allowed while busy: it cannot wait for the script.
+            call(ctx, def, args);
+            return None;
+        }
+        // The script ended meanwhile: the wait starts again.
+    }
 }
 
 /// The definitions of the commands queued in the client's transaction

@@ -101,6 +101,15 @@ impl Busy {
         Ok(())
     }
 
+    /// Stops the running script at its next check even if it wrote: the
+    /// server is shutting down without saving (`SHUTDOWN NOSAVE`), which
+    /// Redis does by exiting under the script.
+    pub fn abort(&self) {
+        if self.running_for_ms().is_some() {
+            self.kill.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// Installs the instruction-count hook on `state` for this script.
     ///
     /// # Safety
@@ -159,26 +168,34 @@ pub fn threshold_ms(srv: &ServerState) -> u64 {
         .unwrap_or(5000)
 }
 
-/// What `def` may do now (one atomic load when no script runs).
-pub fn check(srv: &ServerState, def: &CommandDef) -> Check {
-    let Some(ran) = srv.scripting.busy.running_for_ms() else {
-        return Check::Free;
-    };
+/// The `-BUSY` error of the script running past `busy-reply-threshold`,
+/// if one does (Redis's `isInsideYieldingLongCommand`).
+pub fn long_running(srv: &ServerState) -> Option<CmdError> {
+    let ran = srv.scripting.busy.running_for_ms()?;
     let threshold = threshold_ms(srv);
     if threshold == 0 || ran < threshold {
-        return Check::Free;
+        return None;
     }
-    // The kills, and `FUNCTION STATS` (which reports the running function),
-    // must not wait for the gate the script holds.
+    let function = srv.scripting.busy.function.load(Ordering::Relaxed);
+    Some(CmdError::msg(busy_error(function)))
+}
+
+/// What `def` may do now (one atomic load when no script runs).
+pub fn check(srv: &ServerState, def: &CommandDef) -> Check {
+    let Some(busy) = long_running(srv) else {
+        return Check::Free;
+    };
+    // The kills, `FUNCTION STATS` (which reports the running function) and
+    // `SHUTDOWN` (which refuses itself unless `NOSAVE`) must not wait for
+    // the gate the script holds.
     if matches!(
         def.name.as_str(),
-        "script|kill" | "function|kill" | "function|stats"
+        "script|kill" | "function|kill" | "function|stats" | "shutdown"
     ) {
         return Check::RunNow;
     }
     if def.flags.has(Flags::ALLOW_BUSY) {
         return Check::Free;
     }
-    let function = srv.scripting.busy.function.load(Ordering::Relaxed);
-    Check::Refuse(CmdError::msg(busy_error(function)))
+    Check::Refuse(busy)
 }
