@@ -41,6 +41,10 @@ struct Connection<S = TcpStream> {
     lease_probe: u32,
     /// Batches in a row on one shard (see `crate::cores`).
     affinity: Affinity,
+    /// A request that runs a script, taken out of the batch by
+    /// [`Connection::process`] to run off the connection thread (see
+    /// [`runs_script`]).
+    script: Option<Vec<Vec<u8>>>,
 }
 
 /// Why [`Connection::run`] returned without an error.
@@ -69,6 +73,7 @@ impl<S> Connection<S> {
             hint_skip: self.hint_skip,
             lease_probe: self.lease_probe,
             affinity: self.affinity,
+            script: self.script,
         })
     }
 }
@@ -95,6 +100,7 @@ pub async fn serve(srv: Arc<ServerState>, stream: TcpStream) {
         hint_skip: 0,
         lease_probe: 0,
         affinity: Affinity::default(),
+        script: None,
     };
     serve_until_closed_or_moved(srv, conn, client).await;
 }
@@ -227,6 +233,14 @@ impl Connection {
             };
             prefetch_batch(srv, client.db, batch, &mut self.hint_skip);
             self.process(srv, client);
+            // A script runs on the blocking pool, the rest of the batch
+            // after it.
+            while let Some(args) = self.script.take() {
+                if !self.run_script(srv, client, args).await {
+                    return Ok(Exit::Closed);
+                }
+                self.process(srv, client);
+            }
             // BCAST invalidations of the keys this batch modified.
             if std::mem::take(&mut client.tracking_batch) {
                 let me = Some((client.handle.id, &mut self.out));
@@ -528,6 +542,13 @@ impl Connection {
                 client.postponed = true;
                 break;
             }
+            // A script may run for long: not on this thread, which serves
+            // other connections (see `run_script`).
+            if runs_script(client, &args) {
+                self.script = Some(args.iter().map(|a| a.to_vec()).collect());
+                consumed += len;
+                break;
+            }
             let mark = self.out.len();
             // A replica of this server reads the stream on this socket:
             // replies to what it sends would corrupt it (Redis sends none).
@@ -552,6 +573,97 @@ impl Connection {
         self.input.advance(consumed);
         client.handle.info.lock().qbuf = self.input.len();
     }
+
+    /// Executes a request that runs a script ([`runs_script`]) on tokio's
+    /// blocking pool, the client and the reply buffer with it, while this
+    /// connection thread goes on serving its other connections: a script
+    /// runs for as long as it likes (`busy-reply-threshold`), and they must
+    /// get their `-BUSY` replies and be able to `SCRIPT KILL` it, as Redis
+    /// answers them from inside a long script. Its reply follows the
+    /// batch's earlier ones. Returns false when the connection must close
+    /// (the task panicked: the client did not come back).
+    async fn run_script(
+        &mut self,
+        srv: &Arc<ServerState>,
+        client: &mut Client,
+        args: Vec<Vec<u8>>,
+    ) -> bool {
+        // Nothing else uses the client meanwhile: this connection waits.
+        let away = std::mem::replace(client, Client::new(client.handle.clone(), false));
+        let out = std::mem::take(&mut self.out);
+        let owner = srv.clone();
+        let ran = tokio::task::spawn_blocking(move || {
+            let (mut client, mut out) = (away, out);
+            let argv: SmallVec<[&[u8]; 8]> = args.iter().map(Vec::as_slice).collect();
+            let mark = out.len();
+            let mut ctx = Ctx {
+                srv: &owner,
+                client: &mut client,
+                out: &mut out,
+            };
+            cmd::execute(&mut ctx, &argv);
+            if client.reply.silenced() || client.replica.is_some() {
+                out.drop_reply_since(mark);
+            }
+            client.reply.command_done();
+            // Its writes' durability is waited for by this connection,
+            // with the rest of the batch.
+            (client, out, amber_storage::tier::take_ticket())
+        })
+        .await;
+        match ran {
+            Ok((back, out, ticket)) => {
+                *client = back;
+                self.out = out;
+                amber_storage::tier::note_ticket(ticket);
+                true
+            }
+            Err(e) => {
+                tracing::error!(client = client.handle.id, error = %e, "a script's task failed; closing the connection");
+                false
+            }
+        }
+    }
+}
+
+/// Whether a request runs a Lua script (`EVAL`, `EVALSHA`, their `_RO`
+/// forms, `FCALL`, `FCALL_RO`, or `EXEC` of a transaction that queued
+/// one), so [`Connection::process`] leaves it to
+/// [`Connection::run_script`]. A script queued in `MULTI` only queues, and
+/// a Lua debugging session (`SCRIPT DEBUG`) stays on the connection's
+/// thread, which reads its socket. Costs a length and first-byte test for
+/// most commands.
+fn runs_script(client: &Client, args: &[&[u8]]) -> bool {
+    let Some(name) = args.first() else {
+        return false;
+    };
+    if !matches!(name.len(), 4..=10) || !matches!(name.first(), Some(b'e' | b'E' | b'f' | b'F')) {
+        return false;
+    }
+    if client.script_debug.is_some() {
+        return false;
+    }
+    match &client.multi {
+        None => is_script_call(name),
+        Some(m) => {
+            name.eq_ignore_ascii_case(b"exec")
+                && m.queued()
+                    .any(|q| q.first().is_some_and(|n| is_script_call(n)))
+        }
+    }
+}
+
+/// Whether `name` is a command that runs a script.
+fn is_script_call(name: &[u8]) -> bool {
+    const SCRIPT_CALLS: [&[u8]; 6] = [
+        b"eval",
+        b"evalsha",
+        b"eval_ro",
+        b"evalsha_ro",
+        b"fcall",
+        b"fcall_ro",
+    ];
+    SCRIPT_CALLS.iter().any(|c| name.eq_ignore_ascii_case(c))
 }
 
 /// What a look at a batch's complete requests found (see [`peek_batch`]).
