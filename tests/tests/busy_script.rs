@@ -1,0 +1,187 @@
+//! A script running past `busy-reply-threshold` leaves no client hanging,
+//! compared byte for byte with redis-server: every other connection, on
+//! whichever of Amber's connection threads it landed (the script's own
+//! included), gets Redis's `-BUSY` error promptly, `SCRIPT KILL` /
+//! `FUNCTION KILL` works from any of them, and a command that was already
+//! waiting for the script when the threshold passed (a `PING`, an `EXEC`
+//! that needs the keyspace alone) gets its `-BUSY` then, as in Redis.
+//! `SHUTDOWN` without `NOSAVE` is refused while busy; `SHUTDOWN NOSAVE`
+//! ends the server, script and all.
+//!
+//! Every read is bounded (a hang fails the test instead of stalling it),
+//! and nothing waits by sleeping: a client polls until it sees the script.
+
+use std::time::{Duration, Instant};
+
+use amber_tests::reply::show;
+use amber_tests::{connect, Pair, RespClient, ServerProcess};
+
+/// Amber's connection threads in these tests.
+const THREADS: usize = 2;
+/// Fresh connections per round: several per thread, so some surely share
+/// the script's thread (connections go to the threads in turn).
+const FRESH: usize = 3 * THREADS;
+/// How long a reply may take before the test calls it a hang.
+const PROMPT: Duration = Duration::from_secs(5);
+
+/// A script that never ends by itself (and writes nothing: killable).
+const SPIN: &str = "local a = 1 while true do a = a + 1 end";
+/// A library whose function never ends by itself.
+const SPIN_LIBRARY: &str = "#!lua name=busylib\nredis.register_function('spin', function() local a = 1 while true do a = a + 1 end end)";
+
+fn client(port: u16) -> RespClient {
+    let c = connect(port);
+    c.set_timeout(PROMPT);
+    c
+}
+
+/// Sends `args` until the reply is no longer `quiet` (what it answers
+/// before the script runs), and returns that reply: the first request that
+/// met the running script. Panics if no reply comes within [`PROMPT`].
+fn until_not(c: &mut RespClient, args: &[&str], quiet: &[u8]) -> Vec<u8> {
+    let deadline = Instant::now() + PROMPT;
+    loop {
+        let reply = c
+            .try_cmd(args)
+            .unwrap_or_else(|e| panic!("{args:?} got no reply (a hang): {e}"));
+        if reply != quiet {
+            return reply;
+        }
+        assert!(Instant::now() < deadline, "{args:?} never met the script");
+    }
+}
+
+/// One runaway script per round, killed from a different fresh connection
+/// each round (one of the first two, which are on different threads, is
+/// on the script's). `call` starts the script, `kill` is its kill command.
+fn runaway_rounds(port: u16, setup: &[&[&str]], call: &[&str], kill: &[&str]) -> Vec<Vec<u8>> {
+    let mut admin = client(port);
+    let mut out = vec![admin.cmd(&["CONFIG", "SET", "busy-reply-threshold", "10"])];
+    for step in setup {
+        out.push(admin.cmd(step));
+    }
+    for round in 0..2 {
+        let mut script = client(port);
+        script.send(call).expect("send the script");
+        let mut fresh: Vec<RespClient> = (0..FRESH).map(|_| client(port)).collect();
+        // Each one's first reply that is not PONG: the script's -BUSY.
+        for c in fresh.iter_mut() {
+            out.push(until_not(c, &["PING"], b"+PONG\r\n"));
+        }
+        // Commands Redis allows while busy still answer.
+        out.push(fresh[2].cmd(&["MULTI"]));
+        out.push(fresh[2].cmd(&["DISCARD"]));
+        out.push(fresh[round].cmd(kill));
+        out.push(
+            script
+                .read_reply()
+                .expect("the killed script's reply (a hang)"),
+        );
+        // Afterwards every connection works.
+        for c in fresh.iter_mut().chain([&mut script, &mut admin]) {
+            out.push(c.cmd(&["PING"]));
+        }
+    }
+    out.push(admin.cmd(&["CONFIG", "SET", "busy-reply-threshold", "5000"]));
+    out
+}
+
+fn compare(amber: &[Vec<u8>], redis: &[Vec<u8>]) {
+    let all = |v: &[Vec<u8>]| v.iter().map(|b| show(b)).collect::<Vec<_>>();
+    assert_eq!(
+        all(amber),
+        all(redis),
+        "replies differ (left: amber, right: redis)"
+    );
+}
+
+fn pair() -> Pair {
+    Pair::start(&[], &["--threads", &THREADS.to_string()])
+}
+
+#[test]
+fn every_connection_gets_busy_and_script_kill_works_from_any() {
+    let pair = pair();
+    let eval = ["EVAL", SPIN, "0"];
+    let redis = runaway_rounds(pair.redis.port, &[], &eval, &["SCRIPT", "KILL"]);
+    let amber = runaway_rounds(pair.amber.port, &[], &eval, &["SCRIPT", "KILL"]);
+    compare(&amber, &redis);
+}
+
+#[test]
+fn every_connection_gets_busy_and_function_kill_works_from_any() {
+    let pair = pair();
+    let load: &[&str] = &["FUNCTION", "LOAD", "REPLACE", SPIN_LIBRARY];
+    let fcall = ["FCALL", "spin", "0"];
+    let kill = ["FUNCTION", "KILL"];
+    let redis = runaway_rounds(pair.redis.port, &[load], &fcall, &kill);
+    let amber = runaway_rounds(pair.amber.port, &[load], &fcall, &kill);
+    compare(&amber, &redis);
+}
+
+/// Commands sent while the script runs but before the threshold passes
+/// (a half-second threshold, and clients polling all along): a `PING`, and
+/// an `EXEC` (which needs the keyspace alone; without `MULTI` it answers
+/// an error at once while no script runs) wait, then get `-BUSY` once it
+/// passes; a `SCRIPT KILL` sent from the script's own thread and the other
+/// both work.
+fn waiting_when_the_threshold_passes(port: u16) -> Vec<Vec<u8>> {
+    let mut admin = client(port);
+    let mut out = vec![admin.cmd(&["CONFIG", "SET", "busy-reply-threshold", "500"])];
+    let mut script = client(port);
+    let mut pinger = client(port);
+    let mut execer = client(port);
+    script.send(&["EVAL", SPIN, "0"]).expect("send the script");
+    out.push(until_not(&mut pinger, &["PING"], b"+PONG\r\n"));
+    out.push(until_not(
+        &mut execer,
+        &["EXEC"],
+        b"-ERR EXEC without MULTI\r\n",
+    ));
+    // SHUTDOWN is allowed while busy, but only NOSAVE shuts down.
+    out.push(execer.cmd(&["SHUTDOWN"]));
+    out.push(pinger.cmd(&["SCRIPT", "KILL"]));
+    out.push(script.read_reply().expect("the killed script's reply"));
+    out.push(execer.cmd(&["EXEC"]));
+    out.push(admin.cmd(&["CONFIG", "SET", "busy-reply-threshold", "5000"]));
+    out
+}
+
+#[test]
+fn commands_waiting_for_a_script_get_busy_when_it_passes_the_threshold() {
+    let pair = pair();
+    let redis = waiting_when_the_threshold_passes(pair.redis.port);
+    let amber = waiting_when_the_threshold_passes(pair.amber.port);
+    compare(&amber, &redis);
+}
+
+/// `SHUTDOWN NOSAVE` from any connection ends a server whose script never
+/// ends, as Redis's test "SHUTDOWN NOSAVE can kill a timedout script
+/// anyway".
+fn shutdown_nosave_during_a_runaway_script(server: &mut ServerProcess) -> Vec<u8> {
+    let port = server.port;
+    let mut admin = client(port);
+    admin.cmd(&["CONFIG", "SET", "busy-reply-threshold", "10"]);
+    let mut script = client(port);
+    script.send(&["EVAL", SPIN, "0"]).expect("send the script");
+    let mut others: Vec<RespClient> = (0..FRESH).map(|_| client(port)).collect();
+    let busy = until_not(&mut others[0], &["PING"], b"+PONG\r\n");
+    // The last one is on another thread than the first.
+    let last = others.last_mut().expect("connections");
+    last.send(&["SHUTDOWN", "NOSAVE"]).expect("send");
+    let status = server.wait_exit(PROMPT);
+    assert!(
+        status.is_some(),
+        "{} still runs after SHUTDOWN NOSAVE",
+        server.kind.name()
+    );
+    busy
+}
+
+#[test]
+fn shutdown_nosave_ends_a_server_running_a_runaway_script() {
+    let mut pair = pair();
+    let redis = shutdown_nosave_during_a_runaway_script(&mut pair.redis);
+    let amber = shutdown_nosave_during_a_runaway_script(&mut pair.amber);
+    compare(&[amber], &[redis]);
+}
