@@ -185,3 +185,43 @@ fn shutdown_nosave_ends_a_server_running_a_runaway_script() {
     let amber = shutdown_nosave_during_a_runaway_script(&mut pair.amber);
     compare(&[amber], &[redis]);
 }
+
+/// SIGTERM while a script runs: Redis acts on it only between commands
+/// (`serverCron`), so the server goes on answering `-BUSY` (nothing
+/// closes) until the script is killed, then shuts down.
+fn sigterm_during_a_runaway_script(server: &mut ServerProcess) -> Vec<Vec<u8>> {
+    let port = server.port;
+    let mut admin = client(port);
+    let mut out = vec![admin.cmd(&["CONFIG", "SET", "busy-reply-threshold", "10"])];
+    let mut script = client(port);
+    script.send(&["EVAL", SPIN, "0"]).expect("send the script");
+    let mut other = client(port);
+    out.push(until_not(&mut other, &["PING"], b"+PONG\r\n"));
+    server.signal(libc::SIGTERM);
+    // A bounded wait for something that must not happen.
+    assert!(
+        server.wait_exit(Duration::from_millis(500)).is_none(),
+        "{} exited under a running script",
+        server.kind.name()
+    );
+    out.push(other.cmd(&["PING"]));
+    out.push(admin.cmd(&["PING"]));
+    out.push(other.cmd(&["SCRIPT", "KILL"]));
+    // The script's reply is not compared: Redis exits in the same event
+    // loop turn that ends the script, usually before writing it.
+    drop(script);
+    assert!(
+        server.wait_exit(PROMPT).is_some(),
+        "{} did not shut down once the script ended",
+        server.kind.name()
+    );
+    out
+}
+
+#[test]
+fn sigterm_waits_for_a_running_script() {
+    let mut pair = pair();
+    let redis = sigterm_during_a_runaway_script(&mut pair.redis);
+    let amber = sigterm_during_a_runaway_script(&mut pair.amber);
+    compare(&amber, &redis);
+}
