@@ -220,7 +220,7 @@ impl Connection {
                 .cores
                 .get()
                 .and_then(|cores| self.affinity.record(cores, db, batch.spread));
-            let lease = match slot {
+            let mut lease = match slot {
                 Some(slot) if slot.worth_it() || self.lease_probe == 0 => {
                     self.lease_probe = crate::lease::PROBE_EVERY;
                     Some((slot, slot.acquire().await, Instant::now()))
@@ -235,11 +235,19 @@ impl Connection {
             self.process(srv, client);
             // A script runs on the blocking pool, the rest of the batch
             // after it.
-            while let Some(args) = self.script.take() {
-                if !self.run_script(srv, client, args).await {
-                    return Ok(Exit::Closed);
+            if self.script.is_some() {
+                // The lease is for short batches: other connections of the
+                // shard wait for it without a `-BUSY` in sight.
+                if let Some((slot, guard, started)) = lease.take() {
+                    slot.record(started.elapsed());
+                    drop(guard);
                 }
-                self.process(srv, client);
+                while let Some(args) = self.script.take() {
+                    if !self.run_script(srv, client, args).await {
+                        return Ok(Exit::Closed);
+                    }
+                    self.process(srv, client);
+                }
             }
             // BCAST invalidations of the keys this batch modified.
             if std::mem::take(&mut client.tracking_batch) {
@@ -581,7 +589,7 @@ impl Connection {
     /// get their `-BUSY` replies and be able to `SCRIPT KILL` it, as Redis
     /// answers them from inside a long script. Its reply follows the
     /// batch's earlier ones. Returns false when the connection must close
-    /// (the task panicked: the client did not come back).
+    /// (the task failed: the client did not come back).
     async fn run_script(
         &mut self,
         srv: &Arc<ServerState>,
@@ -601,7 +609,18 @@ impl Connection {
                 client: &mut client,
                 out: &mut out,
             };
-            cmd::execute(&mut ctx, &argv);
+            // A panic must not take the client with it: the connection
+            // then closes and is forgotten as usual.
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                cmd::execute(&mut ctx, &argv)
+            }));
+            if ran.is_err() {
+                tracing::error!(
+                    client = client.handle.id,
+                    "a script's command panicked; closing the connection"
+                );
+                client.close_after_reply = true;
+            }
             if client.reply.silenced() || client.replica.is_some() {
                 out.drop_reply_since(mark);
             }
