@@ -225,3 +225,48 @@ fn sigterm_waits_for_a_running_script() {
     let amber = sigterm_during_a_runaway_script(&mut pair.amber);
     compare(&amber, &redis);
 }
+
+/// A pipeline with a runaway script between commands on one key: the
+/// other clients of that key get `-BUSY` too (Amber runs such a batch
+/// holding its shard's batch lease; the script must not keep it), and
+/// the rest of the pipeline runs, in order, once the script is killed.
+fn pipeline_around_a_runaway_script(port: u16) -> Vec<Vec<u8>> {
+    let mut admin = client(port);
+    let mut out = vec![admin.cmd(&["CONFIG", "SET", "busy-reply-threshold", "10"])];
+    let mut script = client(port);
+    let mut batch = amber_tests::reply::encode(&["SET", "busy:p", "1"]);
+    batch.extend(amber_tests::reply::encode(&["EVAL", SPIN, "0"]));
+    batch.extend(amber_tests::reply::encode(&["INCR", "busy:p"]));
+    script.send_raw(&batch).expect("send the pipeline");
+    let mut other = client(port);
+    let mut probe = amber_tests::reply::encode(&["GET", "busy:p"]);
+    probe.extend(amber_tests::reply::encode(&["GET", "busy:p"]));
+    // Each probe is two GETs of the key (one shard, a lease's kind of
+    // batch); the first two replies that are not the key's value are the
+    // `-BUSY`s.
+    let deadline = Instant::now() + PROMPT;
+    let busy = loop {
+        other.send_raw(&probe).expect("send");
+        let replies = [other.read_reply(), other.read_reply()]
+            .map(|r| r.unwrap_or_else(|e| panic!("GET got no reply (a hang): {e}")));
+        if replies.iter().all(|r| r.starts_with(b"-")) {
+            break replies;
+        }
+        assert!(Instant::now() < deadline, "the GETs never met the script");
+    };
+    out.extend(busy);
+    out.push(other.cmd(&["SCRIPT", "KILL"]));
+    for _ in 0..3 {
+        out.push(script.read_reply().expect("the pipeline's replies"));
+    }
+    out.push(other.cmd(&["GET", "busy:p"]));
+    out
+}
+
+#[test]
+fn a_pipeline_around_a_script_keeps_nothing_others_wait_for() {
+    let pair = pair();
+    let redis = pipeline_around_a_runaway_script(pair.redis.port);
+    let amber = pipeline_around_a_runaway_script(pair.amber.port);
+    compare(&amber, &redis);
+}
