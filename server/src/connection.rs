@@ -243,7 +243,9 @@ impl Connection {
                     drop(guard);
                 }
                 while let Some(args) = self.script.take() {
-                    if !self.run_script(srv, client, args).await {
+                    // `SHUTDOWN NOSAVE` stops a script as Redis does, by
+                    // exiting under it: nothing more is replied.
+                    if !self.run_script(srv, client, args).await || srv.shutting_down() {
                         return Ok(Exit::Closed);
                     }
                     self.process(srv, client);

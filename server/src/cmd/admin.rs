@@ -247,12 +247,11 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     // A script running long: only `NOSAVE` shuts down (and stops it), as
     // Redis's `shutdownCommand`; it runs without the gate the script holds
     // (`scripting::busy::check`).
-    if let Some(busy) = crate::cmd::scripting::busy::long_running(srv) {
-        if !nosave {
-            return Err(busy);
-        }
-        srv.scripting.busy.abort();
-    }
+    let script_running = match crate::cmd::scripting::busy::long_running(srv) {
+        Some(busy) if !nosave => return Err(busy),
+        Some(_) => true,
+        None => false,
+    };
     let save_points = !srv.config.get("save").unwrap_or_default().is_empty();
     let pmem = srv.config.get("persistence").as_deref() == Some("pmem");
     let result = if save || (!nosave && save_points && !pmem) {
@@ -271,6 +270,11 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     srv.rdb.shutdown_saved.store(true, Ordering::Relaxed);
     tracing::warn!("User requested shutdown...");
     srv.request_shutdown();
+    if script_running {
+        // Stopped once the shutdown is seen, so its client gets no reply
+        // (Redis exits under the script).
+        srv.scripting.busy.abort();
+    }
     // Like Redis, no reply: the connection just closes.
     ctx.client.close_after_reply = true;
     Ok(())
