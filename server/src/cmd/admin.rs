@@ -157,10 +157,25 @@ pub fn start_bgsave(
     let t = std::time::Instant::now();
     rdb.bgsave_started
         .store(amber_storage::clock::now_ms() / 1000, Ordering::Relaxed);
-    let snap = {
-        let _gate = srv.keyspace.exclusive();
-        snapshot::live::LiveSnapshot::begin(shared.clone())
+    // Not past a script's `busy-reply-threshold`: a `BGSAVE` that came
+    // while the script runs gets Redis's `-BUSY` then, and a timed save
+    // tries again later (Redis's `serverCron` waits for the script).
+    let long_script = || crate::cmd::scripting::busy::long_running(srv);
+    let gate = loop {
+        let waited = srv
+            .keyspace
+            .exclusive_unless(crate::cmd::GATE_SLICE, || long_script().is_some());
+        if let Some(gate) = waited {
+            break gate;
+        }
+        if let Some(busy) = long_script() {
+            rdb.bgsave_started.store(0, Ordering::Relaxed);
+            rdb.bgsave_in_progress.store(false, Ordering::Release);
+            return Err(busy);
+        }
     };
+    let snap = snapshot::live::LiveSnapshot::begin(shared.clone());
+    drop(gate);
     let snap = match snap {
         Ok(s) => s,
         Err(e) => {

@@ -378,7 +378,7 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
 
 /// How long a command waiting for the keyspace gate waits before it looks
 /// again whether a script holding it has passed `busy-reply-threshold`.
-const GATE_SLICE: std::time::Duration = std::time::Duration::from_millis(5);
+pub const GATE_SLICE: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Whether `def` may go on while a script may be running long
 /// ([`scripting::busy::check`]): refused with `-BUSY` (false, replied),
