@@ -39,12 +39,17 @@ fn client(port: u16) -> RespClient {
 /// before the script runs), and returns that reply: the first request that
 /// met the running script. Panics if no reply comes within [`PROMPT`].
 fn until_not(c: &mut RespClient, args: &[&str], quiet: &[u8]) -> Vec<u8> {
+    until(c, args, |r| r == quiet)
+}
+
+/// [`until_not`] with a test for the quiet replies.
+fn until(c: &mut RespClient, args: &[&str], quiet: impl Fn(&[u8]) -> bool) -> Vec<u8> {
     let deadline = Instant::now() + PROMPT;
     loop {
         let reply = c
             .try_cmd(args)
             .unwrap_or_else(|e| panic!("{args:?} got no reply (a hang): {e}"));
-        if reply != quiet {
+        if !quiet(&reply) {
             return reply;
         }
         assert!(Instant::now() < deadline, "{args:?} never met the script");
@@ -120,24 +125,32 @@ fn every_connection_gets_busy_and_function_kill_works_from_any() {
 }
 
 /// Commands sent while the script runs but before the threshold passes
-/// (a half-second threshold, and clients polling all along): a `PING`, and
-/// an `EXEC` (which needs the keyspace alone; without `MULTI` it answers
-/// an error at once while no script runs) wait, then get `-BUSY` once it
-/// passes; a `SCRIPT KILL` sent from the script's own thread and the other
-/// both work.
+/// (a half-second threshold, and clients polling all along, at once): a
+/// `PING`, an `EXEC` (which needs the keyspace alone; without `MULTI` it
+/// answers an error at once while no script runs) and a `BGSAVE` (which
+/// takes the keyspace alone for a moment) wait, then get `-BUSY` once it
+/// passes.
 fn waiting_when_the_threshold_passes(port: u16) -> Vec<Vec<u8>> {
     let mut admin = client(port);
     let mut out = vec![admin.cmd(&["CONFIG", "SET", "busy-reply-threshold", "500"])];
     let mut script = client(port);
-    let mut pinger = client(port);
-    let mut execer = client(port);
     script.send(&["EVAL", SPIN, "0"]).expect("send the script");
-    out.push(until_not(&mut pinger, &["PING"], b"+PONG\r\n"));
-    out.push(until_not(
-        &mut execer,
-        &["EXEC"],
-        b"-ERR EXEC without MULTI\r\n",
-    ));
+    let poll = |args: &'static [&'static str], quiet: fn(&[u8]) -> bool| {
+        let mut c = client(port);
+        std::thread::spawn(move || {
+            let reply = until(&mut c, args, quiet);
+            (c, reply)
+        })
+    };
+    let pinger = poll(&["PING"], |r| r == b"+PONG\r\n");
+    let execer = poll(&["EXEC"], |r| r == b"-ERR EXEC without MULTI\r\n");
+    let saver = poll(&["BGSAVE"], |r| !r.starts_with(b"-BUSY"));
+    let mut met = |t: std::thread::JoinHandle<(RespClient, Vec<u8>)>| {
+        let (c, reply) = t.join().expect("poller");
+        out.push(reply);
+        c
+    };
+    let (mut pinger, mut execer, _saver) = (met(pinger), met(execer), met(saver));
     // SHUTDOWN is allowed while busy, but only NOSAVE shuts down.
     out.push(execer.cmd(&["SHUTDOWN"]));
     out.push(pinger.cmd(&["SCRIPT", "KILL"]));
