@@ -41,10 +41,6 @@ struct Connection<S = TcpStream> {
     lease_probe: u32,
     /// Batches in a row on one shard (see `crate::cores`).
     affinity: Affinity,
-    /// A request that runs a script, taken out of the batch by
-    /// [`Connection::process`] to run off the connection thread (see
-    /// [`runs_script`]).
-    script: Option<Vec<Vec<u8>>>,
 }
 
 /// Why [`Connection::run`] returned without an error.
@@ -73,7 +69,6 @@ impl<S> Connection<S> {
             hint_skip: self.hint_skip,
             lease_probe: self.lease_probe,
             affinity: self.affinity,
-            script: self.script,
         })
     }
 }
@@ -100,7 +95,6 @@ pub async fn serve(srv: Arc<ServerState>, stream: TcpStream) {
         hint_skip: 0,
         lease_probe: 0,
         affinity: Affinity::default(),
-        script: None,
     };
     serve_until_closed_or_moved(srv, conn, client).await;
 }
@@ -220,7 +214,7 @@ impl Connection {
                 .cores
                 .get()
                 .and_then(|cores| self.affinity.record(cores, db, batch.spread));
-            let mut lease = match slot {
+            let lease = match slot {
                 Some(slot) if slot.worth_it() || self.lease_probe == 0 => {
                     self.lease_probe = crate::lease::PROBE_EVERY;
                     Some((slot, slot.acquire().await, Instant::now()))
@@ -233,23 +227,10 @@ impl Connection {
             };
             prefetch_batch(srv, client.db, batch, &mut self.hint_skip);
             self.process(srv, client);
-            // A script runs on the blocking pool, the rest of the batch
-            // after it.
-            if self.script.is_some() {
-                // The lease is for short batches: other connections of the
-                // shard wait for it without a `-BUSY` in sight.
-                if let Some((slot, guard, started)) = lease.take() {
-                    slot.record(started.elapsed());
-                    drop(guard);
-                }
-                while let Some(args) = self.script.take() {
-                    // `SHUTDOWN NOSAVE` stops a script as Redis does, by
-                    // exiting under it: nothing more is replied.
-                    if !self.run_script(srv, client, args).await || srv.shutting_down() {
-                        return Ok(Exit::Closed);
-                    }
-                    self.process(srv, client);
-                }
+            // The server began to shut down meanwhile (`SHUTDOWN NOSAVE`
+            // under a script: Redis exits under it): nothing more goes out.
+            if srv.shutting_down() {
+                return Ok(Exit::Closed);
             }
             // BCAST invalidations of the keys this batch modified.
             if std::mem::take(&mut client.tracking_batch) {
@@ -552,13 +533,6 @@ impl Connection {
                 client.postponed = true;
                 break;
             }
-            // A script may run for long: not on this thread, which serves
-            // other connections (see `run_script`).
-            if runs_script(client, &args) {
-                self.script = Some(args.iter().map(|a| a.to_vec()).collect());
-                consumed += len;
-                break;
-            }
             let mark = self.out.len();
             // A replica of this server reads the stream on this socket:
             // replies to what it sends would corrupt it (Redis sends none).
@@ -583,95 +557,6 @@ impl Connection {
         self.input.advance(consumed);
         client.handle.info.lock().qbuf = self.input.len();
     }
-
-    /// Executes a request that runs a script ([`runs_script`]) on tokio's
-    /// blocking pool, the client and the reply buffer with it, while this
-    /// connection thread goes on serving its other connections: a script
-    /// runs for as long as it likes (`busy-reply-threshold`), and they must
-    /// get their `-BUSY` replies and be able to `SCRIPT KILL` it, as Redis
-    /// answers them from inside a long script. Its reply follows the
-    /// batch's earlier ones. Returns false when the connection must close
-    /// (the task failed: the client did not come back).
-    async fn run_script(
-        &mut self,
-        srv: &Arc<ServerState>,
-        client: &mut Client,
-        args: Vec<Vec<u8>>,
-    ) -> bool {
-        // Nothing else uses the client meanwhile: this connection waits.
-        let away = std::mem::replace(client, Client::new(client.handle.clone(), false));
-        let out = std::mem::take(&mut self.out);
-        let owner = srv.clone();
-        let ran = tokio::task::spawn_blocking(move || {
-            let (mut client, mut out) = (away, out);
-            let argv: SmallVec<[&[u8]; 8]> = args.iter().map(Vec::as_slice).collect();
-            let mark = out.len();
-            let mut ctx = Ctx {
-                srv: &owner,
-                client: &mut client,
-                out: &mut out,
-            };
-            // A panic must not take the client with it: the connection
-            // then closes and is forgotten as usual.
-            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                cmd::execute(&mut ctx, &argv)
-            }));
-            if ran.is_err() {
-                tracing::error!(
-                    client = client.handle.id,
-                    "a script's command panicked; closing the connection"
-                );
-                client.close_after_reply = true;
-            }
-            if client.reply.silenced() || client.replica.is_some() {
-                out.drop_reply_since(mark);
-            }
-            client.reply.command_done();
-            // Its writes' durability is waited for by this connection,
-            // with the rest of the batch.
-            (client, out, amber_storage::tier::take_ticket())
-        })
-        .await;
-        match ran {
-            Ok((back, out, ticket)) => {
-                *client = back;
-                self.out = out;
-                amber_storage::tier::note_ticket(ticket);
-                true
-            }
-            Err(e) => {
-                tracing::error!(client = client.handle.id, error = %e, "a script's task failed; closing the connection");
-                false
-            }
-        }
-    }
-}
-
-/// Whether a request runs a Lua script (`EVAL`, `EVALSHA`, their `_RO`
-/// forms, `FCALL`, `FCALL_RO`, or `EXEC` of a transaction that queued
-/// one), so [`Connection::process`] leaves it to
-/// [`Connection::run_script`]. A script queued in `MULTI` only queues, and
-/// a Lua debugging session (`SCRIPT DEBUG`) stays on the connection's
-/// thread, which reads its socket. Costs a length and first-byte test for
-/// most commands.
-fn runs_script(client: &Client, args: &[&[u8]]) -> bool {
-    let Some(name) = args.first() else {
-        return false;
-    };
-    if !matches!(name.len(), 4..=10) || !matches!(name.first(), Some(b'e' | b'E' | b'f' | b'F')) {
-        return false;
-    }
-    if client.script_debug.is_some() {
-        return false;
-    }
-    match &client.multi {
-        None => is_script_call(name),
-        Some(m) => {
-            name.eq_ignore_ascii_case(b"exec")
-                && m.queued()
-                    .any(|q| q.first().is_some_and(|n| is_script_call(n)))
-        }
-    }
 }
 
 /// Whether `name` is a command that runs a script.
@@ -684,7 +569,8 @@ fn is_script_call(name: &[u8]) -> bool {
         b"fcall",
         b"fcall_ro",
     ];
-    SCRIPT_CALLS.iter().any(|c| name.eq_ignore_ascii_case(c))
+    matches!(name.first(), Some(b'e' | b'E' | b'f' | b'F'))
+        && SCRIPT_CALLS.iter().any(|c| name.eq_ignore_ascii_case(c))
 }
 
 /// What a look at a batch's complete requests found (see [`peek_batch`]).
@@ -718,6 +604,10 @@ fn peek_batch<'a>(srv: &ServerState, input: &'a [u8]) -> PeekedBatch<'a> {
     let (mut last_name, mut alike): (&[u8], usize) = (&[], 0);
     batch.walked = resp::peek::first_args(input, PREFETCH_MAX_KEYS, |name, first| {
         if srv.commands.get(name).is_none_or(|def| def.first_key != 1) {
+            // A script may run for long (`busy-reply-threshold`): its batch
+            // takes no lease, which the shard's other clients would wait for
+            // without getting their `-BUSY`.
+            mixed |= is_script_call(name);
             return true;
         }
         keyed += 1;

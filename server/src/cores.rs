@@ -28,7 +28,7 @@
 //! one thread's poller and joins the other's (`into_std`/`from_std`).
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
@@ -59,6 +59,17 @@ thread_local! {
 pub struct Cores {
     inboxes: Box<[UnboundedSender<Arrival>]>,
     next: AtomicUsize,
+    /// Per thread: a Lua script runs on it now ([`Cores::scripting_here`]).
+    scripting: Box<[AtomicBool]>,
+}
+
+/// Marks the calling connection thread as running a script until dropped.
+pub struct ScriptingMark<'a>(&'a AtomicBool);
+
+impl Drop for ScriptingMark<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 impl Cores {
@@ -83,9 +94,11 @@ impl Cores {
                 })?;
             inboxes.push(tx);
         }
+        let scripting = inboxes.iter().map(|_| AtomicBool::new(false)).collect();
         Ok(Cores {
             inboxes: inboxes.into_boxed_slice(),
             next: AtomicUsize::new(0),
+            scripting,
         })
     }
 
@@ -99,15 +112,43 @@ impl Cores {
         self.inboxes.is_empty()
     }
 
-    /// Hands a newly accepted connection to the next thread in turn.
-    pub fn admit(&self, stream: tokio::net::TcpStream) {
-        let Ok(stream) = stream.into_std() else {
-            return;
+    /// Hands a newly accepted connection to the next thread in turn that
+    /// runs no script. A script runs on its connection's thread and holds
+    /// it (Redis's single thread runs it the same way), so a connection
+    /// arriving meanwhile, often the operator's `SCRIPT KILL`, goes to
+    /// another thread, where it gets `-BUSY` past `busy-reply-threshold`
+    /// as in Redis. Gives the connection back when every thread runs one
+    /// (the caller then serves it on the main runtime).
+    pub fn admit(&self, stream: tokio::net::TcpStream) -> Option<tokio::net::TcpStream> {
+        let n = self.len();
+        let free = (0..n)
+            .map(|_| self.next.fetch_add(1, Ordering::Relaxed) % n)
+            .find(|&i| !self.is_scripting(i));
+        let Some(i) = free else {
+            return Some(stream);
         };
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.len();
+        let Ok(stream) = stream.into_std() else {
+            return None;
+        };
         if let Some(inbox) = self.inboxes.get(i) {
             let _ = inbox.send(Arrival::New(stream));
         }
+        None
+    }
+
+    /// Whether a script runs on thread `index` now.
+    pub fn is_scripting(&self, index: usize) -> bool {
+        self.scripting
+            .get(index)
+            .is_some_and(|s| s.load(Ordering::Acquire))
+    }
+
+    /// Marks the calling thread, if it is a connection thread, as running
+    /// a script until the mark is dropped.
+    pub fn scripting_here(&self) -> Option<ScriptingMark<'_>> {
+        let flag = self.scripting.get(Self::current()?)?;
+        flag.store(true, Ordering::Release);
+        Some(ScriptingMark(flag))
     }
 
     /// The thread that serves connections whose batches use `shard` of
@@ -192,7 +233,8 @@ impl Affinity {
             return None;
         }
         let home = cores.home(db, shard);
-        (Cores::current() != Some(home)).then_some(home)
+        // Not onto a thread held by a script.
+        (Cores::current() != Some(home) && !cores.is_scripting(home)).then_some(home)
     }
 }
 
@@ -205,6 +247,7 @@ mod tests {
         Cores {
             inboxes: (0..n).map(|_| unbounded_channel().0).collect(),
             next: AtomicUsize::new(0),
+            scripting: (0..n).map(|_| AtomicBool::new(false)).collect(),
         }
     }
 

@@ -77,11 +77,12 @@ async fn accept_loop(srv: Arc<ServerState>, listener: TcpListener) {
             });
             continue;
         }
-        match srv.cores.get() {
+        let stream = match srv.cores.get() {
             Some(cores) => cores.admit(stream),
-            None => {
-                tokio::spawn(connection::serve(srv.clone(), stream));
-            }
+            None => Some(stream),
+        };
+        if let Some(stream) = stream {
+            tokio::spawn(connection::serve(srv.clone(), stream));
         }
     }
 }

