@@ -1,5 +1,10 @@
 //! DEBUG: the subset of Redis's debugging subcommands that makes sense in
-//! Amber (SLEEP, SET-ACTIVE-EXPIRE, OBJECT, RELOAD, CHANGE-REPL-ID).
+//! Amber (SLEEP, SET-ACTIVE-EXPIRE, OBJECT, RELOAD, CHANGE-REPL-ID, DIGEST,
+//! DIGEST-VALUE).
+//!
+//! DEBUG runs alone under the keyspace's exclusive gate, as it runs on
+//! Redis's only thread: `DEBUG DIGEST` then sees one point in time, and
+//! `DEBUG SLEEP` stalls every client as it does in Redis.
 //!
 //! As in Redis 7.0, DEBUG is refused unless `enable-debug-command` is `yes`
 //! (or `local` and the client is on a loopback address).
@@ -9,6 +14,8 @@ use std::sync::atomic::Ordering;
 use super::args::{is, text};
 use super::error::{CmdError, CmdResult};
 use super::{Ctx, Handler};
+
+mod digest;
 
 /// This family's commands.
 pub const COMMANDS: &[(&str, Handler)] = &[("debug", debug)];
@@ -119,6 +126,24 @@ fn debug(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             ctx.out.ok();
         }
         2 if is(sub, "change-repl-id") => ctx.out.ok(),
+        2 if is(sub, "digest") => {
+            let d = dataset_digest(ctx)?;
+            ctx.out.simple(&digest::hex(&d));
+        }
+        _ if is(sub, "digest-value") => {
+            let keys = args.get(2..).unwrap_or_default();
+            ctx.out.array(keys.len());
+            for key in keys {
+                let mut g = ctx.lock_one(key)?;
+                let has_expire = matches!(g.expire_at(key), Some(Some(_)));
+                let mut d = [0; 20];
+                if let Some(v) = g.peek(key) {
+                    digest::mix_value(&mut d, v, has_expire);
+                }
+                drop(g);
+                ctx.out.simple(&digest::hex(&d));
+            }
+        }
         _ => {
             return Err(CmdError::err(format!(
                 "unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
@@ -127,6 +152,37 @@ fn debug(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         }
     }
     Ok(())
+}
+
+/// `computeDatasetDigest`: every database, every key. The caller runs
+/// alone (DEBUG is an exclusive command), so each key is seen once.
+fn dataset_digest(ctx: &Ctx<'_>) -> Result<digest::Digest, CmdError> {
+    let ks = &ctx.srv.keyspace;
+    let databases = ctx.srv.config.get_i64("databases").max(1) as usize;
+    let mut all = digest::DatasetDigest::default();
+    for db in 0..databases {
+        if ks.db_info(db).keys == 0 {
+            continue;
+        }
+        all.begin_db(db);
+        let mut cursor = 0;
+        loop {
+            let (next, keys) = ks.scan(db, cursor, 1024, &|_, _| true);
+            for key in keys {
+                let mut g = ks.lock_one(db, &key)?;
+                let has_expire = matches!(g.expire_at(&key), Some(Some(_)));
+                // Without touching or promoting a cold value.
+                if let Some(v) = g.peek(&key) {
+                    all.add_key(&key, v, has_expire);
+                }
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
+    Ok(all.finish())
 }
 
 fn truncate(s: &str, n: usize) -> &str {

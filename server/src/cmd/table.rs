@@ -295,6 +295,7 @@ const EXCLUSIVE_COMMANDS: &[&str] = &[
     "shutdown",
     "sync",
     "psync",
+    "debug",
 ];
 
 /// Commands that run without the keyspace gate, so that they answer while
