@@ -744,9 +744,9 @@ impl<'a> Guard<'a> {
     }
 
     /// Makes `key` look idle for `secs` seconds (`RESTORE ... IDLETIME`):
-    /// its access time goes back that far, but not before the keyspace's
-    /// clock started (the clock counts from start-up, so a longer idle time
-    /// reads back as the uptime). Cold keys keep no access time.
+    /// its access time goes back that far, at most to the clock's origin
+    /// (uptime plus [`crate::keyspace::LRU_CLOCK_SPAN`] seconds ago, which
+    /// covers Redis's 24-bit LRU range). Cold keys keep no access time.
     pub fn set_idle_secs(&mut self, key: &[u8], secs: u64) -> bool {
         let Some(f) = self.live(key) else {
             return false;
@@ -755,6 +755,39 @@ impl<'a> Guard<'a> {
         if let Target::Hot(slot) = f.handle.target() {
             if let Some(e) = self.hot_entry(f.pos, slot) {
                 e.access = clock.saturating_sub(u32::try_from(secs).unwrap_or(u32::MAX));
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The LFU counter of `key` and the seconds since its last access (the
+    /// counter's decay is counted from it, as Redis's `LFUDecrAndReturn`
+    /// counts from its last decrement, which every access sets). A cold key
+    /// keeps no counter: it reports Redis's initial one, 5, idle 0.
+    pub fn lfu(&mut self, key: &[u8]) -> Option<(u8, u32)> {
+        let f = self.live(key)?;
+        let clock = self.clock();
+        match f.handle.target() {
+            Target::Hot(slot) => self
+                .hot_entry(f.pos, slot)
+                .map(|e| (e.freq, clock.saturating_sub(e.access))),
+            Target::Cold(_) => Some((5, 0)),
+        }
+    }
+
+    /// Sets the LFU counter of `key` (`RESTORE ... FREQ`), counting its decay
+    /// from now. Returns false if the key is absent or cold (cold keys keep
+    /// no counter).
+    pub fn set_lfu(&mut self, key: &[u8], counter: u8) -> bool {
+        let Some(f) = self.live(key) else {
+            return false;
+        };
+        let clock = self.clock();
+        if let Target::Hot(slot) = f.handle.target() {
+            if let Some(e) = self.hot_entry(f.pos, slot) {
+                e.freq = counter;
+                e.access = clock;
                 return true;
             }
         }

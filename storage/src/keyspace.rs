@@ -23,6 +23,11 @@ use crate::tier::{note_ticket, EvictionPolicy, Tiers};
 use crate::value::{Value, ValueType};
 use crate::{Error, Result};
 
+/// Seconds of idleness the LRU clock can express at start-up: Redis's
+/// `LRU_CLOCK_MAX` (2^24 - 1 seconds, about 194 days), the longest idle
+/// time its own 24-bit clock keeps.
+pub const LRU_CLOCK_SPAN: u32 = (1 << 24) - 1;
+
 /// Number of logical databases (`SELECT 0` .. `SELECT 15`), as Redis's default.
 pub const DB_COUNT: usize = 16;
 
@@ -361,7 +366,8 @@ impl Keyspace {
         slot
     }
 
-    /// Seconds since the keyspace was created (the LRU clock).
+    /// The LRU clock now: seconds since the keyspace was created, plus
+    /// [`LRU_CLOCK_SPAN`].
     pub(crate) fn clock_secs(&self) -> u32 {
         self.clock_at(now_ms())
     }
@@ -369,8 +375,12 @@ impl Keyspace {
     /// The LRU clock at wall-clock time `now` (ms): like Redis's
     /// `getLRUClock`, it follows the wall clock, so a command reads the time
     /// once for both its expiry checks and its access times.
+    ///
+    /// The clock starts at [`LRU_CLOCK_SPAN`] rather than 0, so that an
+    /// access time up to that far in the past (`RESTORE ... IDLETIME`,
+    /// Redis's whole 24-bit LRU range) is representable right after start-up.
     pub(crate) fn clock_at(&self, now: u64) -> u32 {
-        (now.saturating_sub(self.started_ms) / 1000) as u32
+        ((now.saturating_sub(self.started_ms) / 1000) as u32).saturating_add(LRU_CLOCK_SPAN)
     }
 
     /// Takes the gate shared: ordinary commands run under it.

@@ -109,3 +109,48 @@ fn streams_with_groups_restore_across_redis_and_amber() {
         show(&redis.cmd(&["DUMP", "plain"]))
     );
 }
+
+/// `OBJECT IDLETIME`/`OBJECT FREQ` of `key` as an integer (panics on
+/// anything else, e.g. a policy error).
+fn int_reply(c: &mut RespClient, args: &[&str]) -> i64 {
+    let r = c.cmd(args);
+    let s = String::from_utf8_lossy(&r);
+    s.strip_prefix(':')
+        .and_then(|n| n.trim_end().parse().ok())
+        .unwrap_or_else(|| panic!("{args:?}: {}", show(&r)))
+}
+
+/// tests/unit/dump.tcl's "RESTORE can set LRU" and "RESTORE can set LFU",
+/// side by side: `IDLETIME` applies under an LRU policy, `FREQ` under an
+/// LFU one, and each is ignored under the other.
+#[test]
+fn restore_sets_lru_idle_time_and_lfu_counter() {
+    let pair = Pair::start(&[], &[]);
+    let (mut redis, mut amber) = pair.clients();
+    for (name, c) in [("redis", &mut redis), ("amber", &mut amber)] {
+        c.cmd(&["SET", "foo", "bar"]);
+        let payload = bulk_of(&c.cmd(&["DUMP", "foo"]));
+        let restore = |c: &mut RespClient, opts: &[&str]| {
+            let mut args: Vec<&[u8]> = vec![b"RESTORE", b"foo", b"0", &payload, b"REPLACE"];
+            args.extend(opts.iter().map(|o| o.as_bytes()));
+            assert_eq!(show(&c.cmd(&args)), "+OK\\r\\n", "{name} {opts:?}");
+        };
+        c.cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+        restore(c, &["IDLETIME", "1000"]);
+        let idle = int_reply(c, &["OBJECT", "IDLETIME", "foo"]);
+        assert!((1000..=1010).contains(&idle), "{name}: idle {idle}");
+        // FREQ is ignored under an LRU policy: the key is new.
+        restore(c, &["FREQ", "100"]);
+        let idle = int_reply(c, &["OBJECT", "IDLETIME", "foo"]);
+        assert!(idle <= 10, "{name}: idle {idle}");
+
+        c.cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"]);
+        restore(c, &["FREQ", "100"]);
+        assert_eq!(int_reply(c, &["OBJECT", "FREQ", "foo"]), 100, "{name}");
+        // IDLETIME is ignored under an LFU policy: a new key's counter.
+        restore(c, &["IDLETIME", "1000"]);
+        assert_eq!(int_reply(c, &["OBJECT", "FREQ", "foo"]), 5, "{name}");
+        assert_eq!(show(&c.cmd(&["GET", "foo"])), "$3\\r\\nbar\\r\\n");
+        c.cmd(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    }
+}

@@ -7,10 +7,11 @@
 //! `restore` keyspace event fires, and clients blocked on the key are
 //! served (Redis's `dbAdd` signals the key).
 //!
-//! `IDLETIME` sets the key's access time when no LFU `maxmemory-policy` is
-//! selected, as Redis does (bounded by the server's uptime, see
-//! `Guard::set_idle_secs`). `FREQ` is validated and accepted but has no
-//! effect: Amber keeps no LFU counter that `OBJECT FREQ` reports.
+//! As Redis's `objectSetLRUOrLFU`, `FREQ` sets the key's LFU counter when
+//! an LFU `maxmemory-policy` is selected, and `IDLETIME` sets its access
+//! time when none is (up to Redis's 24-bit LRU range, see
+//! `Guard::set_idle_secs`); otherwise each is validated and ignored. A key
+//! restored straight into the arena (`dram-budget 0`) keeps neither.
 
 use amber_storage::SetExpiry;
 
@@ -110,8 +111,6 @@ fn restore(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         }
         j += 1;
     }
-    // Not kept: see the module documentation.
-    let _ = freq;
     let limits = limits(ctx);
     let lfu = ctx
         .srv
@@ -157,8 +156,15 @@ fn restore(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         None => SetExpiry::Persist,
     };
     g.set(key, value, expiry)?;
-    if let (Some(secs), false) = (idle, lfu) {
-        g.set_idle_secs(key, secs as u64);
+    match (lfu, freq, idle) {
+        (true, Some(counter), _) => {
+            // Validated to 0..=255 above.
+            g.set_lfu(key, counter.clamp(0, 255) as u8);
+        }
+        (false, _, Some(secs)) => {
+            g.set_idle_secs(key, secs as u64);
+        }
+        _ => {}
     }
     ctx.notify(notify::GENERIC, "restore", key);
     // `dbAdd` signals the key: clients blocked on it are served.

@@ -43,7 +43,7 @@ pub fn extensions() -> Vec<(Extension, Handler)> {
 /// Redis's `OBJ_SHARED_REFCOUNT`: shared integers report this refcount.
 const SHARED_REFCOUNT: i64 = i32::MAX as i64;
 /// Redis's `LFU_INIT_VAL`: the counter of a new key under an LFU policy.
-const LFU_INIT_VAL: i64 = 5;
+const LFU_INIT_VAL: u8 = 5;
 
 fn lfu_policy(ctx: &Ctx<'_>) -> bool {
     ctx.srv
@@ -133,10 +133,21 @@ fn object_freq(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     if !lfu_policy(ctx) {
         return Err(CmdError::err("An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
     }
-    // Amber does not keep LFU counters yet: every key reports the counter a
-    // new key starts with.
-    ctx.out.int(LFU_INIT_VAL);
+    let key = key_arg(args);
+    let (counter, idle) = ctx.lock_one(key)?.lfu(key).unwrap_or((LFU_INIT_VAL, 0));
+    let decay = ctx.srv.config.get_u64("lfu-decay-time");
+    ctx.out.int(lfu_decayed(counter, idle, decay) as i64);
     Ok(())
+}
+
+/// Redis's `LFUDecrAndReturn`: the counter less one per `decay_minutes`
+/// elapsed since the key's last access (no decay when `decay_minutes` is
+/// 0), never below 0.
+fn lfu_decayed(counter: u8, idle_secs: u32, decay_minutes: u64) -> u8 {
+    let periods = (idle_secs as u64 / 60)
+        .checked_div(decay_minutes)
+        .unwrap_or(0);
+    counter.saturating_sub(periods.min(255) as u8)
 }
 
 /// `OBJECT TIER key`: `hot` when the value is in DRAM, `cold` when it lives
@@ -410,4 +421,19 @@ pub fn proc_meminfo_total() -> u64 {
         })
         .unwrap_or(0)
         * 1024
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lfu_decayed;
+
+    #[test]
+    fn lfu_counter_decays_one_per_period() {
+        assert_eq!(lfu_decayed(100, 59, 1), 100);
+        assert_eq!(lfu_decayed(100, 60 * 7, 1), 93);
+        assert_eq!(lfu_decayed(100, 60 * 7, 2), 97);
+        assert_eq!(lfu_decayed(3, 60 * 1000, 1), 0);
+        // lfu-decay-time 0: never decays.
+        assert_eq!(lfu_decayed(100, u32::MAX, 0), 100);
+    }
 }
