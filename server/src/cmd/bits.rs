@@ -72,7 +72,7 @@ fn setbit(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         return Err(CmdError::err(ERR));
     }
     let mut g = ctx.lock_one(key)?;
-    let (bytes, _) = string_for_bits(&mut g, key, offset)?;
+    let (bytes, created_or_grown) = string_for_bits(&mut g, key, offset)?;
     let mask = 1u8 << (7 - (offset & 7));
     let old = match bytes.get_mut((offset >> 3) as usize) {
         Some(byte) => {
@@ -86,7 +86,13 @@ fn setbit(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         }
         None => false,
     };
-    ctx.notify(notify::STRING, "setbit", key);
+    // As Redis: a bit set to the value it had, in a string that neither
+    // appeared nor grew, is no change (no dirty, no event, not propagated).
+    if created_or_grown || old != (on == 1) {
+        ctx.notify(notify::STRING, "setbit", key);
+    } else {
+        g.unchanged(key);
+    }
     ctx.out.int(i64::from(old));
     Ok(())
 }
@@ -554,9 +560,16 @@ struct Field {
     overflow: Overflow,
 }
 
-/// Applies one SET or INCRBY to `p` (long enough), returning the reply:
-/// `None` for a FAIL overflow.
-fn apply_write(p: &mut [u8], f: &Field) -> Option<i64> {
+/// One SET or INCRBY applied: the reply and whether the field's value
+/// changed.
+struct Written {
+    reply: i64,
+    changed: bool,
+}
+
+/// Applies one SET or INCRBY to `p` (long enough): `None` for a FAIL
+/// overflow (nothing written).
+fn apply_write(p: &mut [u8], f: &Field) -> Option<Written> {
     let (bits, offset) = (f.ty.bits, f.offset);
     if f.ty.signed {
         let old = get_signed(p, offset, bits);
@@ -575,10 +588,18 @@ fn apply_write(p: &mut [u8], f: &Field) -> Option<i64> {
                 None => (v, old),
                 Some(limit) => (limit?, old),
             },
-            FieldOp::Get => return Some(old),
+            FieldOp::Get => {
+                return Some(Written {
+                    reply: old,
+                    changed: false,
+                })
+            }
         };
         set_bits(p, offset, bits, new as u64);
-        Some(reply)
+        Some(Written {
+            reply,
+            changed: new != old,
+        })
     } else {
         let old = get_unsigned(p, offset, bits);
         let (new, reply) = match f.op {
@@ -596,10 +617,18 @@ fn apply_write(p: &mut [u8], f: &Field) -> Option<i64> {
                 None => (v as u64, old),
                 Some(limit) => (limit?, old),
             },
-            FieldOp::Get => return Some(old as i64),
+            FieldOp::Get => {
+                return Some(Written {
+                    reply: old as i64,
+                    changed: false,
+                })
+            }
         };
         set_bits(p, offset, bits, new);
-        Some(reply as i64)
+        Some(Written {
+            reply: reply as i64,
+            changed: new != old,
+        })
     }
 }
 
@@ -684,16 +713,20 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], read_only_cmd: bool) -> C
             "BITFIELD_RO only supports the GET subcommand",
         ));
     }
-    let (bytes, _) = string_for_bits(&mut g, key, highest)?;
+    let (bytes, created_or_grown) = string_for_bits(&mut g, key, highest)?;
     ctx.out.array(fields.len());
+    // As Redis counts `changes`: writes that changed a value, or any write
+    // to a string this command created or grew.
     let mut changes = 0;
     for f in &fields {
         match f.op {
             FieldOp::Get => ctx.out.int(field_get(bytes, f)),
             _ => match apply_write(bytes, f) {
-                Some(v) => {
-                    changes += 1;
-                    ctx.out.int(v)
+                Some(w) => {
+                    if created_or_grown || w.changed {
+                        changes += 1;
+                    }
+                    ctx.out.int(w.reply)
                 }
                 None => ctx.out.null(),
             },
@@ -701,6 +734,12 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], read_only_cmd: bool) -> C
     }
     if changes > 0 {
         ctx.notify(notify::STRING, "setbit", key);
+    } else if !created_or_grown {
+        // Only FAIL overflows or rewrites of the same values. (A string
+        // created by writes that all failed stays a change here, where
+        // Redis counts none: the key exists, so it must reach the arena
+        // and the replicas.)
+        g.unchanged(key);
     }
     Ok(())
 }
