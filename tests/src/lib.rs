@@ -72,6 +72,26 @@ pub fn connect(port: u16) -> RespClient {
     RespClient::connect(port).expect("connect")
 }
 
+/// Waits until the server at `port` reports `n` blocked clients in `INFO
+/// clients` (polled every 10 ms); fails the test after 10 s.
+pub fn wait_blocked(port: u16, n: usize) {
+    let mut c = connect(port);
+    let want = format!("blocked_clients:{n}\r\n");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let info = c.cmd(&["INFO", "clients"]);
+        let text = String::from_utf8_lossy(&info);
+        if text.contains(&want) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never {want:?}: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// Starts a Redis and an Amber with `common` arguments, runs `scenario`
 /// (given a server's port) on each, and asserts the collected replies are
 /// identical, shown escaped.

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 // without that check; CI once saw a test's first connection refused after
 // its probe had been answered (not reproduced in 55 local runs since).
 use amber_tests::process::ServerProcess;
+use amber_tests::wait_blocked;
 
 /// Wakes a blocked client from another connection's push.
 fn wake_up(port: u16) -> Vec<Vec<u8>> {
@@ -849,23 +850,6 @@ fn timeouts_racing_with_pushes_lose_nothing() {
 
 // ---------------------------------------------------------------------------
 // A minimal harness: start a server, talk RESP.
-
-/// Waits until `INFO clients` reports `n` blocked clients; fails the test
-/// after 10 s.
-fn wait_blocked(port: u16, n: usize) {
-    let mut c = Client::connect(port);
-    let want = format!("blocked_clients:{n}\r\n");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let info = c.cmd(&["INFO", "clients"]);
-        let text = String::from_utf8_lossy(&info);
-        if text.contains(&want) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "never {want:?}: {text}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
 
 struct Client {
     r: BufReader<TcpStream>,

@@ -10,27 +10,11 @@
 //! Every scenario runs on the real `amber-server` and on a real
 //! `redis-server`; the replies must be the same bytes.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use amber_tests::connect;
 use amber_tests::reply::show;
+use amber_tests::{connect, wait_blocked};
 use amber_tests::{RespClient, ServerProcess};
-
-/// Waits until `INFO clients` reports `n` blocked clients (at most 10 s).
-fn wait_blocked(port: u16, n: usize) {
-    let mut c = RespClient::connect(port).expect("connect");
-    let want = format!("blocked_clients:{n}\r\n");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let info = c.cmd(&["INFO", "clients"]);
-        let text = String::from_utf8_lossy(&info).into_owned();
-        if text.contains(&want) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "never {want:?}: {text}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
 
 /// Sends a blocking command from `c` and waits until `n` clients are blocked.
 fn block(c: &mut RespClient, port: u16, args: &[&str], n: usize) {

@@ -5,24 +5,9 @@
 //! blocked until a new stream serves it. Each scenario runs on a real
 //! `redis-server` and on Amber; the replies must be identical.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use amber_tests::{connect, differential, RespClient};
-
-/// Polls `INFO clients` until `n` clients are blocked.
-fn wait_blocked(port: u16, n: usize) {
-    let mut c = connect(port);
-    let want = format!("blocked_clients:{n}\r\n");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let info = c.cmd(&["INFO", "clients"]);
-        if String::from_utf8_lossy(&info).contains(&want) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "never {want:?}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
+use amber_tests::{connect, differential, wait_blocked, RespClient};
 
 /// A client blocked in `XREADGROUP ... BLOCK 0` on `mystream` (group
 /// `g`), with `mystream` made first.
