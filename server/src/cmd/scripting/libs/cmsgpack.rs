@@ -40,6 +40,10 @@ fn pack(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
     if args.is_empty() {
         return arg_error(lua, 0, "MessagePack pack needs input.");
     }
+    // `lua_checkstack(L, nargs)` with the `nargs` arguments on the stack.
+    if 2 * args.len() > LUA_MAX_STACK {
+        return arg_error(lua, 0, "Too many arguments for MessagePack pack.");
+    }
     let mut out = Vec::new();
     for v in args.iter() {
         encode(&mut out, v, 0);
@@ -154,11 +158,15 @@ fn encode_table(out: &mut Vec<u8>, t: &Table, level: usize) {
             encode(out, &v, level + 1);
         }
     } else {
-        let pairs: Vec<(Value, Value)> = t.pairs::<Value, Value>().flatten().collect();
-        encode_header(out, pairs.len(), 0x80, 0xde, 0xdf);
-        for (k, v) in &pairs {
-            encode(out, k, level + 1);
-            encode(out, v, level + 1);
+        // `mp_encode_lua_table_as_map`: one pass to count, one to encode.
+        // The pairs are never collected: every Lua value held from Rust
+        // takes a slot of mlua's auxiliary stack (at most 8000), so a map
+        // is encoded with one key and value held at a time.
+        let len = t.pairs::<Value, Value>().count();
+        encode_header(out, len, 0x80, 0xde, 0xdf);
+        for (k, v) in t.pairs::<Value, Value>().flatten() {
+            encode(out, &k, level + 1);
+            encode(out, &v, level + 1);
         }
     }
 }

@@ -1,0 +1,34 @@
+//! The Lua libraries Redis bundles (`cmsgpack`, `cjson`, `bit`, `struct`)
+//! and the `redis` API at the sizes real scripts reach, compared side by
+//! side with redis-server: tables of 100,000 elements and calls with
+//! thousands of arguments (`unpack` of a whole table), where an embedding
+//! that holds a handle per Lua value runs out of them.
+
+use amber_tests::{connect, differential};
+
+/// Sends `EVAL script 0` and returns the raw reply.
+fn eval(port: u16, script: &str) -> Vec<u8> {
+    connect(port).cmd(&["EVAL", script, "0"])
+}
+
+/// A 100,000-element array and map packed and unpacked (as in Redis's
+/// "cmsgpack pack/unpack smoke test"): the packed size, and every element
+/// found again after the round trip.
+#[test]
+fn cmsgpack_packs_and_unpacks_tables_of_100000_elements() {
+    differential("cmsgpack big tables", &[], |port| {
+        let array = "local t = {} for i = 1, 100000 do t[i] = i end \
+            local s = cmsgpack.pack(t) local u = cmsgpack.unpack(s) \
+            for i = 1, 100000 do assert(u[i] == i) end \
+            return {#s, #u}";
+        let map = "local t = {} for i = 1, 100000 do t[tostring(i)] = i end \
+            local s = cmsgpack.pack(t) local u = cmsgpack.unpack(s) \
+            local n = 0 for k, v in pairs(u) do assert(t[k] == v) n = n + 1 end \
+            return {#s, n}";
+        let nested = "local t = {a = {}, m = {}} \
+            for i = 1, 100000 do t.a[i] = 'x' .. i t.m['k' .. i] = i end \
+            local s = cmsgpack.pack(t) local u = cmsgpack.unpack(s) \
+            return {#s, #u.a, u.a[99999], u.m.k100000}";
+        vec![eval(port, array), eval(port, map), eval(port, nested)]
+    });
+}
