@@ -32,3 +32,56 @@ fn cmsgpack_packs_and_unpacks_tables_of_100000_elements() {
         vec![eval(port, array), eval(port, map), eval(port, nested)]
     });
 }
+
+/// `redis.call`, `redis.pcall` and library functions given the most
+/// arguments `unpack` can pass (7999), and `cmsgpack.pack`'s own limit
+/// (`lua_checkstack(L, nargs)`: 4000 arguments pack, 4001 are refused).
+#[test]
+fn calls_take_thousands_of_arguments() {
+    differential("thousands of arguments", &[], |port| {
+        let many = |n: usize, value: &str, call: &str| {
+            format!("local a = {{}} for i = 1, {n} do a[i] = {value} end return {call}")
+        };
+        vec![
+            eval(
+                port,
+                &many(7999, "i", "redis.call('rpush', 'l', unpack(a))"),
+            ),
+            eval(
+                port,
+                &many(7999, "'m' .. i", "redis.pcall('sadd', 's', unpack(a))"),
+            ),
+            eval(
+                port,
+                &many(7998, "'k' .. i", "redis.call('del', 'l', 's', unpack(a))"),
+            ),
+            // A bad argument among many is still found.
+            eval(
+                port,
+                &many(
+                    5000,
+                    "i",
+                    "(function() a[4000] = {} return redis.pcall('rpush', 'l', unpack(a)) end)()",
+                ),
+            ),
+            eval(
+                port,
+                &many(
+                    5000,
+                    "i",
+                    "(function() a[4000] = {} return redis.call('rpush', 'l', unpack(a)) end)()",
+                ),
+            ),
+            eval(port, &many(7999, "3", "bit.band(unpack(a))")),
+            eval(port, &many(7999, "i", "bit.bor(unpack(a))")),
+            eval(
+                port,
+                &many(7999, "1", "#struct.pack(string.rep('b', 7999), unpack(a))"),
+            ),
+            eval(port, &many(4000, "i", "#cmsgpack.pack(unpack(a))")),
+            eval(port, &many(3000, "'s' .. i", "#cmsgpack.pack(unpack(a))")),
+            eval(port, &many(4001, "i", "#cmsgpack.pack(unpack(a))")),
+            eval(port, &many(100, "i", "#cjson.encode(unpack(a))")),
+        ]
+    });
+}

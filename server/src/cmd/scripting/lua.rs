@@ -345,20 +345,25 @@ fn command(
             "Please specify at least one argument for this redis lib call",
         );
     }
-    let mut argv: Vec<Vec<u8>> = Vec::with_capacity(args.len());
-    for a in args.iter() {
-        match a {
-            Value::Number(n) => argv.push(convert::format_g(*n, 17).into_bytes()),
-            Value::Integer(n) => argv.push(convert::format_g(*n as f64, 17).into_bytes()),
-            Value::String(s) => argv.push(s.as_bytes().to_vec()),
-            _ => {
-                return fail(
-                    lua,
-                    "Lua redis lib command arguments must be strings or integers",
-                )
-            }
-        }
-    }
+    let arg_bytes = |a: &Value| match a {
+        Value::Number(n) => Some(convert::format_g(*n, 17).into_bytes()),
+        Value::Integer(n) => Some(convert::format_g(*n as f64, 17).into_bytes()),
+        Value::String(s) => Some(s.as_bytes().to_vec()),
+        _ => None,
+    };
+    // Packed arguments are read one at a time (see `sandbox::packed_args`).
+    let argv: Option<Vec<Vec<u8>>> = match sandbox::packed_args(&args) {
+        Some((t, n)) => (1..=n)
+            .map(|i| t.raw_get::<Value>(i).map(|a| arg_bytes(&a)))
+            .collect::<mlua::Result<_>>()?,
+        None => args.iter().map(arg_bytes).collect(),
+    };
+    let Some(argv) = argv else {
+        return fail(
+            lua,
+            "Lua redis lib command arguments must be strings or integers",
+        );
+    };
     let debugging = super::ldb::logging();
     if debugging {
         super::ldb::log_command(&argv);

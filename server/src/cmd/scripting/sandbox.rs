@@ -99,6 +99,72 @@ pub mod outcome {
     pub const UNPACK: i64 = 4;
 }
 
+/// Whether trampoline `n` hands more than [`PACK_ARGS_OVER`] arguments to
+/// its Rust function packed in a table (see [`packed_args`]): `redis.call`,
+/// `redis.pcall` and the libraries' functions (`8..=28`, see [`IMPLS`]).
+/// A script may pass up to 7999 values (`unpack` of a whole table), but a
+/// Rust callback that has that many on its Lua stack cannot push anything
+/// (Lua's C stack limit is 8000 values), and mlua holds each argument that
+/// is a string or table in a slot of its auxiliary stack, 8000 in all:
+/// `redis.call("DEL", unpack(keys))` or `bit.bor(unpack(flags))` must not
+/// run out of either.
+const fn packs_args(n: usize) -> bool {
+    n < 2 || (n >= 8 && n <= 28)
+}
+
+/// More arguments than this go in a table (few calls have more; below it
+/// the arguments are passed as they are, without a table per call).
+const PACK_ARGS_OVER: c_int = 64;
+
+/// The first argument of a packed call: a light userdata no script can
+/// make, the address of this static.
+static PACKED_ARGS: u8 = 0;
+
+/// Replaces the `argc` arguments on the stack with `PACKED_ARGS`, a table
+/// of them (`1..=argc`) and `argc`.
+///
+/// # Safety
+/// `l` is a valid state with `argc` values on its stack.
+unsafe fn pack_args(l: *mut lua_State, argc: c_int) {
+    ffi::lua_createtable(l, argc, 0);
+    ffi::lua_insert(l, 1);
+    // `lua_rawseti` pops the top value: the last argument first.
+    for i in (1..=argc).rev() {
+        ffi::lua_rawseti(l, 1, i as _);
+    }
+    ffi::lua_pushlightuserdata(l, std::ptr::addr_of!(PACKED_ARGS) as *mut _);
+    ffi::lua_insert(l, 1);
+    ffi::lua_pushinteger(l, argc as _);
+}
+
+/// The table and count of a call's arguments when [`raising`] packed them.
+pub fn packed_args(args: &[mlua::Value]) -> Option<(&mlua::Table, usize)> {
+    match args {
+        [mlua::Value::LightUserData(p), mlua::Value::Table(t), count]
+            if std::ptr::eq(p.0 as *const u8, std::ptr::addr_of!(PACKED_ARGS)) =>
+        {
+            let n = match count {
+                mlua::Value::Integer(n) => *n as f64,
+                mlua::Value::Number(n) => *n,
+                _ => 0.0,
+            };
+            Some((t, n as usize))
+        }
+        _ => None,
+    }
+}
+
+/// A call's arguments as they were passed, unpacked if [`raising`] packed
+/// them. For functions whose arguments are mostly numbers (which hold no
+/// slot of mlua's auxiliary stack); many strings or tables can still run
+/// out of slots, where Redis's C code would run out of Lua stack.
+pub fn unpacked_args(mut args: mlua::MultiValue) -> mlua::Result<mlua::MultiValue> {
+    let Some((t, n)) = packed_args(args.make_contiguous()) else {
+        return Ok(args);
+    };
+    (1..=n).map(|i| t.raw_get::<mlua::Value>(i)).collect()
+}
+
 /// Calls the Rust function registered under `IMPLS[N]` with this call's
 /// arguments and turns its first result into what a C function of Redis
 /// would do (see [`outcome`]). Being a C function, it keeps the caller's
@@ -108,7 +174,11 @@ pub mod outcome {
 /// # Safety
 /// Called by Lua only, with a valid state.
 pub unsafe extern "C-unwind" fn raising<const N: usize>(l: *mut lua_State) -> c_int {
-    let argc = ffi::lua_gettop(l);
+    let mut argc = ffi::lua_gettop(l);
+    if packs_args(N) && argc > PACK_ARGS_OVER {
+        pack_args(l, argc);
+        argc = 3;
+    }
     ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, IMPLS[N].as_ptr());
     ffi::lua_insert(l, 1);
     ffi::lua_call(l, argc, ffi::LUA_MULTRET);

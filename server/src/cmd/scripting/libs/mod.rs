@@ -34,6 +34,7 @@ pub fn function(
     index: usize,
     f: impl Fn(&Lua, MultiValue) -> mlua::Result<MultiValue> + Send + 'static,
 ) -> mlua::Result<mlua::Function> {
+    let f = move |lua: &Lua, args: MultiValue| f(lua, super::sandbox::unpacked_args(args)?);
     set_impl(lua, index, lua.create_function(f)?)?;
     let trampoline = TRAMPOLINES
         .get(index)
