@@ -2,7 +2,8 @@
 //! and the `redis` API at the sizes real scripts reach, compared side by
 //! side with redis-server: tables of 100,000 elements and calls with
 //! thousands of arguments (`unpack` of a whole table), where an embedding
-//! that holds a handle per Lua value runs out of them.
+//! that holds a handle per Lua value runs out of them; `loadstring` of
+//! precompiled code and `redis.acl_check_cmd`.
 
 use amber_tests::{connect, differential};
 
@@ -82,6 +83,29 @@ fn calls_take_thousands_of_arguments() {
             eval(port, &many(3000, "'s' .. i", "#cmsgpack.pack(unpack(a))")),
             eval(port, &many(4001, "i", "#cmsgpack.pack(unpack(a))")),
             eval(port, &many(100, "i", "#cjson.encode(unpack(a))")),
+        ]
+    });
+}
+
+/// `loadstring` of precompiled code (`string.dump`) fails as Redis's Lua,
+/// which has no binary loader, fails it: as text starting with `\27`.
+#[test]
+fn loadstring_refuses_binary_chunks() {
+    differential("loadstring binary", &[], |port| {
+        let dump = "string.dump(function() return 1 end)";
+        vec![
+            eval(port, &format!("return loadstring({dump})()")),
+            eval(
+                port,
+                &format!("local f, e = loadstring({dump}) return {{tostring(f), e}}"),
+            ),
+            eval(
+                port,
+                &format!("local f, e = loadstring({dump}, '=chunk') return {{tostring(f), e}}"),
+            ),
+            eval(port, "return loadstring('return 7')()"),
+            eval(port, "return {loadstring('return +')}"),
+            eval(port, "return {pcall(loadstring)}"),
         ]
     });
 }

@@ -110,6 +110,12 @@ impl Interp {
         // SAFETY: these are Lua C functions written for this state's API.
         let c_fn = |f: mlua::ffi::lua_CFunction| unsafe { lua.create_c_function(f) };
         globals.raw_set("pcall", c_fn(sandbox::pcall)?)?;
+        let lua_loadstring: Function = globals.raw_get("loadstring")?;
+        let key = sandbox::LUA_LOADSTRING
+            .to_str()
+            .map_err(mlua::Error::external)?;
+        lua.set_named_registry_value(key, lua_loadstring)?;
+        globals.raw_set("loadstring", c_fn(sandbox::loadstring)?)?;
         let math: Table = globals.raw_get("math")?;
         math.raw_set("random", c_fn(sandbox::math_random)?)?;
         math.raw_set("randomseed", c_fn(sandbox::math_randomseed)?)?;
@@ -237,7 +243,7 @@ impl Interp {
                 setresp(lua, &mut state.borrow_mut(), args)
             })?;
             let acl = scope.create_function(|lua, args: Variadic<Value>| {
-                acl_check_cmd(lua, &state.borrow(), args)
+                acl_check_cmd(lua, &mut state.borrow_mut(), args)
             })?;
             set_impl(lua, 0, call)?;
             set_impl(lua, 1, pcall)?;
@@ -520,7 +526,7 @@ fn setresp(
 /// user with every permission).
 fn acl_check_cmd(
     lua: &Lua,
-    state: &RunState<'_, '_>,
+    state: &mut RunState<'_, '_>,
     args: Variadic<Value>,
 ) -> mlua::Result<MultiValue> {
     if args.is_empty() {

@@ -278,3 +278,102 @@ pub unsafe extern "C-unwind" fn math_randomseed(l: *mut lua_State) -> c_int {
     rand48::seed(ffi::luaL_checkinteger(l, 1) as c_int);
     0
 }
+
+/// Registry key of Lua's own `loadstring`, which [`loadstring`] calls.
+pub const LUA_LOADSTRING: &CStr = c"amber.loadstring";
+
+/// `LUA_IDSIZE`: the longest chunk name in a message, with its NUL.
+const LUA_IDSIZE: usize = 60;
+
+/// `loadstring` as in Redis's Lua, which cannot load precompiled code:
+/// its parser reads every chunk as text (Redis removed `luaU_undump`), so
+/// a binary chunk fails as text starting with `\27` does. Other chunks go
+/// to Lua's own `loadstring`.
+///
+/// # Safety
+/// Called by Lua only, with a valid state.
+pub unsafe extern "C-unwind" fn loadstring(l: *mut lua_State) -> c_int {
+    let mut len: usize = 0;
+    let chunk = ffi::luaL_checklstring(l, 1, &mut len);
+    let name = ffi::luaL_optlstring(l, 2, chunk, std::ptr::null_mut());
+    if len == 0 || *chunk as u8 != ffi::LUA_SIGNATURE[0] {
+        let argc = ffi::lua_gettop(l);
+        ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, LUA_LOADSTRING.as_ptr());
+        ffi::lua_insert(l, 1);
+        ffi::lua_call(l, argc, ffi::LUA_MULTRET);
+        return ffi::lua_gettop(l);
+    }
+    let mut id = [0u8; LUA_IDSIZE];
+    let id_len = chunk_id(CStr::from_ptr(name).to_bytes(), &mut id);
+    ffi::lua_pushnil(l);
+    ffi::lua_pushlstring(l, id.as_ptr().cast(), id_len);
+    ffi::lua_pushstring(l, c":1: unexpected symbol near 'char(27)'".as_ptr());
+    ffi::lua_concat(l, 2);
+    2
+}
+
+/// `luaO_chunkid`: how a message names chunk `source`, written into `out`;
+/// returns its length.
+fn chunk_id(source: &[u8], out: &mut [u8; LUA_IDSIZE]) -> usize {
+    let mut len = 0;
+    let mut put = |bytes: &[u8]| {
+        for &b in bytes {
+            if let Some(slot) = out.get_mut(len) {
+                *slot = b;
+                len += 1;
+            }
+        }
+    };
+    match source.split_first() {
+        Some((b'=', rest)) => put(rest.get(..LUA_IDSIZE - 1).unwrap_or(rest)),
+        Some((b'@', file)) => {
+            let room = LUA_IDSIZE - " '...' ".len() - 1;
+            if file.len() > room {
+                put(b"...");
+                put(file.get(file.len() - room..).unwrap_or(file));
+            } else {
+                put(file);
+            }
+        }
+        _ => {
+            let room = LUA_IDSIZE - " [string \"...\"] ".len() - 1;
+            let line = source
+                .iter()
+                .position(|&b| b == b'\n' || b == b'\r')
+                .unwrap_or(source.len());
+            put(b"[string \"");
+            if line.min(room) < source.len() {
+                put(source.get(..line.min(room)).unwrap_or(source));
+                put(b"...");
+            } else {
+                put(source);
+            }
+            put(b"\"]");
+        }
+    }
+    len
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(source: &[u8]) -> Vec<u8> {
+        let mut out = [0u8; LUA_IDSIZE];
+        let n = chunk_id(source, &mut out);
+        out.get(..n).unwrap_or_default().to_vec()
+    }
+
+    #[test]
+    fn chunk_ids_are_luas() {
+        assert_eq!(id(b"\x1bLuaQ"), b"[string \"\x1bLuaQ\"]");
+        assert_eq!(id(b"return 1\nreturn 2"), b"[string \"return 1...\"]");
+        let long = [b'x'; 50];
+        let mut expected = b"[string \"".to_vec();
+        expected.extend_from_slice(&[b'x'; 43]);
+        expected.extend_from_slice(b"...\"]");
+        assert_eq!(id(&long), expected);
+        assert_eq!(id(b"=name"), b"name");
+        assert_eq!(id(b"@file.lua"), b"file.lua");
+    }
+}
