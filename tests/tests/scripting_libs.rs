@@ -109,3 +109,35 @@ fn loadstring_refuses_binary_chunks() {
         ]
     });
 }
+
+/// `redis.acl_check_cmd` answers for the user running the script: a
+/// command or key the user may not use is `false` (nil in the reply).
+#[test]
+fn acl_check_cmd_checks_the_callers_permissions() {
+    differential("acl_check_cmd", &[], |port| {
+        let mut admin = connect(port);
+        admin.cmd(&[
+            "ACL",
+            "SETUSER",
+            "bob",
+            "on",
+            ">123",
+            "+@scripting",
+            "+set",
+            "~x*",
+        ]);
+        let mut bob = connect(port);
+        let mut replies = vec![bob.cmd(&["AUTH", "bob", "123"])];
+        for check in [
+            "'set', 'xx', 1",
+            "'hset', 'xx', 'f', 1",
+            "'set', 'yy', 1",
+            "'nope'",
+        ] {
+            let script = format!("return {{redis.acl_check_cmd({check})}}");
+            replies.push(bob.cmd(&["EVAL", &script, "0"]));
+            replies.push(admin.cmd(&["EVAL", &script, "0"]));
+        }
+        replies
+    });
+}

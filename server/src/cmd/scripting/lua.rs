@@ -547,8 +547,8 @@ fn acl_check_cmd(
             }
         }
     }
-    if script_call::lookup(state.srv(), &argv).is_none() {
-        return raise(lua, "Invalid command passed to redis.acl_check_cmd()");
+    match script_call::acl_permits(state, &argv) {
+        Some(permitted) => Ok(results([Value::Boolean(permitted)])),
+        None => raise(lua, "Invalid command passed to redis.acl_check_cmd()"),
     }
-    Ok(results([Value::Boolean(true)]))
 }

@@ -64,6 +64,15 @@ pub fn lookup<'s>(srv: &'s crate::state::ServerState, argv: &[Vec<u8>]) -> Optio
     Some(def.as_ref())
 }
 
+/// `redis.acl_check_cmd`: whether the user running the script may run
+/// `argv` (Redis's `ACLCheckAllUserCommandPerm`, nothing logged), or
+/// `None` when it names no command.
+pub fn acl_permits(state: &mut RunState<'_, '_>, argv: &[Vec<u8>]) -> Option<bool> {
+    let def = lookup(state.ctx.srv, argv)?;
+    let refs = argv_refs(argv);
+    Some(crate::cmd::acl_check(state.ctx, def, &refs) == crate::acl::Denied::None)
+}
+
 fn argv_refs(argv: &[Vec<u8>]) -> Vec<&[u8]> {
     argv.iter().map(|a| a.as_slice()).collect()
 }
