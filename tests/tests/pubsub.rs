@@ -125,3 +125,46 @@ fn keyspace_notifications() {
         out
     });
 }
+
+/// `CLIENT REPLY OFF` and `SKIP` silence replies, not pushes: subscribe and
+/// unsubscribe confirmations and published messages still arrive, in RESP2
+/// and RESP3 (Redis 7.0's `CLIENT_PUSHING`), while the replies of other
+/// commands are dropped. A `PING` after `CLIENT REPLY ON` marks where the
+/// stream must stand, so a missing or extra frame shows as a difference.
+#[test]
+fn confirmations_and_messages_survive_client_reply_off() {
+    differential("client reply off", &[], |p| {
+        let mut out = vec![];
+        for proto in ["2", "3"] {
+            let (mut sub, mut publ) = (connect(p), connect(p));
+            let hello = sub.cmd_str(&format!("HELLO {proto}"));
+            out.push(vec![hello.first().copied().unwrap_or(0)]);
+            sub.send(&["CLIENT", "REPLY", "OFF"]).expect("send");
+            sub.send(&["SUBSCRIBE", "chan", "other"]).expect("send");
+            read_n(&mut sub, 2, &mut out);
+            sub.send(&["PSUBSCRIBE", "ch*"]).expect("send");
+            read_n(&mut sub, 1, &mut out);
+            out.push(publ.cmd_str("PUBLISH chan hello"));
+            read_n(&mut sub, 2, &mut out);
+            // (By name: the order of a bare UNSUBSCRIBE is Redis's dict order.)
+            sub.send(&["UNSUBSCRIBE", "chan", "other"]).expect("send");
+            read_n(&mut sub, 2, &mut out);
+            sub.send(&["PUNSUBSCRIBE", "ch*", "none*"]).expect("send");
+            read_n(&mut sub, 2, &mut out);
+            // Nothing subscribed: an UNSUBSCRIBE is still confirmed.
+            sub.send(&["UNSUBSCRIBE"]).expect("send");
+            read_n(&mut sub, 1, &mut out);
+            // A silenced reply, then replies again.
+            sub.send(&["SET", "k", "v"]).expect("send");
+            out.push(sub.cmd_str("CLIENT REPLY ON"));
+            // SKIP drops the next reply only, not the confirmation of a
+            // SUBSCRIBE that follows it.
+            sub.send(&["CLIENT", "REPLY", "SKIP"]).expect("send");
+            sub.send(&["SUBSCRIBE", "skipped"]).expect("send");
+            read_n(&mut sub, 1, &mut out);
+            out.push(sub.cmd_str("UNSUBSCRIBE"));
+            out.push(sub.cmd_str("PING"));
+        }
+        out
+    });
+}

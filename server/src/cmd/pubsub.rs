@@ -81,24 +81,34 @@ fn reply_kind(kind: Kind, subscribe: bool) -> &'static [u8] {
 fn do_subscribe(ctx: &mut Ctx<'_>, args: &[&[u8]], kind: Kind) -> CmdResult {
     for name in args.iter().skip(1) {
         ctx.srv.pubsub.subscribe(&mut ctx.client.subs, kind, name);
-        ctx.out.push(3);
-        ctx.out.bulk(reply_kind(kind, true));
-        ctx.out.bulk(name);
-        ctx.out.int(ctx.client.subs.reply_count(kind) as i64);
+        let count = ctx.client.subs.reply_count(kind) as i64;
+        // A confirmation is pushed, not replied: `CLIENT REPLY OFF|SKIP`
+        // does not drop it (Redis 7.0's `CLIENT_PUSHING`).
+        ctx.out.message(|w| {
+            w.push(3);
+            w.bulk(reply_kind(kind, true));
+            w.bulk(name);
+            w.int(count);
+        });
     }
     ctx.client.subs.active = true;
     publish_counts(ctx);
     Ok(())
 }
 
+/// Pushes an unsubscribe confirmation (kept under `CLIENT REPLY OFF|SKIP`,
+/// like a subscribe confirmation).
 fn unsubscribed_reply(ctx: &mut Ctx<'_>, kind: Kind, name: Option<&[u8]>) {
-    ctx.out.push(3);
-    ctx.out.bulk(reply_kind(kind, false));
-    match name {
-        Some(n) => ctx.out.bulk(n),
-        None => ctx.out.null(),
-    }
-    ctx.out.int(ctx.client.subs.reply_count(kind) as i64);
+    let count = ctx.client.subs.reply_count(kind) as i64;
+    ctx.out.message(|w| {
+        w.push(3);
+        w.bulk(reply_kind(kind, false));
+        match name {
+            Some(n) => w.bulk(n),
+            None => w.null(),
+        }
+        w.int(count);
+    });
 }
 
 fn do_unsubscribe(ctx: &mut Ctx<'_>, args: &[&[u8]], kind: Kind) -> CmdResult {
