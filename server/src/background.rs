@@ -15,6 +15,10 @@ const EXPIRE_BUDGET: usize = 2000;
 /// lock only for a few entries).
 const DEMOTE_BATCH: usize = 4096;
 
+/// The longest eviction pass of the tiering task (every 10 ms while
+/// memory is full under an evicting policy).
+const EVICT_BUDGET: Duration = Duration::from_millis(2);
+
 /// Seconds between two background saves after a failed one (Redis's
 /// `CONFIG_BGSAVE_RETRY_DELAY`).
 const BGSAVE_RETRY_DELAY: u64 = 5;
@@ -125,7 +129,6 @@ async fn tiering(srv: Arc<ServerState>) {
     loop {
         tokio::time::sleep(Duration::from_millis(10)).await;
         tick += 1;
-        let maxmemory = eviction_limit(&srv);
         // `CONFIG SET dram-budget` takes effect here.
         let budget = srv.config.get_i64("dram-budget").max(0) as u64;
         srv.keyspace
@@ -138,7 +141,10 @@ async fn tiering(srv: Arc<ServerState>) {
             .tiers
             .lfu
             .store(lfu, std::sync::atomic::Ordering::Relaxed);
-        srv.keyspace.tiers.refresh_pressure(maxmemory);
+        // `maxmemory`: full memory refuses writes or, under an evicting
+        // policy, evicts here too (as Redis's eviction timer does).
+        let evict = crate::maxmemory::refresh(&srv)
+            && crate::maxmemory::policy(&srv) != amber_storage::EvictionPolicy::NoEviction;
         let over = srv.keyspace.tiers.over_budget() > 0;
         // Under space pressure (less than a quarter of the arena free) the
         // compactor runs every tick instead of every tenth, so rewrites of
@@ -149,11 +155,14 @@ async fn tiering(srv: Arc<ServerState>) {
             st.free_bytes < st.size / 4 && st.dead_bytes > 0
         });
         let compact = tick.is_multiple_of(10) || low_space;
-        if !over && !compact {
+        if !over && !compact && !evict {
             continue;
         }
         let srv = srv.clone();
         let _ = tokio::task::spawn_blocking(move || {
+            if evict {
+                crate::maxmemory::evict_while_full(&srv, EVICT_BUDGET);
+            }
             let ks = &srv.keyspace;
             while ks.tiers.over_budget() > 0 && ks.demote_step(DEMOTE_BATCH) > 0 {}
             if compact {
@@ -162,18 +171,4 @@ async fn tiering(srv: Arc<ServerState>) {
         })
         .await;
     }
-}
-
-/// The `maxmemory` that makes memory "full" (then `maxmemory-policy`
-/// evicts, or writes get `-OOM`): none on a replica with
-/// `replica-ignore-maxmemory yes` (Redis's default), which stays an exact
-/// copy of its master and lets the master's `DEL`s remove keys (Redis's
-/// `isSafeToPerformEvictions`). Only `maxmemory` is ignored: the arena's
-/// own space still counts (`Tiers::refresh_pressure`), and the DRAM
-/// budget's demotion, which moves values without removing any, goes on.
-fn eviction_limit(srv: &ServerState) -> u64 {
-    if srv.replication.is_replica() && srv.config.get_bool("replica-ignore-maxmemory") {
-        return 0;
-    }
-    srv.config.get_i64("maxmemory").max(0) as u64
 }

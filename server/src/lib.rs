@@ -16,6 +16,7 @@ pub mod config;
 pub mod connection;
 pub mod cores;
 pub mod lease;
+pub mod maxmemory;
 pub mod metrics;
 pub mod monitor;
 pub mod notify;

@@ -166,6 +166,12 @@ fn config_set(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     }
     let requirepass = staged.iter().any(|(d, _)| d.name == "requirepass");
     let pubsub_default = staged.iter().any(|(d, _)| d.name == "acl-pubsub-default");
+    let memory_limit = staged.iter().any(|(d, _)| {
+        matches!(
+            d.name,
+            "maxmemory" | "maxmemory-policy" | "replica-ignore-maxmemory"
+        )
+    });
     for (d, v) in staged {
         config.store(d, v);
     }
@@ -174,6 +180,17 @@ fn config_set(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     }
     if pubsub_default {
         ctx.srv.acl.catalog(ctx.srv).sync_pubsub_default(ctx.srv);
+    }
+    if memory_limit
+        && crate::maxmemory::refresh(ctx.srv)
+        && crate::maxmemory::eviction_limit(ctx.srv) > 0
+    {
+        // Redis's warning; keys go (or writes are refused) from now on,
+        // not from the background task's next pass.
+        tracing::warn!(
+            maxmemory = ctx.srv.config.get_u64("maxmemory"),
+            "the new maxmemory is below the memory in use: keys will be evicted or writes refused, depending on maxmemory-policy"
+        );
     }
     crate::notify::config_changed(ctx.srv);
     ctx.out.ok();

@@ -629,14 +629,7 @@ fn feed_monitors(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
 /// Returns false when the command must be refused with `-OOM` (`noeviction`,
 /// or nothing could be evicted), as Redis's `performEvictions`.
 fn make_room(srv: &ServerState) -> bool {
-    let policy = srv
-        .config
-        .get("maxmemory-policy")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(amber_storage::EvictionPolicy::NoEviction);
-    // The evicted keys' DELs must not overtake a write still on its way
-    // to the replicas (`replication::order`).
-    srv.master.evict_in_order(|| srv.keyspace.evict(policy, 16)) > 0
+    crate::maxmemory::evict_some(srv)
 }
 
 /// A held keyspace gate (kept alive for the command's duration).

@@ -208,7 +208,7 @@ mod tests {
         srv.config
             .set("maxmemory-policy", &[b"allkeys-random"], false)
             .expect("a policy");
-        assert!(srv.keyspace.tiers.refresh_pressure(1), "memory full");
+        assert!(srv.keyspace.tiers.refresh_pressure(1, 2), "memory full");
         let mailbox = attach_replica(&srv);
         // Another client's write is between its handler and its feed.
         let writer = srv.master.order();

@@ -201,22 +201,25 @@ impl Tiers {
         self.arena.is_some() && self.over_budget() > budget / 10
     }
 
-    /// Recomputes [`Tiers::memory_full`] (called every few ms by the server's
-    /// background task, not per command: it walks the segment table). Memory
-    /// is full when the arena's free segments fall under 5% of it (at least
-    /// four segments; the arena itself keeps one or two more for the
-    /// compactor), or when `maxmemory` (if not 0) is below DRAM in use plus
-    /// live arena bytes. Without an arena only `maxmemory` counts.
-    pub fn refresh_pressure(&self, maxmemory: u64) -> bool {
-        let hot = self.stats.hot_bytes.load(Ordering::Relaxed).max(0) as u64;
+    /// Recomputes [`Tiers::memory_full`] (by the server's background task
+    /// every few ms and when `maxmemory` changes, not per command: it walks
+    /// the segment table). Memory is full when the arena's free segments fall
+    /// under 5% of it (at least four segments; the arena itself keeps one or
+    /// two more for the compactor), or when `maxmemory` (if not 0) is below
+    /// `dram_in_use` plus the live arena bytes. `dram_in_use` is the caller's
+    /// measure of DRAM (the server passes its heap in use, Redis's
+    /// `used_memory`, which is never 0); this crate knows only its own data's
+    /// share of it ([`TierStats::hot_bytes`]).
+    pub fn refresh_pressure(&self, maxmemory: u64, dram_in_use: u64) -> bool {
         let full = match &self.arena {
             Some(a) => {
                 a.retry_unbacked();
                 let st = a.stats();
                 let reserve = (st.size / 20).max(4 * st.segment_size);
-                st.free_bytes < reserve || (maxmemory > 0 && hot + st.live_bytes > maxmemory)
+                st.free_bytes < reserve
+                    || (maxmemory > 0 && dram_in_use.saturating_add(st.live_bytes) > maxmemory)
             }
-            None => maxmemory > 0 && hot > maxmemory,
+            None => maxmemory > 0 && dram_in_use > maxmemory,
         };
         self.memory_full.store(full, Ordering::Relaxed);
         full
