@@ -1,6 +1,6 @@
 //! DEBUG: the subset of Redis's debugging subcommands that makes sense in
 //! Amber (SLEEP, SET-ACTIVE-EXPIRE, OBJECT, RELOAD, LOADAOF,
-//! CHANGE-REPL-ID, DIGEST, DIGEST-VALUE).
+//! CHANGE-REPL-ID, DIGEST, DIGEST-VALUE, PROTOCOL).
 //!
 //! DEBUG runs alone under the keyspace's exclusive gate, as it runs on
 //! Redis's only thread: `DEBUG DIGEST` then sees one point in time, and
@@ -16,6 +16,7 @@ use super::error::{CmdError, CmdResult};
 use super::{Ctx, Handler};
 
 mod digest;
+mod protocol;
 
 /// This family's commands.
 pub const COMMANDS: &[(&str, Handler)] = &[("debug", debug)];
@@ -125,6 +126,7 @@ fn debug(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             ctx.srv.save_point().map_err(CmdError::err)?;
             ctx.out.ok();
         }
+        3 if is(sub, "protocol") => protocol::reply(ctx, args.get(2).copied().unwrap_or_default())?,
         2 if is(sub, "change-repl-id") => ctx.out.ok(),
         _ if is(sub, "loadaof") => load_aof(ctx)?,
         2 if is(sub, "digest") => {
