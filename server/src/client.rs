@@ -232,6 +232,11 @@ pub struct Client {
     pub cmd_clock: Option<std::time::Instant>,
     /// `CLIENT REPLY`: which replies are dropped.
     pub reply: ReplyMode,
+    /// Bytes in the query buffer when the running batch began, the
+    /// running command included (Redis's `sdslen(querybuf)` while it
+    /// executes): the caller's own `qbuf` in `CLIENT LIST`/`CLIENT INFO`.
+    /// Set once per batch; other clients' `qbuf` is `ClientInfo::qbuf`.
+    pub batch_input_len: usize,
     /// A command was postponed by `CLIENT PAUSE` (see `crate::pause`): it
     /// and what follows it run once the pause ends.
     pub postponed: bool,
@@ -313,6 +318,7 @@ impl Client {
             watch,
             cmd_clock: None,
             reply: ReplyMode::default(),
+            batch_input_len: 0,
             postponed: false,
             tracking: Default::default(),
             tracking_batch: false,

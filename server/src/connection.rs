@@ -504,6 +504,7 @@ impl Connection {
         self.parser.max_bulk_len =
             srv.config.hot.proto_max_bulk_len.load(Ordering::Relaxed) as usize;
         let mut consumed = 0;
+        client.batch_input_len = self.input.len();
         // The first command of a batch reads the clock (see `cmd::call`).
         client.cmd_clock = None;
         while !client.close_after_reply && !client.output_overflow {

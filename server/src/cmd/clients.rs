@@ -126,6 +126,13 @@ fn type_of(c: &ClientHandle) -> ClientType {
 
 /// One `CLIENT LIST` line, in Redis 7.0.15's format (without the newline).
 pub fn client_line(c: &ClientHandle, close_after_reply: bool) -> String {
+    client_line_with(c, close_after_reply, None)
+}
+
+/// [`client_line`] with the query buffer's length when it is known better
+/// than the handle's figure (the caller's own line: its buffer holds the
+/// command being run, as Redis shows `qbuf=26` for `CLIENT LIST` itself).
+pub fn client_line_with(c: &ClientHandle, close_after_reply: bool, qbuf: Option<usize>) -> String {
     let info = c.info.lock().clone();
     let mut flags = String::new();
     if info.replica {
@@ -170,7 +177,7 @@ pub fn client_line(c: &ClientHandle, close_after_reply: bool) -> String {
     if flags.is_empty() {
         flags.push('N');
     }
-    let qbuf = info.qbuf;
+    let qbuf = qbuf.unwrap_or(info.qbuf);
     let qbuf_free = if qbuf == 0 {
         0
     } else {
@@ -203,8 +210,12 @@ pub fn client_line(c: &ClientHandle, close_after_reply: bool) -> String {
 }
 
 fn line_for(ctx: &Ctx<'_>, c: &Arc<ClientHandle>) -> String {
-    let me = Arc::ptr_eq(c, &ctx.client.handle);
-    client_line(c, me && ctx.client.close_after_reply)
+    if Arc::ptr_eq(c, &ctx.client.handle) {
+        let qbuf = ctx.client.batch_input_len;
+        client_line_with(c, ctx.client.close_after_reply, Some(qbuf))
+    } else {
+        client_line(c, false)
+    }
 }
 
 fn client_list(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
