@@ -220,6 +220,10 @@ pub struct Client {
     pub in_exec: bool,
     /// Running a script's commands (monitors show them as `lua`).
     pub in_script: bool,
+    /// The running script's declared keys, kept while the client tracks
+    /// keys: a read command of the script makes tracking remember them (the
+    /// caller's keys, as Redis's `trackingRememberKeys(script_caller)`).
+    pub script_keys: Option<Vec<Vec<u8>>>,
     /// In `MONITOR` mode (see `crate::monitor`).
     pub monitoring: bool,
     /// Watched keys (`WATCH`).
@@ -314,6 +318,7 @@ impl Client {
             multi: None,
             in_exec: false,
             in_script: false,
+            script_keys: None,
             monitoring: false,
             watch,
             cmd_clock: None,

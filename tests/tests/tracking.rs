@@ -415,3 +415,46 @@ fn tracking_table_max_keys_evicts_with_invalidations() {
         out
     });
 }
+
+/// A script's read command makes tracking remember the script's declared
+/// keys (Redis's `trackingRememberKeys` of the script's caller), not the
+/// keys the command read; a script without a read remembers nothing.
+#[test]
+fn scripts_remember_their_declared_keys_on_a_read() {
+    differential_by("script keys", &[], |p| {
+        let (mut a, mut b) = (resp3(p), connect(p));
+        let mut out = vec![show(&a.cmd_str("CLIENT TRACKING on"))];
+        // No read: nothing remembered, the writes below are silent.
+        out.push(show(&a.cmd(&[
+            "EVAL",
+            "redis.call('set', 'k3', 'bar')",
+            "2",
+            "k1",
+            "k2",
+        ])));
+        out.push(show(&b.cmd_str("MSET k2 1 k1 1 k3 1")));
+        // A read of k3: k1 and k2 are remembered, k3 is not.
+        out.push(show(&a.cmd(&[
+            "EVAL",
+            "return redis.call('get', 'k3')",
+            "2",
+            "k1",
+            "k2",
+        ])));
+        out.push(show(&b.cmd_str("SET k3 2")));
+        out.push(show(&b.cmd_str("MSET k2 2 k1 2")));
+        out.push(next(&mut a));
+        out.push(next(&mut a));
+        // EVAL_RO likewise.
+        out.push(show(&a.cmd(&[
+            "EVAL_RO",
+            "return redis.call('get', 'k3')",
+            "1",
+            "k1",
+        ])));
+        out.push(show(&b.cmd_str("SET k1 3")));
+        out.push(next(&mut a));
+        out.push(show(&a.cmd_str("PING")));
+        out
+    });
+}

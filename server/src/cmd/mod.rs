@@ -594,8 +594,8 @@ pub fn call(ctx: &mut Ctx<'_>, def: &CommandDef, args: &[&[u8]]) {
 }
 
 /// Redis's `trackingRememberKeys` after a read-only command (a read-only
-/// script's keys are not remembered, the keys of the commands it runs are;
-/// `OPTIN`/`OPTOUT` follow `CLIENT CACHING`).
+/// script itself remembers nothing; a read command it runs remembers the
+/// script's declared keys; `OPTIN`/`OPTOUT` follow `CLIENT CACHING`).
 fn remember_keys(ctx: &mut Ctx<'_>, def: &CommandDef, args: &[&[u8]]) {
     if !def.flags.has(Flags::READONLY)
         || def.flags.has(Flags::PUBSUB)
@@ -605,6 +605,15 @@ fn remember_keys(ctx: &mut Ctx<'_>, def: &CommandDef, args: &[&[u8]]) {
     }
     let t = &ctx.client.tracking;
     if (t.optin && !t.caching) || (t.optout && t.caching) {
+        return;
+    }
+    if ctx.client.in_script {
+        // A script's read: Redis remembers the script's declared keys (its
+        // caller's command), not the keys of the command it ran.
+        if let Some(keys) = &ctx.client.script_keys {
+            let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+            ctx.srv.tracking.remember(ctx.client.handle.id, &keys);
+        }
         return;
     }
     let keys = command::key_args(ctx.srv, def, args);

@@ -231,6 +231,9 @@ impl Interp {
         let caller_db = ctx.client.db;
         // New connections go to other threads while this one runs it.
         let _scripting = ctx.srv.cores.get().and_then(|c| c.scripting_here());
+        if ctx.client.tracking.on {
+            ctx.client.script_keys = Some(inv.keys.iter().map(|k| k.to_vec()).collect());
+        }
         let state = RefCell::new(RunState::new(ctx, inv.read_only));
         let result: mlua::Result<MultiValue> = lua.scope(|scope| {
             let call = scope.create_function(|lua, args: Variadic<Value>| {

@@ -37,6 +37,7 @@ impl<'c, 'a> RunState<'c, 'a> {
     pub fn finish(&mut self, caller_db: usize) {
         self.ctx.client.in_exec = false;
         self.ctx.client.in_script = false;
+        self.ctx.client.script_keys = None;
         if self.ctx.client.db != caller_db {
             self.ctx.client.select(caller_db);
         }
