@@ -75,10 +75,16 @@ fn write_pause_holds_back_what_redis_holds_back() {
         vec!["CONFIG", "GET", "maxmemory"],
         vec!["NOSUCHCOMMAND"],
         vec!["GET"],
+        vec!["FCALL", "ro", "0"],
+        vec!["FCALL", "rw", "0"],
+        vec!["FCALL_RO", "ro", "0"],
     ];
-    // EVALSHA of a cached script (its SHA1 is the one of `return 1`).
+    // EVALSHA of a cached script (its SHA1 is the one of `return 1`), and
+    // functions with and without `no-writes`.
+    let library = "#!lua name=pauselib\nredis.register_function{function_name='ro', callback=function() return 1 end, flags={'no-writes'}}\nredis.register_function('rw', function() return 2 end)";
     for server in [&pair.redis, &pair.amber] {
         server.client().cmd(&["SCRIPT", "LOAD", "return 1"]);
+        server.client().cmd(&["FUNCTION", "LOAD", library]);
     }
     for case in &cases {
         let mut seen = Vec::new();

@@ -180,6 +180,19 @@ impl Functions {
         .map_err(|e| e.text().into_owned())
     }
 
+    /// Whether function `name` is declared `no-writes` (Redis's
+    /// `fcallGetCommandFlags`: such an `FCALL` neither writes nor
+    /// replicates, so `CLIENT PAUSE WRITE` lets it through). False when
+    /// it is unknown, or while a function runs (it then waits anyway).
+    pub fn declares_no_writes(&self, name: &[u8]) -> bool {
+        self.state.try_lock().is_some_and(|state| {
+            state
+                .as_ref()
+                .and_then(|s| s.registry.function(name))
+                .is_some_and(|f| f.flags.no_writes())
+        })
+    }
+
     /// Libraries loaded (`INFO memory`'s `number_of_libraries`).
     pub fn library_count(&self) -> u64 {
         self.libraries.load(Ordering::Relaxed)

@@ -171,12 +171,11 @@ impl Engine {
     }
 }
 
-/// Whether the script an `EVAL` or `EVALSHA` call runs declares
+/// Whether the script an `EVAL`, `EVALSHA` or `FCALL` call runs declares
 /// `no-writes` (Redis then drops the command's `may_replicate` flag, so
 /// `CLIENT PAUSE WRITE` lets it run and a monitor may send it). Never
-/// waits for a running script: `EVALSHA` answers false while the engine
-/// is busy, and so does `FCALL` (its flags are the function's; not looked
-/// up here).
+/// waits for a running script: `EVALSHA` and `FCALL` answer false while
+/// the engine is busy.
 pub fn declares_no_writes(srv: &crate::state::ServerState, name: &str, args: &[&[u8]]) -> bool {
     let body_or_sha = args.get(1).copied().unwrap_or_default();
     match name {
@@ -187,6 +186,7 @@ pub fn declares_no_writes(srv: &crate::state::ServerState, name: &str, args: &[&
                 .and_then(|e| e.cache.get(body_or_sha))
                 .is_some_and(|script| script.flags.no_writes)
         }),
+        "fcall" => srv.scripting.functions.declares_no_writes(body_or_sha),
         _ => false,
     }
 }
