@@ -50,3 +50,34 @@ fn config_set_maxmemory_evicts_without_a_write() {
         out
     });
 }
+
+/// Out of memory while a transaction is open (Redis's `processCommand`):
+/// queueing any command is refused (`GET` too), `EXEC` of a transaction
+/// that queued a command that may use memory fails with `EXECABORT`, one
+/// of reads only runs, and `DISCARD` still works.
+#[test]
+fn a_transaction_meets_memory_full() {
+    differential("maxmemory multi", &[], |p| {
+        let (mut c, mut admin) = (connect(p), connect(p));
+        let mut out = vec![c.cmd_str("SET x 1")];
+        // Queued before the limit: EXEC with a SET aborts.
+        out.push(c.cmd_str("MULTI"));
+        out.push(c.cmd_str("SET x 2"));
+        out.push(c.cmd_str("GET x"));
+        out.push(admin.cmd_str("CONFIG SET maxmemory 1"));
+        out.push(c.cmd_str("EXEC"));
+        // Reads only: EXEC runs them.
+        out.push(admin.cmd_str("CONFIG SET maxmemory 0"));
+        out.push(c.cmd_str("MULTI"));
+        out.push(c.cmd_str("GET x"));
+        out.push(admin.cmd_str("CONFIG SET maxmemory 1"));
+        out.push(c.cmd_str("EXEC"));
+        // Queueing while full is refused, even a read; DISCARD works.
+        out.push(c.cmd_str("MULTI"));
+        out.push(c.cmd_str("GET x"));
+        out.push(c.cmd_str("DISCARD"));
+        out.push(admin.cmd_str("CONFIG SET maxmemory 0"));
+        out.push(c.cmd_str("GET x"));
+        out
+    });
+}

@@ -295,7 +295,17 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         multi::reject(ctx, is_exec, &e);
         return;
     }
-    if def.flags.has(Flags::DENYOOM) && srv.keyspace.tiers.is_full() && !make_room(srv) {
+    // Out of memory (Redis's processCommand): a command that may use
+    // memory is refused, so is an EXEC that queued one, and so is
+    // queueing in MULTI (but EXEC, DISCARD, QUIT and RESET).
+    if srv.keyspace.tiers.is_full()
+        && (def.flags.has(Flags::DENYOOM)
+            || (is_exec && queued_defs(ctx).any(|d| d.flags.has(Flags::DENYOOM)))
+            || (ctx.client.multi.is_some()
+                && !is_exec
+                && !matches!(def.name.as_str(), "discard" | "quit" | "reset")))
+        && !make_room(srv)
+    {
         def.stats.reject();
         multi::reject(ctx, is_exec, &CmdError::OutOfMemory);
         return;
