@@ -470,6 +470,8 @@ impl Connection {
         client: &mut Client,
         shutdown: &mut tokio::sync::watch::Receiver<bool>,
     ) -> std::io::Result<bool> {
+        // Counted in `INFO`'s `blocked_clients` while it waits.
+        let _held = srv.pause.hold();
         let limit = srv
             .config
             .hot

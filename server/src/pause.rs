@@ -7,7 +7,7 @@
 //! then runs it and what follows, in order, as Redis's `BLOCKED_POSTPONE`.
 //! With no pause in place the check is one relaxed load per command.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use parking_lot::Mutex;
@@ -39,6 +39,18 @@ pub struct Pause {
     /// Writes held for a `FAILOVER` (Redis's `PAUSE_DURING_FAILOVER`, a
     /// pause of its own that `CLIENT UNPAUSE` does not lift).
     failover: AtomicBool,
+    /// Clients waiting with a postponed command ([`Pause::hold`]).
+    postponed: AtomicUsize,
+}
+
+/// A client counted as postponed while this lives (see [`Pause::hold`]).
+#[derive(Debug)]
+pub struct Held<'a>(&'a AtomicUsize);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Pause {
@@ -94,6 +106,19 @@ impl Pause {
             )),
             (client, false) => client,
         }
+    }
+
+    /// Counts a client as postponed until the returned guard is dropped:
+    /// Redis counts postponed clients in `INFO`'s `blocked_clients`
+    /// (`BLOCKED_POSTPONE`), and so does Amber.
+    pub fn hold(&self) -> Held<'_> {
+        self.postponed.fetch_add(1, Ordering::Relaxed);
+        Held(&self.postponed)
+    }
+
+    /// Clients waiting with a postponed command.
+    pub fn postponed_clients(&self) -> usize {
+        self.postponed.load(Ordering::Relaxed)
     }
 
     /// Whether any pause is in place (expiry and eviction stop meanwhile).

@@ -292,7 +292,7 @@ fn render(ctx: &Ctx<'_>, all: bool, wanted: &[String]) -> String {
             "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:{}\r\nclients_in_timeout_table:0\r\n",
             srv.clients.len(),
             cfg.get_u64("maxclients"),
-            srv.blocking.blocked_clients(),
+            srv.blocking.blocked_clients() + srv.pause.postponed_clients(),
             srv.tracking.clients(),
         ));
     }
