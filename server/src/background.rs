@@ -97,6 +97,9 @@ pub async fn run(srv: Arc<ServerState>) {
             let srv = srv.clone();
             // Shard locks are sync; keep them off the async workers' hot loop.
             let _ = tokio::task::spawn_blocking(move || {
+                // The latency monitor's `expire-cycle` event (Redis's
+                // `activeExpireCycle`): the whole cycle, in ms.
+                let started = std::time::Instant::now();
                 loop {
                     // With replicas attached, an expired key's DEL must not
                     // overtake a write command whose effects are not in the
@@ -111,6 +114,9 @@ pub async fn run(srv: Arc<ServerState>) {
                         break;
                     }
                 }
+                let elapsed_ms = started.elapsed().as_millis() as u64;
+                srv.latency
+                    .sample_if_needed(&srv, "expire-cycle", elapsed_ms);
                 // BCAST invalidations of the keys that expired.
                 if srv.tracking.active() {
                     srv.tracking.broadcast(&srv, None);

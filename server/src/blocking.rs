@@ -215,6 +215,17 @@ pub struct Waiter {
     tx: Mutex<Option<oneshot::Sender<Vec<u8>>>>,
     /// Still in the registry (only changed under the registry's mutex).
     queued: AtomicBool,
+    /// The command's `SLOWLOG` entry, logged once it is served or
+    /// `CLIENT UNBLOCK`ed, not when it times out (Redis 7.0's
+    /// `updateStatsOnUnblock` callers; see `crate::slowlog`).
+    slowlog: Mutex<Option<crate::slowlog::Deferred>>,
+}
+
+impl Waiter {
+    /// Keeps the blocked command's slow log entry until it is served.
+    pub fn keep_slowlog_entry(&self, d: crate::slowlog::Deferred) {
+        *self.slowlog.lock() = Some(d);
+    }
 }
 
 impl fmt::Debug for Waiter {
@@ -232,6 +243,9 @@ impl fmt::Debug for Waiter {
 pub struct Delivery {
     tx: oneshot::Sender<Vec<u8>>,
     reply: Vec<u8>,
+    /// The served command's slow log entry: logged after the command that
+    /// served it, as Redis does.
+    slowlog: Option<crate::slowlog::Deferred>,
 }
 
 /// A client's pending block, left by [`block`] for its connection.
@@ -297,6 +311,9 @@ impl ClientBlock {
         for d in self.deliveries.drain(..) {
             // A waiter that disconnected in the same instant loses its reply,
             // as a Redis client closing while being served.
+            if let Some(entry) = d.slowlog {
+                entry.log();
+            }
             let _ = d.tx.send(d.reply);
         }
     }
@@ -403,6 +420,9 @@ impl Blocking {
         } else {
             w.op.timeout_reply(&mut out);
         }
+        if let Some(entry) = w.slowlog.lock().take() {
+            entry.log();
+        }
         let _ = tx.send(out.as_bytes().to_vec());
         true
     }
@@ -498,6 +518,7 @@ impl Blocking {
                             deliveries.push(Delivery {
                                 tx,
                                 reply: out.as_bytes().to_vec(),
+                                slowlog: w.slowlog.lock().take(),
                             });
                         }
                         if let Some(p) = pushed {
@@ -564,6 +585,7 @@ fn register(ctx: &mut Ctx<'_>, keys: &[&[u8]], deadline: Option<Instant>, op: Bo
         op,
         tx: Mutex::new(Some(tx)),
         queued: AtomicBool::new(true),
+        slowlog: Mutex::new(None),
     });
     let blocking = &ctx.srv.blocking;
     if w.op.waits_on_group() {

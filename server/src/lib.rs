@@ -15,6 +15,7 @@ pub mod cmd;
 pub mod config;
 pub mod connection;
 pub mod cores;
+pub mod latency;
 pub mod lease;
 pub mod maxmemory;
 pub mod metrics;
@@ -30,6 +31,7 @@ pub mod replication;
 pub mod resp;
 pub mod round;
 pub mod server;
+pub mod slowlog;
 pub mod snapshot;
 pub mod state;
 #[cfg(test)]

@@ -158,6 +158,10 @@ pub struct ServerState {
     pub monitors: crate::monitor::Monitors,
     /// `CLIENT PAUSE`.
     pub pause: crate::pause::Pause,
+    /// `SLOWLOG`.
+    pub slowlog: std::sync::Arc<crate::slowlog::SlowLog>,
+    /// The latency monitor (`LATENCY LATEST`...).
+    pub latency: crate::latency::LatencyMonitor,
     /// MIGRATE's cached connections to target instances.
     pub migrate_sockets: crate::cmd::migrate::sockets::MigrateSockets,
     /// Watched keys (`WATCH`).
@@ -255,6 +259,8 @@ impl ServerState {
             pubsub: Default::default(),
             monitors: Default::default(),
             pause: Default::default(),
+            slowlog: Default::default(),
+            latency: Default::default(),
             migrate_sockets: Default::default(),
             watches: Default::default(),
             tracking: Default::default(),

@@ -1,5 +1,6 @@
 //! Server administration: TIME LASTSAVE SAVE BGSAVE SHUTDOWN,
-//! SLOWLOG and LATENCY.
+//! SLOWLOG and LATENCY (the logs themselves: [`crate::slowlog`],
+//! [`crate::latency`]).
 //!
 //! Durability in Amber comes from the persistent-memory arena; SAVE, BGSAVE
 //! and SHUTDOWN SAVE also write Redis's `dump.rdb` ([`crate::snapshot`])
@@ -295,8 +296,8 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-// SLOWLOG: Amber does not record slow commands yet; the log is always empty.
-
+/// `SLOWLOG GET [count]`: the newest `count` entries (10 by default, all
+/// with -1), newest first, as Redis's `slowlogCommand`.
 fn slowlog_get(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     if args.len() > 3 {
         return Err(CmdError::err(format!(
@@ -304,22 +305,38 @@ fn slowlog_get(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             text(args.get(1).copied().unwrap_or_default())
         )));
     }
-    if let Some(c) = args.get(2) {
-        match parse_i64(c) {
-            Some(n) if n >= -1 => {}
+    let count = match args.get(2) {
+        None => Some(10),
+        Some(c) => match parse_i64(c) {
+            Some(-1) => None,
+            Some(n) if n >= 0 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
             _ => return Err(CmdError::err("count should be greater than or equal to -1")),
+        },
+    };
+    let entries = ctx.srv.slowlog.newest(count);
+    ctx.out.array(entries.len());
+    for e in entries {
+        ctx.out.array(6);
+        ctx.out.int(e.id as i64);
+        ctx.out.int(e.time as i64);
+        ctx.out.int(e.duration_us as i64);
+        ctx.out.array(e.args.len());
+        for a in &e.args {
+            ctx.out.bulk(a);
         }
+        ctx.out.bulk(e.peer.as_bytes());
+        ctx.out.bulk(&e.name);
     }
-    ctx.out.array(0);
     Ok(())
 }
 
 fn slowlog_len(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
-    ctx.out.int(0);
+    ctx.out.int(ctx.srv.slowlog.len() as i64);
     Ok(())
 }
 
 fn slowlog_reset(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
+    ctx.srv.slowlog.reset();
     ctx.out.ok();
     Ok(())
 }
@@ -343,37 +360,71 @@ fn slowlog_help(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-// LATENCY: Amber does not sample latency events yet (latency-monitor-threshold
-// is stored only), so there is never an event to report.
-
+/// `LATENCY LATEST`: each event's newest sample and worst ever, as
+/// `[event, time, latency, max]`.
 fn latency_latest(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
-    ctx.out.array(0);
+    let events = ctx.srv.latency.all();
+    ctx.out.array(events.len());
+    for (name, series) in events {
+        let last = series.latest();
+        ctx.out.array(4);
+        ctx.out.bulk(name.as_bytes());
+        ctx.out.int(last.time as i64);
+        ctx.out.int(last.latency as i64);
+        ctx.out.int(series.max as i64);
+    }
     Ok(())
 }
 
-fn latency_history(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
-    ctx.out.array(0);
+/// `LATENCY HISTORY event`: its samples, oldest first, as `[time, latency]`.
+fn latency_history(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    let event = args.get(2).copied().unwrap_or_default();
+    let samples = ctx
+        .srv
+        .latency
+        .get(event)
+        .map(|s| s.history())
+        .unwrap_or_default();
+    ctx.out.array(samples.len());
+    for s in samples {
+        ctx.out.array(2);
+        ctx.out.int(s.time as i64);
+        ctx.out.int(s.latency as i64);
+    }
     Ok(())
 }
 
-fn latency_reset(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
-    ctx.out.int(0);
-    Ok(())
-}
-
-fn latency_graph(_ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
-    Err(CmdError::err(format!(
-        "No samples available for event '{}'",
-        text(args.get(2).copied().unwrap_or_default())
-    )))
-}
-
-fn latency_doctor(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
-    let report = if ctx.srv.config.get_i64("latency-monitor-threshold") == 0 {
-        "I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. You may use \"CONFIG SET latency-monitor-threshold <milliseconds>.\" in order to enable it. If we weren't in a deep space mission I'd suggest to take a look at https://redis.io/topics/latency-monitor.\n"
-    } else {
-        "Dave, no latency spike was observed during the lifetime of this Redis instance, not in the slightest bit. I honestly think you ought to sit down calmly, take a stress pill, and think things over.\n"
+/// `LATENCY RESET [event ...]`: forgets the events named (all of them
+/// without a name); replies how many were forgotten.
+fn latency_reset(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    let latency = &ctx.srv.latency;
+    let resets = match args.get(2..) {
+        Some(names) if !names.is_empty() => names.iter().map(|n| latency.reset(Some(n))).sum(),
+        _ => latency.reset(None),
     };
+    ctx.out.int(resets as i64);
+    Ok(())
+}
+
+/// `LATENCY GRAPH event`: an ASCII graph of its samples.
+fn latency_graph(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    let event = args.get(2).copied().unwrap_or_default();
+    let Some(series) = ctx.srv.latency.get(event) else {
+        return Err(CmdError::err(format!(
+            "No samples available for event '{}'",
+            text(event)
+        )));
+    };
+    let now = amber_storage::clock::now_ms() / 1000;
+    let graph = crate::latency::graph(&text(event), &series, now);
+    ctx.out.verbatim("txt", graph.as_bytes());
+    Ok(())
+}
+
+/// `LATENCY DOCTOR`: Redis's human-readable report.
+fn latency_doctor(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
+    let now = amber_storage::clock::now_ms() / 1000;
+    let report = crate::latency::doctor(ctx.srv, now);
     ctx.out.verbatim("txt", report.as_bytes());
     Ok(())
 }

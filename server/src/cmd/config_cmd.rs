@@ -193,6 +193,7 @@ fn config_set(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         );
     }
     crate::notify::config_changed(ctx.srv);
+    crate::slowlog::config_changed(ctx.srv);
     ctx.out.ok();
     Ok(())
 }

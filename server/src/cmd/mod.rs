@@ -580,6 +580,12 @@ pub fn call(ctx: &mut Ctx<'_>, def: &CommandDef, args: &[&[u8]]) {
         def.stats.latency.record(elapsed);
     }
     crate::metrics::record_command(&def.name, elapsed, result.is_err());
+    // SLOWLOG and the latency monitor: one load and compare when fast. A
+    // blocked command is logged when served (see `crate::slowlog`).
+    let elapsed_us = elapsed.as_micros() as u64;
+    if crate::slowlog::worth_a_look(ctx.srv, elapsed_us) || def.flags.has(Flags::BLOCKING) {
+        crate::slowlog::after_call(ctx, def, args, elapsed_us);
+    }
     if let Some(scope) = scope {
         let reply = ctx.out.as_bytes().get(mark..).unwrap_or_default();
         let db = ctx.client.db;

@@ -73,6 +73,11 @@ impl Flags {
     /// Served by a replica whose link with its master is down even with
     /// `replica-serve-stale-data no` (Redis's `stale`).
     pub const STALE: Flags = Flags(1 << 19);
+    /// Redis's `fast`: its latency samples are the latency monitor's
+    /// `fast-command` event rather than `command`.
+    pub const FAST: Flags = Flags(1 << 20);
+    /// Redis's `skip_slowlog` (`EXEC`: the commands it runs are logged instead).
+    pub const SKIP_SLOWLOG: Flags = Flags(1 << 21);
 
     /// Does `self` include all of `other`?
     pub fn has(self, other: Flags) -> bool {
@@ -96,6 +101,8 @@ impl Flags {
                 "allow_busy" => Self::ALLOW_BUSY.0,
                 "skip_monitor" => Self::SKIP_MONITOR.0,
                 "stale" => Self::STALE.0,
+                "fast" => Self::FAST.0,
+                "skip_slowlog" => Self::SKIP_SLOWLOG.0,
                 _ => 0,
             };
         }

@@ -14,7 +14,7 @@ pub mod rewrite;
 pub mod value;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 
@@ -51,6 +51,16 @@ pub struct HotConfig {
     pub stream_node_max_entries: AtomicU64,
     /// `latency-tracking` (read after every command).
     pub latency_tracking: AtomicBool,
+    /// `slowlog-log-slower-than` (µs; negative: the slow log is off).
+    pub slowlog_log_slower_than: AtomicI64,
+    /// `slowlog-max-len`.
+    pub slowlog_max_len: AtomicU64,
+    /// `latency-monitor-threshold` (ms; 0: the latency monitor is off).
+    pub latency_monitor_threshold: AtomicU64,
+    /// The shortest duration (µs) that the slow log or the latency monitor
+    /// may record, `u64::MAX` when both are off: the one load and compare
+    /// every command pays (see `crate::slowlog::worth_a_look`).
+    pub slow_call_us: AtomicU64,
     /// `min-replicas-to-write` (read by every write command).
     pub min_replicas_to_write: AtomicU64,
     /// `min-replicas-max-lag` (seconds).
@@ -289,6 +299,21 @@ impl Config {
             .store(count("stream-node-max-entries"), Ordering::Relaxed);
         h.latency_tracking
             .store(self.get_bool("latency-tracking"), Ordering::Relaxed);
+        let slower_than = self.get_i64("slowlog-log-slower-than");
+        h.slowlog_log_slower_than
+            .store(slower_than, Ordering::Relaxed);
+        h.slowlog_max_len
+            .store(count("slowlog-max-len"), Ordering::Relaxed);
+        let latency_ms = count("latency-monitor-threshold");
+        h.latency_monitor_threshold
+            .store(latency_ms, Ordering::Relaxed);
+        let slowlog_us = u64::try_from(slower_than).unwrap_or(u64::MAX);
+        let latency_us = match latency_ms {
+            0 => u64::MAX,
+            ms => ms.saturating_mul(1000),
+        };
+        h.slow_call_us
+            .store(slowlog_us.min(latency_us), Ordering::Relaxed);
         h.min_replicas_to_write
             .store(count("min-replicas-to-write"), Ordering::Relaxed);
         h.min_replicas_max_lag
