@@ -333,30 +333,37 @@ pub fn key_access(srv: &ServerState, def: &CommandDef, args: &[&[u8]]) -> Vec<(u
         .collect()
 }
 
-/// SORT's keys as Redis's `sortGetKeys` finds them: the sorted key, and
-/// the last `STORE` destination (options with arguments skipped).
+/// SORT's keys for ACL checks: the sorted key is read, the `STORE`
+/// destination written.
 fn sort_key_access(args: &[&[u8]]) -> Vec<(usize, u8)> {
     use crate::acl::{READ, WRITE};
-    let mut keys = vec![(1, READ)];
+    sort_keys(args)
+        .into_iter()
+        .map(|(pos, store)| (pos, if store { WRITE } else { READ }))
+        .collect()
+}
+
+/// SORT's keys as Redis's `sortGetKeys` finds them, as (position, is the
+/// `STORE` destination): the sorted key, and the destination of the last
+/// `STORE` followed by an argument. `LIMIT` skips two arguments, `GET` and
+/// `BY` one; `STORE` skips none (its argument is looked at as an option
+/// too, as in Redis).
+fn sort_keys(args: &[&[u8]]) -> Vec<(usize, bool)> {
+    let mut keys = vec![(1, false)];
     let mut store = None;
     let mut j = 2;
     while j < args.len() {
         let a = args.get(j).copied().unwrap_or_default();
-        let skip = if is(a, "limit") {
-            2
+        if is(a, "limit") {
+            j += 2;
         } else if is(a, "get") || is(a, "by") {
-            1
-        } else if is(a, "store") {
+            j += 1;
+        } else if is(a, "store") && j + 1 < args.len() {
             store = Some(j + 1);
-            1
-        } else {
-            0
-        };
-        j += 1 + skip;
+        }
+        j += 1;
     }
-    if let Some(s) = store.filter(|s| *s < args.len()) {
-        keys.push((s, WRITE));
-    }
+    keys.extend(store.map(|s| (s, true)));
     keys
 }
 
@@ -400,6 +407,7 @@ fn getkeys_impl(ctx: &mut Ctx<'_>, args: &[&[u8]], with_flags: bool) -> CmdResul
     let Some(keys) = keys else {
         return Err(CmdError::err("Invalid arguments specified for command"));
     };
+    let is_sort = matches!(cmd.name.as_str(), "sort" | "sort_ro");
     ctx.out.array(keys.len());
     for (pos, spec) in keys {
         let key = argv.get(pos).copied().unwrap_or_default();
@@ -407,6 +415,15 @@ fn getkeys_impl(ctx: &mut Ctx<'_>, args: &[&[u8]], with_flags: bool) -> CmdResul
             ctx.out.array(2);
             ctx.out.bulk(key);
             let raw = match specs.get(spec) {
+                // SORT's flags come from its getkeys procedure, not its specs.
+                _ if is_sort => {
+                    let flags: &[&str] = if spec == 0 {
+                        &["RO", "access"]
+                    } else {
+                        &["OW", "update"]
+                    };
+                    encode_flags(flags, p == 1)
+                }
                 Some(s) if s.variable_flags => variable_key_flags(&cmd.name, argv, p == 1)
                     .unwrap_or_else(|| s.raw_flags.clone()),
                 Some(s) => s.raw_flags.clone(),
@@ -658,6 +675,11 @@ fn variable_key_flags(name: &str, argv: &[&[u8]], resp3: bool) -> Option<Vec<u8>
         }
         _ => return None,
     };
+    Some(encode_flags(flags, resp3))
+}
+
+/// Key flags as a RESP set (RESP2: an array) of simple strings.
+fn encode_flags(flags: &[&str], resp3: bool) -> Vec<u8> {
     let mut out = Vec::new();
     out.push(if resp3 { b'~' } else { b'*' });
     out.extend_from_slice(flags.len().to_string().as_bytes());
@@ -667,7 +689,7 @@ fn variable_key_flags(name: &str, argv: &[&[u8]], resp3: bool) -> Option<Vec<u8>
         out.extend_from_slice(f.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    Some(out)
+    out
 }
 
 /// Redis's `getkeys_proc` of a command whose key specs cannot find its
@@ -678,6 +700,14 @@ fn native_keys(name: &str, argv: &[&[u8]]) -> Option<Vec<(usize, usize)>> {
         "migrate" => Some(
             super::migrate::key_positions(argv)
                 .map(|pos| (pos, 0))
+                .collect(),
+        ),
+        // `sortROGetKeys`: only the sorted key.
+        "sort_ro" => Some(vec![(1, 0)]),
+        "sort" => Some(
+            sort_keys(argv)
+                .into_iter()
+                .map(|(pos, store)| (pos, usize::from(store)))
                 .collect(),
         ),
         _ => None,
