@@ -1,7 +1,8 @@
 //! `COMMAND GETKEYS` / `GETKEYSANDFLAGS` for `SORT` and `SORT_RO`, whose
 //! keys Redis finds with a procedure of its own (`sortGetKeys`,
 //! `sortROGetKeys`) rather than its key specs, side by side with
-//! redis-server, in RESP2 and RESP3.
+//! redis-server, in RESP2 and RESP3; and of commands that may name no
+//! key (`no_mandatory_keys`: `EVAL s 0`), which answer an empty array.
 
 use amber_tests::differential;
 
@@ -36,5 +37,22 @@ fn sort_keys_and_flags_as_redis() {
         c.cmd(&["HELLO", "3"]);
         replies.push(c.cmd(&["COMMAND", "GETKEYSANDFLAGS", "sort", "k1", "store", "k2"]));
         replies
+    });
+}
+
+#[test]
+fn calls_naming_no_key_as_redis() {
+    differential("getkeys without keys", &[], |port| {
+        let mut c = amber_tests::connect(port);
+        let calls: &[&[&str]] = &[
+            &["COMMAND", "GETKEYS", "eval", "return 1", "0"],
+            &["COMMAND", "GETKEYS", "eval", "return 1", "abc"],
+            &["COMMAND", "GETKEYS", "eval", "return 1", "2", "k"],
+            &["COMMAND", "GETKEYSANDFLAGS", "eval_ro", "return 1", "0"],
+            &["COMMAND", "GETKEYS", "fcall", "f", "0"],
+            &["COMMAND", "GETKEYS", "zunionstore", "dst", "0", "k"],
+            &["COMMAND", "GETKEYS", "sintercard", "0", "k"],
+        ];
+        calls.iter().map(|args| c.cmd(args)).collect()
     });
 }

@@ -400,11 +400,16 @@ fn getkeys_impl(ctx: &mut Ctx<'_>, args: &[&[u8]], with_flags: bool) -> CmdResul
             "Invalid number of arguments specified for command",
         ));
     }
-    // No key found by a `getkeys_proc` is an error here (Redis's commands
-    // with `incomplete` specs have no `no_mandatory_keys` flag).
+    // No key found is an error, unless the command may name none
+    // (`no_mandatory_keys`: `EVAL s 0`), as Redis's `getKeysSubcommandImpl`.
     let keys = keys_by_specs(&specs, argv, arity)
-        .or_else(|| native_keys(&cmd.name, argv).filter(|k| !k.is_empty()));
+        .or_else(|| native_keys(&cmd.name, argv))
+        .filter(|k| !k.is_empty());
     let Some(keys) = keys else {
+        if cmd.flags.has(Flags::NO_MANDATORY_KEYS) {
+            ctx.out.array(0);
+            return Ok(());
+        }
         return Err(CmdError::err("Invalid arguments specified for command"));
     };
     let is_sort = matches!(cmd.name.as_str(), "sort" | "sort_ro");

@@ -78,6 +78,8 @@ impl Flags {
     pub const FAST: Flags = Flags(1 << 20);
     /// Redis's `skip_slowlog` (`EXEC`: the commands it runs are logged instead).
     pub const SKIP_SLOWLOG: Flags = Flags(1 << 21);
+    /// Redis's `no_mandatory_keys` (`EVAL s 0`: a call may name no key).
+    pub const NO_MANDATORY_KEYS: Flags = Flags(1 << 22);
 
     /// Does `self` include all of `other`?
     pub fn has(self, other: Flags) -> bool {
@@ -103,6 +105,7 @@ impl Flags {
                 "stale" => Self::STALE.0,
                 "fast" => Self::FAST.0,
                 "skip_slowlog" => Self::SKIP_SLOWLOG.0,
+                "no_mandatory_keys" => Self::NO_MANDATORY_KEYS.0,
                 _ => 0,
             };
         }
