@@ -421,7 +421,7 @@ impl Blocking {
             w.op.timeout_reply(&mut out);
         }
         if let Some(entry) = w.slowlog.lock().take() {
-            entry.log();
+            entry.without_args().log();
         }
         let _ = tx.send(out.as_bytes().to_vec());
         true

@@ -69,6 +69,14 @@ pub struct Deferred {
 }
 
 impl Deferred {
+    /// The entry with no arguments: Redis 7.0.15's `CLIENT UNBLOCK` logs
+    /// the unblocked command after freeing its arguments, so its entry
+    /// has an empty argument list, and Amber's reads the same.
+    pub fn without_args(mut self) -> Deferred {
+        self.entry.args.clear();
+        self
+    }
+
     /// Logs the entry (if it is slow enough).
     pub fn log(self) {
         let slower_than = self.log.slower_than.load(Ordering::Relaxed);

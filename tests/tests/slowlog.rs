@@ -154,7 +154,7 @@ fn blocked_clients(c: &mut RespClient) -> i64 {
 }
 
 #[test]
-fn a_blocked_command_is_logged_when_served_or_timed_out() {
+fn a_blocked_command_is_logged_when_served_or_unblocked_not_timed_out() {
     assert_same_side_by_side(|kind| {
         let server = start(kind);
         let mut c = server.client();
@@ -180,7 +180,33 @@ fn a_blocked_command_is_logged_when_served_or_timed_out() {
         let timed_out = waiter.read_reply().expect("timeout reply");
         // A timed-out command is not logged (Redis 7.0).
         let after = entries(&mut c, "1", first, 0);
-        (served, reply::show(&reply), reply::show(&timed_out), after)
+        // One ended by CLIENT UNBLOCK is.
+        let id = parsed(&waiter.cmd(&["CLIENT", "ID"]))
+            .integer()
+            .expect("id");
+        waiter.send(&["BLPOP", "other", "0"]).expect("send");
+        wait_until("BLPOP blocks", Duration::from_secs(5), || {
+            blocked_clients(&mut c) == 1
+        });
+        let first = next_id(&mut c);
+        c.cmd(&["CLIENT", "UNBLOCK", &id.to_string()]);
+        let unblocked = waiter.read_reply().expect("unblocked reply");
+        // Redis 7.0.15 logs it without its arguments (freed by then).
+        let mut by_unblock = entries(&mut c, "2", first, 0);
+        for e in &mut by_unblock {
+            if e[2] == waiter_addr {
+                e[2] = "waiter".to_string();
+            }
+            e[1] = e[1].replace(&id.to_string(), "<id>");
+        }
+        (
+            served,
+            reply::show(&reply),
+            reply::show(&timed_out),
+            after,
+            reply::show(&unblocked),
+            by_unblock,
+        )
     });
 }
 
