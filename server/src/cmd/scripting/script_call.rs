@@ -95,7 +95,9 @@ pub fn call(state: &mut RunState<'_, '_>, argv: &[Vec<u8>]) -> Result<Vec<u8>, S
     if !def.flags.has(Flags::STALE) && srv.replication.refuses_stale(srv, state.ctx.client) {
         return Err("Can not execute the command on a stale replica".into());
     }
-    if state.read_only && def.flags.has(Flags::WRITE) {
+    // A may-replicate command (`PUBLISH`...) counts as a write here, as
+    // Redis's `scriptVerifyWriteCommandAllow`.
+    if state.read_only && (def.flags.has(Flags::WRITE) || def.flags.has(Flags::MAY_REPLICATE)) {
         return Err("Write commands are not allowed from read-only scripts.".into());
     }
     // The calling user's permissions, as Redis's `scriptVerifyACL`.
