@@ -562,20 +562,6 @@ impl Connection {
     }
 }
 
-/// Whether `name` is a command that runs a script.
-fn is_script_call(name: &[u8]) -> bool {
-    const SCRIPT_CALLS: [&[u8]; 6] = [
-        b"eval",
-        b"evalsha",
-        b"eval_ro",
-        b"evalsha_ro",
-        b"fcall",
-        b"fcall_ro",
-    ];
-    matches!(name.first(), Some(b'e' | b'E' | b'f' | b'F'))
-        && SCRIPT_CALLS.iter().any(|c| name.eq_ignore_ascii_case(c))
-}
-
 /// What a look at a batch's complete requests found (see [`peek_batch`]).
 #[derive(Default)]
 struct PeekedBatch<'a> {
@@ -606,11 +592,13 @@ fn peek_batch<'a>(srv: &ServerState, input: &'a [u8]) -> PeekedBatch<'a> {
     let (mut keyed, mut shard, mut mixed) = (0usize, None, false);
     let (mut last_name, mut alike): (&[u8], usize) = (&[], 0);
     batch.walked = resp::peek::first_args(input, PREFETCH_MAX_KEYS, |name, first| {
-        if srv.commands.get(name).is_none_or(|def| def.first_key != 1) {
-            // A script may run for long (`busy-reply-threshold`): its batch
-            // takes no lease, which the shard's other clients would wait for
-            // without getting their `-BUSY`.
-            mixed |= is_script_call(name);
+        let def = srv.commands.get(name);
+        if def.is_none_or(|def| def.first_key != 1) {
+            // A script (the commands flagged `skip_monitor`: `EVAL*`,
+            // `FCALL*`) may run for long (`busy-reply-threshold`): its
+            // batch takes no lease, which the shard's other clients would
+            // wait for without getting their `-BUSY`.
+            mixed |= def.is_some_and(|def| def.flags.has(cmd::Flags::SKIP_MONITOR));
             return true;
         }
         keyed += 1;
