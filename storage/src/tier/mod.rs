@@ -117,10 +117,8 @@ thread_local! {
     static PENDING: Cell<Ticket> = const { Cell::new(Ticket::NONE) };
 }
 
-/// Records that this thread's current batch must wait for `t` (also for
-/// a connection whose command ran on another thread: it brings that
-/// thread's [`take_ticket`] back to its own).
-pub fn note_ticket(t: Ticket) {
+/// Records that this thread's current batch must wait for `t`.
+pub(crate) fn note_ticket(t: Ticket) {
     PENDING.with(|p| {
         if t > p.get() {
             p.set(t);
