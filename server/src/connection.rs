@@ -590,6 +590,7 @@ const PEEK_ALIKE: usize = 4;
 fn peek_batch<'a>(srv: &ServerState, input: &'a [u8]) -> PeekedBatch<'a> {
     let mut batch = PeekedBatch::default();
     let (mut keyed, mut shard, mut mixed) = (0usize, None, false);
+    let mut scripted = false;
     let (mut last_name, mut alike): (&[u8], usize) = (&[], 0);
     batch.walked = resp::peek::first_args(input, PREFETCH_MAX_KEYS, |name, first| {
         let def = srv.commands.get(name);
@@ -597,8 +598,10 @@ fn peek_batch<'a>(srv: &ServerState, input: &'a [u8]) -> PeekedBatch<'a> {
             // A script (the commands flagged `skip_monitor`: `EVAL*`,
             // `FCALL*`) may run for long (`busy-reply-threshold`): its
             // batch takes no lease, which the shard's other clients would
-            // wait for without getting their `-BUSY`.
-            mixed |= def.is_some_and(|def| def.flags.has(cmd::Flags::SKIP_MONITOR));
+            // wait for without getting their `-BUSY`; its connection moves
+            // to the scripts' home thread (`crate::cores`).
+            scripted |= def.is_some_and(|def| def.flags.has(cmd::Flags::SKIP_MONITOR));
+            mixed |= scripted;
             return true;
         }
         keyed += 1;
@@ -610,14 +613,15 @@ fn peek_batch<'a>(srv: &ServerState, input: &'a [u8]) -> PeekedBatch<'a> {
         last_name = name;
         alike = 0;
         batch.keys.push(first);
-        if !mixed {
+        if !mixed || shard.is_none() {
             let s = srv.keyspace.shard_index(first);
-            mixed = shard.is_some_and(|t| t != s);
+            mixed |= shard.is_some_and(|t| t != s);
             shard = Some(s);
         }
         true
     });
     batch.spread = match shard {
+        None if scripted => Spread::Scripts,
         None => Spread::NoKeys,
         Some(_) if mixed => Spread::Shards,
         Some(s) => Spread::Shard(s),

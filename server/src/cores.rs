@@ -23,12 +23,20 @@
 //! keys spread batches over all shards, so those connections stay where
 //! they are and use every core.
 //!
+//! Batches of scripts (`EVAL`, `FCALL`...) have a home too, the same for
+//! all of them ([`SCRIPT_HOME`]): a script holds the keyspace's exclusive
+//! gate, so two threads running scripts only take turns on it, and each
+//! turn moved the gate's sixteen lock words between the cores and often
+//! put a thread to sleep in the kernel (pipelined `EVAL` ran at 0.3 of
+//! Redis's rate: bench/RESULTS.md, "EVAL beside Redis"). On one thread
+//! they run one after the other, as in Redis.
+//!
 //! Moving is safe at any point between batches: a connection's state is in
 //! its `Connection` and `Client`, which move together; its socket leaves
 //! one thread's poller and joins the other's (`into_std`/`from_std`).
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
@@ -41,6 +49,16 @@ use crate::state::ServerState;
 /// the same shard this often with probability (1/shards)^(MOVE_AFTER-1):
 /// never, in practice.
 pub const MOVE_AFTER: u32 = 8;
+
+/// The thread that serves connections whose batches run scripts.
+pub const SCRIPT_HOME: usize = 0;
+
+/// A script that has run this long holds its thread: new connections and
+/// moving ones go elsewhere ([`Cores::admit`]). Shorter ones (nearly all)
+/// are not worth avoiding: under a load of scripts one runs most of the
+/// time, and avoiding its thread sent every new connection to the main
+/// runtime.
+const LONG_SCRIPT_MS: u64 = 2;
 
 /// What a connection thread is handed.
 enum Arrival {
@@ -59,16 +77,18 @@ thread_local! {
 pub struct Cores {
     inboxes: Box<[UnboundedSender<Arrival>]>,
     next: AtomicUsize,
-    /// Per thread: a Lua script runs on it now ([`Cores::scripting_here`]).
-    scripting: Box<[AtomicBool]>,
+    /// Per thread: when the Lua script that runs on it now started (ms
+    /// since the Unix epoch, plus one), 0 when none runs
+    /// ([`Cores::scripting_here`]).
+    scripting: Box<[AtomicU64]>,
 }
 
 /// Marks the calling connection thread as running a script until dropped.
-pub struct ScriptingMark<'a>(&'a AtomicBool);
+pub struct ScriptingMark<'a>(&'a AtomicU64);
 
 impl Drop for ScriptingMark<'_> {
     fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
+        self.0.store(0, Ordering::Release);
     }
 }
 
@@ -94,7 +114,7 @@ impl Cores {
                 })?;
             inboxes.push(tx);
         }
-        let scripting = inboxes.iter().map(|_| AtomicBool::new(false)).collect();
+        let scripting = inboxes.iter().map(|_| AtomicU64::new(0)).collect();
         Ok(Cores {
             inboxes: inboxes.into_boxed_slice(),
             next: AtomicUsize::new(0),
@@ -113,12 +133,13 @@ impl Cores {
     }
 
     /// Hands a newly accepted connection to the next thread in turn that
-    /// runs no script. A script runs on its connection's thread and holds
-    /// it (Redis's single thread runs it the same way), so a connection
-    /// arriving meanwhile, often the operator's `SCRIPT KILL`, goes to
-    /// another thread, where it gets `-BUSY` past `busy-reply-threshold`
-    /// as in Redis. Gives the connection back when every thread runs one
-    /// (the caller then serves it on the main runtime).
+    /// runs no long script. A script runs on its connection's thread and
+    /// holds it (Redis's single thread runs it the same way), so a
+    /// connection arriving meanwhile, often the operator's `SCRIPT KILL`,
+    /// goes to another thread, where it gets `-BUSY` past
+    /// `busy-reply-threshold` as in Redis. Gives the connection back when
+    /// every thread runs one (the caller then serves it on the main
+    /// runtime).
     pub fn admit(&self, stream: tokio::net::TcpStream) -> Option<tokio::net::TcpStream> {
         let n = self.len();
         let free = (0..n)
@@ -136,19 +157,25 @@ impl Cores {
         None
     }
 
-    /// Whether a script runs on thread `index` now.
+    /// Whether a script has run on thread `index` for [`LONG_SCRIPT_MS`]
+    /// or more.
     pub fn is_scripting(&self, index: usize) -> bool {
         self.scripting
             .get(index)
-            .is_some_and(|s| s.load(Ordering::Acquire))
+            .is_some_and(|s| match s.load(Ordering::Acquire) {
+                0 => false,
+                started => {
+                    amber_storage::clock::now_ms().saturating_sub(started - 1) >= LONG_SCRIPT_MS
+                }
+            })
     }
 
     /// Marks the calling thread, if it is a connection thread, as running
     /// a script until the mark is dropped.
     pub fn scripting_here(&self) -> Option<ScriptingMark<'_>> {
-        let flag = self.scripting.get(Self::current()?)?;
-        flag.store(true, Ordering::Release);
-        Some(ScriptingMark(flag))
+        let started = self.scripting.get(Self::current()?)?;
+        started.store(amber_storage::clock::now_ms() + 1, Ordering::Release);
+        Some(ScriptingMark(started))
     }
 
     /// The thread that serves connections whose batches use `shard` of
@@ -197,8 +224,11 @@ pub enum Spread {
     NoKeys,
     /// All of its keys are in this shard.
     Shard(usize),
-    /// Its keys are in several shards.
+    /// Its keys are in several shards, or it mixes keyed requests and
+    /// scripts.
     Shards,
+    /// It runs scripts and has no other keyed request.
+    Scripts,
 }
 
 /// How many batches in a row a connection has run on one shard.
@@ -212,16 +242,18 @@ impl Affinity {
     /// Counts a batch on database `db` whose keys are `spread` (a batch
     /// without keys neither counts nor breaks the streak). Returns the
     /// thread to move to, once the streak is long enough and that shard's
-    /// home is another thread.
+    /// home (or the scripts' home) is another thread.
     pub fn record(&mut self, cores: &Cores, db: usize, spread: Spread) -> Option<usize> {
-        let shard = match spread {
+        let (db, shard) = match spread {
             Spread::NoKeys => return None,
             Spread::Shards => {
                 self.last = None;
                 self.streak = 0;
                 return None;
             }
-            Spread::Shard(s) => s,
+            Spread::Shard(s) => (db, s),
+            // Scripts of every database take turns on one gate.
+            Spread::Scripts => (usize::MAX, usize::MAX),
         };
         if self.last == Some((db, shard)) {
             self.streak = self.streak.saturating_add(1);
@@ -232,7 +264,10 @@ impl Affinity {
         if self.streak < MOVE_AFTER {
             return None;
         }
-        let home = cores.home(db, shard);
+        let home = match spread {
+            Spread::Scripts => SCRIPT_HOME % cores.len(),
+            _ => cores.home(db, shard),
+        };
         // Not onto a thread held by a script.
         (Cores::current() != Some(home) && !cores.is_scripting(home)).then_some(home)
     }
@@ -247,7 +282,7 @@ mod tests {
         Cores {
             inboxes: (0..n).map(|_| unbounded_channel().0).collect(),
             next: AtomicUsize::new(0),
-            scripting: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            scripting: (0..n).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
@@ -282,6 +317,27 @@ mod tests {
         let mut a = Affinity::default();
         let moves: Vec<_> = (0..3 * MOVE_AFTER)
             .filter_map(|_| a.record(&c, 0, Shard(3)))
+            .collect();
+        assert!(moves.is_empty(), "{moves:?}");
+        CURRENT.with(|t| t.set(None));
+    }
+
+    #[test]
+    fn script_batches_of_any_database_go_to_the_scripts_home() {
+        let c = cores(2);
+        CURRENT.with(|t| t.set(Some(1)));
+        let mut a = Affinity::default();
+        for db in 0..MOVE_AFTER as usize - 1 {
+            assert_eq!(a.record(&c, db, Scripts), None);
+        }
+        assert_eq!(a.record(&c, 7, Scripts), Some(SCRIPT_HOME));
+        // A batch of keyed requests breaks the streak.
+        a.record(&c, 0, Shard(1));
+        assert_eq!(a.record(&c, 0, Scripts), None);
+        // On the scripts' home, there is nowhere to go.
+        CURRENT.with(|t| t.set(Some(SCRIPT_HOME)));
+        let moves: Vec<_> = (0..3 * MOVE_AFTER)
+            .filter_map(|_| a.record(&c, 0, Scripts))
             .collect();
         assert!(moves.is_empty(), "{moves:?}");
         CURRENT.with(|t| t.set(None));

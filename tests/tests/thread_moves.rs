@@ -174,3 +174,39 @@ fn a_moved_client_blocks_is_woken_and_can_be_killed() {
         assert!(closed, "killed client {id} was disconnected");
     }
 }
+
+#[test]
+fn clients_running_scripts_gather_on_one_thread() {
+    let amber = ServerProcess::amber(&["--threads", "2"]);
+    let mut admin = amber.client();
+    // Four clients in a row: two start on each thread.
+    let mut clients: Vec<RespClient> = (0..4).map(|_| amber.client()).collect();
+    let eval = encode(&[
+        "EVAL".into(),
+        "return redis.call('INCR', KEYS[1])".into(),
+        "1".into(),
+        "n".into(),
+    ]);
+    let mut last = 0i64;
+    for round in 0..20 {
+        for c in clients.iter_mut() {
+            for _ in 0..4 {
+                c.send_raw(&eval).expect("send");
+            }
+            for _ in 0..4 {
+                let r = c.read_reply().expect("reply");
+                let n: i64 = String::from_utf8_lossy(&r)
+                    .trim_start_matches(':')
+                    .trim()
+                    .parse()
+                    .unwrap_or_else(|_| panic!("round {round}: {}", show(&r)));
+                assert_eq!(n, last + 1, "each script ran once, in order");
+                last = n;
+            }
+        }
+    }
+    // Scripts take turns on one gate: the two clients away from the
+    // scripts' thread moved there, once each.
+    assert_eq!(moves(&mut admin), 2);
+    assert_eq!(show(&admin.cmd(&["GET", "n"])), show(b"$3\r\n320\r\n"));
+}
