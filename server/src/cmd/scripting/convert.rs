@@ -3,7 +3,9 @@
 //! buffer) becomes a Lua value ([`parse_reply`], [`reply_to_lua`]), and a
 //! script's return value becomes the client's reply ([`write_lua_value`]).
 
-use mlua::{Lua, Table, Value};
+use std::ffi::c_int;
+
+use mlua::{ffi, Lua, Table, Value};
 
 use crate::resp::{Protocol, ReplyWriter};
 
@@ -181,66 +183,120 @@ fn trim_crlf(mut s: &[u8]) -> &[u8] {
 /// statuses `{ok=...}`, errors `{err=...}`, and RESP3's map, set, double,
 /// big number and verbatim string their one-field tables.
 pub fn reply_to_lua(lua: &Lua, reply: &Reply) -> mlua::Result<Value> {
-    super::deep(|| reply_to_lua_nested(lua, reply))
+    // One raw call builds the whole value: each call through mlua's API
+    // takes the state's lock, and a status reply alone took four.
+    // SAFETY: `push_reply` pushes exactly one value, the result.
+    super::deep(|| unsafe { lua.exec_raw::<Value>((), |state| push_reply(state, reply)) })
 }
 
-fn reply_to_lua_nested(lua: &Lua, reply: &Reply) -> mlua::Result<Value> {
-    let single = |field: &str, v: Value| -> mlua::Result<Value> {
-        let t = lua.create_table()?;
-        t.raw_set(field, v)?;
-        Ok(Value::Table(t))
+/// Pushes `reply` as a Lua value (see [`reply_to_lua`]).
+///
+/// # Safety
+/// `state` is a valid state. Nothing here owns memory: a Lua error (out
+/// of memory) unwinds over these frames with nothing to drop.
+unsafe fn push_reply(state: *mut ffi::lua_State, reply: &Reply) {
+    if ffi::lua_checkstack(state, 4) == 0 {
+        ffi::luaL_error(state, c"reply nested too deep".as_ptr());
+    }
+    let push_bytes = |b: &[u8]| {
+        ffi::lua_pushlstring(state, b.as_ptr().cast(), b.len());
     };
-    Ok(match reply {
-        Reply::Int(n) => Value::Number(*n as f64),
-        Reply::Bulk(b) => Value::String(lua.create_string(b)?),
-        Reply::NullBulk | Reply::NullArray => Value::Boolean(false),
-        Reply::Status(s) => single("ok", Value::String(lua.create_string(s)?))?,
+    // `{field=<value on top>}`.
+    let wrap = |field: &std::ffi::CStr| {
+        ffi::lua_createtable(state, 0, 1);
+        ffi::lua_insert(state, -2);
+        ffi::lua_setfield(state, -2, field.as_ptr());
+    };
+    match reply {
+        Reply::Int(n) => ffi::lua_pushnumber(state, *n as f64),
+        Reply::Bulk(b) => push_bytes(b),
+        Reply::NullBulk | Reply::NullArray => ffi::lua_pushboolean(state, 0),
+        Reply::Status(s) => {
+            push_bytes(s);
+            wrap(c"ok");
+        }
         Reply::Error(e) => {
-            let mut text = Vec::with_capacity(e.len() + 1);
-            text.push(b'-');
-            text.extend_from_slice(e);
-            let t = error_table(lua, &text)?;
-            t.raw_set("ignore_error_stats_update", true)?;
-            Value::Table(t)
+            push_error_text(state, e);
+            wrap(c"err");
+            ffi::lua_pushboolean(state, 1);
+            ffi::lua_setfield(state, -2, c"ignore_error_stats_update".as_ptr());
         }
         Reply::Array(items) => {
-            let t = lua.create_table()?;
+            ffi::lua_createtable(state, items.len().try_into().unwrap_or(0), 0);
             for (i, item) in items.iter().enumerate() {
-                t.raw_set(i + 1, reply_to_lua(lua, item)?)?;
+                push_reply(state, item);
+                ffi::lua_rawseti(state, -2, (i + 1) as ffi::lua_Integer);
             }
-            Value::Table(t)
         }
         Reply::Map(pairs) => {
-            let t = lua.create_table()?;
+            ffi::lua_createtable(state, 0, pairs.len().try_into().unwrap_or(0));
             for (k, v) in pairs {
-                let key = reply_to_lua(lua, k)?;
-                if !key.is_nil() {
-                    t.raw_set(key, reply_to_lua(lua, v)?)?;
+                push_reply(state, k);
+                if ffi::lua_isnil(state, -1) != 0 {
+                    ffi::lua_pop(state, 1);
+                    continue;
                 }
+                push_reply(state, v);
+                ffi::lua_rawset(state, -3);
             }
-            single("map", Value::Table(t))?
+            wrap(c"map");
         }
         Reply::Set(items) => {
-            let t = lua.create_table()?;
+            ffi::lua_createtable(state, 0, items.len().try_into().unwrap_or(0));
             for item in items {
-                let key = reply_to_lua(lua, item)?;
-                if !key.is_nil() {
-                    t.raw_set(key, true)?;
+                push_reply(state, item);
+                if ffi::lua_isnil(state, -1) != 0 {
+                    ffi::lua_pop(state, 1);
+                    continue;
                 }
+                ffi::lua_pushboolean(state, 1);
+                ffi::lua_rawset(state, -3);
             }
-            single("set", Value::Table(t))?
+            wrap(c"set");
         }
-        Reply::Null => Value::Nil,
-        Reply::Bool(b) => Value::Boolean(*b),
-        Reply::Double(d) => single("double", Value::Number(*d))?,
-        Reply::BigNumber(b) => single("big_number", Value::String(lua.create_string(b)?))?,
+        Reply::Null => ffi::lua_pushnil(state),
+        Reply::Bool(b) => ffi::lua_pushboolean(state, c_int::from(*b)),
+        Reply::Double(d) => {
+            ffi::lua_pushnumber(state, *d);
+            wrap(c"double");
+        }
+        Reply::BigNumber(b) => {
+            push_bytes(b);
+            wrap(c"big_number");
+        }
         Reply::Verbatim { format, text } => {
-            let inner = lua.create_table()?;
-            inner.raw_set("string", lua.create_string(text)?)?;
-            inner.raw_set("format", lua.create_string(format)?)?;
-            single("verbatim_string", Value::Table(inner))?
+            ffi::lua_createtable(state, 0, 2);
+            push_bytes(text);
+            ffi::lua_setfield(state, -2, c"string".as_ptr());
+            push_bytes(format);
+            ffi::lua_setfield(state, -2, c"format".as_ptr());
+            wrap(c"verbatim_string");
         }
-    })
+    }
+}
+
+/// Pushes the `err` text of a command's error reply `e` (code included,
+/// no dash), as [`error_table`] makes it for `-` followed by `e`.
+///
+/// # Safety
+/// As [`push_reply`].
+unsafe fn push_error_text(state: *mut ffi::lua_State, e: &[u8]) {
+    let (code, msg): (&[u8], &[u8]) = match e.iter().position(|&c| c == b' ') {
+        Some(sp) => (&e[..sp], &e[sp + 1..]),
+        None => (b"ERR", e),
+    };
+    let msg = trim_crlf(msg);
+    // `lua_pushstring` stops at a NUL byte, as in Redis.
+    let upto_nul = |b: &[u8]| b.iter().position(|&c| c == 0);
+    if let Some(nul) = upto_nul(code) {
+        ffi::lua_pushlstring(state, code.as_ptr().cast(), nul);
+        return;
+    }
+    let msg = &msg[..upto_nul(msg).unwrap_or(msg.len())];
+    ffi::lua_pushlstring(state, code.as_ptr().cast(), code.len());
+    ffi::lua_pushlstring(state, c" ".as_ptr(), 1);
+    ffi::lua_pushlstring(state, msg.as_ptr().cast(), msg.len());
+    ffi::lua_concat(state, 3);
 }
 
 /// C's `(long long)` cast of a Lua number as x86-64 does it: truncation

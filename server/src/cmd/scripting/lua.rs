@@ -5,7 +5,10 @@
 //! `ARGV` against the caller's [`Ctx`].
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::Arc;
 
+use mlua::ffi;
 use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value, Variadic};
 
 use super::convert::{self, Reply};
@@ -65,8 +68,6 @@ fn version_num() -> f64 {
 /// One Lua state with Redis's environment.
 pub struct Interp {
     lua: Lua,
-    /// The real globals table (`KEYS` and `ARGV` are set here).
-    globals: Table,
     /// What scripts see as their globals: reads fall through to `globals`,
     /// writes are refused.
     env: Table,
@@ -74,6 +75,54 @@ pub struct Interp {
     runner: Function,
     /// [`BINDER`].
     binder: Function,
+    /// The running script's state, which `redis.call`, `redis.pcall`,
+    /// `redis.setresp` and `redis.acl_check_cmd` use (see [`Running`]).
+    running: Running,
+}
+
+/// Where the callbacks that act on the running script find its state: a
+/// pointer to the `RefCell<RunState>` on [`Interp::run`]'s stack, set for
+/// as long as the script runs, null otherwise.
+///
+/// Why not `Lua::scope`: a scope made the four callbacks anew for every
+/// script (a closure, a userdata and a registry write each, and as much
+/// garbage for Lua's collector), a fifth of a short script's cost.
+#[derive(Clone, Default)]
+struct Running(Arc<AtomicPtr<()>>);
+
+impl Running {
+    /// Runs `f` with the running script's state; an error when no script
+    /// runs (the callbacks are only reachable from a script's `redis`
+    /// table, so that does not happen) or when a callback is re-entered.
+    fn with<R>(&self, f: impl FnOnce(&mut RunState<'_, '_>) -> mlua::Result<R>) -> mlua::Result<R> {
+        let ptr = self.0.load(Ordering::Acquire) as *const RefCell<RunState<'_, '_>>;
+        // SAFETY: `Interp::run` stores a pointer to a cell that outlives
+        // the script and clears it before the cell goes; callbacks run
+        // only inside the script, on the thread that runs it, which holds
+        // the interpreter's lock.
+        let Some(cell) = (unsafe { ptr.as_ref() }) else {
+            return Err(mlua::Error::runtime("no script is running"));
+        };
+        let mut state = cell
+            .try_borrow_mut()
+            .map_err(|_| mlua::Error::runtime("redis call re-entered"))?;
+        f(&mut state)
+    }
+
+    /// Makes `cell` the running script's state until the guard drops.
+    fn set<'s>(&'s self, cell: &'s RefCell<RunState<'_, '_>>) -> RunningGuard<'s> {
+        self.0.store(cell as *const _ as *mut (), Ordering::Release);
+        RunningGuard(self)
+    }
+}
+
+/// Clears [`Running`] when the script ends (or unwinds).
+struct RunningGuard<'s>(&'s Running);
+
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        self.0 .0.store(std::ptr::null_mut(), Ordering::Release);
+    }
 }
 
 /// How a compiled script is run.
@@ -162,6 +211,27 @@ impl Interp {
         for (i, f) in static_impls {
             set_impl(&lua, i, f)?;
         }
+        let running = Running::default();
+        let r = running.clone();
+        let call = lua.create_function(move |lua, args: Variadic<Value>| {
+            r.with(|state| command(lua, state, args, true))
+        })?;
+        let r = running.clone();
+        let pcall = lua.create_function(move |lua, args: Variadic<Value>| {
+            r.with(|state| command(lua, state, args, false))
+        })?;
+        let r = running.clone();
+        let setresp = lua.create_function(move |lua, args: Variadic<Value>| {
+            r.with(|state| setresp(lua, state, args))
+        })?;
+        let r = running.clone();
+        let acl = lua.create_function(move |lua, args: Variadic<Value>| {
+            r.with(|state| acl_check_cmd(lua, state, args))
+        })?;
+        set_impl(&lua, 0, call)?;
+        set_impl(&lua, 1, pcall)?;
+        set_impl(&lua, 5, setresp)?;
+        set_impl(&lua, 6, acl)?;
 
         let runner: Function = lua.load(PRELUDE).set_name("=prelude").eval()?;
         let binder: Function = lua.load(BINDER).set_name("=binder").eval()?;
@@ -173,10 +243,10 @@ impl Interp {
         unsafe { lua.exec_raw::<()>(env.clone(), |state| super::ldb::keep_env(state))? };
         Ok(Interp {
             lua,
-            globals,
             env,
             runner,
             binder,
+            running,
         })
     }
 
@@ -217,17 +287,6 @@ impl Interp {
     pub fn run(&self, ctx: &mut Ctx<'_>, func: &Function, inv: &Invocation<'_>) -> CmdResult {
         let lua = &self.lua;
         let to_err = |e: mlua::Error| CmdError::err(e.to_string());
-        let keys = string_array(lua, inv.keys).map_err(to_err)?;
-        let argv = string_array(lua, inv.argv).map_err(to_err)?;
-        let func = if inv.function {
-            self.binder
-                .call::<Function>((func.clone(), keys, argv))
-                .map_err(to_err)?
-        } else {
-            self.globals.raw_set("KEYS", keys).map_err(to_err)?;
-            self.globals.raw_set("ARGV", argv).map_err(to_err)?;
-            func.clone()
-        };
         let caller_db = ctx.client.db;
         // New connections go to other threads while this one runs it.
         let _scripting = ctx.srv.cores.get().and_then(|c| c.scripting_here());
@@ -235,40 +294,53 @@ impl Interp {
             ctx.client.script_keys = Some(inv.keys.iter().map(|k| k.to_vec()).collect());
         }
         let state = RefCell::new(RunState::new(ctx, inv.read_only));
-        let result: mlua::Result<MultiValue> = lua.scope(|scope| {
-            let call = scope.create_function(|lua, args: Variadic<Value>| {
-                command(lua, &mut state.borrow_mut(), args, true)
-            })?;
-            let pcall = scope.create_function(|lua, args: Variadic<Value>| {
-                command(lua, &mut state.borrow_mut(), args, false)
-            })?;
-            let setresp = scope.create_function(|lua, args: Variadic<Value>| {
-                setresp(lua, &mut state.borrow_mut(), args)
-            })?;
-            let acl = scope.create_function(|lua, args: Variadic<Value>| {
-                acl_check_cmd(lua, &mut state.borrow_mut(), args)
-            })?;
-            set_impl(lua, 0, call)?;
-            set_impl(lua, 1, pcall)?;
-            set_impl(lua, 5, setresp)?;
-            set_impl(lua, 6, acl)?;
+        let result: mlua::Result<MultiValue> = (|| {
+            let _running = self.running.set(&state);
             inv.busy.begin(inv.function);
-            // SAFETY: the main state runs the script; `inv.busy` outlives it.
-            unsafe {
-                lua.exec_raw::<()>((), |state| {
+            let binder = inv.function.then_some(&self.binder);
+            // One raw call sets `KEYS` and `ARGV` up, watches the script
+            // and runs it: each call through mlua's API takes the state's
+            // lock, and a short script's setup used to make a dozen.
+            // SAFETY: the main state runs the script with the arguments
+            // pushed here; `inv.busy` outlives it.
+            let result = unsafe {
+                lua.exec_raw::<MultiValue>((&self.runner, func, binder), |state| {
+                    ffi::luaL_checkstack(state, 8, c"script arguments".as_ptr());
+                    match inv.function {
+                        // Stack: runner, func, binder. The function gets
+                        // `binder(func, keys, argv)`.
+                        true => {
+                            ffi::lua_pushvalue(state, 2);
+                            push_strings(state, inv.keys);
+                            push_strings(state, inv.argv);
+                            ffi::lua_call(state, 3, 1);
+                            ffi::lua_replace(state, 2);
+                        }
+                        false => {
+                            for (name, items) in [(c"KEYS", inv.keys), (c"ARGV", inv.argv)] {
+                                ffi::lua_pushstring(state, name.as_ptr());
+                                push_strings(state, items);
+                                ffi::lua_rawset(state, ffi::LUA_GLOBALSINDEX);
+                            }
+                        }
+                    }
+                    ffi::lua_settop(state, 2);
                     if inv.debug {
                         super::ldb::watch(state)
                     } else {
                         inv.busy.watch(state)
                     }
-                })?
+                    ffi::lua_call(state, 1, ffi::LUA_MULTRET);
+                    super::busy::Busy::unwatch(state);
+                })
             };
-            let result = self.runner.call::<MultiValue>(func.clone());
-            // SAFETY: as above.
-            unsafe { lua.exec_raw::<()>((), |state| super::busy::Busy::unwatch(state))? };
+            if result.is_err() {
+                // SAFETY: as above.
+                unsafe { lua.exec_raw::<()>((), |state| super::busy::Busy::unwatch(state))? };
+            }
             inv.busy.end();
             result
-        });
+        })();
         let mut state = state.into_inner();
         state.finish(caller_db);
         let script_resp3 = state.resp3;
@@ -309,12 +381,16 @@ pub fn set_impl(lua: &Lua, index: usize, f: Function) -> mlua::Result<()> {
     lua.set_named_registry_value(key, f)
 }
 
-fn string_array(lua: &Lua, items: &[&[u8]]) -> mlua::Result<Table> {
-    let t = lua.create_table_with_capacity(items.len(), 0)?;
+/// Pushes a table of `items` (Lua strings, from index 1) on the stack.
+///
+/// # Safety
+/// `state` is a valid state with room for two more values.
+unsafe fn push_strings(state: *mut ffi::lua_State, items: &[&[u8]]) {
+    ffi::lua_createtable(state, items.len().try_into().unwrap_or(0), 0);
     for (i, item) in items.iter().enumerate() {
-        t.raw_set(i + 1, lua.create_string(item)?)?;
+        ffi::lua_pushlstring(state, item.as_ptr().cast(), item.len());
+        ffi::lua_rawseti(state, -2, (i + 1) as ffi::lua_Integer);
     }
-    Ok(t)
 }
 
 /// A raised `{err=...}`: the `(true, table)` the raising trampoline expects.
