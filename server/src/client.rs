@@ -220,6 +220,10 @@ pub struct Client {
     pub in_exec: bool,
     /// Running a script's commands (monitors show them as `lua`).
     pub in_script: bool,
+    /// Memory was full when this client's last script or `EXEC` started
+    /// (Redis's `pre_command_oom_state`; see
+    /// `cmd::scripting::script_call`).
+    pub script_oom: bool,
     /// The running script's declared keys, kept while the client tracks
     /// keys: a read command of the script makes tracking remember them (the
     /// caller's keys, as Redis's `trackingRememberKeys(script_caller)`).
@@ -318,6 +322,7 @@ impl Client {
             multi: None,
             in_exec: false,
             in_script: false,
+            script_oom: false,
             script_keys: None,
             monitoring: false,
             watch,

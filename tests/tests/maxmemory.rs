@@ -81,3 +81,111 @@ fn a_transaction_meets_memory_full() {
         out
     });
 }
+
+/// Out of memory and scripts (Redis's `evalGetCommandFlags`,
+/// `scriptPrepareForRun` and `scriptVerifyOOM`): a script that declares
+/// flags may write unless it says `allow-oom` or `no-writes`, so it is
+/// refused before it runs; a script without a shebang runs, and only its
+/// first command that may use memory is refused (before any write). The
+/// refused command counts as rejected, its error once.
+#[test]
+fn scripts_meet_memory_full() {
+    differential("maxmemory scripts", &[], |p| {
+        let (mut c, mut admin) = (connect(p), connect(p));
+        let stats = |admin: &mut amber_tests::RespClient| -> Vec<u8> {
+            // Sorted: Redis lists commands in its table's hash order.
+            let mut lines = Vec::new();
+            for section in ["errorstats", "commandstats"] {
+                let info = admin.cmd(&["INFO", section]);
+                for line in String::from_utf8_lossy(&info).lines() {
+                    let wanted = [
+                        "errorstat_",
+                        "cmdstat_set:",
+                        "cmdstat_incr:",
+                        "cmdstat_eval",
+                        "cmdstat_fcall",
+                    ];
+                    if wanted.iter().any(|w| line.starts_with(w)) {
+                        // Only the counts: the times differ.
+                        let counts: Vec<&str> =
+                            line.split(',').filter(|f| !f.contains("usec")).collect();
+                        lines.push(counts.join(","));
+                    }
+                }
+            }
+            lines.sort();
+            lines.join("\n").into_bytes()
+        };
+        let mut out = vec![
+            c.cmd(&["SET", "x", "123"]),
+            c.cmd(&[
+                "FUNCTION",
+                "LOAD",
+                "#!lua name=lib\n\
+                 redis.register_function('plain', function() return redis.call('set', 'x', '1') end)\n\
+                 redis.register_function{function_name='ro', callback=function() return 'hello' end, flags={'no-writes'}}\n\
+                 redis.register_function{function_name='oomok', callback=function() return redis.call('set', 'x', '2') end, flags={'allow-oom'}}",
+            ]),
+            c.cmd(&["SCRIPT", "LOAD", "#!lua\nreturn 1"]),
+            admin.cmd(&["CONFIG", "RESETSTAT"]),
+            admin.cmd(&["CONFIG", "SET", "maxmemory", "1"]),
+        ];
+        let evals: &[&[&str]] = &[
+            // No shebang: the first write is refused, reads run.
+            &["EVAL", "return redis.call('set','x','y')", "1", "x"],
+            &["EVAL", "return redis.call('get','x')", "1", "x"],
+            &["EVAL_RO", "return redis.call('get','x')", "1", "x"],
+            &[
+                "EVAL",
+                "local t = redis.pcall('set','x','y'); return t['err']",
+                "1",
+                "x",
+            ],
+            &["EVAL", "return redis.pcall('set','x','y')", "1", "x"],
+            // A write after a read is refused too; INCR of a new key as well.
+            &[
+                "EVAL",
+                "redis.call('get','x'); return redis.call('incr','n')",
+                "1",
+                "n",
+            ],
+            // Other refusals count the same way.
+            &["EVAL_RO", "return redis.call('set','x','1')", "1", "x"],
+            &["EVAL", "return redis.pcall('nosuch')", "0"],
+            // Declared flags: refused before the script runs...
+            &["EVAL", "#!lua\nreturn 1", "0"],
+            &["EVAL", "#!lua flags=\nreturn 1", "0"],
+            &["EVALSHA", "cb70127618f0b0be70c53cf6bfcfa54a29d9b0c0", "0"],
+            &["FCALL", "plain", "0"],
+            // ...unless they allow it.
+            &[
+                "EVAL",
+                "#!lua flags=allow-oom\nreturn redis.call('set','x','1')",
+                "1",
+                "x",
+            ],
+            &[
+                "EVAL",
+                "#!lua flags=no-writes\nreturn redis.call('get','x')",
+                "0",
+            ],
+            &[
+                "EVAL_RO",
+                "#!lua flags=no-writes\nreturn redis.call('get','x')",
+                "1",
+                "x",
+            ],
+            &["FCALL", "ro", "0"],
+            &["FCALL_RO", "ro", "0"],
+            &["FCALL", "oomok", "0"],
+        ];
+        for e in evals {
+            out.push(c.cmd(e));
+        }
+        out.push(stats(&mut admin));
+        out.push(admin.cmd(&["CONFIG", "SET", "maxmemory", "0"]));
+        out.push(c.cmd(&["EVAL", "#!lua\nreturn 1", "0"]));
+        out.push(c.cmd(&["GET", "x"]));
+        out
+    });
+}

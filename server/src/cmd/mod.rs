@@ -298,8 +298,14 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     // Out of memory (Redis's processCommand): a command that may use
     // memory is refused, so is an EXEC that queued one, and so is
     // queueing in MULTI (but EXEC, DISCARD, QUIT and RESET).
+    // A script that declares flags may write unless they say otherwise
+    // (`scripting::declares_denyoom`); a script without flags (and EXEC,
+    // which may run one) remembers whether memory was full when it
+    // started, and is refused its first command that may use memory.
+    let is_script = def.flags.has(Flags::SKIP_MONITOR);
     if srv.keyspace.tiers.is_full()
         && (def.flags.has(Flags::DENYOOM)
+            || (is_script && scripting::declares_denyoom(srv, &def.name, args))
             || (is_exec && queued_defs(ctx).any(|d| d.flags.has(Flags::DENYOOM)))
             || (ctx.client.multi.is_some()
                 && !is_exec
@@ -309,6 +315,9 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         def.stats.reject();
         multi::reject(ctx, is_exec, &CmdError::OutOfMemory);
         return;
+    }
+    if is_script || is_exec {
+        ctx.client.script_oom = srv.keyspace.tiers.is_full() && !make_room(srv);
     }
     // `min-replicas-to-write`: too few good replicas refuse writes.
     if srv.master.lacks_replicas(srv)

@@ -240,6 +240,7 @@ impl FunctionEngine {
             keys,
             argv,
             read_only: function.flags.no_writes(),
+            allow_oom: function.flags.allow_oom(),
             busy,
             function: true,
         };

@@ -193,6 +193,19 @@ impl Functions {
         })
     }
 
+    /// Whether an `FCALL` of function `name` is refused before it runs
+    /// when memory is full ([`super::library::FunctionFlags::denies_oom`]).
+    /// False when it is unknown (its error comes first), or while a
+    /// function runs.
+    pub fn declares_denyoom(&self, name: &[u8]) -> bool {
+        self.state.try_lock().is_some_and(|state| {
+            state
+                .as_ref()
+                .and_then(|s| s.registry.function(name))
+                .is_some_and(|f| f.flags.denies_oom())
+        })
+    }
+
     /// Libraries loaded (`INFO memory`'s `number_of_libraries`).
     pub fn library_count(&self) -> u64 {
         self.libraries.load(Ordering::Relaxed)

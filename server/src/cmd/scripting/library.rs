@@ -44,6 +44,18 @@ impl FunctionFlags {
         self.0 & 1 != 0
     }
 
+    /// `allow-oom`: the function may write when memory is full.
+    pub fn allow_oom(self) -> bool {
+        self.0 & (1 << 1) != 0
+    }
+
+    /// Whether an `FCALL` of the function is refused before it runs when
+    /// memory is full (neither `allow-oom` nor `no-writes`, as Redis's
+    /// `scriptFlagsToCmdFlags`).
+    pub fn denies_oom(self) -> bool {
+        !self.allow_oom() && !self.no_writes()
+    }
+
     /// `allow-stale`: runs on a replica cut from its master even with
     /// `replica-serve-stale-data no`.
     pub fn allow_stale(self) -> bool {

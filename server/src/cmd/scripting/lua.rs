@@ -135,6 +135,9 @@ pub struct Invocation<'a> {
     pub argv: &'a [&'a [u8]],
     /// `EVAL_RO` / `EVALSHA_RO`: write commands are refused.
     pub read_only: bool,
+    /// The script declares `allow-oom`: its commands may use memory even
+    /// when memory is full.
+    pub allow_oom: bool,
     /// Where other connections see the script running.
     pub busy: &'a super::busy::Busy,
     /// A function (`FCALL`): `KEYS` and `ARGV` are its arguments, and it
@@ -293,7 +296,7 @@ impl Interp {
         if ctx.client.tracking.on {
             ctx.client.script_keys = Some(inv.keys.iter().map(|k| k.to_vec()).collect());
         }
-        let state = RefCell::new(RunState::new(ctx, inv.read_only));
+        let state = RefCell::new(RunState::new(ctx, inv.read_only, inv.allow_oom));
         let result: mlua::Result<MultiValue> = (|| {
             let _running = self.running.set(&state);
             inv.busy.begin(inv.function);

@@ -191,6 +191,27 @@ pub fn declares_no_writes(srv: &crate::state::ServerState, name: &str, args: &[&
     }
 }
 
+/// Whether an `EVAL`, `EVALSHA` or `FCALL` call (or its `_RO` form) is
+/// refused before it runs when memory is full: its script declares flags
+/// without `allow-oom` or `no-writes` (Redis's `evalGetCommandFlags` and
+/// `fcallGetCommandFlags`). A script without a shebang runs, and its first
+/// command that may use memory is refused instead
+/// ([`script_call::call`]). Never waits for a running script.
+pub fn declares_denyoom(srv: &crate::state::ServerState, name: &str, args: &[&[u8]]) -> bool {
+    let body_or_sha = args.get(1).copied().unwrap_or_default();
+    match name {
+        "eval" | "eval_ro" => shebang::parse(body_or_sha).is_ok_and(|(f, _)| f.denies_oom()),
+        "evalsha" | "evalsha_ro" => srv.scripting.engine.try_lock().is_some_and(|engine| {
+            engine
+                .as_ref()
+                .and_then(|e| e.cache.get(body_or_sha))
+                .is_some_and(|script| script.flags.denies_oom())
+        }),
+        "fcall" | "fcall_ro" => srv.scripting.functions.declares_denyoom(body_or_sha),
+        _ => false,
+    }
+}
+
 /// Whether a replica cut from its master (`replica-serve-stale-data no`)
 /// runs this call: any command but a script; a script only when it
 /// declares `allow-stale` (one without a shebang is refused, as Redis's
@@ -334,6 +355,7 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], source: Source, read_only: bo
             keys,
             argv,
             read_only: read_only || script.flags.no_writes,
+            allow_oom: script.flags.allow_oom,
             busy: &srv.scripting.busy,
             function: false,
             debug: ldb::mode().is_some(),

@@ -15,20 +15,32 @@ pub struct RunState<'c, 'a> {
     /// `redis.setresp(3)` was called: replies are read as RESP3.
     pub resp3: bool,
     read_only: bool,
+    /// Memory was full when the script started and it does not declare
+    /// `allow-oom`: its first command that may use memory is refused,
+    /// unless it wrote before (Redis's `scriptVerifyOOM`).
+    deny_oom: bool,
+    /// The script called a write command.
+    dirty: bool,
 }
 
 impl<'c, 'a> RunState<'c, 'a> {
     /// Starts a script for the client of `ctx`: like a transaction's
     /// commands, the script's commands never block, and clients blocked on
     /// keys it pushes to are served after it.
-    pub fn new(ctx: &'c mut Ctx<'a>, read_only: bool) -> Self {
+    ///
+    /// Memory is full for the script when it was when its command started
+    /// ([`crate::client::Client::script_oom`]), unless it `allow_oom`.
+    pub fn new(ctx: &'c mut Ctx<'a>, read_only: bool, allow_oom: bool) -> Self {
         ctx.client.block.begin_deferral();
         ctx.client.in_exec = true;
         ctx.client.in_script = true;
+        let deny_oom = ctx.client.script_oom && !allow_oom;
         RunState {
             ctx,
             resp3: false,
             read_only,
+            deny_oom,
+            dirty: false,
         }
     }
 
@@ -79,12 +91,54 @@ fn argv_refs(argv: &[Vec<u8>]) -> Vec<&[u8]> {
 }
 
 /// Runs one command for the script and returns its reply as RESP bytes,
-/// or the text of a refusal (`luaPushError` adds `ERR`).
+/// or the text of a refusal (`luaPushError` adds `ERR`). A refusal counts
+/// as an error reply and as a rejected call of the command, as Redis's
+/// `scriptCall` (the script's own error reply then does not count again).
 pub fn call(state: &mut RunState<'_, '_>, argv: &[Vec<u8>]) -> Result<Vec<u8>, String> {
     let srv = state.ctx.srv;
-    let Some(def) = lookup(srv, argv) else {
+    let def = lookup(srv, argv);
+    let refused = match def {
+        Some(def) => refusal(state, def, argv).err(),
+        None => Some("Unknown Redis command called from script".into()),
+    };
+    if let Some(text) = refused {
+        srv.stats
+            .record_error(text.strip_prefix('-').unwrap_or("ERR"));
+        if let Some(def) = def {
+            def.stats.reject();
+        }
+        return Err(text);
+    }
+    let Some(def) = def else {
         return Err("Unknown Redis command called from script".into());
     };
+    if def.flags.has(Flags::WRITE) {
+        state.dirty = true;
+        srv.scripting.busy.note_write();
+    }
+    let args: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
+    if def.flags.has(Flags::WRITE) {
+        super::ldb::before_write(state.ctx, def, &args)?;
+    }
+    let mut out = ReplyWriter::new();
+    out.proto = if state.resp3 {
+        Protocol::Resp3
+    } else {
+        Protocol::Resp2
+    };
+    let mut sub = Ctx {
+        srv,
+        client: &mut *state.ctx.client,
+        out: &mut out,
+    };
+    crate::cmd::call(&mut sub, def, &args);
+    Ok(out.as_bytes().to_vec())
+}
+
+/// Redis's checks before a script's command runs, in its order
+/// (`scriptCall`): the refusal's text, if any.
+fn refusal(state: &mut RunState<'_, '_>, def: &CommandDef, argv: &[Vec<u8>]) -> Result<(), String> {
+    let srv = state.ctx.srv;
     if !def.arity_ok(argv.len()) {
         return Err("Wrong number of args calling Redis command from script".into());
     }
@@ -94,11 +148,6 @@ pub fn call(state: &mut RunState<'_, '_>, argv: &[Vec<u8>]) -> Result<Vec<u8>, S
     // A script allowed to run stale calls only `stale` commands.
     if !def.flags.has(Flags::STALE) && srv.replication.refuses_stale(srv, state.ctx.client) {
         return Err("Can not execute the command on a stale replica".into());
-    }
-    // A may-replicate command (`PUBLISH`...) counts as a write here, as
-    // Redis's `scriptVerifyWriteCommandAllow`.
-    if state.read_only && (def.flags.has(Flags::WRITE) || def.flags.has(Flags::MAY_REPLICATE)) {
-        return Err("Write commands are not allowed from read-only scripts.".into());
     }
     // The calling user's permissions, as Redis's `scriptVerifyACL`.
     if state.ctx.client.acl_unrestricted_at != srv.acl.epoch() {
@@ -123,30 +172,20 @@ pub fn call(state: &mut RunState<'_, '_>, argv: &[Vec<u8>]) -> Result<Vec<u8>, S
             return Err(why.into());
         }
     }
+    // A may-replicate command (`PUBLISH`...) counts as a write here, as
+    // Redis's `scriptVerifyWriteCommandAllow`.
+    if state.read_only && (def.flags.has(Flags::WRITE) || def.flags.has(Flags::MAY_REPLICATE)) {
+        return Err("Write commands are not allowed from read-only scripts.".into());
+    }
     if def.flags.has(Flags::WRITE) && srv.replication.refuses_writes(srv, state.ctx.client) {
         return Err(format!("-{}", crate::replica::READONLY));
     }
     if def.flags.has(Flags::WRITE) && srv.master.lacks_replicas(srv) {
         return Err(format!("-{}", crate::replication::NOREPLICAS));
     }
-    if def.flags.has(Flags::WRITE) {
-        srv.scripting.busy.note_write();
+    // `scriptVerifyOOM`: once the script wrote, it cannot stop halfway.
+    if state.deny_oom && !state.dirty && def.flags.has(Flags::DENYOOM) {
+        return Err(format!("-{}", crate::cmd::error::OOM));
     }
-    let args: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
-    if def.flags.has(Flags::WRITE) {
-        super::ldb::before_write(state.ctx, def, &args)?;
-    }
-    let mut out = ReplyWriter::new();
-    out.proto = if state.resp3 {
-        Protocol::Resp3
-    } else {
-        Protocol::Resp2
-    };
-    let mut sub = Ctx {
-        srv,
-        client: &mut *state.ctx.client,
-        out: &mut out,
-    };
-    crate::cmd::call(&mut sub, def, &args);
-    Ok(out.as_bytes().to_vec())
+    Ok(())
 }

@@ -9,6 +9,20 @@ pub struct ScriptFlags {
     /// `allow-stale`: a replica cut from its master runs the script even
     /// with `replica-serve-stale-data no`.
     pub allow_stale: bool,
+    /// `allow-oom`: the script may write when memory is full.
+    pub allow_oom: bool,
+    /// The script has a shebang: its flags replace the command's (a
+    /// script without one is checked command by command instead).
+    pub declared: bool,
+}
+
+impl ScriptFlags {
+    /// Whether the script is refused before it runs when memory is full
+    /// (Redis's `scriptFlagsToCmdFlags`: declared flags without
+    /// `allow-oom` or `no-writes` make the call `denyoom`).
+    pub fn denies_oom(&self) -> bool {
+        self.declared && !self.allow_oom && !self.no_writes
+    }
 }
 
 /// The flags Redis 7.0 knows (`scripts_flags_def`).
@@ -29,6 +43,7 @@ pub fn parse(body: &[u8]) -> Result<(ScriptFlags, usize), String> {
     if !body.starts_with(b"#!") {
         return Ok((flags, 0));
     }
+    flags.declared = true;
     let Some(len) = body.iter().position(|&c| c == b'\n') else {
         return Err("ERR Invalid script shebang".into());
     };
@@ -51,6 +66,7 @@ pub fn parse(body: &[u8]) -> Result<(ScriptFlags, usize), String> {
             match flag {
                 "no-writes" => flags.no_writes = true,
                 "allow-stale" => flags.allow_stale = true,
+                "allow-oom" => flags.allow_oom = true,
                 _ => {}
             }
         }
@@ -70,7 +86,9 @@ mod tests {
             Ok((
                 ScriptFlags {
                     no_writes: true,
-                    allow_stale: false
+                    allow_stale: false,
+                    allow_oom: true,
+                    declared: true,
                 },
                 31
             ))
@@ -80,7 +98,9 @@ mod tests {
             Ok((
                 ScriptFlags {
                     no_writes: false,
-                    allow_stale: true
+                    allow_stale: true,
+                    allow_oom: false,
+                    declared: true,
                 },
                 23
             ))
