@@ -118,8 +118,13 @@ pub fn parse_metadata(code: &[u8]) -> Result<Metadata, String> {
     let Some(end) = code.iter().position(|&c| c == b'\n') else {
         return Err("Invalid library metadata".into());
     };
-    let line = String::from_utf8_lossy(code.get(..end).unwrap_or_default()).into_owned();
-    let mut parts = line.split_ascii_whitespace();
+    // Split as Redis's `sdssplitargs`: `name="my lib"` is `name=my lib`.
+    let mut words = Vec::new();
+    let line = code.get(..end).unwrap_or_default();
+    if crate::resp::parser::split_args(line, &mut words).is_none() || words.is_empty() {
+        return Err("Invalid library metadata".into());
+    }
+    let mut parts = words.iter().map(|w| String::from_utf8_lossy(w));
     let Some(engine) = parts.next() else {
         return Err("Invalid library metadata".into());
     };

@@ -47,8 +47,14 @@ pub fn parse(body: &[u8]) -> Result<(ScriptFlags, usize), String> {
     let Some(len) = body.iter().position(|&c| c == b'\n') else {
         return Err("ERR Invalid script shebang".into());
     };
-    let line = String::from_utf8_lossy(body.get(..len).unwrap_or_default()).into_owned();
-    let mut parts = line.split_ascii_whitespace();
+    // Split as Redis's `sdssplitargs` (quotes group), the flag list at
+    // each comma, empty flags included (`flags=a,,b` names the flag "").
+    let mut words = Vec::new();
+    let line = body.get(..len).unwrap_or_default();
+    if crate::resp::parser::split_args(line, &mut words).is_none() || words.is_empty() {
+        return Err("ERR Invalid engine in script shebang".into());
+    }
+    let mut parts = words.iter().map(|w| String::from_utf8_lossy(w));
     let Some(engine) = parts.next() else {
         return Err("ERR Invalid engine in script shebang".into());
     };
@@ -59,7 +65,12 @@ pub fn parse(body: &[u8]) -> Result<(ScriptFlags, usize), String> {
         let Some(list) = part.strip_prefix("flags=") else {
             return Err(format!("ERR Unknown lua shebang option: {part}"));
         };
-        for flag in list.split(',').filter(|f| !f.is_empty()) {
+        let flags_named = if list.is_empty() {
+            Vec::new()
+        } else {
+            list.split(',').collect()
+        };
+        for flag in flags_named {
             if !KNOWN_FLAGS.contains(&flag) {
                 return Err(format!("ERR Unexpected flag in script shebang: {flag}"));
             }
