@@ -116,16 +116,7 @@ fn debug(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
                 "Value at:0x{addr:x} refcount:1 encoding:{encoding} serializedlength:{serialized} lru:0 lru_seconds_idle:{idle}"
             ));
         }
-        2 if is(sub, "reload") => {
-            // Amber's data is already in its store (DRAM and the arena); a
-            // save point stands in for Redis's save-and-reload.
-            ctx.srv.save_point().map_err(CmdError::err)?;
-            ctx.out.ok();
-        }
-        _ if is(sub, "reload") => {
-            ctx.srv.save_point().map_err(CmdError::err)?;
-            ctx.out.ok();
-        }
+        _ if is(sub, "reload") => reload(ctx, args.get(2..).unwrap_or_default())?,
         3 if is(sub, "protocol") => protocol::reply(ctx, args.get(2).copied().unwrap_or_default())?,
         2 if is(sub, "change-repl-id") => ctx.out.ok(),
         _ if is(sub, "loadaof") => load_aof(ctx)?,
@@ -154,6 +145,38 @@ fn debug(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             )))
         }
     }
+    Ok(())
+}
+
+/// `DEBUG RELOAD [MERGE|NOFLUSH|NOSAVE ...]`. Amber's data is already in
+/// its store (DRAM and the arena), so a save point stands in for Redis's
+/// save, flush and load, which gives the data back as it was. What a
+/// client can tell apart is kept: the options are checked, and `NOFLUSH`
+/// without `MERGE` fails as Redis's load fails on a key or library it
+/// already has (the file holds what is in memory, unless nothing is).
+fn reload(ctx: &mut Ctx<'_>, options: &[&[u8]]) -> CmdResult {
+    let (mut merge, mut flush) = (false, true);
+    for opt in options {
+        if is(opt, "merge") {
+            merge = true;
+        } else if is(opt, "noflush") {
+            flush = false;
+        } else if !is(opt, "nosave") {
+            return Err(CmdError::err(
+                "DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.",
+            ));
+        }
+    }
+    let srv = ctx.srv;
+    let databases = srv.config.get_i64("databases").max(1) as usize;
+    let has_data = (0..databases).any(|db| srv.keyspace.dbsize(db) > 0)
+        || srv.scripting.functions.library_count() > 0;
+    if !flush && !merge && has_data {
+        return Err(CmdError::err("Error trying to load the RDB dump"));
+    }
+    srv.save_point().map_err(CmdError::err)?;
+    tracing::warn!("DB reloaded by DEBUG RELOAD");
+    ctx.out.ok();
     Ok(())
 }
 
