@@ -37,6 +37,12 @@ pub async fn run(srv: Arc<ServerState>) {
         // their XREADGROUP clients (commands' own changes are looked at
         // after each command).
         srv.blocking.unblock_lost_streams(&srv);
+        // The tracking table shrinks to `tracking-table-max-keys` even when
+        // no command comes after a `CONFIG SET` lowered it (Redis's
+        // `serverCron` does the same; commands do it before they run).
+        if srv.tracking.active() {
+            srv.tracking.limit(&srv);
+        }
         let now_ms = amber_storage::clock::now_ms();
         // Replicas hear from their master every `repl-ping-replica-period`.
         let period = srv.config.get_u64("repl-ping-replica-period").max(1) * 1000;

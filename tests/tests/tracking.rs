@@ -458,3 +458,27 @@ fn scripts_remember_their_declared_keys_on_a_read() {
         out
     });
 }
+
+/// Lowering `tracking-table-max-keys` evicts tracked keys right away, with
+/// no further command (Redis's `serverCron`): the clients tracking an
+/// evicted key get its invalidation. Which key goes is Redis's random
+/// walk, so the key is not compared.
+#[test]
+fn a_lowered_table_limit_evicts_without_a_command() {
+    differential_by("table limit", &[], |p| {
+        let (mut a, mut b, mut r) = (connect(p), connect(p), connect(p));
+        let rid = id_of(&mut r);
+        let mut out = vec![show(&r.cmd_str("SUBSCRIBE __redis__:invalidate"))];
+        out.push(show(
+            &a.cmd_str(&format!("CLIENT TRACKING on REDIRECT {rid}")),
+        ));
+        out.push(show(&a.cmd_str("MSET k1 1 k2 2")));
+        out.push(show(&a.cmd_str("MGET k1 k2")));
+        out.push(show(&b.cmd_str("CONFIG SET tracking-table-max-keys 1")));
+        let evicted = next(&mut r).replace("k1", "k?").replace("k2", "k?");
+        out.push(evicted);
+        out.push(info_tracking(&mut b));
+        out.push(show(&b.cmd_str("CONFIG SET tracking-table-max-keys 0")));
+        out
+    });
+}
