@@ -71,6 +71,9 @@ pub fn policy(srv: &ServerState) -> EvictionPolicy {
 /// policy is `noeviction`, or no candidate was found).
 pub fn evict_some(srv: &ServerState) -> bool {
     let policy = policy(srv);
+    if policy == EvictionPolicy::NoEviction {
+        return false;
+    }
     // The evicted keys' DELs must not overtake a write still on its way
     // to the replicas (`replication::order`).
     srv.master

@@ -857,70 +857,78 @@ impl Keyspace {
     /// index is ordered by deadline); otherwise the first handles of the
     /// shard's table (hash order, so effectively random), preferring cold
     /// keys (already judged cold by the demoter) and then the hot entry least
-    /// recently (or, for LFU, least frequently) used. Space in the arena comes
-    /// back when the compactor rewrites the emptied segments. Returns how many
-    /// keys were evicted.
+    /// recently (or, for LFU, least frequently) used. A shard without a
+    /// candidate sends the search on to the next shards in turn, through
+    /// every database: a sparse keyspace (a few keys, or a few with a
+    /// deadline, among thousands of shards) still gives its keys up, as
+    /// Redis's evictor, which samples the keys themselves, always does.
+    /// Space in the arena comes back when the compactor rewrites the
+    /// emptied segments. Returns how many keys were evicted.
     pub fn evict(&self, policy: EvictionPolicy, want: usize) -> usize {
         if policy == EvictionPolicy::NoEviction {
             return 0;
         }
         let per_db = self.shards_per_db();
+        let shards = self.dbs.len() * per_db;
         let mut rng = rand::thread_rng();
         let mut evicted = 0;
-        for _ in 0..want.saturating_mul(4).max(16) {
-            if evicted >= want {
-                break;
-            }
-            let db = rng.gen_range(0..self.dbs.len());
-            let i = rng.gen_range(0..per_db);
-            let Some(m) = self.dbs.get(db).and_then(|d| d.shards.get(i)) else {
-                continue;
-            };
-            let mut s = m.lock();
-            self.before_change(db, i, &mut s);
-            let arena = self.tiers.arena.as_ref();
-            let victim: Option<Handle> = if policy.volatile_only() {
-                s.expiry
-                    .due(u64::MAX, 1)
-                    .first()
-                    .and_then(|&(deadline, short)| {
-                        s.index
-                            .iter_hash(crate::tier::handle::table_hash(short as u32))
-                            .find(|h| {
-                                h.short_hash() as u64 == short
-                                    && s.deadline_of(**h, arena) == deadline
-                            })
-                            .copied()
-                    })
-            } else {
-                let lfu = policy == EvictionPolicy::AllKeysLfu;
-                s.index
-                    .iter()
-                    .take(8)
-                    .copied()
-                    .min_by_key(|h| match h.target() {
-                        Target::Cold(_) => (0u8, 0u32),
-                        Target::Hot(slot) => s
-                            .hot
-                            .get(slot)
-                            .map_or((1, 0), |e| (1, if lfu { e.freq as u32 } else { e.access })),
-                    })
-            };
-            if let Some(h) = victim {
+        'victims: while evicted < want {
+            let start = rng.gen_range(0..shards.max(1));
+            for step in 0..shards {
+                let at = (start + step) % shards;
+                let (db, i) = (at / per_db, at % per_db);
+                let Some(m) = self.dbs.get(db).and_then(|d| d.shards.get(i)) else {
+                    continue;
+                };
+                let mut s = m.lock();
+                let Some(h) = self.eviction_candidate(&s, policy) else {
+                    continue;
+                };
+                self.before_change(db, i, &mut s);
                 let observer = self.observers.get();
                 let key = observer.and_then(|_| self.key_of(&s, h).map(|(k, _, _)| k.into_owned()));
                 self.remove_handle(&mut s, db * per_db + i, h);
+                drop(s);
                 if let (Some(o), Some(key)) = (observer, key) {
                     o.evicted(db, &key);
                 }
                 evicted += 1;
+                continue 'victims;
             }
+            // No shard has a candidate.
+            break;
         }
         self.tiers
             .stats
             .evicted_keys
             .fetch_add(evicted as u64, Ordering::Relaxed);
         evicted
+    }
+
+    /// The key of shard `s` that `policy` evicts first, if it has one (see
+    /// [`Keyspace::evict`]).
+    fn eviction_candidate(&self, s: &Shard, policy: EvictionPolicy) -> Option<Handle> {
+        let arena = self.tiers.arena.as_ref();
+        if policy.volatile_only() {
+            let &(deadline, short) = s.expiry.due(u64::MAX, 1).first()?;
+            return s
+                .index
+                .iter_hash(crate::tier::handle::table_hash(short as u32))
+                .find(|h| h.short_hash() as u64 == short && s.deadline_of(**h, arena) == deadline)
+                .copied();
+        }
+        let lfu = policy == EvictionPolicy::AllKeysLfu;
+        s.index
+            .iter()
+            .take(8)
+            .copied()
+            .min_by_key(|h| match h.target() {
+                Target::Cold(_) => (0u8, 0u32),
+                Target::Hot(slot) => s
+                    .hot
+                    .get(slot)
+                    .map_or((1, 0), |e| (1, if lfu { e.freq as u32 } else { e.access })),
+            })
     }
 
     // ----- whole-database operations -----

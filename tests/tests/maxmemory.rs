@@ -189,3 +189,28 @@ fn scripts_meet_memory_full() {
         out
     });
 }
+
+/// A sparse keyspace gives its keys up at once: one key with a deadline
+/// in database 5, among keys without one, is what a volatile policy
+/// evicts when memory is full, at the next command.
+#[test]
+fn a_volatile_policy_finds_a_lone_volatile_key() {
+    differential("maxmemory sparse volatile", &[], |p| {
+        let (mut c, mut admin) = (connect(p), connect(p));
+        let mut out = vec![
+            c.cmd_str("SET p1 1"),
+            c.cmd_str("SELECT 5"),
+            c.cmd_str("SET p2 2"),
+            c.cmd_str("SETEX v 1000 x"),
+            admin.cmd_str("CONFIG SET maxmemory-policy volatile-ttl"),
+            admin.cmd_str("CONFIG SET maxmemory 1"),
+        ];
+        // Redis evicted it at CONFIG SET; Amber at this command at the latest.
+        out.push(c.cmd_str("EXISTS v"));
+        out.push(c.cmd_str("DBSIZE"));
+        out.push(c.cmd_str("SET w 1"));
+        out.push(admin.cmd_str("CONFIG SET maxmemory 0"));
+        out.push(admin.cmd_str("CONFIG SET maxmemory-policy noeviction"));
+        out
+    });
+}

@@ -482,3 +482,31 @@ fn a_lowered_table_limit_evicts_without_a_command() {
         out
     });
 }
+
+/// A command that finds memory full evicts first, and the invalidation of
+/// an evicted key it tracks reaches the client before that command's
+/// reply (Redis's "Tracking invalidation message of eviction keys should
+/// be before response"). Another client lowers `maxmemory`: Redis evicts
+/// then and there, Amber at the next command or background pass; either
+/// way the invalidation comes before `GETBIT`'s reply.
+#[test]
+fn eviction_invalidations_come_before_the_reply() {
+    differential_by("eviction order", &[], |p| {
+        let (mut c, mut admin) = (resp3(p), connect(p));
+        let mut out = vec![show(&c.cmd_str("CLIENT TRACKING on"))];
+        out.push(show(&c.cmd_str("SETEX volatile-key 10000 x")));
+        out.push(show(&c.cmd_str("SET big-key y")));
+        out.push(show(&c.cmd_str("GET volatile-key")));
+        out.push(show(
+            &admin.cmd_str("CONFIG SET maxmemory-policy volatile-random"),
+        ));
+        out.push(show(&admin.cmd_str("CONFIG SET maxmemory 1")));
+        out.extend(cmd_n(&mut c, "GETBIT big-key 0", 2));
+        out.push(show(&c.cmd_str("EXISTS volatile-key big-key")));
+        out.push(show(&admin.cmd_str("CONFIG SET maxmemory 0")));
+        out.push(show(
+            &admin.cmd_str("CONFIG SET maxmemory-policy noeviction"),
+        ));
+        out
+    });
+}

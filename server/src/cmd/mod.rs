@@ -295,29 +295,34 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         multi::reject(ctx, is_exec, &e);
         return;
     }
-    // Out of memory (Redis's processCommand): a command that may use
-    // memory is refused, so is an EXEC that queued one, and so is
-    // queueing in MULTI (but EXEC, DISCARD, QUIT and RESET).
-    // A script that declares flags may write unless they say otherwise
-    // (`scripting::declares_denyoom`); a script without flags (and EXEC,
-    // which may run one) remembers whether memory was full when it
-    // started, and is refused its first command that may use memory.
+    // Out of memory (Redis's processCommand, which evicts before every
+    // command while memory is full): a command that may use memory is
+    // refused, so is an EXEC that queued one, and so is queueing in MULTI
+    // (but EXEC, DISCARD, QUIT and RESET). A script that declares flags
+    // may write unless they say otherwise (`scripting::declares_denyoom`);
+    // a script without flags (and EXEC, which may run one) remembers
+    // whether memory was full when it started, and is refused its first
+    // command that may use memory.
     let is_script = def.flags.has(Flags::SKIP_MONITOR);
-    if srv.keyspace.tiers.is_full()
-        && (def.flags.has(Flags::DENYOOM)
+    let mut out_of_memory = false;
+    if srv.keyspace.tiers.is_full() {
+        out_of_memory = !make_room(srv);
+        // Invalidations of the keys just evicted come before the reply.
+        srv.tracking.flush_own(srv, ctx.client.handle.id, ctx.out);
+        let denies_oom = def.flags.has(Flags::DENYOOM)
             || (is_script && scripting::declares_denyoom(srv, &def.name, args))
             || (is_exec && queued_defs(ctx).any(|d| d.flags.has(Flags::DENYOOM)))
             || (ctx.client.multi.is_some()
                 && !is_exec
-                && !matches!(def.name.as_str(), "discard" | "quit" | "reset")))
-        && !make_room(srv)
-    {
-        def.stats.reject();
-        multi::reject(ctx, is_exec, &CmdError::OutOfMemory);
-        return;
+                && !matches!(def.name.as_str(), "discard" | "quit" | "reset"));
+        if out_of_memory && denies_oom {
+            def.stats.reject();
+            multi::reject(ctx, is_exec, &CmdError::OutOfMemory);
+            return;
+        }
     }
     if is_script || is_exec {
-        ctx.client.script_oom = srv.keyspace.tiers.is_full() && !make_room(srv);
+        ctx.client.script_oom = out_of_memory;
     }
     // `min-replicas-to-write`: too few good replicas refuse writes.
     if srv.master.lacks_replicas(srv)
