@@ -334,3 +334,30 @@ fn function_dumps_restore_across_redis_and_amber() {
     assert_eq!(show_all(&dump_and_restore(redis, amber)), within_redis);
     assert_eq!(show_all(&dump_and_restore(amber, redis)), within_redis);
 }
+
+/// Time stands still for a script's keys (Redis 7.0's `scriptTimeSnapshot`):
+/// a key whose deadline passes while the script runs is still there for
+/// its later commands, and `PTTL` (which counts on the wall clock) says 0
+/// left. The next command sees it gone.
+#[test]
+fn a_key_does_not_expire_halfway_through_a_script() {
+    amber_tests::differential("script time", &[], |p| {
+        let mut c = connect(p);
+        let wait_20ms = "local s = redis.call('time') local t \
+             repeat t = redis.call('time') until (t[1]-s[1])*1000000 + (t[2]-s[2]) > 20000";
+        let script = format!(
+            "redis.call('set','k','v','px',5) {wait_20ms} \
+             return {{redis.call('get','k'), redis.call('exists','k'), redis.call('pttl','k')}}"
+        );
+        vec![
+            c.cmd(&["EVAL", &script, "0"]),
+            c.cmd(&["EXISTS", "k"]),
+            c.cmd(&["SET", "j", "v", "PX", "5"]),
+            c.cmd(&[
+                "EVAL",
+                &format!("{wait_20ms} return redis.call('exists','j')"),
+                "0",
+            ]),
+        ]
+    });
+}

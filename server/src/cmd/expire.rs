@@ -184,7 +184,14 @@ fn ttl_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], millis: bool, absolute: bool) 
     let key = args.get(1).copied().unwrap_or_default();
     let mut g = ctx.lock_one(key)?;
     let found = g.expire_at(key);
-    let now = g.now_ms();
+    // The time left is counted on the wall clock, even in a script whose
+    // keys see the time it started (Redis's `mstime()` here): a key past
+    // its deadline there has 0 left.
+    let now = if ctx.client.in_script {
+        amber_storage::clock::now_ms()
+    } else {
+        g.now_ms()
+    };
     drop(g);
     ctx.srv.stats.hit(found.is_some());
     let reply = match found {

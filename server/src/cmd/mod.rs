@@ -556,7 +556,15 @@ pub fn call(ctx: &mut Ctx<'_>, def: &CommandDef, args: &[&[u8]]) {
     // the batch ended (the time spent between them is parsing this one),
     // and its keys see that time as "now" (Redis fixes the time per command).
     let start = ctx.client.cmd_clock.take().unwrap_or_else(Instant::now);
-    let pin = amber_storage::clock::PinNow::new(ctx.srv.wall_ms_at(start));
+    // A script's commands keep its command's time: as in Redis 7.0, a key
+    // cannot expire halfway through a script (what it read stays there for
+    // its later commands, and its replicas see the same).
+    let now_ms = if ctx.client.in_script {
+        amber_storage::clock::command_now_ms()
+    } else {
+        ctx.srv.wall_ms_at(start)
+    };
+    let pin = amber_storage::clock::PinNow::new(now_ms);
     // On a replica keys past their deadline wait for the master's `DEL`.
     let _expiry = ctx
         .srv
