@@ -56,7 +56,11 @@ pub async fn run(srv: Arc<ServerState>) {
         // old enough (not while one runs; 5 s apart after a failure).
         let now = now_ms / 1000;
         let changes = srv.changes_since_save();
-        let idle = !srv.rdb.bgsave_in_progress.load(Ordering::Relaxed);
+        // Not while a script runs past `busy-reply-threshold`: the save
+        // cannot take the keyspace gate from it, and Redis's cron does not
+        // run under a script either (it tried, and logged, every tick).
+        let idle = !srv.rdb.bgsave_in_progress.load(Ordering::Relaxed)
+            && crate::cmd::scripting::busy::long_running(&srv).is_none();
         if idle
             && srv.rdb.bgsave_scheduled.load(Ordering::Relaxed)
             && !srv.keyspace.snapshot_running()

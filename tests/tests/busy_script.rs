@@ -314,3 +314,43 @@ fn a_pipeline_around_a_script_keeps_nothing_others_wait_for() {
     let amber = pipeline_around_a_runaway_script(pair.amber.port);
     compare(&amber, &redis);
 }
+
+/// A save point that falls due while a script runs long waits for the
+/// script (Redis's cron does not run under a script): no save attempt, and
+/// no "Saving..." line in the log every tick meanwhile; once the script is
+/// killed, the save happens.
+#[test]
+fn a_save_point_waits_for_a_long_script() {
+    let amber = ServerProcess::amber(&[
+        "--threads",
+        "2",
+        "--save",
+        "1 1",
+        "--busy-reply-threshold",
+        "100",
+        "--loglevel",
+        "notice",
+    ]);
+    let mut c = client(amber.port);
+    assert_eq!(show(&c.cmd(&["SET", "k", "v"])), show(b"+OK\r\n"));
+    let mut runner = client(amber.port);
+    runner.send(&["EVAL", SPIN, "0"]).expect("send");
+    let mut other = client(amber.port);
+    until(&mut other, &["PING"], |r| r == b"+PONG\r\n");
+    // The save point (one change, one second) falls due while it runs.
+    std::thread::sleep(Duration::from_millis(2500));
+    let saving = |log: &str| log.matches("Saving...").count();
+    assert_eq!(saving(&amber.log_text()), 0, "{}", amber.log_text());
+    assert_eq!(show(&other.cmd(&["SCRIPT", "KILL"])), show(b"+OK\r\n"));
+    let killed = runner.read_reply().expect("the script's end");
+    assert!(
+        killed.starts_with(b"-ERR Script killed by user"),
+        "{}",
+        show(&killed)
+    );
+    let start = Instant::now();
+    while saving(&amber.log_text()) == 0 && start.elapsed() < PROMPT {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(saving(&amber.log_text()), 1, "{}", amber.log_text());
+}
