@@ -511,6 +511,9 @@ impl Blocking {
                     Outcome::Skip => i += 1,
                     Outcome::Stop => break,
                     Outcome::Served { pushed } => {
+                        if out.as_bytes().first() == Some(&b'-') {
+                            count_error(srv, &w, out.as_bytes());
+                        }
                         if let Some(effect) = w.op.effect(&key) {
                             crate::replication::propagate::also(db, effect);
                         }
@@ -536,6 +539,18 @@ impl Blocking {
 
     fn has_waiters(&self) -> bool {
         self.blocked.load(Ordering::Relaxed) > 0
+    }
+}
+
+/// A blocked command served with an error (`-NOGROUP`: its group was
+/// destroyed) counts it as Redis does: in the error statistics and as a
+/// failed call of the command.
+fn count_error(srv: &ServerState, w: &Waiter, reply: &[u8]) {
+    let text = String::from_utf8_lossy(reply.get(1..).unwrap_or_default());
+    srv.stats.record_error(text.trim_end());
+    let name = w.handle.info.lock().last_cmd.clone();
+    if let Some(def) = srv.commands.get(name.as_bytes()) {
+        def.stats.fail();
     }
 }
 

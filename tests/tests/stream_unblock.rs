@@ -148,3 +148,42 @@ fn a_plain_xread_stays_blocked_until_a_new_stream_serves_it() {
         out
     });
 }
+
+/// The counts of a blocked command served with an error: `XGROUP DESTROY`
+/// answers the blocked `XREADGROUP` `-NOGROUP`, which counts as an error
+/// reply and a failed call (Redis's "XGROUP DESTROY should unblock
+/// XREADGROUP with -NOGROUP"); so does a lost stream's `-UNBLOCKED`.
+#[test]
+fn an_error_served_to_a_blocked_client_is_counted() {
+    differential("blocked errors counted", &[], |p| {
+        let mut c = connect(p);
+        let counts = |c: &mut RespClient| -> Vec<u8> {
+            let mut lines = Vec::new();
+            for section in ["errorstats", "commandstats", "stats"] {
+                let info = c.cmd(&["INFO", section]);
+                for line in String::from_utf8_lossy(&info).lines() {
+                    if line.starts_with("errorstat_")
+                        || line.starts_with("cmdstat_xreadgroup:")
+                        || line.starts_with("total_error_replies:")
+                    {
+                        let kept: Vec<&str> =
+                            line.split(',').filter(|f| !f.contains("usec")).collect();
+                        lines.push(kept.join(","));
+                    }
+                }
+            }
+            lines.sort();
+            lines.join("\n").into_bytes()
+        };
+        let mut out = vec![c.cmd(&["CONFIG", "RESETSTAT"])];
+        let mut reader = blocked_reader(p, &mut c);
+        out.push(c.cmd(&["XGROUP", "DESTROY", "mystream", "g"]));
+        out.push(outcome(&mut reader));
+        out.push(counts(&mut c));
+        let mut reader = blocked_reader(p, &mut c);
+        out.push(c.cmd(&["DEL", "mystream"]));
+        out.push(outcome(&mut reader));
+        out.push(counts(&mut c));
+        out
+    });
+}

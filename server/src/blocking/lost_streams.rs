@@ -178,12 +178,13 @@ impl Blocking {
                 if let Some(tx) = self.unregister(&mut reg, &w) {
                     let mut out = writer(w.proto);
                     out.error(STREAM_GONE);
-                    replies.push((tx, out.as_bytes().to_vec()));
+                    replies.push((tx, out.as_bytes().to_vec(), w));
                 }
             }
         }
-        for (tx, reply) in replies {
-            srv.stats.record_error(STREAM_GONE);
+        for (tx, reply, w) in replies {
+            // An error reply and a failed call, as Redis counts it.
+            super::count_error(srv, &w, &reply);
             let _ = tx.send(reply);
         }
     }

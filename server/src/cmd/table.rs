@@ -170,6 +170,12 @@ impl CommandStats {
         }
     }
 
+    /// Marks a recorded call as failed after the fact: a blocked command
+    /// served with an error (`-NOGROUP` when its group was destroyed).
+    pub fn fail(&self) {
+        self.counters.add(FAILED, 1);
+    }
+
     /// Records a call refused before it ran (arity, auth, ...).
     pub fn reject(&self) {
         self.counters.add(REJECTED, 1);
