@@ -16,6 +16,7 @@ pub mod config;
 pub mod connection;
 pub mod cores;
 pub mod latency;
+pub mod lazyfree;
 pub mod lease;
 pub mod maxmemory;
 pub mod metrics;

@@ -162,6 +162,8 @@ pub struct ServerState {
     pub slowlog: std::sync::Arc<crate::slowlog::SlowLog>,
     /// The latency monitor (`LATENCY LATEST`...).
     pub latency: crate::latency::LatencyMonitor,
+    /// Big values freed in the background (`UNLINK`).
+    pub lazyfree: crate::lazyfree::LazyFree,
     /// MIGRATE's cached connections to target instances.
     pub migrate_sockets: crate::cmd::migrate::sockets::MigrateSockets,
     /// Watched keys (`WATCH`).
@@ -261,6 +263,7 @@ impl ServerState {
             pause: Default::default(),
             slowlog: Default::default(),
             latency: Default::default(),
+            lazyfree: Default::default(),
             migrate_sockets: Default::default(),
             watches: Default::default(),
             tracking: Default::default(),
@@ -319,6 +322,7 @@ impl ServerState {
     /// `CONFIG RESETSTAT`: server, command and error statistics back to zero.
     pub fn reset_stats(&self) {
         self.stats.reset();
+        self.lazyfree.reset();
         self.keyspace.stats.expired_keys.store(0, Ordering::Relaxed);
         self.keyspace
             .tiers

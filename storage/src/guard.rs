@@ -610,6 +610,18 @@ impl<'a> Guard<'a> {
         }
     }
 
+    /// Removes `key` if it is live, as [`Guard::delete_key`], and hands back
+    /// its value when it was in DRAM (`UNLINK`: the caller may free a big
+    /// one elsewhere); a cold value is only unlinked from the arena.
+    /// `None` when the key was not there.
+    pub fn unlink_key(&mut self, key: &[u8]) -> Option<Option<Value>> {
+        let f = self.live(key)?;
+        let removed = self.delete(key, f, false);
+        self.removed += 1;
+        self.ks.observers.modified(self.db, key, false);
+        removed.map(|(value, _, _)| value)
+    }
+
     /// Removes `key` and returns its value with its deadline, ready to be
     /// [`Guard::put`] elsewhere (`RENAME`, `MOVE`). `None` if the key is absent
     /// or expired.

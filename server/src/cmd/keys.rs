@@ -17,7 +17,7 @@ use crate::notify;
 /// This family's commands.
 pub const COMMANDS: &[(&str, Handler)] = &[
     ("del", del),
-    ("unlink", del),
+    ("unlink", unlink),
     ("exists", exists),
     ("type", type_cmd),
     ("keys", keys),
@@ -61,16 +61,39 @@ pub fn db_index(a: &[u8]) -> Result<usize, CmdError> {
 /// DEL and UNLINK: values are dropped at once either way (they are freed
 /// outside any shared structure, so UNLINK has nothing to defer).
 fn del(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    let lazy = ctx.srv.config.get_bool("lazyfree-lazy-user-del");
+    remove_keys(ctx, args, lazy)
+}
+
+/// `UNLINK`: `DEL` that frees big values in the background
+/// (`crate::lazyfree`).
+fn unlink(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    remove_keys(ctx, args, true)
+}
+
+/// Removes the keys of `DEL`/`UNLINK`; with `lazy`, their values are
+/// freed after the locks are let go, the costly ones on the lazyfree
+/// thread.
+fn remove_keys(ctx: &mut Ctx<'_>, args: &[&[u8]], lazy: bool) -> CmdResult {
     let keys = args.get(1..).unwrap_or_default();
     let mut g = ctx.lock(keys.iter().copied())?;
     let mut removed = 0;
+    let mut values = Vec::new();
     for key in keys {
-        if g.delete_key(key) {
+        let gone = if lazy {
+            g.unlink_key(key).map(|v| values.extend(v)).is_some()
+        } else {
+            g.delete_key(key)
+        };
+        if gone {
             removed += 1;
             ctx.notify(notify::GENERIC, "del", key);
         }
     }
     drop(g);
+    for v in values {
+        ctx.srv.lazyfree.free(v);
+    }
     ctx.out.int(removed as i64);
     Ok(())
 }
