@@ -287,3 +287,42 @@ fn client_reply_off_keeps_pushed_messages_as_redis() {
         "{expected}"
     );
 }
+
+/// During a pause keys past their deadline are hidden, not deleted: reads
+/// see them missing, `expired_keys` does not move and neither does
+/// `DBSIZE`; after `CLIENT UNPAUSE` the next read deletes them (Redis's
+/// "Test both active and passive expires are skipped during client
+/// pause").
+#[test]
+fn expiry_waits_for_the_end_of_a_pause() {
+    let pair = Pair::start(&[], &[]);
+    let mut seen = Vec::new();
+    for server in [&pair.redis, &pair.amber] {
+        let mut c = server.client();
+        let expired = |c: &mut RespClient| {
+            let info = String::from_utf8_lossy(&c.cmd(&["INFO", "stats"])).into_owned();
+            info.lines()
+                .find_map(|l| l.strip_prefix("expired_keys:"))
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
+        let mut log = vec![show(&c.cmd(&["CONFIG", "RESETSTAT"]))];
+        log.push(show(&c.cmd(&["MULTI"])));
+        log.push(show(&c.cmd(&["SET", "foo", "bar", "PX", "10"])));
+        log.push(show(&c.cmd(&["SET", "bar", "foo", "PX", "10"])));
+        log.push(show(&c.cmd(&["CLIENT", "PAUSE", "50000", "WRITE"])));
+        log.push(show(&c.cmd(&["EXEC"])));
+        std::thread::sleep(Duration::from_millis(150));
+        log.push(show(&c.cmd(&["GET", "foo"])));
+        log.push(show(&c.cmd(&["EXISTS", "bar"])));
+        log.push(expired(&mut c));
+        log.push(show(&c.cmd(&["DBSIZE"])));
+        log.push(show(&c.cmd(&["CLIENT", "UNPAUSE"])));
+        log.push(show(&c.cmd(&["GET", "foo"])));
+        log.push(show(&c.cmd(&["GET", "bar"])));
+        log.push(expired(&mut c));
+        seen.push(log);
+    }
+    assert_eq!(seen[1], seen[0], "left: amber, right: redis");
+}

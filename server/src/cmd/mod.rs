@@ -565,11 +565,20 @@ pub fn call(ctx: &mut Ctx<'_>, def: &CommandDef, args: &[&[u8]]) {
         ctx.srv.wall_ms_at(start)
     };
     let pin = amber_storage::clock::PinNow::new(now_ms);
-    // On a replica keys past their deadline wait for the master's `DEL`.
+    // On a replica keys past their deadline wait for the master's `DEL`;
+    // during `CLIENT PAUSE` they are hidden, not deleted, until it ends
+    // (Redis's `expireIfNeeded`: "if 'expire' action is paused ... don't
+    // expire any key").
     let _expiry = ctx
         .srv
         .replication
         .expiry_policy(ctx.srv, ctx.client, def.flags.has(Flags::WRITE))
+        .or_else(|| {
+            ctx.srv
+                .pause
+                .is_paused()
+                .then_some(amber_storage::lazy_expiry::Policy::Hide)
+        })
         .map(amber_storage::lazy_expiry::Scoped::new);
     let mark = ctx.out.len();
     // One relaxed load when nobody monitors (see `crate::monitor`).
