@@ -92,7 +92,7 @@
 //!    [`Outcome::Skip`] when the key is not a zset (a list waiter and a zset
 //!    waiter may share a key), [`Outcome::Stop`] when the zset is absent or
 //!    empty, otherwise pops, removes the key if emptied, writes the reply
-//!    into `out` and returns `Outcome::Served { pushed: None }`;
+//!    into `out` and returns `Outcome::Served { pushed: None, popped }`;
 //! 2. in the blocking handler, when every key is empty and
 //!    `!ctx.client.block.blocking_denied()`, calling
 //!    `blocking::block(ctx, &guard, keys, deadline, Box::new(op))` (and
@@ -135,6 +135,9 @@ pub enum Outcome {
     Served {
         /// A key that received data.
         pushed: Option<Vec<u8>>,
+        /// Elements it took (`BLMPOP`/`BZMPOP` propagate the pop of
+        /// as many as were there, not of the count asked for).
+        popped: usize,
     },
 }
 
@@ -171,9 +174,10 @@ pub trait BlockedOp: Send + Sync + 'static {
         false
     }
 
-    /// What replicas run for this op once it served from `key` (Redis's
-    /// `alsoPropagate` of `LPOP`, `ZPOPMIN`, `LMOVE`...); `None`: nothing.
-    fn effect(&self, _key: &[u8]) -> Option<Vec<Vec<u8>>> {
+    /// What replicas run for this op once it served from `key`, having
+    /// taken `popped` elements (Redis's `alsoPropagate` of `LPOP`,
+    /// `ZPOPMIN`, `LMOVE`...); `None`: nothing.
+    fn effect(&self, _key: &[u8], _popped: usize) -> Option<Vec<Vec<u8>>> {
         None
     }
 }
@@ -510,12 +514,12 @@ impl Blocking {
                 match w.op.serve(g, &key, &mut out, &mut events) {
                     Outcome::Skip => i += 1,
                     Outcome::Stop => break,
-                    Outcome::Served { pushed } => {
+                    Outcome::Served { pushed, popped } => {
                         if out.as_bytes().first() == Some(&b'-') {
                             count_error(srv, &w, out.as_bytes());
                         }
-                        if let Some(effect) = w.op.effect(&key) {
-                            crate::replication::propagate::also(db, effect);
+                        if let Some(effect) = w.op.effect(&key, popped) {
+                            crate::replication::propagate::served(db, vec![effect]);
                         }
                         if let Some(tx) = self.unregister(&mut reg, &w) {
                             deliveries.push(Delivery {

@@ -724,7 +724,7 @@ impl BlockedOp for ListOp {
         }
     }
 
-    fn effect(&self, key: &[u8]) -> Option<Vec<Vec<u8>>> {
+    fn effect(&self, key: &[u8], popped: usize) -> Option<Vec<Vec<u8>>> {
         let side = |e: &End| {
             if e.is_left() {
                 b"LEFT".to_vec()
@@ -741,8 +741,8 @@ impl BlockedOp for ListOp {
         };
         Some(match self {
             ListOp::Pop(end) => vec![pop(end), key.to_vec()],
-            ListOp::MPop(end, count) => {
-                vec![pop(end), key.to_vec(), count.to_string().into_bytes()]
+            ListOp::MPop(end, _) => {
+                vec![pop(end), key.to_vec(), popped.to_string().into_bytes()]
             }
             ListOp::Move { from, to, dst } => vec![
                 b"LMOVE".to_vec(),
@@ -775,12 +775,18 @@ impl BlockedOp for ListOp {
                 out.array(2);
                 out.bulk(key);
                 out.bulk(v);
-                Outcome::Served { pushed: None }
+                Outcome::Served {
+                    pushed: None,
+                    popped: 1,
+                }
             }
             ListOp::MPop(end, count) => {
                 let popped = pop_n(g, key, *end, *count, events);
                 reply_key_and_elements(out, key, &popped);
-                Outcome::Served { pushed: None }
+                Outcome::Served {
+                    pushed: None,
+                    popped: popped.len(),
+                }
             }
             ListOp::Move { from, to, dst } => {
                 let dst = dst.first().map(Vec::as_slice).unwrap_or_default();
@@ -789,6 +795,7 @@ impl BlockedOp for ListOp {
                         out.bulk(&v);
                         Outcome::Served {
                             pushed: Some(dst.to_vec()),
+                            popped: 1,
                         }
                     }
                     Ok(None) => Outcome::Stop,
@@ -796,7 +803,10 @@ impl BlockedOp for ListOp {
                     // the error and is unblocked, the element stays.
                     Err(e) => {
                         out.error(&e.text());
-                        Outcome::Served { pushed: None }
+                        Outcome::Served {
+                            pushed: None,
+                            popped: 1,
+                        }
                     }
                 }
             }

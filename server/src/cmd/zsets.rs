@@ -1009,11 +1009,11 @@ struct ZPopOp {
 }
 
 impl BlockedOp for ZPopOp {
-    fn effect(&self, key: &[u8]) -> Option<Vec<Vec<u8>>> {
+    fn effect(&self, key: &[u8], popped: usize) -> Option<Vec<Vec<u8>>> {
         let pop = if self.max { "ZPOPMAX" } else { "ZPOPMIN" };
         let mut cmd = vec![pop.as_bytes().to_vec(), key.to_vec()];
-        if let Some(n) = self.count {
-            cmd.push(n.to_string().into_bytes());
+        if self.count.is_some() {
+            cmd.push(popped.to_string().into_bytes());
         }
         Some(cmd)
     }
@@ -1035,7 +1035,10 @@ impl BlockedOp for ZPopOp {
             Ok((popped, removed)) if !popped.is_empty() => {
                 notify_pop(events, key, self.max, popped.len(), removed);
                 reply_popped(out, key, &popped, self.shape);
-                Outcome::Served { pushed: None }
+                Outcome::Served {
+                    pushed: None,
+                    popped: popped.len(),
+                }
             }
             _ => Outcome::Stop,
         }

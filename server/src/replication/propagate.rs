@@ -8,11 +8,12 @@
 //! is not propagated (unless Redis forces it: [`Flags::FORCE_PROPAGATE`]).
 //!
 //! While replicas are attached, the commands a top-level command runs
-//! (itself, or a transaction's or a script's commands, and the pops of
-//! the blocked clients it served) collect in a per-thread list, each in
-//! the form Redis sends: [`rewrite`]. When the top-level command ends
-//! they go to the stream, wrapped in `MULTI`/`EXEC` when there are
-//! several.
+//! (itself, or a transaction's or a script's commands) collect in a
+//! per-thread list, each in the form Redis sends: [`rewrite`]. When the
+//! top-level command ends they go to the stream, wrapped in `MULTI`/`EXEC`
+//! when there are several. The pops of the blocked clients it served
+//! follow, each client's as a unit of its own ([`served`]), as Redis
+//! propagates them after the command, client by client.
 
 use std::cell::RefCell;
 
@@ -27,6 +28,9 @@ struct Pending {
     /// Nesting of propagating scopes on this thread (0: none open).
     depth: u32,
     ops: Vec<Op>,
+    /// The effects of the blocked clients the command served, one unit
+    /// per client, sent after its own.
+    served: Vec<Vec<Op>>,
     /// A script's `redis.set_repl(REPL_NONE)` (or `REPL_AOF`): its next
     /// commands are not propagated, until the top-level command ends.
     unreplicated: bool,
@@ -135,7 +139,11 @@ impl<'a> Scope<'a> {
             p.depth = p.depth.saturating_sub(1);
             if p.depth == 0 {
                 p.unreplicated = false;
-                Some(std::mem::take(&mut p.ops))
+                let mut all = wrapped(std::mem::take(&mut p.ops));
+                for unit in std::mem::take(&mut p.served) {
+                    all.extend(wrapped(unit));
+                }
+                Some(all)
             } else {
                 None
             }
@@ -143,7 +151,7 @@ impl<'a> Scope<'a> {
         if ops.is_empty() {
             return None;
         }
-        Some(srv.master.feed(srv, &wrapped(ops)))
+        Some(srv.master.feed(srv, &ops))
     }
 }
 
@@ -185,6 +193,7 @@ impl Drop for Scope<'_> {
                 p.replaced = self.outer_replaced;
                 if p.depth == 0 {
                     p.ops.clear();
+                    p.served.clear();
                     p.unreplicated = false;
                 }
             });
@@ -192,9 +201,26 @@ impl Drop for Scope<'_> {
     }
 }
 
-/// Adds a command to the running top-level command's effects (a blocked
-/// client it served: Redis's `alsoPropagate`). Nothing while no scope
-/// collects.
+/// The effects of a blocked client the running command served (its pop,
+/// or an `XREADGROUP`'s claims): they go to the stream after the
+/// command's own, as one unit (in `MULTI`/`EXEC` when several), as Redis
+/// propagates each served client after the command that served it.
+/// Nothing while no scope collects.
+pub fn served(db: usize, ops: Vec<Vec<Vec<u8>>>) {
+    if ops.is_empty() {
+        return;
+    }
+    PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.depth > 0 {
+            p.served
+                .push(ops.into_iter().map(|a| (Some(db), a)).collect());
+        }
+    });
+}
+
+/// Adds a command to the running top-level command's effects (Redis's
+/// `alsoPropagate`). Nothing while no scope collects.
 pub fn also(db: usize, args: Vec<Vec<u8>>) {
     PENDING.with(|p| {
         let mut p = p.borrow_mut();

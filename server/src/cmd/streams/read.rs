@@ -431,7 +431,10 @@ impl BlockedOp for ReadOp {
                     Some(grp) => grp.last_id,
                     None => {
                         out.error("NOGROUP the consumer group this client was blocked on no longer exists");
-                        return Outcome::Served { pushed: None };
+                        return Outcome::Served {
+                            pushed: None,
+                            popped: 0,
+                        };
                     }
                 },
                 None => after,
@@ -458,7 +461,10 @@ impl BlockedOp for ReadOp {
             }
             header(out);
             reply_entries(out, s, gt, self.count);
-            return Outcome::Served { pushed: None };
+            return Outcome::Served {
+                pushed: None,
+                popped: 0,
+            };
         };
         let Some(Value::Stream(s)) = g.get_mut(key) else {
             return Outcome::Stop;
@@ -475,11 +481,13 @@ impl BlockedOp for ReadOp {
         let ids = reply_entries(out, s, gt, self.count);
         deliver(s, gr, &ids, now);
         if crate::replication::propagate::collecting() {
-            for op in read_effects(s, key, gr, created, gt, &ids) {
-                crate::replication::propagate::also(g.db(), op);
-            }
+            let ops = read_effects(s, key, gr, created, gt, &ids);
+            crate::replication::propagate::served(g.db(), ops);
         }
         g.unsignaled(key);
-        Outcome::Served { pushed: None }
+        Outcome::Served {
+            pushed: None,
+            popped: 0,
+        }
     }
 }
