@@ -2,7 +2,8 @@
 //! (and `DEL` with `lazyfree-lazy-user-del yes`) removes the key at once
 //! and hands a value that is costly to free to a background thread, so a
 //! set of ten million members does not hold its connection thread while
-//! its memory goes back. `INFO memory` counts what is queued
+//! its memory goes back; `FLUSHALL`/`FLUSHDB ASYNC` hand it the flushed
+//! databases (counted by their keys, as Redis counts them). `INFO memory` counts what is queued
 //! (`lazyfree_pending_objects`) and what was freed so
 //! (`lazyfreed_objects`), as Redis does.
 //!
@@ -13,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::Mutex;
 
-use amber_storage::Value;
+use amber_storage::{Flushed, Value};
 
 /// Values whose free effort is above this go to the background thread
 /// (Redis's `LAZYFREE_THRESHOLD`).
@@ -23,11 +24,17 @@ pub const THRESHOLD: usize = 64;
 /// `list-max-listpack-size -2` default: 8 KB listpacks).
 const QUICKLIST_NODE_BYTES: usize = 8 * 1024;
 
+/// Something for the thread to drop, and how many objects it counts as.
+struct Job {
+    garbage: Box<dyn Send>,
+    objects: u64,
+}
+
 /// The background freeing thread and its counters.
 #[derive(Default)]
 pub struct LazyFree {
     /// The thread's inbox, started on first use.
-    inbox: Mutex<Option<Sender<Value>>>,
+    inbox: Mutex<Option<Sender<Job>>>,
     /// Values queued and not yet freed.
     pending: std::sync::Arc<AtomicU64>,
     /// Values freed by the thread since the last `CONFIG RESETSTAT`.
@@ -64,34 +71,45 @@ impl LazyFree {
         if effort(&v) <= THRESHOLD {
             return;
         }
+        self.send(Box::new(v), 1);
+    }
+
+    /// Frees flushed databases on the background thread (`ASYNC`),
+    /// counting each of their keys.
+    pub fn free_flushed(&self, flushed: Flushed) {
+        let keys = flushed.len() as u64;
+        if keys > 0 {
+            self.send(Box::new(flushed), keys);
+        }
+    }
+
+    fn send(&self, garbage: Box<dyn Send>, objects: u64) {
         let mut inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
         if inbox.is_none() {
             *inbox = self.start();
         }
-        match inbox.as_ref() {
-            Some(tx) => {
-                self.pending.fetch_add(1, Ordering::Relaxed);
-                if let Err(back) = tx.send(v) {
-                    // The thread is gone: free it here after all.
-                    self.pending.fetch_sub(1, Ordering::Relaxed);
-                    drop(back);
-                }
-            }
-            None => drop(v),
+        let Some(tx) = inbox.as_ref() else {
+            // No thread: freed here, when `garbage` goes.
+            return;
+        };
+        self.pending.fetch_add(objects, Ordering::Relaxed);
+        if tx.send(Job { garbage, objects }).is_err() {
+            // The thread is gone: freed here after all.
+            self.pending.fetch_sub(objects, Ordering::Relaxed);
         }
     }
 
     /// Starts the thread; `None` (and values freed in place) if it cannot.
-    fn start(&self) -> Option<Sender<Value>> {
-        let (tx, rx) = channel::<Value>();
+    fn start(&self) -> Option<Sender<Job>> {
+        let (tx, rx) = channel::<Job>();
         let (pending, freed) = (self.pending.clone(), self.freed.clone());
         let spawned = std::thread::Builder::new()
             .name("amber-lazyfree".into())
             .spawn(move || {
-                for v in rx {
-                    drop(v);
-                    pending.fetch_sub(1, Ordering::Relaxed);
-                    freed.fetch_add(1, Ordering::Relaxed);
+                for job in rx {
+                    drop(job.garbage);
+                    pending.fetch_sub(job.objects, Ordering::Relaxed);
+                    freed.fetch_add(job.objects, Ordering::Relaxed);
                 }
             });
         match spawned {

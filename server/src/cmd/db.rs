@@ -33,23 +33,18 @@ fn flush_is_async(ctx: &Ctx<'_>, args: &[&[u8]]) -> Result<bool, CmdError> {
     }
 }
 
-/// Frees flushed data: on a background thread for ASYNC (the databases are
-/// already empty, only the memory release is deferred), here otherwise.
-fn release(flushed: Flushed, background: bool) {
-    if background && !flushed.is_empty() {
-        let spawned = std::thread::Builder::new()
-            .name("amber-lazyfree".into())
-            .spawn(move || drop(flushed));
-        // If no thread can be started the data was dropped with the closure.
-        if let Err(e) = spawned {
-            tracing::warn!("lazyfree thread: {e}");
-        }
+/// Frees flushed data: on the lazyfree thread for ASYNC (the databases
+/// are already empty, only the memory release is deferred; see
+/// `crate::lazyfree`), here otherwise.
+fn release(srv: &crate::state::ServerState, flushed: Flushed, background: bool) {
+    if background {
+        srv.lazyfree.free_flushed(flushed);
     }
 }
 
 fn flushdb(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let background = flush_is_async(ctx, args)?;
-    release(ctx.srv.keyspace.detach_db(ctx.db()), background);
+    release(ctx.srv, ctx.srv.keyspace.detach_db(ctx.db()), background);
     ctx.srv.tracking.flushed(ctx.srv, ctx.client.handle.id);
     ctx.out.ok();
     Ok(())
@@ -57,7 +52,7 @@ fn flushdb(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 
 fn flushall(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let background = flush_is_async(ctx, args)?;
-    release(ctx.srv.keyspace.detach_all(), background);
+    release(ctx.srv, ctx.srv.keyspace.detach_all(), background);
     ctx.srv.tracking.flushed(ctx.srv, ctx.client.handle.id);
     ctx.out.ok();
     Ok(())
