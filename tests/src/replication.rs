@@ -200,3 +200,51 @@ pub fn assert_same_data(master: &Dataset, replica: &Dataset) {
         }
     }
 }
+
+/// What a replica made by hand receives after `SYNC`.
+pub struct HandMadeReplica {
+    /// The connection, to read the stream from.
+    pub stream: std::net::TcpStream,
+    /// The RDB payload.
+    pub payload: Vec<u8>,
+    /// Stream bytes read along with the payload.
+    pub rest: Vec<u8>,
+}
+
+/// Sends `SYNC` on `c` and reads the `$<len>` header (skipping the newlines
+/// Redis sends while it prepares the payload) and the RDB payload.
+pub fn hand_made_replica(c: &mut RespClient) -> HandMadeReplica {
+    use std::io::Read;
+    c.send(&["SYNC"]).expect("send SYNC");
+    let mut s = c.stream().try_clone().expect("clone");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        while !got.windows(2).any(|w| w == b"\r\n") {
+            let n = s.read(&mut buf).expect("read the header");
+            got.extend_from_slice(&buf[..n]);
+        }
+        if got.first() == Some(&b'\n') {
+            got.remove(0);
+            continue;
+        }
+        break;
+    }
+    let end = got.windows(2).position(|w| w == b"\r\n").expect("header");
+    let len: usize = std::str::from_utf8(&got[1..end])
+        .expect("utf-8")
+        .parse()
+        .expect("length");
+    while got.len() < end + 2 + len {
+        let n = s.read(&mut buf).expect("read the payload");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let rest = got.split_off(end + 2 + len);
+    HandMadeReplica {
+        stream: s,
+        payload: got.split_off(end + 2),
+        rest,
+    }
+}

@@ -432,33 +432,20 @@ fn a_hand_made_replica_reads_the_payload_then_the_stream_only() {
     assert!(fake
         .cmd_str("REPLCONF listening-port")
         .starts_with(b"-ERR syntax error"));
-    fake.send(&["SYNC"]).expect("send SYNC");
     // `$<len>\r\n` and the RDB bytes, no trailing newline.
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    use std::io::Read;
-    let mut s = fake.stream().try_clone().expect("clone");
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    while !got.windows(2).any(|w| w == b"\r\n") {
-        let n = s.read(&mut buf).expect("read the header");
-        got.extend_from_slice(&buf[..n]);
-    }
-    let end = got.windows(2).position(|w| w == b"\r\n").expect("header");
-    let len: usize = std::str::from_utf8(&got[1..end])
-        .expect("utf-8")
-        .parse()
-        .expect("length");
-    while got.len() < end + 2 + len {
-        let n = s.read(&mut buf).expect("read the payload");
-        got.extend_from_slice(&buf[..n]);
-    }
-    assert!(got[end + 2..].starts_with(b"REDIS0010"));
+    let amber_tests::replication::HandMadeReplica {
+        stream: mut s,
+        payload,
+        rest,
+    } = amber_tests::replication::hand_made_replica(&mut fake);
+    assert!(payload.starts_with(b"REDIS0010"));
     // What it sends now gets no reply; the stream follows.
     fake.send(&["PING"]).expect("send");
     fake.send(&["REPLCONF", "ACK", "0"]).expect("send");
     ok(&mut a, &["SET", "after", "1"]);
-    let mut stream = got[end + 2 + len..].to_vec();
+    let mut stream = rest;
+    let mut buf = [0u8; 4096];
+    use std::io::Read;
     let want = reply::encode(&["SET", "after", "1"]);
     while !stream.windows(want.len()).any(|w| w == want) {
         let n = s.read(&mut buf).expect("read the stream");

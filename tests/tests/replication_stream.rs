@@ -9,39 +9,8 @@ use std::io::Read;
 use std::net::TcpStream;
 use std::time::Duration;
 
+use amber_tests::replication::hand_made_replica;
 use amber_tests::{wait_blocked, Pair, RespClient};
-
-/// A replica made by hand: sends `SYNC` and skips the RDB payload.
-fn attach(c: &mut RespClient) -> (TcpStream, Vec<u8>) {
-    c.send(&["SYNC"]).expect("send SYNC");
-    let mut s = c.stream().try_clone().expect("clone");
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    // Redis may send newlines while it prepares the payload.
-    loop {
-        while !got.windows(2).any(|w| w == b"\r\n") {
-            let n = s.read(&mut buf).expect("read the header");
-            got.extend_from_slice(&buf[..n]);
-        }
-        if got.starts_with(b"\n") {
-            got.remove(0);
-            continue;
-        }
-        break;
-    }
-    let end = got.windows(2).position(|w| w == b"\r\n").expect("header");
-    let len: usize = std::str::from_utf8(&got[1..end])
-        .expect("utf-8")
-        .parse()
-        .expect("length");
-    while got.len() < end + 2 + len {
-        let n = s.read(&mut buf).expect("read the payload");
-        got.extend_from_slice(&buf[..n]);
-    }
-    (s, got[end + 2 + len..].to_vec())
-}
 
 /// The commands of the stream up to and including `SET <marker> 1`,
 /// without `PING`s (Redis pings its replicas on a timer).
@@ -82,7 +51,8 @@ fn one_command(rest: &mut &[u8]) -> Option<Vec<String>> {
 }
 
 fn scenario(port: u16, c: &mut RespClient, fake: &mut RespClient) -> Vec<String> {
-    let (mut s, got) = attach(fake);
+    let replica = hand_made_replica(fake);
+    let (mut s, got) = (replica.stream, replica.rest);
     let mut rd = RespClient::connect(port).expect("connect");
     rd.set_timeout(Duration::from_secs(5));
     c.cmd(&["LPUSH", "mylist", "a", "b", "c"]);

@@ -185,12 +185,7 @@ impl Functions {
     /// replicates, so `CLIENT PAUSE WRITE` lets it through). False when
     /// it is unknown, or while a function runs (it then waits anyway).
     pub fn declares_no_writes(&self, name: &[u8]) -> bool {
-        self.state.try_lock().is_some_and(|state| {
-            state
-                .as_ref()
-                .and_then(|s| s.registry.function(name))
-                .is_some_and(|f| f.flags.no_writes())
-        })
+        self.flags_of(name).is_some_and(|f| f.no_writes())
     }
 
     /// Whether an `FCALL` of function `name` is refused before it runs
@@ -198,12 +193,16 @@ impl Functions {
     /// False when it is unknown (its error comes first), or while a
     /// function runs.
     pub fn declares_denyoom(&self, name: &[u8]) -> bool {
-        self.state.try_lock().is_some_and(|state| {
-            state
-                .as_ref()
-                .and_then(|s| s.registry.function(name))
-                .is_some_and(|f| f.flags.denies_oom())
-        })
+        self.flags_of(name).is_some_and(|f| f.denies_oom())
+    }
+
+    /// The flags of function `name`, without waiting for a running one.
+    fn flags_of(&self, name: &[u8]) -> Option<super::library::FunctionFlags> {
+        let state = self.state.try_lock()?;
+        state
+            .as_ref()
+            .and_then(|s| s.registry.function(name))
+            .map(|f| f.flags)
     }
 
     /// Libraries loaded (`INFO memory`'s `number_of_libraries`).
