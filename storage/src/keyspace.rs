@@ -888,7 +888,6 @@ impl Keyspace {
                 let observer = self.observers.get();
                 let key = observer.and_then(|_| self.key_of(&s, h).map(|(k, _, _)| k.into_owned()));
                 self.remove_handle(&mut s, db * per_db + i, h);
-                drop(s);
                 if let (Some(o), Some(key)) = (observer, key) {
                     o.evicted(db, &key);
                 }
