@@ -92,6 +92,25 @@ pub fn wait_blocked(port: u16, n: usize) {
     }
 }
 
+/// The lines of `INFO` `sections` that start with one of `prefixes`,
+/// without their timing fields (`usec`, `usec_per_call`), sorted (Redis
+/// lists commands in its table's hash order), one per line: the counts
+/// of `errorstats`, `commandstats` and `stats` to compare side by side.
+pub fn info_counts(c: &mut RespClient, sections: &[&str], prefixes: &[&str]) -> Vec<u8> {
+    let mut lines = Vec::new();
+    for section in sections {
+        let info = c.cmd(&["INFO", section]);
+        for line in String::from_utf8_lossy(&info).lines() {
+            if prefixes.iter().any(|p| line.starts_with(p)) {
+                let counts: Vec<&str> = line.split(',').filter(|f| !f.contains("usec")).collect();
+                lines.push(counts.join(","));
+            }
+        }
+    }
+    lines.sort();
+    lines.join("\n").into_bytes()
+}
+
 /// Starts a Redis and an Amber with `common` arguments, runs `scenario`
 /// (given a server's port) on each, and asserts the collected replies are
 /// identical, shown escaped.

@@ -92,29 +92,18 @@ fn a_transaction_meets_memory_full() {
 fn scripts_meet_memory_full() {
     differential("maxmemory scripts", &[], |p| {
         let (mut c, mut admin) = (connect(p), connect(p));
-        let stats = |admin: &mut amber_tests::RespClient| -> Vec<u8> {
-            // Sorted: Redis lists commands in its table's hash order.
-            let mut lines = Vec::new();
-            for section in ["errorstats", "commandstats"] {
-                let info = admin.cmd(&["INFO", section]);
-                for line in String::from_utf8_lossy(&info).lines() {
-                    let wanted = [
-                        "errorstat_",
-                        "cmdstat_set:",
-                        "cmdstat_incr:",
-                        "cmdstat_eval",
-                        "cmdstat_fcall",
-                    ];
-                    if wanted.iter().any(|w| line.starts_with(w)) {
-                        // Only the counts: the times differ.
-                        let counts: Vec<&str> =
-                            line.split(',').filter(|f| !f.contains("usec")).collect();
-                        lines.push(counts.join(","));
-                    }
-                }
-            }
-            lines.sort();
-            lines.join("\n").into_bytes()
+        let stats = |admin: &mut amber_tests::RespClient| {
+            amber_tests::info_counts(
+                admin,
+                &["errorstats", "commandstats"],
+                &[
+                    "errorstat_",
+                    "cmdstat_set:",
+                    "cmdstat_incr:",
+                    "cmdstat_eval",
+                    "cmdstat_fcall",
+                ],
+            )
         };
         let mut out = vec![
             c.cmd(&["SET", "x", "123"]),

@@ -157,23 +157,12 @@ fn a_plain_xread_stays_blocked_until_a_new_stream_serves_it() {
 fn an_error_served_to_a_blocked_client_is_counted() {
     differential("blocked errors counted", &[], |p| {
         let mut c = connect(p);
-        let counts = |c: &mut RespClient| -> Vec<u8> {
-            let mut lines = Vec::new();
-            for section in ["errorstats", "commandstats", "stats"] {
-                let info = c.cmd(&["INFO", section]);
-                for line in String::from_utf8_lossy(&info).lines() {
-                    if line.starts_with("errorstat_")
-                        || line.starts_with("cmdstat_xreadgroup:")
-                        || line.starts_with("total_error_replies:")
-                    {
-                        let kept: Vec<&str> =
-                            line.split(',').filter(|f| !f.contains("usec")).collect();
-                        lines.push(kept.join(","));
-                    }
-                }
-            }
-            lines.sort();
-            lines.join("\n").into_bytes()
+        let counts = |c: &mut RespClient| {
+            amber_tests::info_counts(
+                c,
+                &["errorstats", "commandstats", "stats"],
+                &["errorstat_", "cmdstat_xreadgroup:", "total_error_replies:"],
+            )
         };
         let mut out = vec![c.cmd(&["CONFIG", "RESETSTAT"])];
         let mut reader = blocked_reader(p, &mut c);

@@ -171,6 +171,13 @@ impl Engine {
     }
 }
 
+/// The flags of the cached script `sha`, without waiting for a running
+/// script: `None` when it is unknown or the engine is busy.
+fn cached_flags(srv: &crate::state::ServerState, sha: &[u8]) -> Option<shebang::ScriptFlags> {
+    let engine = srv.scripting.engine.try_lock()?;
+    engine.as_ref()?.cache.get(sha).map(|script| script.flags)
+}
+
 /// Whether the script an `EVAL`, `EVALSHA` or `FCALL` call runs declares
 /// `no-writes` (Redis then drops the command's `may_replicate` flag, so
 /// `CLIENT PAUSE WRITE` lets it run and a monitor may send it). Never
@@ -180,12 +187,7 @@ pub fn declares_no_writes(srv: &crate::state::ServerState, name: &str, args: &[&
     let body_or_sha = args.get(1).copied().unwrap_or_default();
     match name {
         "eval" => shebang::parse(body_or_sha).is_ok_and(|(f, _)| f.no_writes),
-        "evalsha" => srv.scripting.engine.try_lock().is_some_and(|engine| {
-            engine
-                .as_ref()
-                .and_then(|e| e.cache.get(body_or_sha))
-                .is_some_and(|script| script.flags.no_writes)
-        }),
+        "evalsha" => cached_flags(srv, body_or_sha).is_some_and(|f| f.no_writes),
         "fcall" => srv.scripting.functions.declares_no_writes(body_or_sha),
         _ => false,
     }
@@ -201,12 +203,7 @@ pub fn declares_denyoom(srv: &crate::state::ServerState, name: &str, args: &[&[u
     let body_or_sha = args.get(1).copied().unwrap_or_default();
     match name {
         "eval" | "eval_ro" => shebang::parse(body_or_sha).is_ok_and(|(f, _)| f.denies_oom()),
-        "evalsha" | "evalsha_ro" => srv.scripting.engine.try_lock().is_some_and(|engine| {
-            engine
-                .as_ref()
-                .and_then(|e| e.cache.get(body_or_sha))
-                .is_some_and(|script| script.flags.denies_oom())
-        }),
+        "evalsha" | "evalsha_ro" => cached_flags(srv, body_or_sha).is_some_and(|f| f.denies_oom()),
         "fcall" | "fcall_ro" => srv.scripting.functions.declares_denyoom(body_or_sha),
         _ => false,
     }
@@ -222,12 +219,7 @@ pub fn runs_stale(srv: &crate::state::ServerState, name: &str, args: &[&[u8]]) -
     let body_or_sha = args.get(1).copied().unwrap_or_default();
     match name {
         "eval" | "eval_ro" => shebang::parse(body_or_sha).is_ok_and(|(f, _)| f.allow_stale),
-        "evalsha" | "evalsha_ro" => srv.scripting.engine.try_lock().is_none_or(|engine| {
-            engine
-                .as_ref()
-                .and_then(|e| e.cache.get(body_or_sha))
-                .is_none_or(|script| script.flags.allow_stale)
-        }),
+        "evalsha" | "evalsha_ro" => cached_flags(srv, body_or_sha).is_none_or(|f| f.allow_stale),
         _ => true,
     }
 }

@@ -96,22 +96,19 @@ fn argv_refs(argv: &[Vec<u8>]) -> Vec<&[u8]> {
 /// `scriptCall` (the script's own error reply then does not count again).
 pub fn call(state: &mut RunState<'_, '_>, argv: &[Vec<u8>]) -> Result<Vec<u8>, String> {
     let srv = state.ctx.srv;
-    let def = lookup(srv, argv);
-    let refused = match def {
-        Some(def) => refusal(state, def, argv).err(),
-        None => Some("Unknown Redis command called from script".into()),
-    };
-    if let Some(text) = refused {
+    // A refusal counts as the error reply Redis's `afterErrorReply` makes.
+    let refused = |text: String| {
         srv.stats
             .record_error(text.strip_prefix('-').unwrap_or("ERR"));
-        if let Some(def) = def {
-            def.stats.reject();
-        }
-        return Err(text);
-    }
-    let Some(def) = def else {
-        return Err("Unknown Redis command called from script".into());
+        text
     };
+    let Some(def) = lookup(srv, argv) else {
+        return Err(refused("Unknown Redis command called from script".into()));
+    };
+    if let Err(text) = refusal(state, def, argv) {
+        def.stats.reject();
+        return Err(refused(text));
+    }
     if def.flags.has(Flags::WRITE) {
         state.dirty = true;
         srv.scripting.busy.note_write();
